@@ -1,0 +1,597 @@
+//! The whole configuration as plain values, and every rule that spans objects: references
+//! must resolve inside one account, names are unique, referenced objects cannot be deleted.
+//!
+//! Commands do not mutate: they check the catalog and return the [`Change`]s that would carry
+//! them out. The shell persists those changes and only then [`Catalog::apply`]s them, so the
+//! in-memory state never runs ahead of the store.
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::account::Account;
+use crate::auth::{SecretDigest, Token, User};
+use crate::load_balancer::{LoadBalancer, LoadBalancerDraft, LoadBalancerSpec};
+use crate::monitor::{Monitor, MonitorSpec};
+use crate::pool::{Pool, PoolSpec};
+use crate::violation::{Path, Violation, Violations};
+use crate::zone::Zone;
+use crate::{AccountId, LoadBalancerId, MonitorId, PoolId, Timestamp, TokenId, UserId, ZoneId};
+
+/// One durable mutation.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Change {
+    PutAccount(Account),
+    PutZone(Zone),
+    DeleteZone(ZoneId),
+    PutMonitor(Monitor),
+    DeleteMonitor(MonitorId),
+    PutPool(Pool),
+    DeletePool(PoolId),
+    PutLoadBalancer(LoadBalancer),
+    DeleteLoadBalancer(LoadBalancerId),
+    PutToken(Token),
+    PutUser(User),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ResourceType {
+    Monitor,
+    Pool,
+    LoadBalancer,
+}
+
+impl ResourceType {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Monitor => "monitor",
+            Self::Pool => "pool",
+            Self::LoadBalancer => "load_balancer",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ReferenceType {
+    /// An object that points at the one asked about.
+    Referrer,
+    /// An object the one asked about points at.
+    Referral,
+}
+
+impl ReferenceType {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Referrer => "referrer",
+            Self::Referral => "referral",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Reference {
+    pub reference_type: ReferenceType,
+    pub resource_type: ResourceType,
+    pub resource_id: String,
+    pub resource_name: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum CatalogError {
+    /// The object does not exist, or belongs to another account (indistinguishable on purpose).
+    NotFound,
+    Invalid(Violations),
+    /// Deleting would leave these objects pointing at nothing.
+    Referenced(Vec<Reference>),
+}
+
+impl From<Violations> for CatalogError {
+    fn from(v: Violations) -> Self {
+        Self::Invalid(v)
+    }
+}
+
+pub type Outcome = Result<Vec<Change>, CatalogError>;
+
+#[derive(Debug, Clone, Default)]
+pub struct Catalog {
+    accounts: BTreeMap<AccountId, Account>,
+    zones: BTreeMap<ZoneId, Zone>,
+    monitors: BTreeMap<MonitorId, Monitor>,
+    pools: BTreeMap<PoolId, Pool>,
+    load_balancers: BTreeMap<LoadBalancerId, LoadBalancer>,
+    tokens: BTreeMap<TokenId, Token>,
+    users: BTreeMap<UserId, User>,
+    token_by_digest: HashMap<SecretDigest, TokenId>,
+}
+
+fn name_taken(field: &str, name: &str) -> Violations {
+    Violation::new(Path::root().key(field), format!("{field} {name:?} is already in use")).into()
+}
+
+impl Catalog {
+    pub fn apply(&mut self, change: Change) {
+        match change {
+            Change::PutAccount(a) => {
+                self.accounts.insert(a.id, a);
+            }
+            Change::PutZone(z) => {
+                self.zones.insert(z.id, z);
+            }
+            Change::DeleteZone(id) => {
+                self.zones.remove(&id);
+            }
+            Change::PutMonitor(m) => {
+                self.monitors.insert(m.id, m);
+            }
+            Change::DeleteMonitor(id) => {
+                self.monitors.remove(&id);
+            }
+            Change::PutPool(p) => {
+                self.pools.insert(p.id, p);
+            }
+            Change::DeletePool(id) => {
+                self.pools.remove(&id);
+            }
+            Change::PutLoadBalancer(lb) => {
+                self.load_balancers.insert(lb.id, lb);
+            }
+            Change::DeleteLoadBalancer(id) => {
+                self.load_balancers.remove(&id);
+            }
+            Change::PutToken(t) => {
+                if let Some(old) = self.tokens.get(&t.id) {
+                    self.token_by_digest.remove(&old.digest);
+                }
+                self.token_by_digest.insert(t.digest, t.id);
+                self.tokens.insert(t.id, t);
+            }
+            Change::PutUser(u) => {
+                self.users.insert(u.id, u);
+            }
+        }
+    }
+
+    // ----- reads -------------------------------------------------------------------------
+
+    pub fn accounts(&self) -> impl Iterator<Item = &Account> {
+        self.accounts.values()
+    }
+
+    pub fn account(&self, id: AccountId) -> Option<&Account> {
+        self.accounts.get(&id)
+    }
+
+    pub fn zones(&self) -> impl Iterator<Item = &Zone> {
+        self.zones.values()
+    }
+
+    pub fn zone(&self, id: ZoneId) -> Option<&Zone> {
+        self.zones.get(&id)
+    }
+
+    pub fn zones_of(&self, account: AccountId) -> impl Iterator<Item = &Zone> {
+        self.zones.values().filter(move |z| z.account == account)
+    }
+
+    pub fn monitors_of(&self, account: AccountId) -> impl Iterator<Item = &Monitor> {
+        self.monitors.values().filter(move |m| m.account == account)
+    }
+
+    /// The monitor, if it exists in `account`.
+    pub fn monitor(&self, account: AccountId, id: MonitorId) -> Option<&Monitor> {
+        self.monitors.get(&id).filter(|m| m.account == account)
+    }
+
+    pub fn pools_of(&self, account: AccountId) -> impl Iterator<Item = &Pool> {
+        self.pools.values().filter(move |p| p.account == account)
+    }
+
+    pub fn pool(&self, account: AccountId, id: PoolId) -> Option<&Pool> {
+        self.pools.get(&id).filter(|p| p.account == account)
+    }
+
+    pub fn load_balancers_of(&self, zone: ZoneId) -> impl Iterator<Item = &LoadBalancer> {
+        self.load_balancers.values().filter(move |lb| lb.zone == zone)
+    }
+
+    pub fn load_balancer(&self, zone: ZoneId, id: LoadBalancerId) -> Option<&LoadBalancer> {
+        self.load_balancers.get(&id).filter(|lb| lb.zone == zone)
+    }
+
+    pub fn all_load_balancers(&self) -> impl Iterator<Item = &LoadBalancer> {
+        self.load_balancers.values()
+    }
+
+    pub fn tokens(&self) -> impl Iterator<Item = &Token> {
+        self.tokens.values()
+    }
+
+    pub fn token(&self, id: TokenId) -> Option<&Token> {
+        self.tokens.get(&id)
+    }
+
+    pub fn token_by_digest(&self, digest: &SecretDigest) -> Option<&Token> {
+        self.token_by_digest.get(digest).and_then(|id| self.tokens.get(id))
+    }
+
+    pub fn user_by_email(&self, email: &str) -> Option<&User> {
+        self.users.values().find(|u| u.email.eq_ignore_ascii_case(email))
+    }
+
+    /// Everything that points at `monitor` (pools) — its referrers.
+    pub fn monitor_references(&self, monitor: &Monitor) -> Vec<Reference> {
+        let mut out: Vec<Reference> = self
+            .pools_of(monitor.account)
+            .filter(|p| p.spec.monitor == Some(monitor.id))
+            .map(|p| reference(ReferenceType::Referrer, ResourceType::Pool, p.id.to_string(), &p.spec.name))
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// The pool's monitor (referral) and the load balancers that use it (referrers).
+    pub fn pool_references(&self, pool: &Pool) -> Vec<Reference> {
+        let mut out = Vec::new();
+        if let Some(m) = pool.spec.monitor.and_then(|m| self.monitor(pool.account, m)) {
+            let name = if m.spec.description.is_empty() { m.id.to_string() } else { m.spec.description.clone() };
+            out.push(reference(ReferenceType::Referral, ResourceType::Monitor, m.id.to_string(), &name));
+        }
+        out.extend(self.load_balancers_using(pool).map(|lb| {
+            reference(ReferenceType::Referrer, ResourceType::LoadBalancer, lb.id.to_string(), &lb.spec.name)
+        }));
+        out.sort();
+        out
+    }
+
+    /// The pools a load balancer points at (its referrals).
+    pub fn load_balancer_references(&self, lb: &LoadBalancer) -> Vec<Reference> {
+        let mut out: Vec<Reference> = lb
+            .spec
+            .referenced_pools()
+            .into_iter()
+            .filter_map(|id| self.pools.get(&id))
+            .map(|p| reference(ReferenceType::Referral, ResourceType::Pool, p.id.to_string(), &p.spec.name))
+            .collect();
+        out.sort();
+        out
+    }
+
+    fn load_balancers_using<'a>(&'a self, pool: &'a Pool) -> impl Iterator<Item = &'a LoadBalancer> + 'a {
+        self.load_balancers.values().filter(move |lb| lb.spec.referenced_pools().contains(&pool.id))
+    }
+
+    // ----- commands ----------------------------------------------------------------------
+
+    pub fn create_account(&self, id: AccountId, name: String, now: Timestamp) -> Outcome {
+        if !crate::account::is_account_name(&name) {
+            return Err(Violation::new(Path::root().key("name"), "name must be 1-100 printable characters").into())
+                .map_err(CatalogError::Invalid);
+        }
+        Ok(vec![Change::PutAccount(Account { id, name, created_on: now })])
+    }
+
+    pub fn create_zone(&self, account: AccountId, id: ZoneId, raw_name: &str, now: Timestamp) -> Outcome {
+        if !self.accounts.contains_key(&account) {
+            return Err(CatalogError::NotFound);
+        }
+        let Some(name) = crate::name::normalize_zone_name(raw_name) else {
+            return Err(CatalogError::Invalid(
+                Violation::new(Path::root().key("name"), format!("{raw_name:?} is not a valid zone name")).into(),
+            ));
+        };
+        if self.zones.values().any(|z| z.name == name) {
+            return Err(CatalogError::Invalid(name_taken("name", &name)));
+        }
+        Ok(vec![Change::PutZone(Zone { id, account, name, created_on: now, modified_on: now })])
+    }
+
+    pub fn delete_zone(&self, id: ZoneId) -> Outcome {
+        if !self.zones.contains_key(&id) {
+            return Err(CatalogError::NotFound);
+        }
+        let mut refs: Vec<Reference> = self
+            .load_balancers_of(id)
+            .map(|lb| reference(ReferenceType::Referrer, ResourceType::LoadBalancer, lb.id.to_string(), &lb.spec.name))
+            .collect();
+        if !refs.is_empty() {
+            refs.sort();
+            return Err(CatalogError::Referenced(refs));
+        }
+        Ok(vec![Change::DeleteZone(id)])
+    }
+
+    pub fn create_monitor(&self, account: AccountId, id: MonitorId, spec: MonitorSpec, now: Timestamp) -> Outcome {
+        Ok(vec![Change::PutMonitor(Monitor { id, account, spec, created_on: now, modified_on: now })])
+    }
+
+    pub fn replace_monitor(&self, account: AccountId, id: MonitorId, spec: MonitorSpec, now: Timestamp) -> Outcome {
+        let old = self.monitor(account, id).ok_or(CatalogError::NotFound)?;
+        Ok(vec![Change::PutMonitor(Monitor { spec, modified_on: now, ..old.clone() })])
+    }
+
+    pub fn delete_monitor(&self, account: AccountId, id: MonitorId) -> Outcome {
+        let m = self.monitor(account, id).ok_or(CatalogError::NotFound)?;
+        let refs = self.monitor_references(m);
+        if !refs.is_empty() {
+            return Err(CatalogError::Referenced(refs));
+        }
+        Ok(vec![Change::DeleteMonitor(id)])
+    }
+
+    /// Resolves the monitor a pool draft names and checks the pool name is free.
+    fn finish_pool(
+        &self,
+        account: AccountId,
+        self_id: Option<PoolId>,
+        mut spec: PoolSpec,
+        monitor: Option<String>,
+    ) -> Result<PoolSpec, CatalogError> {
+        let mut v = Violations::default();
+        if let Some(raw) = monitor {
+            match raw.parse::<MonitorId>() {
+                Ok(id) if self.monitor(account, id).is_some() => spec.monitor = Some(id),
+                _ => v.push(Path::root().key("monitor"), format!("monitor {raw:?} does not exist in this account")),
+            }
+        }
+        if self.pools_of(account).any(|p| p.spec.name == spec.name && Some(p.id) != self_id) {
+            return Err(CatalogError::Invalid(name_taken("name", &spec.name)));
+        }
+        v.finish(spec).map_err(CatalogError::Invalid)
+    }
+
+    pub fn create_pool(
+        &self,
+        account: AccountId,
+        id: PoolId,
+        spec: PoolSpec,
+        monitor: Option<String>,
+        now: Timestamp,
+    ) -> Outcome {
+        let spec = self.finish_pool(account, None, spec, monitor)?;
+        let disabled_at = (!spec.enabled).then_some(now);
+        Ok(vec![Change::PutPool(Pool { id, account, spec, created_on: now, modified_on: now, disabled_at })])
+    }
+
+    pub fn replace_pool(
+        &self,
+        account: AccountId,
+        id: PoolId,
+        spec: PoolSpec,
+        monitor: Option<String>,
+        now: Timestamp,
+    ) -> Outcome {
+        let old = self.pool(account, id).ok_or(CatalogError::NotFound)?;
+        let spec = self.finish_pool(account, Some(id), spec, monitor)?;
+        let disabled_at = match (old.spec.enabled, spec.enabled) {
+            (_, true) => None,
+            (true, false) => Some(now),
+            (false, false) => old.disabled_at,
+        };
+        Ok(vec![Change::PutPool(Pool { spec, modified_on: now, disabled_at, ..old.clone() })])
+    }
+
+    /// `PATCH pools`: sets `notification_email` on every pool of the account.
+    pub fn set_notification_email(&self, account: AccountId, email: &str, now: Timestamp) -> Outcome {
+        Ok(self
+            .pools_of(account)
+            .map(|p| {
+                let mut p = p.clone();
+                p.spec.notification_email = email.to_owned();
+                p.modified_on = now;
+                Change::PutPool(p)
+            })
+            .collect())
+    }
+
+    pub fn delete_pool(&self, account: AccountId, id: PoolId) -> Outcome {
+        let pool = self.pool(account, id).ok_or(CatalogError::NotFound)?;
+        let refs: Vec<Reference> =
+            self.pool_references(pool).into_iter().filter(|r| r.reference_type == ReferenceType::Referrer).collect();
+        if !refs.is_empty() {
+            return Err(CatalogError::Referenced(refs));
+        }
+        Ok(vec![Change::DeletePool(id)])
+    }
+
+    /// Validates a load balancer draft against its zone: pool references resolve inside the
+    /// zone's account and the hostname is unique in the zone.
+    pub fn check_load_balancer(
+        &self,
+        zone: ZoneId,
+        self_id: Option<LoadBalancerId>,
+        draft: LoadBalancerDraft,
+    ) -> Result<LoadBalancerSpec, CatalogError> {
+        let z = self.zones.get(&zone).ok_or(CatalogError::NotFound)?;
+        let exists = |id: PoolId| self.pool(z.account, id).is_some();
+        let spec = draft.validate(&z.name, &exists)?;
+        if self.load_balancers_of(zone).any(|lb| lb.spec.name == spec.name && Some(lb.id) != self_id) {
+            return Err(CatalogError::Invalid(name_taken("name", &spec.name)));
+        }
+        Ok(spec)
+    }
+
+    pub fn create_load_balancer(
+        &self,
+        zone: ZoneId,
+        id: LoadBalancerId,
+        draft: LoadBalancerDraft,
+        now: Timestamp,
+    ) -> Outcome {
+        let spec = self.check_load_balancer(zone, None, draft)?;
+        Ok(vec![Change::PutLoadBalancer(LoadBalancer { id, zone, spec, created_on: now, modified_on: now })])
+    }
+
+    pub fn replace_load_balancer(
+        &self,
+        zone: ZoneId,
+        id: LoadBalancerId,
+        draft: LoadBalancerDraft,
+        now: Timestamp,
+    ) -> Outcome {
+        let old = self.load_balancer(zone, id).ok_or(CatalogError::NotFound)?;
+        let spec = self.check_load_balancer(zone, Some(id), draft)?;
+        Ok(vec![Change::PutLoadBalancer(LoadBalancer { spec, modified_on: now, ..old.clone() })])
+    }
+
+    pub fn delete_load_balancer(&self, zone: ZoneId, id: LoadBalancerId) -> Outcome {
+        self.load_balancer(zone, id).ok_or(CatalogError::NotFound)?;
+        Ok(vec![Change::DeleteLoadBalancer(id)])
+    }
+
+    /// Case-insensitive search over names, descriptions and origin addresses.
+    pub fn search(&self, account: AccountId, query: &str) -> Vec<(ResourceType, String, String)> {
+        let q = query.to_lowercase();
+        let hit = |s: &str| q.is_empty() || s.to_lowercase().contains(&q);
+        let mut out = Vec::new();
+        for m in self.monitors_of(account) {
+            if hit(&m.spec.description) || hit(&m.id.to_string()) {
+                out.push((ResourceType::Monitor, m.id.to_string(), m.spec.description.clone()));
+            }
+        }
+        for p in self.pools_of(account) {
+            if hit(&p.spec.name) || hit(&p.spec.description) || p.spec.origins.iter().any(|o| hit(&o.address) || hit(&o.name)) {
+                out.push((ResourceType::Pool, p.id.to_string(), p.spec.name.clone()));
+            }
+        }
+        for z in self.zones_of(account) {
+            for lb in self.load_balancers_of(z.id) {
+                if hit(&lb.spec.name) || hit(&lb.spec.description) {
+                    out.push((ResourceType::LoadBalancer, lb.id.to_string(), lb.spec.name.clone()));
+                }
+            }
+        }
+        out
+    }
+}
+
+fn reference(reference_type: ReferenceType, resource_type: ResourceType, id: String, name: &str) -> Reference {
+    Reference { reference_type, resource_type, resource_id: id, resource_name: name.to_owned() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::monitor::MonitorDraft;
+    use crate::pool::{OriginDraft, PoolDraft};
+
+    const A: AccountId = AccountId::from_bytes([1; 16]);
+    const B: AccountId = AccountId::from_bytes([2; 16]);
+    const T0: Timestamp = Timestamp::from_unix_micros(1_000_000);
+    const T1: Timestamp = Timestamp::from_unix_micros(2_000_000);
+
+    fn applied(c: &mut Catalog, command: impl FnOnce(&Catalog) -> Outcome) {
+        for ch in command(c).unwrap() {
+            c.apply(ch);
+        }
+    }
+
+    fn setup() -> (Catalog, MonitorId, PoolId, ZoneId) {
+        let mut c = Catalog::default();
+        applied(&mut c, |c| c.create_account(A, "a".into(), T0));
+        applied(&mut c, |c| c.create_account(B, "b".into(), T0));
+        let z = ZoneId::from_bytes([9; 16]);
+        applied(&mut c, |c| c.create_zone(A, z, "Example.COM.", T0));
+        let m = MonitorId::from_bytes([3; 16]);
+        let spec = MonitorDraft { expected_codes: Some("2xx".into()), ..Default::default() }.validate().unwrap();
+        applied(&mut c, |c| c.create_monitor(A, m, spec, T0));
+        let p = PoolId::from_bytes([4; 16]);
+        let (spec, mon) = pool_draft("p1").validate().unwrap();
+        assert_eq!(mon, None);
+        applied(&mut c, |c| c.create_pool(A, p, spec, Some(m.to_string()), T0));
+        (c, m, p, z)
+    }
+
+    fn pool_draft(name: &str) -> PoolDraft {
+        PoolDraft {
+            name: Some(name.into()),
+            origins: Some(vec![OriginDraft {
+                name: Some("o".into()),
+                address: Some("192.0.2.1".into()),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        }
+    }
+
+    fn lb_draft(p: PoolId) -> LoadBalancerDraft {
+        LoadBalancerDraft {
+            name: Some("www.example.com".into()),
+            default_pools: Some(vec![p.to_string()]),
+            fallback_pool: Some(p.to_string()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn zone_names_are_normalised_and_unique() {
+        let (c, ..) = setup();
+        assert_eq!(c.zones().next().unwrap().name, "example.com");
+        assert!(matches!(c.create_zone(B, ZoneId::from_bytes([8; 16]), "EXAMPLE.com", T0), Err(CatalogError::Invalid(_))));
+    }
+
+    #[test]
+    fn pool_monitor_must_be_in_the_same_account() {
+        let (c, m, ..) = setup();
+        let (spec, _) = pool_draft("other").validate().unwrap();
+        let err = c.create_pool(B, PoolId::from_bytes([5; 16]), spec, Some(m.to_string()), T0).unwrap_err();
+        let CatalogError::Invalid(v) = err else { panic!("{err:?}") };
+        assert_eq!(v.iter().next().unwrap().path.to_pointer(), "/monitor");
+    }
+
+    #[test]
+    fn pool_names_unique_per_account_only() {
+        let (c, ..) = setup();
+        let (spec, _) = pool_draft("p1").validate().unwrap();
+        assert!(c.create_pool(A, PoolId::from_bytes([5; 16]), spec.clone(), None, T0).is_err());
+        assert!(c.create_pool(B, PoolId::from_bytes([5; 16]), spec, None, T0).is_ok());
+    }
+
+    #[test]
+    fn referenced_objects_cannot_be_deleted() {
+        let (mut c, m, p, z) = setup();
+        let refs = match c.delete_monitor(A, m) {
+            Err(CatalogError::Referenced(r)) => r,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(refs[0].resource_id, p.to_string());
+        assert_eq!(refs[0].reference_type, ReferenceType::Referrer);
+
+        let lb = LoadBalancerId::from_bytes([6; 16]);
+        applied(&mut c, |c| c.create_load_balancer(z, lb, lb_draft(p), T0));
+        assert!(matches!(c.delete_pool(A, p), Err(CatalogError::Referenced(r)) if r[0].resource_type == ResourceType::LoadBalancer));
+        assert!(matches!(c.delete_zone(z), Err(CatalogError::Referenced(_))));
+        applied(&mut c, |c| c.delete_load_balancer(z, lb));
+        applied(&mut c, |c| c.delete_pool(A, p));
+        applied(&mut c, |c| c.delete_monitor(A, m));
+        applied(&mut c, |c| c.delete_zone(z));
+    }
+
+    #[test]
+    fn other_accounts_objects_are_not_found() {
+        let (c, m, p, _) = setup();
+        assert!(c.monitor(B, m).is_none());
+        assert_eq!(c.delete_pool(B, p), Err(CatalogError::NotFound));
+        let spec = c.monitor(A, m).unwrap().spec.clone();
+        assert_eq!(c.replace_monitor(B, m, spec, T1), Err(CatalogError::NotFound));
+    }
+
+    #[test]
+    fn replace_keeps_created_on_and_tracks_disabled_at() {
+        let (mut c, m, p, _) = setup();
+        let (mut spec, _) = pool_draft("p1").validate().unwrap();
+        spec.enabled = false;
+        applied(&mut c, |c| c.replace_pool(A, p, spec.clone(), Some(m.to_string()), T1));
+        let pool = c.pool(A, p).unwrap();
+        assert_eq!((pool.created_on, pool.modified_on, pool.disabled_at), (T0, T1, Some(T1)));
+        spec.enabled = true;
+        applied(&mut c, |c| c.replace_pool(A, p, spec, None, T1));
+        assert_eq!(c.pool(A, p).unwrap().disabled_at, None);
+        assert_eq!(c.pool(A, p).unwrap().spec.monitor, None);
+    }
+
+    #[test]
+    fn load_balancer_pools_must_be_in_the_zone_account() {
+        let (c, _, _, z) = setup();
+        let foreign = PoolId::from_bytes([7; 16]);
+        assert!(matches!(c.create_load_balancer(z, LoadBalancerId::from_bytes([6; 16]), lb_draft(foreign), T0), Err(CatalogError::Invalid(_))));
+    }
+}

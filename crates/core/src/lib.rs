@@ -1,0 +1,25 @@
+//! The pure core of Vantage: the domain model and every decision about it.
+//!
+//! Nothing in this crate performs I/O, reads a clock or draws random numbers: time and
+//! randomness arrive as arguments (see [`Timestamp`] and [`id`]), so every decision can be
+//! replayed deterministically in tests.
+#![forbid(unsafe_code)]
+
+pub mod account;
+pub mod auth;
+pub mod catalog;
+pub mod choice;
+pub mod id;
+pub mod load_balancer;
+pub mod monitor;
+pub mod name;
+pub mod pool;
+pub mod region;
+pub mod region_map;
+pub mod time;
+pub mod violation;
+pub mod zone;
+
+pub use id::{AccountId, LoadBalancerId, MonitorId, PoolId, TokenId, UserId, ZoneId};
+pub use time::Timestamp;
+pub use violation::{Path, Violation, Violations};

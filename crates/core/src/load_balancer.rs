@@ -1,0 +1,491 @@
+//! Load balancers: a hostname in a zone and how its traffic is steered across pools.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::choice::choose;
+use crate::name::{is_http_token, normalize_lb_name};
+use crate::region::{RegionCode, UnknownRegion};
+use crate::violation::{in_range, Path, Violations};
+use crate::{LoadBalancerId, PoolId, Timestamp, ZoneId};
+
+crate::string_enum!(SteeringPolicy {
+    Unset = "",
+    Off = "off",
+    Geo = "geo",
+    Random = "random",
+    DynamicLatency = "dynamic_latency",
+    Proximity = "proximity",
+    LeastOutstandingRequests = "least_outstanding_requests",
+    LeastConnections = "least_connections",
+});
+
+crate::string_enum!(SessionAffinity {
+    None = "none",
+    Cookie = "cookie",
+    IpCookie = "ip_cookie",
+    Header = "header",
+});
+
+crate::string_enum!(SameSite {
+    Auto = "Auto",
+    Lax = "Lax",
+    None = "None",
+    Strict = "Strict",
+});
+
+crate::string_enum!(Secure {
+    Auto = "Auto",
+    Always = "Always",
+    Never = "Never",
+});
+
+crate::string_enum!(ZeroDowntimeFailover {
+    None = "none",
+    Temporary = "temporary",
+    Sticky = "sticky",
+});
+
+crate::string_enum!(LocationMode {
+    Pop = "pop",
+    ResolverIp = "resolver_ip",
+});
+
+crate::string_enum!(PreferEcs {
+    Always = "always",
+    Never = "never",
+    Proximity = "proximity",
+    Geo = "geo",
+});
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RandomSteering {
+    pub default_weight: f64,
+    pub pool_weights: BTreeMap<PoolId, f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AffinityAttributes {
+    pub samesite: SameSite,
+    pub secure: Secure,
+    pub zero_downtime_failover: ZeroDowntimeFailover,
+    pub drain_duration: u32,
+    pub headers: Vec<String>,
+    pub require_all_headers: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoadBalancerSpec {
+    /// Lower case, inside the zone.
+    pub name: String,
+    pub default_pools: Vec<PoolId>,
+    pub fallback_pool: PoolId,
+    pub region_pools: BTreeMap<RegionCode, Vec<PoolId>>,
+    pub country_pools: BTreeMap<String, Vec<PoolId>>,
+    pub pop_pools: BTreeMap<String, Vec<PoolId>>,
+    pub steering_policy: SteeringPolicy,
+    pub random_steering: RandomSteering,
+    pub failover_across_pools: bool,
+    pub location_mode: LocationMode,
+    pub prefer_ecs: PreferEcs,
+    pub session_affinity: SessionAffinity,
+    pub session_affinity_ttl: u32,
+    pub session_affinity_attributes: AffinityAttributes,
+    pub proxied: bool,
+    pub ttl: u32,
+    pub enabled: bool,
+    /// Rules are stored verbatim (canonical JSON text of an array of objects) until rule
+    /// evaluation exists; they are echoed, never interpreted.
+    pub rules: String,
+    pub description: String,
+}
+
+impl LoadBalancerSpec {
+    /// Every pool this load balancer can send traffic to, each once, in first-mention order.
+    pub fn referenced_pools(&self) -> Vec<PoolId> {
+        let mut out: Vec<PoolId> = Vec::new();
+        let all = self
+            .default_pools
+            .iter()
+            .chain(std::iter::once(&self.fallback_pool))
+            .chain(self.region_pools.values().flatten())
+            .chain(self.country_pools.values().flatten())
+            .chain(self.pop_pools.values().flatten());
+        for p in all {
+            if !out.contains(p) {
+                out.push(*p);
+            }
+        }
+        out
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoadBalancer {
+    pub id: LoadBalancerId,
+    pub zone: ZoneId,
+    pub spec: LoadBalancerSpec,
+    pub created_on: Timestamp,
+    pub modified_on: Timestamp,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AffinityAttributesDraft {
+    pub samesite: Option<String>,
+    pub secure: Option<String>,
+    pub zero_downtime_failover: Option<String>,
+    pub drain_duration: Option<i64>,
+    pub headers: Option<Vec<String>>,
+    pub require_all_headers: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LoadBalancerDraft {
+    pub name: Option<String>,
+    pub default_pools: Option<Vec<String>>,
+    pub fallback_pool: Option<String>,
+    pub region_pools: Option<BTreeMap<String, Vec<String>>>,
+    pub country_pools: Option<BTreeMap<String, Vec<String>>>,
+    pub pop_pools: Option<BTreeMap<String, Vec<String>>>,
+    pub steering_policy: Option<String>,
+    pub random_default_weight: Option<f64>,
+    pub random_pool_weights: Option<BTreeMap<String, f64>>,
+    pub failover_across_pools: Option<bool>,
+    pub location_mode: Option<String>,
+    pub prefer_ecs: Option<String>,
+    pub session_affinity: Option<String>,
+    pub session_affinity_ttl: Option<i64>,
+    pub session_affinity_attributes: Option<AffinityAttributesDraft>,
+    pub proxied: Option<bool>,
+    pub ttl: Option<i64>,
+    pub enabled: Option<bool>,
+    /// Canonical JSON text of the `rules` array, already checked to be an array of objects.
+    pub rules: Option<String>,
+    pub description: Option<String>,
+}
+
+pub const DEFAULT_TTL: u32 = 30;
+pub const COOKIE_TTL_DEFAULT: u32 = 82_800;
+pub const HEADER_TTL_DEFAULT: u32 = 1_800;
+
+/// Resolves pool references for a load balancer: `Ok` for a pool of the zone's account.
+pub trait PoolLookup {
+    fn pool_exists(&self, id: PoolId) -> bool;
+}
+
+impl<F: Fn(PoolId) -> bool> PoolLookup for F {
+    fn pool_exists(&self, id: PoolId) -> bool {
+        self(id)
+    }
+}
+
+fn pool_ref(v: &mut Violations, path: Path, raw: &str, pools: &dyn PoolLookup) -> Option<PoolId> {
+    match raw.parse::<PoolId>() {
+        Ok(id) if pools.pool_exists(id) => Some(id),
+        Ok(_) => {
+            v.push(path, format!("pool {raw} does not exist in this account"));
+            None
+        }
+        Err(_) => {
+            v.push(path, format!("{raw:?} is not a pool identifier"));
+            None
+        }
+    }
+}
+
+fn pool_list(v: &mut Violations, path: &Path, raw: &[String], pools: &dyn PoolLookup) -> Vec<PoolId> {
+    raw.iter().enumerate().filter_map(|(i, p)| pool_ref(v, path.index(i), p, pools)).collect()
+}
+
+fn pool_map<K: Ord>(
+    v: &mut Violations,
+    path: &Path,
+    raw: Option<BTreeMap<String, Vec<String>>>,
+    pools: &dyn PoolLookup,
+    key: impl Fn(&str) -> Result<K, String>,
+) -> BTreeMap<K, Vec<PoolId>> {
+    let mut out = BTreeMap::new();
+    for (k, list) in raw.unwrap_or_default() {
+        let at = path.key(k.clone());
+        match key(&k) {
+            Ok(parsed) => {
+                let ids = pool_list(v, &at, &list, pools);
+                if list.is_empty() {
+                    v.push(at, "a pool list must name at least one pool");
+                }
+                out.insert(parsed, ids);
+            }
+            Err(why) => v.push(at, why),
+        }
+    }
+    out
+}
+
+fn weight(v: &mut Violations, path: Path, name: &str, raw: Option<f64>, default: f64) -> f64 {
+    let checked = in_range(&path, name, raw.unwrap_or(default), 0.0, 1.0);
+    v.take(checked, default)
+}
+
+impl LoadBalancerDraft {
+    /// Applies defaults and every rule; `zone_name` is the zone the balancer lives in and
+    /// `pools` tells which pool identifiers exist in the zone's account.
+    pub fn validate(self, zone_name: &str, pools: &dyn PoolLookup) -> Result<LoadBalancerSpec, Violations> {
+        let root = Path::root();
+        let mut v = Violations::default();
+
+        let raw_name = self.name.unwrap_or_default();
+        let name = if raw_name.is_empty() {
+            v.push(root.key("name"), "name is required");
+            String::new()
+        } else {
+            normalize_lb_name(&raw_name, zone_name).unwrap_or_else(|| {
+                v.push(
+                    root.key("name"),
+                    format!("name {raw_name:?} must be a host name inside the zone {zone_name}"),
+                );
+                raw_name.clone()
+            })
+        };
+
+        let raw_defaults = self.default_pools.unwrap_or_default();
+        if raw_defaults.is_empty() {
+            v.push(root.key("default_pools"), "default_pools must name at least one pool");
+        }
+        let default_pools = pool_list(&mut v, &root.key("default_pools"), &raw_defaults, pools);
+
+        let fallback_pool = match self.fallback_pool.as_deref() {
+            None | Some("") => {
+                v.push(root.key("fallback_pool"), "fallback_pool is required");
+                None
+            }
+            Some(raw) => pool_ref(&mut v, root.key("fallback_pool"), raw, pools),
+        };
+
+        let region_pools = pool_map(&mut v, &root.key("region_pools"), self.region_pools, pools, |k| {
+            k.parse::<RegionCode>().map_err(|UnknownRegion| format!("{k:?} is not a region code"))
+        });
+        let country_pools = pool_map(&mut v, &root.key("country_pools"), self.country_pools, pools, |k| {
+            let upper = k.to_ascii_uppercase();
+            if RegionCode::is_known_country(&upper) {
+                Ok(upper)
+            } else {
+                Err(format!("{k:?} is not an ISO 3166-1 alpha-2 country code"))
+            }
+        });
+        let pop_pools = pool_map(&mut v, &root.key("pop_pools"), self.pop_pools, pools, |k| {
+            if k.len() == 3 && k.bytes().all(|b| b.is_ascii_alphabetic()) {
+                Ok(k.to_ascii_uppercase())
+            } else {
+                Err(format!("{k:?} is not a three-letter data center code"))
+            }
+        });
+
+        let steering_policy =
+            choose(&mut v, root.key("steering_policy"), self.steering_policy.as_deref(), SteeringPolicy::Unset);
+
+        let rs = root.key("random_steering");
+        let default_weight = weight(&mut v, rs.key("default_weight"), "default_weight", self.random_default_weight, 1.0);
+        let mut pool_weights = BTreeMap::new();
+        for (k, w) in self.random_pool_weights.unwrap_or_default() {
+            let at = rs.key("pool_weights").key(k.clone());
+            let w = weight(&mut v, at.clone(), "pool weight", Some(w), 1.0);
+            if let Some(id) = pool_ref(&mut v, at, &k, pools) {
+                pool_weights.insert(id, w);
+            }
+        }
+
+        let location_mode = choose(&mut v, root.key("location_strategy").key("mode"), self.location_mode.as_deref(), LocationMode::Pop);
+        let prefer_ecs =
+            choose(&mut v, root.key("location_strategy").key("prefer_ecs"), self.prefer_ecs.as_deref(), PreferEcs::Proximity);
+
+        let session_affinity =
+            choose(&mut v, root.key("session_affinity"), self.session_affinity.as_deref(), SessionAffinity::None);
+        let ttl_path = root.key("session_affinity_ttl");
+        let session_affinity_ttl = match (session_affinity, self.session_affinity_ttl) {
+            (SessionAffinity::Header, raw) => {
+                let checked = in_range(&ttl_path, "session_affinity_ttl", raw.unwrap_or(HEADER_TTL_DEFAULT.into()), 30, 3600);
+                v.take(checked, HEADER_TTL_DEFAULT.into())
+            }
+            (SessionAffinity::Cookie | SessionAffinity::IpCookie, raw) => {
+                let checked =
+                    in_range(&ttl_path, "session_affinity_ttl", raw.unwrap_or(COOKIE_TTL_DEFAULT.into()), 1800, 604_800);
+                v.take(checked, COOKIE_TTL_DEFAULT.into())
+            }
+            (SessionAffinity::None, raw) => {
+                let checked = in_range(&ttl_path, "session_affinity_ttl", raw.unwrap_or(COOKIE_TTL_DEFAULT.into()), 0, 604_800);
+                v.take(checked, COOKIE_TTL_DEFAULT.into())
+            }
+        } as u32;
+
+        let a = self.session_affinity_attributes.unwrap_or_default();
+        let ap = root.key("session_affinity_attributes");
+        let drain = in_range(&ap.key("drain_duration"), "drain_duration", a.drain_duration.unwrap_or(0), 0, 3600);
+        let headers = a.headers.unwrap_or_default();
+        for (i, h) in headers.iter().enumerate() {
+            if !is_http_token(h) {
+                v.push(ap.key("headers").index(i), format!("{h:?} is not a valid HTTP header name"));
+            }
+        }
+        if session_affinity == SessionAffinity::Header && headers.is_empty() {
+            v.push(ap.key("headers"), "header session affinity needs at least one header name");
+        }
+        let session_affinity_attributes = AffinityAttributes {
+            samesite: choose(&mut v, ap.key("samesite"), a.samesite.as_deref(), SameSite::Auto),
+            secure: choose(&mut v, ap.key("secure"), a.secure.as_deref(), Secure::Auto),
+            zero_downtime_failover: choose(
+                &mut v,
+                ap.key("zero_downtime_failover"),
+                a.zero_downtime_failover.as_deref(),
+                ZeroDowntimeFailover::None,
+            ),
+            drain_duration: v.take(drain, 0) as u32,
+            headers,
+            require_all_headers: a.require_all_headers.unwrap_or(false),
+        };
+
+        let ttl = in_range(&root.key("ttl"), "ttl", self.ttl.unwrap_or(DEFAULT_TTL.into()), 1, 86_400);
+        let ttl = v.take(ttl, DEFAULT_TTL.into()) as u32;
+
+        let description = self.description.unwrap_or_default();
+        if description.chars().count() > crate::monitor::MAX_DESCRIPTION {
+            v.push(root.key("description"), "description is longer than 1024 characters");
+        }
+
+        let Some(fallback_pool) = fallback_pool else { return Err(v) };
+        v.finish(LoadBalancerSpec {
+            name,
+            default_pools,
+            fallback_pool,
+            region_pools,
+            country_pools,
+            pop_pools,
+            steering_policy,
+            random_steering: RandomSteering { default_weight, pool_weights },
+            failover_across_pools: self.failover_across_pools.unwrap_or(false),
+            location_mode,
+            prefer_ecs,
+            session_affinity,
+            session_affinity_ttl,
+            session_affinity_attributes,
+            proxied: self.proxied.unwrap_or(false),
+            ttl,
+            enabled: self.enabled.unwrap_or(true),
+            rules: self.rules.unwrap_or_else(|| "[]".to_owned()),
+            description,
+        })
+    }
+}
+
+impl LoadBalancerSpec {
+    /// The draft that validates back to this spec (used to merge a PATCH onto it).
+    pub fn to_draft(&self) -> LoadBalancerDraft {
+        use crate::choice::Choice;
+        fn ids(list: &[PoolId]) -> Vec<String> {
+            list.iter().map(ToString::to_string).collect()
+        }
+        fn map<K: ToString>(m: &BTreeMap<K, Vec<PoolId>>) -> BTreeMap<String, Vec<String>> {
+            m.iter().map(|(k, v)| (k.to_string(), ids(v))).collect()
+        }
+        let a = &self.session_affinity_attributes;
+        LoadBalancerDraft {
+            name: Some(self.name.clone()),
+            default_pools: Some(ids(&self.default_pools)),
+            fallback_pool: Some(self.fallback_pool.to_string()),
+            region_pools: Some(map(&self.region_pools)),
+            country_pools: Some(map(&self.country_pools)),
+            pop_pools: Some(map(&self.pop_pools)),
+            steering_policy: Some(self.steering_policy.as_str().to_owned()),
+            random_default_weight: Some(self.random_steering.default_weight),
+            random_pool_weights: Some(self.random_steering.pool_weights.iter().map(|(k, w)| (k.to_string(), *w)).collect()),
+            failover_across_pools: Some(self.failover_across_pools),
+            location_mode: Some(self.location_mode.as_str().to_owned()),
+            prefer_ecs: Some(self.prefer_ecs.as_str().to_owned()),
+            session_affinity: Some(self.session_affinity.as_str().to_owned()),
+            session_affinity_ttl: Some(self.session_affinity_ttl.into()),
+            session_affinity_attributes: Some(AffinityAttributesDraft {
+                samesite: Some(a.samesite.as_str().to_owned()),
+                secure: Some(a.secure.as_str().to_owned()),
+                zero_downtime_failover: Some(a.zero_downtime_failover.as_str().to_owned()),
+                drain_duration: Some(a.drain_duration.into()),
+                headers: Some(a.headers.clone()),
+                require_all_headers: Some(a.require_all_headers),
+            }),
+            proxied: Some(self.proxied),
+            ttl: Some(self.ttl.into()),
+            enabled: Some(self.enabled),
+            rules: Some(self.rules.clone()),
+            description: Some(self.description.clone()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const P1: &str = "00000000000000000000000000000001";
+    const P2: &str = "00000000000000000000000000000002";
+
+    fn exists(id: PoolId) -> bool {
+        id.to_string() == P1 || id.to_string() == P2
+    }
+
+    fn draft() -> LoadBalancerDraft {
+        LoadBalancerDraft {
+            name: Some("www.example.com".into()),
+            default_pools: Some(vec![P1.into()]),
+            fallback_pool: Some(P2.into()),
+            ..Default::default()
+        }
+    }
+
+    fn pointers(err: Violations) -> Vec<String> {
+        err.iter().map(|v| v.path.to_pointer()).collect()
+    }
+
+    #[test]
+    fn defaults() {
+        let spec = draft().validate("example.com", &exists).unwrap();
+        assert_eq!(spec.steering_policy, SteeringPolicy::Unset);
+        assert_eq!(spec.ttl, 30);
+        assert_eq!(spec.session_affinity_ttl, COOKIE_TTL_DEFAULT);
+        assert_eq!(spec.rules, "[]");
+        assert_eq!(spec.referenced_pools().len(), 2);
+    }
+
+    #[test]
+    fn pool_references_must_exist() {
+        let mut d = draft();
+        d.default_pools = Some(vec![P1.into(), "ffffffffffffffffffffffffffffffff".into(), "nope".into()]);
+        d.region_pools = Some([("MARS".to_owned(), vec![P1.to_owned()])].into());
+        d.country_pools = Some([("de".to_owned(), vec![P2.to_owned()])].into());
+        assert_eq!(
+            pointers(d.validate("example.com", &exists).unwrap_err()),
+            ["/default_pools/1", "/default_pools/2", "/region_pools/MARS"]
+        );
+    }
+
+    #[test]
+    fn name_inside_zone_and_affinity_ttl_ranges() {
+        let mut d = draft();
+        d.name = Some("www.example.org".into());
+        d.session_affinity = Some("header".into());
+        d.session_affinity_ttl = Some(10);
+        assert_eq!(
+            pointers(d.validate("example.com", &exists).unwrap_err()),
+            ["/name", "/session_affinity_ttl", "/session_affinity_attributes/headers"]
+        );
+    }
+
+    #[test]
+    fn draft_round_trip() {
+        let mut d = draft();
+        d.country_pools = Some([("de".to_owned(), vec![P2.to_owned()])].into());
+        d.random_pool_weights = Some([(P1.to_owned(), 0.25)].into());
+        d.steering_policy = Some("random".into());
+        let spec = d.validate("example.com", &exists).unwrap();
+        assert_eq!(spec.country_pools.keys().next().map(String::as_str), Some("DE"));
+        assert_eq!(spec.to_draft().validate("example.com", &exists).unwrap(), spec);
+    }
+}
