@@ -10,6 +10,7 @@ their order.
 
 from __future__ import annotations
 
+import datetime
 import re
 import secrets
 import time
@@ -103,6 +104,22 @@ def make_lb(client: cloudflare.Cloudflare, zone_id: str, pools: List[str], *, na
         fallback_pool=pools[-1],
         **kw,
     )
+
+
+def ts(value: Optional[str]) -> datetime.datetime:
+    """Parses a §1 timestamp (any number of fractional digits) for ordering comparisons."""
+    m = re.fullmatch(r"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})\.(\d+)Z", value or "")
+    assert m, f"not an RFC 3339 UTC timestamp with fractional seconds: {value!r}"
+    frac = m.group(2)
+    nanos = int((frac + "0" * 9)[:9])
+    base = datetime.datetime.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S").replace(tzinfo=datetime.timezone.utc)
+    return base + datetime.timedelta(microseconds=nanos / 1000)
+
+
+def assert_modified_later(new: Any, old: Any) -> None:
+    assert new.created_on == old.created_on, f"created_on changed: {old.created_on} -> {new.created_on}"
+    assert new.modified_on != old.modified_on, f"modified_on did not change: {new.modified_on}"
+    assert ts(new.modified_on) > ts(old.modified_on), f"modified_on went backwards: {old.modified_on} -> {new.modified_on}"
 
 
 def pause_for_clock() -> None:
@@ -261,10 +278,7 @@ def test_monitor_update_put_replaces(client: cloudflare.Cloudflare, account_id: 
         upd,
         {**MONITOR_DEFAULTS, "expected_codes": "200", "path": "/ready"},
     )
-    assert upd.created_on == mon.created_on
-    assert TS_RE.match(upd.modified_on or "")
-    assert upd.modified_on != mon.modified_on
-    assert upd.modified_on > mon.modified_on
+    assert_modified_later(upd, mon)
 
     got = client.load_balancers.monitors.get(mon.id, account_id=account_id)
     assert echoed(got) == echoed(upd)
@@ -292,9 +306,7 @@ def test_monitor_edit_patch_merges(client: cloudflare.Cloudflare, account_id: st
     # PATCH merges: untouched fields keep their values.
     for key in ("type", "expected_codes", "path", "header", "interval", "timeout", "expected_body", "method", "port"):
         assert after.get(key) == before.get(key), f"{key}: {after.get(key)!r} != {before.get(key)!r}"
-    assert edited.created_on == mon.created_on
-    assert edited.modified_on != mon.modified_on
-    assert edited.modified_on > mon.modified_on
+    assert_modified_later(edited, mon)
 
     got = client.load_balancers.monitors.get(mon.id, account_id=account_id)
     assert echoed(got) == after
@@ -438,8 +450,7 @@ def test_pool_update_put_replaces(client: cloudflare.Cloudflare, account_id: str
     assert_fields(upd, {**POOL_DEFAULTS, "name": new_name})
     assert upd.monitor is None, "PUT without `monitor` must detach the monitor"
     assert upd.origins is not None and [(o.name, o.address) for o in upd.origins] == [("c", "198.51.100.3")]
-    assert upd.created_on == pool.created_on
-    assert upd.modified_on != pool.modified_on and upd.modified_on > pool.modified_on
+    assert_modified_later(upd, pool)
 
     got = client.load_balancers.pools.get(pool.id, account_id=account_id)
     assert echoed(got) == echoed(upd)
@@ -467,8 +478,7 @@ def test_pool_edit_patch_merges(client: cloudflare.Cloudflare, account_id: str):
         ("a", "192.0.2.1", 1),
         ("b", "192.0.2.2", 0.25),
     ]
-    assert edited.created_on == pool.created_on
-    assert edited.modified_on != pool.modified_on and edited.modified_on > pool.modified_on
+    assert_modified_later(edited, pool)
 
     got = client.load_balancers.pools.get(pool.id, account_id=account_id)
     assert echoed(got) == after
@@ -658,8 +668,7 @@ def test_lb_update_put_replaces(client: cloudflare.Cloudflare, account_id: str, 
     assert upd.id == lb.id
     assert_fields(upd, {"name": new_name, "default_pools": [p2.id, p1.id], "fallback_pool": p1.id})
     assert_lb_defaults(upd)
-    assert upd.created_on == lb.created_on
-    assert upd.modified_on != lb.modified_on and upd.modified_on > lb.modified_on
+    assert_modified_later(upd, lb)
 
     got = client.load_balancers.get(lb.id, zone_id=zone_id)
     assert echoed(got) == echoed(upd)
@@ -677,8 +686,7 @@ def test_lb_edit_patch_merges(client: cloudflare.Cloudflare, account_id: str, zo
     assert after["default_pools"] == [p2.id, p1.id]
     for key in ("name", "fallback_pool", "ttl", "steering_policy", "proxied", "enabled", "session_affinity"):
         assert after.get(key) == before.get(key), f"{key}: {after.get(key)!r} != {before.get(key)!r}"
-    assert edited.created_on == lb.created_on
-    assert edited.modified_on != lb.modified_on and edited.modified_on > lb.modified_on
+    assert_modified_later(edited, lb)
 
     got = client.load_balancers.get(lb.id, zone_id=zone_id)
     assert echoed(got) == after

@@ -377,49 +377,6 @@ impl LoadBalancerDraft {
     }
 }
 
-impl LoadBalancerSpec {
-    /// The draft that validates back to this spec (used to merge a PATCH onto it).
-    pub fn to_draft(&self) -> LoadBalancerDraft {
-        use crate::choice::Choice;
-        fn ids(list: &[PoolId]) -> Vec<String> {
-            list.iter().map(ToString::to_string).collect()
-        }
-        fn map<K: ToString>(m: &BTreeMap<K, Vec<PoolId>>) -> BTreeMap<String, Vec<String>> {
-            m.iter().map(|(k, v)| (k.to_string(), ids(v))).collect()
-        }
-        let a = &self.session_affinity_attributes;
-        LoadBalancerDraft {
-            name: Some(self.name.clone()),
-            default_pools: Some(ids(&self.default_pools)),
-            fallback_pool: Some(self.fallback_pool.to_string()),
-            region_pools: Some(map(&self.region_pools)),
-            country_pools: Some(map(&self.country_pools)),
-            pop_pools: Some(map(&self.pop_pools)),
-            steering_policy: Some(self.steering_policy.as_str().to_owned()),
-            random_default_weight: Some(self.random_steering.default_weight),
-            random_pool_weights: Some(self.random_steering.pool_weights.iter().map(|(k, w)| (k.to_string(), *w)).collect()),
-            failover_across_pools: Some(self.failover_across_pools),
-            location_mode: Some(self.location_mode.as_str().to_owned()),
-            prefer_ecs: Some(self.prefer_ecs.as_str().to_owned()),
-            session_affinity: Some(self.session_affinity.as_str().to_owned()),
-            session_affinity_ttl: Some(self.session_affinity_ttl.into()),
-            session_affinity_attributes: Some(AffinityAttributesDraft {
-                samesite: Some(a.samesite.as_str().to_owned()),
-                secure: Some(a.secure.as_str().to_owned()),
-                zero_downtime_failover: Some(a.zero_downtime_failover.as_str().to_owned()),
-                drain_duration: Some(a.drain_duration.into()),
-                headers: Some(a.headers.clone()),
-                require_all_headers: Some(a.require_all_headers),
-            }),
-            proxied: Some(self.proxied),
-            ttl: Some(self.ttl.into()),
-            enabled: Some(self.enabled),
-            rules: Some(self.rules.clone()),
-            description: Some(self.description.clone()),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -478,14 +435,4 @@ mod tests {
         );
     }
 
-    #[test]
-    fn draft_round_trip() {
-        let mut d = draft();
-        d.country_pools = Some([("de".to_owned(), vec![P2.to_owned()])].into());
-        d.random_pool_weights = Some([(P1.to_owned(), 0.25)].into());
-        d.steering_policy = Some("random".into());
-        let spec = d.validate("example.com", &exists).unwrap();
-        assert_eq!(spec.country_pools.keys().next().map(String::as_str), Some("DE"));
-        assert_eq!(spec.to_draft().validate("example.com", &exists).unwrap(), spec);
-    }
 }

@@ -333,30 +333,6 @@ impl MonitorDraft {
     }
 }
 
-impl MonitorSpec {
-    /// The draft that validates back to this spec (used to merge a PATCH onto it).
-    pub fn to_draft(&self) -> MonitorDraft {
-        MonitorDraft {
-            kind: Some(self.kind.as_str().to_owned()),
-            method: Some(self.method.clone()),
-            path: Some(self.path.clone()),
-            header: Some(self.header.clone()),
-            port: Some(self.port.into()),
-            timeout: Some(self.timeout.into()),
-            retries: Some(self.retries.into()),
-            interval: Some(self.interval.into()),
-            expected_codes: Some(self.expected_codes.as_ref().map(|c| c.as_str().to_owned()).unwrap_or_default()),
-            expected_body: Some(self.expected_body.clone()),
-            follow_redirects: Some(self.follow_redirects),
-            allow_insecure: Some(self.allow_insecure),
-            consecutive_up: Some(self.consecutive_up.into()),
-            consecutive_down: Some(self.consecutive_down.into()),
-            probe_zone: Some(self.probe_zone.clone()),
-            description: Some(self.description.clone()),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -422,11 +398,4 @@ mod tests {
         assert_eq!(pointers(MonitorDraft::default().validate().unwrap_err()), ["/expected_codes"]);
     }
 
-    #[test]
-    fn draft_round_trip() {
-        let spec = MonitorDraft { kind: Some("https".into()), allow_insecure: Some(true), ..http("2xx") }
-            .validate()
-            .unwrap();
-        assert_eq!(spec.to_draft().validate().unwrap(), spec);
-    }
 }

@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
-use crate::choice::{choose, Choice};
+use crate::choice::choose;
 use crate::monitor::Headers;
 use crate::name::{is_header_value, is_origin_address, is_pool_name};
 use crate::region::{CheckRegions, RegionCode};
@@ -335,51 +335,6 @@ impl PoolDraft {
     }
 }
 
-impl PoolSpec {
-    /// The draft that validates back to this spec (used to merge a PATCH onto it).
-    pub fn to_draft(&self) -> PoolDraft {
-        PoolDraft {
-            name: Some(self.name.clone()),
-            origins: Some(
-                self.origins
-                    .iter()
-                    .map(|o| OriginDraft {
-                        name: Some(o.name.clone()),
-                        address: Some(o.address.clone()),
-                        enabled: Some(o.enabled),
-                        weight: Some(o.weight.as_f64()),
-                        port: Some(o.port.into()),
-                        header: o.host.as_ref().map(|h| [("Host".to_owned(), vec![h.clone()])].into()),
-                    })
-                    .collect(),
-            ),
-            minimum_origins: Some(self.minimum_origins.into()),
-            monitor: self.monitor.map(|m| m.to_string()),
-            check_regions: match &self.check_regions {
-                CheckRegions::AllLocations => None,
-                CheckRegions::AllRegions => Some(vec!["ALL_REGIONS".to_owned()]),
-                CheckRegions::Regions(r) => Some(r.iter().map(|r| r.code().to_owned()).collect()),
-            },
-            enabled: Some(self.enabled),
-            description: Some(self.description.clone()),
-            latitude: self.coordinates.map(|c| c.0),
-            longitude: self.coordinates.map(|c| c.1),
-            origin_steering_policy: Some(self.origin_steering.as_str().to_owned()),
-            load_shedding: Some(LoadSheddingDraft {
-                default_percent: Some(self.load_shedding.default_percent),
-                default_policy: Some(self.load_shedding.default_policy.as_str().to_owned()),
-                session_percent: Some(self.load_shedding.session_percent),
-                session_policy: Some(self.load_shedding.session_policy.as_str().to_owned()),
-            }),
-            notification_email: Some(self.notification_email.clone()),
-            notification_filter: match self.notification_filter {
-                None => Field::Null,
-                Some(f) => Field::Value(f),
-            },
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -442,14 +397,4 @@ mod tests {
         assert_eq!(Weight::from_f64(-0.0).map(Weight::hundredths), Some(0));
     }
 
-    #[test]
-    fn draft_round_trip() {
-        let mut d = draft();
-        d.check_regions = Some(vec!["ALL_REGIONS".into()]);
-        d.latitude = Some(1.5);
-        d.longitude = Some(-3.25);
-        d.notification_filter = Field::Null;
-        let (spec, _) = d.validate().unwrap();
-        assert_eq!(spec.to_draft().validate().unwrap().0, spec);
-    }
 }
