@@ -1,1 +1,264 @@
+//! The catalog in one SQLite file: WAL journal, versioned migrations, one transaction per
+//! command.
+//!
+//! Objects are stored as JSON documents of the core model, one table per kind, with the
+//! columns that carry a uniqueness rule (zone names, token digests, user e-mails) pulled out
+//! so SQLite enforces them even against another process writing the same file.
+#![forbid(unsafe_code)]
 
+use std::path::Path;
+use std::sync::Mutex;
+
+use rusqlite::{params, Connection, ErrorCode, OpenFlags, TransactionBehavior};
+use serde::de::DeserializeOwned;
+use vantage_core::catalog::Change;
+use vantage_store::{Store, StoreError};
+
+/// Schema migrations, in order; `PRAGMA user_version` records how many have run.
+const MIGRATIONS: &[&str] = &[
+    // 1: the first schema.
+    "CREATE TABLE accounts (id TEXT PRIMARY KEY, doc TEXT NOT NULL);
+     CREATE TABLE zones (id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, doc TEXT NOT NULL);
+     CREATE TABLE monitors (id TEXT PRIMARY KEY, doc TEXT NOT NULL);
+     CREATE TABLE pools (id TEXT PRIMARY KEY, doc TEXT NOT NULL);
+     CREATE TABLE load_balancers (id TEXT PRIMARY KEY, doc TEXT NOT NULL);
+     CREATE TABLE tokens (id TEXT PRIMARY KEY, digest TEXT NOT NULL UNIQUE, doc TEXT NOT NULL);
+     CREATE TABLE users (id TEXT PRIMARY KEY, email TEXT NOT NULL UNIQUE, doc TEXT NOT NULL);",
+];
+
+pub const SCHEMA_VERSION: usize = MIGRATIONS.len();
+
+/// Tables in load order: referenced kinds before the kinds that reference them.
+const TABLES: [&str; 7] = ["accounts", "users", "tokens", "zones", "monitors", "pools", "load_balancers"];
+
+#[derive(Debug)]
+pub struct SqliteStore {
+    conn: Mutex<Connection>,
+}
+
+/// How hard a commit is pushed to disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// A commit survives the process being killed (WAL `synchronous=NORMAL`); a power loss may
+    /// lose the last commits but never corrupts the file.
+    Process,
+    /// A commit survives power loss too (`synchronous=FULL`: an fsync per commit).
+    Power,
+}
+
+fn io(e: rusqlite::Error) -> StoreError {
+    StoreError::Io(e.to_string())
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the store at `path` and brings its schema up to date.
+    pub fn open(path: &Path, durability: Durability) -> Result<Self, StoreError> {
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let unusable = |e: rusqlite::Error| {
+            StoreError::Unusable(format!("cannot open the store {}: {e}", path.display()))
+        };
+        let conn = Connection::open_with_flags(path, flags).map_err(unusable)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(unusable)?;
+        // The first real read: a file that is not SQLite fails here, before anything is written.
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(unusable)?;
+        let version = usize::try_from(version).unwrap_or(usize::MAX);
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::Unusable(format!(
+                "the store {} has schema version {version}, newer than this Vantage understands ({SCHEMA_VERSION}); \
+                 run a newer Vantage or restore a backup",
+                path.display()
+            )));
+        }
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(unusable)?;
+        let sync = match durability {
+            Durability::Process => "NORMAL",
+            Durability::Power => "FULL",
+        };
+        conn.pragma_update(None, "synchronous", sync).map_err(unusable)?;
+        let mut store = Self { conn: Mutex::new(conn) };
+        store.migrate(version).map_err(|e| StoreError::Unusable(format!("migrating {}: {e}", path.display())))?;
+        Ok(store)
+    }
+
+    fn migrate(&mut self, from: usize) -> Result<(), StoreError> {
+        let conn = self.conn.get_mut().map_err(|_| StoreError::Io("store lock poisoned".into()))?;
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(from) {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Exclusive).map_err(io)?;
+            tx.execute_batch(sql).map_err(io)?;
+            tx.pragma_update(None, "user_version", i + 1).map_err(io)?;
+            tx.commit().map_err(io)?;
+        }
+        Ok(())
+    }
+
+    fn with_conn<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        let mut conn = self.conn.lock().map_err(|_| StoreError::Io("store lock poisoned".into()))?;
+        f(&mut conn)
+    }
+}
+
+fn doc<T: serde::Serialize>(v: &T) -> Result<String, StoreError> {
+    serde_json::to_string(v).map_err(|e| StoreError::Io(format!("encoding: {e}")))
+}
+
+fn decode<T: DeserializeOwned>(table: &str, id: &str, text: &str) -> Result<T, StoreError> {
+    serde_json::from_str(text)
+        .map_err(|e| StoreError::Unusable(format!("stored {table} row {id} cannot be read: {e}")))
+}
+
+fn write(tx: &rusqlite::Transaction<'_>, change: &Change) -> rusqlite::Result<usize> {
+    const PUT: &str = "INSERT INTO {t} (id, doc) VALUES (?1, ?2) ON CONFLICT(id) DO UPDATE SET doc = excluded.doc";
+    let put = |table: &str, id: String, doc: String| tx.execute(&PUT.replace("{t}", table), params![id, doc]);
+    let delete = |table: &str, id: String| tx.execute(&format!("DELETE FROM {table} WHERE id = ?1"), params![id]);
+    let enc = |v: Result<String, StoreError>| v.map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)));
+    match change {
+        Change::PutAccount(a) => put("accounts", a.id.to_string(), enc(doc(a))?),
+        Change::PutMonitor(m) => put("monitors", m.id.to_string(), enc(doc(m))?),
+        Change::PutPool(p) => put("pools", p.id.to_string(), enc(doc(p))?),
+        Change::PutLoadBalancer(lb) => put("load_balancers", lb.id.to_string(), enc(doc(lb))?),
+        Change::PutZone(z) => tx.execute(
+            "INSERT INTO zones (id, name, doc) VALUES (?1, ?2, ?3)
+             ON CONFLICT(id) DO UPDATE SET name = excluded.name, doc = excluded.doc",
+            params![z.id.to_string(), z.name, enc(doc(z))?],
+        ),
+        Change::PutToken(t) => tx.execute(
+            "INSERT INTO tokens (id, digest, doc) VALUES (?1, ?2, ?3)
+             ON CONFLICT(id) DO UPDATE SET digest = excluded.digest, doc = excluded.doc",
+            params![t.id.to_string(), hex_digest(&t.digest.0), enc(doc(t))?],
+        ),
+        Change::PutUser(u) => tx.execute(
+            "INSERT INTO users (id, email, doc) VALUES (?1, ?2, ?3)
+             ON CONFLICT(id) DO UPDATE SET email = excluded.email, doc = excluded.doc",
+            params![u.id.to_string(), u.email, enc(doc(u))?],
+        ),
+        Change::DeleteZone(id) => delete("zones", id.to_string()),
+        Change::DeleteMonitor(id) => delete("monitors", id.to_string()),
+        Change::DeletePool(id) => delete("pools", id.to_string()),
+        Change::DeleteLoadBalancer(id) => delete("load_balancers", id.to_string()),
+    }
+}
+
+fn hex_digest(d: &[u8; 32]) -> String {
+    d.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl Store for SqliteStore {
+    fn load(&self) -> Result<Vec<Change>, StoreError> {
+        self.with_conn(|conn| {
+            let mut out = Vec::new();
+            for table in TABLES {
+                let mut stmt = conn.prepare(&format!("SELECT id, doc FROM {table} ORDER BY id")).map_err(io)?;
+                let rows = stmt
+                    .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+                    .map_err(io)?;
+                for row in rows {
+                    let (id, text) = row.map_err(io)?;
+                    out.push(match table {
+                        "accounts" => Change::PutAccount(decode(table, &id, &text)?),
+                        "users" => Change::PutUser(decode(table, &id, &text)?),
+                        "tokens" => Change::PutToken(decode(table, &id, &text)?),
+                        "zones" => Change::PutZone(decode(table, &id, &text)?),
+                        "monitors" => Change::PutMonitor(decode(table, &id, &text)?),
+                        "pools" => Change::PutPool(decode(table, &id, &text)?),
+                        _ => Change::PutLoadBalancer(decode(table, &id, &text)?),
+                    });
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    fn commit(&self, changes: &[Change]) -> Result<(), StoreError> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        self.with_conn(|conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(io)?;
+            for change in changes {
+                write(&tx, change).map_err(|e| match e.sqlite_error_code() {
+                    Some(ErrorCode::ConstraintViolation) => StoreError::Conflict(e.to_string()),
+                    _ => io(e),
+                })?;
+            }
+            tx.commit().map_err(io)
+        })
+    }
+
+    fn external_version(&self) -> Result<u64, StoreError> {
+        self.with_conn(|conn| {
+            let v: i64 = conn.query_row("PRAGMA data_version", [], |r| r.get(0)).map_err(io)?;
+            Ok(v as u64)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vantage_core::account::Account;
+    use vantage_core::zone::Zone;
+    use vantage_core::{AccountId, Timestamp, ZoneId};
+
+    const T: Timestamp = Timestamp::from_unix_micros(1_700_000_000_000_001);
+
+    fn account(b: u8) -> Account {
+        Account { id: AccountId::from_bytes([b; 16]), name: format!("acct{b}"), created_on: T }
+    }
+
+    fn zone(b: u8, name: &str) -> Zone {
+        Zone { id: ZoneId::from_bytes([b; 16]), account: AccountId::from_bytes([1; 16]), name: name.into(), created_on: T, modified_on: T }
+    }
+
+    #[test]
+    fn commits_survive_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v.db");
+        {
+            let s = SqliteStore::open(&path, Durability::Process).unwrap();
+            s.commit(&[Change::PutAccount(account(1)), Change::PutZone(zone(2, "example.com"))]).unwrap();
+        }
+        let s = SqliteStore::open(&path, Durability::Process).unwrap();
+        let c = s.load_catalog().unwrap();
+        assert_eq!(c.accounts().next(), Some(&account(1)));
+        assert_eq!(c.zones().next(), Some(&zone(2, "example.com")));
+    }
+
+    #[test]
+    fn a_failed_commit_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(&dir.path().join("v.db"), Durability::Process).unwrap();
+        s.commit(&[Change::PutZone(zone(2, "example.com"))]).unwrap();
+        let err = s.commit(&[Change::PutAccount(account(1)), Change::PutZone(zone(3, "example.com"))]).unwrap_err();
+        assert!(matches!(err, StoreError::Conflict(_)), "{err}");
+        assert_eq!(s.load_catalog().unwrap().accounts().count(), 0);
+    }
+
+    #[test]
+    fn newer_schema_and_garbage_files_are_refused_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v.db");
+        drop(SqliteStore::open(&path, Durability::Process).unwrap());
+        Connection::open(&path).unwrap().pragma_update(None, "user_version", 99).unwrap();
+        let err = SqliteStore::open(&path, Durability::Process).unwrap_err();
+        assert!(err.to_string().contains("schema version 99"), "{err}");
+
+        let junk = dir.path().join("junk.db");
+        std::fs::write(&junk, b"this is not a database, it is a text file with enough bytes to look like a header").unwrap();
+        let before = std::fs::read(&junk).unwrap();
+        assert!(matches!(SqliteStore::open(&junk, Durability::Process), Err(StoreError::Unusable(_))));
+        assert_eq!(std::fs::read(&junk).unwrap(), before);
+    }
+
+    #[test]
+    fn external_version_sees_other_connections_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v.db");
+        let server = SqliteStore::open(&path, Durability::Process).unwrap();
+        let v0 = server.external_version().unwrap();
+        server.commit(&[Change::PutAccount(account(1))]).unwrap();
+        assert_eq!(server.external_version().unwrap(), v0);
+        let cli = SqliteStore::open(&path, Durability::Process).unwrap();
+        cli.commit(&[Change::PutAccount(account(2))]).unwrap();
+        assert_ne!(server.external_version().unwrap(), v0);
+    }
+}
