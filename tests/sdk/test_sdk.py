@@ -494,12 +494,22 @@ def test_pool_bulk_edit_resets_notification_email(client: cloudflare.Cloudflare,
     assert len(mine) == 1, "bulk edit must return the affected pools"
     assert mine[0].notification_email == ""
     assert all(p.notification_email == "" for p in pools)
-    names = [p.name for p in pools]
-    assert names == sorted(names), "bulk edit returns pools ordered by ascending name"
 
     got = client.load_balancers.pools.get(pool.id, account_id=account_id)
     assert got.notification_email == ""
     assert got.name == pool.name and got.description == pool.description
+
+
+def test_pool_bulk_edit_orders_by_name(client: cloudflare.Cloudflare, account_id: str):
+    # The contract is silent; the real API (OpenAPI text, carried into the SDK's docstring for
+    # `pools.bulk_edit`) says: "Pools are ordered by ascending `name`. Returns the list of affected pools."
+    # Create names whose order differs from creation order (and, very likely, from id order).
+    tag = secrets.token_hex(3)
+    for prefix in ("zz", "aa", "mm"):
+        make_pool(client, account_id, name=f"{prefix}-{tag}")
+    pools = client.load_balancers.pools.bulk_edit(account_id=account_id, notification_email="").result
+    names = [p.name for p in pools]
+    assert names == sorted(names), f"bulk edit must return pools ordered by ascending name, got {names}"
 
 
 def test_pool_unknown_id_is_404_1003(client: cloudflare.Cloudflare, account_id: str):

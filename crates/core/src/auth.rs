@@ -31,7 +31,10 @@ impl Permission {
 
     /// Permissions that make sense on a single zone (the rest are account-wide).
     pub const fn is_zone_scoped(self) -> bool {
-        matches!(self, Self::LoadBalancersRead | Self::LoadBalancersWrite | Self::ZoneRead | Self::ZoneWrite)
+        matches!(
+            self,
+            Self::LoadBalancersRead | Self::LoadBalancersWrite | Self::ZoneRead | Self::ZoneWrite
+        )
     }
 }
 
@@ -147,13 +150,22 @@ impl Principal {
         let grants = user
             .accounts
             .iter()
-            .map(|a| Grant { resource: Resource::Account(*a), permissions: Permission::ALL_PERMISSIONS.to_vec() })
+            .map(|a| Grant {
+                resource: Resource::Account(*a),
+                permissions: Permission::ALL_PERMISSIONS.to_vec(),
+            })
             .collect();
-        Self { kind: PrincipalKind::User(user.id), grants }
+        Self {
+            kind: PrincipalKind::User(user.id),
+            grants,
+        }
     }
 
     pub fn for_token(token: &Token) -> Self {
-        Self { kind: PrincipalKind::Token(token.id), grants: token.grants.clone() }
+        Self {
+            kind: PrincipalKind::Token(token.id),
+            grants: token.grants.clone(),
+        }
     }
 
     /// Whether `needed` is granted on `target`. An account grant covers the account's zones;
@@ -163,10 +175,15 @@ impl Principal {
             let covers = match (g.resource, target) {
                 (Resource::Account(a), Target::Account(t)) => a == t,
                 (Resource::Account(a), Target::Zone { account, .. }) => a == account,
-                (Resource::Zone(z), Target::Zone { zone, .. }) => z == zone && needed.is_zone_scoped(),
+                (Resource::Zone(z), Target::Zone { zone, .. }) => {
+                    z == zone && needed.is_zone_scoped()
+                }
                 (Resource::Zone(_), Target::Account(_)) => false,
             };
-            covers && g.permissions.iter().any(|p| *p == needed || *p == needed.implied_by())
+            covers
+                && g.permissions
+                    .iter()
+                    .any(|p| *p == needed || *p == needed.implied_by())
         })
     }
 
@@ -201,27 +218,66 @@ mod tests {
     const Z2: ZoneId = ZoneId::from_bytes([4; 16]);
 
     fn principal(grants: Vec<Grant>) -> Principal {
-        Principal { kind: PrincipalKind::Token(TokenId::from_bytes([0; 16])), grants }
+        Principal {
+            kind: PrincipalKind::Token(TokenId::from_bytes([0; 16])),
+            grants,
+        }
     }
 
     #[test]
     fn write_implies_read_but_not_the_reverse() {
-        let p = principal(vec![Grant { resource: Resource::Account(A), permissions: vec![Permission::MonitorsPoolsWrite] }]);
+        let p = principal(vec![Grant {
+            resource: Resource::Account(A),
+            permissions: vec![Permission::MonitorsPoolsWrite],
+        }]);
         assert!(p.allows(Permission::MonitorsPoolsRead, Target::Account(A)));
         assert!(p.allows(Permission::MonitorsPoolsWrite, Target::Account(A)));
-        let r = principal(vec![Grant { resource: Resource::Account(A), permissions: vec![Permission::MonitorsPoolsRead] }]);
+        let r = principal(vec![Grant {
+            resource: Resource::Account(A),
+            permissions: vec![Permission::MonitorsPoolsRead],
+        }]);
         assert!(!r.allows(Permission::MonitorsPoolsWrite, Target::Account(A)));
     }
 
     #[test]
     fn grants_are_bound_to_their_account_and_zone() {
-        let p = principal(vec![Grant { resource: Resource::Zone(Z), permissions: vec![Permission::LoadBalancersWrite] }]);
-        assert!(p.allows(Permission::LoadBalancersRead, Target::Zone { zone: Z, account: A }));
-        assert!(!p.allows(Permission::LoadBalancersRead, Target::Zone { zone: Z2, account: A }));
+        let p = principal(vec![Grant {
+            resource: Resource::Zone(Z),
+            permissions: vec![Permission::LoadBalancersWrite],
+        }]);
+        assert!(p.allows(
+            Permission::LoadBalancersRead,
+            Target::Zone {
+                zone: Z,
+                account: A
+            }
+        ));
+        assert!(!p.allows(
+            Permission::LoadBalancersRead,
+            Target::Zone {
+                zone: Z2,
+                account: A
+            }
+        ));
         assert!(!p.allows(Permission::MonitorsPoolsRead, Target::Account(A)));
-        let a = principal(vec![Grant { resource: Resource::Account(A), permissions: vec![Permission::LoadBalancersRead] }]);
-        assert!(a.allows(Permission::LoadBalancersRead, Target::Zone { zone: Z2, account: A }));
-        assert!(!a.allows(Permission::LoadBalancersRead, Target::Zone { zone: Z2, account: B }));
+        let a = principal(vec![Grant {
+            resource: Resource::Account(A),
+            permissions: vec![Permission::LoadBalancersRead],
+        }]);
+        assert!(a.allows(
+            Permission::LoadBalancersRead,
+            Target::Zone {
+                zone: Z2,
+                account: A
+            }
+        ));
+        assert!(!a.allows(
+            Permission::LoadBalancersRead,
+            Target::Zone {
+                zone: Z2,
+                account: B
+            }
+        ));
         assert!(!a.allows(Permission::MonitorsPoolsRead, Target::Account(B)));
     }
 
@@ -239,6 +295,11 @@ mod tests {
         };
         assert!(t.is_usable(Timestamp::from_unix_micros(99)));
         assert!(!t.is_usable(Timestamp::from_unix_micros(100)));
-        assert!(!Token { status: TokenStatus::Revoked, expires_on: None, ..t }.is_usable(Timestamp::from_unix_micros(0)));
+        assert!(!Token {
+            status: TokenStatus::Revoked,
+            expires_on: None,
+            ..t
+        }
+        .is_usable(Timestamp::from_unix_micros(0)));
     }
 }

@@ -104,7 +104,11 @@ pub struct Catalog {
 }
 
 fn name_taken(field: &str, name: &str) -> Violations {
-    Violation::new(Path::root().key(field), format!("{field} {name:?} is already in use")).into()
+    Violation::new(
+        Path::root().key(field),
+        format!("{field} {name:?} is already in use"),
+    )
+    .into()
 }
 
 impl Catalog {
@@ -190,7 +194,9 @@ impl Catalog {
     }
 
     pub fn load_balancers_of(&self, zone: ZoneId) -> impl Iterator<Item = &LoadBalancer> {
-        self.load_balancers.values().filter(move |lb| lb.zone == zone)
+        self.load_balancers
+            .values()
+            .filter(move |lb| lb.zone == zone)
     }
 
     pub fn load_balancer(&self, zone: ZoneId, id: LoadBalancerId) -> Option<&LoadBalancer> {
@@ -210,11 +216,15 @@ impl Catalog {
     }
 
     pub fn token_by_digest(&self, digest: &SecretDigest) -> Option<&Token> {
-        self.token_by_digest.get(digest).and_then(|id| self.tokens.get(id))
+        self.token_by_digest
+            .get(digest)
+            .and_then(|id| self.tokens.get(id))
     }
 
     pub fn user_by_email(&self, email: &str) -> Option<&User> {
-        self.users.values().find(|u| u.email.eq_ignore_ascii_case(email))
+        self.users
+            .values()
+            .find(|u| u.email.eq_ignore_ascii_case(email))
     }
 
     /// Everything that points at `monitor` (pools) — its referrers.
@@ -222,7 +232,14 @@ impl Catalog {
         let mut out: Vec<Reference> = self
             .pools_of(monitor.account)
             .filter(|p| p.spec.monitor == Some(monitor.id))
-            .map(|p| reference(ReferenceType::Referrer, ResourceType::Pool, p.id.to_string(), &p.spec.name))
+            .map(|p| {
+                reference(
+                    ReferenceType::Referrer,
+                    ResourceType::Pool,
+                    p.id.to_string(),
+                    &p.spec.name,
+                )
+            })
             .collect();
         out.sort();
         out
@@ -231,12 +248,30 @@ impl Catalog {
     /// The pool's monitor (referral) and the load balancers that use it (referrers).
     pub fn pool_references(&self, pool: &Pool) -> Vec<Reference> {
         let mut out = Vec::new();
-        if let Some(m) = pool.spec.monitor.and_then(|m| self.monitor(pool.account, m)) {
-            let name = if m.spec.description.is_empty() { m.id.to_string() } else { m.spec.description.clone() };
-            out.push(reference(ReferenceType::Referral, ResourceType::Monitor, m.id.to_string(), &name));
+        if let Some(m) = pool
+            .spec
+            .monitor
+            .and_then(|m| self.monitor(pool.account, m))
+        {
+            let name = if m.spec.description.is_empty() {
+                m.id.to_string()
+            } else {
+                m.spec.description.clone()
+            };
+            out.push(reference(
+                ReferenceType::Referral,
+                ResourceType::Monitor,
+                m.id.to_string(),
+                &name,
+            ));
         }
         out.extend(self.load_balancers_using(pool).map(|lb| {
-            reference(ReferenceType::Referrer, ResourceType::LoadBalancer, lb.id.to_string(), &lb.spec.name)
+            reference(
+                ReferenceType::Referrer,
+                ResourceType::LoadBalancer,
+                lb.id.to_string(),
+                &lb.spec.name,
+            )
         }));
         out.sort();
         out
@@ -249,39 +284,104 @@ impl Catalog {
             .referenced_pools()
             .into_iter()
             .filter_map(|id| self.pools.get(&id))
-            .map(|p| reference(ReferenceType::Referral, ResourceType::Pool, p.id.to_string(), &p.spec.name))
+            .map(|p| {
+                reference(
+                    ReferenceType::Referral,
+                    ResourceType::Pool,
+                    p.id.to_string(),
+                    &p.spec.name,
+                )
+            })
             .collect();
         out.sort();
         out
     }
 
-    fn load_balancers_using<'a>(&'a self, pool: &'a Pool) -> impl Iterator<Item = &'a LoadBalancer> + 'a {
-        self.load_balancers.values().filter(move |lb| lb.spec.referenced_pools().contains(&pool.id))
+    /// The references of the object `id` of kind `kind` in `account` (empty if none).
+    pub fn references_of(
+        &self,
+        account: AccountId,
+        kind: ResourceType,
+        id: &str,
+    ) -> Vec<Reference> {
+        match kind {
+            ResourceType::Monitor => id
+                .parse()
+                .ok()
+                .and_then(|m| self.monitor(account, m))
+                .map(|m| self.monitor_references(m))
+                .unwrap_or_default(),
+            ResourceType::Pool => id
+                .parse()
+                .ok()
+                .and_then(|p| self.pool(account, p))
+                .map(|p| self.pool_references(p))
+                .unwrap_or_default(),
+            ResourceType::LoadBalancer => id
+                .parse()
+                .ok()
+                .and_then(|lb| self.load_balancers.get(&lb))
+                .filter(|lb| self.zone(lb.zone).is_some_and(|z| z.account == account))
+                .map(|lb| self.load_balancer_references(lb))
+                .unwrap_or_default(),
+        }
+    }
+
+    fn load_balancers_using<'a>(
+        &'a self,
+        pool: &'a Pool,
+    ) -> impl Iterator<Item = &'a LoadBalancer> + 'a {
+        self.load_balancers
+            .values()
+            .filter(move |lb| lb.spec.referenced_pools().contains(&pool.id))
     }
 
     // ----- commands ----------------------------------------------------------------------
 
     pub fn create_account(&self, id: AccountId, name: String, now: Timestamp) -> Outcome {
         if !crate::account::is_account_name(&name) {
-            return Err(Violation::new(Path::root().key("name"), "name must be 1-100 printable characters").into())
-                .map_err(CatalogError::Invalid);
+            let v = Violation::new(
+                Path::root().key("name"),
+                "name must be 1-100 printable characters",
+            );
+            return Err(CatalogError::Invalid(v.into()));
         }
-        Ok(vec![Change::PutAccount(Account { id, name, created_on: now })])
+        Ok(vec![Change::PutAccount(Account {
+            id,
+            name,
+            created_on: now,
+        })])
     }
 
-    pub fn create_zone(&self, account: AccountId, id: ZoneId, raw_name: &str, now: Timestamp) -> Outcome {
+    pub fn create_zone(
+        &self,
+        account: AccountId,
+        id: ZoneId,
+        raw_name: &str,
+        now: Timestamp,
+    ) -> Outcome {
         if !self.accounts.contains_key(&account) {
             return Err(CatalogError::NotFound);
         }
         let Some(name) = crate::name::normalize_zone_name(raw_name) else {
             return Err(CatalogError::Invalid(
-                Violation::new(Path::root().key("name"), format!("{raw_name:?} is not a valid zone name")).into(),
+                Violation::new(
+                    Path::root().key("name"),
+                    format!("{raw_name:?} is not a valid zone name"),
+                )
+                .into(),
             ));
         };
         if self.zones.values().any(|z| z.name == name) {
             return Err(CatalogError::Invalid(name_taken("name", &name)));
         }
-        Ok(vec![Change::PutZone(Zone { id, account, name, created_on: now, modified_on: now })])
+        Ok(vec![Change::PutZone(Zone {
+            id,
+            account,
+            name,
+            created_on: now,
+            modified_on: now,
+        })])
     }
 
     pub fn delete_zone(&self, id: ZoneId) -> Outcome {
@@ -290,7 +390,14 @@ impl Catalog {
         }
         let mut refs: Vec<Reference> = self
             .load_balancers_of(id)
-            .map(|lb| reference(ReferenceType::Referrer, ResourceType::LoadBalancer, lb.id.to_string(), &lb.spec.name))
+            .map(|lb| {
+                reference(
+                    ReferenceType::Referrer,
+                    ResourceType::LoadBalancer,
+                    lb.id.to_string(),
+                    &lb.spec.name,
+                )
+            })
             .collect();
         if !refs.is_empty() {
             refs.sort();
@@ -299,13 +406,35 @@ impl Catalog {
         Ok(vec![Change::DeleteZone(id)])
     }
 
-    pub fn create_monitor(&self, account: AccountId, id: MonitorId, spec: MonitorSpec, now: Timestamp) -> Outcome {
-        Ok(vec![Change::PutMonitor(Monitor { id, account, spec, created_on: now, modified_on: now })])
+    pub fn create_monitor(
+        &self,
+        account: AccountId,
+        id: MonitorId,
+        spec: MonitorSpec,
+        now: Timestamp,
+    ) -> Outcome {
+        Ok(vec![Change::PutMonitor(Monitor {
+            id,
+            account,
+            spec,
+            created_on: now,
+            modified_on: now,
+        })])
     }
 
-    pub fn replace_monitor(&self, account: AccountId, id: MonitorId, spec: MonitorSpec, now: Timestamp) -> Outcome {
+    pub fn replace_monitor(
+        &self,
+        account: AccountId,
+        id: MonitorId,
+        spec: MonitorSpec,
+        now: Timestamp,
+    ) -> Outcome {
         let old = self.monitor(account, id).ok_or(CatalogError::NotFound)?;
-        Ok(vec![Change::PutMonitor(Monitor { spec, modified_on: now, ..old.clone() })])
+        Ok(vec![Change::PutMonitor(Monitor {
+            spec,
+            modified_on: now,
+            ..old.clone()
+        })])
     }
 
     pub fn delete_monitor(&self, account: AccountId, id: MonitorId) -> Outcome {
@@ -329,10 +458,16 @@ impl Catalog {
         if let Some(raw) = monitor {
             match raw.parse::<MonitorId>() {
                 Ok(id) if self.monitor(account, id).is_some() => spec.monitor = Some(id),
-                _ => v.push(Path::root().key("monitor"), format!("monitor {raw:?} does not exist in this account")),
+                _ => v.push(
+                    Path::root().key("monitor"),
+                    format!("monitor {raw:?} does not exist in this account"),
+                ),
             }
         }
-        if self.pools_of(account).any(|p| p.spec.name == spec.name && Some(p.id) != self_id) {
+        if self
+            .pools_of(account)
+            .any(|p| p.spec.name == spec.name && Some(p.id) != self_id)
+        {
             return Err(CatalogError::Invalid(name_taken("name", &spec.name)));
         }
         v.finish(spec).map_err(CatalogError::Invalid)
@@ -348,7 +483,14 @@ impl Catalog {
     ) -> Outcome {
         let spec = self.finish_pool(account, None, spec, monitor)?;
         let disabled_at = (!spec.enabled).then_some(now);
-        Ok(vec![Change::PutPool(Pool { id, account, spec, created_on: now, modified_on: now, disabled_at })])
+        Ok(vec![Change::PutPool(Pool {
+            id,
+            account,
+            spec,
+            created_on: now,
+            modified_on: now,
+            disabled_at,
+        })])
     }
 
     pub fn replace_pool(
@@ -366,11 +508,21 @@ impl Catalog {
             (true, false) => Some(now),
             (false, false) => old.disabled_at,
         };
-        Ok(vec![Change::PutPool(Pool { spec, modified_on: now, disabled_at, ..old.clone() })])
+        Ok(vec![Change::PutPool(Pool {
+            spec,
+            modified_on: now,
+            disabled_at,
+            ..old.clone()
+        })])
     }
 
     /// `PATCH pools`: sets `notification_email` on every pool of the account.
-    pub fn set_notification_email(&self, account: AccountId, email: &str, now: Timestamp) -> Outcome {
+    pub fn set_notification_email(
+        &self,
+        account: AccountId,
+        email: &str,
+        now: Timestamp,
+    ) -> Outcome {
         Ok(self
             .pools_of(account)
             .map(|p| {
@@ -384,8 +536,11 @@ impl Catalog {
 
     pub fn delete_pool(&self, account: AccountId, id: PoolId) -> Outcome {
         let pool = self.pool(account, id).ok_or(CatalogError::NotFound)?;
-        let refs: Vec<Reference> =
-            self.pool_references(pool).into_iter().filter(|r| r.reference_type == ReferenceType::Referrer).collect();
+        let refs: Vec<Reference> = self
+            .pool_references(pool)
+            .into_iter()
+            .filter(|r| r.reference_type == ReferenceType::Referrer)
+            .collect();
         if !refs.is_empty() {
             return Err(CatalogError::Referenced(refs));
         }
@@ -403,7 +558,10 @@ impl Catalog {
         let z = self.zones.get(&zone).ok_or(CatalogError::NotFound)?;
         let exists = |id: PoolId| self.pool(z.account, id).is_some();
         let spec = draft.validate(&z.name, &exists)?;
-        if self.load_balancers_of(zone).any(|lb| lb.spec.name == spec.name && Some(lb.id) != self_id) {
+        if self
+            .load_balancers_of(zone)
+            .any(|lb| lb.spec.name == spec.name && Some(lb.id) != self_id)
+        {
             return Err(CatalogError::Invalid(name_taken("name", &spec.name)));
         }
         Ok(spec)
@@ -417,7 +575,13 @@ impl Catalog {
         now: Timestamp,
     ) -> Outcome {
         let spec = self.check_load_balancer(zone, None, draft)?;
-        Ok(vec![Change::PutLoadBalancer(LoadBalancer { id, zone, spec, created_on: now, modified_on: now })])
+        Ok(vec![Change::PutLoadBalancer(LoadBalancer {
+            id,
+            zone,
+            spec,
+            created_on: now,
+            modified_on: now,
+        })])
     }
 
     pub fn replace_load_balancer(
@@ -429,7 +593,11 @@ impl Catalog {
     ) -> Outcome {
         let old = self.load_balancer(zone, id).ok_or(CatalogError::NotFound)?;
         let spec = self.check_load_balancer(zone, Some(id), draft)?;
-        Ok(vec![Change::PutLoadBalancer(LoadBalancer { spec, modified_on: now, ..old.clone() })])
+        Ok(vec![Change::PutLoadBalancer(LoadBalancer {
+            spec,
+            modified_on: now,
+            ..old.clone()
+        })])
     }
 
     pub fn delete_load_balancer(&self, zone: ZoneId, id: LoadBalancerId) -> Outcome {
@@ -444,18 +612,32 @@ impl Catalog {
         let mut out = Vec::new();
         for m in self.monitors_of(account) {
             if hit(&m.spec.description) || hit(&m.id.to_string()) {
-                out.push((ResourceType::Monitor, m.id.to_string(), m.spec.description.clone()));
+                out.push((
+                    ResourceType::Monitor,
+                    m.id.to_string(),
+                    m.spec.description.clone(),
+                ));
             }
         }
         for p in self.pools_of(account) {
-            if hit(&p.spec.name) || hit(&p.spec.description) || p.spec.origins.iter().any(|o| hit(&o.address) || hit(&o.name)) {
+            if hit(&p.spec.name)
+                || hit(&p.spec.description)
+                || p.spec
+                    .origins
+                    .iter()
+                    .any(|o| hit(&o.address) || hit(&o.name))
+            {
                 out.push((ResourceType::Pool, p.id.to_string(), p.spec.name.clone()));
             }
         }
         for z in self.zones_of(account) {
             for lb in self.load_balancers_of(z.id) {
                 if hit(&lb.spec.name) || hit(&lb.spec.description) {
-                    out.push((ResourceType::LoadBalancer, lb.id.to_string(), lb.spec.name.clone()));
+                    out.push((
+                        ResourceType::LoadBalancer,
+                        lb.id.to_string(),
+                        lb.spec.name.clone(),
+                    ));
                 }
             }
         }
@@ -463,8 +645,18 @@ impl Catalog {
     }
 }
 
-fn reference(reference_type: ReferenceType, resource_type: ResourceType, id: String, name: &str) -> Reference {
-    Reference { reference_type, resource_type, resource_id: id, resource_name: name.to_owned() }
+fn reference(
+    reference_type: ReferenceType,
+    resource_type: ResourceType,
+    id: String,
+    name: &str,
+) -> Reference {
+    Reference {
+        reference_type,
+        resource_type,
+        resource_id: id,
+        resource_name: name.to_owned(),
+    }
 }
 
 #[cfg(test)]
@@ -491,12 +683,19 @@ mod tests {
         let z = ZoneId::from_bytes([9; 16]);
         applied(&mut c, |c| c.create_zone(A, z, "Example.COM.", T0));
         let m = MonitorId::from_bytes([3; 16]);
-        let spec = MonitorDraft { expected_codes: Some("2xx".into()), ..Default::default() }.validate().unwrap();
+        let spec = MonitorDraft {
+            expected_codes: Some("2xx".into()),
+            ..Default::default()
+        }
+        .validate()
+        .unwrap();
         applied(&mut c, |c| c.create_monitor(A, m, spec, T0));
         let p = PoolId::from_bytes([4; 16]);
         let (spec, mon) = pool_draft("p1").validate().unwrap();
         assert_eq!(mon, None);
-        applied(&mut c, |c| c.create_pool(A, p, spec, Some(m.to_string()), T0));
+        applied(&mut c, |c| {
+            c.create_pool(A, p, spec, Some(m.to_string()), T0)
+        });
         (c, m, p, z)
     }
 
@@ -525,15 +724,28 @@ mod tests {
     fn zone_names_are_normalised_and_unique() {
         let (c, ..) = setup();
         assert_eq!(c.zones().next().unwrap().name, "example.com");
-        assert!(matches!(c.create_zone(B, ZoneId::from_bytes([8; 16]), "EXAMPLE.com", T0), Err(CatalogError::Invalid(_))));
+        assert!(matches!(
+            c.create_zone(B, ZoneId::from_bytes([8; 16]), "EXAMPLE.com", T0),
+            Err(CatalogError::Invalid(_))
+        ));
     }
 
     #[test]
     fn pool_monitor_must_be_in_the_same_account() {
         let (c, m, ..) = setup();
         let (spec, _) = pool_draft("other").validate().unwrap();
-        let err = c.create_pool(B, PoolId::from_bytes([5; 16]), spec, Some(m.to_string()), T0).unwrap_err();
-        let CatalogError::Invalid(v) = err else { panic!("{err:?}") };
+        let err = c
+            .create_pool(
+                B,
+                PoolId::from_bytes([5; 16]),
+                spec,
+                Some(m.to_string()),
+                T0,
+            )
+            .unwrap_err();
+        let CatalogError::Invalid(v) = err else {
+            panic!("{err:?}")
+        };
         assert_eq!(v.iter().next().unwrap().path.to_pointer(), "/monitor");
     }
 
@@ -541,8 +753,12 @@ mod tests {
     fn pool_names_unique_per_account_only() {
         let (c, ..) = setup();
         let (spec, _) = pool_draft("p1").validate().unwrap();
-        assert!(c.create_pool(A, PoolId::from_bytes([5; 16]), spec.clone(), None, T0).is_err());
-        assert!(c.create_pool(B, PoolId::from_bytes([5; 16]), spec, None, T0).is_ok());
+        assert!(c
+            .create_pool(A, PoolId::from_bytes([5; 16]), spec.clone(), None, T0)
+            .is_err());
+        assert!(c
+            .create_pool(B, PoolId::from_bytes([5; 16]), spec, None, T0)
+            .is_ok());
     }
 
     #[test]
@@ -557,7 +773,9 @@ mod tests {
 
         let lb = LoadBalancerId::from_bytes([6; 16]);
         applied(&mut c, |c| c.create_load_balancer(z, lb, lb_draft(p), T0));
-        assert!(matches!(c.delete_pool(A, p), Err(CatalogError::Referenced(r)) if r[0].resource_type == ResourceType::LoadBalancer));
+        assert!(
+            matches!(c.delete_pool(A, p), Err(CatalogError::Referenced(r)) if r[0].resource_type == ResourceType::LoadBalancer)
+        );
         assert!(matches!(c.delete_zone(z), Err(CatalogError::Referenced(_))));
         applied(&mut c, |c| c.delete_load_balancer(z, lb));
         applied(&mut c, |c| c.delete_pool(A, p));
@@ -571,7 +789,10 @@ mod tests {
         assert!(c.monitor(B, m).is_none());
         assert_eq!(c.delete_pool(B, p), Err(CatalogError::NotFound));
         let spec = c.monitor(A, m).unwrap().spec.clone();
-        assert_eq!(c.replace_monitor(B, m, spec, T1), Err(CatalogError::NotFound));
+        assert_eq!(
+            c.replace_monitor(B, m, spec, T1),
+            Err(CatalogError::NotFound)
+        );
     }
 
     #[test]
@@ -579,9 +800,14 @@ mod tests {
         let (mut c, m, p, _) = setup();
         let (mut spec, _) = pool_draft("p1").validate().unwrap();
         spec.enabled = false;
-        applied(&mut c, |c| c.replace_pool(A, p, spec.clone(), Some(m.to_string()), T1));
+        applied(&mut c, |c| {
+            c.replace_pool(A, p, spec.clone(), Some(m.to_string()), T1)
+        });
         let pool = c.pool(A, p).unwrap();
-        assert_eq!((pool.created_on, pool.modified_on, pool.disabled_at), (T0, T1, Some(T1)));
+        assert_eq!(
+            (pool.created_on, pool.modified_on, pool.disabled_at),
+            (T0, T1, Some(T1))
+        );
         spec.enabled = true;
         applied(&mut c, |c| c.replace_pool(A, p, spec, None, T1));
         assert_eq!(c.pool(A, p).unwrap().disabled_at, None);
@@ -592,6 +818,14 @@ mod tests {
     fn load_balancer_pools_must_be_in_the_zone_account() {
         let (c, _, _, z) = setup();
         let foreign = PoolId::from_bytes([7; 16]);
-        assert!(matches!(c.create_load_balancer(z, LoadBalancerId::from_bytes([6; 16]), lb_draft(foreign), T0), Err(CatalogError::Invalid(_))));
+        assert!(matches!(
+            c.create_load_balancer(
+                z,
+                LoadBalancerId::from_bytes([6; 16]),
+                lb_draft(foreign),
+                T0
+            ),
+            Err(CatalogError::Invalid(_))
+        ));
     }
 }

@@ -19,7 +19,10 @@ pub fn choose<C: Choice>(v: &mut Violations, path: Path, raw: Option<&str>, defa
     C::parse(s).unwrap_or_else(|| {
         let accepted: Vec<String> = C::ALL.iter().map(|c| format!("{:?}", c.as_str())).collect();
         let field = path.to_string();
-        v.push(path, format!("{field} must be one of {}, not {s:?}", accepted.join(", ")));
+        v.push(
+            path,
+            format!("{field} must be one of {}, not {s:?}", accepted.join(", ")),
+        );
         default
     })
 }

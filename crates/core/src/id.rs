@@ -14,7 +14,11 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 pub struct InvalidId;
 
 fn parse_hex32(s: &str) -> Result<[u8; 16], InvalidId> {
-    if s.len() != 32 || !s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+    if s.len() != 32
+        || !s
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
         return Err(InvalidId);
     }
     let mut out = [0u8; 16];

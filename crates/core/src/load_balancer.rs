@@ -194,8 +194,16 @@ fn pool_ref(v: &mut Violations, path: Path, raw: &str, pools: &dyn PoolLookup) -
     }
 }
 
-fn pool_list(v: &mut Violations, path: &Path, raw: &[String], pools: &dyn PoolLookup) -> Vec<PoolId> {
-    raw.iter().enumerate().filter_map(|(i, p)| pool_ref(v, path.index(i), p, pools)).collect()
+fn pool_list(
+    v: &mut Violations,
+    path: &Path,
+    raw: &[String],
+    pools: &dyn PoolLookup,
+) -> Vec<PoolId> {
+    raw.iter()
+        .enumerate()
+        .filter_map(|(i, p)| pool_ref(v, path.index(i), p, pools))
+        .collect()
 }
 
 fn pool_map<K: Ord>(
@@ -230,7 +238,11 @@ fn weight(v: &mut Violations, path: Path, name: &str, raw: Option<f64>, default:
 impl LoadBalancerDraft {
     /// Applies defaults and every rule; `zone_name` is the zone the balancer lives in and
     /// `pools` tells which pool identifiers exist in the zone's account.
-    pub fn validate(self, zone_name: &str, pools: &dyn PoolLookup) -> Result<LoadBalancerSpec, Violations> {
+    pub fn validate(
+        self,
+        zone_name: &str,
+        pools: &dyn PoolLookup,
+    ) -> Result<LoadBalancerSpec, Violations> {
         let root = Path::root();
         let mut v = Violations::default();
 
@@ -250,7 +262,10 @@ impl LoadBalancerDraft {
 
         let raw_defaults = self.default_pools.unwrap_or_default();
         if raw_defaults.is_empty() {
-            v.push(root.key("default_pools"), "default_pools must name at least one pool");
+            v.push(
+                root.key("default_pools"),
+                "default_pools must name at least one pool",
+            );
         }
         let default_pools = pool_list(&mut v, &root.key("default_pools"), &raw_defaults, pools);
 
@@ -262,17 +277,30 @@ impl LoadBalancerDraft {
             Some(raw) => pool_ref(&mut v, root.key("fallback_pool"), raw, pools),
         };
 
-        let region_pools = pool_map(&mut v, &root.key("region_pools"), self.region_pools, pools, |k| {
-            k.parse::<RegionCode>().map_err(|UnknownRegion| format!("{k:?} is not a region code"))
-        });
-        let country_pools = pool_map(&mut v, &root.key("country_pools"), self.country_pools, pools, |k| {
-            let upper = k.to_ascii_uppercase();
-            if RegionCode::is_known_country(&upper) {
-                Ok(upper)
-            } else {
-                Err(format!("{k:?} is not an ISO 3166-1 alpha-2 country code"))
-            }
-        });
+        let region_pools = pool_map(
+            &mut v,
+            &root.key("region_pools"),
+            self.region_pools,
+            pools,
+            |k| {
+                k.parse::<RegionCode>()
+                    .map_err(|UnknownRegion| format!("{k:?} is not a region code"))
+            },
+        );
+        let country_pools = pool_map(
+            &mut v,
+            &root.key("country_pools"),
+            self.country_pools,
+            pools,
+            |k| {
+                let upper = k.to_ascii_uppercase();
+                if RegionCode::is_known_country(&upper) {
+                    Ok(upper)
+                } else {
+                    Err(format!("{k:?} is not an ISO 3166-1 alpha-2 country code"))
+                }
+            },
+        );
         let pop_pools = pool_map(&mut v, &root.key("pop_pools"), self.pop_pools, pools, |k| {
             if k.len() == 3 && k.bytes().all(|b| b.is_ascii_alphabetic()) {
                 Ok(k.to_ascii_uppercase())
@@ -281,11 +309,21 @@ impl LoadBalancerDraft {
             }
         });
 
-        let steering_policy =
-            choose(&mut v, root.key("steering_policy"), self.steering_policy.as_deref(), SteeringPolicy::Unset);
+        let steering_policy = choose(
+            &mut v,
+            root.key("steering_policy"),
+            self.steering_policy.as_deref(),
+            SteeringPolicy::Unset,
+        );
 
         let rs = root.key("random_steering");
-        let default_weight = weight(&mut v, rs.key("default_weight"), "default_weight", self.random_default_weight, 1.0);
+        let default_weight = weight(
+            &mut v,
+            rs.key("default_weight"),
+            "default_weight",
+            self.random_default_weight,
+            1.0,
+        );
         let mut pool_weights = BTreeMap::new();
         for (k, w) in self.random_pool_weights.unwrap_or_default() {
             let at = rs.key("pool_weights").key(k.clone());
@@ -295,43 +333,90 @@ impl LoadBalancerDraft {
             }
         }
 
-        let location_mode = choose(&mut v, root.key("location_strategy").key("mode"), self.location_mode.as_deref(), LocationMode::Pop);
-        let prefer_ecs =
-            choose(&mut v, root.key("location_strategy").key("prefer_ecs"), self.prefer_ecs.as_deref(), PreferEcs::Proximity);
+        let location_mode = choose(
+            &mut v,
+            root.key("location_strategy").key("mode"),
+            self.location_mode.as_deref(),
+            LocationMode::Pop,
+        );
+        let prefer_ecs = choose(
+            &mut v,
+            root.key("location_strategy").key("prefer_ecs"),
+            self.prefer_ecs.as_deref(),
+            PreferEcs::Proximity,
+        );
 
-        let session_affinity =
-            choose(&mut v, root.key("session_affinity"), self.session_affinity.as_deref(), SessionAffinity::None);
+        let session_affinity = choose(
+            &mut v,
+            root.key("session_affinity"),
+            self.session_affinity.as_deref(),
+            SessionAffinity::None,
+        );
         let ttl_path = root.key("session_affinity_ttl");
         let session_affinity_ttl = match (session_affinity, self.session_affinity_ttl) {
             (SessionAffinity::Header, raw) => {
-                let checked = in_range(&ttl_path, "session_affinity_ttl", raw.unwrap_or(HEADER_TTL_DEFAULT.into()), 30, 3600);
+                let checked = in_range(
+                    &ttl_path,
+                    "session_affinity_ttl",
+                    raw.unwrap_or(HEADER_TTL_DEFAULT.into()),
+                    30,
+                    3600,
+                );
                 v.take(checked, HEADER_TTL_DEFAULT.into())
             }
             (SessionAffinity::Cookie | SessionAffinity::IpCookie, raw) => {
-                let checked =
-                    in_range(&ttl_path, "session_affinity_ttl", raw.unwrap_or(COOKIE_TTL_DEFAULT.into()), 1800, 604_800);
+                let checked = in_range(
+                    &ttl_path,
+                    "session_affinity_ttl",
+                    raw.unwrap_or(COOKIE_TTL_DEFAULT.into()),
+                    1800,
+                    604_800,
+                );
                 v.take(checked, COOKIE_TTL_DEFAULT.into())
             }
             (SessionAffinity::None, raw) => {
-                let checked = in_range(&ttl_path, "session_affinity_ttl", raw.unwrap_or(COOKIE_TTL_DEFAULT.into()), 0, 604_800);
+                let checked = in_range(
+                    &ttl_path,
+                    "session_affinity_ttl",
+                    raw.unwrap_or(COOKIE_TTL_DEFAULT.into()),
+                    0,
+                    604_800,
+                );
                 v.take(checked, COOKIE_TTL_DEFAULT.into())
             }
         } as u32;
 
         let a = self.session_affinity_attributes.unwrap_or_default();
         let ap = root.key("session_affinity_attributes");
-        let drain = in_range(&ap.key("drain_duration"), "drain_duration", a.drain_duration.unwrap_or(0), 0, 3600);
+        let drain = in_range(
+            &ap.key("drain_duration"),
+            "drain_duration",
+            a.drain_duration.unwrap_or(0),
+            0,
+            3600,
+        );
         let headers = a.headers.unwrap_or_default();
         for (i, h) in headers.iter().enumerate() {
             if !is_http_token(h) {
-                v.push(ap.key("headers").index(i), format!("{h:?} is not a valid HTTP header name"));
+                v.push(
+                    ap.key("headers").index(i),
+                    format!("{h:?} is not a valid HTTP header name"),
+                );
             }
         }
         if session_affinity == SessionAffinity::Header && headers.is_empty() {
-            v.push(ap.key("headers"), "header session affinity needs at least one header name");
+            v.push(
+                ap.key("headers"),
+                "header session affinity needs at least one header name",
+            );
         }
         let session_affinity_attributes = AffinityAttributes {
-            samesite: choose(&mut v, ap.key("samesite"), a.samesite.as_deref(), SameSite::Auto),
+            samesite: choose(
+                &mut v,
+                ap.key("samesite"),
+                a.samesite.as_deref(),
+                SameSite::Auto,
+            ),
             secure: choose(&mut v, ap.key("secure"), a.secure.as_deref(), Secure::Auto),
             zero_downtime_failover: choose(
                 &mut v,
@@ -344,15 +429,26 @@ impl LoadBalancerDraft {
             require_all_headers: a.require_all_headers.unwrap_or(false),
         };
 
-        let ttl = in_range(&root.key("ttl"), "ttl", self.ttl.unwrap_or(DEFAULT_TTL.into()), 1, 86_400);
+        let ttl = in_range(
+            &root.key("ttl"),
+            "ttl",
+            self.ttl.unwrap_or(DEFAULT_TTL.into()),
+            1,
+            86_400,
+        );
         let ttl = v.take(ttl, DEFAULT_TTL.into()) as u32;
 
         let description = self.description.unwrap_or_default();
         if description.chars().count() > crate::monitor::MAX_DESCRIPTION {
-            v.push(root.key("description"), "description is longer than 1024 characters");
+            v.push(
+                root.key("description"),
+                "description is longer than 1024 characters",
+            );
         }
 
-        let Some(fallback_pool) = fallback_pool else { return Err(v) };
+        let Some(fallback_pool) = fallback_pool else {
+            return Err(v);
+        };
         v.finish(LoadBalancerSpec {
             name,
             default_pools,
@@ -361,7 +457,10 @@ impl LoadBalancerDraft {
             country_pools,
             pop_pools,
             steering_policy,
-            random_steering: RandomSteering { default_weight, pool_weights },
+            random_steering: RandomSteering {
+                default_weight,
+                pool_weights,
+            },
             failover_across_pools: self.failover_across_pools.unwrap_or(false),
             location_mode,
             prefer_ecs,
@@ -414,7 +513,11 @@ mod tests {
     #[test]
     fn pool_references_must_exist() {
         let mut d = draft();
-        d.default_pools = Some(vec![P1.into(), "ffffffffffffffffffffffffffffffff".into(), "nope".into()]);
+        d.default_pools = Some(vec![
+            P1.into(),
+            "ffffffffffffffffffffffffffffffff".into(),
+            "nope".into(),
+        ]);
         d.region_pools = Some([("MARS".to_owned(), vec![P1.to_owned()])].into());
         d.country_pools = Some([("de".to_owned(), vec![P2.to_owned()])].into());
         assert_eq!(
@@ -431,8 +534,11 @@ mod tests {
         d.session_affinity_ttl = Some(10);
         assert_eq!(
             pointers(d.validate("example.com", &exists).unwrap_err()),
-            ["/name", "/session_affinity_ttl", "/session_affinity_attributes/headers"]
+            [
+                "/name",
+                "/session_affinity_ttl",
+                "/session_affinity_attributes/headers"
+            ]
         );
     }
-
 }

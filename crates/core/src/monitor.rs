@@ -67,7 +67,10 @@ impl ExpectedCodes {
                 }
             })
             .collect::<Option<Vec<_>>>()?;
-        Some(Self { raw: raw.to_owned(), patterns })
+        Some(Self {
+            raw: raw.to_owned(),
+            patterns,
+        })
     }
 
     pub fn matches(&self, status: u16) -> bool {
@@ -183,18 +186,29 @@ impl MonitorDraft {
         let root = Path::root();
         let mut v = Violations::default();
 
-        let kind = choose(&mut v, root.key("type"), self.kind.as_deref(), MonitorType::Http);
+        let kind = choose(
+            &mut v,
+            root.key("type"),
+            self.kind.as_deref(),
+            MonitorType::Http,
+        );
 
         let method = match (self.method, kind) {
             (Some(m), MonitorType::Http | MonitorType::Https) => {
                 if !is_http_token(&m) {
-                    v.push(root.key("method"), format!("method {m:?} is not a valid HTTP method"));
+                    v.push(
+                        root.key("method"),
+                        format!("method {m:?} is not a valid HTTP method"),
+                    );
                 }
                 m
             }
             (Some(m), MonitorType::Tcp) => {
                 if m != "connection_established" {
-                    v.push(root.key("method"), "method must be \"connection_established\" for tcp monitors");
+                    v.push(
+                        root.key("method"),
+                        "method must be \"connection_established\" for tcp monitors",
+                    );
                 }
                 m
             }
@@ -209,21 +223,30 @@ impl MonitorDraft {
             v.push(root.key("path"), "path must start with \"/\"");
         }
         if path.bytes().any(|b| b.is_ascii_control() || b == b' ') {
-            v.push(root.key("path"), "path must not contain spaces or control characters");
+            v.push(
+                root.key("path"),
+                "path must not contain spaces or control characters",
+            );
         }
 
         let header = self.header.unwrap_or_default();
         for (name, values) in &header {
             let at = root.key("header").key(name.clone());
             if !is_http_token(name) {
-                v.push(at.clone(), format!("header name {name:?} is not a valid HTTP header name"));
+                v.push(
+                    at.clone(),
+                    format!("header name {name:?} is not a valid HTTP header name"),
+                );
             }
             if name.eq_ignore_ascii_case("user-agent") {
                 v.push(at.clone(), "the User-Agent header cannot be overridden");
             }
             for (i, value) in values.iter().enumerate() {
                 if !is_header_value(value) {
-                    v.push(at.index(i), format!("header {name} has a value with control characters"));
+                    v.push(
+                        at.index(i),
+                        format!("header {name} has a value with control characters"),
+                    );
                 }
             }
             if name.eq_ignore_ascii_case("host") && values.len() != 1 {
@@ -231,9 +254,25 @@ impl MonitorDraft {
             }
         }
 
-        let port = narrow(&mut v, &root.key("port"), "port", self.port.unwrap_or(0), 0, 65535, 0u16);
-        if port == 0 && matches!(kind, MonitorType::Tcp | MonitorType::UdpIcmp | MonitorType::Smtp) {
-            v.push(root.key("port"), format!("port is required for {} monitors", kind.as_str()));
+        let port = narrow(
+            &mut v,
+            &root.key("port"),
+            "port",
+            self.port.unwrap_or(0),
+            0,
+            65535,
+            0u16,
+        );
+        if port == 0
+            && matches!(
+                kind,
+                MonitorType::Tcp | MonitorType::UdpIcmp | MonitorType::Smtp
+            )
+        {
+            v.push(
+                root.key("port"),
+                format!("port is required for {} monitors", kind.as_str()),
+            );
         }
         let timeout = narrow(
             &mut v,
@@ -309,7 +348,10 @@ impl MonitorDraft {
 
         let description = self.description.unwrap_or_default();
         if description.chars().count() > MAX_DESCRIPTION {
-            v.push(root.key("description"), format!("description is longer than {MAX_DESCRIPTION} characters"));
+            v.push(
+                root.key("description"),
+                format!("description is longer than {MAX_DESCRIPTION} characters"),
+            );
         }
 
         v.finish(MonitorSpec {
@@ -338,7 +380,10 @@ mod tests {
     use super::*;
 
     fn http(codes: &str) -> MonitorDraft {
-        MonitorDraft { expected_codes: Some(codes.into()), ..Default::default() }
+        MonitorDraft {
+            expected_codes: Some(codes.into()),
+            ..Default::default()
+        }
     }
 
     fn pointers(err: Violations) -> Vec<String> {
@@ -351,15 +396,26 @@ mod tests {
         assert_eq!(spec.kind, MonitorType::Http);
         assert_eq!(spec.method, "GET");
         assert_eq!(spec.path, "/");
-        assert_eq!((spec.port, spec.timeout, spec.retries, spec.interval), (0, 5, 2, 60));
+        assert_eq!(
+            (spec.port, spec.timeout, spec.retries, spec.interval),
+            (0, 5, 2, 60)
+        );
         assert!(spec.expected_codes.unwrap().matches(204));
     }
 
     #[test]
     fn tcp_defaults_and_port_rule() {
-        let draft = MonitorDraft { kind: Some("tcp".into()), ..Default::default() };
+        let draft = MonitorDraft {
+            kind: Some("tcp".into()),
+            ..Default::default()
+        };
         assert_eq!(pointers(draft.clone().validate().unwrap_err()), ["/port"]);
-        let spec = MonitorDraft { port: Some(22), ..draft }.validate().unwrap();
+        let spec = MonitorDraft {
+            port: Some(22),
+            ..draft
+        }
+        .validate()
+        .unwrap();
         assert_eq!(spec.method, "connection_established");
         assert_eq!(spec.expected_codes, None);
     }
@@ -375,12 +431,26 @@ mod tests {
             ..http("2xx")
         };
         let p = pointers(draft.validate().unwrap_err());
-        assert_eq!(p, ["/type", "/path", "/header/User-Agent", "/timeout", "/retries"]);
+        assert_eq!(
+            p,
+            [
+                "/type",
+                "/path",
+                "/header/User-Agent",
+                "/timeout",
+                "/retries"
+            ]
+        );
     }
 
     #[test]
     fn interval_must_exceed_attempt_span() {
-        let draft = MonitorDraft { interval: Some(15), timeout: Some(5), retries: Some(2), ..http("200") };
+        let draft = MonitorDraft {
+            interval: Some(15),
+            timeout: Some(5),
+            retries: Some(2),
+            ..http("200")
+        };
         let err = draft.validate().unwrap_err();
         assert_eq!(pointers(err.clone()), ["/interval"]);
         assert!(err.iter().next().unwrap().detail.contains("15 seconds"));
@@ -394,8 +464,13 @@ mod tests {
         for bad in ["", "2x", "600", "20", "abc", "200,,201"] {
             assert_eq!(ExpectedCodes::parse(bad), None, "{bad:?}");
         }
-        assert_eq!(pointers(http("abc").validate().unwrap_err()), ["/expected_codes"]);
-        assert_eq!(pointers(MonitorDraft::default().validate().unwrap_err()), ["/expected_codes"]);
+        assert_eq!(
+            pointers(http("abc").validate().unwrap_err()),
+            ["/expected_codes"]
+        );
+        assert_eq!(
+            pointers(MonitorDraft::default().validate().unwrap_err()),
+            ["/expected_codes"]
+        );
     }
-
 }

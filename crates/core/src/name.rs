@@ -5,7 +5,8 @@ use std::net::IpAddr;
 /// An RFC 7230 `token` (HTTP method names, header field names).
 pub fn is_http_token(s: &str) -> bool {
     !s.is_empty()
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 /// A header field value with no control characters (which would let a value smuggle a
@@ -27,7 +28,9 @@ pub fn is_hostname(s: &str) -> bool {
             && label.len() <= 63
             && !label.starts_with('-')
             && !label.ends_with('-')
-            && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
     })
 }
 
@@ -43,7 +46,9 @@ fn looks_like_bad_ipv4(s: &str) -> bool {
 
 /// A pool name: `[A-Za-z0-9_-]+`.
 pub fn is_pool_name(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 /// A zone name: a host name with at least two labels, compared in lower case.
@@ -87,9 +92,18 @@ mod tests {
 
     #[test]
     fn lb_names() {
-        assert_eq!(normalize_lb_name("WWW.Example.com", "example.com").as_deref(), Some("www.example.com"));
-        assert_eq!(normalize_lb_name("example.com", "example.com").as_deref(), Some("example.com"));
-        assert_eq!(normalize_lb_name("*.example.com", "example.com").as_deref(), Some("*.example.com"));
+        assert_eq!(
+            normalize_lb_name("WWW.Example.com", "example.com").as_deref(),
+            Some("www.example.com")
+        );
+        assert_eq!(
+            normalize_lb_name("example.com", "example.com").as_deref(),
+            Some("example.com")
+        );
+        assert_eq!(
+            normalize_lb_name("*.example.com", "example.com").as_deref(),
+            Some("*.example.com")
+        );
         assert_eq!(normalize_lb_name("www.example.org", "example.com"), None);
         assert_eq!(normalize_lb_name("badexample.com", "example.com"), None);
         assert_eq!(normalize_lb_name("a.*.example.com", "example.com"), None);

@@ -24,7 +24,8 @@ impl Weight {
     pub fn from_f64(w: f64) -> Option<Weight> {
         let hundredths = w * 100.0;
         let rounded = hundredths.round();
-        ((0.0..=1.0).contains(&w) && (hundredths - rounded).abs() < 1e-6).then(|| Weight(rounded as u8))
+        ((0.0..=1.0).contains(&w) && (hundredths - rounded).abs() < 1e-6)
+            .then_some(Weight(rounded as u8))
     }
 
     pub fn hundredths(self) -> u8 {
@@ -138,17 +139,13 @@ pub struct LoadSheddingDraft {
     pub session_policy: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+/// A field whose `null` means something other than its absence.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub enum Field<T> {
+    #[default]
     Absent,
     Null,
     Value(T),
-}
-
-impl<T> Default for Field<T> {
-    fn default() -> Self {
-        Self::Absent
-    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -183,12 +180,18 @@ impl OriginDraft {
         }
         let address = self.address.unwrap_or_default();
         if !is_origin_address(&address) {
-            v.push(at.key("address"), format!("address {address:?} is not an IP address or host name"));
+            v.push(
+                at.key("address"),
+                format!("address {address:?} is not an IP address or host name"),
+            );
         }
         let weight = match self.weight {
             None => Weight::ONE,
             Some(w) => Weight::from_f64(w).unwrap_or_else(|| {
-                v.push(at.key("weight"), "weight must be between 0 and 1 in steps of 0.01");
+                v.push(
+                    at.key("weight"),
+                    "weight must be between 0 and 1 in steps of 0.01",
+                );
                 Weight::ONE
             }),
         };
@@ -204,16 +207,29 @@ impl OriginDraft {
         for (name, values) in self.header.unwrap_or_default() {
             let hp = at.key("header").key(name.clone());
             if !name.eq_ignore_ascii_case("host") {
-                v.push(hp, format!("only the Host header can be set on an origin, not {name:?}"));
+                v.push(
+                    hp,
+                    format!("only the Host header can be set on an origin, not {name:?}"),
+                );
             } else if values.len() != 1 {
                 v.push(hp, "the Host header takes exactly one value");
             } else if !is_header_value(&values[0]) || values[0].is_empty() {
-                v.push(hp.index(0), "the Host header value must be a non-empty header value");
+                v.push(
+                    hp.index(0),
+                    "the Host header value must be a non-empty header value",
+                );
             } else {
                 host = values.into_iter().next();
             }
         }
-        OriginSpec { name, address, enabled: self.enabled.unwrap_or(true), weight, port, host }
+        OriginSpec {
+            name,
+            address,
+            enabled: self.enabled.unwrap_or(true),
+            weight,
+            port,
+            host,
+        }
     }
 }
 
@@ -228,25 +244,43 @@ impl PoolDraft {
         if name.is_empty() {
             v.push(root.key("name"), "name is required");
         } else if !is_pool_name(&name) {
-            v.push(root.key("name"), "name may contain only letters, digits, \"_\" and \"-\"");
+            v.push(
+                root.key("name"),
+                "name may contain only letters, digits, \"_\" and \"-\"",
+            );
         }
 
         let drafts = self.origins.unwrap_or_default();
         if drafts.is_empty() || drafts.len() > MAX_ORIGINS {
-            v.push(root.key("origins"), format!("origins must have between 1 and {MAX_ORIGINS} entries"));
+            v.push(
+                root.key("origins"),
+                format!("origins must have between 1 and {MAX_ORIGINS} entries"),
+            );
         }
         let origins_path = root.key("origins");
-        let origins: Vec<OriginSpec> =
-            drafts.into_iter().enumerate().map(|(i, o)| o.validate(&mut v, &origins_path.index(i))).collect();
+        let origins: Vec<OriginSpec> = drafts
+            .into_iter()
+            .enumerate()
+            .map(|(i, o)| o.validate(&mut v, &origins_path.index(i)))
+            .collect();
         let mut seen = BTreeSet::new();
         for (i, o) in origins.iter().enumerate() {
             if !o.name.is_empty() && !seen.insert(o.name.as_str()) {
-                v.push(origins_path.index(i).key("name"), format!("origin name {:?} is used twice in this pool", o.name));
+                v.push(
+                    origins_path.index(i).key("name"),
+                    format!("origin name {:?} is used twice in this pool", o.name),
+                );
             }
         }
 
         let minimum_origins = self.minimum_origins.unwrap_or(1);
-        let checked = in_range(&root.key("minimum_origins"), "minimum_origins", minimum_origins, 1, MAX_ORIGINS as i64);
+        let checked = in_range(
+            &root.key("minimum_origins"),
+            "minimum_origins",
+            minimum_origins,
+            1,
+            MAX_ORIGINS as i64,
+        );
         let minimum_origins = v.take(checked, 1) as u16;
 
         let check_regions = match self.check_regions {
@@ -265,7 +299,10 @@ impl PoolDraft {
                     }
                 }
                 if list.is_empty() {
-                    v.push(root.key("check_regions"), "check_regions must name at least one region, or be null");
+                    v.push(
+                        root.key("check_regions"),
+                        "check_regions must name at least one region, or be null",
+                    );
                 }
                 CheckRegions::Regions(regions)
             }
@@ -281,11 +318,17 @@ impl PoolDraft {
                 Some((lat, lon))
             }
             (Some(_), None) => {
-                v.push(root.key("longitude"), "latitude and longitude must be given together");
+                v.push(
+                    root.key("longitude"),
+                    "latitude and longitude must be given together",
+                );
                 None
             }
             (None, Some(_)) => {
-                v.push(root.key("latitude"), "latitude and longitude must be given together");
+                v.push(
+                    root.key("latitude"),
+                    "latitude and longitude must be given together",
+                );
                 None
             }
         };
@@ -300,10 +343,30 @@ impl PoolDraft {
         let ls = self.load_shedding.unwrap_or_default();
         let lsp = root.key("load_shedding");
         let load_shedding = LoadShedding {
-            default_percent: percent(&mut v, lsp.key("default_percent"), "default_percent", ls.default_percent),
-            default_policy: choose(&mut v, lsp.key("default_policy"), ls.default_policy.as_deref(), SheddingPolicy::Random),
-            session_percent: percent(&mut v, lsp.key("session_percent"), "session_percent", ls.session_percent),
-            session_policy: choose(&mut v, lsp.key("session_policy"), ls.session_policy.as_deref(), SheddingPolicy::Hash),
+            default_percent: percent(
+                &mut v,
+                lsp.key("default_percent"),
+                "default_percent",
+                ls.default_percent,
+            ),
+            default_policy: choose(
+                &mut v,
+                lsp.key("default_policy"),
+                ls.default_policy.as_deref(),
+                SheddingPolicy::Random,
+            ),
+            session_percent: percent(
+                &mut v,
+                lsp.key("session_percent"),
+                "session_percent",
+                ls.session_percent,
+            ),
+            session_policy: choose(
+                &mut v,
+                lsp.key("session_policy"),
+                ls.session_policy.as_deref(),
+                SheddingPolicy::Hash,
+            ),
         };
 
         let notification_filter = match self.notification_filter {
@@ -314,7 +377,10 @@ impl PoolDraft {
 
         let description = self.description.unwrap_or_default();
         if description.chars().count() > crate::monitor::MAX_DESCRIPTION {
-            v.push(root.key("description"), "description is longer than 1024 characters");
+            v.push(
+                root.key("description"),
+                "description is longer than 1024 characters",
+            );
         }
 
         let spec = PoolSpec {
@@ -340,13 +406,20 @@ mod tests {
     use super::*;
 
     fn origin(name: &str, address: &str) -> OriginDraft {
-        OriginDraft { name: Some(name.into()), address: Some(address.into()), ..Default::default() }
+        OriginDraft {
+            name: Some(name.into()),
+            address: Some(address.into()),
+            ..Default::default()
+        }
     }
 
     fn draft() -> PoolDraft {
         PoolDraft {
             name: Some("primary".into()),
-            origins: Some(vec![origin("a", "192.0.2.1"), origin("b", "origin.example.com")]),
+            origins: Some(vec![
+                origin("a", "192.0.2.1"),
+                origin("b", "origin.example.com"),
+            ]),
             ..Default::default()
         }
     }
@@ -363,7 +436,10 @@ mod tests {
         assert_eq!(spec.check_regions, CheckRegions::AllLocations);
         assert!(spec.enabled);
         assert_eq!(spec.origins[0].weight, Weight::ONE);
-        assert_eq!(spec.notification_filter, Some(NotificationFilter::default()));
+        assert_eq!(
+            spec.notification_filter,
+            Some(NotificationFilter::default())
+        );
         assert_eq!(spec.load_shedding, LoadShedding::default());
     }
 
@@ -371,8 +447,14 @@ mod tests {
     fn origin_rules_with_pointers() {
         let mut d = draft();
         d.origins = Some(vec![
-            OriginDraft { weight: Some(0.505), ..origin("a", "300.1.1.1") },
-            OriginDraft { header: Some([("X-Foo".to_owned(), vec!["1".to_owned()])].into()), ..origin("a", "::1") },
+            OriginDraft {
+                weight: Some(0.505),
+                ..origin("a", "300.1.1.1")
+            },
+            OriginDraft {
+                header: Some([("X-Foo".to_owned(), vec!["1".to_owned()])].into()),
+                ..origin("a", "::1")
+            },
         ]);
         d.latitude = Some(10.0);
         d.check_regions = Some(vec!["WEU".into(), "MARS".into()]);
@@ -396,5 +478,4 @@ mod tests {
         assert_eq!(Weight::from_f64(1.01), None);
         assert_eq!(Weight::from_f64(-0.0).map(Weight::hundredths), Some(0));
     }
-
 }

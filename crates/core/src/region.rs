@@ -83,16 +83,27 @@ impl RegionCode {
         let mut out: Vec<Country> = COUNTRIES
             .iter()
             .filter(|(_, _, r)| *r == self)
-            .map(|(code, name, _)| Country { code, name, subdivisions: Vec::new() })
+            .map(|(code, name, _)| Country {
+                code,
+                name,
+                subdivisions: Vec::new(),
+            })
             .collect();
         for (code, name, sub_code, sub_name, region) in SUBDIVISIONS {
             if *region != self {
                 continue;
             }
-            let sub = Subdivision { code: sub_code, name: sub_name };
+            let sub = Subdivision {
+                code: sub_code,
+                name: sub_name,
+            };
             match out.iter_mut().find(|c| c.code == *code) {
                 Some(c) => c.subdivisions.push(sub),
-                None => out.push(Country { code, name, subdivisions: vec![sub] }),
+                None => out.push(Country {
+                    code,
+                    name,
+                    subdivisions: vec![sub],
+                }),
             }
         }
         out.sort_by_key(|c| c.code);
@@ -134,7 +145,10 @@ pub struct UnknownRegion;
 impl FromStr for RegionCode {
     type Err = UnknownRegion;
     fn from_str(s: &str) -> Result<Self, UnknownRegion> {
-        Self::ALL.into_iter().find(|r| r.code() == s).ok_or(UnknownRegion)
+        Self::ALL
+            .into_iter()
+            .find(|r| r.code() == s)
+            .ok_or(UnknownRegion)
     }
 }
 
@@ -179,7 +193,10 @@ mod tests {
     fn every_country_maps_somewhere() {
         for (code, _, region) in COUNTRIES {
             assert_eq!(RegionCode::of_place(code, None), Some(*region));
-            assert!(!SUBDIVISIONS.iter().any(|(c, ..)| c == code), "{code} is both whole and split");
+            assert!(
+                !SUBDIVISIONS.iter().any(|(c, ..)| c == code),
+                "{code} is both whole and split"
+            );
         }
         for (code, _, sub, _, region) in SUBDIVISIONS {
             assert_eq!(RegionCode::of_place(code, Some(sub)), Some(*region));

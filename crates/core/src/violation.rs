@@ -74,7 +74,10 @@ pub struct Violation {
 
 impl Violation {
     pub fn new(path: Path, detail: impl Into<String>) -> Self {
-        Self { path, detail: detail.into() }
+        Self {
+            path,
+            detail: detail.into(),
+        }
     }
 }
 
@@ -137,7 +140,10 @@ pub fn in_range<T: PartialOrd + fmt::Display + Copy>(
     hi: T,
 ) -> Result<T, Violation> {
     if value < lo || value > hi {
-        Err(Violation::new(path.clone(), format!("{name} is not in range [{lo}, {hi}]")))
+        Err(Violation::new(
+            path.clone(),
+            format!("{name} is not in range [{lo}, {hi}]"),
+        ))
     } else {
         Ok(value)
     }

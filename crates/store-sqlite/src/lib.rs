@@ -29,7 +29,15 @@ const MIGRATIONS: &[&str] = &[
 pub const SCHEMA_VERSION: usize = MIGRATIONS.len();
 
 /// Tables in load order: referenced kinds before the kinds that reference them.
-const TABLES: [&str; 7] = ["accounts", "users", "tokens", "zones", "monitors", "pools", "load_balancers"];
+const TABLES: [&str; 7] = [
+    "accounts",
+    "users",
+    "tokens",
+    "zones",
+    "monitors",
+    "pools",
+    "load_balancers",
+];
 
 #[derive(Debug)]
 pub struct SqliteStore {
@@ -53,14 +61,19 @@ fn io(e: rusqlite::Error) -> StoreError {
 impl SqliteStore {
     /// Opens (creating if needed) the store at `path` and brings its schema up to date.
     pub fn open(path: &Path, durability: Durability) -> Result<Self, StoreError> {
-        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let unusable = |e: rusqlite::Error| {
             StoreError::Unusable(format!("cannot open the store {}: {e}", path.display()))
         };
         let conn = Connection::open_with_flags(path, flags).map_err(unusable)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(unusable)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(unusable)?;
         // The first real read: a file that is not SQLite fails here, before anything is written.
-        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(unusable)?;
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(unusable)?;
         let version = usize::try_from(version).unwrap_or(usize::MAX);
         if version > SCHEMA_VERSION {
             return Err(StoreError::Unusable(format!(
@@ -69,21 +82,32 @@ impl SqliteStore {
                 path.display()
             )));
         }
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(unusable)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(unusable)?;
         let sync = match durability {
             Durability::Process => "NORMAL",
             Durability::Power => "FULL",
         };
-        conn.pragma_update(None, "synchronous", sync).map_err(unusable)?;
-        let mut store = Self { conn: Mutex::new(conn) };
-        store.migrate(version).map_err(|e| StoreError::Unusable(format!("migrating {}: {e}", path.display())))?;
+        conn.pragma_update(None, "synchronous", sync)
+            .map_err(unusable)?;
+        let mut store = Self {
+            conn: Mutex::new(conn),
+        };
+        store
+            .migrate(version)
+            .map_err(|e| StoreError::Unusable(format!("migrating {}: {e}", path.display())))?;
         Ok(store)
     }
 
     fn migrate(&mut self, from: usize) -> Result<(), StoreError> {
-        let conn = self.conn.get_mut().map_err(|_| StoreError::Io("store lock poisoned".into()))?;
+        let conn = self
+            .conn
+            .get_mut()
+            .map_err(|_| StoreError::Io("store lock poisoned".into()))?;
         for (i, sql) in MIGRATIONS.iter().enumerate().skip(from) {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Exclusive).map_err(io)?;
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Exclusive)
+                .map_err(io)?;
             tx.execute_batch(sql).map_err(io)?;
             tx.pragma_update(None, "user_version", i + 1).map_err(io)?;
             tx.commit().map_err(io)?;
@@ -91,8 +115,14 @@ impl SqliteStore {
         Ok(())
     }
 
-    fn with_conn<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T, StoreError>) -> Result<T, StoreError> {
-        let mut conn = self.conn.lock().map_err(|_| StoreError::Io("store lock poisoned".into()))?;
+    fn with_conn<T>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut conn = self
+            .conn
+            .lock()
+            .map_err(|_| StoreError::Io("store lock poisoned".into()))?;
         f(&mut conn)
     }
 }
@@ -108,9 +138,15 @@ fn decode<T: DeserializeOwned>(table: &str, id: &str, text: &str) -> Result<T, S
 
 fn write(tx: &rusqlite::Transaction<'_>, change: &Change) -> rusqlite::Result<usize> {
     const PUT: &str = "INSERT INTO {t} (id, doc) VALUES (?1, ?2) ON CONFLICT(id) DO UPDATE SET doc = excluded.doc";
-    let put = |table: &str, id: String, doc: String| tx.execute(&PUT.replace("{t}", table), params![id, doc]);
-    let delete = |table: &str, id: String| tx.execute(&format!("DELETE FROM {table} WHERE id = ?1"), params![id]);
-    let enc = |v: Result<String, StoreError>| v.map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)));
+    let put = |table: &str, id: String, doc: String| {
+        tx.execute(&PUT.replace("{t}", table), params![id, doc])
+    };
+    let delete = |table: &str, id: String| {
+        tx.execute(&format!("DELETE FROM {table} WHERE id = ?1"), params![id])
+    };
+    let enc = |v: Result<String, StoreError>| {
+        v.map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))
+    };
     match change {
         Change::PutAccount(a) => put("accounts", a.id.to_string(), enc(doc(a))?),
         Change::PutMonitor(m) => put("monitors", m.id.to_string(), enc(doc(m))?),
@@ -147,7 +183,9 @@ impl Store for SqliteStore {
         self.with_conn(|conn| {
             let mut out = Vec::new();
             for table in TABLES {
-                let mut stmt = conn.prepare(&format!("SELECT id, doc FROM {table} ORDER BY id")).map_err(io)?;
+                let mut stmt = conn
+                    .prepare(&format!("SELECT id, doc FROM {table} ORDER BY id"))
+                    .map_err(io)?;
                 let rows = stmt
                     .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
                     .map_err(io)?;
@@ -173,7 +211,9 @@ impl Store for SqliteStore {
             return Ok(());
         }
         self.with_conn(|conn| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(io)?;
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(io)?;
             for change in changes {
                 write(&tx, change).map_err(|e| match e.sqlite_error_code() {
                     Some(ErrorCode::ConstraintViolation) => StoreError::Conflict(e.to_string()),
@@ -186,7 +226,9 @@ impl Store for SqliteStore {
 
     fn external_version(&self) -> Result<u64, StoreError> {
         self.with_conn(|conn| {
-            let v: i64 = conn.query_row("PRAGMA data_version", [], |r| r.get(0)).map_err(io)?;
+            let v: i64 = conn
+                .query_row("PRAGMA data_version", [], |r| r.get(0))
+                .map_err(io)?;
             Ok(v as u64)
         })
     }
@@ -202,11 +244,21 @@ mod tests {
     const T: Timestamp = Timestamp::from_unix_micros(1_700_000_000_000_001);
 
     fn account(b: u8) -> Account {
-        Account { id: AccountId::from_bytes([b; 16]), name: format!("acct{b}"), created_on: T }
+        Account {
+            id: AccountId::from_bytes([b; 16]),
+            name: format!("acct{b}"),
+            created_on: T,
+        }
     }
 
     fn zone(b: u8, name: &str) -> Zone {
-        Zone { id: ZoneId::from_bytes([b; 16]), account: AccountId::from_bytes([1; 16]), name: name.into(), created_on: T, modified_on: T }
+        Zone {
+            id: ZoneId::from_bytes([b; 16]),
+            account: AccountId::from_bytes([1; 16]),
+            name: name.into(),
+            created_on: T,
+            modified_on: T,
+        }
     }
 
     #[test]
@@ -215,7 +267,11 @@ mod tests {
         let path = dir.path().join("v.db");
         {
             let s = SqliteStore::open(&path, Durability::Process).unwrap();
-            s.commit(&[Change::PutAccount(account(1)), Change::PutZone(zone(2, "example.com"))]).unwrap();
+            s.commit(&[
+                Change::PutAccount(account(1)),
+                Change::PutZone(zone(2, "example.com")),
+            ])
+            .unwrap();
         }
         let s = SqliteStore::open(&path, Durability::Process).unwrap();
         let c = s.load_catalog().unwrap();
@@ -227,8 +283,14 @@ mod tests {
     fn a_failed_commit_writes_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let s = SqliteStore::open(&dir.path().join("v.db"), Durability::Process).unwrap();
-        s.commit(&[Change::PutZone(zone(2, "example.com"))]).unwrap();
-        let err = s.commit(&[Change::PutAccount(account(1)), Change::PutZone(zone(3, "example.com"))]).unwrap_err();
+        s.commit(&[Change::PutZone(zone(2, "example.com"))])
+            .unwrap();
+        let err = s
+            .commit(&[
+                Change::PutAccount(account(1)),
+                Change::PutZone(zone(3, "example.com")),
+            ])
+            .unwrap_err();
         assert!(matches!(err, StoreError::Conflict(_)), "{err}");
         assert_eq!(s.load_catalog().unwrap().accounts().count(), 0);
     }
@@ -238,14 +300,24 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("v.db");
         drop(SqliteStore::open(&path, Durability::Process).unwrap());
-        Connection::open(&path).unwrap().pragma_update(None, "user_version", 99).unwrap();
+        Connection::open(&path)
+            .unwrap()
+            .pragma_update(None, "user_version", 99)
+            .unwrap();
         let err = SqliteStore::open(&path, Durability::Process).unwrap_err();
         assert!(err.to_string().contains("schema version 99"), "{err}");
 
         let junk = dir.path().join("junk.db");
-        std::fs::write(&junk, b"this is not a database, it is a text file with enough bytes to look like a header").unwrap();
+        std::fs::write(
+            &junk,
+            b"this is not a database, it is a text file with enough bytes to look like a header",
+        )
+        .unwrap();
         let before = std::fs::read(&junk).unwrap();
-        assert!(matches!(SqliteStore::open(&junk, Durability::Process), Err(StoreError::Unusable(_))));
+        assert!(matches!(
+            SqliteStore::open(&junk, Durability::Process),
+            Err(StoreError::Unusable(_))
+        ));
         assert_eq!(std::fs::read(&junk).unwrap(), before);
     }
 

@@ -1,1 +1,68 @@
-fn main() {}
+//! The `vantage` binary: wires the crates together. It is the only place that spawns
+//! long-lived tasks or reads the environment.
+#![forbid(unsafe_code)]
+
+mod admin;
+mod bootstrap;
+mod serve;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "vantage",
+    version,
+    about = "Self-hosted global load balancer with multi-region health monitoring"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    Text,
+    Json,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DataDir {
+    /// Directory holding the store (vantage.db) and the bootstrap token.
+    #[arg(long, env = "VANTAGE_DATA_DIR", default_value = "./vantage-data")]
+    pub data_dir: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the control plane (Cloudflare-compatible API under /client/v4).
+    Serve(serve::ServeArgs),
+    /// Manage API tokens in a data directory (works while the server runs).
+    #[command(subcommand)]
+    Token(admin::TokenCommand),
+    /// Manage accounts in a data directory.
+    #[command(subcommand)]
+    Account(admin::AccountCommand),
+    /// Manage zones in a data directory.
+    #[command(subcommand)]
+    Zone(admin::ZoneCommand),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => serve::run(args),
+        Command::Token(cmd) => admin::token(cmd),
+        Command::Account(cmd) => admin::account(cmd),
+        Command::Zone(cmd) => admin::zone(cmd),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("vantage: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

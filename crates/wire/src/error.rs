@@ -27,7 +27,12 @@ impl ApiError {
     fn one(status: u16, code: u32, message: impl Into<String>) -> Self {
         Self {
             status,
-            errors: vec![ErrorEntry { code, message: message.into(), pointer: None, chain: vec![] }],
+            errors: vec![ErrorEntry {
+                code,
+                message: message.into(),
+                pointer: None,
+                chain: vec![],
+            }],
             retry_after: None,
         }
     }
@@ -44,7 +49,11 @@ impl ApiError {
                 chain: vec![],
             })
             .collect();
-        Self { status: 400, errors, retry_after: None }
+        Self {
+            status: 400,
+            errors,
+            retry_after: None,
+        }
     }
 
     /// 400/1002 for one field.
@@ -82,20 +91,37 @@ impl ApiError {
     pub fn referenced(refs: &[Reference]) -> Self {
         let names: Vec<String> = refs
             .iter()
-            .map(|r| format!("{} {:?} ({})", r.resource_type.as_str(), r.resource_name, r.resource_id))
+            .map(|r| {
+                format!(
+                    "{} {:?} ({})",
+                    r.resource_type.as_str(),
+                    r.resource_name,
+                    r.resource_id
+                )
+            })
             .collect();
-        Self::one(400, 1004, format!("Object referenced by other objects: {}", names.join(", ")))
+        Self::one(
+            400,
+            1004,
+            format!("Object referenced by other objects: {}", names.join(", ")),
+        )
     }
 
     pub fn missing_credentials() -> Self {
-        Self::one(400, 9106, "Missing X-Auth-Key, X-Auth-Email or Authorization headers")
+        Self::one(
+            400,
+            9106,
+            "Missing X-Auth-Key, X-Auth-Email or Authorization headers",
+        )
     }
 
     /// 400/6003 with the specific header problem in `error_chain` (6111 Authorization,
     /// 6102 X-Auth-Email, 6103 X-Auth-Key).
     pub fn bad_auth_header(chain_code: u32, chain_message: &str) -> Self {
         let mut e = Self::one(400, 6003, "Invalid request headers");
-        e.errors[0].chain.push((chain_code, chain_message.to_owned()));
+        e.errors[0]
+            .chain
+            .push((chain_code, chain_message.to_owned()));
         e
     }
 
@@ -112,7 +138,11 @@ impl ApiError {
     }
 
     pub fn too_large(limit: usize) -> Self {
-        Self::one(413, 1005, format!("Request body too large (limit {limit} bytes)"))
+        Self::one(
+            413,
+            1005,
+            format!("Request body too large (limit {limit} bytes)"),
+        )
     }
 
     /// 400/1002 the way Cloudflare answers a health query it cannot serve.
@@ -122,7 +152,11 @@ impl ApiError {
 
     /// 400 for a capability this build does not provide yet. Never a 5xx: SDKs retry those.
     pub fn unavailable(what: &str) -> Self {
-        Self::one(400, 1002, format!("{what} is not available: this Vantage has no probe locations yet"))
+        Self::one(
+            400,
+            1002,
+            format!("{what} is not available: this Vantage has no probe locations yet"),
+        )
     }
 
     pub fn from_catalog(err: CatalogError) -> Self {
@@ -143,8 +177,11 @@ impl ApiError {
                     v["source"] = json!({"pointer": p});
                 }
                 if !e.chain.is_empty() {
-                    v["error_chain"] =
-                        e.chain.iter().map(|(code, message)| json!({"code": code, "message": message})).collect();
+                    v["error_chain"] = e
+                        .chain
+                        .iter()
+                        .map(|(code, message)| json!({"code": code, "message": message}))
+                        .collect();
                 }
                 v
             })

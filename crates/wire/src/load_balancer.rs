@@ -91,13 +91,15 @@ impl LoadBalancerIn {
             prefer_ecs: ls.prefer_ecs,
             session_affinity: self.session_affinity,
             session_affinity_ttl: whole(self.session_affinity_ttl),
-            session_affinity_attributes: self.session_affinity_attributes.map(|a| AffinityAttributesDraft {
-                samesite: a.samesite,
-                secure: a.secure,
-                zero_downtime_failover: a.zero_downtime_failover,
-                drain_duration: whole(a.drain_duration),
-                headers: a.headers,
-                require_all_headers: a.require_all_headers,
+            session_affinity_attributes: self.session_affinity_attributes.map(|a| {
+                AffinityAttributesDraft {
+                    samesite: a.samesite,
+                    secure: a.secure,
+                    zero_downtime_failover: a.zero_downtime_failover,
+                    drain_duration: whole(a.drain_duration),
+                    headers: a.headers,
+                    require_all_headers: a.require_all_headers,
+                }
             }),
             proxied: self.proxied,
             ttl: whole(self.ttl),
@@ -113,7 +115,11 @@ fn ids<T: ToString>(list: &[T]) -> Vec<String> {
 }
 
 fn pool_map<K: ToString, P: ToString>(m: &BTreeMap<K, Vec<P>>) -> Value {
-    Value::Object(m.iter().map(|(k, v)| (k.to_string(), json!(ids(v)))).collect())
+    Value::Object(
+        m.iter()
+            .map(|(k, v)| (k.to_string(), json!(ids(v))))
+            .collect(),
+    )
 }
 
 /// Every field, defaults included.

@@ -16,7 +16,9 @@ impl<'de> Deserialize<'de> for Whole {
         match n.as_f64() {
             Some(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => Ok(Whole(f as i64)),
             Some(f) if f.fract() == 0.0 => Ok(Whole(if f < 0.0 { i64::MIN } else { i64::MAX })),
-            _ => Err(serde::de::Error::custom(format!("expected an integer, found {n}"))),
+            _ => Err(serde::de::Error::custom(format!(
+                "expected an integer, found {n}"
+            ))),
         }
     }
 }

@@ -8,7 +8,9 @@ use crate::error::ApiError;
 /// Parses a request body that must be one JSON object.
 pub fn object(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::malformed("Request body is empty; a JSON object was expected"));
+        return Err(ApiError::malformed(
+            "Request body is empty; a JSON object was expected",
+        ));
     }
     match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(map)) => Ok(map),
@@ -46,8 +48,15 @@ pub fn json_kind(v: &Value) -> &'static str {
 pub fn typed<T: DeserializeOwned>(doc: Value) -> Result<T, ApiError> {
     serde_path_to_error::deserialize(doc).map_err(|e| {
         let pointer = pointer_of(e.path());
-        let field = if pointer.is_empty() { "body".to_owned() } else { pointer[1..].replace('/', ".") };
-        ApiError::field(&pointer, format!("{field}: {}", humanize(&e.inner().to_string())))
+        let field = if pointer.is_empty() {
+            "body".to_owned()
+        } else {
+            pointer[1..].replace('/', ".")
+        };
+        ApiError::field(
+            &pointer,
+            format!("{field}: {}", humanize(&e.inner().to_string())),
+        )
     })
 }
 
@@ -112,7 +121,11 @@ mod tests {
         assert_eq!(err.status, 400);
         assert_eq!(err.errors[0].code, 1002);
         assert_eq!(err.errors[0].pointer.as_deref(), Some("/origins/1/port"));
-        assert!(err.errors[0].message.contains("expected an integer"), "{}", err.errors[0].message);
+        assert!(
+            err.errors[0].message.contains("expected an integer"),
+            "{}",
+            err.errors[0].message
+        );
     }
 
     #[test]

@@ -7,7 +7,8 @@ use serde_json::{json, Map, Value};
 use vantage_core::choice::Choice;
 use vantage_core::monitor::Headers;
 use vantage_core::pool::{
-    Field, LoadSheddingDraft, NotificationFilter, NotificationRule, OriginDraft, OriginSpec, Pool, PoolDraft,
+    Field, LoadSheddingDraft, NotificationFilter, NotificationRule, OriginDraft, OriginSpec, Pool,
+    PoolDraft,
 };
 use vantage_core::region::CheckRegions;
 
@@ -83,7 +84,10 @@ pub struct PoolIn {
 
 fn rule(r: Option<RuleIn>) -> NotificationRule {
     let r = r.unwrap_or_default();
-    NotificationRule { disable: r.disable.unwrap_or(false), healthy: r.healthy }
+    NotificationRule {
+        disable: r.disable.unwrap_or(false),
+        healthy: r.healthy,
+    }
 }
 
 impl From<PoolIn> for PoolDraft {
@@ -120,9 +124,10 @@ impl From<PoolIn> for PoolDraft {
             notification_filter: match p.notification_filter {
                 Field::Absent => Field::Absent,
                 Field::Null => Field::Null,
-                Field::Value(f) => {
-                    Field::Value(NotificationFilter { origin: rule(f.origin), pool: rule(f.pool) })
-                }
+                Field::Value(f) => Field::Value(NotificationFilter {
+                    origin: rule(f.origin),
+                    pool: rule(f.pool),
+                }),
             },
         }
     }
@@ -173,8 +178,14 @@ pub fn render(p: &Pool) -> Value {
         v.insert("latitude".into(), json!(lat));
         v.insert("longitude".into(), json!(lon));
     }
-    v.insert("origins".into(), Value::Array(s.origins.iter().map(render_origin).collect()));
-    v.insert("origin_steering".into(), json!({"policy": s.origin_steering.as_str()}));
+    v.insert(
+        "origins".into(),
+        Value::Array(s.origins.iter().map(render_origin).collect()),
+    );
+    v.insert(
+        "origin_steering".into(),
+        json!({"policy": s.origin_steering.as_str()}),
+    );
     v.insert(
         "load_shedding".into(),
         json!({

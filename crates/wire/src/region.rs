@@ -3,7 +3,8 @@
 use serde_json::{json, Value};
 use vantage_core::region::{Country, RegionCode};
 
-pub const ISO_STANDARD: &str = "Country and subdivision codes follow ISO 3166-1 alpha-2 and ISO 3166-2";
+pub const ISO_STANDARD: &str =
+    "Country and subdivision codes follow ISO 3166-1 alpha-2 and ISO 3166-2";
 
 fn render_country(c: &Country) -> Value {
     let mut v = json!({"country_code_a2": c.code, "country_name": c.name});

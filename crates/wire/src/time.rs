@@ -8,7 +8,8 @@ use vantage_core::Timestamp;
 /// `2014-01-01T05:20:00.123456Z`: always six fractional digits, so the same instant always
 /// renders to the same bytes.
 pub fn format(t: Timestamp) -> String {
-    let fmt = format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z");
+    let fmt =
+        format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z");
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(t.unix_micros()) * 1000)
         .ok()
         .and_then(|dt| dt.format(&fmt).ok())

@@ -22,7 +22,13 @@ fn monitor_round_trip() {
     ] {
         let draft: MonitorDraft = parse::typed::<monitor::MonitorIn>(body).unwrap().into();
         let spec = draft.validate().unwrap();
-        let m = Monitor { id: MonitorId::from_bytes([1; 16]), account: AccountId::from_bytes([2; 16]), spec, created_on: T, modified_on: T };
+        let m = Monitor {
+            id: MonitorId::from_bytes([1; 16]),
+            account: AccountId::from_bytes([2; 16]),
+            spec,
+            created_on: T,
+            modified_on: T,
+        };
         let rendered = monitor::render(&m);
         let again: MonitorDraft = parse::typed::<monitor::MonitorIn>(rendered).unwrap().into();
         assert_eq!(again.validate().unwrap(), m.spec);
@@ -38,10 +44,21 @@ fn pool_round_trip() {
                "load_shedding": {"default_percent": 12.5, "default_policy": "hash"}}),
         json!({"name": "p", "origins": [{"name": "a", "address": "o.example"}], "check_regions": ["ALL_REGIONS"], "enabled": false}),
     ] {
-        let (spec, _) = PoolDraft::from(parse::typed::<pool::PoolIn>(body).unwrap()).validate().unwrap();
-        let p = Pool { id: PoolId::from_bytes([1; 16]), account: AccountId::from_bytes([2; 16]), spec, created_on: T, modified_on: T, disabled_at: None };
+        let (spec, _) = PoolDraft::from(parse::typed::<pool::PoolIn>(body).unwrap())
+            .validate()
+            .unwrap();
+        let p = Pool {
+            id: PoolId::from_bytes([1; 16]),
+            account: AccountId::from_bytes([2; 16]),
+            spec,
+            created_on: T,
+            modified_on: T,
+            disabled_at: None,
+        };
         let rendered = pool::render(&p);
-        let (again, _) = PoolDraft::from(parse::typed::<pool::PoolIn>(rendered).unwrap()).validate().unwrap();
+        let (again, _) = PoolDraft::from(parse::typed::<pool::PoolIn>(rendered).unwrap())
+            .validate()
+            .unwrap();
         assert_eq!(again, p.spec);
     }
 }
@@ -49,7 +66,13 @@ fn pool_round_trip() {
 #[test]
 fn load_balancer_round_trip() {
     let exists = |_: PoolId| true;
-    let zone = Zone { id: ZoneId::from_bytes([3; 16]), account: AccountId::from_bytes([2; 16]), name: "example.com".into(), created_on: T, modified_on: T };
+    let zone = Zone {
+        id: ZoneId::from_bytes([3; 16]),
+        account: AccountId::from_bytes([2; 16]),
+        name: "example.com".into(),
+        created_on: T,
+        modified_on: T,
+    };
     for body in [
         json!({"name": "www.example.com", "default_pools": [P1, P2], "fallback_pool": P2}),
         json!({"name": "*.example.com", "default_pools": [P1], "fallback_pool": P2, "steering_policy": "random",
@@ -58,11 +81,23 @@ fn load_balancer_round_trip() {
                "session_affinity_attributes": {"headers": ["x-user"], "zero_downtime_failover": "sticky"},
                "rules": [{"name": "r1", "condition": "http.request.uri.path contains \"/v2\""}], "proxied": true, "ttl": 60.0}),
     ] {
-        let draft = parse::typed::<load_balancer::LoadBalancerIn>(body).unwrap().into_draft().unwrap();
+        let draft = parse::typed::<load_balancer::LoadBalancerIn>(body)
+            .unwrap()
+            .into_draft()
+            .unwrap();
         let spec = draft.validate("example.com", &exists).unwrap();
-        let lb = LoadBalancer { id: LoadBalancerId::from_bytes([1; 16]), zone: zone.id, spec, created_on: T, modified_on: T };
+        let lb = LoadBalancer {
+            id: LoadBalancerId::from_bytes([1; 16]),
+            zone: zone.id,
+            spec,
+            created_on: T,
+            modified_on: T,
+        };
         let rendered = load_balancer::render(&lb, &zone);
-        let again = parse::typed::<load_balancer::LoadBalancerIn>(rendered).unwrap().into_draft().unwrap();
+        let again = parse::typed::<load_balancer::LoadBalancerIn>(rendered)
+            .unwrap()
+            .into_draft()
+            .unwrap();
         assert_eq!(again.validate("example.com", &exists).unwrap(), lb.spec);
     }
 }

@@ -1,0 +1,100 @@
+//! Turning request headers into a [`Principal`], or the precise Cloudflare error.
+
+use axum::http::HeaderMap;
+use vantage_core::auth::Permission;
+use vantage_core::auth::{Principal, Target};
+use vantage_core::catalog::Catalog;
+use vantage_core::Timestamp;
+use vantage_wire::ApiError;
+
+use crate::secrets::{
+    digests_equal, is_global_key_syntax, is_token_syntax, key_digest, token_digest,
+};
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, ()> {
+    match headers.get(name) {
+        None => Ok(None),
+        Some(v) => v.to_str().map(Some).map_err(|_| ()),
+    }
+}
+
+/// Checks the credential a request carries: `Authorization: Bearer <token>`, or the legacy
+/// `X-Auth-Email` + `X-Auth-Key` pair.
+pub fn authenticate(
+    headers: &HeaderMap,
+    catalog: &Catalog,
+    now: Timestamp,
+) -> Result<Principal, ApiError> {
+    let bad_authorization =
+        || ApiError::bad_auth_header(6111, "Invalid format for Authorization header");
+    let authorization = header(headers, "authorization").map_err(|()| bad_authorization())?;
+    let email = header(headers, "x-auth-email")
+        .map_err(|()| ApiError::bad_auth_header(6102, "Invalid format for X-Auth-Email header"))?;
+    let key = header(headers, "x-auth-key")
+        .map_err(|()| ApiError::bad_auth_header(6103, "Invalid format for X-Auth-Key header"))?;
+
+    if let Some(value) = authorization {
+        let mut parts = value.splitn(2, ' ');
+        let scheme = parts.next().unwrap_or_default();
+        let token = parts.next().unwrap_or_default().trim();
+        if !scheme.eq_ignore_ascii_case("bearer") || !is_token_syntax(token) {
+            return Err(bad_authorization());
+        }
+        let digest = token_digest(token);
+        return match catalog.token_by_digest(&digest) {
+            Some(t) if digests_equal(&t.digest, &digest) && t.is_usable(now) => {
+                Ok(Principal::for_token(t))
+            }
+            _ => Err(ApiError::invalid_token()),
+        };
+    }
+
+    match (email, key) {
+        (Some(email), Some(key)) => {
+            if !is_email_syntax(email) {
+                return Err(ApiError::bad_auth_header(
+                    6102,
+                    "Invalid format for X-Auth-Email header",
+                ));
+            }
+            if !is_global_key_syntax(key) {
+                return Err(ApiError::bad_auth_header(
+                    6103,
+                    "Invalid format for X-Auth-Key header",
+                ));
+            }
+            match catalog.user_by_email(email) {
+                Some(u) if digests_equal(&u.key_digest, &key_digest(&u.key_salt, key)) => {
+                    Ok(Principal::for_user(u))
+                }
+                Some(_) => Err(ApiError::unknown_key()),
+                None => {
+                    // Spend the same work as for a known user, so timing does not reveal
+                    // which e-mail addresses exist.
+                    let _ = digests_equal(&key_digest(&[0; 16], key), &key_digest(&[1; 16], key));
+                    Err(ApiError::unknown_key())
+                }
+            }
+        }
+        _ => Err(ApiError::missing_credentials()),
+    }
+}
+
+fn is_email_syntax(s: &str) -> bool {
+    let mut parts = s.splitn(2, '@');
+    let local = parts.next().unwrap_or_default();
+    let domain = parts.next().unwrap_or_default();
+    !local.is_empty()
+        && domain.contains('.')
+        && s.len() <= 254
+        && !s.chars().any(|c| c.is_whitespace() || c.is_control())
+}
+
+/// 403/10000 unless `principal` holds `needed` on `target`.
+pub fn require(principal: &Principal, needed: Permission, target: Target) -> Result<(), ApiError> {
+    if principal.allows(needed, target) {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden())
+    }
+}

@@ -1,0 +1,121 @@
+//! Request extractors whose every rejection is a Cloudflare error envelope.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{FromRequest, FromRequestParts, Query, Request};
+use axum::http::header::CONTENT_LENGTH;
+use axum::http::request::Parts;
+use serde_json::{Map, Value};
+use vantage_core::auth::Principal;
+use vantage_wire::{parse, ApiError};
+
+use crate::failure::Failure;
+use crate::state::AppState;
+use crate::BODY_LIMIT;
+
+/// A request body that must be one JSON object, at most [`BODY_LIMIT`] bytes.
+#[derive(Debug)]
+pub struct JsonObject(pub Map<String, Value>);
+
+impl<S: Send + Sync> FromRequest<S> for JsonObject {
+    type Rejection = Failure;
+
+    async fn from_request(req: Request<Body>, _: &S) -> Result<Self, Failure> {
+        let declared = req
+            .headers()
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > BODY_LIMIT as u64) {
+            return Err(ApiError::too_large(BODY_LIMIT).into());
+        }
+        let bytes = axum::body::to_bytes(req.into_body(), BODY_LIMIT)
+            .await
+            .map_err(|e| {
+                let too_big = std::error::Error::source(&e)
+                    .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
+                    || e.to_string().contains("length limit");
+                if too_big {
+                    ApiError::too_large(BODY_LIMIT)
+                } else {
+                    ApiError::malformed("The request body could not be read")
+                }
+            })?;
+        Ok(Self(parse::object(&bytes)?))
+    }
+}
+
+/// Query parameters as a map; a malformed query string is a 400/1001.
+#[derive(Debug, Default)]
+pub struct Params(pub HashMap<String, String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Params {
+    type Rejection = Failure;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Failure> {
+        match Query::<HashMap<String, String>>::from_request_parts(parts, state).await {
+            Ok(Query(map)) => Ok(Self(map)),
+            Err(_) => Err(ApiError::malformed("The query string is malformed").into()),
+        }
+    }
+}
+
+impl Params {
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).map(String::as_str)
+    }
+
+    /// `page`/`per_page`, validated; `default_per_page` of `None` lists everything.
+    pub fn page(
+        &self,
+        default_per_page: Option<usize>,
+        max: usize,
+    ) -> Result<vantage_wire::Page, ApiError> {
+        let number = |key: &str| -> Result<Option<usize>, ApiError> {
+            match self.get(key) {
+                None | Some("") => Ok(None),
+                Some(v) => v
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| *n >= 1)
+                    .map(Some)
+                    .ok_or_else(|| {
+                        ApiError::field(
+                            &format!("/{key}"),
+                            format!("{key} must be a positive integer"),
+                        )
+                    }),
+            }
+        };
+        let page = number("page")?.unwrap_or(1);
+        let per_page = match (number("per_page")?, default_per_page) {
+            (Some(n), _) if n > max => {
+                return Err(ApiError::field(
+                    "/per_page",
+                    format!("per_page is not in range [1, {max}]"),
+                ))
+            }
+            (Some(n), _) => n,
+            (None, Some(d)) => d,
+            (None, None) => usize::MAX,
+        };
+        Ok(vantage_wire::Page { page, per_page })
+    }
+}
+
+/// The authenticated caller.
+#[derive(Debug)]
+pub struct Caller(pub Principal);
+
+impl FromRequestParts<Arc<AppState>> for Caller {
+    type Rejection = Failure;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, Failure> {
+        let catalog = state.catalog();
+        crate::auth::authenticate(&parts.headers, &catalog, crate::state::now())
+            .map(Caller)
+            .map_err(Failure)
+    }
+}

@@ -1,0 +1,171 @@
+//! The route table and the helpers every handler shares.
+
+use std::str::FromStr;
+use std::sync::Arc;
+
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::Value;
+use vantage_core::auth::{Permission, Principal, Target};
+use vantage_core::catalog::{Catalog, Change};
+use vantage_core::{AccountId, ZoneId};
+use vantage_wire::{envelope, ApiError, Page};
+
+use crate::auth::require;
+use crate::failure::{ApiResult, Failure};
+use crate::state::AppState;
+
+mod accounts;
+mod health;
+mod load_balancers;
+mod monitors;
+mod pools;
+mod regions;
+mod zones;
+
+/// Every route of the control plane.
+pub fn router(state: Arc<AppState>) -> Router {
+    const LB: &str = "/client/v4/accounts/{account_id}/load_balancers";
+    let r = Router::new()
+        .route("/client/v4/accounts", get(accounts::list))
+        .route("/client/v4/accounts/{account_id}", get(accounts::get))
+        .route("/client/v4/user/tokens/verify", get(accounts::verify_token))
+        .route("/client/v4/zones", get(zones::list).post(zones::create))
+        .route(
+            "/client/v4/zones/{zone_id}",
+            get(zones::get).delete(zones::delete),
+        )
+        .route(
+            "/client/v4/zones/{zone_id}/load_balancers",
+            get(load_balancers::list).post(load_balancers::create),
+        )
+        .route(
+            "/client/v4/zones/{zone_id}/load_balancers/{lb_id}",
+            get(load_balancers::get)
+                .put(load_balancers::replace)
+                .patch(load_balancers::patch)
+                .delete(load_balancers::delete),
+        )
+        .route(
+            &format!("{LB}/monitors"),
+            get(monitors::list).post(monitors::create),
+        )
+        .route(
+            &format!("{LB}/monitors/{{monitor_id}}"),
+            get(monitors::get)
+                .put(monitors::replace)
+                .patch(monitors::patch)
+                .delete(monitors::delete),
+        )
+        .route(
+            &format!("{LB}/monitors/{{monitor_id}}/references"),
+            get(monitors::references),
+        )
+        .route(
+            &format!("{LB}/monitors/{{monitor_id}}/preview"),
+            axum::routing::post(health::preview_monitor),
+        )
+        .route(
+            &format!("{LB}/pools"),
+            get(pools::list)
+                .post(pools::create)
+                .patch(pools::bulk_patch),
+        )
+        .route(
+            &format!("{LB}/pools/{{pool_id}}"),
+            get(pools::get)
+                .put(pools::replace)
+                .patch(pools::patch)
+                .delete(pools::delete),
+        )
+        .route(
+            &format!("{LB}/pools/{{pool_id}}/references"),
+            get(pools::references),
+        )
+        .route(
+            &format!("{LB}/pools/{{pool_id}}/health"),
+            get(health::pool_health),
+        )
+        .route(
+            &format!("{LB}/pools/{{pool_id}}/preview"),
+            axum::routing::post(health::preview_pool),
+        )
+        .route(
+            &format!("{LB}/preview/{{preview_id}}"),
+            get(health::preview_result),
+        )
+        .route(&format!("{LB}/regions"), get(regions::list))
+        .route(&format!("{LB}/regions/{{region_id}}"), get(regions::get))
+        .route(&format!("{LB}/search"), get(monitors::search))
+        .route(
+            "/client/v4/user/load_balancing_analytics/events",
+            get(health::events),
+        )
+        .fallback(|| async { Failure(ApiError::no_route()) })
+        .method_not_allowed_fallback(|| async { Failure(ApiError::method_not_allowed()) });
+    r.with_state(state)
+}
+
+pub(crate) fn ok(result: Value) -> ApiResult {
+    Ok(Json(envelope::success(result)).into_response())
+}
+
+pub(crate) fn ok_list(items: Vec<Value>, page: Page) -> ApiResult {
+    let (items, info) = page.apply(items);
+    Ok(Json(envelope::success_list(items, info)).into_response())
+}
+
+pub(crate) fn deleted(id: impl ToString) -> ApiResult {
+    Ok(Json(envelope::deleted(id)).into_response())
+}
+
+/// An object identifier from the path; one that cannot be an identifier names nothing.
+pub(crate) fn object_id<T: FromStr>(raw: &str) -> Result<T, ApiError> {
+    raw.parse().map_err(|_| ApiError::not_found())
+}
+
+/// The account in the path, once `principal` is known to hold `needed` on it. Another
+/// account, or one that does not exist, is 403 alike.
+pub(crate) fn account(
+    principal: &Principal,
+    raw: &str,
+    needed: Permission,
+) -> Result<AccountId, ApiError> {
+    let id: AccountId = raw.parse().map_err(|_| ApiError::no_route())?;
+    require(principal, needed, Target::Account(id))?;
+    Ok(id)
+}
+
+/// The zone in the path and its account, once `principal` is known to hold `needed` on it.
+pub(crate) fn zone(
+    principal: &Principal,
+    catalog: &Catalog,
+    raw: &str,
+    needed: Permission,
+) -> Result<(ZoneId, AccountId), ApiError> {
+    let id: ZoneId = object_id(raw)?;
+    let z = catalog.zone(id).ok_or_else(ApiError::not_found)?;
+    require(
+        principal,
+        needed,
+        Target::Zone {
+            zone: id,
+            account: z.account,
+        },
+    )?;
+    Ok((id, z.account))
+}
+
+/// The object a command stored, picked out of its changes.
+pub(crate) fn stored<T>(
+    changes: Vec<Change>,
+    pick: impl Fn(Change) -> Option<T>,
+) -> Result<T, Failure> {
+    changes
+        .into_iter()
+        .find_map(pick)
+        .ok_or_else(|| Failure(ApiError::not_found()))
+}
+
+pub(crate) type Reply = Result<Response, Failure>;

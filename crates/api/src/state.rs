@@ -1,0 +1,127 @@
+//! Shared state of the control plane: the catalog in memory and the store behind it.
+//!
+//! Reads take the catalog's read lock briefly and never touch the disk. Writes are
+//! serialised: check against the catalog, commit to the store, then apply to the catalog —
+//! all on one blocking thread, so a client hanging up mid-request can never leave memory and
+//! disk disagreeing.
+
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use vantage_core::catalog::{Catalog, Change};
+use vantage_core::Timestamp;
+use vantage_store::{Store, StoreError};
+use vantage_wire::ApiError;
+
+#[derive(Debug)]
+struct WriterState {
+    /// The store's external version when the catalog was last loaded.
+    seen_version: u64,
+}
+
+pub struct AppState {
+    catalog: RwLock<Catalog>,
+    writer: Mutex<WriterState>,
+    store: Arc<dyn Store>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState").finish_non_exhaustive()
+    }
+}
+
+/// The wall clock, read only by shells.
+pub fn now() -> Timestamp {
+    let micros = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros())
+        .unwrap_or(0);
+    Timestamp::from_unix_micros(i64::try_from(micros).unwrap_or(i64::MAX))
+}
+
+fn store_failure(e: StoreError) -> ApiError {
+    match e {
+        StoreError::Conflict(detail) => {
+            let mut err = ApiError::malformed(format!(
+                "The change conflicts with a concurrent change ({detail}); retry it"
+            ));
+            err.errors[0].code = 1002;
+            err
+        }
+        other => {
+            tracing::error!(error = %other, "store failure");
+            let mut err =
+                ApiError::malformed("The change could not be stored; nothing was changed");
+            err.status = 503;
+            err.errors[0].code = 1000;
+            err
+        }
+    }
+}
+
+impl AppState {
+    /// Loads the catalog from `store`.
+    pub fn load(store: Arc<dyn Store>) -> Result<Self, StoreError> {
+        let seen_version = store.external_version()?;
+        let catalog = store.load_catalog()?;
+        Ok(Self {
+            catalog: RwLock::new(catalog),
+            writer: Mutex::new(WriterState { seen_version }),
+            store,
+        })
+    }
+
+    /// A read view of the catalog. Hold it briefly and never across an `.await`.
+    pub fn catalog(&self) -> RwLockReadGuard<'_, Catalog> {
+        // A panic while holding the lock cannot leave the catalog half-updated (apply is
+        // infallible), so a poisoned lock is still safe to read.
+        self.catalog.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs `command` against the current catalog and makes its changes durable and visible,
+    /// or changes nothing. Writers are serialised, so read-modify-write commands (PATCH)
+    /// never lose a concurrent update.
+    pub async fn commit<F>(self: &Arc<Self>, command: F) -> Result<Vec<Change>, ApiError>
+    where
+        F: FnOnce(&Catalog, Timestamp) -> Result<Vec<Change>, ApiError> + Send + 'static,
+    {
+        let state = Arc::clone(self);
+        let job = tokio::task::spawn_blocking(move || state.commit_blocking(command));
+        match job.await {
+            Ok(result) => result,
+            Err(e) => {
+                tracing::error!(error = %e, "write job failed");
+                Err(store_failure(StoreError::Io("write job failed".into())))
+            }
+        }
+    }
+
+    fn commit_blocking<F>(&self, command: F) -> Result<Vec<Change>, ApiError>
+    where
+        F: FnOnce(&Catalog, Timestamp) -> Result<Vec<Change>, ApiError>,
+    {
+        let _writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let changes = command(&self.catalog(), now())?;
+        self.store.commit(&changes).map_err(store_failure)?;
+        let mut catalog = self.catalog.write().unwrap_or_else(|p| p.into_inner());
+        for change in &changes {
+            catalog.apply(change.clone());
+        }
+        Ok(changes)
+    }
+
+    /// Reloads the catalog if another process (the CLI) committed to the store since the
+    /// last look. Returns whether it reloaded. Blocking: call from a blocking thread.
+    pub fn reload_if_changed(&self) -> Result<bool, StoreError> {
+        let mut writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let version = self.store.external_version()?;
+        if version == writer.seen_version {
+            return Ok(false);
+        }
+        let fresh = self.store.load_catalog()?;
+        *self.catalog.write().unwrap_or_else(|p| p.into_inner()) = fresh;
+        writer.seen_version = version;
+        Ok(true)
+    }
+}

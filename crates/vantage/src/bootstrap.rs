@@ -1,0 +1,132 @@
+//! First start: one account, an admin token holding every permission on it, and optionally
+//! a user with a global key.
+
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::{bail, Context};
+use vantage_api::secrets::{
+    generate_token, is_global_key_syntax, is_token_syntax, key_digest, random_bytes, token_digest,
+};
+use vantage_core::auth::{Grant, Permission, Resource, Token, TokenStatus, User};
+use vantage_core::catalog::{Catalog, Change};
+use vantage_core::{AccountId, Timestamp, TokenId, UserId};
+
+/// What the environment asks of a first start.
+#[derive(Debug, Default)]
+pub struct Seed {
+    pub token: Option<String>,
+    pub email: Option<String>,
+    pub key: Option<String>,
+}
+
+impl Seed {
+    pub fn from_env() -> anyhow::Result<Self> {
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        let seed = Self {
+            token: var("VANTAGE_BOOTSTRAP_TOKEN"),
+            email: var("VANTAGE_BOOTSTRAP_EMAIL"),
+            key: var("VANTAGE_BOOTSTRAP_KEY"),
+        };
+        if seed.token.as_deref().is_some_and(|t| !is_token_syntax(t)) {
+            bail!("VANTAGE_BOOTSTRAP_TOKEN must be 40-80 characters of [0-9A-Za-z_-]");
+        }
+        match (&seed.email, &seed.key) {
+            (Some(_), None) | (None, Some(_)) => {
+                bail!("VANTAGE_BOOTSTRAP_EMAIL and VANTAGE_BOOTSTRAP_KEY must be set together")
+            }
+            (Some(e), Some(_)) if !e.contains('@') => {
+                bail!("VANTAGE_BOOTSTRAP_EMAIL is not an e-mail address")
+            }
+            (_, Some(k)) if !is_global_key_syntax(k) => {
+                bail!("VANTAGE_BOOTSTRAP_KEY must be 37-60 characters of [0-9A-Za-z_-]")
+            }
+            _ => Ok(seed),
+        }
+    }
+}
+
+pub fn admin_grant(account: AccountId) -> Grant {
+    Grant {
+        resource: Resource::Account(account),
+        permissions: Permission::ALL_PERMISSIONS.to_vec(),
+    }
+}
+
+pub fn new_token(
+    name: &str,
+    secret: &str,
+    grants: Vec<Grant>,
+    now: Timestamp,
+    expires_on: Option<Timestamp>,
+) -> Token {
+    Token {
+        id: TokenId::from_bytes(random_bytes()),
+        name: name.to_owned(),
+        digest: token_digest(secret),
+        status: TokenStatus::Active,
+        grants,
+        issued_on: now,
+        modified_on: now,
+        expires_on,
+    }
+}
+
+/// The changes of a first start, or nothing when the store already has an account. Returns
+/// the generated token, if one was generated (it must then be shown to the operator).
+pub fn plan(
+    catalog: &Catalog,
+    seed: &Seed,
+    now: Timestamp,
+) -> anyhow::Result<(Vec<Change>, Option<String>)> {
+    if catalog.accounts().next().is_some() {
+        return Ok((vec![], None));
+    }
+    let account = AccountId::from_bytes(random_bytes());
+    let mut changes = catalog
+        .create_account(account, "Default account".into(), now)
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let (secret, generated) = match &seed.token {
+        Some(t) => (t.clone(), None),
+        None => {
+            let t = generate_token();
+            (t.clone(), Some(t))
+        }
+    };
+    changes.push(Change::PutToken(new_token(
+        "bootstrap admin",
+        &secret,
+        vec![admin_grant(account)],
+        now,
+        None,
+    )));
+    if let (Some(email), Some(key)) = (&seed.email, &seed.key) {
+        let salt = random_bytes();
+        changes.push(Change::PutUser(User {
+            id: UserId::from_bytes(random_bytes()),
+            email: email.to_ascii_lowercase(),
+            key_digest: key_digest(&salt, key),
+            key_salt: salt,
+            accounts: vec![account],
+            created_on: now,
+        }));
+    }
+    Ok((changes, generated))
+}
+
+/// Writes the generated token where only the owner can read it.
+pub fn save_token(data_dir: &Path, token: &str) -> anyhow::Result<()> {
+    let path = data_dir.join("bootstrap-token");
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts
+        .open(&path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    writeln!(f, "{token}").with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}

@@ -1,0 +1,177 @@
+//! `vantage serve`: the control plane.
+
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use fs4::fs_std::FileExt;
+use vantage_api::AppState;
+use vantage_store::Store;
+use vantage_store_sqlite::{Durability, SqliteStore};
+
+use crate::bootstrap::{self, Seed};
+use crate::DataDir;
+
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Address of the API (port 0 picks a free port; the chosen address is logged).
+    #[arg(long, env = "VANTAGE_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    #[command(flatten)]
+    data: DataDir,
+    /// fsync every commit, so answered writes survive power loss too (slower writes). Without
+    /// it they survive a crash or kill of the process.
+    #[arg(long, env = "VANTAGE_FSYNC")]
+    fsync: bool,
+}
+
+/// How often the server looks for changes the CLI made to the store.
+const RELOAD_EVERY: Duration = Duration::from_millis(500);
+
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("VANTAGE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+}
+
+/// Opens the data directory's store, creating the directory if needed.
+pub fn open_store(dir: &Path, durability: Durability) -> anyhow::Result<SqliteStore> {
+    create_private_dir(dir)?;
+    Ok(SqliteStore::open(&dir.join("vantage.db"), durability)?)
+}
+
+fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
+    if dir.exists() {
+        return Ok(());
+    }
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder
+        .create(dir)
+        .with_context(|| format!("creating data directory {}", dir.display()))
+}
+
+/// Holds the data directory for this process: two servers on one store would each believe
+/// their in-memory catalog is the truth.
+fn lock_data_dir(dir: &Path) -> anyhow::Result<std::fs::File> {
+    let path: PathBuf = dir.join("serve.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    match file.try_lock_exclusive() {
+        Ok(true) => Ok(file),
+        Ok(false) => bail!("another `vantage serve` is using {}", dir.display()),
+        Err(e) => Err(e).with_context(|| format!("locking {}", path.display())),
+    }
+}
+
+pub fn run(args: ServeArgs) -> anyhow::Result<()> {
+    init_logging();
+    let seed = Seed::from_env()?;
+    let dir = &args.data.data_dir;
+    create_private_dir(dir)?;
+    let _lock = lock_data_dir(dir)?;
+    let durability = if args.fsync {
+        Durability::Power
+    } else {
+        Durability::Process
+    };
+    let store: Arc<dyn Store> = Arc::new(open_store(dir, durability)?);
+
+    let catalog = store.load_catalog()?;
+    let (changes, generated) = bootstrap::plan(&catalog, &seed, vantage_api::state::now())?;
+    if !changes.is_empty() {
+        store.commit(&changes)?;
+        tracing::info!("first start: created the default account and its admin token");
+        if let Some(token) = generated {
+            bootstrap::save_token(dir, &token)?;
+            eprintln!(
+                "vantage: admin API token (shown once; also saved to {}):\n\n    {token}\n",
+                dir.join("bootstrap-token").display()
+            );
+        }
+    }
+    let state = Arc::new(AppState::load(store)?);
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(serve(args.listen, state))
+}
+
+async fn serve(listen: SocketAddr, state: Arc<AppState>) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("binding {listen}"))?;
+    let local = listener.local_addr()?;
+    tracing::info!("listening on {local}");
+
+    let watcher = tokio::spawn(watch_store(Arc::clone(&state)));
+    let app = vantage_api::router(Arc::clone(&state));
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    watcher.abort();
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Picks up tokens, accounts and zones the CLI wrote to the store while the server runs.
+async fn watch_store(state: Arc<AppState>) {
+    let mut tick = tokio::time::interval(RELOAD_EVERY);
+    loop {
+        tick.tick().await;
+        let st = Arc::clone(&state);
+        match tokio::task::spawn_blocking(move || st.reload_if_changed()).await {
+            Ok(Ok(true)) => tracing::info!("reloaded the catalog after an external change"),
+            Ok(Ok(false)) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "checking the store for external changes failed")
+            }
+            Err(e) => tracing::warn!(error = %e, "store watcher job failed"),
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::warn!(error = %e, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}
