@@ -826,3 +826,46 @@ def test_pool_with_monitor_of_other_account_is_1002(
     with raises(BadRequestError) as ei:
         make_pool(client, account_id, monitor=foreign.id)
     assert_api_error(ei.value, 400, 1002, pointer="/monitor", message_suffix="validation failed")
+
+
+def test_zone_scoped_lb_permissions(server: VantageServer, client: cloudflare.Cloudflare, account_id: str, zone_id: str):
+    # §2: `Load Balancers Read/Write` are zone-scope permissions for /zones/{zone_id}/load_balancers*,
+    # separate from the account-scope `Load Balancing: Monitors and Pools ...`.
+    pool = make_pool(client, account_id)
+    lb = make_lb(client, zone_id, [pool.id])
+    ro = server.client_for(server.create_token(account_id, ["Load Balancers Read"]))
+
+    assert lb.id in [x.id for x in ro.load_balancers.list(zone_id=zone_id).result]
+    assert ro.load_balancers.get(lb.id, zone_id=zone_id).id == lb.id
+    with raises(PermissionDeniedError) as ei:
+        make_lb(ro, zone_id, [pool.id])
+    assert_api_error(ei.value, 403, 10000, message="Authentication error")
+    with raises(PermissionDeniedError) as ei:
+        ro.load_balancers.pools.list(account_id=account_id)
+    assert_api_error(ei.value, 403, 10000)
+
+    rw = server.client_for(server.create_token(account_id, ["Load Balancers Write"]))
+    created = make_lb(rw, zone_id, [pool.id])
+    assert ID_RE.match(created.id or "")
+    assert rw.load_balancers.delete(created.id, zone_id=zone_id).id == created.id
+
+
+# --------------------------------------------------------------------------------------------
+# regions (§3, §7) — the SDK types these results as plain JSON objects
+# --------------------------------------------------------------------------------------------
+
+REGION_CODES = {"WNAM", "ENAM", "WEU", "EEU", "NSAM", "SSAM", "OC", "ME", "NAF", "SAF", "SAS", "SEAS", "NEAS"}
+
+
+def test_regions_list_and_get(client: cloudflare.Cloudflare, account_id: str):
+    res = client.load_balancers.regions.list(account_id=account_id)
+    assert isinstance(res, dict), res
+    assert "iso_standard" in res, res
+    codes = [r["region_code"] for r in res["regions"]]
+    assert set(codes) == REGION_CODES and len(codes) == len(REGION_CODES), codes
+    for r in res["regions"]:
+        assert isinstance(r["countries"], list), r
+
+    one = client.load_balancers.regions.get("WEU", account_id=account_id)
+    assert isinstance(one, dict), one
+    assert [r["region_code"] for r in one["regions"]] == ["WEU"], one

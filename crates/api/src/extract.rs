@@ -7,6 +7,7 @@ use axum::body::Body;
 use axum::extract::{FromRequest, FromRequestParts, Query, Request};
 use axum::http::header::CONTENT_LENGTH;
 use axum::http::request::Parts;
+use http_body_util::BodyExt;
 use serde_json::{Map, Value};
 use vantage_core::auth::Principal;
 use vantage_wire::{parse, ApiError};
@@ -28,23 +29,37 @@ impl<S: Send + Sync> FromRequest<S> for JsonObject {
             .get(CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
-        if declared.is_some_and(|n| n > BODY_LIMIT as u64) {
+        if declared.is_some_and(|n| n > DRAIN_LIMIT as u64) {
             return Err(ApiError::too_large(BODY_LIMIT).into());
         }
-        let bytes = axum::body::to_bytes(req.into_body(), BODY_LIMIT)
-            .await
-            .map_err(|e| {
-                let too_big = std::error::Error::source(&e)
-                    .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
-                    || e.to_string().contains("length limit");
-                if too_big {
-                    ApiError::too_large(BODY_LIMIT)
-                } else {
-                    ApiError::malformed("The request body could not be read")
-                }
-            })?;
+        let bytes = read_limited(req.into_body()).await?;
         Ok(Self(parse::object(&bytes)?))
     }
+}
+
+/// How much of an oversize body is read and discarded so the client, still sending, can read
+/// the 413 instead of a broken connection. Beyond this the connection is simply closed.
+const DRAIN_LIMIT: usize = 8 * BODY_LIMIT;
+
+async fn read_limited(mut body: Body) -> Result<Vec<u8>, ApiError> {
+    let mut buf = Vec::new();
+    let mut seen = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|_| ApiError::malformed("The request body could not be read"))?;
+        let Some(data) = frame.data_ref() else {
+            continue;
+        };
+        seen = seen.saturating_add(data.len());
+        if seen <= BODY_LIMIT {
+            buf.extend_from_slice(data);
+        } else if seen > DRAIN_LIMIT {
+            break;
+        }
+    }
+    if seen > BODY_LIMIT {
+        return Err(ApiError::too_large(BODY_LIMIT));
+    }
+    Ok(buf)
 }
 
 /// Query parameters as a map; a malformed query string is a 400/1001.

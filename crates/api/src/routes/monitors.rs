@@ -163,20 +163,21 @@ pub async fn search(
         .get("references")
         .or_else(|| q.get("search_params[references]"))
         .unwrap_or("");
-    let filter: Option<Option<ReferenceType>> =
-        match wanted {
-            "" => None,
-            "*" => Some(None),
-            "referral" => Some(Some(ReferenceType::Referral)),
-            "referrer" => Some(Some(ReferenceType::Referrer)),
-            other => return Err(ApiError::field(
+    let filter: Option<Option<ReferenceType>> = match wanted {
+        "" => None,
+        "*" => Some(None),
+        "referral" => Some(Some(ReferenceType::Referral)),
+        "referrer" => Some(Some(ReferenceType::Referrer)),
+        other => {
+            return Err(ApiError::field(
                 "/references",
                 format!(
                     "references must be \"\", \"*\", \"referral\" or \"referrer\", not {other:?}"
                 ),
             )
-            .into()),
-        };
+            .into())
+        }
+    };
     let page = q.page(Some(25), Page::MAX_PER_PAGE)?;
     let c = st.catalog();
     let resources: Vec<Value> = c

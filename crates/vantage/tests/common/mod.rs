@@ -1,0 +1,227 @@
+//! A real `vantage serve` process on a free loopback port with its own data directory.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+
+pub const TOKEN: &str = "vantage-test-admin-token_0123456789abcdefghijklmnopqrstuv";
+pub const EMAIL: &str = "ops@example.com";
+pub const KEY: &str = "global-key-0123456789abcdefghijklmnopqrstuvwxyz";
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_vantage")
+}
+
+pub struct Server {
+    child: Child,
+    pub addr: String,
+    pub dir: PathBuf,
+    _tmp: Option<tempfile::TempDir>,
+    pub stderr: mpsc::Receiver<String>,
+    /// Everything logged up to and including the `listening on` line.
+    pub startup_log: String,
+    pub http: reqwest::Client,
+}
+
+/// Waits for `cond` to hold, polling; panics with `what` after `limit`.
+pub async fn eventually<F, Fut>(limit: Duration, what: &str, mut cond: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    while !cond().await {
+        assert!(start.elapsed() < limit, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+impl Server {
+    pub fn start() -> Self {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("data");
+        let mut s = Self::start_in(
+            &dir,
+            &[
+                ("VANTAGE_BOOTSTRAP_TOKEN", TOKEN),
+                ("VANTAGE_BOOTSTRAP_EMAIL", EMAIL),
+                ("VANTAGE_BOOTSTRAP_KEY", KEY),
+            ],
+        )
+        .expect("server starts");
+        s._tmp = Some(tmp);
+        s
+    }
+
+    /// Starts a server on `dir`; `Err(stderr)` if it exits before listening.
+    pub fn start_in(dir: &Path, env: &[(&str, &str)]) -> Result<Self, String> {
+        let mut cmd = Command::new(bin());
+        cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir);
+        cmd.env_remove("VANTAGE_BOOTSTRAP_TOKEN")
+            .env("VANTAGE_LOG", "info");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let (tx, rx) = mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut seen = String::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) => {
+                    seen.push_str(&line);
+                    seen.push('\n');
+                    if let Some(addr) = line.split("listening on ").nth(1) {
+                        let addr = addr.trim().to_owned();
+                        return Ok(Self {
+                            child,
+                            addr,
+                            dir: dir.to_owned(),
+                            _tmp: None,
+                            stderr: rx,
+                            startup_log: seen,
+                            http: reqwest::Client::new(),
+                        });
+                    }
+                }
+                Err(_) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(seen);
+                }
+            }
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}/client/v4{path}", self.addr)
+    }
+
+    /// Sends `body` (if any) with the admin token.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        self.call_as(TOKEN, method, path, body).await
+    }
+
+    pub async fn call_as(
+        &self,
+        token: &str,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self.http.request(method, self.url(path)).bearer_auth(token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status();
+        let text = resp.text().await.unwrap();
+        let json = serde_json::from_str(&text)
+            .unwrap_or_else(|_| panic!("non-JSON answer {status}: {text}"));
+        (status, json)
+    }
+
+    /// The raw body bytes of a GET.
+    pub async fn get_bytes(&self, path: &str) -> Vec<u8> {
+        self.http
+            .get(self.url(path))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap()
+            .to_vec()
+    }
+
+    pub async fn account_id(&self) -> String {
+        let (s, v) = self.call(Method::GET, "/accounts", None).await;
+        assert_eq!(s, 200, "{v}");
+        v["result"][0]["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Runs the CLI on this server's data directory and returns its stdout.
+    pub fn cli(&self, args: &[&str]) -> String {
+        cli_on(&self.dir, args)
+    }
+
+    pub fn sigkill(mut self) -> (PathBuf, Option<tempfile::TempDir>) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+        (self.dir.clone(), self._tmp.take())
+    }
+
+    /// SIGTERM, then the exit status.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "server did not exit after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn cli_on(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new(bin())
+        .args(args)
+        .arg("--data-dir")
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "vantage {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+pub fn error_code(v: &Value) -> i64 {
+    v["errors"][0]["code"].as_i64().unwrap_or(-1)
+}
+
+pub fn pointer(v: &Value) -> &str {
+    v["errors"][0]["source"]["pointer"].as_str().unwrap_or("")
+}
