@@ -5,9 +5,9 @@ use std::sync::Arc;
 use axum::extract::{Path, State};
 use serde_json::{Map, Value};
 use vantage_core::auth::Permission;
-use vantage_core::catalog::Change;
-use vantage_core::pool::{PoolDraft, PoolSpec};
-use vantage_core::{MonitorId, PoolId};
+use vantage_core::catalog::{Catalog, Change};
+use vantage_core::pool::{Pool, PoolDraft, PoolSpec};
+use vantage_core::{AccountId, MonitorId, PoolId};
 use vantage_wire::{parse, pool, reference, ApiError, Page};
 
 use super::{account, deleted, ok, ok_list, stored, Reply};
@@ -29,6 +29,15 @@ fn put_pool(c: Change) -> Option<Value> {
     }
 }
 
+/// The account's pools (only those using `monitor`, if given), rendered in ascending name
+/// order as Cloudflare lists them.
+fn by_name(c: &Catalog, account: AccountId, monitor: Option<MonitorId>) -> Vec<Value> {
+    let mut pools: Vec<&Pool> =
+        c.pools_of(account).filter(|p| monitor.is_none() || p.spec.monitor == monitor).collect();
+    pools.sort_by(|a, b| a.spec.name.cmp(&b.spec.name));
+    pools.into_iter().map(pool::render).collect()
+}
+
 pub async fn list(
     State(st): State<Arc<AppState>>,
     Caller(p): Caller,
@@ -43,13 +52,7 @@ pub async fn list(
         })?),
     };
     let page = q.page(None, Page::MAX_PER_PAGE)?;
-    let items = st
-        .catalog()
-        .pools_of(account)
-        .filter(|p| monitor.is_none() || p.spec.monitor == monitor)
-        .map(pool::render)
-        .collect();
-    ok_list(items, page)
+    ok_list(by_name(&st.catalog(), account, monitor), page)
 }
 
 pub async fn get(
@@ -155,8 +158,7 @@ pub async fn bulk_patch(
     };
     st.commit(move |c, now| Ok(c.set_notification_email(account, &email, now)?))
         .await?;
-    let items = st.catalog().pools_of(account).map(pool::render).collect();
-    ok_list(items, Page::ALL)
+    ok_list(by_name(&st.catalog(), account, None), Page::ALL)
 }
 
 pub async fn delete(
