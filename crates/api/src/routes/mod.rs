@@ -16,6 +16,7 @@ use crate::auth::require;
 use crate::failure::{ApiResult, Failure};
 use crate::state::AppState;
 
+mod account_object;
 mod accounts;
 mod health;
 mod load_balancers;
@@ -23,6 +24,10 @@ mod monitors;
 mod pools;
 mod regions;
 mod zones;
+
+use account_object as object;
+use monitors::Monitors;
+use pools::Pools;
 
 /// Every route of the control plane.
 pub fn router(state: Arc<AppState>) -> Router {
@@ -53,14 +58,14 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route(
             &format!("{LB}/monitors/{{monitor_id}}"),
-            get(monitors::get)
-                .put(monitors::replace)
-                .patch(monitors::patch)
-                .delete(monitors::delete),
+            get(object::get::<Monitors>)
+                .put(object::replace::<Monitors>)
+                .patch(object::patch::<Monitors>)
+                .delete(object::delete::<Monitors>),
         )
         .route(
             &format!("{LB}/monitors/{{monitor_id}}/references"),
-            get(monitors::references),
+            get(object::references::<Monitors>),
         )
         .route(
             &format!("{LB}/monitors/{{monitor_id}}/preview"),
@@ -74,14 +79,14 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route(
             &format!("{LB}/pools/{{pool_id}}"),
-            get(pools::get)
-                .put(pools::replace)
-                .patch(pools::patch)
-                .delete(pools::delete),
+            get(object::get::<Pools>)
+                .put(object::replace::<Pools>)
+                .patch(object::patch::<Pools>)
+                .delete(object::delete::<Pools>),
         )
         .route(
             &format!("{LB}/pools/{{pool_id}}/references"),
-            get(pools::references),
+            get(object::references::<Pools>),
         )
         .route(
             &format!("{LB}/pools/{{pool_id}}/health"),

@@ -5,14 +5,15 @@ use std::sync::Arc;
 use axum::extract::{Path, State};
 use axum::response::IntoResponse;
 use axum::Json;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use vantage_core::auth::Permission;
-use vantage_core::catalog::{Change, ReferenceType};
+use vantage_core::catalog::{Catalog, Change, Outcome, Reference, ReferenceType};
 use vantage_core::monitor::{MonitorDraft, MonitorSpec};
-use vantage_core::MonitorId;
+use vantage_core::{AccountId, MonitorId, Timestamp};
 use vantage_wire::{envelope, monitor, parse, reference, ApiError, Page};
 
-use super::{account, deleted, ok, ok_list, stored, Reply};
+use super::account_object::AccountObject;
+use super::{account, ok, ok_list, stored, Reply};
 use crate::extract::{Caller, JsonObject, Params};
 use crate::secrets::random_bytes;
 use crate::state::AppState;
@@ -23,10 +24,44 @@ pub(crate) fn spec_of(doc: Value) -> Result<MonitorSpec, ApiError> {
     Ok(draft.validate()?)
 }
 
-fn put_monitor(c: Change) -> Option<Value> {
-    match c {
-        Change::PutMonitor(m) => Some(monitor::render(&m)),
-        _ => None,
+/// Monitors as account objects: the shared get/PUT/PATCH/DELETE/references handlers.
+pub struct Monitors;
+
+impl AccountObject for Monitors {
+    type Id = MonitorId;
+    type Spec = MonitorSpec;
+
+    fn parse(doc: Value) -> Result<MonitorSpec, ApiError> {
+        spec_of(doc)
+    }
+
+    fn render(c: &Catalog, account: AccountId, id: MonitorId) -> Option<Value> {
+        c.monitor(account, id).map(monitor::render)
+    }
+
+    fn rendered(change: Change) -> Option<Value> {
+        match change {
+            Change::PutMonitor(m) => Some(monitor::render(&m)),
+            _ => None,
+        }
+    }
+
+    fn replace(
+        c: &Catalog,
+        account: AccountId,
+        id: MonitorId,
+        spec: MonitorSpec,
+        now: Timestamp,
+    ) -> Outcome {
+        c.replace_monitor(account, id, spec, now)
+    }
+
+    fn delete(c: &Catalog, account: AccountId, id: MonitorId) -> Outcome {
+        c.delete_monitor(account, id)
+    }
+
+    fn references(c: &Catalog, account: AccountId, id: MonitorId) -> Option<Vec<Reference>> {
+        c.monitor(account, id).map(|m| c.monitor_references(m))
     }
 }
 
@@ -46,18 +81,6 @@ pub async fn list(
     ok_list(items, page)
 }
 
-pub async fn get(
-    State(st): State<Arc<AppState>>,
-    Caller(p): Caller,
-    Path((a, id)): Path<(String, String)>,
-) -> Reply {
-    let account = account(&p, &a, Permission::MonitorsPoolsRead)?;
-    let id: MonitorId = super::object_id(&id)?;
-    let c = st.catalog();
-    let m = c.monitor(account, id).ok_or_else(ApiError::not_found)?;
-    ok(monitor::render(m))
-}
-
 pub async fn create(
     State(st): State<Arc<AppState>>,
     Caller(p): Caller,
@@ -70,79 +93,7 @@ pub async fn create(
     let changes = st
         .commit(move |c, now| Ok(c.create_monitor(account, id, spec, now)?))
         .await?;
-    ok(stored(changes, put_monitor)?)
-}
-
-async fn update(
-    st: Arc<AppState>,
-    p: Caller,
-    a: String,
-    id: String,
-    body: Map<String, Value>,
-    merge: bool,
-) -> Reply {
-    let account = account(&p.0, &a, Permission::MonitorsPoolsWrite)?;
-    let id: MonitorId = super::object_id(&id)?;
-    let changes = st
-        .commit(move |c, now| {
-            let old = c.monitor(account, id).ok_or_else(ApiError::not_found)?;
-            let doc = if merge {
-                parse::merge(monitor::render(old), body)
-            } else {
-                Value::Object(body)
-            };
-            Ok(c.replace_monitor(account, id, spec_of(doc)?, now)?)
-        })
-        .await?;
-    ok(stored(changes, put_monitor)?)
-}
-
-pub async fn replace(
-    State(st): State<Arc<AppState>>,
-    caller: Caller,
-    Path((a, id)): Path<(String, String)>,
-    JsonObject(body): JsonObject,
-) -> Reply {
-    update(st, caller, a, id, body, false).await
-}
-
-pub async fn patch(
-    State(st): State<Arc<AppState>>,
-    caller: Caller,
-    Path((a, id)): Path<(String, String)>,
-    JsonObject(body): JsonObject,
-) -> Reply {
-    update(st, caller, a, id, body, true).await
-}
-
-pub async fn delete(
-    State(st): State<Arc<AppState>>,
-    Caller(p): Caller,
-    Path((a, id)): Path<(String, String)>,
-) -> Reply {
-    let account = account(&p, &a, Permission::MonitorsPoolsWrite)?;
-    let id: MonitorId = super::object_id(&id)?;
-    st.commit(move |c, _| Ok(c.delete_monitor(account, id)?))
-        .await?;
-    deleted(id)
-}
-
-pub async fn references(
-    State(st): State<Arc<AppState>>,
-    Caller(p): Caller,
-    Path((a, id)): Path<(String, String)>,
-) -> Reply {
-    let account = account(&p, &a, Permission::MonitorsPoolsRead)?;
-    let id: MonitorId = super::object_id(&id)?;
-    let c = st.catalog();
-    let m = c.monitor(account, id).ok_or_else(ApiError::not_found)?;
-    ok_list(
-        c.monitor_references(m)
-            .iter()
-            .map(reference::render)
-            .collect(),
-        Page::ALL,
-    )
+    ok(stored(changes, Monitors::rendered)?)
 }
 
 /// `GET search`: resources whose name, description or origin address contains `query`, with

@@ -3,14 +3,15 @@
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
-use serde_json::{Map, Value};
+use serde_json::Value;
 use vantage_core::auth::Permission;
-use vantage_core::catalog::{Catalog, Change};
+use vantage_core::catalog::{Catalog, Change, Outcome, Reference};
 use vantage_core::pool::{Pool, PoolDraft, PoolSpec};
-use vantage_core::{AccountId, MonitorId, PoolId};
-use vantage_wire::{parse, pool, reference, ApiError, Page};
+use vantage_core::{AccountId, MonitorId, PoolId, Timestamp};
+use vantage_wire::{parse, pool, ApiError, Page};
 
-use super::{account, deleted, ok, ok_list, stored, Reply};
+use super::account_object::AccountObject;
+use super::{account, ok, ok_list, stored, Reply};
 use crate::extract::{Caller, JsonObject, Params};
 use crate::secrets::random_bytes;
 use crate::state::AppState;
@@ -22,18 +23,55 @@ fn spec_of(doc: Value) -> Result<(PoolSpec, Option<String>), ApiError> {
     Ok(draft.validate()?)
 }
 
-fn put_pool(c: Change) -> Option<Value> {
-    match c {
-        Change::PutPool(p) => Some(pool::render(&p)),
-        _ => None,
+/// Pools as account objects: the shared get/PUT/PATCH/DELETE/references handlers.
+pub struct Pools;
+
+impl AccountObject for Pools {
+    type Id = PoolId;
+    /// The spec and the monitor reference, resolved against the catalog on commit.
+    type Spec = (PoolSpec, Option<String>);
+
+    fn parse(doc: Value) -> Result<Self::Spec, ApiError> {
+        spec_of(doc)
+    }
+
+    fn render(c: &Catalog, account: AccountId, id: PoolId) -> Option<Value> {
+        c.pool(account, id).map(pool::render)
+    }
+
+    fn rendered(change: Change) -> Option<Value> {
+        match change {
+            Change::PutPool(p) => Some(pool::render(&p)),
+            _ => None,
+        }
+    }
+
+    fn replace(
+        c: &Catalog,
+        account: AccountId,
+        id: PoolId,
+        (spec, monitor): Self::Spec,
+        now: Timestamp,
+    ) -> Outcome {
+        c.replace_pool(account, id, spec, monitor, now)
+    }
+
+    fn delete(c: &Catalog, account: AccountId, id: PoolId) -> Outcome {
+        c.delete_pool(account, id)
+    }
+
+    fn references(c: &Catalog, account: AccountId, id: PoolId) -> Option<Vec<Reference>> {
+        c.pool(account, id).map(|p| c.pool_references(p))
     }
 }
 
 /// The account's pools (only those using `monitor`, if given), rendered in ascending name
 /// order as Cloudflare lists them.
 fn by_name(c: &Catalog, account: AccountId, monitor: Option<MonitorId>) -> Vec<Value> {
-    let mut pools: Vec<&Pool> =
-        c.pools_of(account).filter(|p| monitor.is_none() || p.spec.monitor == monitor).collect();
+    let mut pools: Vec<&Pool> = c
+        .pools_of(account)
+        .filter(|p| monitor.is_none() || p.spec.monitor == monitor)
+        .collect();
     pools.sort_by(|a, b| a.spec.name.cmp(&b.spec.name));
     pools.into_iter().map(pool::render).collect()
 }
@@ -55,19 +93,6 @@ pub async fn list(
     ok_list(by_name(&st.catalog(), account, monitor), page)
 }
 
-pub async fn get(
-    State(st): State<Arc<AppState>>,
-    Caller(p): Caller,
-    Path((a, id)): Path<(String, String)>,
-) -> Reply {
-    let account = account(&p, &a, Permission::MonitorsPoolsRead)?;
-    let id: PoolId = super::object_id(&id)?;
-    let c = st.catalog();
-    ok(pool::render(
-        c.pool(account, id).ok_or_else(ApiError::not_found)?,
-    ))
-}
-
 pub async fn create(
     State(st): State<Arc<AppState>>,
     Caller(p): Caller,
@@ -80,50 +105,7 @@ pub async fn create(
     let changes = st
         .commit(move |c, now| Ok(c.create_pool(account, id, spec, monitor, now)?))
         .await?;
-    ok(stored(changes, put_pool)?)
-}
-
-async fn update(
-    st: Arc<AppState>,
-    p: Caller,
-    a: String,
-    id: String,
-    body: Map<String, Value>,
-    merge: bool,
-) -> Reply {
-    let account = account(&p.0, &a, Permission::MonitorsPoolsWrite)?;
-    let id: PoolId = super::object_id(&id)?;
-    let changes = st
-        .commit(move |c, now| {
-            let old = c.pool(account, id).ok_or_else(ApiError::not_found)?;
-            let doc = if merge {
-                parse::merge(pool::render(old), body)
-            } else {
-                Value::Object(body)
-            };
-            let (spec, monitor) = spec_of(doc)?;
-            Ok(c.replace_pool(account, id, spec, monitor, now)?)
-        })
-        .await?;
-    ok(stored(changes, put_pool)?)
-}
-
-pub async fn replace(
-    State(st): State<Arc<AppState>>,
-    caller: Caller,
-    Path((a, id)): Path<(String, String)>,
-    JsonObject(body): JsonObject,
-) -> Reply {
-    update(st, caller, a, id, body, false).await
-}
-
-pub async fn patch(
-    State(st): State<Arc<AppState>>,
-    caller: Caller,
-    Path((a, id)): Path<(String, String)>,
-    JsonObject(body): JsonObject,
-) -> Reply {
-    update(st, caller, a, id, body, true).await
+    ok(stored(changes, Pools::rendered)?)
 }
 
 /// `PATCH pools`: sets `notification_email` on every pool of the account, the only field
@@ -159,34 +141,4 @@ pub async fn bulk_patch(
     st.commit(move |c, now| Ok(c.set_notification_email(account, &email, now)?))
         .await?;
     ok_list(by_name(&st.catalog(), account, None), Page::ALL)
-}
-
-pub async fn delete(
-    State(st): State<Arc<AppState>>,
-    Caller(p): Caller,
-    Path((a, id)): Path<(String, String)>,
-) -> Reply {
-    let account = account(&p, &a, Permission::MonitorsPoolsWrite)?;
-    let id: PoolId = super::object_id(&id)?;
-    st.commit(move |c, _| Ok(c.delete_pool(account, id)?))
-        .await?;
-    deleted(id)
-}
-
-pub async fn references(
-    State(st): State<Arc<AppState>>,
-    Caller(p): Caller,
-    Path((a, id)): Path<(String, String)>,
-) -> Reply {
-    let account = account(&p, &a, Permission::MonitorsPoolsRead)?;
-    let id: PoolId = super::object_id(&id)?;
-    let c = st.catalog();
-    let pool = c.pool(account, id).ok_or_else(ApiError::not_found)?;
-    ok_list(
-        c.pool_references(pool)
-            .iter()
-            .map(reference::render)
-            .collect(),
-        Page::ALL,
-    )
 }

@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# API benchmark (issue: foundation). Two parts, both on loopback:
+#  1. GET .../pools/{id} with a valid token: Vantage vs nginx serving the same JSON bytes from a
+#     file, `wrk -t1 -c64 -d10s` each, in the same run.
+#  2. Create 10,000 pools of 8 origins through the API (wrk with a Lua script that stops after
+#     10,000 answers): creates/s, the server's peak RSS, and its RSS after a restart with all of
+#     them loaded.
+# Usage: bench/api.sh            (installs wrk and nginx from Debian if missing; builds --release)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+REPO=$(pwd)
+
+if ! command -v wrk >/dev/null || ! command -v nginx >/dev/null; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq && apt-get install -y -qq wrk nginx-light >/dev/null
+fi
+cargo build --release -q -p vantage
+BIN=$REPO/target/release/vantage
+
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() { for p in "${PIDS[@]:-}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
+trap cleanup EXIT
+
+TOKEN=bench-token-0123456789abcdefghijklmnopqrstuvwxyzABCD
+start_vantage() { # data dir -> sets VPID, VADDR
+  local log=$WORK/vantage-$RANDOM.log
+  VANTAGE_BOOTSTRAP_TOKEN=$TOKEN VANTAGE_LOG=warn,vantage=info "$BIN" serve --listen 127.0.0.1:0 --data-dir "$1" 2>"$log" &
+  VPID=$!; PIDS+=("$VPID")
+  for _ in $(seq 200); do
+    VADDR=$(grep -o 'listening on [0-9.:]*' "$log" | awk '{print $3}' || true)
+    [[ -n $VADDR ]] && return 0
+    sleep 0.05
+  done
+  echo "vantage did not start: $(cat "$log")" >&2; exit 1
+}
+rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
+hwm_kb() { awk '/^VmHWM/ {print $2}' "/proc/$1/status"; }
+api() { curl -sf -H "Authorization: Bearer $TOKEN" "$@"; }
+
+start_vantage "$WORK/data"
+BASE=http://$VADDR/client/v4
+ACCOUNT=$(api "$BASE/accounts" | python3 -c 'import json,sys; print(json.load(sys.stdin)["result"][0]["id"])')
+POOL_BODY='{"name":"bench","origins":[{"name":"o1","address":"192.0.2.1"},{"name":"o2","address":"192.0.2.2"},{"name":"o3","address":"192.0.2.3"},{"name":"o4","address":"192.0.2.4"},{"name":"o5","address":"192.0.2.5"},{"name":"o6","address":"192.0.2.6"},{"name":"o7","address":"192.0.2.7"},{"name":"o8","address":"192.0.2.8"}]}'
+POOL=$(api -X POST "$BASE/accounts/$ACCOUNT/load_balancers/pools" -d "$POOL_BODY" | python3 -c 'import json,sys; print(json.load(sys.stdin)["result"]["id"])')
+POOL_PATH=/client/v4/accounts/$ACCOUNT/load_balancers/pools/$POOL
+
+# nginx serves the very bytes Vantage answers, from a file, at the same path.
+mkdir -p "$WORK/www$(dirname "$POOL_PATH")" "$WORK/nginx"
+api "http://$VADDR$POOL_PATH" > "$WORK/www$POOL_PATH"
+NGINX_PORT=$((20000 + RANDOM % 20000))
+cat > "$WORK/nginx/nginx.conf" <<CONF
+worker_processes auto;
+pid $WORK/nginx/nginx.pid;
+error_log $WORK/nginx/error.log;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  default_type application/json;
+  client_body_temp_path $WORK/nginx; proxy_temp_path $WORK/nginx; fastcgi_temp_path $WORK/nginx;
+  uwsgi_temp_path $WORK/nginx; scgi_temp_path $WORK/nginx;
+  server { listen 127.0.0.1:$NGINX_PORT; root $WORK/www; }
+}
+CONF
+nginx -c "$WORK/nginx/nginx.conf" -p "$WORK/nginx"
+PIDS+=("$(cat "$WORK/nginx/nginx.pid")")
+
+echo "== GET pool: wrk -t1 -c64 -d10s --latency"
+echo "-- nginx $(nginx -v 2>&1 | sed 's/.*\///') (static file, same bytes)"
+wrk -t1 -c64 -d10s --latency -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$NGINX_PORT$POOL_PATH" | tee "$WORK/nginx.out"
+echo "-- vantage"
+wrk -t1 -c64 -d10s --latency -H "Authorization: Bearer $TOKEN" "http://$VADDR$POOL_PATH" | tee "$WORK/vantage.out"
+rps() { awk '/^Requests\/sec/ {print $2}' "$1"; }
+p99() { awk '$1=="99%" {print $2}' "$1"; }
+python3 - "$(rps "$WORK/nginx.out")" "$(rps "$WORK/vantage.out")" "$(p99 "$WORK/vantage.out")" <<'PY'
+import sys
+n, v, p99 = float(sys.argv[1]), float(sys.argv[2]), sys.argv[3]
+print(f"RESULT get_pool nginx_rps={n:.0f} vantage_rps={v:.0f} ratio={v/n:.2f} (goal >= 0.5) vantage_p99={p99} (goal <= 5ms)")
+PY
+
+echo "== create 10,000 pools of 8 origins: wrk -t1 -c16, stops after 10,000 answers"
+cat > "$WORK/create.lua" <<'LUA'
+local n = 0
+local answered, failed = 0, 0
+local origins = '[{"name":"o1","address":"192.0.2.1"},{"name":"o2","address":"192.0.2.2"},{"name":"o3","address":"192.0.2.3"},{"name":"o4","address":"192.0.2.4"},{"name":"o5","address":"192.0.2.5"},{"name":"o6","address":"192.0.2.6"},{"name":"o7","address":"192.0.2.7"},{"name":"o8","address":"2001:db8::8"}]'
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+request = function()
+  n = n + 1
+  return wrk.format(nil, nil, nil, '{"name":"pool-' .. n .. '","origins":' .. origins .. '}')
+end
+response = function(status)
+  answered = answered + 1
+  if status ~= 200 then failed = failed + 1 end
+  if answered >= 10000 then wrk.thread:stop() end
+end
+done = function(summary)
+  io.write(string.format("answered=%d non200(thread-local)=%d\n", summary.requests, failed))
+end
+LUA
+wrk -t1 -c16 -d120s -s "$WORK/create.lua" -H "Authorization: Bearer $TOKEN" "$BASE/accounts/$ACCOUNT/load_balancers/pools" | tee "$WORK/create.out"
+COUNT=$(api "$BASE/accounts/$ACCOUNT/load_balancers/pools" | python3 -c 'import json,sys; print(json.load(sys.stdin)["result_info"]["total_count"])')
+PEAK=$(hwm_kb "$VPID")
+kill -TERM "$VPID"; wait "$VPID" || true
+start_vantage "$WORK/data"
+api "http://$VADDR/client/v4/accounts/$ACCOUNT/load_balancers/pools?per_page=1" >/dev/null
+LOADED=$(rss_kb "$VPID")
+python3 - "$(rps "$WORK/create.out")" "$COUNT" "$PEAK" "$LOADED" <<'PY'
+import sys
+rate, count, peak, loaded = float(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+print(f"RESULT create_pools stored={count} creates_per_s={rate:.0f} (goal >= 1000) peak_rss={peak/1024:.1f}MB "
+      f"rss_after_restart_with_all_loaded={loaded/1024:.1f}MB (goal <= 150MB)")
+PY

@@ -1,0 +1,114 @@
+//! The handlers monitors and pools share: both are account-scoped objects that are read,
+//! replaced, merged, deleted and asked for their references the same way.
+
+use std::fmt::Display;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use serde_json::{Map, Value};
+use vantage_core::auth::Permission;
+use vantage_core::catalog::{Catalog, Change, Outcome, Reference};
+use vantage_core::{AccountId, Timestamp};
+use vantage_wire::{parse, reference, ApiError, Page};
+
+use super::{account, deleted, object_id, ok, ok_list, stored, Reply};
+use crate::extract::{Caller, JsonObject};
+use crate::state::AppState;
+
+pub(crate) trait AccountObject: 'static {
+    type Id: FromStr + Display + Copy + Send + 'static;
+    /// A validated complete document.
+    type Spec: Send + 'static;
+
+    fn parse(doc: Value) -> Result<Self::Spec, ApiError>;
+    fn render(c: &Catalog, account: AccountId, id: Self::Id) -> Option<Value>;
+    fn rendered(change: Change) -> Option<Value>;
+    fn replace(
+        c: &Catalog,
+        account: AccountId,
+        id: Self::Id,
+        spec: Self::Spec,
+        now: Timestamp,
+    ) -> Outcome;
+    fn delete(c: &Catalog, account: AccountId, id: Self::Id) -> Outcome;
+    fn references(c: &Catalog, account: AccountId, id: Self::Id) -> Option<Vec<Reference>>;
+}
+
+type Ids = Path<(String, String)>;
+
+pub async fn get<T: AccountObject>(
+    State(st): State<Arc<AppState>>,
+    Caller(p): Caller,
+    Path((a, id)): Ids,
+) -> Reply {
+    let account = account(&p, &a, Permission::MonitorsPoolsRead)?;
+    let id: T::Id = object_id(&id)?;
+    ok(T::render(&st.catalog(), account, id).ok_or_else(ApiError::not_found)?)
+}
+
+async fn update<T: AccountObject>(
+    st: Arc<AppState>,
+    p: Caller,
+    (a, id): (String, String),
+    body: Map<String, Value>,
+    merge: bool,
+) -> Reply {
+    let account = account(&p.0, &a, Permission::MonitorsPoolsWrite)?;
+    let id: T::Id = object_id(&id)?;
+    let changes = st
+        .commit(move |c, now| {
+            let current = T::render(c, account, id).ok_or_else(ApiError::not_found)?;
+            let doc = if merge {
+                parse::merge(current, body)
+            } else {
+                Value::Object(body)
+            };
+            Ok(T::replace(c, account, id, T::parse(doc)?, now)?)
+        })
+        .await?;
+    ok(stored(changes, T::rendered)?)
+}
+
+/// PUT: the body replaces the object; absent fields take their defaults.
+pub async fn replace<T: AccountObject>(
+    State(st): State<Arc<AppState>>,
+    caller: Caller,
+    Path(ids): Ids,
+    JsonObject(body): JsonObject,
+) -> Reply {
+    update::<T>(st, caller, ids, body, false).await
+}
+
+/// PATCH: the body's fields are merged onto the object.
+pub async fn patch<T: AccountObject>(
+    State(st): State<Arc<AppState>>,
+    caller: Caller,
+    Path(ids): Ids,
+    JsonObject(body): JsonObject,
+) -> Reply {
+    update::<T>(st, caller, ids, body, true).await
+}
+
+pub async fn delete<T: AccountObject>(
+    State(st): State<Arc<AppState>>,
+    Caller(p): Caller,
+    Path((a, id)): Ids,
+) -> Reply {
+    let account = account(&p, &a, Permission::MonitorsPoolsWrite)?;
+    let id: T::Id = object_id(&id)?;
+    st.commit(move |c, _| Ok(T::delete(c, account, id)?))
+        .await?;
+    deleted(id)
+}
+
+pub async fn references<T: AccountObject>(
+    State(st): State<Arc<AppState>>,
+    Caller(p): Caller,
+    Path((a, id)): Ids,
+) -> Reply {
+    let account = account(&p, &a, Permission::MonitorsPoolsRead)?;
+    let id: T::Id = object_id(&id)?;
+    let refs = T::references(&st.catalog(), account, id).ok_or_else(ApiError::not_found)?;
+    ok_list(refs.iter().map(reference::render).collect(), Page::ALL)
+}
