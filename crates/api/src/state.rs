@@ -1,9 +1,9 @@
 //! Shared state of the control plane: the catalog in memory and the store behind it.
 //!
-//! Reads take the catalog's read lock briefly and never touch the disk. Writes are
-//! serialised: check against the catalog, commit to the store, then apply to the catalog —
-//! all on one blocking thread, so a client hanging up mid-request can never leave memory and
-//! disk disagreeing.
+//! Reads take the catalog's read lock briefly and never touch the disk. Writes run one at a
+//! time on the [`Writer`] thread: check against the catalog, commit to the store, then apply to
+//! the catalog. A job, once queued, runs to completion, so a client hanging up mid-request can
+//! never leave memory and disk disagreeing.
 
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -19,10 +19,38 @@ struct WriterState {
     seen_version: u64,
 }
 
+type Job = Box<dyn FnOnce(&AppState) + Send>;
+
 pub struct AppState {
     catalog: RwLock<Catalog>,
     writer: Mutex<WriterState>,
     store: Arc<dyn Store>,
+    jobs: tokio::sync::mpsc::UnboundedSender<Job>,
+}
+
+/// The one thread that commits. The binary runs it with [`Writer::run`] on a thread of its own.
+pub struct Writer {
+    state: Arc<AppState>,
+    jobs: tokio::sync::mpsc::UnboundedReceiver<Job>,
+}
+
+impl std::fmt::Debug for Writer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Writer").finish_non_exhaustive()
+    }
+}
+
+impl Writer {
+    /// Runs queued write jobs until every [`AppState`] handle is gone.
+    pub fn run(self) {
+        let Writer { state, mut jobs } = self;
+        let weak = Arc::downgrade(&state);
+        drop(state);
+        while let Some(job) = jobs.blocking_recv() {
+            let Some(state) = weak.upgrade() else { break };
+            job(&state);
+        }
+    }
 }
 
 impl std::fmt::Debug for AppState {
@@ -61,15 +89,18 @@ fn store_failure(e: StoreError) -> ApiError {
 }
 
 impl AppState {
-    /// Loads the catalog from `store`.
-    pub fn load(store: Arc<dyn Store>) -> Result<Self, StoreError> {
+    /// Loads the catalog from `store`. The caller must run the returned [`Writer`].
+    pub fn load(store: Arc<dyn Store>) -> Result<(Arc<Self>, Writer), StoreError> {
         let seen_version = store.external_version()?;
         let catalog = store.load_catalog()?;
-        Ok(Self {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let state = Arc::new(Self {
             catalog: RwLock::new(catalog),
             writer: Mutex::new(WriterState { seen_version }),
             store,
-        })
+            jobs: tx,
+        });
+        Ok((Arc::clone(&state), Writer { state, jobs: rx }))
     }
 
     /// A read view of the catalog. Hold it briefly and never across an `.await`.
@@ -82,19 +113,18 @@ impl AppState {
     /// Runs `command` against the current catalog and makes its changes durable and visible,
     /// or changes nothing. Writers are serialised, so read-modify-write commands (PATCH)
     /// never lose a concurrent update.
-    pub async fn commit<F>(self: &Arc<Self>, command: F) -> Result<Vec<Change>, ApiError>
+    pub async fn commit<F>(&self, command: F) -> Result<Vec<Change>, ApiError>
     where
         F: FnOnce(&Catalog, Timestamp) -> Result<Vec<Change>, ApiError> + Send + 'static,
     {
-        let state = Arc::clone(self);
-        let job = tokio::task::spawn_blocking(move || state.commit_blocking(command));
-        match job.await {
-            Ok(result) => result,
-            Err(e) => {
-                tracing::error!(error = %e, "write job failed");
-                Err(store_failure(StoreError::Io("write job failed".into())))
-            }
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move |state| {
+            let _ = tx.send(state.commit_blocking(command));
+        });
+        if self.jobs.send(job).is_err() {
+            return Err(store_failure(StoreError::Io("the writer has stopped".into())));
         }
+        rx.await.unwrap_or_else(|_| Err(store_failure(StoreError::Io("the write job was lost".into()))))
     }
 
     fn commit_blocking<F>(&self, command: F) -> Result<Vec<Change>, ApiError>

@@ -106,12 +106,20 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             );
         }
     }
-    let state = Arc::new(AppState::load(store)?);
+    let (state, writer) = AppState::load(store)?;
+    let writer = std::thread::Builder::new().name("vantage-writer".into()).spawn(move || writer.run())?;
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(serve(args.listen, state))
+    let served = runtime.block_on(serve(args.listen, state));
+    drop(runtime);
+    // Every state handle is gone with the runtime: the writer finishes queued work and exits,
+    // and the store (the database connection) is closed with it.
+    if writer.join().is_err() {
+        tracing::error!("the writer thread panicked");
+    }
+    served
 }
 
 async fn serve(listen: SocketAddr, state: Arc<AppState>) -> anyhow::Result<()> {

@@ -110,5 +110,5 @@ pub async fn references<T: AccountObject>(
     let account = account(&p, &a, Permission::MonitorsPoolsRead)?;
     let id: T::Id = object_id(&id)?;
     let refs = T::references(&st.catalog(), account, id).ok_or_else(ApiError::not_found)?;
-    ok_list(refs.iter().map(reference::render).collect(), Page::ALL)
+    ok_list(&refs, Page::ALL, reference::render)
 }

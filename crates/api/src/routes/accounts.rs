@@ -25,9 +25,8 @@ pub async fn list(State(st): State<Arc<AppState>>, Caller(p): Caller, q: Params)
             let zones: Vec<_> = c.zones_of(a.id).map(|z| z.id).collect();
             p.sees_account(a.id, &zones)
         })
-        .map(wire_account::render)
-        .collect();
-    ok_list(items, page)
+        .collect::<Vec<_>>();
+    ok_list(items, page, wire_account::render)
 }
 
 pub async fn get(

@@ -94,5 +94,5 @@ pub async fn events(Caller(_): Caller, q: Params) -> Reply {
         v.parse::<PoolId>()
             .map_err(|_| ApiError::field("/pool_id", "pool_id is not a pool identifier"))?;
     }
-    ok_list(Vec::new(), q.page(None, Page::MAX_PER_PAGE)?)
+    ok_list(Vec::<Value>::new(), q.page(None, Page::MAX_PER_PAGE)?, |v| v)
 }

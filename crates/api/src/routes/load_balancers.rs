@@ -40,12 +40,7 @@ pub async fn list(
     let (zone_id, _) = zone(&p, &c, &z, Permission::LoadBalancersRead)?;
     let page = q.page(None, Page::MAX_PER_PAGE)?;
     let z = c.zone(zone_id).ok_or_else(ApiError::not_found)?;
-    ok_list(
-        c.load_balancers_of(zone_id)
-            .map(|lb| load_balancer::render(lb, z))
-            .collect(),
-        page,
-    )
+    ok_list(c.load_balancers_of(zone_id), page, |lb| load_balancer::render(lb, z))
 }
 
 pub async fn get(

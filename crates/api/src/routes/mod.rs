@@ -116,9 +116,11 @@ pub(crate) fn ok(result: Value) -> ApiResult {
     Ok(Json(envelope::success(result)).into_response())
 }
 
-pub(crate) fn ok_list(items: Vec<Value>, page: Page) -> ApiResult {
-    let (items, info) = page.apply(items);
-    Ok(Json(envelope::success_list(items, info)).into_response())
+/// A page of `items`, rendering only what the page shows.
+pub(crate) fn ok_list<T>(items: impl IntoIterator<Item = T>, page: Page, render: impl Fn(T) -> Value) -> ApiResult {
+    let (items, info) = page.apply(items.into_iter().collect());
+    let rendered = items.into_iter().map(render).collect();
+    Ok(Json(envelope::success_list(rendered, info)).into_response())
 }
 
 pub(crate) fn deleted(id: impl ToString) -> ApiResult {

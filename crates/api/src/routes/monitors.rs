@@ -73,12 +73,7 @@ pub async fn list(
 ) -> Reply {
     let account = account(&p, &a, Permission::MonitorsPoolsRead)?;
     let page = q.page(None, Page::MAX_PER_PAGE)?;
-    let items = st
-        .catalog()
-        .monitors_of(account)
-        .map(monitor::render)
-        .collect();
-    ok_list(items, page)
+    ok_list(st.catalog().monitors_of(account), page, monitor::render)
 }
 
 pub async fn create(

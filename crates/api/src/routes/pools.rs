@@ -65,15 +65,15 @@ impl AccountObject for Pools {
     }
 }
 
-/// The account's pools (only those using `monitor`, if given), rendered in ascending name
+/// The account's pools (only those using `monitor`, if given), in ascending name
 /// order as Cloudflare lists them.
-fn by_name(c: &Catalog, account: AccountId, monitor: Option<MonitorId>) -> Vec<Value> {
+fn by_name(c: &Catalog, account: AccountId, monitor: Option<MonitorId>) -> Vec<&Pool> {
     let mut pools: Vec<&Pool> = c
         .pools_of(account)
         .filter(|p| monitor.is_none() || p.spec.monitor == monitor)
         .collect();
     pools.sort_by(|a, b| a.spec.name.cmp(&b.spec.name));
-    pools.into_iter().map(pool::render).collect()
+    pools
 }
 
 pub async fn list(
@@ -90,7 +90,7 @@ pub async fn list(
         })?),
     };
     let page = q.page(None, Page::MAX_PER_PAGE)?;
-    ok_list(by_name(&st.catalog(), account, monitor), page)
+    ok_list(by_name(&st.catalog(), account, monitor), page, pool::render)
 }
 
 pub async fn create(
@@ -140,5 +140,5 @@ pub async fn bulk_patch(
     };
     st.commit(move |c, now| Ok(c.set_notification_email(account, &email, now)?))
         .await?;
-    ok_list(by_name(&st.catalog(), account, None), Page::ALL)
+    ok_list(by_name(&st.catalog(), account, None), Page::ALL, pool::render)
 }

@@ -35,9 +35,8 @@ pub async fn list(State(st): State<Arc<AppState>>, Caller(p): Caller, q: Params)
         })
         .filter(|z| name.as_deref().is_none_or(|n| z.name == n))
         .filter(|z| account_filter.is_none_or(|a| z.account.to_string() == a))
-        .map(|z| wire_zone::render(z, c.account(z.account)))
-        .collect();
-    ok_list(items, page)
+        .collect::<Vec<_>>();
+    ok_list(items, page, |z| wire_zone::render(z, c.account(z.account)))
 }
 
 pub async fn get(
