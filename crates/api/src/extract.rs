@@ -120,6 +120,22 @@ impl Params {
     }
 }
 
+/// Path parameters; a path that cannot be decoded (say, `%FF` where text belongs) routes
+/// nowhere, with the envelope rather than axum's plain-text rejection.
+#[derive(Debug)]
+pub struct PathParams<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned + Send> FromRequestParts<S> for PathParams<T> {
+    type Rejection = Failure;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Failure> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(v)) => Ok(Self(v)),
+            Err(_) => Err(ApiError::no_route().into()),
+        }
+    }
+}
+
 /// The authenticated caller.
 #[derive(Debug)]
 pub struct Caller(pub Principal);

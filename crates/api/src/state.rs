@@ -122,9 +122,15 @@ impl AppState {
             let _ = tx.send(state.commit_blocking(command));
         });
         if self.jobs.send(job).is_err() {
-            return Err(store_failure(StoreError::Io("the writer has stopped".into())));
+            return Err(store_failure(StoreError::Io(
+                "the writer has stopped".into(),
+            )));
         }
-        rx.await.unwrap_or_else(|_| Err(store_failure(StoreError::Io("the write job was lost".into()))))
+        rx.await.unwrap_or_else(|_| {
+            Err(store_failure(StoreError::Io(
+                "the write job was lost".into(),
+            )))
+        })
     }
 
     fn commit_blocking<F>(&self, command: F) -> Result<Vec<Change>, ApiError>

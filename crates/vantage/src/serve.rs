@@ -107,7 +107,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         }
     }
     let (state, writer) = AppState::load(store)?;
-    let writer = std::thread::Builder::new().name("vantage-writer".into()).spawn(move || writer.run())?;
+    let writer = std::thread::Builder::new()
+        .name("vantage-writer".into())
+        .spawn(move || writer.run())?;
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

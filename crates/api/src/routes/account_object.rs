@@ -5,7 +5,7 @@ use std::fmt::Display;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use serde_json::{Map, Value};
 use vantage_core::auth::Permission;
 use vantage_core::catalog::{Catalog, Change, Outcome, Reference};
@@ -13,7 +13,7 @@ use vantage_core::{AccountId, Timestamp};
 use vantage_wire::{parse, reference, ApiError, Page};
 
 use super::{account, deleted, object_id, ok, ok_list, stored, Reply};
-use crate::extract::{Caller, JsonObject};
+use crate::extract::{Caller, JsonObject, PathParams as Path};
 use crate::state::AppState;
 
 pub(crate) trait AccountObject: 'static {

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::IntoResponse;
 use axum::Json;
 use serde_json::json;
@@ -11,7 +11,7 @@ use vantage_core::AccountId;
 use vantage_wire::{account as wire_account, envelope, ApiError};
 
 use super::{ok, ok_list, Reply};
-use crate::extract::{Caller, Params};
+use crate::extract::{Caller, Params, PathParams as Path};
 use crate::state::AppState;
 
 /// The accounts the credential can see, so a client holding only a token can find its

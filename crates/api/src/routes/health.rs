@@ -7,14 +7,14 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use serde_json::Value;
 use vantage_core::auth::Permission;
 use vantage_core::{MonitorId, PoolId};
 use vantage_wire::{time, ApiError, Page};
 
 use super::{account, object_id, ok_list, Reply};
-use crate::extract::{Caller, JsonObject, Params};
+use crate::extract::{Caller, JsonObject, Params, PathParams as Path};
 use crate::routes::monitors::spec_of;
 use crate::state::AppState;
 
@@ -94,5 +94,9 @@ pub async fn events(Caller(_): Caller, q: Params) -> Reply {
         v.parse::<PoolId>()
             .map_err(|_| ApiError::field("/pool_id", "pool_id is not a pool identifier"))?;
     }
-    ok_list(Vec::<Value>::new(), q.page(None, Page::MAX_PER_PAGE)?, |v| v)
+    ok_list(
+        Vec::<Value>::new(),
+        q.page(None, Page::MAX_PER_PAGE)?,
+        |v| v,
+    )
 }

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use serde_json::{Map, Value};
 use vantage_core::auth::Permission;
 use vantage_core::catalog::Change;
@@ -11,7 +11,7 @@ use vantage_core::LoadBalancerId;
 use vantage_wire::{load_balancer, parse, ApiError, Page};
 
 use super::{deleted, ok, ok_list, zone, Reply};
-use crate::extract::{Caller, JsonObject, Params};
+use crate::extract::{Caller, JsonObject, Params, PathParams as Path};
 use crate::secrets::random_bytes;
 use crate::state::AppState;
 
@@ -40,7 +40,9 @@ pub async fn list(
     let (zone_id, _) = zone(&p, &c, &z, Permission::LoadBalancersRead)?;
     let page = q.page(None, Page::MAX_PER_PAGE)?;
     let z = c.zone(zone_id).ok_or_else(ApiError::not_found)?;
-    ok_list(c.load_balancers_of(zone_id), page, |lb| load_balancer::render(lb, z))
+    ok_list(c.load_balancers_of(zone_id), page, |lb| {
+        load_balancer::render(lb, z)
+    })
 }
 
 pub async fn get(

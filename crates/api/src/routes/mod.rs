@@ -117,7 +117,11 @@ pub(crate) fn ok(result: Value) -> ApiResult {
 }
 
 /// A page of `items`, rendering only what the page shows.
-pub(crate) fn ok_list<T>(items: impl IntoIterator<Item = T>, page: Page, render: impl Fn(T) -> Value) -> ApiResult {
+pub(crate) fn ok_list<T>(
+    items: impl IntoIterator<Item = T>,
+    page: Page,
+    render: impl Fn(T) -> Value,
+) -> ApiResult {
     let (items, info) = page.apply(items.into_iter().collect());
     let rendered = items.into_iter().map(render).collect();
     Ok(Json(envelope::success_list(rendered, info)).into_response())

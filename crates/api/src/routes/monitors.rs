@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::IntoResponse;
 use axum::Json;
 use serde_json::{json, Value};
@@ -14,7 +14,7 @@ use vantage_wire::{envelope, monitor, parse, reference, ApiError, Page};
 
 use super::account_object::AccountObject;
 use super::{account, ok, ok_list, stored, Reply};
-use crate::extract::{Caller, JsonObject, Params};
+use crate::extract::{Caller, JsonObject, Params, PathParams as Path};
 use crate::secrets::random_bytes;
 use crate::state::AppState;
 

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use serde_json::Value;
 use vantage_core::auth::Permission;
 use vantage_core::catalog::{Catalog, Change, Outcome, Reference};
@@ -12,7 +12,7 @@ use vantage_wire::{parse, pool, ApiError, Page};
 
 use super::account_object::AccountObject;
 use super::{account, ok, ok_list, stored, Reply};
-use crate::extract::{Caller, JsonObject, Params};
+use crate::extract::{Caller, JsonObject, Params, PathParams as Path};
 use crate::secrets::random_bytes;
 use crate::state::AppState;
 
@@ -140,5 +140,9 @@ pub async fn bulk_patch(
     };
     st.commit(move |c, now| Ok(c.set_notification_email(account, &email, now)?))
         .await?;
-    ok_list(by_name(&st.catalog(), account, None), Page::ALL, pool::render)
+    ok_list(
+        by_name(&st.catalog(), account, None),
+        Page::ALL,
+        pool::render,
+    )
 }

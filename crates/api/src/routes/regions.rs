@@ -2,14 +2,14 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use serde_json::{json, Value};
 use vantage_core::auth::Permission;
 use vantage_core::region::RegionCode;
 use vantage_wire::{region, ApiError};
 
 use super::{account, ok, Reply};
-use crate::extract::{Caller, Params};
+use crate::extract::{Caller, Params, PathParams as Path};
 use crate::state::AppState;
 
 pub async fn list(

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use serde_json::Value;
 use vantage_core::auth::{Permission, Target};
 use vantage_core::catalog::Change;
@@ -11,7 +11,7 @@ use vantage_wire::{parse, zone as wire_zone, ApiError};
 
 use super::{deleted, ok, ok_list, zone, Reply};
 use crate::auth::require;
-use crate::extract::{Caller, JsonObject, Params};
+use crate::extract::{Caller, JsonObject, Params, PathParams as Path};
 use crate::secrets::random_bytes;
 use crate::state::AppState;
 
