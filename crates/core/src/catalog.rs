@@ -185,6 +185,15 @@ impl Catalog {
         self.monitors.get(&id).filter(|m| m.account == account)
     }
 
+    pub fn all_pools(&self) -> impl Iterator<Item = &Pool> {
+        self.pools.values()
+    }
+
+    /// A monitor by id, whichever account owns it (for the health engine, which serves all).
+    pub fn any_monitor(&self, id: MonitorId) -> Option<&Monitor> {
+        self.monitors.get(&id)
+    }
+
     pub fn pools_of(&self, account: AccountId) -> impl Iterator<Item = &Pool> {
         self.pools.values().filter(move |p| p.account == account)
     }

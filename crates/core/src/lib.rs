@@ -9,6 +9,7 @@ pub mod account;
 pub mod auth;
 pub mod catalog;
 pub mod choice;
+pub mod health;
 pub mod id;
 pub mod load_balancer;
 pub mod monitor;

@@ -1,0 +1,408 @@
+//! The controller's view of health: every location's state for every probe target, the
+//! verdicts they add up to for every pool, and the events when those verdicts change.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use super::check::{CheckResult, FailureReason};
+use super::verdict::{majority, pool_verdict, LocationState, Verdict};
+use super::{Location, ProbeKey};
+use crate::catalog::Catalog;
+use crate::monitor::MonitorSpec;
+use crate::region::{CheckRegions, RegionCode};
+use crate::{AccountId, PoolId, Timestamp};
+
+#[derive(Debug, Clone, PartialEq)]
+struct OriginPlan {
+    name: String,
+    address: String,
+    enabled: bool,
+    /// `None` when not probed: a disabled origin, or any origin of a disabled pool.
+    key: Option<ProbeKey>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct PoolPlan {
+    account: AccountId,
+    name: String,
+    enabled: bool,
+    minimum: u16,
+    check_regions: CheckRegions,
+    origins: Vec<OriginPlan>,
+}
+
+/// An origin's health as one pool sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OriginHealth {
+    pub name: String,
+    pub address: String,
+    pub enabled: bool,
+    pub healthy: Verdict,
+    pub reason: FailureReason,
+    pub response_code: Option<u16>,
+    /// Median of the voting locations' latest round trips.
+    pub rtt_micros: Option<u64>,
+    /// Per checking region: its verdict (majority of its locations).
+    pub regions: BTreeMap<RegionCode, Verdict>,
+    /// Every location's latest state for this origin, voting or not.
+    pub locations: Vec<(Location, LocationState)>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PoolHealth {
+    pub pool: PoolId,
+    pub healthy: Verdict,
+    pub origins: Vec<OriginHealth>,
+}
+
+/// A change of an origin's or a pool's verdict (contract §5 rule 8).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    pub at: Timestamp,
+    pub account: AccountId,
+    pub pool: PoolId,
+    pub pool_name: String,
+    pub pool_healthy: Verdict,
+    pub pool_changed: bool,
+    pub minimum_origins: u16,
+    /// The origins whose verdict changed.
+    pub origins: Vec<OriginEvent>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct OriginEvent {
+    pub name: String,
+    pub address: String,
+    pub enabled: bool,
+    pub healthy: Verdict,
+    pub reason: FailureReason,
+}
+
+/// What a location must probe: the target and its monitor, and the pools it serves (for
+/// the probe's User-Agent).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Assignment {
+    pub key: ProbeKey,
+    pub spec: MonitorSpec,
+    pub pools: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Engine {
+    pools: BTreeMap<PoolId, PoolPlan>,
+    monitors: HashMap<ProbeKey, MonitorSpec>,
+    /// Which pools use each target.
+    users: HashMap<ProbeKey, BTreeSet<PoolId>>,
+    states: HashMap<ProbeKey, BTreeMap<Location, LocationState>>,
+    /// Last reported verdicts, to detect changes.
+    reported_origins: HashMap<(PoolId, String), (Verdict, FailureReason)>,
+    reported_pools: HashMap<PoolId, Verdict>,
+}
+
+impl Engine {
+    /// An engine for `catalog`, resuming from stored location states. Verdicts computed here
+    /// are the baseline: they raise no events.
+    pub fn new(
+        catalog: &Catalog,
+        restored: impl IntoIterator<Item = (ProbeKey, Location, LocationState)>,
+    ) -> Self {
+        let mut e = Engine::default();
+        for (key, loc, state) in restored {
+            e.states.entry(key).or_default().insert(loc, state);
+        }
+        e.plan(catalog);
+        e.states.retain(|k, _| e.monitors.contains_key(k));
+        let ids: Vec<PoolId> = e.pools.keys().copied().collect();
+        for id in ids {
+            let _ = e.evaluate(id, Timestamp::from_unix_micros(0));
+        }
+        e
+    }
+
+    fn plan(&mut self, catalog: &Catalog) {
+        self.pools.clear();
+        self.monitors.clear();
+        self.users.clear();
+        for p in catalog.all_pools() {
+            let monitor = p.spec.monitor.and_then(|m| catalog.any_monitor(m));
+            let Some(monitor) = monitor else { continue };
+            let origins = p
+                .spec
+                .origins
+                .iter()
+                .map(|o| {
+                    let key = (p.spec.enabled && o.enabled).then(|| ProbeKey {
+                        monitor: monitor.id,
+                        address: o.address.clone(),
+                        port: o.port,
+                        host: o.host.clone(),
+                    });
+                    if let Some(k) = &key {
+                        self.monitors.insert(k.clone(), monitor.spec.clone());
+                        self.users.entry(k.clone()).or_default().insert(p.id);
+                    }
+                    OriginPlan {
+                        name: o.name.clone(),
+                        address: o.address.clone(),
+                        enabled: o.enabled,
+                        key,
+                    }
+                })
+                .collect();
+            self.pools.insert(
+                p.id,
+                PoolPlan {
+                    account: p.account,
+                    name: p.spec.name.clone(),
+                    enabled: p.spec.enabled,
+                    minimum: p.spec.minimum_origins,
+                    check_regions: p.spec.check_regions.clone(),
+                    origins,
+                },
+            );
+        }
+    }
+
+    /// Follows a configuration change: new targets start unknown, removed ones are forgotten,
+    /// and verdicts that the change itself alters (a threshold, a disabled origin) are events.
+    pub fn configure(&mut self, catalog: &Catalog, now: Timestamp) -> Vec<Event> {
+        self.plan(catalog);
+        let monitors = &self.monitors;
+        self.states.retain(|k, _| monitors.contains_key(k));
+        let pools = &self.pools;
+        self.reported_pools.retain(|p, _| pools.contains_key(p));
+        self.reported_origins
+            .retain(|(p, _), _| pools.contains_key(p));
+        let ids: Vec<PoolId> = self.pools.keys().copied().collect();
+        ids.into_iter()
+            .filter_map(|id| self.evaluate(id, now))
+            .collect()
+    }
+
+    /// Every target a location in `region` must probe.
+    pub fn assignment(&self, region: RegionCode) -> Vec<Assignment> {
+        let mut out: Vec<Assignment> = self
+            .users
+            .iter()
+            .filter(|(_, pools)| {
+                pools.iter().any(|p| {
+                    self.pools
+                        .get(p)
+                        .is_some_and(|pp| checks_from(&pp.check_regions, region))
+                })
+            })
+            .filter_map(|(key, pools)| {
+                let spec = self.monitors.get(key)?.clone();
+                let names = pools
+                    .iter()
+                    .filter_map(|p| self.pools.get(p))
+                    .map(|p| p.name.clone())
+                    .collect();
+                Some(Assignment {
+                    key: key.clone(),
+                    spec,
+                    pools: names,
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        out
+    }
+
+    /// The monitor of a target, if it is still assigned.
+    pub fn spec(&self, key: &ProbeKey) -> Option<&MonitorSpec> {
+        self.monitors.get(key)
+    }
+
+    /// Records one check from one location. Returns the new location state when its verdict
+    /// changed (the shell persists it) and the events it caused.
+    pub fn record(
+        &mut self,
+        location: &Location,
+        key: &ProbeKey,
+        result: CheckResult,
+        now: Timestamp,
+    ) -> (Option<LocationState>, Vec<Event>) {
+        let Some(spec) = self.monitors.get(key) else {
+            return (None, vec![]);
+        };
+        let (up, down) = (spec.consecutive_up, spec.consecutive_down);
+        let state = self
+            .states
+            .entry(key.clone())
+            .or_default()
+            .entry(location.clone())
+            .or_default();
+        let changed = state.record(result, up, down, now);
+        let Some(_) = changed else {
+            return (None, vec![]);
+        };
+        let snapshot = state.clone();
+        let pools: Vec<PoolId> = self
+            .users
+            .get(key)
+            .map(|s| s.iter().copied().collect())
+            .unwrap_or_default();
+        let events = pools
+            .into_iter()
+            .filter_map(|p| self.evaluate(p, now))
+            .collect();
+        (Some(snapshot), events)
+    }
+
+    /// The latest state of every (target, location), for the API's per-location views.
+    pub fn location_state(&self, key: &ProbeKey, location: &Location) -> Option<&LocationState> {
+        self.states.get(key).and_then(|m| m.get(location))
+    }
+
+    /// Recomputes one pool's verdicts; an event if any changed since last reported.
+    fn evaluate(&mut self, pool: PoolId, now: Timestamp) -> Option<Event> {
+        let health = self.pool_health(pool)?;
+        let plan = self.pools.get(&pool)?;
+        let mut origins = Vec::new();
+        for o in &health.origins {
+            let entry = (o.healthy, o.reason);
+            let previous = self.reported_origins.insert((pool, o.name.clone()), entry);
+            if previous.map(|p| p.0) != Some(o.healthy)
+                && (previous.is_some() || o.healthy.is_some())
+            {
+                origins.push(OriginEvent {
+                    name: o.name.clone(),
+                    address: o.address.clone(),
+                    enabled: o.enabled,
+                    healthy: o.healthy,
+                    reason: o.reason,
+                });
+            }
+        }
+        let previous_pool = self.reported_pools.insert(pool, health.healthy);
+        let pool_changed = previous_pool != Some(health.healthy)
+            && (previous_pool.is_some() || health.healthy.is_some());
+        (pool_changed || !origins.is_empty()).then(|| Event {
+            at: now,
+            account: plan.account,
+            pool,
+            pool_name: plan.name.clone(),
+            pool_healthy: health.healthy,
+            pool_changed,
+            minimum_origins: plan.minimum,
+            origins,
+        })
+    }
+
+    /// The health of a monitored pool, `None` for a pool without a monitor (or unknown).
+    pub fn pool_health(&self, pool: PoolId) -> Option<PoolHealth> {
+        let plan = self.pools.get(&pool)?;
+        let origins: Vec<OriginHealth> = plan
+            .origins
+            .iter()
+            .map(|o| self.origin_health(plan, o))
+            .collect();
+        let healthy = pool_verdict(
+            plan.enabled,
+            plan.minimum,
+            origins.iter().filter(|o| o.enabled).map(|o| o.healthy),
+        );
+        Some(PoolHealth {
+            pool,
+            healthy,
+            origins,
+        })
+    }
+
+    fn origin_health(&self, plan: &PoolPlan, origin: &OriginPlan) -> OriginHealth {
+        let empty = BTreeMap::new();
+        let states = origin
+            .key
+            .as_ref()
+            .and_then(|k| self.states.get(k))
+            .unwrap_or(&empty);
+        let votes_from = |r: RegionCode| states.iter().filter(move |(l, _)| l.region == r);
+        let mut regions = BTreeMap::new();
+        let voters: Vec<&LocationState> = match &plan.check_regions {
+            CheckRegions::AllLocations => {
+                for l in states.keys() {
+                    regions.insert(
+                        l.region,
+                        majority(votes_from(l.region).map(|(_, s)| s.verdict)),
+                    );
+                }
+                states.values().collect()
+            }
+            CheckRegions::AllRegions | CheckRegions::Regions(_) => {
+                let mut voters = Vec::new();
+                for (l, s) in states {
+                    if checks_from(&plan.check_regions, l.region) {
+                        regions.insert(
+                            l.region,
+                            majority(votes_from(l.region).map(|(_, s)| s.verdict)),
+                        );
+                        voters.push(s);
+                    }
+                }
+                voters
+            }
+        };
+        let healthy = match (&plan.check_regions, origin.key.is_some()) {
+            (_, false) => None,
+            (CheckRegions::AllLocations, true) => majority(voters.iter().map(|s| s.verdict)),
+            (_, true) => majority(regions.values().copied()),
+        };
+        let voting: Vec<&LocationState> =
+            voters.into_iter().filter(|s| s.verdict.is_some()).collect();
+        let reason = match healthy {
+            Some(false) => {
+                most_common_failure(voting.iter().copied().filter(|s| s.verdict == Some(false)))
+            }
+            _ => FailureReason::None,
+        };
+        let response_code = voting
+            .iter()
+            .find(|s| s.verdict == healthy)
+            .and_then(|s| s.last.as_ref())
+            .and_then(|r| r.response_code);
+        let mut rtts: Vec<u64> = voting
+            .iter()
+            .filter_map(|s| s.last.as_ref()?.rtt_micros)
+            .collect();
+        rtts.sort_unstable();
+        let rtt_micros = (!rtts.is_empty()).then(|| rtts[rtts.len() / 2]);
+        OriginHealth {
+            name: origin.name.clone(),
+            address: origin.address.clone(),
+            enabled: origin.enabled,
+            healthy,
+            reason,
+            response_code,
+            rtt_micros,
+            regions,
+            locations: states.iter().map(|(l, s)| (l.clone(), s.clone())).collect(),
+        }
+    }
+}
+
+/// Whether a location in `region` checks for a pool with these `check_regions`.
+fn checks_from(check: &CheckRegions, region: RegionCode) -> bool {
+    match check {
+        CheckRegions::AllLocations | CheckRegions::AllRegions => true,
+        CheckRegions::Regions(list) => list.contains(&region),
+    }
+}
+
+/// The failure reason most of the failing voters report (the first, among equals).
+fn most_common_failure<'a>(states: impl Iterator<Item = &'a LocationState>) -> FailureReason {
+    let mut counts: Vec<(FailureReason, usize)> = Vec::new();
+    for s in states {
+        let Some(r) = s.last.as_ref().filter(|r| !r.healthy).map(|r| r.reason) else {
+            continue;
+        };
+        match counts.iter_mut().find(|(c, _)| *c == r) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((r, 1)),
+        }
+    }
+    counts
+        .iter()
+        .max_by_key(|(_, n)| *n)
+        .map(|(r, _)| *r)
+        .unwrap_or(FailureReason::Other)
+}

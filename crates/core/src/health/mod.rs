@@ -1,0 +1,64 @@
+//! Health: from one probe's facts to the verdicts that steer traffic (contract §5).
+//!
+//! - [`check`]: one check's facts (what a prober saw) judged against its monitor.
+//! - [`verdict`]: per-location hysteresis, region and origin majorities, pool thresholds.
+//! - [`schedule`]: when each assigned probe is due at one location (agent side).
+//! - [`engine`]: every location's results for every pool, and the events they cause
+//!   (controller side).
+//!
+//! All of it is sans-IO: time arrives as [`Timestamp`](crate::Timestamp) arguments.
+
+pub mod check;
+pub mod engine;
+pub mod schedule;
+pub mod verdict;
+
+pub use check::{CheckResult, Facts, FailureReason, Outcome};
+pub use engine::{Engine, Event, OriginHealth, PoolHealth};
+pub use schedule::Schedule;
+pub use verdict::{LocationState, Verdict};
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::region::RegionCode;
+use crate::MonitorId;
+
+/// A probe location: one agent, in one region (`WEU` / `ams1`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Location {
+    pub region: RegionCode,
+    pub name: String,
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.region, self.name)
+    }
+}
+
+/// What one probe checks: a monitor against one endpoint. Pools that share a monitor and
+/// an origin endpoint share its probes.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ProbeKey {
+    pub monitor: MonitorId,
+    pub address: String,
+    /// The origin's port override (0: the monitor's).
+    pub port: u16,
+    /// The origin's `Host` override.
+    pub host: Option<String>,
+}
+
+impl fmt::Display for ProbeKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}|{}|{}|{}",
+            self.monitor,
+            self.address,
+            self.port,
+            self.host.as_deref().unwrap_or("")
+        )
+    }
+}

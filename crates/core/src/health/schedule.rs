@@ -1,0 +1,167 @@
+//! When each assigned probe is due at one location.
+//!
+//! Every target is checked once per interval, at a fixed phase inside the interval derived
+//! from the target itself, so targets spread evenly over time (no thundering herd) and the
+//! same target keeps its rhythm across reassignments — without drawing random numbers.
+
+use std::collections::{BTreeSet, HashMap};
+
+use super::ProbeKey;
+use crate::Timestamp;
+
+#[derive(Debug, Clone)]
+struct Entry {
+    interval: i64,
+    next: i64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Schedule {
+    entries: HashMap<ProbeKey, Entry>,
+    queue: BTreeSet<(i64, ProbeKey)>,
+}
+
+/// FNV-1a: a stable spread of keys over an interval.
+fn phase(key: &ProbeKey, interval: i64) -> i64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in key.to_string().bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    (h % interval.max(1) as u64) as i64
+}
+
+impl Schedule {
+    /// Replaces the set of targets. Targets kept with the same interval keep their next due
+    /// time; new targets (and targets whose interval changed) are first due at their phase
+    /// within the coming interval, but never later than one new interval from now.
+    pub fn set(&mut self, targets: impl IntoIterator<Item = (ProbeKey, u16)>, now: Timestamp) {
+        let now = now.unix_micros();
+        let mut next_entries = HashMap::new();
+        for (key, interval_secs) in targets {
+            let interval = i64::from(interval_secs.max(1)) * 1_000_000;
+            let next = match self.entries.get(&key) {
+                Some(e) if e.interval == interval => e.next,
+                Some(e) => e.next.min(now + interval),
+                None => now + phase(&key, interval),
+            };
+            next_entries.insert(key, Entry { interval, next });
+        }
+        self.queue = next_entries
+            .iter()
+            .map(|(k, e)| (e.next, k.clone()))
+            .collect();
+        self.entries = next_entries;
+    }
+
+    /// Takes every target due at `now` and schedules its next check one interval later. A
+    /// target that fell more than an interval behind is not checked twice to catch up.
+    pub fn due(&mut self, now: Timestamp) -> Vec<ProbeKey> {
+        let now = now.unix_micros();
+        let mut out = Vec::new();
+        while let Some((at, _)) = self.queue.first() {
+            if *at > now {
+                break;
+            }
+            let Some((at, key)) = self.queue.pop_first() else {
+                break;
+            };
+            if let Some(e) = self.entries.get_mut(&key) {
+                let mut next = at + e.interval;
+                if next <= now {
+                    next += ((now - next) / e.interval + 1) * e.interval;
+                }
+                e.next = next;
+                self.queue.insert((next, key.clone()));
+            }
+            out.push(key);
+        }
+        out
+    }
+
+    /// When the next target is due, if any.
+    pub fn next_deadline(&self) -> Option<Timestamp> {
+        self.queue
+            .first()
+            .map(|(at, _)| Timestamp::from_unix_micros(*at))
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::MonitorId;
+
+    fn key(i: usize) -> ProbeKey {
+        ProbeKey {
+            monitor: MonitorId::from_bytes([1; 16]),
+            address: format!("10.0.{}.{}", i / 250, i % 250),
+            port: 0,
+            host: None,
+        }
+    }
+
+    fn t(secs: f64) -> Timestamp {
+        Timestamp::from_unix_micros((secs * 1e6) as i64)
+    }
+
+    #[test]
+    fn each_target_once_per_interval_spread_evenly() {
+        let mut s = Schedule::default();
+        s.set((0..6000).map(|i| (key(i), 60)), t(0.0));
+        let mut per_second = vec![0usize; 180];
+        let mut seen: HashMap<ProbeKey, Vec<usize>> = HashMap::new();
+        for (sec, count) in per_second.iter_mut().enumerate() {
+            for k in s.due(t(sec as f64)) {
+                *count += 1;
+                seen.entry(k).or_default().push(sec);
+            }
+        }
+        assert_eq!(seen.len(), 6000);
+        for times in seen.values() {
+            assert!(times.windows(2).all(|w| w[1] - w[0] == 60), "{times:?}");
+        }
+        // 100 per second on average; no second carries more than twice that.
+        assert!(
+            per_second[1..].iter().all(|&n| n < 200),
+            "{:?}",
+            &per_second[..10]
+        );
+    }
+
+    #[test]
+    fn reassignment_keeps_rhythm_and_honours_interval_changes() {
+        let mut s = Schedule::default();
+        s.set([(key(1), 60)], t(0.0));
+        let first = s.next_deadline().unwrap();
+        s.set([(key(1), 60), (key(2), 60)], t(10.0));
+        assert!(s.due(first).contains(&key(1)));
+        s.set([(key(1), 10)], t(first.unix_micros() as f64 / 1e6 + 1.0));
+        let next = s.next_deadline().unwrap();
+        assert!(
+            next.unix_micros() - first.unix_micros() <= 11_000_000,
+            "interval change honoured"
+        );
+        s.set([], t(100.0));
+        assert!(
+            s.is_empty() && s.next_deadline().is_none(),
+            "removed targets are no longer probed"
+        );
+    }
+
+    #[test]
+    fn a_late_poll_does_not_burst() {
+        let mut s = Schedule::default();
+        s.set([(key(1), 10)], t(0.0));
+        assert_eq!(s.due(t(1000.0)).len(), 1);
+        assert!(s.next_deadline().unwrap() > t(1000.0));
+    }
+}
