@@ -1,0 +1,95 @@
+//! Resolving, connecting and naming network failures.
+
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+
+use tokio::net::{TcpSocket, TcpStream};
+use vantage_core::health::{FailureReason, Outcome};
+
+use crate::{Progress, Target};
+
+/// Resolves `host` (an IP literal or a name) to one address, preferring the family of the
+/// source address when one is set.
+pub(crate) async fn resolve(
+    host: &str,
+    port: u16,
+    source: Option<IpAddr>,
+) -> Result<SocketAddr, FailureReason> {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    if let Ok(ip) = bare.parse::<IpAddr>() {
+        return Ok(SocketAddr::new(ip, port));
+    }
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((bare, port))
+        .await
+        .map_err(|_| FailureReason::DnsUnknownHost)?
+        .collect();
+    let preferred = addrs
+        .iter()
+        .find(|a| source.is_none_or(|s| s.is_ipv4() == a.is_ipv4()));
+    preferred
+        .or(addrs.first())
+        .copied()
+        .ok_or(FailureReason::DnsUnknownHost)
+}
+
+/// The failure reason for an I/O error while connecting.
+pub(crate) fn connect_failure(e: &io::Error) -> FailureReason {
+    match e.kind() {
+        io::ErrorKind::TimedOut => FailureReason::TcpTimeout,
+        io::ErrorKind::HostUnreachable => FailureReason::NoRoute,
+        io::ErrorKind::NetworkUnreachable => FailureReason::NetworkUnreachable,
+        io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted => {
+            FailureReason::ConnectionReset
+        }
+        _ => FailureReason::TcpConnectionFailed,
+    }
+}
+
+/// The failure reason for an I/O error once connected.
+pub(crate) fn io_failure(e: &io::Error) -> FailureReason {
+    match e.kind() {
+        io::ErrorKind::ConnectionReset
+        | io::ErrorKind::ConnectionAborted
+        | io::ErrorKind::BrokenPipe => FailureReason::ConnectionReset,
+        io::ErrorKind::TimedOut => FailureReason::HttpTimeout,
+        io::ErrorKind::UnexpectedEof | io::ErrorKind::InvalidData => {
+            FailureReason::HttpInvalidResponse
+        }
+        _ => FailureReason::Other,
+    }
+}
+
+pub(crate) async fn connect(
+    addr: SocketAddr,
+    source: Option<IpAddr>,
+    progress: &Progress,
+) -> Result<TcpStream, FailureReason> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()
+    } else {
+        TcpSocket::new_v6()
+    }
+    .map_err(|e| connect_failure(&e))?;
+    if let Some(ip) = source.filter(|ip| ip.is_ipv4() == addr.is_ipv4()) {
+        socket
+            .bind(SocketAddr::new(ip, 0))
+            .map_err(|e| connect_failure(&e))?;
+    }
+    let stream = socket
+        .connect(addr)
+        .await
+        .map_err(|e| connect_failure(&e))?;
+    let _ = stream.set_nodelay(true);
+    progress.connected();
+    Ok(stream)
+}
+
+pub(crate) async fn tcp_check(
+    source: Option<IpAddr>,
+    target: &Target<'_>,
+    progress: &Progress,
+) -> Result<Outcome, FailureReason> {
+    let addr = resolve(target.address, target.port(), source).await?;
+    connect(addr, source, progress).await?;
+    Ok(Outcome::Reached)
+}
