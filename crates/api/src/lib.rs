@@ -7,6 +7,7 @@
 pub mod auth;
 mod extract;
 mod failure;
+mod health;
 mod routes;
 pub mod secrets;
 pub mod state;

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use vantage_core::catalog::{Catalog, Change};
+use vantage_core::health::Engine;
 use vantage_core::Timestamp;
 use vantage_store::{Store, StoreError};
 use vantage_wire::ApiError;
@@ -24,8 +25,14 @@ type Job = Box<dyn FnOnce(&AppState) + Send>;
 pub struct AppState {
     catalog: RwLock<Catalog>,
     writer: Mutex<WriterState>,
-    store: Arc<dyn Store>,
+    pub(crate) store: Arc<dyn Store>,
     jobs: tokio::sync::mpsc::UnboundedSender<Job>,
+    /// The health engine; lock after the catalog, never before it.
+    pub(crate) engine: Mutex<Engine>,
+    /// Bumped after every change to the catalog.
+    pub(crate) config_version: tokio::sync::watch::Sender<u64>,
+    /// Bumped after the engine has followed a catalog change (probe assignments may differ).
+    pub(crate) assignment_version: tokio::sync::watch::Sender<u64>,
 }
 
 /// The one thread that commits. The binary runs it with [`Writer::run`] on a thread of its own.
@@ -93,12 +100,16 @@ impl AppState {
     pub fn load(store: Arc<dyn Store>) -> Result<(Arc<Self>, Writer), StoreError> {
         let seen_version = store.external_version()?;
         let catalog = store.load_catalog()?;
+        let engine = Engine::new(&catalog, store.load_health()?);
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         let state = Arc::new(Self {
             catalog: RwLock::new(catalog),
             writer: Mutex::new(WriterState { seen_version }),
             store,
             jobs: tx,
+            engine: Mutex::new(engine),
+            config_version: tokio::sync::watch::Sender::new(0),
+            assignment_version: tokio::sync::watch::Sender::new(0),
         });
         Ok((Arc::clone(&state), Writer { state, jobs: rx }))
     }
@@ -133,6 +144,13 @@ impl AppState {
         })
     }
 
+    /// Queues work for the writer thread without waiting for it.
+    pub(crate) fn enqueue(&self, job: impl FnOnce(&AppState) + Send + 'static) {
+        if self.jobs.send(Box::new(job)).is_err() {
+            tracing::warn!("the writer has stopped; a queued write was dropped");
+        }
+    }
+
     fn commit_blocking<F>(&self, command: F) -> Result<Vec<Change>, ApiError>
     where
         F: FnOnce(&Catalog, Timestamp) -> Result<Vec<Change>, ApiError>,
@@ -143,6 +161,10 @@ impl AppState {
         let mut catalog = self.catalog.write().unwrap_or_else(|p| p.into_inner());
         for change in &changes {
             catalog.apply(change.clone());
+        }
+        drop(catalog);
+        if !changes.is_empty() {
+            self.config_version.send_modify(|v| *v += 1);
         }
         Ok(changes)
     }
@@ -158,6 +180,7 @@ impl AppState {
         let fresh = self.store.load_catalog()?;
         *self.catalog.write().unwrap_or_else(|p| p.into_inner()) = fresh;
         writer.seen_version = version;
+        self.config_version.send_modify(|v| *v += 1);
         Ok(true)
     }
 }

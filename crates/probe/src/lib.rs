@@ -89,7 +89,8 @@ impl Progress {
 
 impl Prober {
     /// A prober trusting the Mozilla root store plus the PEM certificates in `extra_ca`, and
-    /// binding its sockets to `source` when given.
+    /// binding its sockets to `source` when given. Call it inside a Tokio runtime: the ICMP
+    /// sockets are registered with it.
     pub fn new(extra_ca: Option<&Path>, source: Option<IpAddr>) -> Result<Self, TlsError> {
         Ok(Self {
             tls: Arc::new(tls::Configs::new(extra_ca)?),

@@ -12,7 +12,9 @@ use std::sync::Mutex;
 use rusqlite::{params, Connection, ErrorCode, OpenFlags, TransactionBehavior};
 use serde::de::DeserializeOwned;
 use vantage_core::catalog::Change;
-use vantage_store::{Store, StoreError};
+use vantage_core::health::engine::Event;
+use vantage_core::health::{Location, LocationState, ProbeKey};
+use vantage_store::{EventFilter, Store, StoreError};
 
 /// Schema migrations, in order; `PRAGMA user_version` records how many have run.
 const MIGRATIONS: &[&str] = &[
@@ -24,6 +26,13 @@ const MIGRATIONS: &[&str] = &[
      CREATE TABLE load_balancers (id TEXT PRIMARY KEY, doc TEXT NOT NULL);
      CREATE TABLE tokens (id TEXT PRIMARY KEY, digest TEXT NOT NULL UNIQUE, doc TEXT NOT NULL);
      CREATE TABLE users (id TEXT PRIMARY KEY, email TEXT NOT NULL UNIQUE, doc TEXT NOT NULL);",
+    // 2: health — each location's latest verdict per probe target, and the event history.
+    "CREATE TABLE location_states (target TEXT NOT NULL, location TEXT NOT NULL, doc TEXT NOT NULL,
+                                   PRIMARY KEY (target, location));
+     CREATE TABLE health_events (seq INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL,
+                                 pool TEXT NOT NULL, doc TEXT NOT NULL);
+     CREATE INDEX health_events_at ON health_events (at);
+     CREATE INDEX health_events_pool ON health_events (pool, at);",
 ];
 
 pub const SCHEMA_VERSION: usize = MIGRATIONS.len();
@@ -221,6 +230,92 @@ impl Store for SqliteStore {
                 })?;
             }
             tx.commit().map_err(io)
+        })
+    }
+
+    fn load_health(&self) -> Result<Vec<(ProbeKey, Location, LocationState)>, StoreError> {
+        self.with_conn(|conn| {
+            let mut stmt = conn
+                .prepare("SELECT target, location, doc FROM location_states")
+                .map_err(io)?;
+            let rows = stmt
+                .query_map([], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                    ))
+                })
+                .map_err(io)?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (target, location, doc) = row.map_err(io)?;
+                out.push((
+                    decode("location_states", &target, &target)?,
+                    decode("location_states", &target, &location)?,
+                    decode("location_states", &target, &doc)?,
+                ));
+            }
+            Ok(out)
+        })
+    }
+
+    fn record_health(
+        &self,
+        states: &[(ProbeKey, Location, LocationState)],
+        events: &[Event],
+    ) -> Result<(), StoreError> {
+        if states.is_empty() && events.is_empty() {
+            return Ok(());
+        }
+        self.with_conn(|conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(io)?;
+            for (key, location, state) in states {
+                tx.execute(
+                    "INSERT INTO location_states (target, location, doc) VALUES (?1, ?2, ?3)
+                     ON CONFLICT(target, location) DO UPDATE SET doc = excluded.doc",
+                    params![doc(key)?, doc(location)?, doc(state)?],
+                )
+                .map_err(io)?;
+            }
+            for e in events {
+                tx.execute(
+                    "INSERT INTO health_events (at, pool, doc) VALUES (?1, ?2, ?3)",
+                    params![e.at.unix_micros(), e.pool.to_string(), doc(e)?],
+                )
+                .map_err(io)?;
+            }
+            tx.commit().map_err(io)
+        })
+    }
+
+    fn events(&self, filter: &EventFilter) -> Result<Vec<(i64, Event)>, StoreError> {
+        self.with_conn(|conn| {
+            let mut sql =
+                String::from("SELECT seq, doc FROM health_events WHERE at >= ?1 AND at <= ?2");
+            if let Some(pools) = &filter.pools {
+                let list: Vec<String> = pools.iter().map(|p| format!("'{p}'")).collect();
+                sql.push_str(&format!(" AND pool IN ({})", list.join(",")));
+            }
+            sql.push_str(" ORDER BY seq DESC LIMIT ?3");
+            let since = filter.since.map_or(i64::MIN, |t| t.unix_micros());
+            let until = filter.until.map_or(i64::MAX, |t| t.unix_micros());
+            let limit = i64::try_from(filter.limit).unwrap_or(i64::MAX);
+            let mut stmt = conn.prepare(&sql).map_err(io)?;
+            let rows = stmt
+                .query_map(params![since, until, limit], |r| {
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+                })
+                .map_err(io)?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (seq, text) = row.map_err(io)?;
+                out.push((seq, decode("health_events", &seq.to_string(), &text)?));
+            }
+            out.reverse();
+            Ok(out)
         })
     }
 

@@ -3,6 +3,9 @@
 #![forbid(unsafe_code)]
 
 use vantage_core::catalog::{Catalog, Change};
+use vantage_core::health::engine::Event;
+use vantage_core::health::{Location, LocationState, ProbeKey};
+use vantage_core::{PoolId, Timestamp};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -31,6 +34,19 @@ pub trait Store: Send + Sync + 'static {
     /// long-running server can notice edits made by the CLI.
     fn external_version(&self) -> Result<u64, StoreError>;
 
+    /// Every stored per-location health state, to resume verdicts after a restart.
+    fn load_health(&self) -> Result<Vec<(ProbeKey, Location, LocationState)>, StoreError>;
+
+    /// Durably records changed location states and the events they caused, atomically.
+    fn record_health(
+        &self,
+        states: &[(ProbeKey, Location, LocationState)],
+        events: &[Event],
+    ) -> Result<(), StoreError>;
+
+    /// Stored events matching `filter`, oldest first, with their sequence numbers.
+    fn events(&self, filter: &EventFilter) -> Result<Vec<(i64, Event)>, StoreError>;
+
     /// Builds the catalog from everything stored.
     fn load_catalog(&self) -> Result<Catalog, StoreError> {
         let mut catalog = Catalog::default();
@@ -39,4 +55,14 @@ pub trait Store: Send + Sync + 'static {
         }
         Ok(catalog)
     }
+}
+
+/// Which health events to read back.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EventFilter {
+    pub since: Option<Timestamp>,
+    pub until: Option<Timestamp>,
+    pub pools: Option<Vec<PoolId>>,
+    /// At most this many, the newest ones.
+    pub limit: usize,
 }

@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 mod admin;
+mod agent;
 mod bootstrap;
 mod serve;
 

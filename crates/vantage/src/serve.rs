@@ -12,6 +12,10 @@ use vantage_api::AppState;
 use vantage_store::Store;
 use vantage_store_sqlite::{Durability, SqliteStore};
 
+use vantage_core::health::Location;
+use vantage_core::region::RegionCode;
+use vantage_probe::Prober;
+
 use crate::bootstrap::{self, Seed};
 use crate::DataDir;
 
@@ -26,6 +30,25 @@ pub struct ServeArgs {
     /// it they survive a crash or kill of the process.
     #[arg(long, env = "VANTAGE_FSYNC")]
     fsync: bool,
+    /// Region of the built-in probe agent (one of the 13 region codes).
+    #[arg(long, env = "VANTAGE_REGION", default_value = "WNAM", value_parser = parse_region)]
+    region: RegionCode,
+    /// Name of the built-in probe location (unique per controller).
+    #[arg(long, env = "VANTAGE_LOCATION", default_value = "local")]
+    location: String,
+    /// Do not run the built-in probe agent.
+    #[arg(long)]
+    no_agent: bool,
+    /// Extra CA certificates (PEM) that HTTPS checks trust, besides the Mozilla roots.
+    #[arg(long, env = "VANTAGE_PROBE_CA_FILE")]
+    probe_ca_file: Option<PathBuf>,
+}
+
+fn parse_region(s: &str) -> Result<RegionCode, String> {
+    s.parse().map_err(|_| {
+        let codes: Vec<&str> = RegionCode::ALL.iter().map(|r| r.code()).collect();
+        format!("not a region code; use one of {}", codes.join(", "))
+    })
 }
 
 /// How often the server looks for changes the CLI made to the store.
@@ -106,15 +129,32 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             );
         }
     }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let agent = if args.no_agent {
+        None
+    } else {
+        // ICMP sockets register with the runtime, so the prober is made inside it.
+        let prober = {
+            let _entered = runtime.enter();
+            Prober::new(args.probe_ca_file.as_deref(), None)
+                .context("setting up the probe agent")?
+        };
+        Some((
+            prober,
+            Location {
+                region: args.region,
+                name: args.location.clone(),
+            },
+        ))
+    };
     let (state, writer) = AppState::load(store)?;
     let writer = std::thread::Builder::new()
         .name("vantage-writer".into())
         .spawn(move || writer.run())?;
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    let served = runtime.block_on(serve(args.listen, state));
+    let served = runtime.block_on(serve(args.listen, state, agent));
     drop(runtime);
     // Every state handle is gone with the runtime: the writer finishes queued work and exits,
     // and the store (the database connection) is closed with it.
@@ -124,19 +164,35 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     served
 }
 
-async fn serve(listen: SocketAddr, state: Arc<AppState>) -> anyhow::Result<()> {
+async fn serve(
+    listen: SocketAddr,
+    state: Arc<AppState>,
+    agent: Option<(Prober, Location)>,
+) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("binding {listen}"))?;
     let local = listener.local_addr()?;
     tracing::info!("listening on {local}");
 
-    let watcher = tokio::spawn(watch_store(Arc::clone(&state)));
+    let mut background = vec![
+        tokio::spawn(watch_store(Arc::clone(&state))),
+        tokio::spawn(crate::agent::follow_config(Arc::clone(&state))),
+    ];
+    if let Some((prober, location)) = agent {
+        background.push(tokio::spawn(crate::agent::run(
+            Arc::clone(&state),
+            prober,
+            location,
+        )));
+    }
     let app = vantage_api::router(Arc::clone(&state));
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await?;
-    watcher.abort();
+    for task in background {
+        task.abort();
+    }
     tracing::info!("stopped");
     Ok(())
 }

@@ -22,8 +22,11 @@ pub(crate) trait AccountObject: 'static {
     type Spec: Send + 'static;
 
     fn parse(doc: Value) -> Result<Self::Spec, ApiError>;
-    fn render(c: &Catalog, account: AccountId, id: Self::Id) -> Option<Value>;
-    fn rendered(change: Change) -> Option<Value>;
+    /// The stored document alone: what a PATCH merges onto.
+    fn current(c: &Catalog, account: AccountId, id: Self::Id) -> Option<Value>;
+    /// The full response, with read-only fields such as health.
+    fn render(st: &AppState, c: &Catalog, account: AccountId, id: Self::Id) -> Option<Value>;
+    fn rendered(st: &AppState, change: Change) -> Option<Value>;
     fn replace(
         c: &Catalog,
         account: AccountId,
@@ -44,7 +47,7 @@ pub async fn get<T: AccountObject>(
 ) -> Reply {
     let account = account(&p, &a, Permission::MonitorsPoolsRead)?;
     let id: T::Id = object_id(&id)?;
-    ok(T::render(&st.catalog(), account, id).ok_or_else(ApiError::not_found)?)
+    ok(T::render(&st, &st.catalog(), account, id).ok_or_else(ApiError::not_found)?)
 }
 
 async fn update<T: AccountObject>(
@@ -58,7 +61,7 @@ async fn update<T: AccountObject>(
     let id: T::Id = object_id(&id)?;
     let changes = st
         .commit(move |c, now| {
-            let current = T::render(c, account, id).ok_or_else(ApiError::not_found)?;
+            let current = T::current(c, account, id).ok_or_else(ApiError::not_found)?;
             let doc = if merge {
                 parse::merge(current, body)
             } else {
@@ -67,7 +70,7 @@ async fn update<T: AccountObject>(
             Ok(T::replace(c, account, id, T::parse(doc)?, now)?)
         })
         .await?;
-    ok(stored(changes, T::rendered)?)
+    ok(stored(changes, |c| T::rendered(&st, c))?)
 }
 
 /// PUT: the body replaces the object; absent fields take their defaults.

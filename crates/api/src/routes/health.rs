@@ -1,19 +1,15 @@
-//! Health routes: pool health, previews and health events.
-//!
-//! Probing arrives with the health engine. Until then these routes validate their input
-//! exactly as they will and answer truthfully: no verdicts exist, so pool health is
-//! "unavailable" (Cloudflare's own answer for a pool without health data), previews cannot
-//! run, and the event history is empty.
+//! Health routes: pool health (contract §6), previews and the health event history.
 
 use std::sync::Arc;
 
 use axum::extract::State;
 use serde_json::Value;
-use vantage_core::auth::Permission;
+use vantage_core::auth::{Permission, Target};
 use vantage_core::{MonitorId, PoolId};
+use vantage_store::EventFilter;
 use vantage_wire::{time, ApiError, Page};
 
-use super::{account, object_id, ok_list, Reply};
+use super::{account, object_id, ok, ok_list, Reply};
 use crate::extract::{Caller, JsonObject, Params, PathParams as Path};
 use crate::routes::monitors::spec_of;
 use crate::state::AppState;
@@ -25,10 +21,13 @@ pub async fn pool_health(
 ) -> Reply {
     let account = account(&p, &a, Permission::MonitorsPoolsRead)?;
     let id: PoolId = object_id(&id)?;
-    st.catalog()
-        .pool(account, id)
-        .ok_or_else(ApiError::not_found)?;
-    Err(ApiError::health_unavailable().into())
+    let c = st.catalog();
+    let pool = c.pool(account, id).ok_or_else(ApiError::not_found)?;
+    match st.pool_health(id) {
+        // Cloudflare's answer for a pool without a monitor or without verdicts yet.
+        Some(h) if h.healthy.is_some() => ok(vantage_wire::health::render_pool_health(pool, &h)),
+        _ => Err(ApiError::health_unavailable().into()),
+    }
 }
 
 pub async fn preview_monitor(
@@ -67,36 +66,86 @@ pub async fn preview_result(Caller(p): Caller, Path((a, _)): Path<(String, Strin
     Err(ApiError::not_found().into())
 }
 
-/// Validates the filters, then lists the (so far empty) history of health changes.
-pub async fn events(Caller(_): Caller, q: Params) -> Reply {
+/// The most events one request returns (the newest ones).
+const MAX_EVENTS: usize = 1000;
+
+fn flag(q: &Params, key: &str) -> Result<Option<bool>, ApiError> {
+    match q.get(key).filter(|v| !v.is_empty()) {
+        None => Ok(None),
+        Some("true") => Ok(Some(true)),
+        Some("false") => Ok(Some(false)),
+        Some(_) => Err(ApiError::field(
+            &format!("/{key}"),
+            format!("{key} must be true or false"),
+        )),
+    }
+}
+
+/// `GET /user/load_balancing_analytics/events`: verdict changes of the pools the caller may
+/// read, oldest first, filtered by time, pool and origin.
+pub async fn events(State(st): State<Arc<AppState>>, Caller(p): Caller, q: Params) -> Reply {
+    let mut filter = EventFilter {
+        limit: MAX_EVENTS,
+        ..Default::default()
+    };
     for key in ["since", "until"] {
         if let Some(v) = q.get(key).filter(|v| !v.is_empty()) {
-            time::parse(v).ok_or_else(|| {
+            let t = time::parse(v).ok_or_else(|| {
                 ApiError::field(
                     &format!("/{key}"),
                     format!("{key} must be an RFC 3339 time"),
                 )
             })?;
-        }
-    }
-    for key in ["origin_healthy", "pool_healthy"] {
-        if let Some(v) = q.get(key).filter(|v| !v.is_empty()) {
-            if v != "true" && v != "false" {
-                return Err(ApiError::field(
-                    &format!("/{key}"),
-                    format!("{key} must be true or false"),
-                )
-                .into());
+            if key == "since" {
+                filter.since = Some(t);
+            } else {
+                filter.until = Some(t);
             }
         }
     }
-    if let Some(v) = q.get("pool_id").filter(|v| !v.is_empty()) {
-        v.parse::<PoolId>()
-            .map_err(|_| ApiError::field("/pool_id", "pool_id is not a pool identifier"))?;
-    }
-    ok_list(
-        Vec::<Value>::new(),
-        q.page(None, Page::MAX_PER_PAGE)?,
-        |v| v,
-    )
+    let (origin_healthy, pool_healthy) = (flag(&q, "origin_healthy")?, flag(&q, "pool_healthy")?);
+    let pool_id = match q.get("pool_id").filter(|v| !v.is_empty()) {
+        Some(v) => Some(
+            v.parse::<PoolId>()
+                .map_err(|_| ApiError::field("/pool_id", "pool_id is not a pool identifier"))?,
+        ),
+        None => None,
+    };
+    let pool_name = q
+        .get("pool_name")
+        .filter(|v| !v.is_empty())
+        .map(str::to_owned);
+    let origin_name = q
+        .get("origin_name")
+        .filter(|v| !v.is_empty())
+        .map(str::to_owned);
+    let page = q.page(None, Page::MAX_PER_PAGE)?;
+    // Only pools the caller may read, narrowed by the pool filters.
+    let visible: Vec<PoolId> = st
+        .catalog()
+        .all_pools()
+        .filter(|pool| p.allows(Permission::MonitorsPoolsRead, Target::Account(pool.account)))
+        .filter(|pool| pool_id.is_none_or(|id| id == pool.id))
+        .filter(|pool| pool_name.as_deref().is_none_or(|n| n == pool.spec.name))
+        .map(|pool| pool.id)
+        .collect();
+    filter.pools = Some(visible);
+    let store = Arc::clone(&st);
+    let found = tokio::task::spawn_blocking(move || store.stored_events(&filter))
+        .await
+        .map_err(|_| ApiError::unavailable("The event history"))??;
+    let matching: Vec<_> = found
+        .into_iter()
+        .filter(|(_, e)| pool_healthy.is_none_or(|h| e.pool_healthy == Some(h)))
+        .filter(|(_, e)| {
+            (origin_name.is_none() && origin_healthy.is_none())
+                || e.origins.iter().any(|o| {
+                    origin_name.as_deref().is_none_or(|n| n == o.name)
+                        && origin_healthy.is_none_or(|h| o.healthy == Some(h))
+                })
+        })
+        .collect();
+    ok_list(matching, page, |(seq, e)| {
+        vantage_wire::health::render_event(seq, &e)
+    })
 }

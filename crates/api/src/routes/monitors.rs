@@ -35,11 +35,15 @@ impl AccountObject for Monitors {
         spec_of(doc)
     }
 
-    fn render(c: &Catalog, account: AccountId, id: MonitorId) -> Option<Value> {
+    fn current(c: &Catalog, account: AccountId, id: MonitorId) -> Option<Value> {
         c.monitor(account, id).map(monitor::render)
     }
 
-    fn rendered(change: Change) -> Option<Value> {
+    fn render(_: &AppState, c: &Catalog, account: AccountId, id: MonitorId) -> Option<Value> {
+        Self::current(c, account, id)
+    }
+
+    fn rendered(_: &AppState, change: Change) -> Option<Value> {
         match change {
             Change::PutMonitor(m) => Some(monitor::render(&m)),
             _ => None,
@@ -88,7 +92,7 @@ pub async fn create(
     let changes = st
         .commit(move |c, now| Ok(c.create_monitor(account, id, spec, now)?))
         .await?;
-    ok(stored(changes, Monitors::rendered)?)
+    ok(stored(changes, |c| Monitors::rendered(&st, c))?)
 }
 
 /// `GET search`: resources whose name, description or origin address contains `query`, with

@@ -35,13 +35,17 @@ impl AccountObject for Pools {
         spec_of(doc)
     }
 
-    fn render(c: &Catalog, account: AccountId, id: PoolId) -> Option<Value> {
+    fn current(c: &Catalog, account: AccountId, id: PoolId) -> Option<Value> {
         c.pool(account, id).map(pool::render)
     }
 
-    fn rendered(change: Change) -> Option<Value> {
+    fn render(st: &AppState, c: &Catalog, account: AccountId, id: PoolId) -> Option<Value> {
+        c.pool(account, id).map(|p| with_health(st, p))
+    }
+
+    fn rendered(st: &AppState, change: Change) -> Option<Value> {
         match change {
-            Change::PutPool(p) => Some(pool::render(&p)),
+            Change::PutPool(p) => Some(with_health(st, &p)),
             _ => None,
         }
     }
@@ -63,6 +67,15 @@ impl AccountObject for Pools {
     fn references(c: &Catalog, account: AccountId, id: PoolId) -> Option<Vec<Reference>> {
         c.pool(account, id).map(|p| c.pool_references(p))
     }
+}
+
+/// A pool with its current verdicts.
+pub(crate) fn with_health(st: &AppState, p: &Pool) -> Value {
+    let mut v = pool::render(p);
+    if let Some(h) = st.pool_health(p.id) {
+        vantage_wire::health::decorate_pool(&mut v, &h);
+    }
+    v
 }
 
 /// The account's pools (only those using `monitor`, if given), in ascending name
@@ -90,7 +103,9 @@ pub async fn list(
         })?),
     };
     let page = q.page(None, Page::MAX_PER_PAGE)?;
-    ok_list(by_name(&st.catalog(), account, monitor), page, pool::render)
+    ok_list(by_name(&st.catalog(), account, monitor), page, |p| {
+        with_health(&st, p)
+    })
 }
 
 pub async fn create(
@@ -105,7 +120,7 @@ pub async fn create(
     let changes = st
         .commit(move |c, now| Ok(c.create_pool(account, id, spec, monitor, now)?))
         .await?;
-    ok(stored(changes, Pools::rendered)?)
+    ok(stored(changes, |c| Pools::rendered(&st, c))?)
 }
 
 /// `PATCH pools`: sets `notification_email` on every pool of the account, the only field
@@ -140,9 +155,7 @@ pub async fn bulk_patch(
     };
     st.commit(move |c, now| Ok(c.set_notification_email(account, &email, now)?))
         .await?;
-    ok_list(
-        by_name(&st.catalog(), account, None),
-        Page::ALL,
-        pool::render,
-    )
+    ok_list(by_name(&st.catalog(), account, None), Page::ALL, |p| {
+        with_health(&st, p)
+    })
 }

@@ -55,7 +55,7 @@ pub struct PoolHealth {
 }
 
 /// A change of an origin's or a pool's verdict (contract §5 rule 8).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Event {
     pub at: Timestamp,
     pub account: AccountId,
@@ -68,7 +68,7 @@ pub struct Event {
     pub origins: Vec<OriginEvent>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct OriginEvent {
     pub name: String,
     pub address: String,

@@ -61,9 +61,15 @@ impl Server {
 
     /// Starts a server on `dir`; `Err(stderr)` if it exits before listening.
     pub fn start_in(dir: &Path, env: &[(&str, &str)]) -> Result<Self, String> {
+        Self::start_with(dir, env, &[])
+    }
+
+    /// Starts a server on `dir` with extra `serve` flags.
+    pub fn start_with(dir: &Path, env: &[(&str, &str)], flags: &[&str]) -> Result<Self, String> {
         let mut cmd = Command::new(bin());
         cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(dir);
+            .arg(dir)
+            .args(flags);
         cmd.env_remove("VANTAGE_BOOTSTRAP_TOKEN")
             .env("VANTAGE_LOG", "info");
         for (k, v) in env {

@@ -1,0 +1,91 @@
+//! The controller's health operations: following the catalog, handing out probe
+//! assignments, taking results in, and answering for verdicts. The binary's tasks drive
+//! them; the decisions are the core engine's.
+
+use vantage_core::health::check::judge;
+use vantage_core::health::engine::{Assignment, Event, PoolHealth};
+use vantage_core::health::{Facts, Location, LocationState, ProbeKey};
+use vantage_core::region::RegionCode;
+use vantage_core::PoolId;
+
+use crate::state::{now, AppState};
+
+impl AppState {
+    fn engine(&self) -> std::sync::MutexGuard<'_, vantage_core::health::Engine> {
+        self.engine.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Changes to the catalog, to wait on before [`AppState::reconfigure`].
+    pub fn config_changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.config_version.subscribe()
+    }
+
+    /// Changes to probe assignments, for agents to wait on.
+    pub fn assignment_changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.assignment_version.subscribe()
+    }
+
+    /// Brings the engine up to date with the catalog. Verdicts the change alters are
+    /// recorded as events. Returns how many.
+    pub fn reconfigure(&self) -> usize {
+        let events = {
+            let catalog = self.catalog();
+            self.engine().configure(&catalog, now())
+        };
+        let n = events.len();
+        self.persist(vec![], events);
+        self.assignment_version.send_modify(|v| *v += 1);
+        n
+    }
+
+    /// Everything a location in `region` must probe.
+    pub fn assignment(&self, region: RegionCode) -> Vec<Assignment> {
+        self.engine().assignment(region)
+    }
+
+    /// Takes one check's facts from `location`: the core judges them against the target's
+    /// monitor and updates verdicts. A result for a target no longer assigned is dropped.
+    pub fn record(&self, location: &Location, key: &ProbeKey, facts: &Facts) {
+        let (state, events) = {
+            let mut engine = self.engine();
+            let Some(spec) = engine.spec(key) else { return };
+            let result = judge(spec, facts);
+            engine.record(location, key, result, now())
+        };
+        let states: Vec<(ProbeKey, Location, LocationState)> = state
+            .into_iter()
+            .map(|s| (key.clone(), location.clone(), s))
+            .collect();
+        self.persist(states, events);
+    }
+
+    fn persist(&self, states: Vec<(ProbeKey, Location, LocationState)>, events: Vec<Event>) {
+        if states.is_empty() && events.is_empty() {
+            return;
+        }
+        for e in &events {
+            tracing::info!(pool = %e.pool_name, healthy = ?e.pool_healthy, origins = e.origins.len(), "health changed");
+        }
+        self.enqueue(move |st| {
+            if let Err(e) = st.store.record_health(&states, &events) {
+                tracing::error!(error = %e, "health changes could not be stored");
+            }
+        });
+    }
+
+    /// Stored health events (blocking: reads the store).
+    pub fn stored_events(
+        &self,
+        filter: &vantage_store::EventFilter,
+    ) -> Result<Vec<(i64, Event)>, vantage_wire::ApiError> {
+        self.store.events(filter).map_err(|e| {
+            tracing::error!(error = %e, "reading health events");
+            vantage_wire::ApiError::unavailable("The event history")
+        })
+    }
+
+    /// A monitored pool's health; `None` for a pool without a monitor.
+    pub fn pool_health(&self, pool: PoolId) -> Option<PoolHealth> {
+        self.engine().pool_health(pool)
+    }
+}

@@ -1,0 +1,100 @@
+//! The probe agent built into `vantage serve`: one probe location that takes its assignment
+//! from the controller, checks every target on schedule and hands the facts back. Remote
+//! agents run the same loop against the controller over the network.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
+use vantage_api::state::now;
+use vantage_api::AppState;
+use vantage_core::health::engine::Assignment;
+use vantage_core::health::{Location, ProbeKey, Schedule};
+use vantage_probe::{Prober, Target};
+
+/// Checks in flight at once; beyond it the schedule waits (and lateness shows in metrics).
+const MAX_IN_FLIGHT: usize = 4096;
+
+fn user_agent(a: &Assignment) -> String {
+    format!(
+        "Mozilla/5.0 (compatible; Vantage-Health-Check/{}; pool: {})",
+        env!("CARGO_PKG_VERSION"),
+        a.pools.join(",")
+    )
+}
+
+pub async fn run(state: Arc<AppState>, prober: Prober, location: Location) {
+    tracing::info!(%location, "probe agent started");
+    let mut changes = state.assignment_changes();
+    let mut schedule = Schedule::default();
+    let mut targets: HashMap<ProbeKey, Arc<(Assignment, String)>> = HashMap::new();
+    let limit = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+    let mut reload = true;
+    loop {
+        if reload {
+            let assignment = state.assignment(location.region);
+            schedule.set(
+                assignment.iter().map(|a| (a.key.clone(), a.spec.interval)),
+                now(),
+            );
+            targets = assignment
+                .into_iter()
+                .map(|a| (a.key.clone(), Arc::new((a.clone(), user_agent(&a)))))
+                .collect();
+            tracing::debug!(targets = targets.len(), "assignment loaded");
+            reload = false;
+        }
+        let wait = schedule.next_deadline().map(|d| {
+            Duration::from_micros(u64::try_from(d.unix_micros() - now().unix_micros()).unwrap_or(0))
+        });
+        tokio::select! {
+            changed = changes.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                reload = true;
+            }
+            () = sleep_or_forever(wait) => {
+                for key in schedule.due(now()) {
+                    let Some(target) = targets.get(&key).cloned() else { continue };
+                    let Ok(permit) = Arc::clone(&limit).acquire_owned().await else { return };
+                    let (state, prober, location) = (Arc::clone(&state), prober.clone(), location.clone());
+                    tokio::spawn(async move {
+                        let (a, ua) = &*target;
+                        let t = Target { spec: &a.spec, address: &a.key.address, port: a.key.port, host: a.key.host.as_deref(), user_agent: ua };
+                        let facts = prober.check(&t).await;
+                        state.record(&location, &a.key, &facts);
+                        drop(permit);
+                    });
+                }
+            }
+        }
+    }
+}
+
+async fn sleep_or_forever(wait: Option<Duration>) {
+    match wait {
+        Some(d) => tokio::time::sleep(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Keeps the health engine in step with the catalog. Bursts of writes are coalesced, so a
+/// change takes effect about 100 ms after the write that made it.
+pub async fn follow_config(state: Arc<AppState>) {
+    let mut changes = state.config_changes();
+    loop {
+        if changes.changed().await.is_err() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        changes.borrow_and_update();
+        let st = Arc::clone(&state);
+        match tokio::task::spawn_blocking(move || st.reconfigure()).await {
+            Ok(n) if n > 0 => tracing::debug!(events = n, "configuration changed verdicts"),
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "reconfiguring health failed"),
+        }
+    }
+}

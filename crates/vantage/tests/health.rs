@@ -1,0 +1,188 @@
+//! Health end to end: the built-in agent probes a real origin; killing and reviving it flips
+//! the pool's verdict, records events, and the verdicts survive a restart.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::{eventually, Server};
+use reqwest::Method;
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+/// An origin answering `200 ok` on `port` until stopped (then the port refuses connections).
+async fn origin(port: u16) -> JoinHandle<()> {
+    let listener = TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 2048];
+                let _ = s.read(&mut buf).await;
+                let _ = s
+                    .write_all(
+                        b"HTTP/1.1 200 OK\r\ncontent-length: 7\r\nconnection: close\r\n\r\nhealthy",
+                    )
+                    .await;
+            });
+        }
+    })
+}
+
+async fn health(s: &Server, a: &str, pool: &str) -> (u16, Value) {
+    let (st, v) = s
+        .call(
+            Method::GET,
+            &format!("/accounts/{a}/load_balancers/pools/{pool}/health"),
+            None,
+        )
+        .await;
+    (st.as_u16(), v)
+}
+
+fn pool_healthy(v: &Value) -> Option<bool> {
+    v["result"]["pop_health"]["healthy"].as_bool()
+}
+
+#[tokio::test]
+async fn an_origin_dies_and_comes_back() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let mut up = origin(port).await;
+    let s = Server::start();
+    let a = s.account_id().await;
+    let (_, m) = s
+        .call(Method::POST, &format!("/accounts/{a}/load_balancers/monitors"),
+              Some(json!({"type": "http", "expected_codes": "200", "expected_body": "HEALTHY", "interval": 5, "timeout": 1, "retries": 0})))
+        .await;
+    let (st, p) = s
+        .call(Method::POST, &format!("/accounts/{a}/load_balancers/pools"),
+              Some(json!({"name": "web", "monitor": m["result"]["id"], "origins": [{"name": "o1", "address": "127.0.0.1", "port": port}]})))
+        .await;
+    assert_eq!(st, 200, "{p}");
+    let pid = p["result"]["id"].as_str().unwrap().to_owned();
+
+    let limit = Duration::from_secs(20);
+    eventually(limit, "first verdict: healthy", || async {
+        pool_healthy(&health(&s, &a, &pid).await.1) == Some(true)
+    })
+    .await;
+    let (_, h) = health(&s, &a, &pid).await;
+    let pop = &h["result"]["pop_health"];
+    assert_eq!(pop["origins"][0]["ip"]["address"], "127.0.0.1");
+    assert_eq!(pop["origins"][0]["ip"]["failure_reason"], "No failures");
+    assert_eq!(pop["origins"][0]["ip"]["response_code"], 200);
+    assert!(pop["origins"][0]["ip"]["rtt"]
+        .as_str()
+        .unwrap()
+        .ends_with("ms"));
+    assert_eq!(pop["WNAM"]["healthy"], true, "{h}");
+    assert_eq!(pop["locations"][0]["location"], "local");
+
+    // The origin dies.
+    up.abort();
+    let _ = up.await;
+    eventually(limit, "the pool turns unhealthy", || async {
+        pool_healthy(&health(&s, &a, &pid).await.1) == Some(false)
+    })
+    .await;
+    let (_, h) = health(&s, &a, &pid).await;
+    assert_eq!(
+        h["result"]["pop_health"]["origins"][0]["ip"]["failure_reason"],
+        "TCP connection failed"
+    );
+    let (_, pool) = s
+        .call(
+            Method::GET,
+            &format!("/accounts/{a}/load_balancers/pools/{pid}"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (
+            pool["result"]["healthy"].as_bool(),
+            pool["result"]["origins"][0]["healthy"].as_bool()
+        ),
+        (Some(false), Some(false))
+    );
+    assert_eq!(
+        pool["result"]["origins"][0]["failure_reason"],
+        "TCP connection failed"
+    );
+    let events_path =
+        format!("/user/load_balancing_analytics/events?pool_id={pid}&origin_healthy=false");
+    eventually(limit, "the outage is in the event history", || async {
+        s.call(Method::GET, &events_path, None).await.1["result"]
+            .as_array()
+            .is_some_and(|e| !e.is_empty())
+    })
+    .await;
+    let (_, ev) = s.call(Method::GET, &events_path, None).await;
+    let e = &ev["result"][0];
+    assert_eq!(
+        (
+            e["pool"]["healthy"].as_bool(),
+            e["pool"]["changed"].as_bool()
+        ),
+        (Some(false), Some(true))
+    );
+    assert_eq!(e["origins"][0]["failure_reason"], "TCP connection failed");
+
+    // It comes back.
+    up = origin(port).await;
+    eventually(limit, "the pool recovers", || async {
+        pool_healthy(&health(&s, &a, &pid).await.1) == Some(true)
+    })
+    .await;
+    let (_, all) = s
+        .call(
+            Method::GET,
+            &format!("/user/load_balancing_analytics/events?pool_id={pid}"),
+            None,
+        )
+        .await;
+    let verdicts: Vec<Option<bool>> = all["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["pool"]["healthy"].as_bool())
+        .collect();
+    assert_eq!(verdicts, [Some(true), Some(false), Some(true)], "{all}");
+
+    // Down again, then a restart without any probing: the stored verdict is served at once.
+    up.abort();
+    let _ = up.await;
+    eventually(limit, "down again", || async {
+        pool_healthy(&health(&s, &a, &pid).await.1) == Some(false)
+    })
+    .await;
+    let checked_on = health(&s, &a, &pid).await.1["result"]["pop_health"]["locations"][0]
+        ["origins"][0]["checked_on"]
+        .clone();
+    eventually(limit, "the verdict is stored", || async {
+        s.call(
+            Method::GET,
+            &format!("/user/load_balancing_analytics/events?pool_id={pid}"),
+            None,
+        )
+        .await
+        .1["result"]
+            .as_array()
+            .unwrap()
+            .len()
+            == 4
+    })
+    .await;
+    let (dir, _tmp) = s.sigkill();
+    let s = Server::start_with(&dir, &[], &["--no-agent"]).unwrap();
+    let (st, h) = health(&s, &a, &pid).await;
+    assert_eq!((st, pool_healthy(&h)), (200, Some(false)), "{h}");
+    assert_eq!(
+        h["result"]["pop_health"]["locations"][0]["origins"][0]["checked_on"],
+        checked_on
+    );
+}
