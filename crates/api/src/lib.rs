@@ -8,6 +8,7 @@ pub mod auth;
 mod extract;
 mod failure;
 mod health;
+pub mod preview;
 mod routes;
 pub mod secrets;
 pub mod state;

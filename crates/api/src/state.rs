@@ -33,6 +33,9 @@ pub struct AppState {
     pub(crate) config_version: tokio::sync::watch::Sender<u64>,
     /// Bumped after the engine has followed a catalog change (probe assignments may differ).
     pub(crate) assignment_version: tokio::sync::watch::Sender<u64>,
+    /// Runs preview checks; absent when this Vantage has no probe location.
+    pub(crate) previewer: std::sync::OnceLock<Arc<dyn crate::preview::PreviewRunner>>,
+    pub(crate) previews: crate::preview::Previews,
 }
 
 /// The one thread that commits. The binary runs it with [`Writer::run`] on a thread of its own.
@@ -110,8 +113,15 @@ impl AppState {
             engine: Mutex::new(engine),
             config_version: tokio::sync::watch::Sender::new(0),
             assignment_version: tokio::sync::watch::Sender::new(0),
+            previewer: std::sync::OnceLock::new(),
+            previews: crate::preview::Previews::default(),
         });
         Ok((Arc::clone(&state), Writer { state, jobs: rx }))
+    }
+
+    /// Lets previews run checks (set once, by the binary, when it runs a probe agent).
+    pub fn set_preview_runner(&self, runner: Arc<dyn crate::preview::PreviewRunner>) {
+        let _ = self.previewer.set(runner);
     }
 
     /// A read view of the catalog. Hold it briefly and never across an `.await`.

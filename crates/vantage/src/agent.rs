@@ -98,3 +98,41 @@ pub async fn follow_config(state: Arc<AppState>) {
         }
     }
 }
+
+/// Previews from the built-in location.
+pub struct LocalPreviews {
+    pub prober: Prober,
+    pub location: Location,
+}
+
+impl vantage_api::preview::PreviewRunner for LocalPreviews {
+    fn locations(&self) -> Vec<Location> {
+        vec![self.location.clone()]
+    }
+
+    fn check<'a>(
+        &'a self,
+        _: &'a Location,
+        spec: &'a vantage_core::monitor::MonitorSpec,
+        address: &'a str,
+        port: u16,
+        host: Option<&'a str>,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = vantage_core::health::Facts> + Send + 'a>>
+    {
+        Box::pin(async move {
+            let ua = format!(
+                "Mozilla/5.0 (compatible; Vantage-Health-Check/{}; preview)",
+                env!("CARGO_PKG_VERSION")
+            );
+            self.prober
+                .check(&Target {
+                    spec,
+                    address,
+                    port,
+                    host,
+                    user_agent: &ua,
+                })
+                .await
+        })
+    }
+}

@@ -180,6 +180,10 @@ async fn serve(
         tokio::spawn(crate::agent::follow_config(Arc::clone(&state))),
     ];
     if let Some((prober, location)) = agent {
+        state.set_preview_runner(Arc::new(crate::agent::LocalPreviews {
+            prober: prober.clone(),
+            location: location.clone(),
+        }));
         background.push(tokio::spawn(crate::agent::run(
             Arc::clone(&state),
             prober,

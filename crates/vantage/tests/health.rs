@@ -186,3 +186,104 @@ async fn an_origin_dies_and_comes_back() {
         checked_on
     );
 }
+
+#[tokio::test]
+async fn previews_run_a_candidate_monitor_at_once() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let _up = origin(port).await;
+    let s = Server::start();
+    let a = s.account_id().await;
+    let (_, m) = s
+        .call(
+            Method::POST,
+            &format!("/accounts/{a}/load_balancers/monitors"),
+            Some(json!({"expected_codes": "200", "interval": 3600})),
+        )
+        .await;
+    let mid = m["result"]["id"].as_str().unwrap().to_owned();
+    let (_, p) = s
+        .call(Method::POST, &format!("/accounts/{a}/load_balancers/pools"),
+              Some(json!({"name": "web", "monitor": mid, "origins": [{"name": "o1", "address": "127.0.0.1", "port": port}]})))
+        .await;
+    let pid = p["result"]["id"].as_str().unwrap().to_owned();
+
+    // A candidate that would pass, and one that would fail, without touching the monitor.
+    let (st, v) = s
+        .call(
+            Method::POST,
+            &format!("/accounts/{a}/load_balancers/monitors/{mid}/preview"),
+            Some(json!({"expected_codes": "2xx", "expected_body": "healthy", "timeout": 2})),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["result"]["pools"][&pid], "web");
+    let id = v["result"]["preview_id"].as_str().unwrap();
+    let (_, r) = s
+        .call(
+            Method::GET,
+            &format!("/accounts/{a}/load_balancers/preview/{id}"),
+            None,
+        )
+        .await;
+    assert_eq!(r["result"][&pid]["healthy"], true, "{r}");
+    assert_eq!(
+        r["result"][&pid]["origins"][0]["127.0.0.1"]["failure_reason"],
+        "No failures"
+    );
+
+    let (_, v) = s
+        .call(
+            Method::POST,
+            &format!("/accounts/{a}/load_balancers/pools/{pid}/preview"),
+            Some(json!({"expected_codes": "200", "expected_body": "absent-text"})),
+        )
+        .await;
+    let id = v["result"]["preview_id"].as_str().unwrap();
+    let (_, r) = s
+        .call(
+            Method::GET,
+            &format!("/accounts/{a}/load_balancers/preview/{id}"),
+            None,
+        )
+        .await;
+    assert_eq!(r["result"][&pid]["healthy"], false);
+    assert_eq!(
+        r["result"][&pid]["origins"][0]["127.0.0.1"]["failure_reason"],
+        "Response body mismatch error"
+    );
+
+    let (st, v) = s
+        .call(
+            Method::POST,
+            &format!("/accounts/{a}/load_balancers/pools/{pid}/preview"),
+            Some(json!({"timeout": 0})),
+        )
+        .await;
+    assert_eq!(
+        (st.as_u16(), v["errors"][0]["code"].as_i64()),
+        (400, Some(1002)),
+        "a bad candidate is a validation error"
+    );
+    let (st, _) = s
+        .call(
+            Method::GET,
+            &format!("/accounts/{a}/load_balancers/preview/0123456789abcdef0123456789abcdef"),
+            None,
+        )
+        .await;
+    assert_eq!(st, 404);
+    let (_, m) = s
+        .call(
+            Method::GET,
+            &format!("/accounts/{a}/load_balancers/monitors/{mid}"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        m["result"]["expected_body"], "",
+        "a preview changes nothing"
+    );
+}

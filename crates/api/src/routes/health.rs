@@ -3,9 +3,11 @@
 use std::sync::Arc;
 
 use axum::extract::State;
+use serde_json::json;
 use serde_json::Value;
 use vantage_core::auth::{Permission, Target};
-use vantage_core::{MonitorId, PoolId};
+use vantage_core::pool::Pool;
+use vantage_core::{AccountId, MonitorId, PoolId};
 use vantage_store::EventFilter;
 use vantage_wire::{time, ApiError, Page};
 
@@ -30,6 +32,23 @@ pub async fn pool_health(
     }
 }
 
+/// `{preview_id, pools: {id: name}}` once every check of the preview has run.
+async fn previewed(
+    st: &AppState,
+    account: AccountId,
+    body: serde_json::Map<String, Value>,
+    pools: Vec<Pool>,
+) -> Reply {
+    let spec = spec_of(Value::Object(body))?;
+    let names: serde_json::Map<String, Value> = pools
+        .iter()
+        .map(|p| (p.id.to_string(), json!(p.spec.name)))
+        .collect();
+    let id = st.run_preview(account, spec, pools).await?;
+    ok(json!({"preview_id": id, "pools": names}))
+}
+
+/// `POST monitors/{id}/preview`: the candidate monitor against every pool using monitor `id`.
 pub async fn preview_monitor(
     State(st): State<Arc<AppState>>,
     Caller(p): Caller,
@@ -38,13 +57,18 @@ pub async fn preview_monitor(
 ) -> Reply {
     let account = account(&p, &a, Permission::MonitorsPoolsWrite)?;
     let id: MonitorId = object_id(&id)?;
-    st.catalog()
-        .monitor(account, id)
-        .ok_or_else(ApiError::not_found)?;
-    spec_of(Value::Object(body))?;
-    Err(ApiError::unavailable("Monitor preview").into())
+    let pools: Vec<Pool> = {
+        let c = st.catalog();
+        c.monitor(account, id).ok_or_else(ApiError::not_found)?;
+        c.pools_of(account)
+            .filter(|p| p.spec.monitor == Some(id))
+            .cloned()
+            .collect()
+    };
+    previewed(&st, account, body, pools).await
 }
 
+/// `POST pools/{id}/preview`: the candidate monitor against pool `id`.
 pub async fn preview_pool(
     State(st): State<Arc<AppState>>,
     Caller(p): Caller,
@@ -53,17 +77,23 @@ pub async fn preview_pool(
 ) -> Reply {
     let account = account(&p, &a, Permission::MonitorsPoolsWrite)?;
     let id: PoolId = object_id(&id)?;
-    st.catalog()
+    let pool = st
+        .catalog()
         .pool(account, id)
+        .cloned()
         .ok_or_else(ApiError::not_found)?;
-    spec_of(Value::Object(body))?;
-    Err(ApiError::unavailable("Pool preview").into())
+    previewed(&st, account, body, vec![pool]).await
 }
 
-/// No preview has ever run, so every preview id is unknown.
-pub async fn preview_result(Caller(p): Caller, Path((a, _)): Path<(String, String)>) -> Reply {
-    account(&p, &a, Permission::MonitorsPoolsRead)?;
-    Err(ApiError::not_found().into())
+pub async fn preview_result(
+    State(st): State<Arc<AppState>>,
+    Caller(p): Caller,
+    Path((a, id)): Path<(String, String)>,
+) -> Reply {
+    let account = account(&p, &a, Permission::MonitorsPoolsRead)?;
+    ok(st
+        .preview_result(&id, account)
+        .ok_or_else(ApiError::not_found)?)
 }
 
 /// The most events one request returns (the newest ones).

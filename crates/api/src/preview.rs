@@ -1,0 +1,145 @@
+//! Previews: run a candidate monitor once against a set of origins, from every probe
+//! location, and keep the result for a while under an id.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Mutex;
+
+use serde_json::Value;
+use vantage_core::health::{Facts, Location};
+use vantage_core::monitor::MonitorSpec;
+use vantage_core::{AccountId, Timestamp};
+
+/// One check, with the monitor given; the binary provides it from its probe locations.
+pub trait PreviewRunner: Send + Sync {
+    /// The locations a preview runs from.
+    fn locations(&self) -> Vec<Location>;
+
+    /// Runs one check of `spec` against an origin from `location`.
+    fn check<'a>(
+        &'a self,
+        location: &'a Location,
+        spec: &'a MonitorSpec,
+        address: &'a str,
+        port: u16,
+        host: Option<&'a str>,
+    ) -> Pin<Box<dyn Future<Output = Facts> + Send + 'a>>;
+}
+
+/// How long a preview's result stays readable, and how many are kept at most.
+const KEEP_MICROS: i64 = 3600 * 1_000_000;
+const KEEP_AT_MOST: usize = 1000;
+
+#[derive(Debug, Default)]
+pub(crate) struct Previews {
+    results: Mutex<HashMap<String, (AccountId, Timestamp, Value)>>,
+}
+
+impl Previews {
+    pub(crate) fn put(&self, id: String, account: AccountId, now: Timestamp, result: Value) {
+        let mut map = self.results.lock().unwrap_or_else(|p| p.into_inner());
+        map.retain(|_, (_, at, _)| now.unix_micros() - at.unix_micros() < KEEP_MICROS);
+        if map.len() >= KEEP_AT_MOST {
+            if let Some(oldest) = map
+                .iter()
+                .min_by_key(|(_, (_, at, _))| *at)
+                .map(|(k, _)| k.clone())
+            {
+                map.remove(&oldest);
+            }
+        }
+        map.insert(id, (account, now, result));
+    }
+
+    /// The result of a preview run in `account`.
+    pub(crate) fn get(&self, id: &str, account: AccountId) -> Option<Value> {
+        let map = self.results.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(id)
+            .filter(|(a, _, _)| *a == account)
+            .map(|(_, _, v)| v.clone())
+    }
+}
+
+use futures_util::future::join_all;
+use serde_json::json;
+use vantage_core::choice::Choice;
+use vantage_core::health::check::judge;
+use vantage_core::health::verdict::{majority, pool_verdict};
+use vantage_core::pool::Pool;
+use vantage_wire::ApiError;
+
+use crate::state::{now, AppState};
+
+impl AppState {
+    /// Runs `spec` once against every enabled origin of `pools`, from every probe location,
+    /// and stores the result. Returns the preview id. Every check is bounded by the monitor's
+    /// timeout and retries, and they all run at once.
+    pub(crate) async fn run_preview(
+        &self,
+        account: AccountId,
+        spec: MonitorSpec,
+        pools: Vec<Pool>,
+    ) -> Result<String, ApiError> {
+        let runner = self
+            .previewer
+            .get()
+            .ok_or_else(|| ApiError::unavailable("Preview"))?;
+        let locations = runner.locations();
+        let spec = &spec;
+        let mut result = serde_json::Map::new();
+        for pool in &pools {
+            let origins: Vec<_> = pool.spec.origins.iter().filter(|o| o.enabled).collect();
+            let checks = origins.iter().map(|o| {
+                let locations = &locations;
+                async move {
+                    let facts = join_all(
+                        locations
+                            .iter()
+                            .map(|l| runner.check(l, spec, &o.address, o.port, o.host.as_deref())),
+                    )
+                    .await;
+                    let results: Vec<_> = facts.iter().map(|f| judge(spec, f)).collect();
+                    (o, results)
+                }
+            });
+            let judged = join_all(checks).await;
+            let mut verdicts = Vec::new();
+            let origins_json: Vec<Value> = judged
+                .iter()
+                .map(|(o, results)| {
+                    let healthy = majority(results.iter().map(|r| Some(r.healthy)));
+                    verdicts.push(healthy);
+                    let shown = results
+                        .iter()
+                        .find(|r| Some(r.healthy) == healthy)
+                        .or(results.first());
+                    let mut d = json!({"healthy": healthy.unwrap_or(false)});
+                    if let Some(r) = shown {
+                        d["failure_reason"] = json!(r.reason.as_str());
+                        if let Some(code) = r.response_code {
+                            d["response_code"] = json!(code);
+                        }
+                        if let Some(rtt) = r.rtt_micros {
+                            d["rtt"] = json!(vantage_wire::health::rtt(rtt));
+                        }
+                    }
+                    json!({ o.address.clone(): d })
+                })
+                .collect();
+            let healthy = pool_verdict(pool.spec.enabled, pool.spec.minimum_origins, verdicts);
+            result.insert(
+                pool.id.to_string(),
+                json!({"healthy": healthy.unwrap_or(false), "origins": origins_json}),
+            );
+        }
+        let id = hex::encode(crate::secrets::random_bytes());
+        self.previews
+            .put(id.clone(), account, now(), Value::Object(result));
+        Ok(id)
+    }
+
+    pub(crate) fn preview_result(&self, id: &str, account: AccountId) -> Option<Value> {
+        self.previews.get(id, account)
+    }
+}
