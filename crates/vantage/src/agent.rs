@@ -24,12 +24,44 @@ fn user_agent(a: &Assignment) -> String {
     )
 }
 
+/// How late checks start against their schedule, summarised in the log once a minute.
+#[derive(Debug, Default)]
+struct Lateness {
+    micros: Vec<u64>,
+    window_start: Option<i64>,
+}
+
+impl Lateness {
+    const WINDOW: i64 = 60_000_000;
+
+    fn add(&mut self, late_micros: u64, now: i64) {
+        let start = *self.window_start.get_or_insert(now);
+        self.micros.push(late_micros);
+        if now - start >= Self::WINDOW {
+            self.micros.sort_unstable();
+            let pick =
+                |q: f64| self.micros[((self.micros.len() - 1) as f64 * q) as usize] as f64 / 1000.0;
+            tracing::info!(
+                "probes: {} checks started in the last {:.0} s; lateness p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+                self.micros.len(),
+                (now - start) as f64 / 1e6,
+                pick(0.5),
+                pick(0.99),
+                pick(1.0)
+            );
+            self.micros.clear();
+            self.window_start = Some(now);
+        }
+    }
+}
+
 pub async fn run(state: Arc<AppState>, prober: Prober, location: Location) {
     tracing::info!(%location, "probe agent started");
     let mut changes = state.assignment_changes();
     let mut schedule = Schedule::default();
     let mut targets: HashMap<ProbeKey, Arc<(Assignment, String)>> = HashMap::new();
     let limit = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+    let mut lateness = Lateness::default();
     let mut reload = true;
     loop {
         if reload {
@@ -40,7 +72,10 @@ pub async fn run(state: Arc<AppState>, prober: Prober, location: Location) {
             );
             targets = assignment
                 .into_iter()
-                .map(|a| (a.key.clone(), Arc::new((a.clone(), user_agent(&a)))))
+                .map(|a| {
+                    let ua = user_agent(&a);
+                    (a.key.clone(), Arc::new((a, ua)))
+                })
                 .collect();
             tracing::debug!(targets = targets.len(), "assignment loaded");
             reload = false;
@@ -56,9 +91,11 @@ pub async fn run(state: Arc<AppState>, prober: Prober, location: Location) {
                 reload = true;
             }
             () = sleep_or_forever(wait) => {
-                for key in schedule.due(now()) {
+                for (key, due_at) in schedule.due(now()) {
                     let Some(target) = targets.get(&key).cloned() else { continue };
                     let Ok(permit) = Arc::clone(&limit).acquire_owned().await else { return };
+                    let started = now().unix_micros();
+                    lateness.add(u64::try_from(started - due_at.unix_micros()).unwrap_or(0), started);
                     let (state, prober, location) = (Arc::clone(&state), prober.clone(), location.clone());
                     tokio::spawn(async move {
                         let (a, ua) = &*target;

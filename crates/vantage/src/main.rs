@@ -12,6 +12,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+/// mimalloc returns freed memory to the system promptly and keeps per-thread heaps small,
+/// which matters with many short-lived checks across worker, writer and blocking threads.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "vantage",

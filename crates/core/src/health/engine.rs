@@ -1,7 +1,8 @@
 //! The controller's view of health: every location's state for every probe target, the
 //! verdicts they add up to for every pool, and the events when those verdicts change.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use super::check::{CheckResult, FailureReason};
 use super::verdict::{majority, pool_verdict, LocationState, Verdict};
@@ -82,17 +83,18 @@ pub struct OriginEvent {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Assignment {
     pub key: ProbeKey,
-    pub spec: MonitorSpec,
+    /// Shared by every target of the monitor.
+    pub spec: Arc<MonitorSpec>,
     pub pools: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default)]
 pub struct Engine {
     pools: BTreeMap<PoolId, PoolPlan>,
-    monitors: HashMap<ProbeKey, MonitorSpec>,
+    monitors: HashMap<ProbeKey, Arc<MonitorSpec>>,
     /// Which pools use each target.
-    users: HashMap<ProbeKey, BTreeSet<PoolId>>,
-    states: HashMap<ProbeKey, BTreeMap<Location, LocationState>>,
+    users: HashMap<ProbeKey, Vec<PoolId>>,
+    states: HashMap<ProbeKey, LocationStates>,
     /// Last reported verdicts, to detect changes.
     reported_origins: HashMap<(PoolId, String), (Verdict, FailureReason)>,
     reported_pools: HashMap<PoolId, Verdict>,
@@ -107,7 +109,7 @@ impl Engine {
     ) -> Self {
         let mut e = Engine::default();
         for (key, loc, state) in restored {
-            e.states.entry(key).or_default().insert(loc, state);
+            *e.states.entry(key).or_default().entry(&loc) = state;
         }
         e.plan(catalog);
         e.states.retain(|k, _| e.monitors.contains_key(k));
@@ -122,9 +124,15 @@ impl Engine {
         self.pools.clear();
         self.monitors.clear();
         self.users.clear();
+        let mut shared: HashMap<crate::MonitorId, Arc<MonitorSpec>> = HashMap::new();
         for p in catalog.all_pools() {
             let monitor = p.spec.monitor.and_then(|m| catalog.any_monitor(m));
             let Some(monitor) = monitor else { continue };
+            let spec = Arc::clone(
+                shared
+                    .entry(monitor.id)
+                    .or_insert_with(|| Arc::new(monitor.spec.clone())),
+            );
             let origins = p
                 .spec
                 .origins
@@ -137,8 +145,11 @@ impl Engine {
                         host: o.host.clone(),
                     });
                     if let Some(k) = &key {
-                        self.monitors.insert(k.clone(), monitor.spec.clone());
-                        self.users.entry(k.clone()).or_default().insert(p.id);
+                        self.monitors.insert(k.clone(), Arc::clone(&spec));
+                        let users = self.users.entry(k.clone()).or_default();
+                        if !users.contains(&p.id) {
+                            users.push(p.id);
+                        }
                     }
                     OriginPlan {
                         name: o.name.clone(),
@@ -191,7 +202,7 @@ impl Engine {
                 })
             })
             .filter_map(|(key, pools)| {
-                let spec = self.monitors.get(key)?.clone();
+                let spec = Arc::clone(self.monitors.get(key)?);
                 let names = pools
                     .iter()
                     .filter_map(|p| self.pools.get(p))
@@ -210,7 +221,7 @@ impl Engine {
 
     /// The monitor of a target, if it is still assigned.
     pub fn spec(&self, key: &ProbeKey) -> Option<&MonitorSpec> {
-        self.monitors.get(key)
+        self.monitors.get(key).map(|s| &**s)
     }
 
     /// Records one check from one location. Returns the new location state when its verdict
@@ -226,22 +237,13 @@ impl Engine {
             return (None, vec![]);
         };
         let (up, down) = (spec.consecutive_up, spec.consecutive_down);
-        let state = self
-            .states
-            .entry(key.clone())
-            .or_default()
-            .entry(location.clone())
-            .or_default();
+        let state = self.states.entry(key.clone()).or_default().entry(location);
         let changed = state.record(result, up, down, now);
         let Some(_) = changed else {
             return (None, vec![]);
         };
         let snapshot = state.clone();
-        let pools: Vec<PoolId> = self
-            .users
-            .get(key)
-            .map(|s| s.iter().copied().collect())
-            .unwrap_or_default();
+        let pools: Vec<PoolId> = self.users.get(key).map(|s| s.to_vec()).unwrap_or_default();
         let events = pools
             .into_iter()
             .filter_map(|p| self.evaluate(p, now))
@@ -310,7 +312,7 @@ impl Engine {
     }
 
     fn origin_health(&self, plan: &PoolPlan, origin: &OriginPlan) -> OriginHealth {
-        let empty = BTreeMap::new();
+        let empty = LocationStates::default();
         let states = origin
             .key
             .as_ref()
@@ -330,7 +332,7 @@ impl Engine {
             }
             CheckRegions::AllRegions | CheckRegions::Regions(_) => {
                 let mut voters = Vec::new();
-                for (l, s) in states {
+                for (l, s) in states.iter() {
                     if checks_from(&plan.check_regions, l.region) {
                         regions.insert(
                             l.region,
@@ -377,6 +379,45 @@ impl Engine {
             regions,
             locations: states.iter().map(|(l, s)| (l.clone(), s.clone())).collect(),
         }
+    }
+}
+
+/// One target's state at each location, sorted by location. Targets are many and locations
+/// few, so a sorted vector (one allocation of exactly what is used) beats a map per target.
+#[derive(Debug, Clone, Default)]
+struct LocationStates(Vec<(Location, LocationState)>);
+
+impl LocationStates {
+    fn get(&self, location: &Location) -> Option<&LocationState> {
+        self.0
+            .binary_search_by(|(l, _)| l.cmp(location))
+            .ok()
+            .map(|i| &self.0[i].1)
+    }
+
+    fn entry(&mut self, location: &Location) -> &mut LocationState {
+        let i = match self.0.binary_search_by(|(l, _)| l.cmp(location)) {
+            Ok(i) => i,
+            Err(i) => {
+                self.0
+                    .insert(i, (location.clone(), LocationState::default()));
+                self.0.shrink_to_fit();
+                i
+            }
+        };
+        &mut self.0[i].1
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&Location, &LocationState)> {
+        self.0.iter().map(|(l, s)| (l, s))
+    }
+
+    fn keys(&self) -> impl Iterator<Item = &Location> {
+        self.0.iter().map(|(l, _)| l)
+    }
+
+    fn values(&self) -> impl Iterator<Item = &LocationState> {
+        self.0.iter().map(|(_, s)| s)
     }
 }
 

@@ -19,7 +19,12 @@ struct Entry {
 pub struct Schedule {
     entries: HashMap<ProbeKey, Entry>,
     queue: BTreeSet<(i64, ProbeKey)>,
+    started: bool,
 }
+
+/// A target added to a running schedule is first checked within this long (spread by its
+/// phase), so a new origin gets a verdict promptly without a herd of simultaneous checks.
+const FIRST_CHECK_WITHIN: i64 = 1_000_000;
 
 /// FNV-1a: a stable spread of keys over an interval.
 fn phase(key: &ProbeKey, interval: i64) -> i64 {
@@ -33,8 +38,10 @@ fn phase(key: &ProbeKey, interval: i64) -> i64 {
 
 impl Schedule {
     /// Replaces the set of targets. Targets kept with the same interval keep their next due
-    /// time; new targets (and targets whose interval changed) are first due at their phase
-    /// within the coming interval, but never later than one new interval from now.
+    /// time; a target whose interval changed is due no later than one new interval from now.
+    /// New targets are due at their phase within the coming interval on the first call (a
+    /// starting location spreads its whole load), and within a second on later calls (a
+    /// configuration change takes effect at once).
     pub fn set(&mut self, targets: impl IntoIterator<Item = (ProbeKey, u16)>, now: Timestamp) {
         let now = now.unix_micros();
         let mut next_entries = HashMap::new();
@@ -43,6 +50,7 @@ impl Schedule {
             let next = match self.entries.get(&key) {
                 Some(e) if e.interval == interval => e.next,
                 Some(e) => e.next.min(now + interval),
+                None if self.started => now + phase(&key, interval.min(FIRST_CHECK_WITHIN)),
                 None => now + phase(&key, interval),
             };
             next_entries.insert(key, Entry { interval, next });
@@ -52,11 +60,13 @@ impl Schedule {
             .map(|(k, e)| (e.next, k.clone()))
             .collect();
         self.entries = next_entries;
+        self.started = true;
     }
 
-    /// Takes every target due at `now` and schedules its next check one interval later. A
-    /// target that fell more than an interval behind is not checked twice to catch up.
-    pub fn due(&mut self, now: Timestamp) -> Vec<ProbeKey> {
+    /// Takes every target due at `now`, with the time it was due, and schedules its next check
+    /// one interval later. A target that fell more than an interval behind is not checked twice
+    /// to catch up.
+    pub fn due(&mut self, now: Timestamp) -> Vec<(ProbeKey, Timestamp)> {
         let now = now.unix_micros();
         let mut out = Vec::new();
         while let Some((at, _)) = self.queue.first() {
@@ -74,7 +84,7 @@ impl Schedule {
                 e.next = next;
                 self.queue.insert((next, key.clone()));
             }
-            out.push(key);
+            out.push((key, Timestamp::from_unix_micros(at)));
         }
         out
     }
@@ -120,7 +130,7 @@ mod tests {
         let mut per_second = vec![0usize; 180];
         let mut seen: HashMap<ProbeKey, Vec<usize>> = HashMap::new();
         for (sec, count) in per_second.iter_mut().enumerate() {
-            for k in s.due(t(sec as f64)) {
+            for (k, _) in s.due(t(sec as f64)) {
                 *count += 1;
                 seen.entry(k).or_default().push(sec);
             }
@@ -143,7 +153,15 @@ mod tests {
         s.set([(key(1), 60)], t(0.0));
         let first = s.next_deadline().unwrap();
         s.set([(key(1), 60), (key(2), 60)], t(10.0));
-        assert!(s.due(first).contains(&key(1)));
+        let added = s.entries[&key(2)].next;
+        assert!(
+            (10_000_000..11_000_000).contains(&added),
+            "a target added later is checked within a second"
+        );
+        assert!(s
+            .due(first)
+            .iter()
+            .any(|(k, at)| *k == key(1) && *at == first));
         s.set([(key(1), 10)], t(first.unix_micros() as f64 / 1e6 + 1.0));
         let next = s.next_deadline().unwrap();
         assert!(

@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# Health-engine benchmarks (issue: health engine), all on loopback:
+#  1. Probe throughput: completed HTTP checks/s, each on a new connection, vs
+#     `wrk -t1 -c64 -d10s -H "Connection: close"` on the same nginx `return 200`, same run.
+#  2. Detection time: origin killed -> pool verdict flipped, for two monitor settings, against
+#     interval * max(1, consecutive_down) + timeout * (retries + 1) + 1 s.
+#  3. Scale: 100,000 (monitor, origin) pairs at a 60 s interval on one location: lateness of
+#     checks against their schedule (p99), peak RSS, average CPU.
+# Usage: bench/health.sh [--skip-scale | --only-scale]   (installs wrk and nginx from Debian if missing)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+REPO=$(pwd)
+SKIP_SCALE=${1:-}
+
+if ! command -v wrk >/dev/null || ! command -v nginx >/dev/null; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq && apt-get install -y -qq wrk nginx-light >/dev/null
+fi
+cargo build --release -q -p vantage
+BIN=$REPO/target/release/vantage
+
+WORK=$(mktemp -d); chmod 755 "$WORK"
+PIDS=()
+cleanup() { for p in "${PIDS[@]:-}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
+trap cleanup EXIT
+TOKEN=bench-token-0123456789abcdefghijklmnopqrstuvwxyzABCD
+
+NGINX_PORT=$((20000 + RANDOM % 20000))
+mkdir -p "$WORK/nginx"
+cat > "$WORK/nginx/nginx.conf" <<CONF
+worker_processes auto;
+worker_rlimit_nofile 65536;
+pid $WORK/nginx/nginx.pid;
+error_log $WORK/nginx/error.log crit;
+events { worker_connections 16384; }
+http {
+  access_log off;
+  client_body_temp_path $WORK/nginx; proxy_temp_path $WORK/nginx; fastcgi_temp_path $WORK/nginx;
+  uwsgi_temp_path $WORK/nginx; scgi_temp_path $WORK/nginx;
+  server { listen $NGINX_PORT; location / { return 200 "ok"; } }
+}
+CONF
+nginx -c "$WORK/nginx/nginx.conf" -p "$WORK/nginx"
+PIDS+=("$(cat "$WORK/nginx/nginx.pid")")
+
+start_vantage() { # data dir, log -> VPID, VADDR
+  VANTAGE_BOOTSTRAP_TOKEN=$TOKEN VANTAGE_LOG=warn,vantage=info "$BIN" serve --listen 127.0.0.1:0 --data-dir "$1" 2>"$2" &
+  VPID=$!; PIDS+=("$VPID")
+  for _ in $(seq 200); do
+    VADDR=$(grep -o 'listening on [0-9.:]*' "$2" | awk '{print $3}' || true)
+    [[ -n $VADDR ]] && return 0
+    sleep 0.05
+  done
+  echo "vantage did not start: $(cat "$2")" >&2; exit 1
+}
+api() { curl -sf -H "Authorization: Bearer $TOKEN" -H "Content-Type: application/json" "$@"; }
+json() { python3 -c "import json,sys; d=json.load(sys.stdin); print(eval(sys.argv[1]))" "$1"; }
+
+if [[ $SKIP_SCALE != --only-scale ]]; then
+echo "== 1. probe throughput vs wrk (nginx $(nginx -v 2>&1 | sed 's/.*\///'), return 200, new connection per request)"
+wrk -t1 -c64 -d10s -H "Connection: close" "http://127.0.0.1:$NGINX_PORT/" | tee "$WORK/wrk.out"
+WRK_RPS=$(awk '/^Requests\/sec/ {print $2}' "$WORK/wrk.out")
+VANTAGE_BENCH_TARGET=127.0.0.1:$NGINX_PORT cargo bench -q -p vantage-probe --bench throughput 2>/dev/null | tee "$WORK/probe.out"
+PROBE_RPS=$(grep -o 'probe_checks_per_s=[0-9]*' "$WORK/probe.out" | cut -d= -f2)
+python3 -c "import sys; w,p=float(sys.argv[1]),float(sys.argv[2]); print(f'RESULT probe_throughput wrk_rps={w:.0f} vantage_checks_per_s={p:.0f} ratio={p/w:.2f} (goal >= 0.6)')" "$WRK_RPS" "$PROBE_RPS"
+
+
+echo "== 2. detection time"
+start_vantage "$WORK/detect" "$WORK/detect.log"
+BASE=http://$VADDR/client/v4
+ACCOUNT=$(api "$BASE/accounts" | json 'd["result"][0]["id"]')
+ORIGIN_PORT=$((20000 + RANDOM % 20000))
+for cfg in "5 1 0 0" "10 2 1 2"; do
+  read -r INTERVAL TIMEOUT RETRIES DOWN <<<"$cfg"
+  python3 -m http.server "$ORIGIN_PORT" --bind 127.0.0.1 >/dev/null 2>&1 &
+  ORIGIN=$!; PIDS+=("$ORIGIN")
+  until curl -s -o /dev/null "http://127.0.0.1:$ORIGIN_PORT/"; do sleep 0.05; done
+  MON=$(api -X POST "$BASE/accounts/$ACCOUNT/load_balancers/monitors" -d "{\"expected_codes\":\"200\",\"interval\":$INTERVAL,\"timeout\":$TIMEOUT,\"retries\":$RETRIES,\"consecutive_down\":$DOWN}" | json 'd["result"]["id"]')
+  POOL=$(api -X POST "$BASE/accounts/$ACCOUNT/load_balancers/pools" -d "{\"name\":\"detect-$INTERVAL\",\"monitor\":\"$MON\",\"origins\":[{\"name\":\"o\",\"address\":\"127.0.0.1\",\"port\":$ORIGIN_PORT}]}" | json 'd["result"]["id"]')
+  healthy() { api "$BASE/accounts/$ACCOUNT/load_balancers/pools/$POOL/health" 2>/dev/null | json 'd["result"]["pop_health"]["healthy"]' 2>/dev/null || echo none; }
+  until [[ $(healthy) == True ]]; do sleep 0.1; done
+  T0=$(date +%s.%N); kill "$ORIGIN"; wait "$ORIGIN" 2>/dev/null || true
+  until [[ $(healthy) == False ]]; do sleep 0.05; done
+  T1=$(date +%s.%N)
+  python3 -c "import sys; t0,t1,i,t,r,d=map(float,sys.argv[1:]); b=i*max(1,d)+t*(r+1)+1; print(f'RESULT detection interval={i:.0f}s timeout={t:.0f}s retries={r:.0f} consecutive_down={d:.0f}: {t1-t0:.2f} s (bound {b:.0f} s)')" "$T0" "$T1" "$INTERVAL" "$TIMEOUT" "$RETRIES" "$DOWN"
+done
+kill "$VPID"; wait "$VPID" 2>/dev/null || true
+fi
+
+[[ $SKIP_SCALE == --skip-scale ]] && exit 0
+echo "== 3. scale: 100,000 pairs at 60 s on one location (nginx return 200 on 100,000 loopback addresses)"
+start_vantage "$WORK/scale" "$WORK/scale.log"
+BASE=http://$VADDR/client/v4
+ACCOUNT=$(api "$BASE/accounts" | json 'd["result"][0]["id"]')
+MON=$(api -X POST "$BASE/accounts/$ACCOUNT/load_balancers/monitors" -d "{\"expected_codes\":\"200\",\"interval\":60,\"timeout\":5,\"retries\":0,\"port\":$NGINX_PORT}" | json 'd["result"]["id"]')
+python3 - "$BASE" "$ACCOUNT" "$MON" "$TOKEN" <<'PY'
+import json, sys, urllib.request
+base, account, mon, token = sys.argv[1:]
+n = 0
+for p in range(1563):
+    origins = []
+    for _ in range(64):
+        if n == 100000: break
+        origins.append({"name": f"o{n}", "address": f"127.{1 + n // 65536}.{(n // 256) % 256}.{n % 256}"})
+        n += 1
+    body = json.dumps({"name": f"scale-{p}", "monitor": mon, "origins": origins}).encode()
+    req = urllib.request.Request(f"{base}/accounts/{account}/load_balancers/pools", body, method="POST",
+                                 headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+    urllib.request.urlopen(req).read()
+print(f"created {n} origins")
+PY
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$VPID/stat"; }
+# Measure over two full minutes after the first minute of warm-up.
+until [[ $(grep -c 'probes:' "$WORK/scale.log") -ge 1 ]]; do sleep 1; done
+C0=$(cpu_ticks); S0=$(date +%s.%N)
+until [[ $(grep -c 'probes:' "$WORK/scale.log") -ge 3 ]]; do sleep 1; done
+C1=$(cpu_ticks); S1=$(date +%s.%N)
+grep 'probes:' "$WORK/scale.log" | sed 's/.*probes:/probes:/'
+LAST=$(grep 'probes:' "$WORK/scale.log" | tail -1)
+SAMPLE=$(api "$BASE/accounts/$ACCOUNT/load_balancers/pools?per_page=3" | json 'sum(1 for p in d["result"] for o in p["origins"] if o.get("healthy"))')
+python3 - "$C0" "$C1" "$S0" "$S1" "$(awk '/^VmHWM/ {print $2}' /proc/$VPID/status)" "$LAST" "$SAMPLE" "$(getconf CLK_TCK)" "$(awk '/^VmRSS/ {print $2}' /proc/$VPID/status)" <<'PY'
+import re, sys
+c0, c1, s0, s1, hwm, last, sample, tck, rss = sys.argv[1:]
+cpu = (float(c1) - float(c0)) / float(tck) / (float(s1) - float(s0))
+m = re.search(r"(\d+) checks.*p50 ([\d.]+) ms, p99 ([\d.]+) ms, max ([\d.]+) ms", last)
+checks, p50, p99, mx = m.groups()
+print(f"RESULT scale checks_last_minute={checks} lateness_p50={p50}ms p99={p99}ms (goal <= 50 ms) max={mx}ms "
+      f"peak_rss={int(hwm)/1024:.0f}MB (goal <= 300 MB) steady_rss={int(rss)/1024:.0f}MB avg_cpu={cpu*100:.0f}% of one core (goal <= 50%) "
+      f"healthy_origins_in_3_sampled_pools={sample}/192")
+PY
