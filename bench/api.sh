@@ -8,41 +8,14 @@
 # Usage: bench/api.sh            (installs wrk and nginx from Debian if missing; builds --release)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-REPO=$(pwd)
 
-if ! command -v wrk >/dev/null || ! command -v nginx >/dev/null; then
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq && apt-get install -y -qq wrk nginx-light >/dev/null
-fi
-cargo build --release -q -p vantage
-BIN=$REPO/target/release/vantage
+source bench/lib.sh
 
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() { for p in "${PIDS[@]:-}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
-trap cleanup EXIT
-
-TOKEN=bench-token-0123456789abcdefghijklmnopqrstuvwxyzABCD
-start_vantage() { # data dir -> sets VPID, VADDR
-  local log=$WORK/vantage-$RANDOM.log
-  VANTAGE_BOOTSTRAP_TOKEN=$TOKEN VANTAGE_LOG=warn,vantage=info "$BIN" serve --listen 127.0.0.1:0 --data-dir "$1" 2>"$log" &
-  VPID=$!; PIDS+=("$VPID")
-  for _ in $(seq 200); do
-    VADDR=$(grep -o 'listening on [0-9.:]*' "$log" | awk '{print $3}' || true)
-    [[ -n $VADDR ]] && return 0
-    sleep 0.05
-  done
-  echo "vantage did not start: $(cat "$log")" >&2; exit 1
-}
-rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
-hwm_kb() { awk '/^VmHWM/ {print $2}' "/proc/$1/status"; }
-api() { curl -sf -H "Authorization: Bearer $TOKEN" "$@"; }
-
-start_vantage "$WORK/data"
+start_vantage "$WORK/data" "$WORK/vantage.log"
 BASE=http://$VADDR/client/v4
-ACCOUNT=$(api "$BASE/accounts" | python3 -c 'import json,sys; print(json.load(sys.stdin)["result"][0]["id"])')
+ACCOUNT=$(api "$BASE/accounts" | json 'd["result"][0]["id"]')
 POOL_BODY='{"name":"bench","origins":[{"name":"o1","address":"192.0.2.1"},{"name":"o2","address":"192.0.2.2"},{"name":"o3","address":"192.0.2.3"},{"name":"o4","address":"192.0.2.4"},{"name":"o5","address":"192.0.2.5"},{"name":"o6","address":"192.0.2.6"},{"name":"o7","address":"192.0.2.7"},{"name":"o8","address":"192.0.2.8"}]}'
-POOL=$(api -X POST "$BASE/accounts/$ACCOUNT/load_balancers/pools" -d "$POOL_BODY" | python3 -c 'import json,sys; print(json.load(sys.stdin)["result"]["id"])')
+POOL=$(api -X POST "$BASE/accounts/$ACCOUNT/load_balancers/pools" -d "$POOL_BODY" | json 'd["result"]["id"]')
 POOL_PATH=/client/v4/accounts/$ACCOUNT/load_balancers/pools/$POOL
 
 # nginx serves the very bytes Vantage answers, from a file, at the same path.
@@ -62,7 +35,7 @@ http {
   server { listen 127.0.0.1:$NGINX_PORT; root $WORK/www; }
 }
 CONF
-chmod 755 "$WORK"; chmod -R a+rX "$WORK/www"   # nginx workers run unprivileged
+chmod -R a+rX "$WORK/www"   # nginx workers run unprivileged
 nginx -c "$WORK/nginx/nginx.conf" -p "$WORK/nginx"
 PIDS+=("$(cat "$WORK/nginx/nginx.pid")")
 # Both must serve the same bytes, or the comparison means nothing.
@@ -99,7 +72,7 @@ request = function()
   return wrk.format(nil, nil, nil, '{"name":"pool-' .. n .. '","origins":' .. origins .. '}')
 end
 LUA
-pool_count() { api "$BASE/accounts/$ACCOUNT/load_balancers/pools?per_page=1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["result_info"]["total_count"])'; }
+pool_count() { api "$BASE/accounts/$ACCOUNT/load_balancers/pools?per_page=1" | json 'd["result_info"]["total_count"]'; }
 T0=$(date +%s.%N)
 wrk -t1 -c16 -d300s -s "$WORK/create.lua" -H "Authorization: Bearer $TOKEN" "$BASE/accounts/$ACCOUNT/load_balancers/pools" > "$WORK/create.out" &
 WRK=$!; PIDS+=("$WRK")
@@ -109,7 +82,7 @@ kill "$WRK"; wait "$WRK" 2>/dev/null || true
 COUNT=$(pool_count)
 PEAK=$(hwm_kb "$VPID")
 kill -TERM "$VPID"; wait "$VPID" || true
-start_vantage "$WORK/data"
+start_vantage "$WORK/data" "$WORK/vantage-restarted.log"
 api "http://$VADDR/client/v4/accounts/$ACCOUNT/load_balancers/pools?per_page=1" >/dev/null
 LOADED=$(rss_kb "$VPID")
 python3 - "$T0" "$T1" "$COUNT" "$PEAK" "$LOADED" <<'PY'

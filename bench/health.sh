@@ -9,21 +9,9 @@
 # Usage: bench/health.sh [--skip-scale | --only-scale]   (installs wrk and nginx from Debian if missing)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-REPO=$(pwd)
 SKIP_SCALE=${1:-}
 
-if ! command -v wrk >/dev/null || ! command -v nginx >/dev/null; then
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq && apt-get install -y -qq wrk nginx-light >/dev/null
-fi
-cargo build --release -q -p vantage
-BIN=$REPO/target/release/vantage
-
-WORK=$(mktemp -d); chmod 755 "$WORK"
-PIDS=()
-cleanup() { for p in "${PIDS[@]:-}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
-trap cleanup EXIT
-TOKEN=bench-token-0123456789abcdefghijklmnopqrstuvwxyzABCD
+source bench/lib.sh
 
 NGINX_PORT=$((20000 + RANDOM % 20000))
 mkdir -p "$WORK/nginx"
@@ -43,18 +31,6 @@ CONF
 nginx -c "$WORK/nginx/nginx.conf" -p "$WORK/nginx"
 PIDS+=("$(cat "$WORK/nginx/nginx.pid")")
 
-start_vantage() { # data dir, log -> VPID, VADDR
-  VANTAGE_BOOTSTRAP_TOKEN=$TOKEN VANTAGE_LOG=warn,vantage=info "$BIN" serve --listen 127.0.0.1:0 --data-dir "$1" 2>"$2" &
-  VPID=$!; PIDS+=("$VPID")
-  for _ in $(seq 200); do
-    VADDR=$(grep -o 'listening on [0-9.:]*' "$2" | awk '{print $3}' || true)
-    [[ -n $VADDR ]] && return 0
-    sleep 0.05
-  done
-  echo "vantage did not start: $(cat "$2")" >&2; exit 1
-}
-api() { curl -sf -H "Authorization: Bearer $TOKEN" -H "Content-Type: application/json" "$@"; }
-json() { python3 -c "import json,sys; d=json.load(sys.stdin); print(eval(sys.argv[1]))" "$1"; }
 
 if [[ $SKIP_SCALE != --only-scale ]]; then
 echo "== 1. probe throughput vs wrk (nginx $(nginx -v 2>&1 | sed 's/.*\///'), return 200, new connection per request)"

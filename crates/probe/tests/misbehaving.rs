@@ -95,6 +95,11 @@ async fn run(
     judge(spec, &prober.check(&target).await)
 }
 
+/// One check from a default prober against loopback.
+async fn local(spec: &MonitorSpec, port: u16) -> CheckResult {
+    run(&prober(), spec, "127.0.0.1", port, None).await
+}
+
 fn prober() -> Prober {
     Prober::new(None, None).unwrap()
 }
@@ -107,14 +112,7 @@ fn assert_fails(r: &CheckResult, reason: &str) {
 #[tokio::test]
 async fn healthy_answer_with_body_case_insensitive() {
     let addr = serve(|s| respond(s, "200 OK", "all systems GO")).await;
-    let r = run(
-        &prober(),
-        &monitor(&[("body", "systems go")]),
-        "127.0.0.1",
-        addr.port(),
-        None,
-    )
-    .await;
+    let r = local(&monitor(&[("body", "systems go")]), addr.port()).await;
     assert!(r.healthy, "{r:?}");
     assert_eq!(
         (r.response_code, r.reason.as_str()),
@@ -126,14 +124,7 @@ async fn healthy_answer_with_body_case_insensitive() {
 #[tokio::test]
 async fn wrong_status() {
     let addr = serve(|s| respond(s, "503 Service Unavailable", "")).await;
-    let r = run(
-        &prober(),
-        &monitor(&[("codes", "2xx")]),
-        "127.0.0.1",
-        addr.port(),
-        None,
-    )
-    .await;
+    let r = local(&monitor(&[("codes", "2xx")]), addr.port()).await;
     assert_fails(&r, "Response code mismatch error");
     assert_eq!(r.response_code, Some(503));
 }
@@ -141,14 +132,7 @@ async fn wrong_status() {
 #[tokio::test]
 async fn missing_body_text() {
     let addr = serve(|s| respond(s, "200 OK", "maintenance")).await;
-    let r = run(
-        &prober(),
-        &monitor(&[("body", "ok")]),
-        "127.0.0.1",
-        addr.port(),
-        None,
-    )
-    .await;
+    let r = local(&monitor(&[("body", "ok")]), addr.port()).await;
     assert_fails(&r, "Response body mismatch error");
 }
 
@@ -162,7 +146,7 @@ async fn slow_answer_past_the_timeout() {
             .await;
     })
     .await;
-    let r = run(&prober(), &monitor(&[]), "127.0.0.1", addr.port(), None).await;
+    let r = local(&monitor(&[]), addr.port()).await;
     assert_fails(&r, "HTTP timeout occurred");
 }
 
@@ -173,7 +157,7 @@ async fn accepts_and_never_answers() {
         drop(s);
     })
     .await;
-    let r = run(&prober(), &monitor(&[]), "127.0.0.1", addr.port(), None).await;
+    let r = local(&monitor(&[]), addr.port()).await;
     assert_fails(&r, "HTTP timeout occurred");
 }
 
@@ -185,7 +169,7 @@ async fn resets_the_connection() {
         drop(s);
     })
     .await;
-    let r = run(&prober(), &monitor(&[]), "127.0.0.1", addr.port(), None).await;
+    let r = local(&monitor(&[]), addr.port()).await;
     assert_fails(&r, "Connection reset by peer");
 }
 
@@ -201,7 +185,7 @@ async fn trickles_bytes_slowloris() {
         }
     })
     .await;
-    let r = run(&prober(), &monitor(&[]), "127.0.0.1", addr.port(), None).await;
+    let r = local(&monitor(&[]), addr.port()).await;
     assert_fails(&r, "HTTP timeout occurred");
 }
 
@@ -226,14 +210,7 @@ async fn a_1_gib_body_is_never_read_past_10_kib() {
         }
     })
     .await;
-    let r = run(
-        &prober(),
-        &monitor(&[("body", "needle")]),
-        "127.0.0.1",
-        addr.port(),
-        None,
-    )
-    .await;
+    let r = local(&monitor(&[("body", "needle")]), addr.port()).await;
     assert_fails(&r, "Response body mismatch error");
     // When the check returns, the server has pushed little more than socket buffers hold; a
     // prober that read on would have taken the whole gigabyte first.
@@ -259,14 +236,7 @@ async fn redirect_loop_stops_after_ten_hops() {
         }
     })
     .await;
-    let r = run(
-        &prober(),
-        &monitor(&[("redirects", "true")]),
-        "127.0.0.1",
-        addr.port(),
-        None,
-    )
-    .await;
+    let r = local(&monitor(&[("redirects", "true")]), addr.port()).await;
     assert_fails(&r, "Response code mismatch error");
     assert_eq!(r.response_code, Some(302));
     assert_eq!(
@@ -289,28 +259,16 @@ async fn redirects_followed_or_judged() {
     })
     .await;
     assert!(
-        run(
-            &prober(),
-            &monitor(&[("redirects", "true")]),
-            "127.0.0.1",
-            addr.port(),
-            None
-        )
-        .await
-        .healthy
+        local(&monitor(&[("redirects", "true")]), addr.port())
+            .await
+            .healthy
     );
-    let r = run(&prober(), &monitor(&[]), "127.0.0.1", addr.port(), None).await;
+    let r = local(&monitor(&[]), addr.port()).await;
     assert_fails(&r, "Response code mismatch error");
     assert!(
-        run(
-            &prober(),
-            &monitor(&[("codes", "3xx")]),
-            "127.0.0.1",
-            addr.port(),
-            None
-        )
-        .await
-        .healthy
+        local(&monitor(&[("codes", "3xx")]), addr.port())
+            .await
+            .healthy
     );
 }
 
@@ -320,20 +278,17 @@ async fn closed_port() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
     };
-    let r = run(&prober(), &monitor(&[]), "127.0.0.1", port, None).await;
+    let r = local(&monitor(&[]), port).await;
     assert_fails(&r, "TCP connection failed");
     let tcp = monitor(&[("type", "tcp"), ("port", &port.to_string())]);
-    assert_fails(
-        &run(&prober(), &tcp, "127.0.0.1", 0, None).await,
-        "TCP connection failed",
-    );
+    assert_fails(&local(&tcp, 0).await, "TCP connection failed");
 }
 
 #[tokio::test]
 async fn tcp_monitor_on_an_open_port() {
     let addr = serve(|s| async move { drop(s) }).await;
     let tcp = monitor(&[("type", "tcp"), ("port", &addr.port().to_string())]);
-    assert!(run(&prober(), &tcp, "127.0.0.1", 0, None).await.healthy);
+    assert!(local(&tcp, 0).await.healthy);
 }
 
 #[tokio::test]
@@ -357,14 +312,7 @@ async fn retries_happen_at_once_within_one_check() {
         }
     })
     .await;
-    let r = run(
-        &prober(),
-        &monitor(&[("retries", "1")]),
-        "127.0.0.1",
-        addr.port(),
-        None,
-    )
-    .await;
+    let r = local(&monitor(&[("retries", "1")]), addr.port()).await;
     assert!(r.healthy, "{r:?}");
     assert_eq!(conns.load(Ordering::Relaxed), 2);
 }
@@ -403,11 +351,7 @@ async fn host_user_agent_and_headers_are_sent() {
     );
     assert!(head.contains("x-custom: yes"), "{head}");
     let spec = monitor(&[("host", "from-monitor.example")]);
-    assert!(
-        run(&prober(), &spec, "127.0.0.1", addr.port(), None)
-            .await
-            .healthy
-    );
+    assert!(local(&spec, addr.port()).await.healthy);
     assert!(rx
         .recv()
         .await
@@ -546,7 +490,7 @@ mod tls {
             .self_signed(&key)
             .unwrap();
         let addr = https_server(cert.der().clone(), key_der(&key)).await;
-        let r = run(&prober(), &monitor(&[]), "127.0.0.1", addr.port(), None).await;
+        let r = local(&monitor(&[]), addr.port()).await;
         assert!(!r.healthy);
     }
 }
@@ -579,11 +523,11 @@ mod smtp {
     async fn healthy_and_refusing_servers() {
         let good = smtp_server("220-mail.example ESMTP\r\n220 ready\r\n").await;
         let spec = monitor(&[("type", "smtp"), ("port", &good.port().to_string())]);
-        assert!(run(&prober(), &spec, "127.0.0.1", 0, None).await.healthy);
+        assert!(local(&spec, 0).await.healthy);
 
         let refusing = smtp_server("554 no service here\r\n").await;
         let spec = monitor(&[("type", "smtp"), ("port", &refusing.port().to_string())]);
-        let r = run(&prober(), &spec, "127.0.0.1", 0, None).await;
+        let r = local(&spec, 0).await;
         assert_fails(&r, "Response code mismatch error");
         assert_eq!(r.response_code, Some(554));
     }
@@ -603,7 +547,7 @@ mod icmp {
     #[tokio::test]
     async fn ping_loopback() {
         let spec = monitor(&[("type", "icmp_ping")]);
-        let r = run(&prober(), &spec, "127.0.0.1", 0, None).await;
+        let r = local(&spec, 0).await;
         if icmp_allowed() {
             assert!(r.healthy, "{r:?}");
         } else {
@@ -623,10 +567,7 @@ mod icmp {
             ("port", &open.local_addr().unwrap().port().to_string()),
         ]);
         let closed_spec = monitor(&[("type", "udp_icmp"), ("port", &closed_port.to_string())]);
-        let (o, c) = (
-            run(&prober(), &open_spec, "127.0.0.1", 0, None).await,
-            run(&prober(), &closed_spec, "127.0.0.1", 0, None).await,
-        );
+        let (o, c) = (local(&open_spec, 0).await, local(&closed_spec, 0).await);
         if icmp_allowed() {
             assert!(o.healthy, "{o:?}");
             assert!(!c.healthy, "a port-unreachable answer means down: {c:?}");

@@ -1,0 +1,34 @@
+# Shared by the bench scripts: tools, a scratch directory cleaned on exit, starting a release
+# Vantage on a free port, and calling its API. Source it from the repository root.
+set -euo pipefail
+
+if ! command -v wrk >/dev/null || ! command -v nginx >/dev/null; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq && apt-get install -y -qq wrk nginx-light >/dev/null
+fi
+cargo build --release -q -p vantage
+BIN=$(pwd)/target/release/vantage
+
+WORK=$(mktemp -d); chmod 755 "$WORK"   # nginx workers run unprivileged
+PIDS=()
+cleanup() { for p in "${PIDS[@]:-}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
+trap cleanup EXIT
+
+TOKEN=bench-token-0123456789abcdefghijklmnopqrstuvwxyzABCD
+
+# start_vantage DATA_DIR LOG: starts a server, sets VPID and VADDR once it listens.
+start_vantage() {
+  VANTAGE_BOOTSTRAP_TOKEN=$TOKEN VANTAGE_LOG=warn,vantage=info "$BIN" serve --listen 127.0.0.1:0 --data-dir "$1" 2>"$2" &
+  VPID=$!; PIDS+=("$VPID")
+  for _ in $(seq 200); do
+    VADDR=$(grep -o 'listening on [0-9.:]*' "$2" | awk '{print $3}' || true)
+    [[ -n $VADDR ]] && return 0
+    sleep 0.05
+  done
+  echo "vantage did not start: $(cat "$2")" >&2; exit 1
+}
+
+api() { curl -sf -H "Authorization: Bearer $TOKEN" -H "Content-Type: application/json" "$@"; }
+json() { python3 -c "import json,sys; d=json.load(sys.stdin); print(eval(sys.argv[1]))" "$1"; }
+rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
+hwm_kb() { awk '/^VmHWM/ {print $2}' "/proc/$1/status"; }
