@@ -38,6 +38,31 @@ impl AppState {
         n
     }
 
+    /// Advances health time: votes of locations that stopped reporting expire. Blocking (it
+    /// re-evaluates every pool); call from a blocking thread about once a second.
+    pub fn tick(&self) {
+        let (events, silent) = self.engine().tick(now());
+        for location in silent {
+            tracing::warn!(%location, "probe location fell silent (no contact for 30 s); its votes expire after three intervals");
+        }
+        self.persist(vec![], events);
+    }
+
+    /// Notes contact from a location with nothing to report.
+    pub fn heartbeat(&self, location: &Location) {
+        self.engine().heartbeat(location, now());
+    }
+
+    /// Every probe location heard from: where it is, when it was last heard, whether silent.
+    pub fn probe_locations(
+        &self,
+    ) -> Vec<(Location, vantage_core::health::engine::LocationContact)> {
+        self.engine()
+            .locations()
+            .map(|(l, c)| (l.clone(), *c))
+            .collect()
+    }
+
     /// Everything a location in `region` must probe.
     pub fn assignment(&self, region: RegionCode) -> Vec<Assignment> {
         self.engine().assignment(region)

@@ -5,7 +5,9 @@ use serde::{Deserialize, Serialize};
 /// Microseconds since the Unix epoch, UTC. Microsecond precision is what the wire format
 /// carries (`2014-01-01T05:20:00.123456Z`), so a stored and reloaded instant renders to the
 /// same bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 #[serde(transparent)]
 pub struct Timestamp(i64);
 

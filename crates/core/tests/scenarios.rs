@@ -10,6 +10,8 @@
 //!   expect origin POOL ORIGIN healthy|unhealthy|unknown [REASON…]
 //!   expect pool POOL healthy|unhealthy|unknown
 //!   expect region POOL ORIGIN REGION healthy|unhealthy|unknown
+//!   tick SECONDS                             advance time with no result (stale votes expire)
+//!   expect silent REGION/LOC                 the location fell silent at the last tick
 //!   expect events N                          events raised since the previous `expect events`
 //!   expect event POOL pool=healthy|unhealthy|unknown|- [ORIGIN=…]…   the latest event of POOL
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -37,6 +39,7 @@ struct World {
     events: Vec<Event>,
     counted: usize,
     now: Timestamp,
+    silent: Vec<String>,
 }
 
 fn apply(c: &mut Catalog, changes: Vec<Change>) {
@@ -80,6 +83,7 @@ impl World {
             events: vec![],
             counted: 0,
             now: T0,
+            silent: vec![],
         }
     }
 
@@ -219,6 +223,20 @@ impl World {
                 let now = self.now;
                 let (_, events) = self.engine().record(&location, &key, result, now);
                 self.events.extend(events);
+            }
+            ["tick", secs] => {
+                self.now = Timestamp::from_unix_micros(secs.parse::<i64>().unwrap() * 1_000_000);
+                let now = self.now;
+                let (events, silent) = self.engine().tick(now);
+                self.events.extend(events);
+                self.silent = silent.iter().map(ToString::to_string).collect();
+            }
+            ["expect", "silent", loc] => {
+                assert!(
+                    self.silent.iter().any(|l| l == loc),
+                    "{at}: {loc} not silent: {:?}",
+                    self.silent
+                );
             }
             ["expect", "origin", pool, origin, v, why @ ..] => {
                 let id = self.pool_id(pool);

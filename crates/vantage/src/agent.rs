@@ -173,3 +173,16 @@ impl vantage_api::preview::PreviewRunner for LocalPreviews {
         })
     }
 }
+
+/// Lets stale votes expire: once a second, off the async threads.
+pub async fn tick(state: Arc<AppState>) {
+    let mut every = tokio::time::interval(Duration::from_secs(1));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        let st = Arc::clone(&state);
+        if let Err(e) = tokio::task::spawn_blocking(move || st.tick()).await {
+            tracing::error!(error = %e, "health tick failed");
+        }
+    }
+}

@@ -178,6 +178,7 @@ async fn serve(
     let mut background = vec![
         tokio::spawn(watch_store(Arc::clone(&state))),
         tokio::spawn(crate::agent::follow_config(Arc::clone(&state))),
+        tokio::spawn(crate::agent::tick(Arc::clone(&state))),
     ];
     if let Some((prober, location)) = agent {
         state.set_preview_runner(Arc::new(crate::agent::LocalPreviews {

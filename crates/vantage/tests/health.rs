@@ -82,6 +82,21 @@ async fn an_origin_dies_and_comes_back() {
         .ends_with("ms"));
     assert_eq!(pop["WNAM"]["healthy"], true, "{h}");
     assert_eq!(pop["locations"][0]["location"], "local");
+    let (_, locs) = s
+        .call(
+            Method::GET,
+            &format!("/accounts/{a}/load_balancers/probe_locations"),
+            None,
+        )
+        .await;
+    assert_eq!(locs["result"][0]["region"], "WNAM", "{locs}");
+    assert_eq!(
+        (
+            locs["result"][0]["location"].as_str(),
+            locs["result"][0]["state"].as_str()
+        ),
+        (Some("local"), Some("active"))
+    );
 
     // The origin dies.
     up.abort();

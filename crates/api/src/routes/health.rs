@@ -96,6 +96,29 @@ pub async fn preview_result(
         .ok_or_else(ApiError::not_found)?)
 }
 
+/// `GET .../load_balancers/probe_locations` (a Vantage extension): every probe location the
+/// controller has heard from, with its region, last contact and state.
+pub async fn probe_locations(
+    State(st): State<Arc<AppState>>,
+    Caller(p): Caller,
+    Path(a): Path<String>,
+) -> Reply {
+    account(&p, &a, Permission::MonitorsPoolsRead)?;
+    let items: Vec<Value> = st
+        .probe_locations()
+        .into_iter()
+        .map(|(l, c)| {
+            json!({
+                "region": l.region.code(),
+                "location": l.name,
+                "last_seen": time::format(c.last_seen),
+                "state": if c.silent { "silent" } else { "active" },
+            })
+        })
+        .collect();
+    ok_list(items, Page::ALL, |v| v)
+}
+
 /// The most events one request returns (the newest ones).
 const MAX_EVENTS: usize = 1000;
 

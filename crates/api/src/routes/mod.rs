@@ -104,6 +104,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route(&format!("{LB}/regions/{{region_id}}"), get(regions::get))
         .route(&format!("{LB}/search"), get(monitors::search))
         .route(
+            &format!("{LB}/probe_locations"),
+            get(health::probe_locations),
+        )
+        .route(
             "/client/v4/user/load_balancing_analytics/events",
             get(health::events),
         )

@@ -98,6 +98,30 @@ pub struct Engine {
     /// Last reported verdicts, to detect changes.
     reported_origins: HashMap<(PoolId, String), (Verdict, FailureReason)>,
     reported_pools: HashMap<PoolId, Verdict>,
+    /// The engine's time: the latest `now` it was given. Freshness is judged against it, so
+    /// what the API shows and what the events say always agree.
+    clock: Timestamp,
+    /// Last contact from each probe location.
+    locations: BTreeMap<Location, LocationContact>,
+}
+
+/// A probe location as the controller knows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LocationContact {
+    pub last_seen: Timestamp,
+    /// Silent: no contact for longer than [`SILENT_AFTER`].
+    pub silent: bool,
+}
+
+/// A location that has not been heard from for this long is reported silent. (Its votes go
+/// stale per target, after three of that target's intervals.)
+pub const SILENT_AFTER: i64 = 30_000_000;
+
+/// How long a location's verdict on a target stays fresh: three intervals plus the time one
+/// check may take.
+fn freshness_micros(spec: &MonitorSpec) -> i64 {
+    let check = i64::from(spec.timeout) * (i64::from(spec.retries) + 1);
+    (3 * i64::from(spec.interval) + check) * 1_000_000
 }
 
 impl Engine {
@@ -176,6 +200,7 @@ impl Engine {
     /// Follows a configuration change: new targets start unknown, removed ones are forgotten,
     /// and verdicts that the change itself alters (a threshold, a disabled origin) are events.
     pub fn configure(&mut self, catalog: &Catalog, now: Timestamp) -> Vec<Event> {
+        self.clock = self.clock.max(now);
         self.plan(catalog);
         let monitors = &self.monitors;
         self.states.retain(|k, _| monitors.contains_key(k));
@@ -237,6 +262,14 @@ impl Engine {
             return (None, vec![]);
         };
         let (up, down) = (spec.consecutive_up, spec.consecutive_down);
+        self.clock = self.clock.max(now);
+        self.locations.insert(
+            location.clone(),
+            LocationContact {
+                last_seen: now,
+                silent: false,
+            },
+        );
         let state = self.states.entry(key.clone()).or_default().entry(location);
         let changed = state.record(result, up, down, now);
         let Some(_) = changed else {
@@ -249,6 +282,45 @@ impl Engine {
             .filter_map(|p| self.evaluate(p, now))
             .collect();
         (Some(snapshot), events)
+    }
+
+    /// Advances the engine's time: verdicts that went stale (their location fell silent) stop
+    /// voting, and the changes that causes are events. Also returns the locations that fell
+    /// silent since the last tick.
+    pub fn tick(&mut self, now: Timestamp) -> (Vec<Event>, Vec<Location>) {
+        self.clock = self.clock.max(now);
+        let mut fell_silent = Vec::new();
+        for (loc, contact) in &mut self.locations {
+            let silent = self.clock.unix_micros() - contact.last_seen.unix_micros() > SILENT_AFTER;
+            if silent && !contact.silent {
+                fell_silent.push(loc.clone());
+            }
+            contact.silent = silent;
+        }
+        let ids: Vec<PoolId> = self.pools.keys().copied().collect();
+        (
+            ids.into_iter()
+                .filter_map(|id| self.evaluate(id, now))
+                .collect(),
+            fell_silent,
+        )
+    }
+
+    /// Notes contact from a location that had nothing to report.
+    pub fn heartbeat(&mut self, location: &Location, now: Timestamp) {
+        self.clock = self.clock.max(now);
+        self.locations.insert(
+            location.clone(),
+            LocationContact {
+                last_seen: now,
+                silent: false,
+            },
+        );
+    }
+
+    /// Every probe location heard from, with its last contact.
+    pub fn locations(&self) -> impl Iterator<Item = (&Location, &LocationContact)> {
+        self.locations.iter()
     }
 
     /// The latest state of every (target, location), for the API's per-location views.
@@ -318,7 +390,20 @@ impl Engine {
             .as_ref()
             .and_then(|k| self.states.get(k))
             .unwrap_or(&empty);
-        let votes_from = |r: RegionCode| states.iter().filter(move |(l, _)| l.region == r);
+        // Only fresh states vote: a location that stopped reporting on this target loses its say.
+        let limit = origin
+            .key
+            .as_ref()
+            .and_then(|k| self.monitors.get(k))
+            .map_or(0, |s| freshness_micros(s));
+        let clock = self.clock.unix_micros();
+        let fresh =
+            move |s: &LocationState| s.last_at.is_some_and(|t| t.unix_micros() + limit >= clock);
+        let votes_from = move |r: RegionCode| {
+            states
+                .iter()
+                .filter(move |(l, s)| l.region == r && fresh(s))
+        };
         let mut regions = BTreeMap::new();
         let voters: Vec<&LocationState> = match &plan.check_regions {
             CheckRegions::AllLocations => {
@@ -328,7 +413,7 @@ impl Engine {
                         majority(votes_from(l.region).map(|(_, s)| s.verdict)),
                     );
                 }
-                states.values().collect()
+                states.values().filter(|s| fresh(s)).collect()
             }
             CheckRegions::AllRegions | CheckRegions::Regions(_) => {
                 let mut voters = Vec::new();
@@ -338,7 +423,9 @@ impl Engine {
                             l.region,
                             majority(votes_from(l.region).map(|(_, s)| s.verdict)),
                         );
-                        voters.push(s);
+                        if fresh(s) {
+                            voters.push(s);
+                        }
                     }
                 }
                 voters
