@@ -2,7 +2,7 @@
 
 use axum::http::HeaderMap;
 use vantage_core::auth::Permission;
-use vantage_core::auth::{Principal, Target};
+use vantage_core::auth::{Principal, Target, TokenKind};
 use vantage_core::catalog::Catalog;
 use vantage_core::Timestamp;
 use vantage_wire::ApiError;
@@ -96,5 +96,35 @@ pub fn require(principal: &Principal, needed: Permission, target: Target) -> Res
         Ok(())
     } else {
         Err(ApiError::forbidden())
+    }
+}
+
+/// Checks an agent's bearer token: only an active agent token passes.
+pub fn authenticate_agent(
+    headers: &HeaderMap,
+    catalog: &Catalog,
+    now: Timestamp,
+) -> Result<(), ApiError> {
+    let value = header(headers, "authorization")
+        .map_err(|()| ApiError::bad_auth_header(6111, "Invalid format for Authorization header"))?
+        .ok_or_else(ApiError::missing_credentials)?;
+    let token = value
+        .strip_prefix("Bearer ")
+        .map(str::trim)
+        .filter(|t| is_token_syntax(t));
+    let token = token.ok_or_else(|| {
+        ApiError::bad_auth_header(6111, "Invalid format for Authorization header")
+    })?;
+    let digest = token_digest(token);
+    match catalog.token_by_digest(&digest) {
+        Some(t)
+            if digests_equal(&t.digest, &digest)
+                && t.is_usable(now)
+                && t.kind == TokenKind::Agent =>
+        {
+            Ok(())
+        }
+        Some(t) if t.kind == TokenKind::Api => Err(ApiError::api_token_on_agent()),
+        _ => Err(ApiError::invalid_token()),
     }
 }

@@ -48,9 +48,26 @@ impl AppState {
         self.persist(vec![], events);
     }
 
-    /// Notes contact from a location with nothing to report.
-    pub fn heartbeat(&self, location: &Location) {
-        self.engine().heartbeat(location, now());
+    /// Notes contact from a location. A location name belongs to one region: the same name
+    /// in another region is refused.
+    pub fn heartbeat(&self, location: &Location) -> Result<(), String> {
+        let mut engine = self.engine();
+        if let Some((other, _)) = engine
+            .locations()
+            .find(|(l, _)| l.name == location.name && l.region != location.region)
+        {
+            return Err(format!(
+                "location name {:?} is already used in region {}",
+                location.name, other.region
+            ));
+        }
+        engine.heartbeat(location, now());
+        Ok(())
+    }
+
+    /// The current assignment version, to long-poll on.
+    pub fn assignment_version(&self) -> u64 {
+        *self.assignment_version.borrow()
     }
 
     /// Every probe location heard from: where it is, when it was last heard, whether silent.
@@ -70,12 +87,21 @@ impl AppState {
 
     /// Takes one check's facts from `location`: the core judges them against the target's
     /// monitor and updates verdicts. A result for a target no longer assigned is dropped.
-    pub fn record(&self, location: &Location, key: &ProbeKey, facts: &Facts) {
+    /// `at` is when the check ran (a replayed result keeps its time; one from the future is
+    /// taken as now).
+    pub fn record(
+        &self,
+        location: &Location,
+        key: &ProbeKey,
+        facts: &Facts,
+        at: vantage_core::Timestamp,
+    ) {
+        let at = at.min(now());
         let (state, events) = {
             let mut engine = self.engine();
             let Some(spec) = engine.spec(key) else { return };
             let result = judge(spec, facts);
-            engine.record(location, key, result, now())
+            engine.record(location, key, result, at)
         };
         let states: Vec<(ProbeKey, Location, LocationState)> = state
             .into_iter()

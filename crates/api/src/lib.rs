@@ -4,6 +4,7 @@
 //! persist through [`state::AppState::commit`], render with `vantage-wire`.
 #![forbid(unsafe_code)]
 
+pub mod agent_protocol;
 pub mod auth;
 mod extract;
 mod failure;

@@ -88,7 +88,21 @@ pub struct Token {
     pub issued_on: Timestamp,
     pub modified_on: Timestamp,
     pub expires_on: Option<Timestamp>,
+    /// What the token is for; tokens stored before agents existed are API tokens.
+    #[serde(default)]
+    pub kind: TokenKind,
 }
+
+crate::string_enum!(
+    /// API tokens act on accounts through `/client/v4`; agent tokens only let a probe agent
+    /// fetch its assignment and report results. Neither works in the other's place.
+    #[derive(Default)]
+    TokenKind {
+        #[default]
+        Api = "api",
+        Agent = "agent",
+    }
+);
 
 impl Token {
     pub fn is_usable(&self, now: Timestamp) -> bool {
@@ -292,6 +306,7 @@ mod tests {
             issued_on: Timestamp::from_unix_micros(0),
             modified_on: Timestamp::from_unix_micros(0),
             expires_on: Some(Timestamp::from_unix_micros(100)),
+            kind: TokenKind::Api,
         };
         assert!(t.is_usable(Timestamp::from_unix_micros(99)));
         assert!(!t.is_usable(Timestamp::from_unix_micros(100)));

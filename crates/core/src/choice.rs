@@ -30,10 +30,10 @@ pub fn choose<C: Choice>(v: &mut Violations, path: Path, raw: Option<&str>, defa
 /// Declares a [`Choice`] enum: `string_enum!(Name { Variant = "wire", … })`.
 #[macro_export]
 macro_rules! string_enum {
-    ($(#[$meta:meta])* $name:ident { $($variant:ident = $wire:literal),+ $(,)? }) => {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $wire:literal),+ $(,)? }) => {
         $(#[$meta])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-        pub enum $name { $($variant),+ }
+        pub enum $name { $($(#[$vmeta])* $variant),+ }
 
         impl $crate::choice::Choice for $name {
             const ALL: &'static [Self] = &[$(Self::$variant),+];

@@ -6,7 +6,7 @@ use anyhow::{anyhow, bail, Context};
 use clap::Subcommand;
 use serde_json::json;
 use vantage_api::secrets::{generate_token, random_bytes};
-use vantage_core::auth::{Grant, Permission, Resource, TokenStatus};
+use vantage_core::auth::{Grant, Permission, Resource, TokenKind, TokenStatus};
 use vantage_core::catalog::{Catalog, CatalogError, Change};
 use vantage_core::choice::Choice;
 use vantage_core::{AccountId, TokenId, ZoneId};
@@ -25,15 +25,19 @@ pub enum TokenCommand {
         data: DataDir,
         #[arg(long)]
         name: String,
-        /// The account the token acts on.
-        #[arg(long)]
-        account: String,
+        /// The account the token acts on (not for --agent).
+        #[arg(long, required_unless_present = "agent")]
+        account: Option<String>,
         /// Limit zone permissions to this zone instead of every zone of the account.
         #[arg(long)]
         zone: Option<String>,
-        /// A Cloudflare permission-group name (repeatable), or `all`.
-        #[arg(long = "permission", required = true)]
+        /// A Cloudflare permission-group name (repeatable), or `all` (not for --agent).
+        #[arg(long = "permission", required_unless_present = "agent")]
         permissions: Vec<String>,
+        /// A token for a probe agent (`vantage agent --token`): valid only for the agent
+        /// protocol, for no account.
+        #[arg(long, conflicts_with_all = ["account", "zone", "permissions"])]
+        agent: bool,
         /// RFC 3339 instant after which the token stops working.
         #[arg(long)]
         expires_on: Option<String>,
@@ -121,6 +125,43 @@ fn parse_permissions(raw: &[String]) -> anyhow::Result<Vec<Permission>> {
     Ok(out)
 }
 
+/// The grant of an API token: `permissions` on `account`, or on one zone of it.
+fn grant(
+    catalog: &Catalog,
+    account: &str,
+    zone: Option<String>,
+    permissions: &[String],
+) -> anyhow::Result<Grant> {
+    let account: AccountId = account
+        .parse()
+        .map_err(|_| anyhow!("--account is not an account id"))?;
+    catalog
+        .account(account)
+        .ok_or_else(|| anyhow!("no account {account}"))?;
+    let permissions = parse_permissions(permissions)?;
+    let resource = match zone {
+        None => Resource::Account(account),
+        Some(z) => {
+            let z: ZoneId = z.parse().map_err(|_| anyhow!("--zone is not a zone id"))?;
+            match catalog.zone(z) {
+                Some(found) if found.account == account => {}
+                _ => bail!("no zone {z} in account {account}"),
+            }
+            if let Some(p) = permissions.iter().find(|p| !p.is_zone_scoped()) {
+                bail!(
+                    "{:?} is an account permission and cannot be limited to a zone",
+                    p.as_str()
+                );
+            }
+            Resource::Zone(z)
+        }
+    };
+    Ok(Grant {
+        resource,
+        permissions,
+    })
+}
+
 pub fn token(cmd: TokenCommand) -> anyhow::Result<()> {
     match cmd {
         TokenCommand::Create {
@@ -131,49 +172,32 @@ pub fn token(cmd: TokenCommand) -> anyhow::Result<()> {
             permissions,
             expires_on,
             output,
+            agent,
         } => {
             let (store, catalog) = open(&data)?;
-            let account: AccountId = account
-                .parse()
-                .map_err(|_| anyhow!("--account is not an account id"))?;
-            catalog
-                .account(account)
-                .ok_or_else(|| anyhow!("no account {account}"))?;
-            let permissions = parse_permissions(&permissions)?;
-            let resource = match zone {
-                None => Resource::Account(account),
-                Some(z) => {
-                    let z: ZoneId = z.parse().map_err(|_| anyhow!("--zone is not a zone id"))?;
-                    match catalog.zone(z) {
-                        Some(found) if found.account == account => {}
-                        _ => bail!("no zone {z} in account {account}"),
-                    }
-                    if let Some(p) = permissions.iter().find(|p| !p.is_zone_scoped()) {
-                        bail!(
-                            "{:?} is an account permission and cannot be limited to a zone",
-                            p.as_str()
-                        );
-                    }
-                    Resource::Zone(z)
-                }
-            };
             let expires_on = expires_on
                 .map(|e| {
                     vantage_wire::time::parse(&e)
                         .ok_or_else(|| anyhow!("--expires-on must be an RFC 3339 time"))
                 })
                 .transpose()?;
+            let grants = if agent {
+                vec![]
+            } else {
+                let account = account.unwrap_or_default();
+                vec![grant(&catalog, &account, zone, &permissions)?]
+            };
             let secret = generate_token();
-            let t = new_token(
+            let mut t = new_token(
                 &name,
                 &secret,
-                vec![Grant {
-                    resource,
-                    permissions,
-                }],
+                grants,
                 vantage_api::state::now(),
                 expires_on,
             );
+            if agent {
+                t.kind = TokenKind::Agent;
+            }
             let rendered = vantage_wire::token::render(&t);
             commit(&store, vec![Change::PutToken(t)])?;
             match output {

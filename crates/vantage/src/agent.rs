@@ -7,20 +7,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::Semaphore;
+use vantage_api::agent_protocol::{Assignment, Reported, Target};
 use vantage_api::state::now;
 use vantage_api::AppState;
-use vantage_core::health::engine::Assignment;
 use vantage_core::health::{Location, ProbeKey, Schedule};
-use vantage_probe::{Prober, Target};
+use vantage_probe::{Prober, Target as ProbeTarget};
 
 /// Checks in flight at once; beyond it the schedule waits (and lateness shows in metrics).
 const MAX_IN_FLIGHT: usize = 4096;
 
-fn user_agent(a: &Assignment) -> String {
+fn user_agent(pools: &[String]) -> String {
     format!(
         "Mozilla/5.0 (compatible; Vantage-Health-Check/{}; pool: {})",
         env!("CARGO_PKG_VERSION"),
-        a.pools.join(",")
+        pools.join(",")
     )
 }
 
@@ -55,59 +55,220 @@ impl Lateness {
     }
 }
 
-pub async fn run(state: Arc<AppState>, prober: Prober, location: Location) {
+/// Where an agent gets its work and sends its facts: the controller in this process (the
+/// built-in agent), or one across the network (`vantage agent`). Everything else is shared.
+pub enum Link {
+    Local(Arc<AppState>),
+    Remote(crate::remote::Controller),
+}
+
+impl Link {
+    /// The assignment once it differs from `known` (long-poll).
+    async fn assignment(
+        &self,
+        location: &Location,
+        known: Option<u64>,
+    ) -> anyhow::Result<Assignment> {
+        match self {
+            Link::Local(state) => {
+                let mut changes = state.assignment_changes();
+                if known == Some(*changes.borrow_and_update()) {
+                    changes.changed().await?;
+                }
+                let version = state.assignment_version();
+                let targets = state
+                    .assignment(location.region)
+                    .into_iter()
+                    .map(|a| Target {
+                        key: a.key,
+                        monitor: (*a.spec).clone(),
+                        pools: a.pools,
+                    })
+                    .collect();
+                Ok(Assignment { version, targets })
+            }
+            Link::Remote(c) => c.assignment(location, known).await,
+        }
+    }
+
+    async fn report(&self, location: &Location, results: Vec<Reported>) -> anyhow::Result<()> {
+        match self {
+            Link::Local(state) => {
+                let (state, location) = (Arc::clone(state), location.clone());
+                tokio::task::spawn_blocking(move || {
+                    for r in results {
+                        state.record(&location, &r.key, &r.facts, r.at);
+                    }
+                })
+                .await?;
+                Ok(())
+            }
+            Link::Remote(c) => c.report(location, results).await,
+        }
+    }
+}
+
+/// Exponential backoff with jitter for reconnecting: 0.5 s doubling to 30 s, each wait drawn
+/// between half and all of the current step so agents do not reconnect in lockstep.
+#[derive(Debug)]
+struct Backoff(Duration);
+
+impl Backoff {
+    const FIRST: Duration = Duration::from_millis(500);
+    const MAX: Duration = Duration::from_secs(30);
+
+    fn new() -> Self {
+        Self(Self::FIRST)
+    }
+
+    fn reset(&mut self) {
+        self.0 = Self::FIRST;
+    }
+
+    async fn wait(&mut self) {
+        let jittered = self.0.mul_f64(rand::random_range(0.5..=1.0));
+        tokio::time::sleep(jittered).await;
+        self.0 = (self.0 * 2).min(Self::MAX);
+    }
+}
+
+/// Keeps the assignment current: long-polls the controller, retries with backoff when it is
+/// unreachable, and meanwhile the last assignment stays in force.
+async fn follow_assignment(
+    link: Arc<Link>,
+    location: Location,
+    tx: tokio::sync::watch::Sender<Arc<Assignment>>,
+) {
+    let mut known = None;
+    let mut backoff = Backoff::new();
+    loop {
+        match link.assignment(&location, known).await {
+            Ok(a) => {
+                backoff.reset();
+                if known != Some(a.version) {
+                    known = Some(a.version);
+                    if tx.send(Arc::new(a)).is_err() {
+                        return;
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot fetch the assignment; probing on the last one");
+                backoff.wait().await;
+            }
+        }
+    }
+}
+
+/// Sends results in batches. While the controller is unreachable it buffers up to `capacity`
+/// results, dropping the oldest (and counting them), and replays them once it is back.
+async fn report_results(
+    link: Arc<Link>,
+    location: Location,
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<Reported>,
+    capacity: usize,
+) {
+    const BATCH: usize = 2000;
+    let mut buffer: std::collections::VecDeque<Reported> = std::collections::VecDeque::new();
+    let mut dropped: u64 = 0;
+    let mut backoff = Backoff::new();
+    loop {
+        if buffer.is_empty() {
+            // Nothing pending: wait for a result, or send an empty batch now and then so the
+            // controller knows this location is alive.
+            match tokio::time::timeout(Duration::from_secs(10), rx.recv()).await {
+                Ok(Some(r)) => buffer.push_back(r),
+                Ok(None) => return,
+                Err(_) => {}
+            }
+        }
+        while let Ok(r) = rx.try_recv() {
+            buffer.push_back(r);
+        }
+        if buffer.len() > capacity {
+            let excess = buffer.len() - capacity;
+            buffer.drain(..excess);
+            dropped += excess as u64;
+            tracing::warn!(
+                dropped_total = dropped,
+                "result buffer full: dropped the oldest results"
+            );
+        }
+        let batch: Vec<Reported> = buffer.iter().take(BATCH).cloned().collect();
+        let n = batch.len();
+        match link.report(&location, batch).await {
+            Ok(()) => {
+                buffer.drain(..n);
+                backoff.reset();
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, buffered = buffer.len(), "cannot report results; will retry");
+                backoff.wait().await;
+            }
+        }
+    }
+}
+
+/// One probe location: follows its assignment, checks every target on schedule, reports
+/// the facts. The built-in agent and `vantage agent` both run this.
+pub async fn run(link: Link, prober: Prober, location: Location, buffer_capacity: usize) {
     tracing::info!(%location, "probe agent started");
-    let mut changes = state.assignment_changes();
+    let link = Arc::new(link);
+    let (assign_tx, mut assignments) = tokio::sync::watch::channel(Arc::new(Assignment {
+        version: 0,
+        targets: vec![],
+    }));
+    let (results_tx, results_rx) = tokio::sync::mpsc::unbounded_channel();
+    let follower = tokio::spawn(follow_assignment(
+        Arc::clone(&link),
+        location.clone(),
+        assign_tx,
+    ));
+    let reporter = tokio::spawn(report_results(
+        Arc::clone(&link),
+        location.clone(),
+        results_rx,
+        buffer_capacity,
+    ));
+
     let mut schedule = Schedule::default();
-    let mut targets: HashMap<ProbeKey, Arc<(Assignment, String)>> = HashMap::new();
+    let mut targets: HashMap<ProbeKey, Arc<(Target, String)>> = HashMap::new();
     let limit = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
     let mut lateness = Lateness::default();
-    let mut reload = true;
     loop {
-        if reload {
-            let assignment = state.assignment(location.region);
-            schedule.set(
-                assignment.iter().map(|a| (a.key.clone(), a.spec.interval)),
-                now(),
-            );
-            targets = assignment
-                .into_iter()
-                .map(|a| {
-                    let ua = user_agent(&a);
-                    (a.key.clone(), Arc::new((a, ua)))
-                })
-                .collect();
-            tracing::debug!(targets = targets.len(), "assignment loaded");
-            reload = false;
-        }
         let wait = schedule.next_deadline().map(|d| {
             Duration::from_micros(u64::try_from(d.unix_micros() - now().unix_micros()).unwrap_or(0))
         });
         tokio::select! {
-            changed = changes.changed() => {
+            changed = assignments.changed() => {
                 if changed.is_err() {
-                    return;
+                    break;
                 }
-                reload = true;
+                let a = Arc::clone(&assignments.borrow_and_update());
+                schedule.set(a.targets.iter().map(|t| (t.key.clone(), t.monitor.interval)), now());
+                targets = a.targets.iter().map(|t| (t.key.clone(), Arc::new((t.clone(), user_agent(&t.pools))))).collect();
+                tracing::debug!(targets = targets.len(), version = a.version, "assignment loaded");
             }
             () = sleep_or_forever(wait) => {
                 for (key, due_at) in schedule.due(now()) {
                     let Some(target) = targets.get(&key).cloned() else { continue };
-                    let Ok(permit) = Arc::clone(&limit).acquire_owned().await else { return };
-                    let started = now().unix_micros();
-                    lateness.add(u64::try_from(started - due_at.unix_micros()).unwrap_or(0), started);
-                    let (state, prober, location) = (Arc::clone(&state), prober.clone(), location.clone());
+                    let Ok(permit) = Arc::clone(&limit).acquire_owned().await else { break };
+                    let started = now();
+                    lateness.add(u64::try_from(started.unix_micros() - due_at.unix_micros()).unwrap_or(0), started.unix_micros());
+                    let (prober, results) = (prober.clone(), results_tx.clone());
                     tokio::spawn(async move {
-                        let (a, ua) = &*target;
-                        let t = Target { spec: &a.spec, address: &a.key.address, port: a.key.port, host: a.key.host.as_deref(), user_agent: ua };
-                        let facts = prober.check(&t).await;
-                        state.record(&location, &a.key, &facts);
+                        let (t, ua) = &*target;
+                        let probe = ProbeTarget { spec: &t.monitor, address: &t.key.address, port: t.key.port, host: t.key.host.as_deref(), user_agent: ua };
+                        let facts = prober.check(&probe).await;
+                        let _ = results.send(Reported { key: t.key.clone(), facts, at: started });
                         drop(permit);
                     });
                 }
             }
         }
     }
+    follower.abort();
+    reporter.abort();
 }
 
 async fn sleep_or_forever(wait: Option<Duration>) {
@@ -162,7 +323,7 @@ impl vantage_api::preview::PreviewRunner for LocalPreviews {
                 env!("CARGO_PKG_VERSION")
             );
             self.prober
-                .check(&Target {
+                .check(&ProbeTarget {
                     spec,
                     address,
                     port,

@@ -8,7 +8,7 @@ use anyhow::{bail, Context};
 use vantage_api::secrets::{
     generate_token, is_global_key_syntax, is_token_syntax, key_digest, random_bytes, token_digest,
 };
-use vantage_core::auth::{Grant, Permission, Resource, Token, TokenStatus, User};
+use vantage_core::auth::{Grant, Permission, Resource, Token, TokenKind, TokenStatus, User};
 use vantage_core::catalog::{Catalog, Change};
 use vantage_core::{AccountId, Timestamp, TokenId, UserId};
 
@@ -18,6 +18,7 @@ pub struct Seed {
     pub token: Option<String>,
     pub email: Option<String>,
     pub key: Option<String>,
+    pub agent_token: Option<String>,
 }
 
 impl Seed {
@@ -27,7 +28,15 @@ impl Seed {
             token: var("VANTAGE_BOOTSTRAP_TOKEN"),
             email: var("VANTAGE_BOOTSTRAP_EMAIL"),
             key: var("VANTAGE_BOOTSTRAP_KEY"),
+            agent_token: var("VANTAGE_BOOTSTRAP_AGENT_TOKEN"),
         };
+        if seed
+            .agent_token
+            .as_deref()
+            .is_some_and(|t| !is_token_syntax(t))
+        {
+            bail!("VANTAGE_BOOTSTRAP_AGENT_TOKEN must be 40-80 characters of [0-9A-Za-z_-]");
+        }
         if seed.token.as_deref().is_some_and(|t| !is_token_syntax(t)) {
             bail!("VANTAGE_BOOTSTRAP_TOKEN must be 40-80 characters of [0-9A-Za-z_-]");
         }
@@ -69,6 +78,7 @@ pub fn new_token(
         issued_on: now,
         modified_on: now,
         expires_on,
+        kind: TokenKind::Api,
     }
 }
 
@@ -100,6 +110,11 @@ pub fn plan(
         now,
         None,
     )));
+    if let Some(agent) = &seed.agent_token {
+        let mut t = new_token("bootstrap agent", agent, vec![], now, None);
+        t.kind = TokenKind::Agent;
+        changes.push(Change::PutToken(t));
+    }
     if let (Some(email), Some(key)) = (&seed.email, &seed.key) {
         let salt = random_bytes();
         changes.push(Change::PutUser(User {

@@ -5,6 +5,7 @@
 mod admin;
 mod agent;
 mod bootstrap;
+mod remote;
 mod serve;
 
 use std::path::PathBuf;
@@ -45,6 +46,8 @@ pub struct DataDir {
 enum Command {
     /// Run the control plane (Cloudflare-compatible API under /client/v4).
     Serve(serve::ServeArgs),
+    /// Run a remote probe location that reports to a controller.
+    Agent(remote::AgentArgs),
     /// Manage API tokens in a data directory (works while the server runs).
     #[command(subcommand)]
     Token(admin::TokenCommand),
@@ -60,6 +63,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
+        Command::Agent(args) => remote::run(args),
         Command::Token(cmd) => admin::token(cmd),
         Command::Account(cmd) => admin::account(cmd),
         Command::Zone(cmd) => admin::zone(cmd),

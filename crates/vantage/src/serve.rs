@@ -44,7 +44,7 @@ pub struct ServeArgs {
     probe_ca_file: Option<PathBuf>,
 }
 
-fn parse_region(s: &str) -> Result<RegionCode, String> {
+pub fn parse_region(s: &str) -> Result<RegionCode, String> {
     s.parse().map_err(|_| {
         let codes: Vec<&str> = RegionCode::ALL.iter().map(|r| r.code()).collect();
         format!("not a region code; use one of {}", codes.join(", "))
@@ -186,9 +186,10 @@ async fn serve(
             location: location.clone(),
         }));
         background.push(tokio::spawn(crate::agent::run(
-            Arc::clone(&state),
+            crate::agent::Link::Local(Arc::clone(&state)),
             prober,
             location,
+            100_000,
         )));
     }
     let app = vantage_api::router(Arc::clone(&state));
@@ -219,7 +220,7 @@ async fn watch_store(state: Arc<AppState>) {
     }
 }
 
-async fn shutdown_signal() {
+pub async fn shutdown_signal() {
     let ctrl_c = async {
         if let Err(e) = tokio::signal::ctrl_c().await {
             tracing::warn!(error = %e, "cannot listen for SIGINT");

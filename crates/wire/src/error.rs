@@ -133,6 +133,20 @@ impl ApiError {
         Self::one(403, 9103, "Unknown X-Auth-Key or X-Auth-Email")
     }
 
+    /// An agent token presented to the API.
+    pub fn agent_token_on_api() -> Self {
+        Self::one(
+            403,
+            10000,
+            "Authentication error: agent tokens are only valid for the probe-agent protocol",
+        )
+    }
+
+    /// An API token presented to the agent protocol.
+    pub fn api_token_on_agent() -> Self {
+        Self::one(403, 10000, "Authentication error: the probe-agent protocol needs an agent token (vantage token create --agent)")
+    }
+
     pub fn forbidden() -> Self {
         Self::one(403, 10000, "Authentication error")
     }

@@ -31,6 +31,7 @@ pub fn render(t: &Token) -> Value {
         "id": t.id.to_string(),
         "name": t.name,
         "status": t.status.as_str(),
+        "kind": t.kind.as_str(),
         "issued_on": time::format(t.issued_on),
         "modified_on": time::format(t.modified_on),
         "expires_on": t.expires_on.map(time::format),

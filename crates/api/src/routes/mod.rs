@@ -18,6 +18,7 @@ use crate::state::AppState;
 
 mod account_object;
 mod accounts;
+pub mod agent;
 mod health;
 mod load_balancers;
 mod monitors;
@@ -111,6 +112,8 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/client/v4/user/load_balancing_analytics/events",
             get(health::events),
         )
+        .route("/agent/v1/assignment", get(agent::assignment))
+        .route("/agent/v1/results", axum::routing::post(agent::results))
         .fallback(|| async { Failure(ApiError::no_route()) })
         .method_not_allowed_fallback(|| async { Failure(ApiError::method_not_allowed()) });
     r.with_state(state)
