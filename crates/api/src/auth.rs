@@ -42,6 +42,7 @@ pub fn authenticate(
         }
         let digest = token_digest(token);
         return match catalog.token_by_digest(&digest) {
+            Some(t) if t.kind == TokenKind::Agent => Err(ApiError::agent_token_on_api()),
             Some(t) if digests_equal(&t.digest, &digest) && t.is_usable(now) => {
                 Ok(Principal::for_token(t))
             }

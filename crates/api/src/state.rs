@@ -103,7 +103,7 @@ impl AppState {
     pub fn load(store: Arc<dyn Store>) -> Result<(Arc<Self>, Writer), StoreError> {
         let seen_version = store.external_version()?;
         let catalog = store.load_catalog()?;
-        let engine = Engine::new(&catalog, store.load_health()?);
+        let engine = Engine::new(&catalog, store.load_health()?, now());
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         let state = Arc::new(Self {
             catalog: RwLock::new(catalog),

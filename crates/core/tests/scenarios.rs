@@ -89,7 +89,7 @@ impl World {
 
     fn engine(&mut self) -> &mut Engine {
         if self.engine.is_none() {
-            self.engine = Some(Engine::new(&self.catalog, []));
+            self.engine = Some(Engine::new(&self.catalog, [], T0));
         }
         self.engine.as_mut().unwrap()
     }

@@ -103,6 +103,9 @@ pub struct Engine {
     clock: Timestamp,
     /// Last contact from each probe location.
     locations: BTreeMap<Location, LocationContact>,
+    /// When the engine resumed from stored states. Whether those locations are still alive is
+    /// unknown at that moment, so their votes get the usual grace period counted from here.
+    restored_at: Timestamp,
 }
 
 /// A probe location as the controller knows it.
@@ -130,8 +133,12 @@ impl Engine {
     pub fn new(
         catalog: &Catalog,
         restored: impl IntoIterator<Item = (ProbeKey, Location, LocationState)>,
+        now: Timestamp,
     ) -> Self {
-        let mut e = Engine::default();
+        let mut e = Engine {
+            restored_at: now,
+            ..Engine::default()
+        };
         for (key, loc, state) in restored {
             *e.states.entry(key).or_default().entry(&loc) = state;
         }
@@ -397,8 +404,11 @@ impl Engine {
             .and_then(|k| self.monitors.get(k))
             .map_or(0, |s| freshness_micros(s));
         let clock = self.clock.unix_micros();
-        let fresh =
-            move |s: &LocationState| s.last_at.is_some_and(|t| t.unix_micros() + limit >= clock);
+        let since = self.restored_at;
+        let fresh = move |s: &LocationState| {
+            s.last_at
+                .is_some_and(|t| t.max(since).unix_micros() + limit >= clock)
+        };
         let votes_from = move |r: RegionCode| {
             states
                 .iter()

@@ -67,9 +67,11 @@ impl Server {
     /// Starts a server on `dir` with extra `serve` flags.
     pub fn start_with(dir: &Path, env: &[(&str, &str)], flags: &[&str]) -> Result<Self, String> {
         let mut cmd = Command::new(bin());
-        cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(dir)
-            .args(flags);
+        cmd.arg("serve");
+        if !flags.contains(&"--listen") {
+            cmd.args(["--listen", "127.0.0.1:0"]);
+        }
+        cmd.arg("--data-dir").arg(dir).args(flags);
         cmd.env_remove("VANTAGE_BOOTSTRAP_TOKEN")
             .env("VANTAGE_LOG", "info");
         for (k, v) in env {

@@ -1,0 +1,283 @@
+//! Several probe locations in several regions, each a real `vantage agent` process with its
+//! own source address, against origins that fail for some of those addresses: the locations
+//! disagree, and the verdicts are votes.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::collections::HashSet;
+use std::net::IpAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::{eventually, Server, EMAIL, KEY, TOKEN};
+use reqwest::Method;
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+const AGENT_TOKEN: &str = "vantage-test-agent-token_0123456789abcdefghijklmnopqrs";
+
+/// An origin that answers 503 to the source addresses in `deny` and 200 to everyone else.
+async fn origin(deny: &[&str]) -> u16 {
+    let deny: Arc<Mutex<HashSet<IpAddr>>> = Arc::new(Mutex::new(
+        deny.iter().map(|a| a.parse().unwrap()).collect(),
+    ));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut s, peer)) = listener.accept().await {
+            let denied = deny.lock().unwrap().contains(&peer.ip());
+            tokio::spawn(async move {
+                let mut buf = [0u8; 2048];
+                let _ = s.read(&mut buf).await;
+                let resp: &[u8] = if denied {
+                    b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n"
+                } else {
+                    b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
+                };
+                let _ = s.write_all(resp).await;
+            });
+        }
+    });
+    port
+}
+
+struct Agent(Child);
+
+impl Agent {
+    fn start(controller: &str, region: &str, location: &str, source: &str) -> Self {
+        let child = Command::new(common::bin())
+            .args([
+                "agent",
+                "--controller",
+                controller,
+                "--token",
+                AGENT_TOKEN,
+                "--region",
+                region,
+                "--location",
+                location,
+                "--source-address",
+                source,
+            ])
+            .env("VANTAGE_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        Self(child)
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn four_agents_two_regions_vote() {
+    // A: fails only from ams; B: fails from both WEU locations; D: fails from ams and fra, and
+    // is checked with `check_regions: null` (a vote over all four locations).
+    let (a, b, d) = (
+        origin(&["127.0.0.2"]).await,
+        origin(&["127.0.0.2", "127.0.0.3"]).await,
+        origin(&["127.0.0.2", "127.0.0.3"]).await,
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let env = [
+        ("VANTAGE_BOOTSTRAP_TOKEN", TOKEN),
+        ("VANTAGE_BOOTSTRAP_EMAIL", EMAIL),
+        ("VANTAGE_BOOTSTRAP_KEY", KEY),
+        ("VANTAGE_BOOTSTRAP_AGENT_TOKEN", AGENT_TOKEN),
+    ];
+    let s = Server::start_with(&dir, &env, &["--no-agent"]).unwrap();
+    let controller = format!("http://{}", s.addr);
+    let acct = s.account_id().await;
+
+    // API tokens cannot speak the agent protocol, and agent tokens cannot use the API.
+    let r = s
+        .http
+        .get(format!(
+            "{controller}/agent/v1/assignment?region=WEU&location=x"
+        ))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let (st, _) = s.call_as(AGENT_TOKEN, Method::GET, "/accounts", None).await;
+    assert_eq!(st, 403);
+
+    let (_, m) = s
+        .call(
+            Method::POST,
+            &format!("/accounts/{acct}/load_balancers/monitors"),
+            Some(json!({"expected_codes": "200", "interval": 5, "timeout": 1, "retries": 0})),
+        )
+        .await;
+    let mid = m["result"]["id"].as_str().unwrap().to_owned();
+    let pool = |name: &str, regions: Value, port: u16| json!({"name": name, "monitor": mid, "check_regions": regions, "origins": [{"name": "o", "address": "127.0.0.1", "port": port}]});
+    let mut ids = Vec::new();
+    for body in [
+        pool("a", json!(["WEU", "ENAM"]), a),
+        pool("b", json!(["ALL_REGIONS"]), b),
+        pool("d", Value::Null, d),
+    ] {
+        let (st, p) = s
+            .call(
+                Method::POST,
+                &format!("/accounts/{acct}/load_balancers/pools"),
+                Some(body),
+            )
+            .await;
+        assert_eq!(st, 200, "{p}");
+        ids.push(p["result"]["id"].as_str().unwrap().to_owned());
+    }
+    let health = |i: usize| {
+        let path = format!("/accounts/{acct}/load_balancers/pools/{}/health", ids[i]);
+        let s = &s;
+        async move { s.call(Method::GET, &path, None).await.1 }
+    };
+
+    let agents = [
+        ("WEU", "ams", "127.0.0.2"),
+        ("WEU", "fra", "127.0.0.3"),
+        ("ENAM", "iad", "127.0.0.4"),
+        ("ENAM", "ewr", "127.0.0.5"),
+    ];
+    let mut running: Vec<Option<Agent>> = agents
+        .iter()
+        .map(|(r, l, src)| Some(Agent::start(&controller, r, l, src)))
+        .collect();
+    let limit = Duration::from_secs(40);
+    eventually(limit, "all four locations report on every pool", || async {
+        let mut all = true;
+        for i in 0..3 {
+            all &= health(i).await["result"]["pop_health"]["locations"]
+                .as_array()
+                .is_some_and(|l| l.len() == 4);
+        }
+        all
+    })
+    .await;
+
+    // A: WEU splits 1-1 (a tie is healthy), ENAM is healthy: healthy, and the breakdown shows
+    // which location disagrees.
+    let h = health(0).await;
+    let pop = &h["result"]["pop_health"];
+    assert_eq!(
+        (
+            pop["healthy"].as_bool(),
+            pop["WEU"]["healthy"].as_bool(),
+            pop["ENAM"]["healthy"].as_bool()
+        ),
+        (Some(true), Some(true), Some(true)),
+        "{h}"
+    );
+    let ams = pop["locations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["location"] == "ams")
+        .unwrap();
+    assert_eq!(
+        (
+            ams["origins"][0]["healthy"].as_bool(),
+            ams["origins"][0]["failure_reason"].as_str()
+        ),
+        (Some(false), Some("Response code mismatch error"))
+    );
+
+    // B: WEU is down (both its locations fail), ENAM up: one region each way, a tie: healthy.
+    let h = health(1).await;
+    let pop = &h["result"]["pop_health"];
+    assert_eq!(
+        (
+            pop["WEU"]["healthy"].as_bool(),
+            pop["ENAM"]["healthy"].as_bool(),
+            pop["healthy"].as_bool()
+        ),
+        (Some(false), Some(true), Some(true)),
+        "{h}"
+    );
+
+    // D (null: all locations vote directly): two fail, two pass: a tie, healthy.
+    assert_eq!(health(2).await["result"]["pop_health"]["healthy"], true);
+
+    // iad dies. Once its vote is stale (3 x 5 s + 1 s) D's vote is two failures to one pass.
+    running[2] = None;
+    eventually(
+        limit,
+        "the dead location stops voting and D goes down",
+        || async { health(2).await["result"]["pop_health"]["healthy"] == false },
+    )
+    .await;
+    let (_, ev) = s
+        .call(
+            Method::GET,
+            &format!(
+                "/user/load_balancing_analytics/events?pool_id={}&pool_healthy=false",
+                ids[2]
+            ),
+            None,
+        )
+        .await;
+    assert!(
+        !ev["result"].as_array().unwrap().is_empty(),
+        "the change is an event: {ev}"
+    );
+    eventually(limit, "iad is listed as silent", || async {
+        let (_, l) = s
+            .call(
+                Method::GET,
+                &format!("/accounts/{acct}/load_balancers/probe_locations"),
+                None,
+            )
+            .await;
+        l["result"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["location"] == "iad" && x["state"] == "silent")
+    })
+    .await;
+
+    // The controller restarts on the same address; the agents, untouched, reconnect.
+    let addr = s.addr.clone();
+    let before = health(0).await["result"]["pop_health"]["healthy"].clone();
+    let (dir, _t) = s.sigkill();
+    let s = Server::start_with(&dir, &[], &["--no-agent", "--listen", &addr]).unwrap();
+    let path0 = format!("/accounts/{acct}/load_balancers/pools/{}/health", ids[0]);
+    assert_eq!(
+        s.call(Method::GET, &path0, None).await.1["result"]["pop_health"]["healthy"],
+        before,
+        "no verdict is lost"
+    );
+    let restarted = vantage_wire::time::format(vantage_api::state::now());
+    eventually(
+        limit,
+        "the agents report to the restarted controller",
+        || async {
+            let h = s.call(Method::GET, &path0, None).await.1;
+            h["result"]["pop_health"]["locations"]
+                .as_array()
+                .is_some_and(|ls| {
+                    ["ams", "fra", "ewr"].iter().all(|name| {
+                        ls.iter().any(|l| {
+                            l["location"] == *name
+                                && l["origins"][0]["checked_on"]
+                                    .as_str()
+                                    .is_some_and(|c| c > restarted.as_str())
+                        })
+                    })
+                })
+        },
+    )
+    .await;
+    drop(running);
+}
