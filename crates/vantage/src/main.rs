@@ -7,6 +7,7 @@ mod agent;
 mod bootstrap;
 mod remote;
 mod serve;
+mod tls;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -42,6 +42,12 @@ pub struct ServeArgs {
     /// Extra CA certificates (PEM) that HTTPS checks trust, besides the Mozilla roots.
     #[arg(long, env = "VANTAGE_PROBE_CA_FILE")]
     probe_ca_file: Option<PathBuf>,
+    /// Serve HTTPS with this certificate chain (PEM); needs --tls-key.
+    #[arg(long, env = "VANTAGE_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, env = "VANTAGE_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
 }
 
 pub fn parse_region(s: &str) -> Result<RegionCode, String> {
@@ -154,7 +160,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         .name("vantage-writer".into())
         .spawn(move || writer.run())?;
 
-    let served = runtime.block_on(serve(args.listen, state, agent));
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(crate::tls::acceptor(cert, key)?),
+        _ => None,
+    };
+    let served = runtime.block_on(serve(args.listen, state, agent, tls));
     drop(runtime);
     // Every state handle is gone with the runtime: the writer finishes queued work and exits,
     // and the store (the database connection) is closed with it.
@@ -168,12 +178,14 @@ async fn serve(
     listen: SocketAddr,
     state: Arc<AppState>,
     agent: Option<(Prober, Location)>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
 ) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("binding {listen}"))?;
     let local = listener.local_addr()?;
-    tracing::info!("listening on {local}");
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!("listening on {local} ({scheme})");
 
     let mut background = vec![
         tokio::spawn(watch_store(Arc::clone(&state))),
@@ -193,9 +205,19 @@ async fn serve(
         )));
     }
     let app = vantage_api::router(Arc::clone(&state));
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    match tls {
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown_signal())
+                .await?
+        }
+        Some(acceptor) => {
+            let listener = crate::tls::TlsListener::new(listener, acceptor)?;
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown_signal())
+                .await?
+        }
+    }
     for task in background {
         task.abort();
     }

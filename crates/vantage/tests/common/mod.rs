@@ -100,8 +100,12 @@ impl Server {
                 Ok(line) => {
                     seen.push_str(&line);
                     seen.push('\n');
-                    if let Some(addr) = line.split("listening on ").nth(1) {
-                        let addr = addr.trim().to_owned();
+                    if let Some(rest) = line.split("listening on ").nth(1) {
+                        let addr = rest
+                            .split_whitespace()
+                            .next()
+                            .unwrap_or_default()
+                            .to_owned();
                         return Ok(Self {
                             child,
                             addr,
