@@ -69,22 +69,7 @@ start_vantage "$WORK/scale" "$WORK/scale.log"
 BASE=http://$VADDR/client/v4
 ACCOUNT=$(api "$BASE/accounts" | json 'd["result"][0]["id"]')
 MON=$(api -X POST "$BASE/accounts/$ACCOUNT/load_balancers/monitors" -d "{\"expected_codes\":\"200\",\"interval\":60,\"timeout\":5,\"retries\":0,\"port\":$NGINX_PORT}" | json 'd["result"]["id"]')
-python3 - "$BASE" "$ACCOUNT" "$MON" "$TOKEN" <<'PY'
-import json, sys, urllib.request
-base, account, mon, token = sys.argv[1:]
-n = 0
-for p in range(1563):
-    origins = []
-    for _ in range(64):
-        if n == 100000: break
-        origins.append({"name": f"o{n}", "address": f"127.{1 + n // 65536}.{(n // 256) % 256}.{n % 256}"})
-        n += 1
-    body = json.dumps({"name": f"scale-{p}", "monitor": mon, "origins": origins}).encode()
-    req = urllib.request.Request(f"{base}/accounts/{account}/load_balancers/pools", body, method="POST",
-                                 headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
-    urllib.request.urlopen(req).read()
-print(f"created {n} origins")
-PY
+python3 bench/create_pairs.py "$BASE" "$ACCOUNT" "$MON" "$TOKEN" 100000
 CREATE_PEAK=$(awk '/^VmHWM/ {print $2}' /proc/$VPID/status)
 # Measure the server as it runs 100,000 pairs: restarted on that data, as after any deploy.
 kill -TERM "$VPID"; wait "$VPID" 2>/dev/null || true

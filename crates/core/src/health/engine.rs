@@ -337,7 +337,7 @@ impl Engine {
 
     /// Recomputes one pool's verdicts; an event if any changed since last reported.
     fn evaluate(&mut self, pool: PoolId, now: Timestamp) -> Option<Event> {
-        let health = self.pool_health(pool)?;
+        let health = self.health_of(pool, false)?;
         let plan = self.pools.get(&pool)?;
         let mut origins = Vec::new();
         for o in &health.origins {
@@ -372,11 +372,17 @@ impl Engine {
 
     /// The health of a monitored pool, `None` for a pool without a monitor (or unknown).
     pub fn pool_health(&self, pool: PoolId) -> Option<PoolHealth> {
+        self.health_of(pool, true)
+    }
+
+    /// A pool's health; with `detailed`, each origin also lists every location's state (for
+    /// the API; verdicts alone do not need the copies).
+    fn health_of(&self, pool: PoolId, detailed: bool) -> Option<PoolHealth> {
         let plan = self.pools.get(&pool)?;
         let origins: Vec<OriginHealth> = plan
             .origins
             .iter()
-            .map(|o| self.origin_health(plan, o))
+            .map(|o| self.origin_health(plan, o, detailed))
             .collect();
         let healthy = pool_verdict(
             plan.enabled,
@@ -390,7 +396,7 @@ impl Engine {
         })
     }
 
-    fn origin_health(&self, plan: &PoolPlan, origin: &OriginPlan) -> OriginHealth {
+    fn origin_health(&self, plan: &PoolPlan, origin: &OriginPlan, detailed: bool) -> OriginHealth {
         let empty = LocationStates::default();
         let states = origin
             .key
@@ -474,7 +480,11 @@ impl Engine {
             response_code,
             rtt_micros,
             regions,
-            locations: states.iter().map(|(l, s)| (l.clone(), s.clone())).collect(),
+            locations: if detailed {
+                states.iter().map(|(l, s)| (l.clone(), s.clone())).collect()
+            } else {
+                Vec::new()
+            },
         }
     }
 }

@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# Regions benchmarks (issue: regions), on loopback:
+#  1. Result ingestion at Cloudflare's scale: 39 locations (13 regions x 3) each reporting on
+#     10,000 origins at a 60 s interval = 6,500 results/s, through the agent protocol
+#     (POST /agent/v1/results, batches once a second). Controller CPU, and how long until a
+#     result's verdict is applied (the POST returns after the engine has recorded it).
+#  2. Agent footprint: one `vantage agent` assigned 100,000 pairs (nginx `return 200` on loopback
+#     addresses), its RSS once it has run two full intervals.
+# Usage: bench/regions.sh [--skip-agent | --only-agent]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SKIP_AGENT=${1:-}
+source bench/lib.sh
+AGENT_TOKEN=bench-agent-token-0123456789abcdefghijklmnopqrstuvwxyz
+
+start_controller() { # data dir, log -> VPID, VADDR (no built-in agent)
+  VANTAGE_BOOTSTRAP_TOKEN=$TOKEN VANTAGE_BOOTSTRAP_AGENT_TOKEN=$AGENT_TOKEN VANTAGE_LOG=warn,vantage=info \
+    "$BIN" serve --no-agent --listen 127.0.0.1:0 --data-dir "$1" 2>"$2" &
+  VPID=$!; PIDS+=("$VPID")
+  until VADDR=$(grep -o 'listening on [0-9.:]*' "$2" | awk '{print $3}') && [[ -n $VADDR ]]; do sleep 0.05; done
+}
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+if [[ $SKIP_AGENT != --only-agent ]]; then
+echo "== 1. ingestion: 39 locations x 10,000 origins at 60 s"
+start_controller "$WORK/ingest" "$WORK/ingest.log"
+BASE=http://$VADDR/client/v4
+ACCOUNT=$(api "$BASE/accounts" | json 'd["result"][0]["id"]')
+MON=$(api -X POST "$BASE/accounts/$ACCOUNT/load_balancers/monitors" -d '{"expected_codes":"200","interval":60}' | json 'd["result"]["id"]')
+python3 bench/create_pairs.py "$BASE" "$ACCOUNT" "$MON" "$TOKEN" 10000
+sleep 1   # let the engine follow the new pools (it coalesces changes for 100 ms)
+python3 - "http://$VADDR" "$AGENT_TOKEN" "$MON" "$VPID" "$(getconf CLK_TCK)" <<'PY'
+import json, sys, threading, time, urllib.request
+base, token, monitor, pid, tck = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], float(sys.argv[5])
+REGIONS = ["WNAM", "ENAM", "WEU", "EEU", "NSAM", "SSAM", "OC", "ME", "NAF", "SAF", "SAS", "SEAS", "NEAS"]
+N, INTERVAL, SECONDS = 10000, 60, 120
+def address(i): return f"127.{1 + i // 65536}.{(i // 256) % 256}.{i % 256}"
+keys = [{"monitor": monitor, "address": address(i), "port": 0, "host": None} for i in range(N)]
+# Index 0: the first interval (every pair's first check: every result changes a verdict);
+# index 1: the second (steady state), which is what the goals are about.
+latencies, lock, sent, marks = [[], []], threading.Lock(), [0, 0], []
+def cpu():
+    f = open(f"/proc/{pid}/stat").read().split()
+    return (int(f[13]) + int(f[14])) / tck
+def location(region, name, offset):
+    start = time.time()
+    for second in range(SECONDS):
+        # This second's share of the interval: every origin once per 60 s, spread evenly.
+        lo = ((second + offset) % INTERVAL) * N // INTERVAL
+        hi = ((second + offset) % INTERVAL + 1) * N // INTERVAL
+        now = int(time.time() * 1e6)
+        results = [{"key": keys[i], "at": now, "rtt_micros": 1000,
+                    "facts": {"outcome": {"Http": {"status": 503 if (i + second) % 997 == 0 else 200, "body_matched": True}}, "rtt_micros": 1000}}
+                   for i in range(lo, hi)]
+        for r in results: del r["rtt_micros"]
+        body = json.dumps({"region": region, "location": name, "results": results}).encode()
+        req = urllib.request.Request(f"{base}/agent/v1/results", body, method="POST",
+                                     headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+        t0 = time.time(); urllib.request.urlopen(req).read(); dt = time.time() - t0
+        with lock:
+            latencies[second >= INTERVAL].append(dt); sent[second >= INTERVAL] += len(results)
+            if second == INTERVAL and not marks:
+                marks.append((cpu(), time.time()))
+        time.sleep(max(0.0, start + second + 1 - time.time()))
+threads = [threading.Thread(target=location, args=(r, f"{r.lower()}{k}", 3 * j + k)) for j, r in enumerate(REGIONS) for k in range(3)]
+c0, w0 = cpu(), time.time()
+for t in threads: t.start()
+for t in threads: t.join()
+c1, w1 = cpu(), time.time()
+cm, wm = marks[0]
+for phase, (name, a, b, ca, cb) in enumerate([("first interval", w0, wm, c0, cm), ("steady state", wm, w1, cm, c1)]):
+    lat = sorted(latencies[phase])
+    pick = lambda q: lat[int((len(lat) - 1) * q)] * 1000
+    print(f"RESULT ingestion {name}: locations=39 results={sent[phase]} results_per_s={sent[phase] / (b - a):.0f} "
+          f"controller_cpu={(cb - ca) / (b - a) * 100:.0f}% of one core (goal <= 100%) "
+          f"verdict_applied_after p50={pick(0.5):.1f}ms p99={pick(0.99):.1f}ms (goal <= 200 ms; a batch's POST returns once its verdicts are recorded)")
+PY
+kill -TERM "$VPID"; wait "$VPID" 2>/dev/null || true
+fi
+
+[[ $SKIP_AGENT == --skip-agent ]] && exit 0
+echo "== 2. agent footprint: one agent, 100,000 pairs"
+NGINX_PORT=$((20000 + RANDOM % 20000))
+mkdir -p "$WORK/nginx"
+cat > "$WORK/nginx/nginx.conf" <<CONF
+worker_processes auto;
+worker_rlimit_nofile 65536;
+pid $WORK/nginx/nginx.pid;
+error_log $WORK/nginx/error.log crit;
+events { worker_connections 16384; }
+http {
+  access_log off;
+  client_body_temp_path $WORK/nginx; proxy_temp_path $WORK/nginx; fastcgi_temp_path $WORK/nginx;
+  uwsgi_temp_path $WORK/nginx; scgi_temp_path $WORK/nginx;
+  server { listen $NGINX_PORT; location / { return 200 "ok"; } }
+}
+CONF
+nginx -c "$WORK/nginx/nginx.conf" -p "$WORK/nginx"
+PIDS+=("$(cat "$WORK/nginx/nginx.pid")")
+start_controller "$WORK/agent" "$WORK/controller.log"
+BASE=http://$VADDR/client/v4
+ACCOUNT=$(api "$BASE/accounts" | json 'd["result"][0]["id"]')
+MON=$(api -X POST "$BASE/accounts/$ACCOUNT/load_balancers/monitors" -d "{\"expected_codes\":\"200\",\"interval\":60,\"timeout\":5,\"port\":$NGINX_PORT}" | json 'd["result"]["id"]')
+python3 bench/create_pairs.py "$BASE" "$ACCOUNT" "$MON" "$TOKEN" 100000
+VANTAGE_LOG=warn,vantage=info "$BIN" agent --controller "http://$VADDR" --token "$AGENT_TOKEN" --region WEU --location ams1 2>"$WORK/agent.log" &
+APID=$!; PIDS+=("$APID")
+until [[ $(grep -c 'probes:' "$WORK/agent.log") -ge 3 ]]; do sleep 2; done
+grep 'probes:' "$WORK/agent.log" | sed 's/.*probes:/probes:/'
+python3 -c "import sys; h,r=int(sys.argv[1]),int(sys.argv[2]); print(f'RESULT agent pairs=100000 peak_rss={h/1024:.0f}MB (goal <= 300 MB) rss={r/1024:.0f}MB')" "$(hwm_kb "$APID")" "$(rss_kb "$APID")"
