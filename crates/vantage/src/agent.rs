@@ -7,10 +7,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::Semaphore;
-use vantage_api::agent_protocol::{Assignment, Reported, Target};
+use vantage_api::agent_protocol::{Assignment, Reported};
 use vantage_api::state::now;
 use vantage_api::AppState;
 use vantage_core::health::{Location, ProbeKey, Schedule};
+use vantage_core::monitor::MonitorSpec;
 use vantage_probe::{Prober, Target as ProbeTarget};
 
 /// Checks in flight at once; beyond it the schedule waits (and lateness shows in metrics).
@@ -75,17 +76,10 @@ impl Link {
                 if known == Some(*changes.borrow_and_update()) {
                     changes.changed().await?;
                 }
-                let version = state.assignment_version();
-                let targets = state
-                    .assignment(location.region)
-                    .into_iter()
-                    .map(|a| Target {
-                        key: a.key,
-                        monitor: (*a.spec).clone(),
-                        pools: a.pools,
-                    })
-                    .collect();
-                Ok(Assignment { version, targets })
+                Ok(Assignment::from_engine(
+                    state.assignment_version(),
+                    state.assignment(location.region),
+                ))
             }
             Link::Remote(c) => c.assignment(location, known).await,
         }
@@ -137,7 +131,7 @@ impl Backoff {
 async fn follow_assignment(
     link: Arc<Link>,
     location: Location,
-    tx: tokio::sync::watch::Sender<Arc<Assignment>>,
+    tx: tokio::sync::mpsc::Sender<Assignment>,
 ) {
     let mut known = None;
     let mut backoff = Backoff::new();
@@ -147,7 +141,8 @@ async fn follow_assignment(
                 backoff.reset();
                 if known != Some(a.version) {
                     known = Some(a.version);
-                    if tx.send(Arc::new(a)).is_err() {
+                    // Handed over, not kept: at 100,000 targets a second copy is real memory.
+                    if tx.send(a).await.is_err() {
                         return;
                     }
                 }
@@ -209,15 +204,19 @@ async fn report_results(
     }
 }
 
+/// One assigned target, ready to probe; targets of one monitor share its spec.
+struct Probe {
+    key: ProbeKey,
+    monitor: Arc<MonitorSpec>,
+    user_agent: String,
+}
+
 /// One probe location: follows its assignment, checks every target on schedule, reports
 /// the facts. The built-in agent and `vantage agent` both run this.
 pub async fn run(link: Link, prober: Prober, location: Location, buffer_capacity: usize) {
     tracing::info!(%location, "probe agent started");
     let link = Arc::new(link);
-    let (assign_tx, mut assignments) = tokio::sync::watch::channel(Arc::new(Assignment {
-        version: 0,
-        targets: vec![],
-    }));
+    let (assign_tx, mut assignments) = tokio::sync::mpsc::channel::<Assignment>(1);
     let (results_tx, results_rx) = tokio::sync::mpsc::unbounded_channel();
     let follower = tokio::spawn(follow_assignment(
         Arc::clone(&link),
@@ -232,7 +231,7 @@ pub async fn run(link: Link, prober: Prober, location: Location, buffer_capacity
     ));
 
     let mut schedule = Schedule::default();
-    let mut targets: HashMap<ProbeKey, Arc<(Target, String)>> = HashMap::new();
+    let mut targets: HashMap<ProbeKey, Arc<Probe>> = HashMap::new();
     let limit = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
     let mut lateness = Lateness::default();
     loop {
@@ -240,14 +239,21 @@ pub async fn run(link: Link, prober: Prober, location: Location, buffer_capacity
             Duration::from_micros(u64::try_from(d.unix_micros() - now().unix_micros()).unwrap_or(0))
         });
         tokio::select! {
-            changed = assignments.changed() => {
-                if changed.is_err() {
-                    break;
-                }
-                let a = Arc::clone(&assignments.borrow_and_update());
-                schedule.set(a.targets.iter().map(|t| (t.key.clone(), t.monitor.interval)), now());
-                targets = a.targets.iter().map(|t| (t.key.clone(), Arc::new((t.clone(), user_agent(&t.pools))))).collect();
-                tracing::debug!(targets = targets.len(), version = a.version, "assignment loaded");
+            received = assignments.recv() => {
+                let Some(a) = received else { break };
+                let version = a.version;
+                let monitors: HashMap<_, Arc<MonitorSpec>> = a.monitors.into_iter().map(|(id, m)| (id, Arc::new(m))).collect();
+                targets = a
+                    .targets
+                    .into_iter()
+                    .filter_map(|t| {
+                        let monitor = Arc::clone(monitors.get(&t.key.monitor)?);
+                        let user_agent = user_agent(&t.pools);
+                        Some((t.key.clone(), Arc::new(Probe { key: t.key, monitor, user_agent })))
+                    })
+                    .collect();
+                schedule.set(targets.values().map(|p| (p.key.clone(), p.monitor.interval)), now());
+                tracing::debug!(targets = targets.len(), version, "assignment loaded");
             }
             () = sleep_or_forever(wait) => {
                 for (key, due_at) in schedule.due(now()) {
@@ -257,8 +263,8 @@ pub async fn run(link: Link, prober: Prober, location: Location, buffer_capacity
                     lateness.add(u64::try_from(started.unix_micros() - due_at.unix_micros()).unwrap_or(0), started.unix_micros());
                     let (prober, results) = (prober.clone(), results_tx.clone());
                     tokio::spawn(async move {
-                        let (t, ua) = &*target;
-                        let probe = ProbeTarget { spec: &t.monitor, address: &t.key.address, port: t.key.port, host: t.key.host.as_deref(), user_agent: ua };
+                        let t = &*target;
+                        let probe = ProbeTarget { spec: &t.monitor, address: &t.key.address, port: t.key.port, host: t.key.host.as_deref(), user_agent: &t.user_agent };
                         let facts = prober.check(&probe).await;
                         let _ = results.send(Reported { key: t.key.clone(), facts, at: started });
                         drop(permit);

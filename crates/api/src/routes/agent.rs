@@ -12,7 +12,7 @@ use vantage_core::region::RegionCode;
 use vantage_wire::{parse, ApiError};
 
 use super::{ok, Reply};
-use crate::agent_protocol::{Assignment, Report, Target};
+use crate::agent_protocol::{Assignment, Report};
 use crate::extract::{JsonObject, Params};
 use crate::state::{now, AppState};
 
@@ -63,18 +63,9 @@ pub async fn assignment(State(st): State<Arc<AppState>>, headers: HeaderMap, q: 
     if known == Some(*changes.borrow_and_update()) {
         let _ = tokio::time::timeout(LONG_POLL, changes.changed()).await;
     }
-    let version = st.assignment_version();
-    let targets = st
-        .assignment(loc.region)
-        .into_iter()
-        .map(|a| Target {
-            key: a.key,
-            monitor: (*a.spec).clone(),
-            pools: a.pools,
-        })
-        .collect();
-    let body = serde_json::to_value(Assignment { version, targets })
-        .map_err(|_| ApiError::unavailable("The assignment"))?;
+    let message = Assignment::from_engine(st.assignment_version(), st.assignment(loc.region));
+    let body =
+        serde_json::to_value(message).map_err(|_| ApiError::unavailable("The assignment"))?;
     ok(body)
 }
 
