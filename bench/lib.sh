@@ -32,3 +32,24 @@ api() { curl -sf -H "Authorization: Bearer $TOKEN" -H "Content-Type: application
 json() { python3 -c "import json,sys; d=json.load(sys.stdin); print(eval(sys.argv[1]))" "$1"; }
 rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 hwm_kb() { awk '/^VmHWM/ {print $2}' "/proc/$1/status"; }
+
+# start_nginx_return_200: nginx answering `200 ok` to everything on NGINX_PORT (all addresses).
+start_nginx_return_200() {
+  NGINX_PORT=$((20000 + RANDOM % 20000))
+  mkdir -p "$WORK/nginx"
+  cat > "$WORK/nginx/nginx.conf" <<CONF
+worker_processes auto;
+worker_rlimit_nofile 65536;
+pid $WORK/nginx/nginx.pid;
+error_log $WORK/nginx/error.log crit;
+events { worker_connections 16384; }
+http {
+  access_log off;
+  client_body_temp_path $WORK/nginx; proxy_temp_path $WORK/nginx; fastcgi_temp_path $WORK/nginx;
+  uwsgi_temp_path $WORK/nginx; scgi_temp_path $WORK/nginx;
+  server { listen $NGINX_PORT; location / { return 200 "ok"; } }
+}
+CONF
+  nginx -c "$WORK/nginx/nginx.conf" -p "$WORK/nginx"
+  PIDS+=("$(cat "$WORK/nginx/nginx.pid")")
+}

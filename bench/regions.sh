@@ -80,23 +80,7 @@ fi
 
 [[ $SKIP_AGENT == --skip-agent ]] && exit 0
 echo "== 2. agent footprint: one agent, 100,000 pairs"
-NGINX_PORT=$((20000 + RANDOM % 20000))
-mkdir -p "$WORK/nginx"
-cat > "$WORK/nginx/nginx.conf" <<CONF
-worker_processes auto;
-worker_rlimit_nofile 65536;
-pid $WORK/nginx/nginx.pid;
-error_log $WORK/nginx/error.log crit;
-events { worker_connections 16384; }
-http {
-  access_log off;
-  client_body_temp_path $WORK/nginx; proxy_temp_path $WORK/nginx; fastcgi_temp_path $WORK/nginx;
-  uwsgi_temp_path $WORK/nginx; scgi_temp_path $WORK/nginx;
-  server { listen $NGINX_PORT; location / { return 200 "ok"; } }
-}
-CONF
-nginx -c "$WORK/nginx/nginx.conf" -p "$WORK/nginx"
-PIDS+=("$(cat "$WORK/nginx/nginx.pid")")
+start_nginx_return_200
 start_controller "$WORK/agent" "$WORK/controller.log"
 BASE=http://$VADDR/client/v4
 ACCOUNT=$(api "$BASE/accounts" | json 'd["result"][0]["id"]')

@@ -269,14 +269,7 @@ impl Engine {
             return (None, vec![]);
         };
         let (up, down) = (spec.consecutive_up, spec.consecutive_down);
-        self.clock = self.clock.max(now);
-        self.locations.insert(
-            location.clone(),
-            LocationContact {
-                last_seen: now,
-                silent: false,
-            },
-        );
+        self.heartbeat(location, now);
         let state = self.states.entry(key.clone()).or_default().entry(location);
         let changed = state.record(result, up, down, now);
         let Some(_) = changed else {
@@ -313,7 +306,7 @@ impl Engine {
         )
     }
 
-    /// Notes contact from a location that had nothing to report.
+    /// Notes contact from a location (every result is one too).
     pub fn heartbeat(&mut self, location: &Location, now: Timestamp) {
         self.clock = self.clock.max(now);
         self.locations.insert(
