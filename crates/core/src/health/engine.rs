@@ -146,7 +146,7 @@ impl Engine {
         e.states.retain(|k, _| e.monitors.contains_key(k));
         let ids: Vec<PoolId> = e.pools.keys().copied().collect();
         for id in ids {
-            let _ = e.evaluate(id, Timestamp::from_unix_micros(0));
+            let _ = e.evaluate(id, Timestamp::from_unix_micros(0), None);
         }
         e
     }
@@ -217,7 +217,7 @@ impl Engine {
             .retain(|(p, _), _| pools.contains_key(p));
         let ids: Vec<PoolId> = self.pools.keys().copied().collect();
         ids.into_iter()
-            .filter_map(|id| self.evaluate(id, now))
+            .filter_map(|id| self.evaluate(id, now, None))
             .collect()
     }
 
@@ -279,7 +279,7 @@ impl Engine {
         let pools: Vec<PoolId> = self.users.get(key).map(|s| s.to_vec()).unwrap_or_default();
         let events = pools
             .into_iter()
-            .filter_map(|p| self.evaluate(p, now))
+            .filter_map(|p| self.evaluate(p, now, Some(key)))
             .collect();
         (Some(snapshot), events)
     }
@@ -300,7 +300,7 @@ impl Engine {
         let ids: Vec<PoolId> = self.pools.keys().copied().collect();
         (
             ids.into_iter()
-                .filter_map(|id| self.evaluate(id, now))
+                .filter_map(|id| self.evaluate(id, now, None))
                 .collect(),
             fell_silent,
         )
@@ -328,35 +328,56 @@ impl Engine {
         self.states.get(key).and_then(|m| m.get(location))
     }
 
-    /// Recomputes one pool's verdicts; an event if any changed since last reported.
-    fn evaluate(&mut self, pool: PoolId, now: Timestamp) -> Option<Event> {
-        let health = self.health_of(pool, false)?;
+    /// Recomputes one pool's verdicts; an event if any changed since last reported. With
+    /// `only`, just the origins probed by that target are re-derived (one location's verdict on
+    /// it changed); the others keep their last verdicts, which nothing else can have moved.
+    fn evaluate(&mut self, pool: PoolId, now: Timestamp, only: Option<&ProbeKey>) -> Option<Event> {
         let plan = self.pools.get(&pool)?;
+        let recomputed: Vec<(usize, Verdict, FailureReason)> = plan
+            .origins
+            .iter()
+            .enumerate()
+            .filter(|(_, o)| {
+                only.is_none_or(|k| o.key.as_ref() == Some(k))
+                    || !self.reported_origins.contains_key(&(pool, o.name.clone()))
+            })
+            .map(|(i, o)| {
+                let h = self.origin_health(plan, o, false);
+                (i, h.healthy, h.reason)
+            })
+            .collect();
         let mut origins = Vec::new();
-        for o in &health.origins {
-            let entry = (o.healthy, o.reason);
-            let previous = self.reported_origins.insert((pool, o.name.clone()), entry);
-            if previous.map(|p| p.0) != Some(o.healthy)
-                && (previous.is_some() || o.healthy.is_some())
-            {
+        for (i, healthy, reason) in recomputed {
+            let o = &self.pools[&pool].origins[i];
+            let previous = self
+                .reported_origins
+                .insert((pool, o.name.clone()), (healthy, reason));
+            if previous.map(|p| p.0) != Some(healthy) && (previous.is_some() || healthy.is_some()) {
                 origins.push(OriginEvent {
                     name: o.name.clone(),
                     address: o.address.clone(),
                     enabled: o.enabled,
-                    healthy: o.healthy,
-                    reason: o.reason,
+                    healthy,
+                    reason,
                 });
             }
         }
-        let previous_pool = self.reported_pools.insert(pool, health.healthy);
-        let pool_changed = previous_pool != Some(health.healthy)
-            && (previous_pool.is_some() || health.healthy.is_some());
+        let plan = &self.pools[&pool];
+        let verdicts = plan.origins.iter().filter(|o| o.enabled).map(|o| {
+            self.reported_origins
+                .get(&(pool, o.name.clone()))
+                .and_then(|r| r.0)
+        });
+        let healthy = pool_verdict(plan.enabled, plan.minimum, verdicts);
+        let previous_pool = self.reported_pools.insert(pool, healthy);
+        let pool_changed =
+            previous_pool != Some(healthy) && (previous_pool.is_some() || healthy.is_some());
         (pool_changed || !origins.is_empty()).then(|| Event {
             at: now,
             account: plan.account,
             pool,
             pool_name: plan.name.clone(),
-            pool_healthy: health.healthy,
+            pool_healthy: healthy,
             pool_changed,
             minimum_origins: plan.minimum,
             origins,
