@@ -1,0 +1,263 @@
+//! Steering: which pool, then which origin, takes a request (contract §5 rules 5–7). A pure
+//! function of an immutable routing view, the request's context and an injected random
+//! number — so every decision can be replayed and property-tested.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use crate::load_balancer::{LoadBalancerSpec, SteeringPolicy};
+use crate::pool::{OriginSteeringPolicy, Weight};
+use crate::region::RegionCode;
+use crate::PoolId;
+
+/// An origin as steering sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OriginView {
+    pub enabled: bool,
+    /// The origin's verdict for traffic: an unknown origin is down; in a pool without a
+    /// monitor every enabled origin is taken as up.
+    pub healthy: bool,
+    pub weight: Weight,
+}
+
+impl OriginView {
+    /// May take new traffic.
+    pub fn eligible(&self) -> bool {
+        self.enabled && self.healthy && self.weight.hundredths() > 0
+    }
+}
+
+/// A pool as steering sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PoolView {
+    pub enabled: bool,
+    /// The pool's verdict for traffic (a pool without a monitor is healthy; unknown is down).
+    pub healthy: bool,
+    pub coordinates: Option<(f64, f64)>,
+    pub origin_steering: OriginSteeringPolicy,
+    pub origins: Vec<OriginView>,
+}
+
+impl PoolView {
+    /// May take new traffic: enabled, healthy, and with an origin that can take it.
+    pub fn usable(&self) -> bool {
+        self.enabled && self.healthy && self.origins.iter().any(OriginView::eligible)
+    }
+}
+
+/// Where the request comes from and what the data plane knows about load. `random` is a
+/// fresh uniformly random number per decision, supplied by the caller.
+#[derive(Debug, Clone, Default)]
+pub struct Context {
+    pub client_ip: Option<IpAddr>,
+    pub pop: Option<String>,
+    pub country: Option<String>,
+    pub region: Option<RegionCode>,
+    /// The data plane's own coordinates, for proximity steering.
+    pub here: Option<(f64, f64)>,
+    pub random: u64,
+    /// Smoothed probe RTT per pool, as seen from the data plane's region (dynamic latency).
+    pub rtt_ewma: HashMap<PoolId, f64>,
+    /// Requests (or connections) in flight per pool and per (pool, origin index).
+    pub outstanding_pools: HashMap<PoolId, u32>,
+    pub outstanding_origins: HashMap<(PoolId, usize), u32>,
+}
+
+/// The outcome of steering one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// A healthy pool chosen by the policy, and the origin in it.
+    Pool { pool: PoolId, origin: usize },
+    /// Every other pool is out: the fallback pool, whatever its health.
+    Fallback { pool: PoolId, origin: usize },
+    /// Nowhere to send it (the fallback is disabled or has no enabled origin): HTTP 530.
+    Nowhere,
+}
+
+/// Great-circle distance in kilometres.
+pub fn distance_km(a: (f64, f64), b: (f64, f64)) -> f64 {
+    let (la1, lo1, la2, lo2) = (
+        a.0.to_radians(),
+        a.1.to_radians(),
+        b.0.to_radians(),
+        b.1.to_radians(),
+    );
+    let h = ((la2 - la1) / 2.0).sin().powi(2)
+        + la1.cos() * la2.cos() * ((lo2 - lo1) / 2.0).sin().powi(2);
+    2.0 * 6371.0 * h.sqrt().asin()
+}
+
+/// Picks an index with probability proportional to `weights`, from a uniform `random`.
+fn weighted(weights: &[u64], random: u64) -> Option<usize> {
+    let total: u64 = weights.iter().sum();
+    if total == 0 {
+        return None;
+    }
+    let mut point = random % total;
+    for (i, w) in weights.iter().enumerate() {
+        if point < *w {
+            return Some(i);
+        }
+        point -= w;
+    }
+    None
+}
+
+/// A stable 64-bit hash (FNV-1a) for client-IP affinity.
+fn hash_ip(ip: &IpAddr) -> u64 {
+    let bytes = match ip {
+        IpAddr::V4(v4) => v4.octets().to_vec(),
+        IpAddr::V6(v6) => v6.octets().to_vec(),
+    };
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// The pools a policy considers, in preference order.
+fn candidates<'a>(lb: &'a LoadBalancerSpec, ctx: &Context) -> &'a [PoolId] {
+    let geo = |lb: &'a LoadBalancerSpec| -> Option<&'a [PoolId]> {
+        ctx.pop
+            .as_ref()
+            .and_then(|p| lb.pop_pools.get(p))
+            .or_else(|| ctx.country.as_ref().and_then(|c| lb.country_pools.get(c)))
+            .or_else(|| ctx.region.and_then(|r| lb.region_pools.get(&r)))
+            .map(Vec::as_slice)
+    };
+    let uses_geo = match lb.steering_policy {
+        SteeringPolicy::Geo => true,
+        SteeringPolicy::Unset => {
+            !(lb.pop_pools.is_empty() && lb.country_pools.is_empty() && lb.region_pools.is_empty())
+        }
+        _ => false,
+    };
+    if uses_geo {
+        if let Some(list) = geo(lb) {
+            return list;
+        }
+    }
+    &lb.default_pools
+}
+
+fn pool_weight(lb: &LoadBalancerSpec, id: PoolId) -> f64 {
+    lb.random_steering
+        .pool_weights
+        .get(&id)
+        .copied()
+        .unwrap_or(lb.random_steering.default_weight)
+}
+
+/// Chooses the pool for a request among the usable ones, by the load balancer's policy.
+fn choose_pool(
+    lb: &LoadBalancerSpec,
+    pools: &HashMap<PoolId, PoolView>,
+    ctx: &Context,
+) -> Option<PoolId> {
+    let usable = |id: &PoolId| pools.get(id).is_some_and(PoolView::usable);
+    let listed = candidates(lb, ctx);
+    let mut list: Vec<PoolId> = listed.iter().copied().filter(|p| usable(p)).collect();
+    if list.is_empty() && !std::ptr::eq(listed, lb.default_pools.as_slice()) {
+        // The geo list is all down: the default pools before the fallback.
+        list = lb
+            .default_pools
+            .iter()
+            .copied()
+            .filter(|p| usable(p))
+            .collect();
+    }
+    let first = *list.first()?;
+    let least = |count: &dyn Fn(PoolId) -> f64| {
+        list.iter()
+            .copied()
+            .min_by(|a, b| count(*a).total_cmp(&count(*b)))
+            .unwrap_or(first)
+    };
+    Some(match lb.steering_policy {
+        SteeringPolicy::Random => {
+            let weights: Vec<u64> = list
+                .iter()
+                .map(|p| (pool_weight(lb, *p) * 10_000.0).round() as u64)
+                .collect();
+            weighted(&weights, ctx.random).map_or(first, |i| list[i])
+        }
+        SteeringPolicy::DynamicLatency => {
+            least(&|p| ctx.rtt_ewma.get(&p).copied().unwrap_or(f64::INFINITY))
+        }
+        SteeringPolicy::Proximity => least(&|p| match (
+            ctx.here,
+            pools.get(&p).and_then(|v| v.coordinates),
+        ) {
+            (Some(here), Some(there)) => distance_km(here, there),
+            _ => f64::INFINITY,
+        }),
+        SteeringPolicy::LeastOutstandingRequests | SteeringPolicy::LeastConnections => {
+            least(&|p| {
+                let w = pool_weight(lb, p).max(1e-6);
+                f64::from(ctx.outstanding_pools.get(&p).copied().unwrap_or(0)) / w
+            })
+        }
+        SteeringPolicy::Off | SteeringPolicy::Geo | SteeringPolicy::Unset => first,
+    })
+}
+
+/// Chooses an origin in `pool` by its origin-steering policy, among `eligible` origins.
+pub fn choose_origin(
+    id: PoolId,
+    pool: &PoolView,
+    ctx: &Context,
+    eligible: impl Fn(&OriginView) -> bool,
+) -> Option<usize> {
+    let idx: Vec<usize> = (0..pool.origins.len())
+        .filter(|i| eligible(&pool.origins[*i]))
+        .collect();
+    let weights: Vec<u64> = idx
+        .iter()
+        .map(|i| u64::from(pool.origins[*i].weight.hundredths()))
+        .collect();
+    let pick = match pool.origin_steering {
+        OriginSteeringPolicy::Random => weighted(&weights, ctx.random),
+        OriginSteeringPolicy::Hash => {
+            weighted(&weights, ctx.client_ip.as_ref().map_or(ctx.random, hash_ip))
+        }
+        OriginSteeringPolicy::LeastOutstandingRequests | OriginSteeringPolicy::LeastConnections => {
+            (0..idx.len()).filter(|k| weights[*k] > 0).min_by(|a, b| {
+                let load = |k: usize| {
+                    f64::from(
+                        ctx.outstanding_origins
+                            .get(&(id, idx[k]))
+                            .copied()
+                            .unwrap_or(0),
+                    ) / weights[k] as f64
+                };
+                load(*a).total_cmp(&load(*b))
+            })
+        }
+    };
+    pick.map(|k| idx[k])
+}
+
+/// Steers one request (contract §5 rules 6–7).
+pub fn steer(lb: &LoadBalancerSpec, pools: &HashMap<PoolId, PoolView>, ctx: &Context) -> Decision {
+    if let Some(id) = choose_pool(lb, pools, ctx) {
+        if let Some(origin) = pools
+            .get(&id)
+            .and_then(|p| choose_origin(id, p, ctx, OriginView::eligible))
+        {
+            return Decision::Pool { pool: id, origin };
+        }
+    }
+    let id = lb.fallback_pool;
+    let Some(fallback) = pools.get(&id).filter(|p| p.enabled) else {
+        return Decision::Nowhere;
+    };
+    // The fallback takes traffic whatever its health: healthy origins first, else any enabled.
+    let origin = choose_origin(id, fallback, ctx, OriginView::eligible).or_else(|| {
+        choose_origin(id, fallback, ctx, |o| {
+            o.enabled && o.weight.hundredths() > 0
+        })
+    });
+    match origin {
+        Some(origin) => Decision::Fallback { pool: id, origin },
+        None => Decision::Nowhere,
+    }
+}
