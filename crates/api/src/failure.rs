@@ -28,4 +28,5 @@ impl IntoResponse for Failure {
     }
 }
 
-pub type ApiResult = Result<Response, Failure>;
+/// What every handler returns.
+pub type Reply = Result<Response, Failure>;

@@ -30,10 +30,6 @@ impl Path {
         next
     }
 
-    pub fn segments(&self) -> &[Segment] {
-        &self.0
-    }
-
     /// RFC 6901 JSON pointer, e.g. `/origins/0/address`.
     pub fn to_pointer(&self) -> String {
         let mut out = String::new();

@@ -23,7 +23,7 @@ pub struct AgentArgs {
     #[arg(long, env = "VANTAGE_REGION", value_parser = crate::serve::parse_region)]
     region: RegionCode,
     /// This location's name, unique per controller.
-    #[arg(long, env = "VANTAGE_LOCATION")]
+    #[arg(long, env = "VANTAGE_LOCATION", value_parser = crate::serve::parse_location)]
     location: String,
     /// Bind outgoing probe sockets to this address (multi-homed hosts).
     #[arg(long)]

@@ -34,7 +34,7 @@ pub struct ServeArgs {
     #[arg(long, env = "VANTAGE_REGION", default_value = "WNAM", value_parser = parse_region)]
     region: RegionCode,
     /// Name of the built-in probe location (unique per controller).
-    #[arg(long, env = "VANTAGE_LOCATION", default_value = "local")]
+    #[arg(long, env = "VANTAGE_LOCATION", default_value = "local", value_parser = parse_location)]
     location: String,
     /// Do not run the built-in probe agent.
     #[arg(long)]
@@ -48,6 +48,14 @@ pub struct ServeArgs {
     /// The private key (PEM) of --tls-cert.
     #[arg(long, env = "VANTAGE_TLS_KEY", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+}
+
+pub fn parse_location(s: &str) -> Result<String, String> {
+    if Location::is_valid_name(s) {
+        Ok(s.to_owned())
+    } else {
+        Err("a location name is 1-63 letters, digits, '-', '_' or '.'".to_owned())
+    }
 }
 
 pub fn parse_region(s: &str) -> Result<RegionCode, String> {

@@ -1,7 +1,5 @@
 //! Pool JSON ⇄ core pool.
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Deserializer};
 use serde_json::{json, Map, Value};
 use vantage_core::choice::Choice;
@@ -208,12 +206,4 @@ pub fn render(p: &Pool) -> Value {
         v.insert("disabled_at".into(), json!(time::format(t)));
     }
     Value::Object(v)
-}
-
-/// The `PATCH pools` body: only `notification_email` may be set.
-#[derive(Debug, Deserialize)]
-pub struct BulkPatchIn {
-    pub notification_email: Option<String>,
-    #[serde(flatten)]
-    pub rest: BTreeMap<String, Value>,
 }

@@ -22,6 +22,15 @@ pub(crate) trait AccountObject: 'static {
     type Spec: Send + 'static;
 
     fn parse(doc: Value) -> Result<Self::Spec, ApiError>;
+    /// A new identifier (fresh random bytes).
+    fn fresh_id() -> Self::Id;
+    fn create(
+        c: &Catalog,
+        account: AccountId,
+        id: Self::Id,
+        spec: Self::Spec,
+        now: Timestamp,
+    ) -> Outcome;
     /// The stored document alone: what a PATCH merges onto.
     fn current(c: &Catalog, account: AccountId, id: Self::Id) -> Option<Value>;
     /// The full response, with read-only fields such as health.
@@ -39,6 +48,22 @@ pub(crate) trait AccountObject: 'static {
 }
 
 type Ids = Path<(String, String)>;
+
+/// POST: a new object from a complete document.
+pub async fn create<T: AccountObject>(
+    State(st): State<Arc<AppState>>,
+    Caller(p): Caller,
+    Path(a): Path<String>,
+    JsonObject(body): JsonObject,
+) -> Reply {
+    let account = account(&p, &a, Permission::MonitorsPoolsWrite)?;
+    let spec = T::parse(Value::Object(body))?;
+    let id = T::fresh_id();
+    let changes = st
+        .commit(move |c, now| Ok(T::create(c, account, id, spec, now)?))
+        .await?;
+    ok(stored(changes, |c| T::rendered(&st, c))?)
+}
 
 pub async fn get<T: AccountObject>(
     State(st): State<Arc<AppState>>,

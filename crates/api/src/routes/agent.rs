@@ -23,12 +23,7 @@ fn location(region: &str, name: &str) -> Result<Location, ApiError> {
     let region: RegionCode = region
         .parse()
         .map_err(|_| ApiError::field("/region", format!("{region:?} is not a region code")))?;
-    let valid = !name.is_empty()
-        && name.len() <= 63
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
-    if !valid {
+    if !Location::is_valid_name(name) {
         return Err(ApiError::field(
             "/location",
             "location must be 1-63 characters of letters, digits, '-', '_' and '.'",

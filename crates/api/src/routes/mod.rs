@@ -3,7 +3,7 @@
 use std::str::FromStr;
 use std::sync::Arc;
 
-use axum::response::{IntoResponse, Response};
+use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::Value;
@@ -13,7 +13,8 @@ use vantage_core::{AccountId, ZoneId};
 use vantage_wire::{envelope, ApiError, Page};
 
 use crate::auth::require;
-use crate::failure::{ApiResult, Failure};
+use crate::failure::Failure;
+pub(crate) use crate::failure::Reply;
 use crate::state::AppState;
 
 mod account_object;
@@ -55,7 +56,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route(
             &format!("{LB}/monitors"),
-            get(monitors::list).post(monitors::create),
+            get(monitors::list).post(object::create::<Monitors>),
         )
         .route(
             &format!("{LB}/monitors/{{monitor_id}}"),
@@ -75,7 +76,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route(
             &format!("{LB}/pools"),
             get(pools::list)
-                .post(pools::create)
+                .post(object::create::<Pools>)
                 .patch(pools::bulk_patch),
         )
         .route(
@@ -119,7 +120,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     r.with_state(state)
 }
 
-pub(crate) fn ok(result: Value) -> ApiResult {
+pub(crate) fn ok(result: Value) -> Reply {
     Ok(Json(envelope::success(result)).into_response())
 }
 
@@ -128,13 +129,13 @@ pub(crate) fn ok_list<T>(
     items: impl IntoIterator<Item = T>,
     page: Page,
     render: impl Fn(T) -> Value,
-) -> ApiResult {
+) -> Reply {
     let (items, info) = page.apply(items.into_iter().collect());
     let rendered = items.into_iter().map(render).collect();
     Ok(Json(envelope::success_list(rendered, info)).into_response())
 }
 
-pub(crate) fn deleted(id: impl ToString) -> ApiResult {
+pub(crate) fn deleted(id: impl ToString) -> Reply {
     Ok(Json(envelope::deleted(id)).into_response())
 }
 
@@ -185,5 +186,3 @@ pub(crate) fn stored<T>(
         .find_map(pick)
         .ok_or_else(|| Failure(ApiError::not_found()))
 }
-
-pub(crate) type Reply = Result<Response, Failure>;

@@ -13,8 +13,8 @@ use vantage_core::{AccountId, MonitorId, Timestamp};
 use vantage_wire::{envelope, monitor, parse, reference, ApiError, Page};
 
 use super::account_object::AccountObject;
-use super::{account, ok, ok_list, stored, Reply};
-use crate::extract::{Caller, JsonObject, Params, PathParams as Path};
+use super::{account, ok_list, Reply};
+use crate::extract::{Caller, Params, PathParams as Path};
 use crate::secrets::random_bytes;
 use crate::state::AppState;
 
@@ -33,6 +33,20 @@ impl AccountObject for Monitors {
 
     fn parse(doc: Value) -> Result<MonitorSpec, ApiError> {
         spec_of(doc)
+    }
+
+    fn fresh_id() -> MonitorId {
+        MonitorId::from_bytes(random_bytes())
+    }
+
+    fn create(
+        c: &Catalog,
+        account: AccountId,
+        id: MonitorId,
+        spec: MonitorSpec,
+        now: Timestamp,
+    ) -> Outcome {
+        c.create_monitor(account, id, spec, now)
     }
 
     fn current(c: &Catalog, account: AccountId, id: MonitorId) -> Option<Value> {
@@ -78,21 +92,6 @@ pub async fn list(
     let account = account(&p, &a, Permission::MonitorsPoolsRead)?;
     let page = q.page(None, Page::MAX_PER_PAGE)?;
     ok_list(st.catalog().monitors_of(account), page, monitor::render)
-}
-
-pub async fn create(
-    State(st): State<Arc<AppState>>,
-    Caller(p): Caller,
-    Path(a): Path<String>,
-    JsonObject(body): JsonObject,
-) -> Reply {
-    let account = account(&p, &a, Permission::MonitorsPoolsWrite)?;
-    let spec = spec_of(Value::Object(body))?;
-    let id = MonitorId::from_bytes(random_bytes());
-    let changes = st
-        .commit(move |c, now| Ok(c.create_monitor(account, id, spec, now)?))
-        .await?;
-    ok(stored(changes, |c| Monitors::rendered(&st, c))?)
 }
 
 /// `GET search`: resources whose name, description or origin address contains `query`, with

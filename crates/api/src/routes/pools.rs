@@ -11,7 +11,7 @@ use vantage_core::{AccountId, MonitorId, PoolId, Timestamp};
 use vantage_wire::{parse, pool, ApiError, Page};
 
 use super::account_object::AccountObject;
-use super::{account, ok, ok_list, stored, Reply};
+use super::{account, ok_list, Reply};
 use crate::extract::{Caller, JsonObject, Params, PathParams as Path};
 use crate::secrets::random_bytes;
 use crate::state::AppState;
@@ -33,6 +33,20 @@ impl AccountObject for Pools {
 
     fn parse(doc: Value) -> Result<Self::Spec, ApiError> {
         spec_of(doc)
+    }
+
+    fn fresh_id() -> PoolId {
+        PoolId::from_bytes(random_bytes())
+    }
+
+    fn create(
+        c: &Catalog,
+        account: AccountId,
+        id: PoolId,
+        (spec, monitor): Self::Spec,
+        now: Timestamp,
+    ) -> Outcome {
+        c.create_pool(account, id, spec, monitor, now)
     }
 
     fn current(c: &Catalog, account: AccountId, id: PoolId) -> Option<Value> {
@@ -106,21 +120,6 @@ pub async fn list(
     ok_list(by_name(&st.catalog(), account, monitor), page, |p| {
         with_health(&st, p)
     })
-}
-
-pub async fn create(
-    State(st): State<Arc<AppState>>,
-    Caller(p): Caller,
-    Path(a): Path<String>,
-    JsonObject(body): JsonObject,
-) -> Reply {
-    let account = account(&p, &a, Permission::MonitorsPoolsWrite)?;
-    let (spec, monitor) = spec_of(Value::Object(body))?;
-    let id = PoolId::from_bytes(random_bytes());
-    let changes = st
-        .commit(move |c, now| Ok(c.create_pool(account, id, spec, monitor, now)?))
-        .await?;
-    ok(stored(changes, |c| Pools::rendered(&st, c))?)
 }
 
 /// `PATCH pools`: sets `notification_email` on every pool of the account, the only field

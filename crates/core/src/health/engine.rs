@@ -323,11 +323,6 @@ impl Engine {
         self.locations.iter()
     }
 
-    /// The latest state of every (target, location), for the API's per-location views.
-    pub fn location_state(&self, key: &ProbeKey, location: &Location) -> Option<&LocationState> {
-        self.states.get(key).and_then(|m| m.get(location))
-    }
-
     /// Recomputes one pool's verdicts; an event if any changed since last reported. With
     /// `only`, just the origins probed by that target are re-derived (one location's verdict on
     /// it changed); the others keep their last verdicts, which nothing else can have moved.
@@ -509,13 +504,6 @@ impl Engine {
 struct LocationStates(Vec<(Location, LocationState)>);
 
 impl LocationStates {
-    fn get(&self, location: &Location) -> Option<&LocationState> {
-        self.0
-            .binary_search_by(|(l, _)| l.cmp(location))
-            .ok()
-            .map(|i| &self.0[i].1)
-    }
-
     fn entry(&mut self, location: &Location) -> &mut LocationState {
         let i = match self.0.binary_search_by(|(l, _)| l.cmp(location)) {
             Ok(i) => i,

@@ -38,6 +38,18 @@ impl fmt::Display for Location {
     }
 }
 
+impl Location {
+    /// A location name: 1–63 letters, digits, `-`, `_` or `.` (it appears in logs, URLs and
+    /// the health breakdown).
+    pub fn is_valid_name(name: &str) -> bool {
+        !name.is_empty()
+            && name.len() <= 63
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+    }
+}
+
 /// What one probe checks: a monitor against one endpoint. Pools that share a monitor and
 /// an origin endpoint share its probes.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

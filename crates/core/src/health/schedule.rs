@@ -96,10 +96,6 @@ impl Schedule {
             .map(|(at, _)| Timestamp::from_unix_micros(*at))
     }
 
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
