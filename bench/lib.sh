@@ -16,9 +16,10 @@ trap cleanup EXIT
 
 TOKEN=bench-token-0123456789abcdefghijklmnopqrstuvwxyzABCD
 
-# start_vantage DATA_DIR LOG: starts a server, sets VPID and VADDR once it listens.
+# start_vantage DATA_DIR LOG [serve flags...]: starts a server, sets VPID and VADDR once it
+# listens.
 start_vantage() {
-  VANTAGE_BOOTSTRAP_TOKEN=$TOKEN VANTAGE_LOG=warn,vantage=info "$BIN" serve --listen 127.0.0.1:0 --data-dir "$1" 2>"$2" &
+  VANTAGE_BOOTSTRAP_TOKEN=$TOKEN VANTAGE_LOG=warn,vantage=info "$BIN" serve --listen 127.0.0.1:0 --data-dir "$1" "${@:3}" 2>"$2" &
   VPID=$!; PIDS+=("$VPID")
   for _ in $(seq 200); do
     VADDR=$(grep -o 'listening on [0-9.:]*' "$2" | awk '{print $3}' || true)
@@ -26,6 +27,16 @@ start_vantage() {
     sleep 0.05
   done
   echo "vantage did not start: $(cat "$2")" >&2; exit 1
+}
+
+# serving_addr LOG WHAT: the address of a data-plane listener ("proxy", "dns") from the log.
+serving_addr() { grep -o "$2 serving on [0-9.:]*" "$1" | awk '{print $4}'; }
+
+# wrk_rps FILE / wrk_p99_ms FILE: read from `wrk --latency` output.
+wrk_rps() { awk '/^Requests\/sec/ {print $2}' "$1"; }
+wrk_p99_ms() {
+  awk '$1=="99%" { v=$2; u=v; gsub(/[0-9.]/,"",u); gsub(/[a-z]/,"",v);
+    if (u=="us") v/=1000; else if (u=="s") v*=1000; print v }' "$1"
 }
 
 api() { curl -sf -H "Authorization: Bearer $TOKEN" -H "Content-Type: application/json" "$@"; }

@@ -6,6 +6,7 @@ use vantage_core::health::check::judge;
 use vantage_core::health::engine::{Assignment, Event, PoolHealth};
 use vantage_core::health::{Facts, Location, LocationState, ProbeKey};
 use vantage_core::region::RegionCode;
+use vantage_core::routing::RoutingTable;
 use vantage_core::PoolId;
 
 use crate::state::{now, AppState};
@@ -23,6 +24,23 @@ impl AppState {
     /// Changes to probe assignments, for agents to wait on.
     pub fn assignment_changes(&self) -> tokio::sync::watch::Receiver<u64> {
         self.assignment_version.subscribe()
+    }
+
+    /// Changes to verdicts, for routing snapshots to follow.
+    pub fn verdict_changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.verdict_version.subscribe()
+    }
+
+    /// A routing snapshot of the catalog and the current verdicts, for the data plane in
+    /// `region` (blocking: it walks every load balancer). `previous` carries smoothed RTTs.
+    pub fn routing_table(
+        &self,
+        region: Option<RegionCode>,
+        previous: Option<&RoutingTable>,
+    ) -> RoutingTable {
+        let catalog = self.catalog();
+        let engine = self.engine();
+        RoutingTable::build(&catalog, &engine, region, previous)
     }
 
     /// Brings the engine up to date with the catalog. Verdicts the change alters are
@@ -113,6 +131,9 @@ impl AppState {
     fn persist(&self, states: Vec<(ProbeKey, Location, LocationState)>, events: Vec<Event>) {
         if states.is_empty() && events.is_empty() {
             return;
+        }
+        if !events.is_empty() {
+            self.verdict_version.send_modify(|v| *v += 1);
         }
         for e in &events {
             tracing::info!(pool = %e.pool_name, healthy = ?e.pool_healthy, origins = e.origins.len(), "health changed");

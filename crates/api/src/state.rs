@@ -33,6 +33,8 @@ pub struct AppState {
     pub(crate) config_version: tokio::sync::watch::Sender<u64>,
     /// Bumped after the engine has followed a catalog change (probe assignments may differ).
     pub(crate) assignment_version: tokio::sync::watch::Sender<u64>,
+    /// Bumped after any origin's or pool's verdict changed (routing snapshots follow it).
+    pub(crate) verdict_version: tokio::sync::watch::Sender<u64>,
     /// Runs preview checks; absent when this Vantage has no probe location.
     pub(crate) previewer: std::sync::OnceLock<Arc<dyn crate::preview::PreviewRunner>>,
     pub(crate) previews: crate::preview::Previews,
@@ -113,6 +115,7 @@ impl AppState {
             engine: Mutex::new(engine),
             config_version: tokio::sync::watch::Sender::new(0),
             assignment_version: tokio::sync::watch::Sender::new(0),
+            verdict_version: tokio::sync::watch::Sender::new(0),
             previewer: std::sync::OnceLock::new(),
             previews: crate::preview::Previews::default(),
         });

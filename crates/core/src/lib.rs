@@ -17,6 +17,7 @@ pub mod name;
 pub mod pool;
 pub mod region;
 pub mod region_map;
+pub mod routing;
 pub mod steering;
 pub mod time;
 pub mod violation;

@@ -25,6 +25,11 @@ impl OriginView {
     pub fn eligible(&self) -> bool {
         self.enabled && self.healthy && self.weight.hundredths() > 0
     }
+
+    /// May take traffic as part of a fallback pool, whatever its health.
+    pub fn takes_fallback(&self) -> bool {
+        self.enabled && self.weight.hundredths() > 0
+    }
 }
 
 /// A pool as steering sees it.
@@ -104,7 +109,7 @@ fn weighted(weights: &[u64], random: u64) -> Option<usize> {
 }
 
 /// A stable 64-bit hash (FNV-1a) for client-IP affinity.
-fn hash_ip(ip: &IpAddr) -> u64 {
+pub fn hash_ip(ip: &IpAddr) -> u64 {
     let bytes = match ip {
         IpAddr::V4(v4) => v4.octets().to_vec(),
         IpAddr::V6(v6) => v6.octets().to_vec(),
@@ -152,8 +157,9 @@ fn choose_pool(
     lb: &LoadBalancerSpec,
     pools: &HashMap<PoolId, PoolView>,
     ctx: &Context,
+    skip: Option<PoolId>,
 ) -> Option<PoolId> {
-    let usable = |id: &PoolId| pools.get(id).is_some_and(PoolView::usable);
+    let usable = |id: &PoolId| Some(*id) != skip && pools.get(id).is_some_and(PoolView::usable);
     let listed = candidates(lb, ctx);
     let mut list: Vec<PoolId> = listed.iter().copied().filter(|p| usable(p)).collect();
     if list.is_empty() && !std::ptr::eq(listed, lb.default_pools.as_slice()) {
@@ -200,15 +206,16 @@ fn choose_pool(
     })
 }
 
-/// Chooses an origin in `pool` by its origin-steering policy, among `eligible` origins.
+/// Chooses an origin in `pool` by its origin-steering policy, among the origins `eligible`
+/// accepts (by index and view).
 pub fn choose_origin(
     id: PoolId,
     pool: &PoolView,
     ctx: &Context,
-    eligible: impl Fn(&OriginView) -> bool,
+    eligible: impl Fn(usize, &OriginView) -> bool,
 ) -> Option<usize> {
     let idx: Vec<usize> = (0..pool.origins.len())
-        .filter(|i| eligible(&pool.origins[*i]))
+        .filter(|i| eligible(*i, &pool.origins[*i]))
         .collect();
     let weights: Vec<u64> = idx
         .iter()
@@ -238,10 +245,55 @@ pub fn choose_origin(
 
 /// Steers one request (contract §5 rules 6–7).
 pub fn steer(lb: &LoadBalancerSpec, pools: &HashMap<PoolId, PoolView>, ctx: &Context) -> Decision {
-    if let Some(id) = choose_pool(lb, pools, ctx) {
+    steer_avoiding(lb, pools, ctx, None)
+}
+
+/// Steers the one retry of a request whose connection to `failed` (pool, origin index)
+/// could not be made (zero-downtime failover): another eligible origin of the same pool;
+/// when there is none and the load balancer has `adaptive_routing.failover_across_pools`,
+/// the pool the policy picks with the failed pool left out (the fallback last). Never the
+/// failed origin again.
+pub fn retry(
+    lb: &LoadBalancerSpec,
+    pools: &HashMap<PoolId, PoolView>,
+    ctx: &Context,
+    failed: (PoolId, usize),
+) -> Decision {
+    let (pool, bad) = failed;
+    if let Some(view) = pools.get(&pool) {
+        // A fallback taking traffic whatever its health may retry on any enabled origin.
+        let as_fallback = pool == lb.fallback_pool && !view.usable();
+        let origin =
+            choose_origin(pool, view, ctx, |i, o| i != bad && o.eligible()).or_else(|| {
+                as_fallback
+                    .then(|| choose_origin(pool, view, ctx, |i, o| i != bad && o.takes_fallback()))
+                    .flatten()
+            });
+        if let Some(origin) = origin {
+            return if as_fallback {
+                Decision::Fallback { pool, origin }
+            } else {
+                Decision::Pool { pool, origin }
+            };
+        }
+    }
+    if !lb.failover_across_pools {
+        return Decision::Nowhere;
+    }
+    steer_avoiding(lb, pools, ctx, Some(failed))
+}
+
+fn steer_avoiding(
+    lb: &LoadBalancerSpec,
+    pools: &HashMap<PoolId, PoolView>,
+    ctx: &Context,
+    avoid: Option<(PoolId, usize)>,
+) -> Decision {
+    let skip_pool = avoid.map(|(p, _)| p);
+    if let Some(id) = choose_pool(lb, pools, ctx, skip_pool) {
         if let Some(origin) = pools
             .get(&id)
-            .and_then(|p| choose_origin(id, p, ctx, OriginView::eligible))
+            .and_then(|p| choose_origin(id, p, ctx, |_, o| o.eligible()))
         {
             return Decision::Pool { pool: id, origin };
         }
@@ -250,12 +302,10 @@ pub fn steer(lb: &LoadBalancerSpec, pools: &HashMap<PoolId, PoolView>, ctx: &Con
     let Some(fallback) = pools.get(&id).filter(|p| p.enabled) else {
         return Decision::Nowhere;
     };
+    let allowed = |i: usize| avoid != Some((id, i));
     // The fallback takes traffic whatever its health: healthy origins first, else any enabled.
-    let origin = choose_origin(id, fallback, ctx, OriginView::eligible).or_else(|| {
-        choose_origin(id, fallback, ctx, |o| {
-            o.enabled && o.weight.hundredths() > 0
-        })
-    });
+    let origin = choose_origin(id, fallback, ctx, |i, o| allowed(i) && o.eligible())
+        .or_else(|| choose_origin(id, fallback, ctx, |i, o| allowed(i) && o.takes_fallback()));
     match origin {
         Some(origin) => Decision::Fallback { pool: id, origin },
         None => Decision::Nowhere,

@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use proptest::prelude::*;
 use vantage_core::load_balancer::{LoadBalancerDraft, LoadBalancerSpec};
 use vantage_core::pool::{OriginSteeringPolicy, Weight};
-use vantage_core::steering::{steer, Context, Decision, OriginView, PoolView};
+use vantage_core::steering::{retry, steer, Context, Decision, OriginView, PoolView};
 use vantage_core::PoolId;
 
 fn id(i: usize) -> PoolId {
@@ -101,6 +101,42 @@ proptest! {
                 let f = &views[&id(n - 1)];
                 prop_assert!(!f.enabled || !f.origins.iter().any(|o| o.enabled && o.weight.hundredths() > 0));
             }
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(3000))]
+
+    /// Zero-downtime failover: a retry never goes back to the origin that failed, stays in
+    /// its pool without `failover_across_pools`, and leaves the pool only when no other origin
+    /// there can take it.
+    #[test]
+    fn retries_avoid_the_failed_origin(
+        pools in prop::collection::vec(arb_pool(), 2..6),
+        across in any::<bool>(),
+        random in any::<u64>(),
+    ) {
+        let n = pools.len();
+        let mut spec = lb("off", n, None);
+        spec.failover_across_pools = across;
+        let views: HashMap<PoolId, PoolView> = pools.iter().cloned().enumerate().map(|(i, p)| (id(i), p)).collect();
+        let ctx = Context { random, ..Default::default() };
+        let Some(failed) = steer(&spec, &views, &ctx).target() else { return Ok(()) };
+        let again = retry(&spec, &views, &ctx, failed);
+        let others_there = views[&failed.0].origins.iter().enumerate()
+            .any(|(i, o)| i != failed.1 && o.eligible());
+        match again.target() {
+            Some(t) => {
+                prop_assert_ne!(t, failed, "retried on the origin that failed");
+                if t.0 != failed.0 {
+                    prop_assert!(across, "left the pool without failover_across_pools");
+                    prop_assert!(!others_there, "left the pool while it had another origin");
+                }
+                let o = &views[&t.0].origins[t.1];
+                prop_assert!(o.enabled && o.weight.hundredths() > 0);
+            }
+            None => prop_assert!(!others_there),
         }
     }
 }

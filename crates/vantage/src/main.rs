@@ -5,6 +5,7 @@
 mod admin;
 mod agent;
 mod bootstrap;
+mod dataplane;
 mod remote;
 mod serve;
 mod tls;
@@ -45,8 +46,9 @@ pub struct DataDir {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the control plane (Cloudflare-compatible API under /client/v4).
-    Serve(serve::ServeArgs),
+    /// Run the control plane (Cloudflare-compatible API under /client/v4) and, with
+    /// --proxy-listen / --dns-listen, the data plane.
+    Serve(Box<serve::ServeArgs>),
     /// Run a remote probe location that reports to a controller.
     Agent(remote::AgentArgs),
     /// Manage API tokens in a data directory (works while the server runs).
@@ -63,7 +65,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve(args) => serve::run(args),
+        Command::Serve(args) => serve::run(*args),
         Command::Agent(args) => remote::run(args),
         Command::Token(cmd) => admin::token(cmd),
         Command::Account(cmd) => admin::account(cmd),

@@ -48,6 +48,8 @@ pub struct ServeArgs {
     /// The private key (PEM) of --tls-cert.
     #[arg(long, env = "VANTAGE_TLS_KEY", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    #[command(flatten)]
+    dataplane: crate::dataplane::DataPlaneArgs,
 }
 
 pub fn parse_location(s: &str) -> Result<String, String> {
@@ -172,7 +174,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         (Some(cert), Some(key)) => Some(crate::tls::acceptor(cert, key)?),
         _ => None,
     };
-    let served = runtime.block_on(serve(args.listen, state, agent, tls));
+    let served = runtime.block_on(serve(args.listen, state, agent, tls, &args.dataplane));
     drop(runtime);
     // Every state handle is gone with the runtime: the writer finishes queued work and exits,
     // and the store (the database connection) is closed with it.
@@ -187,13 +189,16 @@ async fn serve(
     state: Arc<AppState>,
     agent: Option<(Prober, Location)>,
     tls: Option<tokio_rustls::TlsAcceptor>,
+    dataplane: &crate::dataplane::DataPlaneArgs,
 ) -> anyhow::Result<()> {
+    let dataplane = if dataplane.wanted() {
+        Some(crate::dataplane::DataPlane::bind(dataplane).await?)
+    } else {
+        None
+    };
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("binding {listen}"))?;
-    let local = listener.local_addr()?;
-    let scheme = if tls.is_some() { "https" } else { "http" };
-    tracing::info!("listening on {local} ({scheme})");
 
     let mut background = vec![
         tokio::spawn(watch_store(Arc::clone(&state))),
@@ -212,6 +217,16 @@ async fn serve(
             100_000,
         )));
     }
+    let mut data_listeners = Vec::new();
+    if let Some(dp) = dataplane {
+        let (publisher, listeners) = dp.start(&state).await?;
+        background.push(publisher);
+        data_listeners = listeners;
+    }
+    // Logged last: tests and scripts read the data plane's addresses before this line.
+    let local = listener.local_addr()?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!("listening on {local} ({scheme})");
     let app = vantage_api::router(Arc::clone(&state));
     match tls {
         None => {
@@ -225,6 +240,10 @@ async fn serve(
                 .with_graceful_shutdown(shutdown_signal())
                 .await?
         }
+    }
+    // The data plane drains on the same signal; give it the time it allows itself.
+    for task in data_listeners {
+        let _ = tokio::time::timeout(Duration::from_secs(11), task).await;
     }
     for task in background {
         task.abort();

@@ -34,13 +34,15 @@ pub fn acceptor(cert: &Path, key: &Path) -> anyhow::Result<TlsAcceptor> {
     )
     .with_context(|| format!("{} is not a PEM private key", key.display()))?
     .with_context(|| format!("{} holds no private key", key.display()))?;
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
     .with_safe_default_protocol_versions()?
     .with_no_client_auth()
     .with_single_cert(certs, key)
     .context("the certificate and key do not match")?;
+    // Both servers speak HTTP/2 and HTTP/1.1; ALPN lets clients pick.
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 

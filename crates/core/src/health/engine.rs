@@ -384,6 +384,12 @@ impl Engine {
         self.health_of(pool, true)
     }
 
+    /// A monitored pool's verdicts for traffic; with `detailed`, each origin also lists every
+    /// location's state (its RTTs), which costs copies.
+    pub fn verdicts(&self, pool: PoolId, detailed: bool) -> Option<PoolHealth> {
+        self.health_of(pool, detailed)
+    }
+
     /// A pool's health; with `detailed`, each origin also lists every location's state (for
     /// the API; verdicts alone do not need the copies).
     fn health_of(&self, pool: PoolId, detailed: bool) -> Option<PoolHealth> {

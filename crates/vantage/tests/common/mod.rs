@@ -59,6 +59,43 @@ impl Server {
         s
     }
 
+    /// Starts a bootstrapped server in a fresh directory with extra `serve` flags.
+    pub fn start_flags(flags: &[&str]) -> Self {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("data");
+        let mut s = Self::start_with(&dir, &[("VANTAGE_BOOTSTRAP_TOKEN", TOKEN)], flags)
+            .expect("server starts");
+        s._tmp = Some(tmp);
+        s
+    }
+
+    /// The address a startup log line `"{what} serving on ADDR"` names.
+    pub fn serving(&self, what: &str) -> std::net::SocketAddr {
+        let marker = format!("{what} serving on ");
+        self.startup_log
+            .lines()
+            .find_map(|l| l.split(&marker).nth(1))
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap_or_else(|| panic!("no {marker:?} in the startup log:\n{}", self.startup_log))
+            .parse()
+            .unwrap()
+    }
+
+    /// Creates a zone and returns its id.
+    pub async fn zone(&self, account: &str, name: &str) -> String {
+        let body = serde_json::json!({"name": name, "account": {"id": account}});
+        let (st, v) = self.call(Method::POST, "/zones", Some(body)).await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        v["result"]["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Creates an object under `path` and returns its id.
+    pub async fn create(&self, path: &str, body: Value) -> String {
+        let (st, v) = self.call(Method::POST, path, Some(body)).await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        v["result"]["id"].as_str().unwrap().to_owned()
+    }
+
     /// Starts a server on `dir`; `Err(stderr)` if it exits before listening.
     pub fn start_in(dir: &Path, env: &[(&str, &str)]) -> Result<Self, String> {
         Self::start_with(dir, env, &[])

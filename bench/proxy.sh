@@ -1,0 +1,135 @@
+#!/usr/bin/env bash
+# Proxy benchmark (issue: traffic). The same backend (nginx answering `200 ok`, one worker) is
+# reached four ways in one run, `wrk -t1 -c64 -d10s --latency` each, two rounds alternating:
+#   direct            wrk → backend (the baseline for added latency)
+#   nginx proxy_pass  upstream keepalive 64, worker_processes auto
+#   HAProxy           mode http, nbthread 2, http-reuse always
+#   Vantage           --proxy-listen, a proxied load balancer over one pool of that backend
+# Added latency = proxy p99 − direct p99 (same round).
+# Usage: bench/proxy.sh   (installs wrk, nginx and haproxy from Debian if missing)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if ! command -v haproxy >/dev/null; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq && apt-get install -y -qq haproxy >/dev/null
+fi
+source bench/lib.sh
+
+# The backend: one nginx worker answering 200.
+BACKEND_PORT=$((20000 + RANDOM % 10000))
+mkdir -p "$WORK/backend" "$WORK/front"
+cat > "$WORK/backend/nginx.conf" <<CONF
+worker_processes 1;
+pid $WORK/backend/nginx.pid;
+error_log $WORK/backend/error.log crit;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  client_body_temp_path $WORK/backend; proxy_temp_path $WORK/backend; fastcgi_temp_path $WORK/backend;
+  uwsgi_temp_path $WORK/backend; scgi_temp_path $WORK/backend;
+  server { listen 127.0.0.1:$BACKEND_PORT; location / { return 200 "ok"; } }
+}
+CONF
+nginx -c "$WORK/backend/nginx.conf" -p "$WORK/backend"
+PIDS+=("$(cat "$WORK/backend/nginx.pid")")
+
+# nginx as the peer proxy.
+NGINX_PROXY_PORT=$((BACKEND_PORT + 1))
+cat > "$WORK/front/nginx.conf" <<CONF
+worker_processes auto;
+pid $WORK/front/nginx.pid;
+error_log $WORK/front/error.log crit;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  client_body_temp_path $WORK/front; proxy_temp_path $WORK/front; fastcgi_temp_path $WORK/front;
+  uwsgi_temp_path $WORK/front; scgi_temp_path $WORK/front;
+  upstream backend { server 127.0.0.1:$BACKEND_PORT; keepalive 64; keepalive_requests 1000000; }
+  server {
+    listen 127.0.0.1:$NGINX_PROXY_PORT;
+    location / {
+      proxy_pass http://backend;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host \$host;
+      proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+      proxy_set_header X-Forwarded-Proto \$scheme;
+    }
+  }
+}
+CONF
+nginx -c "$WORK/front/nginx.conf" -p "$WORK/front"
+PIDS+=("$(cat "$WORK/front/nginx.pid")")
+
+# HAProxy as the second peer.
+HAPROXY_PORT=$((BACKEND_PORT + 2))
+cat > "$WORK/haproxy.cfg" <<CONF
+global
+  nbthread 2
+  maxconn 10000
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 30s
+  timeout server 30s
+  option forwardfor
+  http-reuse always
+frontend fe
+  bind 127.0.0.1:$HAPROXY_PORT
+  default_backend be
+backend be
+  server b1 127.0.0.1:$BACKEND_PORT
+CONF
+haproxy -f "$WORK/haproxy.cfg" -D -p "$WORK/haproxy.pid"
+PIDS+=("$(cat "$WORK/haproxy.pid")")
+
+# Vantage: a zone, a pool of the backend (no monitor: it takes traffic at once), a proxied LB.
+start_vantage "$WORK/data" "$WORK/vantage.log" --proxy-listen 127.0.0.1:0 --no-agent
+PROXY=$(serving_addr "$WORK/vantage.log" proxy)
+BASE=http://$VADDR/client/v4
+ACCOUNT=$(api "$BASE/accounts" | json 'd["result"][0]["id"]')
+ZONE=$(api -X POST "$BASE/zones" -d "{\"name\":\"example.com\",\"account\":{\"id\":\"$ACCOUNT\"}}" | json 'd["result"]["id"]')
+POOL=$(api -X POST "$BASE/accounts/$ACCOUNT/load_balancers/pools" \
+  -d "{\"name\":\"backend\",\"origins\":[{\"name\":\"b1\",\"address\":\"127.0.0.1\",\"port\":$BACKEND_PORT}]}" | json 'd["result"]["id"]')
+api -X POST "$BASE/zones/$ZONE/load_balancers" \
+  -d "{\"name\":\"bench.example.com\",\"proxied\":true,\"default_pools\":[\"$POOL\"],\"fallback_pool\":\"$POOL\"}" >/dev/null
+for _ in $(seq 100); do
+  [[ $(curl -s -o /dev/null -w '%{http_code}' -H 'Host: bench.example.com' "http://$PROXY/") == 200 ]] && break
+  sleep 0.05
+done
+for url in "http://127.0.0.1:$BACKEND_PORT/" "http://127.0.0.1:$NGINX_PROXY_PORT/" "http://127.0.0.1:$HAPROXY_PORT/" "http://$PROXY/"; do
+  [[ $(curl -s -H 'Host: bench.example.com' "$url") == ok ]] || { echo "$url does not answer ok" >&2; exit 1; }
+done
+
+run() { # NAME URL ROUND
+  wrk -t1 -c64 -d10s --latency -H 'Host: bench.example.com' "$2" > "$WORK/$1.$3.out"
+  printf '%-8s round %s: %8.0f req/s  p99 %6.3f ms\n' "$1" "$3" "$(wrk_rps "$WORK/$1.$3.out")" "$(wrk_p99_ms "$WORK/$1.$3.out")"
+}
+echo "== wrk -t1 -c64 -d10s through each proxy to the same backend ($(nproc) cores)"
+for round in 1 2; do
+  run direct "http://127.0.0.1:$BACKEND_PORT/" $round
+  run nginx "http://127.0.0.1:$NGINX_PROXY_PORT/" $round
+  run haproxy "http://127.0.0.1:$HAPROXY_PORT/" $round
+  run vantage "http://$PROXY/" $round
+done
+VRSS=$(rss_kb "$VPID")
+python3 - "$WORK" "$VRSS" <<'PY'
+import re, sys, statistics
+work, rss = sys.argv[1], int(sys.argv[2])
+def read(name, r):
+    t = open(f"{work}/{name}.{r}.out").read()
+    rps = float(re.search(r"Requests/sec:\s+([0-9.]+)", t).group(1))
+    v, u = re.search(r"\s99%\s+([0-9.]+)(us|ms|s)", t).groups()
+    p99 = float(v) * {"us": 0.001, "ms": 1, "s": 1000}[u]
+    return rps, p99
+res = {n: [read(n, r) for r in (1, 2)] for n in ("direct", "nginx", "haproxy", "vantage")}
+med = lambda n, i: statistics.mean(x[i] for x in res[n])
+added = lambda n: statistics.mean(res[n][r][1] - res["direct"][r][1] for r in (0, 1))
+print(f"RESULT proxy nginx_rps={med('nginx',0):.0f} haproxy_rps={med('haproxy',0):.0f} "
+      f"vantage_rps={med('vantage',0):.0f} ratio_vs_nginx={med('vantage',0)/med('nginx',0):.2f} (goal >= 0.9) "
+      f"ratio_vs_haproxy={med('vantage',0)/med('haproxy',0):.2f}")
+print(f"RESULT added_p99_ms nginx={added('nginx'):.3f} haproxy={added('haproxy'):.3f} "
+      f"vantage={added('vantage'):.3f} (goal <= 1 ms) vantage_rss_mb={rss/1024:.1f}")
+PY

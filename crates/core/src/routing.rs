@@ -1,0 +1,413 @@
+//! Routing snapshots: everything the data plane needs to place a request or answer a DNS
+//! query, as one immutable value built from the catalog and the health engine. The control
+//! plane builds a new table whenever the configuration or a verdict changes and publishes it;
+//! the proxy and the DNS listener only ever read a published table, so they never wait on
+//! the catalog's lock, the engine or the store.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use crate::catalog::Catalog;
+use crate::health::Engine;
+use crate::load_balancer::{LoadBalancerSpec, SteeringPolicy};
+use crate::region::RegionCode;
+use crate::steering::{self, Context, Decision, OriginView, PoolView};
+use crate::{LoadBalancerId, PoolId, ZoneId};
+
+/// The share a new RTT sample takes in the smoothed value (dynamic latency steering).
+const RTT_SMOOTHING: f64 = 0.3;
+
+/// Where the data plane sends a request for one origin.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Upstream {
+    pub name: String,
+    /// Identifies the origin inside its pool across configuration changes (affinity pins).
+    pub key: u64,
+    /// `host:port`, IPv6 in brackets, port 80 when the origin sets none.
+    pub authority: String,
+    /// The origin's address as configured (an IP address or a host name).
+    pub address: String,
+    /// The origin's `header.Host`, which replaces the client's Host.
+    pub host: Option<String>,
+}
+
+/// One load balancer, ready to steer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Route {
+    pub id: LoadBalancerId,
+    pub zone: ZoneId,
+    pub spec: LoadBalancerSpec,
+    pub pools: HashMap<PoolId, PoolView>,
+    /// Per pool, parallel to `pools[id].origins`.
+    pub upstreams: HashMap<PoolId, Vec<Upstream>>,
+    pub pool_names: HashMap<PoolId, String>,
+    /// Smoothed probe RTT per pool in milliseconds, as seen from the data plane's region.
+    pub rtt: HashMap<PoolId, f64>,
+}
+
+/// A zone the DNS listener is authoritative for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ZoneView {
+    pub id: ZoneId,
+    pub name: String,
+    /// SOA serial: the last modification of the zone or its load balancers, in Unix seconds.
+    pub serial: u32,
+}
+
+/// Session affinity: the origin a client is pinned to, stable across configuration changes
+/// (the pool's id and the origin's key). Encoded as 48 hex digits in the `__cflb` cookie.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Pin {
+    pub pool: PoolId,
+    pub origin: u64,
+}
+
+impl Pin {
+    pub fn encode(&self) -> String {
+        format!("{}{:016x}", self.pool, self.origin)
+    }
+
+    /// Reads a pin back; anything else (tampered, truncated, foreign) is `None`.
+    pub fn decode(s: &str) -> Option<Pin> {
+        if s.len() != 48 || !s.is_ascii() {
+            return None;
+        }
+        let pool = s[..32].parse().ok()?;
+        let origin = u64::from_str_radix(&s[32..], 16).ok()?;
+        Some(Pin { pool, origin })
+    }
+}
+
+/// What a DNS query for a load-balanced name gets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DnsAnswer {
+    /// The addresses of the selected pool's origins that can take traffic.
+    Addresses {
+        pool: PoolId,
+        addresses: Vec<IpAddr>,
+    },
+    /// Nowhere to send it: the zone's SOA, no data.
+    Nothing,
+}
+
+impl Route {
+    /// The origin a pin names, when it may still take traffic: its pool is one of this load
+    /// balancer's, usable, and the origin eligible.
+    pub fn pinned(&self, pin: Pin) -> Option<Decision> {
+        let pool = self.pools.get(&pin.pool).filter(|p| p.usable())?;
+        let origin = self
+            .upstreams
+            .get(&pin.pool)?
+            .iter()
+            .position(|u| u.key == pin.origin)
+            .filter(|i| pool.origins[*i].eligible())?;
+        Some(Decision::Pool {
+            pool: pin.pool,
+            origin,
+        })
+    }
+
+    /// The pin for a decision (to set in a cookie or remember).
+    pub fn pin(&self, decision: Decision) -> Option<Pin> {
+        let (pool, origin) = decision.target()?;
+        let key = self.upstreams.get(&pool)?.get(origin)?.key;
+        Some(Pin { pool, origin: key })
+    }
+
+    pub fn upstream(&self, pool: PoolId, origin: usize) -> Option<&Upstream> {
+        self.upstreams.get(&pool)?.get(origin)
+    }
+
+    /// Answers a DNS query (contract §5 rule 6): the pool steering selects, then every origin
+    /// of it that can take traffic and has an IP address (host-name origins cannot be put in
+    /// an A record).
+    pub fn dns_answer(&self, ctx: &Context) -> DnsAnswer {
+        let (pool, fallback) = match steering::steer(&self.spec, &self.pools, ctx) {
+            Decision::Pool { pool, .. } => (pool, false),
+            Decision::Fallback { pool, .. } => (pool, true),
+            Decision::Nowhere => return DnsAnswer::Nothing,
+        };
+        let (Some(view), Some(ups)) = (self.pools.get(&pool), self.upstreams.get(&pool)) else {
+            return DnsAnswer::Nothing;
+        };
+        let pick = |ok: &dyn Fn(&OriginView) -> bool| -> Vec<IpAddr> {
+            view.origins
+                .iter()
+                .zip(ups)
+                .filter(|(o, _)| ok(o))
+                .filter_map(|(_, u)| u.address.parse().ok())
+                .collect()
+        };
+        let mut addresses = pick(&OriginView::eligible);
+        if addresses.is_empty() && fallback {
+            addresses = pick(&OriginView::takes_fallback);
+        }
+        if addresses.is_empty() {
+            DnsAnswer::Nothing
+        } else {
+            DnsAnswer::Addresses { pool, addresses }
+        }
+    }
+}
+
+impl Decision {
+    /// The (pool, origin index) a decision sends to.
+    pub fn target(self) -> Option<(PoolId, usize)> {
+        match self {
+            Decision::Pool { pool, origin } | Decision::Fallback { pool, origin } => {
+                Some((pool, origin))
+            }
+            Decision::Nowhere => None,
+        }
+    }
+}
+
+/// Every load balancer by host name, and the zones they live in.
+#[derive(Debug, Clone, Default)]
+pub struct RoutingTable {
+    /// By lower-case name; wildcard load balancers under their `*.` name.
+    routes: HashMap<String, Arc<Route>>,
+    zones: HashMap<String, ZoneView>,
+}
+
+/// The identity of an origin inside its pool (FNV-1a of its name and address).
+pub fn origin_key(name: &str, address: &str) -> u64 {
+    name.bytes()
+        .chain([0])
+        .chain(address.bytes())
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        })
+}
+
+fn authority(address: &str, port: u16) -> String {
+    let port = if port == 0 { 80 } else { port };
+    if address.contains(':') {
+        format!("[{address}]:{port}")
+    } else {
+        format!("{address}:{port}")
+    }
+}
+
+/// Lower case, without a port or a trailing dot.
+pub fn normalize_host(host: &str) -> String {
+    let host = if let Some(rest) = host.strip_prefix('[') {
+        rest.split(']').next().unwrap_or(rest)
+    } else {
+        host.rsplit_once(':')
+            .filter(|(_, p)| p.bytes().all(|b| b.is_ascii_digit()))
+            .map_or(host, |(h, _)| h)
+    };
+    host.trim_end_matches('.').to_ascii_lowercase()
+}
+
+impl RoutingTable {
+    /// Builds the table from the catalog and the engine's verdicts. `region` is the data
+    /// plane's own (for dynamic latency); `previous` carries the smoothed RTTs forward.
+    pub fn build(
+        catalog: &Catalog,
+        engine: &Engine,
+        region: Option<RegionCode>,
+        previous: Option<&RoutingTable>,
+    ) -> RoutingTable {
+        let mut views: HashMap<PoolId, (PoolView, Vec<Upstream>, String, Option<f64>)> =
+            HashMap::new();
+        let mut routes = HashMap::new();
+        let mut zones: HashMap<String, ZoneView> = catalog
+            .zones()
+            .map(|z| {
+                let view = ZoneView {
+                    id: z.id,
+                    name: z.name.clone(),
+                    serial: serial(z.modified_on),
+                };
+                (z.name.clone(), view)
+            })
+            .collect();
+        for lb in catalog.all_load_balancers() {
+            let Some(zone) = catalog.zone(lb.zone) else {
+                continue;
+            };
+            if let Some(z) = zones.get_mut(&zone.name) {
+                z.serial = z.serial.max(serial(lb.modified_on));
+            }
+            let latency = lb.spec.steering_policy == SteeringPolicy::DynamicLatency;
+            let mut route = Route {
+                id: lb.id,
+                zone: lb.zone,
+                spec: lb.spec.clone(),
+                pools: HashMap::new(),
+                upstreams: HashMap::new(),
+                pool_names: HashMap::new(),
+                rtt: HashMap::new(),
+            };
+            for id in lb.spec.referenced_pools() {
+                let Some(pool) = catalog.pool(zone.account, id) else {
+                    continue;
+                };
+                let entry = views
+                    .entry(id)
+                    .or_insert_with(|| pool_view(pool, engine, region, false));
+                if latency && entry.3.is_none() {
+                    *entry = pool_view(pool, engine, region, true);
+                }
+                let (view, ups, name, rtt) = entry.clone();
+                route.pools.insert(id, view);
+                route.upstreams.insert(id, ups);
+                route.pool_names.insert(id, name);
+                if let Some(now) = rtt {
+                    let before = previous
+                        .and_then(|t| t.routes.get(&lb.spec.name))
+                        .and_then(|r| r.rtt.get(&id));
+                    let smoothed = before.map_or(now, |b| b + RTT_SMOOTHING * (now - b));
+                    route.rtt.insert(id, smoothed);
+                }
+            }
+            routes.insert(lb.spec.name.clone(), Arc::new(route));
+        }
+        RoutingTable { routes, zones }
+    }
+
+    /// The load balancer serving `host` (normalised): the exact name first, then the nearest
+    /// `*.` wildcard above it.
+    pub fn route(&self, host: &str) -> Option<&Arc<Route>> {
+        if let Some(r) = self.routes.get(host) {
+            return Some(r);
+        }
+        let mut rest = host;
+        while let Some((_, parent)) = rest.split_once('.') {
+            if let Some(r) = self.routes.get(&format!("*.{parent}")) {
+                return Some(r);
+            }
+            rest = parent;
+        }
+        None
+    }
+
+    /// The zone `name` (normalised) falls in: the longest zone name it ends with.
+    pub fn zone_of(&self, name: &str) -> Option<&ZoneView> {
+        let mut rest = name;
+        loop {
+            if let Some(z) = self.zones.get(rest) {
+                return Some(z);
+            }
+            rest = rest.split_once('.')?.1;
+        }
+    }
+
+    pub fn routes(&self) -> impl Iterator<Item = &Arc<Route>> {
+        self.routes.values()
+    }
+}
+
+fn serial(t: crate::Timestamp) -> u32 {
+    u32::try_from(t.unix_micros() / 1_000_000).unwrap_or(u32::MAX)
+}
+
+/// A pool as traffic sees it (contract §5 rules 4–5): without a monitor every enabled origin
+/// is up; with one, only an origin whose verdict is healthy (unknown is down). With `rtt`,
+/// also the pool's probe RTT from `region` (ms): the mean over its up origins of the median
+/// of that region's locations, or of all locations when the region has none.
+fn pool_view(
+    pool: &crate::pool::Pool,
+    engine: &Engine,
+    region: Option<RegionCode>,
+    rtt: bool,
+) -> (PoolView, Vec<Upstream>, String, Option<f64>) {
+    let spec = &pool.spec;
+    let health = spec
+        .monitor
+        .and_then(|_| engine.verdicts(pool.id, rtt))
+        .filter(|_| spec.enabled);
+    let verdict_of = |name: &str, address: &str| {
+        health.as_ref().map_or(Some(true), |h| {
+            h.origins
+                .iter()
+                .find(|o| o.name == name && o.address == address)
+                .and_then(|o| o.healthy)
+        })
+    };
+    let origins = spec
+        .origins
+        .iter()
+        .map(|o| OriginView {
+            enabled: o.enabled,
+            healthy: verdict_of(&o.name, &o.address) == Some(true),
+            weight: o.weight,
+        })
+        .collect();
+    let ups = spec
+        .origins
+        .iter()
+        .map(|o| Upstream {
+            name: o.name.clone(),
+            key: origin_key(&o.name, &o.address),
+            authority: authority(&o.address, o.port),
+            address: o.address.clone(),
+            host: o.host.clone(),
+        })
+        .collect();
+    let healthy = match (&health, spec.monitor) {
+        (_, None) => spec.enabled,
+        (Some(h), Some(_)) => h.healthy == Some(true),
+        (None, Some(_)) => false,
+    };
+    let pool_rtt = health.as_ref().filter(|_| rtt).and_then(|h| {
+        let per_origin: Vec<f64> = h
+            .origins
+            .iter()
+            .filter(|o| o.enabled && o.healthy == Some(true))
+            .filter_map(|o| {
+                let mut local: Vec<u64> = o
+                    .locations
+                    .iter()
+                    .filter(|(l, _)| Some(l.region) == region)
+                    .filter_map(|(_, s)| s.last.as_ref()?.rtt_micros)
+                    .collect();
+                local.sort_unstable();
+                local.get(local.len() / 2).copied().or(o.rtt_micros)
+            })
+            .map(|us| us as f64 / 1000.0)
+            .collect();
+        (!per_origin.is_empty()).then(|| per_origin.iter().sum::<f64>() / per_origin.len() as f64)
+    });
+    (
+        PoolView {
+            enabled: spec.enabled,
+            healthy,
+            coordinates: spec.coordinates,
+            origin_steering: spec.origin_steering,
+            origins,
+        },
+        ups,
+        spec.name.clone(),
+        pool_rtt,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pins_round_trip_and_reject_garbage() {
+        let pin = Pin {
+            pool: PoolId::from_bytes([7; 16]),
+            origin: 0xdead_beef,
+        };
+        assert_eq!(Pin::decode(&pin.encode()), Some(pin));
+        assert_eq!(Pin::decode("zz"), None);
+        assert_eq!(Pin::decode(&"g".repeat(48)), None);
+        assert_eq!(Pin::decode(&format!("{}é", &pin.encode()[..46])), None);
+    }
+
+    #[test]
+    fn hosts_are_normalised() {
+        assert_eq!(normalize_host("WWW.Example.com:8080"), "www.example.com");
+        assert_eq!(normalize_host("www.example.com."), "www.example.com");
+        assert_eq!(normalize_host("[::1]:80"), "::1");
+        assert_eq!(authority("::1", 0), "[::1]:80");
+        assert_eq!(authority("10.0.0.1", 8080), "10.0.0.1:8080");
+    }
+}

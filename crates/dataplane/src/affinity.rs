@@ -1,0 +1,172 @@
+//! Session affinity on the wire: the `__cflb` cookie (for `cookie` and `ip_cookie`) and the
+//! table of header-keyed sessions (for `header`), which lives in the data plane because only
+//! the data plane sees the requests.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use http::header::{HeaderMap, COOKIE};
+use vantage_core::load_balancer::{AffinityAttributes, SameSite, Secure};
+use vantage_core::routing::Pin;
+use vantage_core::LoadBalancerId;
+
+pub const COOKIE_NAME: &str = "__cflb";
+
+/// Header sessions kept at most; beyond it, expired ones are swept and new ones not kept.
+const MAX_SESSIONS: usize = 1_000_000;
+
+/// The pin a request's `__cflb` cookie carries, if any is valid.
+pub fn cookie_pin(headers: &HeaderMap) -> Option<Pin> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == COOKIE_NAME)
+        .and_then(|(_, v)| Pin::decode(v.trim_matches('"')))
+}
+
+/// The `Set-Cookie` value pinning a client; `ttl` 0 makes it a session cookie.
+pub fn set_cookie(pin: Pin, ttl: u32, attributes: &AffinityAttributes, https: bool) -> String {
+    let mut c = format!("{COOKIE_NAME}={}; Path=/; HttpOnly", pin.encode());
+    if ttl > 0 {
+        c.push_str(&format!("; Max-Age={ttl}"));
+    }
+    let secure = match attributes.secure {
+        Secure::Always => true,
+        Secure::Never => false,
+        Secure::Auto => https,
+    };
+    if secure {
+        c.push_str("; Secure");
+    }
+    c.push_str(match attributes.samesite {
+        // Browsers refuse SameSite=None without Secure, so Auto only asks for it when secure.
+        SameSite::Auto | SameSite::Lax => "; SameSite=Lax",
+        SameSite::Strict => "; SameSite=Strict",
+        SameSite::None => "; SameSite=None",
+    });
+    c
+}
+
+/// The session key of a request under header affinity: a hash of the configured headers'
+/// values, or `None` when they are absent (any missing with `require_all_headers`, all
+/// missing otherwise).
+pub fn header_key(headers: &HeaderMap, attributes: &AffinityAttributes) -> Option<u64> {
+    let mut h = 0xcbf2_9ce4_8422_2325u64;
+    let mut seen = 0usize;
+    for name in &attributes.headers {
+        let value = headers.get(name.as_str()).map(|v| v.as_bytes());
+        match value {
+            Some(v) => {
+                seen += 1;
+                for b in name.bytes().chain([0]).chain(v.iter().copied()).chain([0]) {
+                    h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+                }
+            }
+            None if attributes.require_all_headers => return None,
+            None => {}
+        }
+    }
+    (seen > 0).then_some(h)
+}
+
+/// Header-keyed sessions with a sliding expiry.
+#[derive(Debug, Default)]
+pub struct Sessions {
+    map: Mutex<HashMap<(LoadBalancerId, u64), (Pin, Instant)>>,
+}
+
+impl Sessions {
+    pub fn get(&self, lb: LoadBalancerId, key: u64, now: Instant) -> Option<Pin> {
+        let map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(&(lb, key))
+            .filter(|(_, until)| *until > now)
+            .map(|(pin, _)| *pin)
+    }
+
+    pub fn put(&self, lb: LoadBalancerId, key: u64, pin: Pin, now: Instant, ttl: Duration) {
+        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= MAX_SESSIONS && !map.contains_key(&(lb, key)) {
+            map.retain(|_, (_, until)| *until > now);
+            if map.len() >= MAX_SESSIONS {
+                return;
+            }
+        }
+        map.insert((lb, key), (pin, now + ttl));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use http::HeaderValue;
+    use vantage_core::PoolId;
+
+    fn attrs(headers: &[&str], all: bool) -> AffinityAttributes {
+        AffinityAttributes {
+            samesite: SameSite::Auto,
+            secure: Secure::Auto,
+            zero_downtime_failover: vantage_core::load_balancer::ZeroDowntimeFailover::None,
+            drain_duration: 0,
+            headers: headers.iter().map(|s| s.to_string()).collect(),
+            require_all_headers: all,
+        }
+    }
+
+    #[test]
+    fn cookies_round_trip_among_others() {
+        let pin = Pin {
+            pool: PoolId::from_bytes([3; 16]),
+            origin: 42,
+        };
+        let set = set_cookie(pin, 1800, &attrs(&[], false), true);
+        assert!(
+            set.contains("Max-Age=1800") && set.contains("; Secure"),
+            "{set}"
+        );
+        let value = set.split(';').next().unwrap().to_string();
+        let mut h = HeaderMap::new();
+        h.append(COOKIE, HeaderValue::from_static("a=b"));
+        h.append(
+            COOKIE,
+            HeaderValue::from_str(&format!("x=1; {value}")).unwrap(),
+        );
+        assert_eq!(cookie_pin(&h), Some(pin));
+        let mut bad = HeaderMap::new();
+        bad.append(COOKIE, HeaderValue::from_static("__cflb=nonsense"));
+        assert_eq!(cookie_pin(&bad), None);
+        assert!(!set_cookie(pin, 0, &attrs(&[], false), false).contains("Max-Age"));
+    }
+
+    #[test]
+    fn header_keys_follow_require_all() {
+        let mut h = HeaderMap::new();
+        h.insert("x-user", HeaderValue::from_static("alice"));
+        let any = attrs(&["x-user", "x-tenant"], false);
+        let all = attrs(&["x-user", "x-tenant"], true);
+        assert!(header_key(&h, &any).is_some());
+        assert_eq!(header_key(&h, &all), None);
+        assert_eq!(header_key(&HeaderMap::new(), &any), None);
+        let mut other = HeaderMap::new();
+        other.insert("x-user", HeaderValue::from_static("bob"));
+        assert_ne!(header_key(&h, &any), header_key(&other, &any));
+    }
+
+    #[test]
+    fn sessions_expire() {
+        let s = Sessions::default();
+        let lb = LoadBalancerId::from_bytes([1; 16]);
+        let pin = Pin {
+            pool: PoolId::from_bytes([3; 16]),
+            origin: 7,
+        };
+        let t0 = Instant::now();
+        s.put(lb, 9, pin, t0, Duration::from_secs(30));
+        assert_eq!(s.get(lb, 9, t0 + Duration::from_secs(29)), Some(pin));
+        assert_eq!(s.get(lb, 9, t0 + Duration::from_secs(31)), None);
+    }
+}

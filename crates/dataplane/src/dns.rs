@@ -1,0 +1,356 @@
+//! The authoritative DNS listener: for every zone, the A/AAAA records of the origins the
+//! core selects for each non-proxied load balancer (contract §5 rule 6), the SOA when
+//! nothing can take traffic, NXDOMAIN for names the zone does not have. hickory-proto does
+//! the wire format; the answers come from the routing snapshot.
+
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use hickory_proto::op::{Edns, Header, Message, MessageType, OpCode, ResponseCode};
+use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsCode, EdnsOption};
+use hickory_proto::rr::rdata::{A, AAAA, NS, SOA};
+use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
+use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, UdpSocket};
+use vantage_core::load_balancer::{PreferEcs, SteeringPolicy};
+use vantage_core::routing::{DnsAnswer, Route, RoutingTable, ZoneView};
+
+use crate::geo::{self, GeoTable, Locality};
+
+/// The largest UDP answer we send (the EDNS payload the DNS flag day settled on).
+const MAX_UDP: u16 = 1232;
+/// TTL of the SOA record and of negative answers: short, so a pool coming back is seen soon.
+const NEGATIVE_TTL: u32 = 30;
+
+#[derive(Debug, Clone, Default)]
+pub struct DnsConfig {
+    pub locality: Locality,
+    pub geo: Option<Arc<GeoTable>>,
+    /// Addresses answered for proxied load balancers (the proxy's public addresses); none
+    /// means proxied names have no A/AAAA data here.
+    pub proxy_addresses: Vec<IpAddr>,
+}
+
+#[derive(Debug)]
+pub struct Dns {
+    routes: Arc<ArcSwap<RoutingTable>>,
+    config: DnsConfig,
+}
+
+/// A lower-case name without the trailing dot, from the raw labels (no IDNA, no escapes).
+fn name_key(name: &Name) -> String {
+    let mut s = String::with_capacity(name.len());
+    for (i, label) in name.iter().enumerate() {
+        if i > 0 {
+            s.push('.');
+        }
+        s.extend(label.iter().map(|b| char::from(b.to_ascii_lowercase())));
+    }
+    s
+}
+
+fn fqdn(s: &str) -> Option<Name> {
+    Name::from_ascii(format!("{s}.")).ok()
+}
+
+fn soa(zone: &ZoneView) -> Option<Record> {
+    let soa = SOA::new(
+        fqdn(&format!("ns.{}", zone.name))?,
+        fqdn(&format!("hostmaster.{}", zone.name))?,
+        zone.serial,
+        10_000,
+        2_400,
+        604_800,
+        NEGATIVE_TTL,
+    );
+    Some(Record::from_rdata(
+        fqdn(&zone.name)?,
+        NEGATIVE_TTL,
+        RData::SOA(soa),
+    ))
+}
+
+impl Dns {
+    pub fn new(routes: Arc<ArcSwap<RoutingTable>>, config: DnsConfig) -> Dns {
+        Dns { routes, config }
+    }
+
+    /// The answer to one query from `client`, serialised; `None` when the packet deserves
+    /// no answer (not a query, not even a header). `udp` applies the client's size limit.
+    pub fn answer(&self, packet: &[u8], client: IpAddr, udp: bool) -> Option<Vec<u8>> {
+        let query = match Message::from_vec(packet) {
+            Ok(m) => m,
+            Err(_) => {
+                let header = Header::read(&mut BinDecoder::new(packet)).ok()?;
+                if header.message_type != MessageType::Query {
+                    return None;
+                }
+                return Message::error_msg(header.id, header.op_code, ResponseCode::FormErr)
+                    .to_vec()
+                    .ok();
+            }
+        };
+        if query.message_type != MessageType::Query {
+            return None;
+        }
+        let response = self.respond(&query, client);
+        let bytes = response.to_vec().ok()?;
+        let limit = if udp {
+            query
+                .edns
+                .as_ref()
+                .map_or(512, |e| e.max_payload().clamp(512, MAX_UDP))
+        } else {
+            u16::MAX
+        };
+        if bytes.len() <= usize::from(limit) {
+            Some(bytes)
+        } else {
+            response.truncate().to_vec().ok()
+        }
+    }
+
+    fn respond(&self, query: &Message, client: IpAddr) -> Message {
+        let mut r = Message::response(query.id, query.op_code);
+        r.metadata.recursion_desired = query.recursion_desired;
+        let ecs = query
+            .edns
+            .as_ref()
+            .and_then(|e| match e.option(EdnsCode::Subnet) {
+                Some(EdnsOption::Subnet(cs)) => Some(*cs),
+                _ => None,
+            });
+        if let Some(e) = &query.edns {
+            let mut out = Edns::new();
+            out.set_max_payload(MAX_UDP);
+            out.set_version(0);
+            r.set_edns(out);
+            if e.version() > 0 {
+                r.metadata.response_code = ResponseCode::BADVERS;
+                return r;
+            }
+        }
+        if query.op_code != OpCode::Query {
+            r.metadata.response_code = ResponseCode::NotImp;
+            return r;
+        }
+        let [q] = query.queries.as_slice() else {
+            r.metadata.response_code = ResponseCode::FormErr;
+            return r;
+        };
+        r.add_query(q.clone());
+        if q.query_class() != DNSClass::IN {
+            r.metadata.response_code = ResponseCode::Refused;
+            return r;
+        }
+        let name = name_key(q.name());
+        let table = self.routes.load();
+        let Some(zone) = table.zone_of(&name) else {
+            r.metadata.response_code = ResponseCode::Refused;
+            return r;
+        };
+        r.metadata.authoritative = true;
+        let owner = q.name().clone();
+        let qtype = q.query_type();
+        let wants = |t: RecordType| qtype == t || qtype == RecordType::ANY;
+        let route = table.route(&name).filter(|route| route.zone == zone.id);
+        if name == zone.name {
+            if wants(RecordType::SOA) {
+                r.answers.extend(soa(zone));
+            }
+            if wants(RecordType::NS) {
+                if let Some(ns) = fqdn(&format!("ns.{}", zone.name)) {
+                    r.add_answer(Record::from_rdata(owner.clone(), 86_400, RData::NS(NS(ns))));
+                }
+            }
+        }
+        match route {
+            Some(route) if wants(RecordType::A) || wants(RecordType::AAAA) => {
+                let (addresses, scope) = self.addresses(route, client, ecs);
+                for ip in addresses {
+                    let data = match ip {
+                        IpAddr::V4(v4) if wants(RecordType::A) => RData::A(A(v4)),
+                        IpAddr::V6(v6) if wants(RecordType::AAAA) => RData::AAAA(AAAA(v6)),
+                        _ => continue,
+                    };
+                    r.add_answer(Record::from_rdata(owner.clone(), route.spec.ttl, data));
+                }
+                if let (Some(cs), Some(edns)) = (ecs, r.edns.as_mut()) {
+                    edns.options_mut()
+                        .insert(EdnsOption::Subnet(ClientSubnet::new(
+                            cs.addr(),
+                            cs.source_prefix(),
+                            scope,
+                        )));
+                }
+            }
+            Some(_) => {}
+            None if name == zone.name => {}
+            None if table.routes().any(|rt| is_below(&rt.spec.name, &name)) => {}
+            None => {
+                r.metadata.response_code = ResponseCode::NXDomain;
+            }
+        }
+        if r.answers.is_empty() {
+            // No data (or no such name): the SOA tells resolvers how long to remember that.
+            r.authorities.extend(soa(zone));
+        }
+        r
+    }
+
+    /// The addresses for a load-balanced name and the ECS scope they were chosen for (the
+    /// source prefix when the client subnet steered the answer, else 0).
+    fn addresses(
+        &self,
+        route: &Route,
+        resolver: IpAddr,
+        ecs: Option<ClientSubnet>,
+    ) -> (Vec<IpAddr>, u8) {
+        if !route.spec.enabled {
+            return (Vec::new(), 0);
+        }
+        if route.spec.proxied {
+            return (self.config.proxy_addresses.clone(), 0);
+        }
+        let subnet =
+            ecs.filter(|cs| cs.source_prefix() > 0 && route.spec.prefer_ecs != PreferEcs::Never);
+        let client = subnet.map_or(resolver, |cs| cs.addr());
+        let mut ctx = geo::context(
+            &self.config.locality,
+            self.config.geo.as_deref(),
+            Some(client),
+        );
+        ctx.random = rand::random();
+        if route.spec.steering_policy == SteeringPolicy::DynamicLatency {
+            ctx.rtt_ewma = route.rtt.clone();
+        }
+        let scope = match (subnet, self.config.geo.is_some()) {
+            (Some(cs), true) => cs.source_prefix(),
+            _ => 0,
+        };
+        match route.dns_answer(&ctx) {
+            DnsAnswer::Addresses { addresses, .. } => (addresses, scope),
+            DnsAnswer::Nothing => (Vec::new(), scope),
+        }
+    }
+
+    /// Answers UDP queries until `shutdown`. Several of these may share one socket.
+    pub async fn serve_udp(
+        self: Arc<Self>,
+        socket: Arc<UdpSocket>,
+        shutdown: impl Future<Output = ()>,
+    ) {
+        tokio::pin!(shutdown);
+        let mut buf = vec![0u8; 4096];
+        loop {
+            let (n, peer) = tokio::select! {
+                got = socket.recv_from(&mut buf) => match got {
+                    Ok(x) => x,
+                    Err(e) => {
+                        tracing::debug!(error = %e, "dns recv failed");
+                        continue;
+                    }
+                },
+                () = &mut shutdown => return,
+            };
+            if let Some(out) = self.answer(&buf[..n], peer.ip(), true) {
+                let _ = socket.send_to(&out, peer).await;
+            }
+        }
+    }
+
+    /// Answers DNS over TCP (RFC 7766: length-prefixed, several queries per connection).
+    pub async fn serve_tcp(
+        self: Arc<Self>,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()>,
+    ) {
+        tokio::pin!(shutdown);
+        loop {
+            let (stream, peer) = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok(c) => c,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "dns accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                () = &mut shutdown => return,
+            };
+            let dns = self.clone();
+            tokio::spawn(async move { dns.tcp_connection(stream, peer).await });
+        }
+    }
+
+    async fn tcp_connection(&self, mut stream: tokio::net::TcpStream, peer: SocketAddr) {
+        let idle = Duration::from_secs(10);
+        loop {
+            let mut len = [0u8; 2];
+            match tokio::time::timeout(idle, stream.read_exact(&mut len)).await {
+                Ok(Ok(_)) => {}
+                _ => return,
+            }
+            let mut packet = vec![0u8; usize::from(u16::from_be_bytes(len))];
+            match tokio::time::timeout(idle, stream.read_exact(&mut packet)).await {
+                Ok(Ok(_)) => {}
+                _ => return,
+            }
+            let Some(out) = self.answer(&packet, peer.ip(), false) else {
+                return;
+            };
+            let Ok(n) = u16::try_from(out.len()) else {
+                return;
+            };
+            let mut framed = Vec::with_capacity(out.len() + 2);
+            framed.extend_from_slice(&n.to_be_bytes());
+            framed.extend_from_slice(&out);
+            if stream.write_all(&framed).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// `name` is an ancestor of the load balancer `lb` (an empty non-terminal: it exists, with
+/// no data of its own); a wildcard's parent is one too.
+fn is_below(lb: &str, name: &str) -> bool {
+    lb.len() > name.len() && lb.ends_with(name) && lb.as_bytes()[lb.len() - name.len() - 1] == b'.'
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hickory_proto::op::Query;
+
+    #[test]
+    fn empty_non_terminals_are_recognised() {
+        assert!(is_below("a.b.example.com", "b.example.com"));
+        assert!(is_below("*.b.example.com", "b.example.com"));
+        assert!(!is_below("ab.example.com", "b.example.com"));
+        assert!(!is_below("b.example.com", "b.example.com"));
+    }
+
+    #[test]
+    fn unknown_zones_are_refused_and_garbage_dropped() {
+        let dns = Dns::new(Arc::default(), DnsConfig::default());
+        let mut q = Message::new(7, MessageType::Query, OpCode::Query);
+        q.add_query(Query::query(
+            Name::from_ascii("www.example.org.").unwrap_or_default(),
+            RecordType::A,
+        ));
+        let out = dns
+            .answer(&q.to_vec().unwrap_or_default(), [127, 0, 0, 1].into(), true)
+            .unwrap_or_default();
+        let r = Message::from_vec(&out).ok();
+        assert_eq!(
+            r.map(|r| (r.id, r.response_code)),
+            Some((7, ResponseCode::Refused))
+        );
+        assert_eq!(dns.answer(&[1, 2, 3], [127, 0, 0, 1].into(), true), None);
+    }
+}

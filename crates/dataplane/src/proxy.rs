@@ -1,0 +1,524 @@
+//! The HTTP proxy: a request's Host picks a proxied load balancer from the current routing
+//! snapshot, the core steers it to an origin, and hyper carries it there over a pooled
+//! connection, streaming both ways. A request whose connection to the origin cannot be made
+//! is retried once where the core says (zero-downtime failover).
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, Request, Response, StatusCode, Uri, Version};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Empty, Full};
+use hyper::body::{Body as _, Incoming};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+use vantage_core::load_balancer::{SessionAffinity, SteeringPolicy, ZeroDowntimeFailover};
+use vantage_core::pool::OriginSteeringPolicy;
+use vantage_core::routing::{normalize_host, Route, RoutingTable};
+use vantage_core::steering::{self, Decision};
+
+use crate::affinity::{self, Sessions};
+use crate::geo::{self, GeoTable, Locality};
+use crate::load::Load;
+
+pub type Body = BoxBody<Bytes, hyper::Error>;
+
+/// How the proxy behaves; the binary fills it from flags.
+#[derive(Debug, Clone)]
+pub struct ProxyConfig {
+    pub locality: Locality,
+    /// Client networks → country/region, refining `locality` per request.
+    pub geo: Option<Arc<GeoTable>>,
+    /// Establishing a connection to an origin (then 522).
+    pub connect_timeout: Duration,
+    /// From sending a request to the origin's response headers (then 524).
+    pub response_timeout: Duration,
+    /// Keep-alive of idle pooled connections to origins.
+    pub idle_timeout: Duration,
+}
+
+impl Default for ProxyConfig {
+    fn default() -> Self {
+        ProxyConfig {
+            locality: Locality::default(),
+            geo: None,
+            connect_timeout: Duration::from_secs(5),
+            response_timeout: Duration::from_secs(100),
+            idle_timeout: Duration::from_secs(90),
+        }
+    }
+}
+
+/// The proxy's shared state: the snapshot it reads, the upstream connection pool, in-flight
+/// counts and header sessions.
+#[derive(Debug)]
+pub struct Proxy {
+    routes: Arc<ArcSwap<RoutingTable>>,
+    config: ProxyConfig,
+    client: Client<HttpConnector, Body>,
+    load: Load,
+    sessions: Sessions,
+}
+
+/// Why a request did not reach an origin, as the Cloudflare status a client sees.
+#[derive(Debug)]
+struct Failure {
+    status: u16,
+    /// No connection was made, so the request was never sent: safe to send elsewhere.
+    unsent: bool,
+}
+
+impl Failure {
+    fn of(e: &hyper_util::client::legacy::Error) -> Failure {
+        if !e.is_connect() {
+            return Failure {
+                status: 502,
+                unsent: false,
+            };
+        }
+        let io = std::iter::successors(Some(e as &(dyn std::error::Error + 'static)), |e| {
+            e.source()
+        })
+        .find_map(|e| e.downcast_ref::<std::io::Error>());
+        let status = match io.map(std::io::Error::kind) {
+            Some(std::io::ErrorKind::ConnectionRefused) => 521,
+            Some(std::io::ErrorKind::TimedOut) => 522,
+            _ => 523,
+        };
+        Failure {
+            status,
+            unsent: true,
+        }
+    }
+}
+
+fn page(status: u16, message: &str) -> Response<Body> {
+    let mut r = Response::new(
+        Full::new(Bytes::from(format!("error code: {status}\n{message}\n")))
+            .map_err(|never| match never {})
+            .boxed(),
+    );
+    *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+fn empty() -> Body {
+    Empty::new().map_err(|never| match never {}).boxed()
+}
+
+/// Headers that describe one hop, never forwarded (RFC 9110 §7.6.1), plus any the
+/// `Connection` header names.
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+        .collect();
+    for n in named {
+        headers.remove(n);
+    }
+    for n in [
+        header::CONNECTION,
+        header::TE,
+        header::TRAILER,
+        header::TRANSFER_ENCODING,
+        header::UPGRADE,
+        header::PROXY_AUTHORIZATION,
+        HeaderName::from_static("keep-alive"),
+        HeaderName::from_static("proxy-connection"),
+    ] {
+        headers.remove(n);
+    }
+}
+
+fn is_idempotent(m: &Method) -> bool {
+    matches!(
+        *m,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
+    )
+}
+
+fn uses_load(route: &Route) -> bool {
+    matches!(
+        route.spec.steering_policy,
+        SteeringPolicy::LeastOutstandingRequests | SteeringPolicy::LeastConnections
+    ) || route.pools.values().any(|p| {
+        matches!(
+            p.origin_steering,
+            OriginSteeringPolicy::LeastOutstandingRequests | OriginSteeringPolicy::LeastConnections
+        )
+    })
+}
+
+impl Proxy {
+    pub fn new(routes: Arc<ArcSwap<RoutingTable>>, config: ProxyConfig) -> Proxy {
+        let mut http = HttpConnector::new();
+        http.set_connect_timeout(Some(config.connect_timeout));
+        http.set_nodelay(true);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(config.idle_timeout)
+            .build(http);
+        Proxy {
+            routes,
+            config,
+            client,
+            load: Load::default(),
+            sessions: Sessions::default(),
+        }
+    }
+
+    /// Serves clients on `listener` (TLS when `tls` is given) until `shutdown` resolves,
+    /// then lets requests in flight finish for up to 10 s.
+    pub async fn serve(
+        self: Arc<Self>,
+        listener: TcpListener,
+        tls: Option<TlsAcceptor>,
+        shutdown: impl Future<Output = ()>,
+    ) {
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(Duration::from_secs(30));
+        let graceful = GracefulShutdown::new();
+        tokio::pin!(shutdown);
+        loop {
+            let (stream, peer) = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok(c) => c,
+                    Err(e) => {
+                        // Out of descriptors and the like: back off instead of spinning.
+                        tracing::warn!(error = %e, "proxy accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                () = &mut shutdown => break,
+            };
+            let _ = stream.set_nodelay(true);
+            let proxy = self.clone();
+            let https = tls.is_some();
+            let service = hyper::service::service_fn(move |req| {
+                let proxy = proxy.clone();
+                async move { Ok::<_, Infallible>(proxy.handle(req, peer, https).await) }
+            });
+            match &tls {
+                None => {
+                    let conn = builder
+                        .serve_connection(TokioIo::new(stream), service)
+                        .into_owned();
+                    let conn = graceful.watch(conn);
+                    tokio::spawn(async move {
+                        let _ = conn.await;
+                    });
+                }
+                Some(acceptor) => {
+                    let acceptor = acceptor.clone();
+                    let builder = builder.clone();
+                    let watcher = graceful.watcher();
+                    tokio::spawn(async move {
+                        let handshake =
+                            tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream));
+                        let Ok(Ok(stream)) = handshake.await else {
+                            return;
+                        };
+                        let conn = builder
+                            .serve_connection(TokioIo::new(stream), service)
+                            .into_owned();
+                        let _ = watcher.watch(conn).await;
+                    });
+                }
+            }
+        }
+        drop(listener);
+        let _ = tokio::time::timeout(Duration::from_secs(10), graceful.shutdown()).await;
+    }
+
+    /// Answers one client request.
+    pub async fn handle(
+        &self,
+        req: Request<Incoming>,
+        peer: SocketAddr,
+        https: bool,
+    ) -> Response<Body> {
+        // HTTP/2 clients name the host in `:authority` (the URI), HTTP/1.1 in `Host`.
+        let host = req
+            .uri()
+            .authority()
+            .map(|a| a.as_str().to_owned())
+            .or_else(|| {
+                req.headers()
+                    .get(header::HOST)
+                    .and_then(|h| h.to_str().ok())
+                    .map(str::to_owned)
+            });
+        let Some(host) = host else {
+            return page(400, "The request names no host.");
+        };
+        let route = {
+            let table = self.routes.load();
+            table.route(&normalize_host(&host)).cloned()
+        };
+        let Some(route) = route.filter(|r| r.spec.proxied) else {
+            return page(404, "No proxied load balancer serves this host name.");
+        };
+        if !route.spec.enabled {
+            return page(530, "The load balancer for this host name is disabled.");
+        }
+        let client_ip = match peer.ip() {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+            v4 => v4,
+        };
+        let mut ctx = geo::context(
+            &self.config.locality,
+            self.config.geo.as_deref(),
+            Some(client_ip),
+        );
+        ctx.random = rand::random();
+        if route.spec.steering_policy == SteeringPolicy::DynamicLatency {
+            ctx.rtt_ewma = route.rtt.clone();
+        }
+        if uses_load(&route) {
+            self.load.fill(&route, &mut ctx);
+        }
+
+        let affinity_mode = route.spec.session_affinity;
+        let attributes = &route.spec.session_affinity_attributes;
+        let now = Instant::now();
+        let session_key = match affinity_mode {
+            SessionAffinity::Header => affinity::header_key(req.headers(), attributes),
+            _ => None,
+        };
+        let pin_in = match affinity_mode {
+            SessionAffinity::Cookie | SessionAffinity::IpCookie => {
+                affinity::cookie_pin(req.headers())
+            }
+            SessionAffinity::Header => {
+                session_key.and_then(|k| self.sessions.get(route.id, k, now))
+            }
+            SessionAffinity::None => None,
+        };
+        let pinned = pin_in.and_then(|p| route.pinned(p));
+        if affinity_mode == SessionAffinity::IpCookie && pinned.is_none() {
+            // The first choice follows the client's address, so it is the same on every
+            // data plane; the cookie then keeps it.
+            ctx.random = steering::hash_ip(&client_ip);
+        }
+        let decision = pinned.unwrap_or_else(|| steering::steer(&route.spec, &route.pools, &ctx));
+        let Some(target) = decision.target() else {
+            return page(530, "No pool of this load balancer can take the request.");
+        };
+
+        let (parts, body) = req.into_parts();
+        let bodiless = body.is_end_stream();
+        let mut headers = parts.headers;
+        strip_hop_by_hop(&mut headers);
+        forwarded(&mut headers, client_ip, https, &host);
+        let path = parts
+            .uri
+            .path_and_query()
+            .map_or("/", |p| p.as_str())
+            .to_owned();
+        let first_body = if bodiless { empty() } else { body.boxed() };
+        let retry_headers = bodiless.then(|| headers.clone());
+        let (response, used) = match self
+            .send(&route, target, &parts.method, &path, headers, first_body)
+            .await
+        {
+            Ok(r) => (r, target),
+            Err(failure) => {
+                let may_retry = (failure.unsent || is_idempotent(&parts.method))
+                    && failure.status != 524
+                    && (pinned.is_none()
+                        || attributes.zero_downtime_failover != ZeroDowntimeFailover::None);
+                let again = match (may_retry, retry_headers) {
+                    (true, Some(h)) => steering::retry(&route.spec, &route.pools, &ctx, target)
+                        .target()
+                        .map(|t| (t, h)),
+                    _ => None,
+                };
+                let Some((second, h)) = again else {
+                    return page(failure.status, "The origin could not be reached.");
+                };
+                tracing::debug!(status = failure.status, "retrying on another origin");
+                match self
+                    .send(&route, second, &parts.method, &path, h, empty())
+                    .await
+                {
+                    Ok(r) => (r, second),
+                    Err(f) => return page(f.status, "The origin could not be reached."),
+                }
+            }
+        };
+        let mut response = response;
+        // A temporary failover serves elsewhere but keeps the client's pin.
+        let keep_pin = pinned.is_some()
+            && used != target
+            && attributes.zero_downtime_failover == ZeroDowntimeFailover::Temporary;
+        let pin_out = if keep_pin {
+            pin_in
+        } else {
+            route.pin(Decision::Pool {
+                pool: used.0,
+                origin: used.1,
+            })
+        };
+        match (affinity_mode, pin_out) {
+            (SessionAffinity::Cookie | SessionAffinity::IpCookie, Some(pin))
+                if Some(pin) != pin_in =>
+            {
+                let cookie =
+                    affinity::set_cookie(pin, route.spec.session_affinity_ttl, attributes, https);
+                if let Ok(v) = HeaderValue::from_str(&cookie) {
+                    response.headers_mut().append(header::SET_COOKIE, v);
+                }
+            }
+            (SessionAffinity::Header, Some(pin)) => {
+                if let Some(k) = session_key {
+                    let ttl = Duration::from_secs(u64::from(route.spec.session_affinity_ttl));
+                    self.sessions.put(route.id, k, pin, now, ttl);
+                }
+            }
+            _ => {}
+        }
+        response
+    }
+
+    /// Sends one attempt to the origin `(pool, index)` and returns its response, streaming.
+    async fn send(
+        &self,
+        route: &Route,
+        (pool, origin): (vantage_core::PoolId, usize),
+        method: &Method,
+        path: &str,
+        mut headers: HeaderMap,
+        body: Body,
+    ) -> Result<Response<Body>, Failure> {
+        let Some(up) = route.upstream(pool, origin) else {
+            return Err(Failure {
+                status: 502,
+                unsent: true,
+            });
+        };
+        let uri: Uri = format!("http://{}{}", up.authority, path)
+            .parse()
+            .map_err(|_| Failure {
+                status: 502,
+                unsent: true,
+            })?;
+        if let Some(h) = up
+            .host
+            .as_deref()
+            .and_then(|h| HeaderValue::from_str(h).ok())
+        {
+            headers.insert(header::HOST, h);
+        }
+        let mut req = Request::new(body);
+        *req.method_mut() = method.clone();
+        *req.uri_mut() = uri;
+        *req.version_mut() = Version::HTTP_11;
+        *req.headers_mut() = headers;
+        let in_flight = self.load.start(pool, up.key);
+        let response = tokio::time::timeout(self.config.response_timeout, self.client.request(req))
+            .await
+            .map_err(|_| Failure {
+                status: 524,
+                unsent: false,
+            })?
+            .map_err(|e| {
+                tracing::debug!(origin = %up.authority, error = %e, "upstream request failed");
+                Failure::of(&e)
+            })?;
+        let (mut parts, body) = response.into_parts();
+        strip_hop_by_hop(&mut parts.headers);
+        // The client's connection has its own version; an HTTP/1.0 origin must not set it.
+        parts.version = Version::default();
+        // The request stays in flight (for least-outstanding steering) until its body is done.
+        let body = body
+            .map_frame(move |f| {
+                let _ = &in_flight;
+                f
+            })
+            .boxed();
+        Ok(Response::from_parts(parts, body))
+    }
+}
+
+/// Adds what the origin needs to know about the client: `X-Forwarded-For` (appended),
+/// `X-Forwarded-Proto`, `CF-Connecting-IP` (set by us, never trusted from the client) and a
+/// `Host` for HTTP/2 clients, who send `:authority` instead.
+fn forwarded(headers: &mut HeaderMap, client: IpAddr, https: bool, host: &str) {
+    let xff = HeaderName::from_static("x-forwarded-for");
+    let ip = client.to_string();
+    let value = match headers.get(&xff).and_then(|v| v.to_str().ok()) {
+        Some(before) => format!("{before}, {ip}"),
+        None => ip.clone(),
+    };
+    if let Ok(v) = HeaderValue::from_str(&value) {
+        headers.insert(xff, v);
+    }
+    headers.insert(
+        HeaderName::from_static("x-forwarded-proto"),
+        HeaderValue::from_static(if https { "https" } else { "http" }),
+    );
+    if let Ok(v) = HeaderValue::from_str(&ip) {
+        headers.insert(HeaderName::from_static("cf-connecting-ip"), v);
+    }
+    if !headers.contains_key(header::HOST) {
+        if let Ok(v) = HeaderValue::from_str(host) {
+            headers.insert(header::HOST, v);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn hop_by_hop_headers_are_dropped_and_client_headers_added() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("close, x-secret"),
+        );
+        h.insert("x-secret", HeaderValue::from_static("1"));
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        h.insert("x-forwarded-for", HeaderValue::from_static("192.0.2.1"));
+        h.insert("cf-connecting-ip", HeaderValue::from_static("6.6.6.6"));
+        h.insert("accept", HeaderValue::from_static("*/*"));
+        strip_hop_by_hop(&mut h);
+        forwarded(
+            &mut h,
+            "198.51.100.7".parse().unwrap(),
+            true,
+            "www.example.com",
+        );
+        assert!(h.get("x-secret").is_none() && h.get("keep-alive").is_none());
+        assert!(h.get(header::CONNECTION).is_none());
+        assert_eq!(h["x-forwarded-for"], "192.0.2.1, 198.51.100.7");
+        assert_eq!(h["cf-connecting-ip"], "198.51.100.7");
+        assert_eq!(h["x-forwarded-proto"], "https");
+        assert_eq!(h[header::HOST], "www.example.com");
+        assert_eq!(h["accept"], "*/*");
+    }
+}

@@ -1,0 +1,262 @@
+//! Wiring of the data plane into `vantage serve`: the flags, the task that publishes routing
+//! snapshots, and the proxy and DNS listeners that read them.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use arc_swap::ArcSwap;
+use tokio::task::JoinHandle;
+use vantage_api::AppState;
+use vantage_core::region::RegionCode;
+use vantage_core::routing::RoutingTable;
+use vantage_dataplane::dns::{Dns, DnsConfig};
+use vantage_dataplane::geo::{GeoTable, Locality};
+use vantage_dataplane::{Proxy, ProxyConfig};
+
+/// Snapshots are rebuilt at least this often, so smoothed RTTs (dynamic latency) move.
+const REFRESH: Duration = Duration::from_secs(5);
+
+#[derive(Debug, clap::Args)]
+pub struct DataPlaneArgs {
+    /// Serve proxied load balancers (`proxied: true`) over HTTP/1.1 and HTTP/2 here.
+    #[arg(long, env = "VANTAGE_PROXY_LISTEN")]
+    proxy_listen: Option<SocketAddr>,
+    /// Terminate TLS on the proxy with this certificate chain (PEM); needs --proxy-tls-key.
+    #[arg(long, env = "VANTAGE_PROXY_TLS_CERT", requires = "proxy_tls_key")]
+    proxy_tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --proxy-tls-cert.
+    #[arg(long, env = "VANTAGE_PROXY_TLS_KEY", requires = "proxy_tls_cert")]
+    proxy_tls_key: Option<PathBuf>,
+    /// Seconds to establish a connection to an origin before answering 522.
+    #[arg(long, default_value_t = 5)]
+    proxy_connect_timeout: u64,
+    /// Seconds to wait for an origin's response headers before answering 524.
+    #[arg(long, default_value_t = 100)]
+    proxy_response_timeout: u64,
+    /// This data plane's PoP code, for `pop_pools`.
+    #[arg(long, env = "VANTAGE_PROXY_POP")]
+    proxy_pop: Option<String>,
+    /// This data plane's country (ISO 3166-1 alpha-2), for `country_pools`.
+    #[arg(long, env = "VANTAGE_PROXY_COUNTRY", value_parser = parse_country)]
+    proxy_country: Option<String>,
+    /// This data plane's region, for `region_pools` and dynamic latency (defaults to the
+    /// country's region).
+    #[arg(long, env = "VANTAGE_PROXY_REGION", value_parser = crate::serve::parse_region)]
+    proxy_region: Option<RegionCode>,
+    /// This data plane's coordinates `LAT,LON`, for proximity steering.
+    #[arg(long, env = "VANTAGE_PROXY_COORDINATES", value_parser = parse_coordinates)]
+    proxy_coordinates: Option<(f64, f64)>,
+    /// A file of `CIDR COUNTRY [REGION]` lines: clients in a listed network are steered as
+    /// coming from there (longest prefix wins).
+    #[arg(long, env = "VANTAGE_GEO_FILE")]
+    geo_file: Option<PathBuf>,
+    /// Answer DNS (UDP and TCP) for the zones here.
+    #[arg(long, env = "VANTAGE_DNS_LISTEN")]
+    dns_listen: Option<SocketAddr>,
+    /// Addresses DNS answers for proxied load balancers (the proxy's public addresses);
+    /// repeatable.
+    #[arg(long = "dns-proxy-address")]
+    dns_proxy_addresses: Vec<IpAddr>,
+}
+
+fn parse_country(s: &str) -> Result<String, String> {
+    let c = s.to_ascii_uppercase();
+    if RegionCode::is_known_country(&c) {
+        Ok(c)
+    } else {
+        Err("not an ISO 3166-1 alpha-2 country code".into())
+    }
+}
+
+fn parse_coordinates(s: &str) -> Result<(f64, f64), String> {
+    let (lat, lon) = s.split_once(',').ok_or("expected LAT,LON")?;
+    let lat: f64 = lat.trim().parse().map_err(|_| "latitude is not a number")?;
+    let lon: f64 = lon
+        .trim()
+        .parse()
+        .map_err(|_| "longitude is not a number")?;
+    if !(-90.0..=90.0).contains(&lat) || !(-180.0..=180.0).contains(&lon) {
+        return Err("latitude is within ±90 and longitude within ±180".into());
+    }
+    Ok((lat, lon))
+}
+
+impl DataPlaneArgs {
+    pub fn wanted(&self) -> bool {
+        self.proxy_listen.is_some() || self.dns_listen.is_some()
+    }
+
+    fn locality(&self) -> Locality {
+        let region = self.proxy_region.or_else(|| {
+            self.proxy_country
+                .as_deref()
+                .and_then(|c| RegionCode::of_place(c, None))
+        });
+        Locality {
+            pop: self.proxy_pop.clone(),
+            country: self.proxy_country.clone(),
+            region,
+            coordinates: self.proxy_coordinates,
+        }
+    }
+}
+
+/// The bound data-plane listeners, ready to serve.
+pub struct DataPlane {
+    routes: Arc<ArcSwap<RoutingTable>>,
+    region: Option<RegionCode>,
+    proxy: Option<(
+        Arc<Proxy>,
+        tokio::net::TcpListener,
+        Option<tokio_rustls::TlsAcceptor>,
+    )>,
+    dns: Option<(
+        Arc<Dns>,
+        Arc<tokio::net::UdpSocket>,
+        tokio::net::TcpListener,
+    )>,
+}
+
+impl std::fmt::Debug for DataPlane {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DataPlane").finish_non_exhaustive()
+    }
+}
+
+impl DataPlane {
+    /// Reads the geo file and certificates and binds the listeners, so that every mistake
+    /// stops the start.
+    pub async fn bind(args: &DataPlaneArgs) -> anyhow::Result<DataPlane> {
+        let geo = match &args.geo_file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                let table =
+                    GeoTable::parse(&text).with_context(|| format!("in {}", path.display()))?;
+                Some(Arc::new(table))
+            }
+            None => None,
+        };
+        let locality = args.locality();
+        let routes = Arc::new(ArcSwap::from_pointee(RoutingTable::default()));
+        let proxy = match args.proxy_listen {
+            Some(addr) => {
+                let listener = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("binding the proxy to {addr}"))?;
+                let tls = match (&args.proxy_tls_cert, &args.proxy_tls_key) {
+                    (Some(c), Some(k)) => Some(crate::tls::acceptor(c, k)?),
+                    _ => None,
+                };
+                let config = ProxyConfig {
+                    locality: locality.clone(),
+                    geo: geo.clone(),
+                    connect_timeout: Duration::from_secs(args.proxy_connect_timeout.max(1)),
+                    response_timeout: Duration::from_secs(args.proxy_response_timeout.max(1)),
+                    ..ProxyConfig::default()
+                };
+                let proxy = Arc::new(Proxy::new(Arc::clone(&routes), config));
+                Some((proxy, listener, tls))
+            }
+            None => None,
+        };
+        let dns = match args.dns_listen {
+            Some(addr) => {
+                let udp = tokio::net::UdpSocket::bind(addr)
+                    .await
+                    .with_context(|| format!("binding DNS (UDP) to {addr}"))?;
+                // TCP on the same port UDP got (they differ when the port is 0).
+                let tcp_addr = udp.local_addr()?;
+                let tcp = tokio::net::TcpListener::bind(tcp_addr)
+                    .await
+                    .with_context(|| format!("binding DNS (TCP) to {tcp_addr}"))?;
+                let config = DnsConfig {
+                    locality: locality.clone(),
+                    geo,
+                    proxy_addresses: args.dns_proxy_addresses.clone(),
+                };
+                Some((
+                    Arc::new(Dns::new(Arc::clone(&routes), config)),
+                    Arc::new(udp),
+                    tcp,
+                ))
+            }
+            None => None,
+        };
+        Ok(DataPlane {
+            routes,
+            region: locality.region,
+            proxy,
+            dns,
+        })
+    }
+
+    /// Publishes the first snapshot, then starts the publisher and the listeners. Returns
+    /// the publisher (to abort at shutdown) and the listeners (which stop by themselves on
+    /// SIGTERM, after draining).
+    pub async fn start(
+        self,
+        state: &Arc<AppState>,
+    ) -> anyhow::Result<(JoinHandle<()>, Vec<JoinHandle<()>>)> {
+        let st = Arc::clone(state);
+        let region = self.region;
+        let first = tokio::task::spawn_blocking(move || st.routing_table(region, None)).await?;
+        self.routes.store(Arc::new(first));
+        let publisher = tokio::spawn(publish(Arc::clone(state), Arc::clone(&self.routes), region));
+        let mut listeners = Vec::new();
+        if let Some((proxy, listener, tls)) = self.proxy {
+            let scheme = if tls.is_some() { "https" } else { "http" };
+            tracing::info!("proxy serving on {} ({scheme})", listener.local_addr()?);
+            listeners.push(tokio::spawn(proxy.serve(
+                listener,
+                tls,
+                crate::serve::shutdown_signal(),
+            )));
+        }
+        if let Some((dns, udp, tcp)) = self.dns {
+            tracing::info!("dns serving on {} (udp and tcp)", udp.local_addr()?);
+            // One receiver per core on the same socket keeps both cores answering.
+            let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+            for _ in 0..workers {
+                listeners.push(tokio::spawn(
+                    Arc::clone(&dns).serve_udp(Arc::clone(&udp), crate::serve::shutdown_signal()),
+                ));
+            }
+            listeners.push(tokio::spawn(
+                dns.serve_tcp(tcp, crate::serve::shutdown_signal()),
+            ));
+        }
+        Ok((publisher, listeners))
+    }
+}
+
+/// Rebuilds the routing snapshot after every configuration change the engine has followed,
+/// every verdict change, and every few seconds; the data plane picks it up on its next
+/// request without waiting for anything.
+async fn publish(
+    state: Arc<AppState>,
+    routes: Arc<ArcSwap<RoutingTable>>,
+    region: Option<RegionCode>,
+) {
+    let mut config = state.assignment_changes();
+    let mut verdicts = state.verdict_changes();
+    let mut refresh = tokio::time::interval(REFRESH);
+    loop {
+        tokio::select! {
+            _ = config.changed() => {}
+            _ = verdicts.changed() => {}
+            _ = refresh.tick() => {}
+        }
+        config.borrow_and_update();
+        verdicts.borrow_and_update();
+        let st = Arc::clone(&state);
+        let previous = routes.load_full();
+        match tokio::task::spawn_blocking(move || st.routing_table(region, Some(&previous))).await {
+            Ok(table) => routes.store(Arc::new(table)),
+            Err(e) => tracing::error!(error = %e, "building a routing snapshot failed"),
+        }
+    }
+}

@@ -1,0 +1,834 @@
+//! Traffic end to end: real origin servers, a real `vantage serve` with its proxy and DNS
+//! listeners, real HTTP and DNS clients. Origins die and come back by closing their sockets;
+//! the built-in agent notices, and the traffic follows.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{eventually, Server};
+use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
+use hickory_proto::rr::{Name, RData, RecordType};
+use reqwest::Method;
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+/// A real HTTP/1.1 origin (keep-alive) that names itself and echoes what the proxy told it.
+/// `kill` closes the listener and every open connection, so the port refuses connections.
+struct Origin {
+    name: &'static str,
+    addr: SocketAddr,
+    stop: watch::Sender<bool>,
+}
+
+impl Origin {
+    async fn start(name: &'static str, ip: &str) -> Origin {
+        let listener = TcpListener::bind((ip, 0)).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, _) = watch::channel(false);
+        Self::serve(name, listener, stop.subscribe());
+        Origin { name, addr, stop }
+    }
+
+    fn serve(name: &'static str, listener: TcpListener, mut stop: watch::Receiver<bool>) {
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    accepted = listener.accept() => {
+                        let Ok((s, _)) = accepted else { return };
+                        tokio::spawn(connection(name, s, stop.clone()));
+                    }
+                    _ = stop.changed() => return,
+                }
+            }
+        });
+    }
+
+    fn kill(&self) {
+        self.stop.send_replace(true);
+    }
+
+    async fn revive(&mut self) {
+        let listener = TcpListener::bind(self.addr).await.unwrap();
+        let (stop, _) = watch::channel(false);
+        Self::serve(self.name, listener, stop.subscribe());
+        self.stop = stop;
+    }
+
+    fn ip(&self) -> String {
+        self.addr.ip().to_string()
+    }
+
+    fn port(&self) -> u16 {
+        self.addr.port()
+    }
+}
+
+async fn connection(name: &'static str, s: TcpStream, mut stop: watch::Receiver<bool>) {
+    let (r, mut w) = s.into_split();
+    let mut r = BufReader::new(r);
+    loop {
+        let mut first = String::new();
+        tokio::select! {
+            n = r.read_line(&mut first) => if !matches!(n, Ok(n) if n > 0) { return },
+            _ = stop.changed() => return,
+        }
+        let mut headers = HashMap::new();
+        loop {
+            let mut line = String::new();
+            if !matches!(r.read_line(&mut line).await, Ok(n) if n > 0) {
+                return;
+            }
+            let line = line.trim_end();
+            if line.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = line.split_once(':') {
+                headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_owned());
+            }
+        }
+        let len: usize = headers
+            .get("content-length")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let mut body = vec![0u8; len];
+        if r.read_exact(&mut body).await.is_err() {
+            return;
+        }
+        let h = |k: &str| headers.get(k).cloned().unwrap_or_default();
+        let reply = json!({
+            "origin": name,
+            "request": first.trim_end(),
+            "host": h("host"),
+            "x-forwarded-for": h("x-forwarded-for"),
+            "x-forwarded-proto": h("x-forwarded-proto"),
+            "cf-connecting-ip": h("cf-connecting-ip"),
+            "body_bytes": len,
+        })
+        .to_string();
+        let out = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{reply}",
+            reply.len()
+        );
+        if w.write_all(out.as_bytes()).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// A client that sends every request for `hosts` to the proxy.
+fn client(proxy: SocketAddr, hosts: &[&str]) -> reqwest::Client {
+    let mut b = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(10));
+    for h in hosts {
+        b = b.resolve(h, proxy);
+    }
+    b.build().unwrap()
+}
+
+/// GETs `http://host/` through the proxy: the status and, on 200, the origin's reply.
+async fn get(c: &reqwest::Client, proxy: SocketAddr, host: &str) -> (u16, Value) {
+    let r = c
+        .get(format!("http://{host}:{}/", proxy.port()))
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let text = r.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+async fn served_by(c: &reqwest::Client, proxy: SocketAddr, host: &str) -> String {
+    let (status, v) = get(c, proxy, host).await;
+    if status == 200 {
+        v["origin"].as_str().unwrap_or_default().to_owned()
+    } else {
+        status.to_string()
+    }
+}
+
+/// One DNS query over UDP; the response code and the addresses answered.
+fn dns(server: SocketAddr, name: &str, rtype: RecordType) -> (ResponseCode, Vec<IpAddr>, Message) {
+    let mut q = Message::new(4242, MessageType::Query, OpCode::Query);
+    q.add_query(Query::query(Name::from_ascii(name).unwrap(), rtype));
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    sock.send_to(&q.to_vec().unwrap(), server).unwrap();
+    let mut buf = [0u8; 4096];
+    let n = sock.recv(&mut buf).unwrap();
+    let r = Message::from_vec(&buf[..n]).unwrap();
+    assert_eq!(r.id, 4242);
+    let ips = r
+        .answers
+        .iter()
+        .filter_map(|rec| match &rec.data {
+            RData::A(a) => Some(IpAddr::V4(a.0)),
+            RData::AAAA(a) => Some(IpAddr::V6(a.0)),
+            _ => None,
+        })
+        .collect();
+    (r.response_code, ips, r)
+}
+
+/// Polls `f` until it yields a value; panics with `what` after `limit`.
+async fn until<T, F, Fut>(limit: Duration, what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(start.elapsed() < limit, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn origin_json(o: &Origin) -> Value {
+    json!({"name": o.name, "address": o.ip(), "port": o.port()})
+}
+
+struct Setup {
+    server: Server,
+    account: String,
+    zone: String,
+    proxy: SocketAddr,
+    dns: SocketAddr,
+}
+
+async fn setup() -> Setup {
+    let server = Server::start_flags(&[
+        "--proxy-listen",
+        "127.0.0.1:0",
+        "--dns-listen",
+        "127.0.0.1:0",
+    ]);
+    let account = server.account_id().await;
+    let zone = server.zone(&account, "example.com").await;
+    let proxy = server.serving("proxy");
+    let dns = server.serving("dns");
+    Setup {
+        server,
+        account,
+        zone,
+        proxy,
+        dns,
+    }
+}
+
+impl Setup {
+    async fn monitor(&self, extra: Value) -> String {
+        let mut body = json!({"type": "http", "expected_codes": "200", "interval": 5, "timeout": 1, "retries": 0});
+        body.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        self.server
+            .create(
+                &format!("/accounts/{}/load_balancers/monitors", self.account),
+                body,
+            )
+            .await
+    }
+
+    async fn pool(&self, name: &str, origins: Vec<Value>, monitor: Option<&str>) -> String {
+        let mut body = json!({"name": name, "origins": origins});
+        if let Some(m) = monitor {
+            body["monitor"] = json!(m);
+        }
+        self.server
+            .create(
+                &format!("/accounts/{}/load_balancers/pools", self.account),
+                body,
+            )
+            .await
+    }
+
+    async fn load_balancer(&self, body: Value) -> String {
+        self.server
+            .create(&format!("/zones/{}/load_balancers", self.zone), body)
+            .await
+    }
+
+    async fn patch_pool(&self, pool: &str, body: Value) {
+        let (st, v) = self
+            .server
+            .call(
+                Method::PATCH,
+                &format!("/accounts/{}/load_balancers/pools/{pool}", self.account),
+                Some(body),
+            )
+            .await;
+        assert_eq!(st, 200, "{v}");
+    }
+}
+
+#[tokio::test]
+async fn failover_fallback_and_530_for_the_proxy_and_dns() {
+    let t = setup().await;
+    let mut a = Origin::start("a", "127.0.0.11").await;
+    let mut b = Origin::start("b", "127.0.0.12").await;
+    let c = Origin::start("c", "127.0.0.13").await;
+    let m = t.monitor(json!({})).await;
+    let primary = t.pool("primary", vec![origin_json(&a)], Some(&m)).await;
+    let secondary = t.pool("secondary", vec![origin_json(&b)], Some(&m)).await;
+    let fallback = t.pool("fallback", vec![origin_json(&c)], Some(&m)).await;
+    let pools = json!({"default_pools": [primary, secondary], "fallback_pool": fallback});
+    let mut proxied = json!({"name": "www.example.com", "proxied": true});
+    proxied
+        .as_object_mut()
+        .unwrap()
+        .extend(pools.as_object().unwrap().clone());
+    let mut plain = json!({"name": "api.example.com", "ttl": 45});
+    plain
+        .as_object_mut()
+        .unwrap()
+        .extend(pools.as_object().unwrap().clone());
+    t.load_balancer(proxied).await;
+    t.load_balancer(plain).await;
+    let http = client(
+        t.proxy,
+        &["www.example.com", "api.example.com", "nope.example.com"],
+    );
+    let dns_ips = |name: &str| dns(t.dns, name, RecordType::A).1;
+    let ip = |o: &Origin| -> Vec<IpAddr> { vec![o.addr.ip()] };
+
+    // Health detection bound: one interval plus the timeout, with slack for scheduling.
+    let detect = Duration::from_secs(15);
+    eventually(detect, "the primary takes traffic", || async {
+        served_by(&http, t.proxy, "www.example.com").await == "a"
+    })
+    .await;
+    assert_eq!(dns_ips("api.example.com."), ip(&a));
+    let (_, _, answer) = dns(t.dns, "api.example.com.", RecordType::A);
+    assert_eq!(answer.answers[0].ttl, 45, "the load balancer's ttl");
+    assert!(answer.authoritative);
+
+    // Names that are not proxied, or do not exist.
+    assert_eq!(get(&http, t.proxy, "api.example.com").await.0, 404);
+    assert_eq!(get(&http, t.proxy, "nope.example.com").await.0, 404);
+    let (rcode, ips, nx) = dns(t.dns, "nope.example.com.", RecordType::A);
+    assert_eq!((rcode, ips.len()), (ResponseCode::NXDomain, 0));
+    assert_eq!(nx.authorities[0].record_type(), RecordType::SOA);
+    assert_eq!(
+        dns(t.dns, "www.example.org.", RecordType::A).0,
+        ResponseCode::Refused
+    );
+
+    a.kill();
+    eventually(detect, "failover to the secondary", || async {
+        served_by(&http, t.proxy, "www.example.com").await == "b"
+    })
+    .await;
+    assert_eq!(dns_ips("api.example.com."), ip(&b));
+
+    a.revive().await;
+    eventually(detect, "back to the primary", || async {
+        served_by(&http, t.proxy, "www.example.com").await == "a"
+    })
+    .await;
+    eventually(detect, "DNS back to the primary", || async {
+        dns_ips("api.example.com.") == ip(&a)
+    })
+    .await;
+
+    a.kill();
+    b.kill();
+    eventually(detect, "everything goes to the fallback", || async {
+        served_by(&http, t.proxy, "www.example.com").await == "c"
+    })
+    .await;
+    assert_eq!(dns_ips("api.example.com."), ip(&c));
+
+    t.patch_pool(&fallback, json!({"enabled": false})).await;
+    eventually(detect, "530 with the fallback disabled", || async {
+        get(&http, t.proxy, "www.example.com").await.0 == 530
+    })
+    .await;
+    let (rcode, ips, nodata) = dns(t.dns, "api.example.com.", RecordType::A);
+    assert_eq!(
+        (rcode, ips.len()),
+        (ResponseCode::NoError, 0),
+        "SOA, no data"
+    );
+    assert_eq!(nodata.authorities[0].record_type(), RecordType::SOA);
+
+    b.revive().await;
+    eventually(detect, "the secondary takes traffic again", || async {
+        served_by(&http, t.proxy, "www.example.com").await == "b"
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn adaptive_routing_loses_no_get_during_a_failover() {
+    let t = setup().await;
+    let a = Origin::start("a", "127.0.0.21").await;
+    let b = Origin::start("b", "127.0.0.22").await;
+    // Three failures in a row before the verdict flips: a window of at least ten seconds in
+    // which the dead origin is still "healthy" and only the proxy's retry can save requests.
+    let m = t.monitor(json!({"consecutive_down": 3})).await;
+    let primary = t.pool("primary", vec![origin_json(&a)], Some(&m)).await;
+    let secondary = t.pool("secondary", vec![origin_json(&b)], Some(&m)).await;
+    let base =
+        json!({"default_pools": [primary, secondary], "fallback_pool": secondary, "proxied": true});
+    let with = |name: &str, across: bool| {
+        let mut v = base.clone();
+        v["name"] = json!(name);
+        v["adaptive_routing"] = json!({"failover_across_pools": across});
+        v
+    };
+    t.load_balancer(with("adaptive.example.com", true)).await;
+    t.load_balancer(with("plain.example.com", false)).await;
+    let http = client(t.proxy, &["adaptive.example.com", "plain.example.com"]);
+    eventually(
+        Duration::from_secs(15),
+        "the primary takes traffic",
+        || async {
+            served_by(&http, t.proxy, "adaptive.example.com").await == "a"
+                && served_by(&http, t.proxy, "plain.example.com").await == "a"
+        },
+    )
+    .await;
+
+    a.kill();
+    let mut served = HashMap::<String, usize>::new();
+    let mut plain_failures = 0;
+    for _ in 0..50 {
+        *served
+            .entry(served_by(&http, t.proxy, "adaptive.example.com").await)
+            .or_default() += 1;
+        if get(&http, t.proxy, "plain.example.com").await.0 != 200 {
+            plain_failures += 1;
+        }
+    }
+    let (_, health) = t
+        .server
+        .call(
+            Method::GET,
+            &format!("/accounts/{}/load_balancers/pools/{primary}", t.account),
+            None,
+        )
+        .await;
+    assert_eq!(
+        health["result"]["healthy"], true,
+        "the window under test is before the verdict flips"
+    );
+    assert_eq!(
+        served.get("b"),
+        Some(&50),
+        "every GET retried on the secondary: {served:?}"
+    );
+    assert!(
+        plain_failures > 0,
+        "without adaptive routing the dead origin fails requests"
+    );
+
+    // Through the verdict flip too: not one failed GET.
+    let mut flipped = false;
+    let start = std::time::Instant::now();
+    while !flipped {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the verdict never flipped"
+        );
+        assert_eq!(served_by(&http, t.proxy, "adaptive.example.com").await, "b");
+        let (_, v) = t
+            .server
+            .call(
+                Method::GET,
+                &format!("/accounts/{}/load_balancers/pools/{primary}", t.account),
+                None,
+            )
+            .await;
+        flipped = v["result"]["healthy"] == false;
+    }
+    assert_eq!(served_by(&http, t.proxy, "plain.example.com").await, "b");
+}
+
+#[tokio::test]
+async fn weights_hold_within_five_percent_over_ten_thousand_requests() {
+    let t = setup().await;
+    let o1 = Origin::start("w25", "127.0.0.31").await;
+    let o2 = Origin::start("w35", "127.0.0.32").await;
+    let o3 = Origin::start("w40", "127.0.0.33").await;
+    let weighted = |o: &Origin, w: f64| {
+        let mut v = origin_json(o);
+        v["weight"] = json!(w);
+        v
+    };
+    // No monitor: every enabled origin takes traffic from the start.
+    let pool = t
+        .pool(
+            "weighted",
+            vec![
+                weighted(&o1, 0.25),
+                weighted(&o2, 0.35),
+                weighted(&o3, 0.40),
+            ],
+            None,
+        )
+        .await;
+    t.load_balancer(json!({"name": "w.example.com", "proxied": true, "default_pools": [pool], "fallback_pool": pool}))
+        .await;
+    let http = client(t.proxy, &["w.example.com"]);
+    eventually(Duration::from_secs(5), "the route is published", || async {
+        get(&http, t.proxy, "w.example.com").await.0 == 200
+    })
+    .await;
+    let counts = Arc::new(std::sync::Mutex::new(HashMap::<String, usize>::new()));
+    let n = 10_000;
+    let workers: Vec<_> = (0..16)
+        .map(|_| {
+            let http = http.clone();
+            let counts = counts.clone();
+            let proxy = t.proxy;
+            tokio::spawn(async move {
+                for _ in 0..n / 16 {
+                    let who = served_by(&http, proxy, "w.example.com").await;
+                    *counts.lock().unwrap().entry(who).or_default() += 1;
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.await.unwrap();
+    }
+    let counts = counts.lock().unwrap().clone();
+    let total: usize = counts.values().sum();
+    assert_eq!(total, n / 16 * 16);
+    for (name, share) in [("w25", 0.25), ("w35", 0.35), ("w40", 0.40)] {
+        let got = counts.get(name).copied().unwrap_or(0) as f64 / total as f64;
+        assert!(
+            (got - share).abs() <= share * 0.05,
+            "{name}: {got:.4} of requests, expected {share} ± 5%: {counts:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_affinity_cookie_holds_until_its_origin_is_unhealthy() {
+    let t = setup().await;
+    let origins = [
+        Origin::start("s1", "127.0.0.41").await,
+        Origin::start("s2", "127.0.0.42").await,
+        Origin::start("s3", "127.0.0.43").await,
+    ];
+    let m = t.monitor(json!({})).await;
+    let pool = t
+        .pool(
+            "sticky",
+            origins.iter().map(origin_json).collect(),
+            Some(&m),
+        )
+        .await;
+    t.load_balancer(json!({
+        "name": "sticky.example.com", "proxied": true, "default_pools": [pool], "fallback_pool": pool,
+        "session_affinity": "cookie", "session_affinity_ttl": 1800,
+    }))
+    .await;
+    t.load_balancer(json!({
+        "name": "hdr.example.com", "proxied": true, "default_pools": [pool], "fallback_pool": pool,
+        "session_affinity": "header", "session_affinity_attributes": {"headers": ["x-user"]},
+    }))
+    .await;
+    let http = client(t.proxy, &["sticky.example.com", "hdr.example.com"]);
+    let url = format!("http://sticky.example.com:{}/", t.proxy.port());
+    eventually(Duration::from_secs(15), "every origin is up", || async {
+        let (_, v) = t
+            .server
+            .call(
+                Method::GET,
+                &format!("/accounts/{}/load_balancers/pools/{pool}", t.account),
+                None,
+            )
+            .await;
+        v["result"]["origins"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|o| o["healthy"] == true)
+    })
+    .await;
+
+    let first = http.get(&url).send().await.unwrap();
+    let cookie = first.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(
+        cookie.starts_with("__cflb=") && cookie.contains("Max-Age=1800"),
+        "{cookie}"
+    );
+    let pinned_to = first.json::<Value>().await.unwrap()["origin"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let value = cookie.split(';').next().unwrap().to_owned();
+    let with_cookie = |value: String| {
+        let http = http.clone();
+        let url = url.clone();
+        async move {
+            let r = http.get(&url).header("cookie", value).send().await.unwrap();
+            let status = r.status().as_u16();
+            let set = r
+                .headers()
+                .get("set-cookie")
+                .map(|v| v.to_str().unwrap().to_owned());
+            // Between the death and the verdict a pinned client without zero-downtime
+            // failover gets the origin's error (521); that is the status it sees.
+            let origin = match status {
+                200 => r.json::<Value>().await.unwrap()["origin"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+                other => other.to_string(),
+            };
+            (origin, set)
+        }
+    };
+    for _ in 0..30 {
+        assert_eq!(with_cookie(value.clone()).await, (pinned_to.clone(), None));
+    }
+    // Without the cookie the pool's other origins take traffic too.
+    let mut others = std::collections::HashSet::new();
+    for _ in 0..60 {
+        others.insert(served_by(&http, t.proxy, "sticky.example.com").await);
+    }
+    assert_eq!(others.len(), 3, "{others:?}");
+
+    // Header affinity: the same x-user lands on the same origin.
+    let by_header = |user: &'static str| {
+        let http = http.clone();
+        let port = t.proxy.port();
+        async move {
+            let r = http
+                .get(format!("http://hdr.example.com:{port}/"))
+                .header("x-user", user)
+                .send()
+                .await
+                .unwrap();
+            r.json::<Value>().await.unwrap()["origin"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    let alice = by_header("alice").await;
+    for _ in 0..20 {
+        assert_eq!(by_header("alice").await, alice);
+    }
+
+    // The pinned origin dies: once its verdict is down, the cookie moves the client.
+    origins.iter().find(|o| o.name == pinned_to).unwrap().kill();
+    let (new_origin, new_cookie) = until(
+        Duration::from_secs(15),
+        "the client is re-pinned",
+        || async {
+            let (origin, set) = with_cookie(value.clone()).await;
+            set.filter(|_| origin.starts_with('s') && origin != pinned_to)
+                .map(|s| (origin, s))
+        },
+    )
+    .await;
+    assert_ne!(new_origin, pinned_to);
+    let new_value = new_cookie.split(';').next().unwrap().to_owned();
+    assert_ne!(new_value, value);
+    for _ in 0..20 {
+        assert_eq!(
+            with_cookie(new_value.clone()).await,
+            (new_origin.clone(), None)
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_proxy_forwards_faithfully_over_http1_http2_and_tls() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cert = rcgen::generate_simple_self_signed(vec!["tls.example.com".to_owned()]).unwrap();
+    let (cert_path, key_path) = (tmp.path().join("c.pem"), tmp.path().join("k.pem"));
+    std::fs::write(&cert_path, cert.cert.pem()).unwrap();
+    std::fs::write(&key_path, cert.signing_key.serialize_pem()).unwrap();
+    let plain = setup().await;
+    let o = Origin::start("echo", "127.0.0.51").await;
+    let mut with_host = origin_json(&o);
+    with_host["header"] = json!({"Host": ["internal.example.net"]});
+    let pool = plain.pool("echo", vec![origin_json(&o)], None).await;
+    let renamed = plain.pool("renamed", vec![with_host], None).await;
+    for (name, p) in [("www.example.com", &pool), ("*.apps.example.com", &renamed)] {
+        plain
+            .load_balancer(
+                json!({"name": name, "proxied": true, "default_pools": [p], "fallback_pool": p}),
+            )
+            .await;
+    }
+    let http = client(plain.proxy, &["www.example.com", "x.y.apps.example.com"]);
+    let port = plain.proxy.port();
+    let url = format!("http://www.example.com:{port}/a/b?c=d");
+    eventually(Duration::from_secs(5), "the route is published", || async {
+        http.get(&url).send().await.unwrap().status() == 200
+    })
+    .await;
+    let v: Value = http
+        .get(&url)
+        .header("x-forwarded-for", "192.0.2.9")
+        .header("cf-connecting-ip", "6.6.6.6")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["request"], "GET /a/b?c=d HTTP/1.1");
+    assert_eq!(v["host"], format!("www.example.com:{port}"));
+    assert_eq!(v["x-forwarded-for"], "192.0.2.9, 127.0.0.1");
+    assert_eq!(
+        v["cf-connecting-ip"], "127.0.0.1",
+        "never the client's claim"
+    );
+    assert_eq!(v["x-forwarded-proto"], "http");
+
+    // The wildcard matches any depth below it, and the origin's Host header wins.
+    let v = get(&http, plain.proxy, "x.y.apps.example.com").await.1;
+    assert_eq!(v["host"], "internal.example.net");
+
+    // A body streams through.
+    let body = vec![7u8; 1 << 20];
+    let v: Value = http
+        .post(&url)
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["body_bytes"], 1 << 20);
+
+    // HTTP/2 from the client (prior knowledge, cleartext).
+    let h2 = reqwest::Client::builder()
+        .no_proxy()
+        .http2_prior_knowledge()
+        .resolve("www.example.com", plain.proxy)
+        .build()
+        .unwrap();
+    let r = h2.get(&url).send().await.unwrap();
+    assert_eq!(r.version(), reqwest::Version::HTTP_2);
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["host"],
+        format!("www.example.com:{port}")
+    );
+
+    // TLS termination from certificate files, HTTP/2 by ALPN.
+    let tls = Server::start_flags(&[
+        "--proxy-listen",
+        "127.0.0.1:0",
+        "--proxy-tls-cert",
+        cert_path.to_str().unwrap(),
+        "--proxy-tls-key",
+        key_path.to_str().unwrap(),
+    ]);
+    let account = tls.account_id().await;
+    let zone = tls.zone(&account, "example.com").await;
+    let p = tls
+        .create(
+            &format!("/accounts/{account}/load_balancers/pools"),
+            json!({"name": "echo", "origins": [origin_json(&o)]}),
+        )
+        .await;
+    tls.create(
+        &format!("/zones/{zone}/load_balancers"),
+        json!({"name": "tls.example.com", "proxied": true, "default_pools": [p], "fallback_pool": p}),
+    )
+    .await;
+    let proxy = tls.serving("proxy");
+    let https = reqwest::Client::builder()
+        .no_proxy()
+        .add_root_certificate(reqwest::Certificate::from_pem(cert.cert.pem().as_bytes()).unwrap())
+        .resolve("tls.example.com", proxy)
+        .build()
+        .unwrap();
+    let url = format!("https://tls.example.com:{}/", proxy.port());
+    let (version, v) = until(Duration::from_secs(5), "TLS route is published", || async {
+        let r = https.get(&url).send().await.unwrap();
+        let ok = r.status() == 200;
+        let version = r.version();
+        let v = r.json::<Value>().await.unwrap_or_default();
+        ok.then_some((version, v))
+    })
+    .await;
+    assert_eq!(version, reqwest::Version::HTTP_2);
+    assert_eq!(v["x-forwarded-proto"], "https");
+}
+
+#[tokio::test]
+async fn the_proxy_keeps_serving_while_the_store_is_locked() {
+    let t = setup().await;
+    let o = Origin::start("steady", "127.0.0.61").await;
+    let pool = t.pool("steady", vec![origin_json(&o)], None).await;
+    t.load_balancer(json!({"name": "steady.example.com", "proxied": true, "default_pools": [pool], "fallback_pool": pool}))
+        .await;
+    let http = client(t.proxy, &["steady.example.com"]);
+    eventually(Duration::from_secs(5), "the route is published", || async {
+        served_by(&http, t.proxy, "steady.example.com").await == "steady"
+    })
+    .await;
+
+    // Another process holds an exclusive lock on the database: the control plane cannot commit.
+    let db = t.server.dir.join("vantage.db");
+    let mut locker = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import sqlite3, sys, time\n\
+             c = sqlite3.connect(sys.argv[1], isolation_level=None)\n\
+             c.execute('BEGIN EXCLUSIVE')\n\
+             print('locked', flush=True)\n\
+             time.sleep(60)",
+        ])
+        .arg(&db)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(locker.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line.trim(), "locked");
+    let url = t.server.url(&format!(
+        "/accounts/{}/load_balancers/pools/{pool}",
+        t.account
+    ));
+    let write = tokio::spawn(
+        t.server
+            .http
+            .patch(url)
+            .bearer_auth(common::TOKEN)
+            .json(&json!({"description": "written under a lock"}))
+            .send(),
+    );
+    for _ in 0..200 {
+        assert_eq!(
+            served_by(&http, t.proxy, "steady.example.com").await,
+            "steady"
+        );
+    }
+    // The write cannot have succeeded while the lock was held: it waits, or gives up with 503.
+    if write.is_finished() {
+        assert_eq!(write.await.unwrap().unwrap().status(), 503);
+    } else {
+        locker.kill().unwrap();
+        let status = write.await.unwrap().unwrap().status();
+        assert!(status == 200 || status == 503, "{status}");
+    }
+    let _ = locker.kill();
+    let _ = locker.wait();
+    t.patch_pool(&pool, json!({"description": "after the lock"}))
+        .await;
+}
