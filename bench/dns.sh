@@ -46,6 +46,8 @@ cat > "$WORK/nsd/nsd.conf" <<CONF
 server:
   ip-address: 127.0.0.1@$NSD_PORT
   server-count: 1
+  rrl-ratelimit: 0
+  rrl-whitelist-ratelimit: 0
   username: ""
   chroot: ""
   zonesdir: "$WORK"

@@ -24,8 +24,9 @@ pub struct Upstream {
     pub name: String,
     /// Identifies the origin inside its pool across configuration changes (affinity pins).
     pub key: u64,
-    /// `host:port`, IPv6 in brackets, port 80 when the origin sets none.
-    pub authority: String,
+    /// `host:port`, IPv6 in brackets, port 80 when the origin sets none (shared: the data
+    /// plane keys its connection pools by it).
+    pub authority: Arc<str>,
     /// The origin's address as configured (an IP address or a host name).
     pub address: String,
     /// The origin's `header.Host`, which replaces the client's Host.
@@ -190,8 +191,15 @@ fn authority(address: &str, port: u16) -> String {
     }
 }
 
-/// Lower case, without a port or a trailing dot.
-pub fn normalize_host(host: &str) -> String {
+/// Lower case, without a port or a trailing dot; borrowed when already so.
+pub fn normalize_host(host: &str) -> std::borrow::Cow<'_, str> {
+    if host
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+        && !host.ends_with('.')
+    {
+        return std::borrow::Cow::Borrowed(host);
+    }
     let host = if let Some(rest) = host.strip_prefix('[') {
         rest.split(']').next().unwrap_or(rest)
     } else {
@@ -199,7 +207,7 @@ pub fn normalize_host(host: &str) -> String {
             .filter(|(_, p)| p.bytes().all(|b| b.is_ascii_digit()))
             .map_or(host, |(h, _)| h)
     };
-    host.trim_end_matches('.').to_ascii_lowercase()
+    std::borrow::Cow::Owned(host.trim_end_matches('.').to_ascii_lowercase())
 }
 
 impl RoutingTable {
@@ -343,7 +351,7 @@ fn pool_view(
         .map(|o| Upstream {
             name: o.name.clone(),
             key: origin_key(&o.name, &o.address),
-            authority: authority(&o.address, o.port),
+            authority: authority(&o.address, o.port).into(),
             address: o.address.clone(),
             host: o.host.clone(),
         })

@@ -7,5 +7,6 @@ pub mod dns;
 pub mod geo;
 pub mod load;
 pub mod proxy;
+pub mod upstream;
 
 pub use proxy::{Proxy, ProxyConfig};

@@ -12,12 +12,10 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http::{Method, Request, Response, StatusCode, Uri, Version};
-use http_body_util::combinators::BoxBody;
-use http_body_util::{BodyExt, Empty, Full};
-use hyper::body::{Body as _, Incoming};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
+use http::{Request, Response, StatusCode, Uri, Version};
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
@@ -31,8 +29,9 @@ use vantage_core::steering::{self, Decision};
 use crate::affinity::{self, Sessions};
 use crate::geo::{self, GeoTable, Locality};
 use crate::load::Load;
+use crate::upstream::{Failure, Upstreams};
 
-pub type Body = BoxBody<Bytes, hyper::Error>;
+pub type Body = UnsyncBoxBody<Bytes, hyper::Error>;
 
 /// How the proxy behaves; the binary fills it from flags.
 #[derive(Debug, Clone)]
@@ -66,48 +65,17 @@ impl Default for ProxyConfig {
 pub struct Proxy {
     routes: Arc<ArcSwap<RoutingTable>>,
     config: ProxyConfig,
-    client: Client<HttpConnector, Body>,
-    load: Load,
-    sessions: Sessions,
-}
-
-/// Why a request did not reach an origin, as the Cloudflare status a client sees.
-#[derive(Debug)]
-struct Failure {
-    status: u16,
-    /// No connection was made, so the request was never sent: safe to send elsewhere.
-    unsent: bool,
-}
-
-impl Failure {
-    fn of(e: &hyper_util::client::legacy::Error) -> Failure {
-        if !e.is_connect() {
-            return Failure {
-                status: 502,
-                unsent: false,
-            };
-        }
-        let io = std::iter::successors(Some(e as &(dyn std::error::Error + 'static)), |e| {
-            e.source()
-        })
-        .find_map(|e| e.downcast_ref::<std::io::Error>());
-        let status = match io.map(std::io::Error::kind) {
-            Some(std::io::ErrorKind::ConnectionRefused) => 521,
-            Some(std::io::ErrorKind::TimedOut) => 522,
-            _ => 523,
-        };
-        Failure {
-            status,
-            unsent: true,
-        }
-    }
+    upstreams: Arc<Upstreams>,
+    /// Shared by every worker: load counts and header sessions are per data plane.
+    load: Arc<Load>,
+    sessions: Arc<Sessions>,
 }
 
 fn page(status: u16, message: &str) -> Response<Body> {
     let mut r = Response::new(
         Full::new(Bytes::from(format!("error code: {status}\n{message}\n")))
             .map_err(|never| match never {})
-            .boxed(),
+            .boxed_unsync(),
     );
     *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
     r.headers_mut().insert(
@@ -115,10 +83,6 @@ fn page(status: u16, message: &str) -> Response<Body> {
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
     r
-}
-
-fn empty() -> Body {
-    Empty::new().map_err(|never| match never {}).boxed()
 }
 
 /// Headers that describe one hop, never forwarded (RFC 9110 §7.6.1), plus any the
@@ -148,13 +112,6 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
-fn is_idempotent(m: &Method) -> bool {
-    matches!(
-        *m,
-        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
-    )
-}
-
 fn uses_load(route: &Route) -> bool {
     matches!(
         route.spec.steering_policy,
@@ -169,19 +126,28 @@ fn uses_load(route: &Route) -> bool {
 
 impl Proxy {
     pub fn new(routes: Arc<ArcSwap<RoutingTable>>, config: ProxyConfig) -> Proxy {
-        let mut http = HttpConnector::new();
-        http.set_connect_timeout(Some(config.connect_timeout));
-        http.set_nodelay(true);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(config.idle_timeout)
-            .build(http);
+        let upstreams = Arc::new(Upstreams::new(config.connect_timeout, config.idle_timeout));
         Proxy {
             routes,
             config,
-            client,
-            load: Load::default(),
-            sessions: Sessions::default(),
+            upstreams,
+            load: Arc::default(),
+            sessions: Arc::default(),
+        }
+    }
+
+    /// A proxy for another worker thread: the same snapshot, load counts and sessions, its
+    /// own connections to origins (a connection stays with the thread that drives it).
+    pub fn worker(&self) -> Proxy {
+        Proxy {
+            routes: Arc::clone(&self.routes),
+            config: self.config.clone(),
+            upstreams: Arc::new(Upstreams::new(
+                self.config.connect_timeout,
+                self.config.idle_timeout,
+            )),
+            load: Arc::clone(&self.load),
+            sessions: Arc::clone(&self.sessions),
         }
     }
 
@@ -328,43 +294,44 @@ impl Proxy {
         };
 
         let (parts, body) = req.into_parts();
-        let bodiless = body.is_end_stream();
         let mut headers = parts.headers;
         strip_hop_by_hop(&mut headers);
         forwarded(&mut headers, client_ip, https, &host);
-        let path = parts
+        let client_host = headers.get(header::HOST).cloned();
+        let mut upstream_req = Request::new(body.boxed_unsync());
+        *upstream_req.method_mut() = parts.method.clone();
+        *upstream_req.uri_mut() = parts
             .uri
             .path_and_query()
-            .map_or("/", |p| p.as_str())
-            .to_owned();
-        let first_body = if bodiless { empty() } else { body.boxed() };
-        let retry_headers = bodiless.then(|| headers.clone());
+            .and_then(|p| Uri::try_from(p.as_str()).ok())
+            .unwrap_or_else(|| Uri::from_static("/"));
+        *upstream_req.version_mut() = Version::HTTP_11;
+        *upstream_req.headers_mut() = headers;
+        let tracked = uses_load(&route);
         let (response, used) = match self
-            .send(&route, target, &parts.method, &path, headers, first_body)
+            .send(&route, target, upstream_req, &client_host, tracked)
             .await
         {
             Ok(r) => (r, target),
-            Err(failure) => {
-                let may_retry = (failure.unsent || is_idempotent(&parts.method))
-                    && failure.status != 524
-                    && (pinned.is_none()
-                        || attributes.zero_downtime_failover != ZeroDowntimeFailover::None);
-                let again = match (may_retry, retry_headers) {
-                    (true, Some(h)) => steering::retry(&route.spec, &route.pools, &ctx, target)
-                        .target()
-                        .map(|t| (t, h)),
+            Err((failure, back)) => {
+                // Only a request that never left can go elsewhere; then any method may.
+                let may_retry = pinned.is_none()
+                    || attributes.zero_downtime_failover != ZeroDowntimeFailover::None;
+                let again = match back {
+                    Some(req) if may_retry && failure.unsent => {
+                        steering::retry(&route.spec, &route.pools, &ctx, target)
+                            .target()
+                            .map(|t| (t, req))
+                    }
                     _ => None,
                 };
-                let Some((second, h)) = again else {
+                let Some((second, req)) = again else {
                     return page(failure.status, "The origin could not be reached.");
                 };
                 tracing::debug!(status = failure.status, "retrying on another origin");
-                match self
-                    .send(&route, second, &parts.method, &path, h, empty())
-                    .await
-                {
+                match self.send(&route, second, req, &client_host, tracked).await {
                     Ok(r) => (r, second),
-                    Err(f) => return page(f.status, "The origin could not be reached."),
+                    Err((f, _)) => return page(f.status, "The origin could not be reached."),
                 }
             }
         };
@@ -402,62 +369,49 @@ impl Proxy {
         response
     }
 
-    /// Sends one attempt to the origin `(pool, index)` and returns its response, streaming.
+    /// Sends one attempt to the origin `(pool, index)`, with its `Host` (the origin's own,
+    /// else the client's), and returns the response, streaming. The request comes back with
+    /// the failure when it never left.
     async fn send(
         &self,
         route: &Route,
         (pool, origin): (vantage_core::PoolId, usize),
-        method: &Method,
-        path: &str,
-        mut headers: HeaderMap,
-        body: Body,
-    ) -> Result<Response<Body>, Failure> {
+        mut req: Request<Body>,
+        client_host: &Option<HeaderValue>,
+        tracked: bool,
+    ) -> Result<Response<Body>, (Failure, Option<Request<Body>>)> {
         let Some(up) = route.upstream(pool, origin) else {
-            return Err(Failure {
+            let failure = Failure {
                 status: 502,
                 unsent: true,
-            });
+            };
+            return Err((failure, Some(req)));
         };
-        let uri: Uri = format!("http://{}{}", up.authority, path)
-            .parse()
-            .map_err(|_| Failure {
-                status: 502,
-                unsent: true,
-            })?;
-        if let Some(h) = up
+        let host = up
             .host
             .as_deref()
             .and_then(|h| HeaderValue::from_str(h).ok())
-        {
-            headers.insert(header::HOST, h);
+            .or_else(|| client_host.clone());
+        if let Some(h) = host {
+            req.headers_mut().insert(header::HOST, h);
         }
-        let mut req = Request::new(body);
-        *req.method_mut() = method.clone();
-        *req.uri_mut() = uri;
-        *req.version_mut() = Version::HTTP_11;
-        *req.headers_mut() = headers;
-        let in_flight = self.load.start(pool, up.key);
-        let response = tokio::time::timeout(self.config.response_timeout, self.client.request(req))
-            .await
-            .map_err(|_| Failure {
-                status: 524,
-                unsent: false,
-            })?
-            .map_err(|e| {
-                tracing::debug!(origin = %up.authority, error = %e, "upstream request failed");
-                Failure::of(&e)
-            })?;
+        // Counted until the response body is done (least-outstanding steering).
+        let in_flight = tracked.then(|| self.load.start(pool, up.key));
+        let sent = self.upstreams.send(&up.authority, req, in_flight);
+        let response = match tokio::time::timeout(self.config.response_timeout, sent).await {
+            Ok(r) => r?,
+            Err(_) => {
+                let failure = Failure {
+                    status: 524,
+                    unsent: false,
+                };
+                return Err((failure, None));
+            }
+        };
         let (mut parts, body) = response.into_parts();
         strip_hop_by_hop(&mut parts.headers);
         // The client's connection has its own version; an HTTP/1.0 origin must not set it.
         parts.version = Version::default();
-        // The request stays in flight (for least-outstanding steering) until its body is done.
-        let body = body
-            .map_frame(move |f| {
-                let _ = &in_flight;
-                f
-            })
-            .boxed();
         Ok(Response::from_parts(parts, body))
     }
 }

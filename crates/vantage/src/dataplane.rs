@@ -109,8 +109,8 @@ pub struct DataPlane {
     routes: Arc<ArcSwap<RoutingTable>>,
     region: Option<RegionCode>,
     proxy: Option<(
-        Arc<Proxy>,
-        tokio::net::TcpListener,
+        Proxy,
+        Vec<std::net::TcpListener>,
         Option<tokio_rustls::TlsAcceptor>,
     )>,
     dns: Option<(
@@ -144,9 +144,18 @@ impl DataPlane {
         let routes = Arc::new(ArcSwap::from_pointee(RoutingTable::default()));
         let proxy = match args.proxy_listen {
             Some(addr) => {
-                let listener = tokio::net::TcpListener::bind(addr)
-                    .await
-                    .with_context(|| format!("binding the proxy to {addr}"))?;
+                // One socket per worker thread, all on one port (SO_REUSEPORT).
+                let first =
+                    reuse_port(addr).with_context(|| format!("binding the proxy to {addr}"))?;
+                let bound = first.local_addr()?;
+                let mut sockets = vec![first];
+                let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+                for _ in 1..workers {
+                    sockets.push(
+                        reuse_port(bound)
+                            .with_context(|| format!("binding the proxy to {bound}"))?,
+                    );
+                }
                 let tls = match (&args.proxy_tls_cert, &args.proxy_tls_key) {
                     (Some(c), Some(k)) => Some(crate::tls::acceptor(c, k)?),
                     _ => None,
@@ -158,16 +167,15 @@ impl DataPlane {
                     response_timeout: Duration::from_secs(args.proxy_response_timeout.max(1)),
                     ..ProxyConfig::default()
                 };
-                let proxy = Arc::new(Proxy::new(Arc::clone(&routes), config));
-                Some((proxy, listener, tls))
+                let proxy = Proxy::new(Arc::clone(&routes), config);
+                Some((proxy, sockets, tls))
             }
             None => None,
         };
         let dns = match args.dns_listen {
             Some(addr) => {
-                let udp = tokio::net::UdpSocket::bind(addr)
-                    .await
-                    .with_context(|| format!("binding DNS (UDP) to {addr}"))?;
+                let udp =
+                    udp_socket(addr).with_context(|| format!("binding DNS (UDP) to {addr}"))?;
                 // TCP on the same port UDP got (they differ when the port is 0).
                 let tcp_addr = udp.local_addr()?;
                 let tcp = tokio::net::TcpListener::bind(tcp_addr)
@@ -207,14 +215,47 @@ impl DataPlane {
         self.routes.store(Arc::new(first));
         let publisher = tokio::spawn(publish(Arc::clone(state), Arc::clone(&self.routes), region));
         let mut listeners = Vec::new();
-        if let Some((proxy, listener, tls)) = self.proxy {
+        if let Some((proxy, sockets, tls)) = self.proxy {
+            let addr = sockets[0].local_addr()?;
             let scheme = if tls.is_some() { "https" } else { "http" };
-            tracing::info!("proxy serving on {} ({scheme})", listener.local_addr()?);
-            listeners.push(tokio::spawn(proxy.serve(
-                listener,
-                tls,
-                crate::serve::shutdown_signal(),
-            )));
+            let workers = sockets.len();
+            // One single-threaded runtime per core, each accepting on its own SO_REUSEPORT
+            // socket: a connection and its origin connections live on one thread, with no
+            // work stealing or cross-thread wake-ups on the request path.
+            tracing::info!("proxy serving on {addr} ({scheme}, {workers} threads)");
+            for (i, socket) in sockets.into_iter().enumerate() {
+                let proxy = proxy.worker();
+                let tls = tls.clone();
+                let thread = std::thread::Builder::new()
+                    .name(format!("vantage-proxy-{i}"))
+                    .spawn(move || {
+                        let runtime = match tokio::runtime::Builder::new_current_thread()
+                            .enable_all()
+                            .build()
+                        {
+                            Ok(r) => r,
+                            Err(e) => {
+                                tracing::error!(error = %e, "proxy worker runtime");
+                                return;
+                            }
+                        };
+                        runtime.block_on(async move {
+                            let socket = match tokio::net::TcpListener::from_std(socket) {
+                                Ok(l) => l,
+                                Err(e) => {
+                                    tracing::error!(error = %e, "proxy worker listener");
+                                    return;
+                                }
+                            };
+                            Arc::new(proxy)
+                                .serve(socket, tls, crate::serve::shutdown_signal())
+                                .await;
+                        });
+                    })?;
+                listeners.push(tokio::task::spawn_blocking(move || {
+                    let _ = thread.join();
+                }));
+            }
         }
         if let Some((dns, udp, tcp)) = self.dns {
             tracing::info!("dns serving on {} (udp and tcp)", udp.local_addr()?);
@@ -231,6 +272,35 @@ impl DataPlane {
         }
         Ok((publisher, listeners))
     }
+}
+
+/// The DNS socket, with buffers big enough for a burst of queries (the default 208 KiB holds
+/// only a couple of hundred datagrams; the kernel caps the request at `rmem_max`).
+fn udp_socket(addr: SocketAddr) -> anyhow::Result<tokio::net::UdpSocket> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::DGRAM,
+        Some(socket2::Protocol::UDP),
+    )?;
+    let _ = socket.set_recv_buffer_size(4 << 20);
+    let _ = socket.set_send_buffer_size(4 << 20);
+    socket.bind(&addr.into())?;
+    socket.set_nonblocking(true)?;
+    Ok(tokio::net::UdpSocket::from_std(socket.into())?)
+}
+
+/// A listening socket on `addr` that others may share (SO_REUSEPORT), not yet tied to a
+/// runtime (a tokio listener belongs to the runtime that registers it).
+fn reuse_port(addr: SocketAddr) -> anyhow::Result<std::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.set_reuseport(true)?;
+    socket.bind(addr)?;
+    Ok(socket.listen(4096)?.into_std()?)
 }
 
 /// Rebuilds the routing snapshot after every configuration change the engine has followed,

@@ -1,0 +1,221 @@
+//! Pooled HTTP/1.1 connections to origins. A connection is checked out for one request and
+//! comes back to its origin's idle list when the response body has been read to the end, so a
+//! streaming response never blocks the next request; idle connections are reused newest
+//! first and forgotten after the idle timeout. Connecting happens before a request is built
+//! into a connection, so a request whose origin cannot be reached is handed back intact for
+//! the retry.
+
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{Request, Response};
+use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+use crate::load::InFlight;
+use crate::proxy::Body;
+
+/// Idle connections kept per origin; beyond it, returned connections are closed.
+const MAX_IDLE_PER_ORIGIN: usize = 512;
+
+/// Why a request did not reach an origin, as the Cloudflare status a client sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Failure {
+    pub status: u16,
+    /// No connection was made, so nothing was sent: safe to send elsewhere.
+    pub unsent: bool,
+}
+
+impl Failure {
+    fn connect(e: &std::io::Error) -> Failure {
+        let status = match e.kind() {
+            std::io::ErrorKind::ConnectionRefused => 521,
+            std::io::ErrorKind::TimedOut => 522,
+            _ => 523,
+        };
+        Failure {
+            status,
+            unsent: true,
+        }
+    }
+}
+
+type Idle = Vec<(SendRequest<Body>, Instant)>;
+
+#[derive(Debug)]
+pub struct Upstreams {
+    idle: Mutex<HashMap<Arc<str>, Idle>>,
+    connect_timeout: Duration,
+    idle_timeout: Duration,
+}
+
+impl Upstreams {
+    pub fn new(connect_timeout: Duration, idle_timeout: Duration) -> Upstreams {
+        Upstreams {
+            idle: Mutex::new(HashMap::new()),
+            connect_timeout,
+            idle_timeout,
+        }
+    }
+
+    fn take_idle(&self, authority: &str) -> Option<SendRequest<Body>> {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        let list = idle.get_mut(authority)?;
+        while let Some((sender, since)) = list.pop() {
+            if since.elapsed() < self.idle_timeout && !sender.is_closed() {
+                return Some(sender);
+            }
+        }
+        None
+    }
+
+    fn give_back(&self, authority: &Arc<str>, sender: SendRequest<Body>) {
+        if sender.is_closed() {
+            return;
+        }
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        let list = match idle.get_mut(authority) {
+            Some(list) => list,
+            None => idle.entry(Arc::clone(authority)).or_default(),
+        };
+        if list.len() < MAX_IDLE_PER_ORIGIN {
+            list.push((sender, Instant::now()));
+        }
+    }
+
+    async fn connect(&self, authority: &str) -> Result<SendRequest<Body>, Failure> {
+        let stream = tokio::time::timeout(self.connect_timeout, TcpStream::connect(authority))
+            .await
+            .map_err(|_| Failure {
+                status: 522,
+                unsent: true,
+            })?
+            .map_err(|e| Failure::connect(&e))?;
+        let _ = stream.set_nodelay(true);
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|_| Failure {
+                status: 502,
+                unsent: true,
+            })?;
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "origin connection ended");
+            }
+        });
+        Ok(sender)
+    }
+
+    /// A ready connection to `authority`: an idle one that still works, else a new one.
+    async fn checkout(&self, authority: &str) -> Result<(SendRequest<Body>, bool), Failure> {
+        while let Some(mut sender) = self.take_idle(authority) {
+            if sender.ready().await.is_ok() {
+                return Ok((sender, true));
+            }
+        }
+        self.connect(authority).await.map(|s| (s, false))
+    }
+
+    /// Sends `req` (origin-form URI, `Host` set) to `authority`. When no connection can be
+    /// made, the request comes back with the failure, unsent. A pooled connection that the
+    /// origin closed before the request was written is replaced once, transparently.
+    pub async fn send(
+        self: &Arc<Self>,
+        authority: &Arc<str>,
+        req: Request<Body>,
+        in_flight: Option<InFlight>,
+    ) -> Result<Response<Body>, (Failure, Option<Request<Body>>)> {
+        let (mut sender, mut pooled) = match self.checkout(authority).await {
+            Ok(s) => s,
+            Err(f) => return Err((f, Some(req))),
+        };
+        let mut req = req;
+        let response = loop {
+            match sender.try_send_request(req).await {
+                Ok(r) => break r,
+                Err(mut e) => match e.take_message() {
+                    Some(back) if pooled => {
+                        req = back;
+                        pooled = false;
+                        sender = match self.connect(authority).await {
+                            Ok(s) => s,
+                            Err(f) => return Err((f, Some(req))),
+                        };
+                    }
+                    back => {
+                        tracing::debug!(origin = &**authority, error = %e.into_error(), "upstream request failed");
+                        let failure = Failure {
+                            status: 502,
+                            unsent: back.is_some(),
+                        };
+                        return Err((failure, back));
+                    }
+                },
+            }
+        };
+        let (parts, body) = response.into_parts();
+        let body = Recycle {
+            body,
+            home: Some((Arc::clone(self), Arc::clone(authority), sender)),
+            _in_flight: in_flight,
+        };
+        Ok(Response::from_parts(parts, Body::new(body)))
+    }
+}
+
+/// A response body that returns its connection to the pool once read to the end (and closes
+/// it when dropped early: the rest of the body would still be on the wire).
+struct Recycle {
+    body: Incoming,
+    home: Option<(Arc<Upstreams>, Arc<str>, SendRequest<Body>)>,
+    _in_flight: Option<InFlight>,
+}
+
+impl Recycle {
+    fn finish(&mut self) {
+        if let Some((pool, authority, sender)) = self.home.take() {
+            pool.give_back(&authority, sender);
+        }
+    }
+}
+
+impl HttpBody for Recycle {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let polled = Pin::new(&mut self.body).poll_frame(cx);
+        match &polled {
+            Poll::Ready(None) => self.finish(),
+            Poll::Ready(Some(Ok(_))) if self.body.is_end_stream() => self.finish(),
+            Poll::Ready(Some(Err(_))) => self.home = None,
+            _ => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+impl Drop for Recycle {
+    fn drop(&mut self) {
+        if self.body.is_end_stream() {
+            self.finish();
+        }
+    }
+}
