@@ -15,9 +15,7 @@ source bench/lib.sh
 
 start_vantage "$WORK/data" "$WORK/vantage.log" --dns-listen 127.0.0.1:0 --no-agent
 DNS=$(serving_addr "$WORK/vantage.log" dns)
-BASE=http://$VADDR/client/v4
-ACCOUNT=$(api "$BASE/accounts" | json 'd["result"][0]["id"]')
-ZONE=$(api -X POST "$BASE/zones" -d "{\"name\":\"example.com\",\"account\":{\"id\":\"$ACCOUNT\"}}" | json 'd["result"]["id"]')
+create_zone example.com
 POOL=$(api -X POST "$BASE/accounts/$ACCOUNT/load_balancers/pools" \
   -d '{"name":"p","origins":[{"name":"a","address":"192.0.2.1"},{"name":"b","address":"192.0.2.2"},{"name":"c","address":"192.0.2.3"}]}' | json 'd["result"]["id"]')
 : > "$WORK/queries.txt"

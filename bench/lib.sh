@@ -44,23 +44,33 @@ json() { python3 -c "import json,sys; d=json.load(sys.stdin); print(eval(sys.arg
 rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 hwm_kb() { awk '/^VmHWM/ {print $2}' "/proc/$1/status"; }
 
-# start_nginx_return_200: nginx answering `200 ok` to everything on NGINX_PORT (all addresses).
+# start_nginx_return_200 [WORKERS] [ADDR]: nginx answering `200 ok` to everything on NGINX_PORT
+# (default: one worker per core, all addresses).
 start_nginx_return_200() {
-  NGINX_PORT=$((20000 + RANDOM % 20000))
-  mkdir -p "$WORK/nginx"
-  cat > "$WORK/nginx/nginx.conf" <<CONF
-worker_processes auto;
+  NGINX_PORT=$((20000 + RANDOM % 10000))
+  local dir=$WORK/nginx-$NGINX_PORT listen=${2:+$2:}$NGINX_PORT
+  mkdir -p "$dir"
+  cat > "$dir/nginx.conf" <<CONF
+worker_processes ${1:-auto};
 worker_rlimit_nofile 65536;
-pid $WORK/nginx/nginx.pid;
-error_log $WORK/nginx/error.log crit;
+pid $dir/nginx.pid;
+error_log $dir/error.log crit;
 events { worker_connections 16384; }
 http {
   access_log off;
-  client_body_temp_path $WORK/nginx; proxy_temp_path $WORK/nginx; fastcgi_temp_path $WORK/nginx;
-  uwsgi_temp_path $WORK/nginx; scgi_temp_path $WORK/nginx;
-  server { listen $NGINX_PORT; location / { return 200 "ok"; } }
+  keepalive_requests 1000000;
+  client_body_temp_path $dir; proxy_temp_path $dir; fastcgi_temp_path $dir;
+  uwsgi_temp_path $dir; scgi_temp_path $dir;
+  server { listen $listen; location / { return 200 "ok"; } }
 }
 CONF
-  nginx -c "$WORK/nginx/nginx.conf" -p "$WORK/nginx"
-  PIDS+=("$(cat "$WORK/nginx/nginx.pid")")
+  nginx -c "$dir/nginx.conf" -p "$dir"
+  PIDS+=("$(cat "$dir/nginx.pid")")
+}
+
+# create_zone NAME: sets ACCOUNT (the bootstrap account) and ZONE (a new zone NAME) on Vantage.
+create_zone() {
+  BASE=http://$VADDR/client/v4
+  ACCOUNT=$(api "$BASE/accounts" | json 'd["result"][0]["id"]')
+  ZONE=$(api -X POST "$BASE/zones" -d "{\"name\":\"$1\",\"account\":{\"id\":\"$ACCOUNT\"}}" | json 'd["result"]["id"]')
 }

@@ -18,23 +18,9 @@ fi
 source bench/lib.sh
 
 # The backend: one nginx worker answering 200.
-BACKEND_PORT=$((20000 + RANDOM % 10000))
-mkdir -p "$WORK/backend" "$WORK/front"
-cat > "$WORK/backend/nginx.conf" <<CONF
-worker_processes 1;
-pid $WORK/backend/nginx.pid;
-error_log $WORK/backend/error.log crit;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  keepalive_requests 1000000;
-  client_body_temp_path $WORK/backend; proxy_temp_path $WORK/backend; fastcgi_temp_path $WORK/backend;
-  uwsgi_temp_path $WORK/backend; scgi_temp_path $WORK/backend;
-  server { listen 127.0.0.1:$BACKEND_PORT; location / { return 200 "ok"; } }
-}
-CONF
-nginx -c "$WORK/backend/nginx.conf" -p "$WORK/backend"
-PIDS+=("$(cat "$WORK/backend/nginx.pid")")
+start_nginx_return_200 1 127.0.0.1
+BACKEND_PORT=$NGINX_PORT
+mkdir -p "$WORK/front"
 
 # nginx as the peer proxy.
 NGINX_PROXY_PORT=$((BACKEND_PORT + 1))
@@ -90,9 +76,7 @@ PIDS+=("$(cat "$WORK/haproxy.pid")")
 # Vantage: a zone, a pool of the backend (no monitor: it takes traffic at once), a proxied LB.
 start_vantage "$WORK/data" "$WORK/vantage.log" --proxy-listen 127.0.0.1:0 --no-agent
 PROXY=$(serving_addr "$WORK/vantage.log" proxy)
-BASE=http://$VADDR/client/v4
-ACCOUNT=$(api "$BASE/accounts" | json 'd["result"][0]["id"]')
-ZONE=$(api -X POST "$BASE/zones" -d "{\"name\":\"example.com\",\"account\":{\"id\":\"$ACCOUNT\"}}" | json 'd["result"]["id"]')
+create_zone example.com
 POOL=$(api -X POST "$BASE/accounts/$ACCOUNT/load_balancers/pools" \
   -d "{\"name\":\"backend\",\"origins\":[{\"name\":\"b1\",\"address\":\"127.0.0.1\",\"port\":$BACKEND_PORT}]}" | json 'd["result"]["id"]')
 api -X POST "$BASE/zones/$ZONE/load_balancers" \

@@ -272,14 +272,7 @@ impl Dns {
         tokio::pin!(shutdown);
         loop {
             let (stream, peer) = tokio::select! {
-                accepted = listener.accept() => match accepted {
-                    Ok(c) => c,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "dns accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                },
+                accepted = crate::accept(&listener, "dns") => accepted,
                 () = &mut shutdown => return,
             };
             let dns = self.clone();

@@ -105,8 +105,8 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
         header::TRANSFER_ENCODING,
         header::UPGRADE,
         header::PROXY_AUTHORIZATION,
-        HeaderName::from_static("keep-alive"),
-        HeaderName::from_static("proxy-connection"),
+        KEEP_ALIVE,
+        PROXY_CONNECTION,
     ] {
         headers.remove(n);
     }
@@ -168,23 +168,17 @@ impl Proxy {
         tokio::pin!(shutdown);
         loop {
             let (stream, peer) = tokio::select! {
-                accepted = listener.accept() => match accepted {
-                    Ok(c) => c,
-                    Err(e) => {
-                        // Out of descriptors and the like: back off instead of spinning.
-                        tracing::warn!(error = %e, "proxy accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                },
+                accepted = crate::accept(&listener, "proxy") => accepted,
                 () = &mut shutdown => break,
             };
             let _ = stream.set_nodelay(true);
             let proxy = self.clone();
             let https = tls.is_some();
+            let peer = Arc::new(Peer::new(peer, https));
             let service = hyper::service::service_fn(move |req| {
                 let proxy = proxy.clone();
-                async move { Ok::<_, Infallible>(proxy.handle(req, peer, https).await) }
+                let peer = Arc::clone(&peer);
+                async move { Ok::<_, Infallible>(proxy.handle(req, &peer).await) }
             });
             match &tls {
                 None => {
@@ -219,12 +213,7 @@ impl Proxy {
     }
 
     /// Answers one client request.
-    pub async fn handle(
-        &self,
-        req: Request<Incoming>,
-        peer: SocketAddr,
-        https: bool,
-    ) -> Response<Body> {
+    async fn handle(&self, req: Request<Incoming>, peer: &Peer) -> Response<Body> {
         // HTTP/2 clients name the host in `:authority` (the URI), HTTP/1.1 in `Host`.
         let host = req
             .uri()
@@ -249,10 +238,7 @@ impl Proxy {
         if !route.spec.enabled {
             return page(530, "The load balancer for this host name is disabled.");
         }
-        let client_ip = match peer.ip() {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
-            v4 => v4,
-        };
+        let client_ip = peer.ip;
         let mut ctx = geo::context(
             &self.config.locality,
             self.config.geo.as_deref(),
@@ -296,7 +282,7 @@ impl Proxy {
         let (parts, body) = req.into_parts();
         let mut headers = parts.headers;
         strip_hop_by_hop(&mut headers);
-        forwarded(&mut headers, client_ip, https, &host);
+        forwarded(&mut headers, peer, &host);
         let client_host = headers.get(header::HOST).cloned();
         let mut upstream_req = Request::new(body.boxed_unsync());
         *upstream_req.method_mut() = parts.method.clone();
@@ -352,8 +338,12 @@ impl Proxy {
             (SessionAffinity::Cookie | SessionAffinity::IpCookie, Some(pin))
                 if Some(pin) != pin_in =>
             {
-                let cookie =
-                    affinity::set_cookie(pin, route.spec.session_affinity_ttl, attributes, https);
+                let cookie = affinity::set_cookie(
+                    pin,
+                    route.spec.session_affinity_ttl,
+                    attributes,
+                    peer.https,
+                );
                 if let Ok(v) = HeaderValue::from_str(&cookie) {
                     response.headers_mut().append(header::SET_COOKIE, v);
                 }
@@ -416,26 +406,53 @@ impl Proxy {
     }
 }
 
+/// The far end of a client connection, worked out once per connection.
+#[derive(Debug, Clone)]
+struct Peer {
+    ip: IpAddr,
+    /// `ip` as a header value, for `X-Forwarded-For` and `CF-Connecting-IP`.
+    header: HeaderValue,
+    https: bool,
+}
+
+impl Peer {
+    fn new(addr: SocketAddr, https: bool) -> Peer {
+        let ip = match addr.ip() {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+            v4 => v4,
+        };
+        let header = HeaderValue::from_str(&ip.to_string())
+            .unwrap_or_else(|_| HeaderValue::from_static("unknown"));
+        Peer { ip, header, https }
+    }
+}
+
+const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const CF_CONNECTING_IP: HeaderName = HeaderName::from_static("cf-connecting-ip");
+
 /// Adds what the origin needs to know about the client: `X-Forwarded-For` (appended),
 /// `X-Forwarded-Proto`, `CF-Connecting-IP` (set by us, never trusted from the client) and a
 /// `Host` for HTTP/2 clients, who send `:authority` instead.
-fn forwarded(headers: &mut HeaderMap, client: IpAddr, https: bool, host: &str) {
-    let xff = HeaderName::from_static("x-forwarded-for");
-    let ip = client.to_string();
-    let value = match headers.get(&xff).and_then(|v| v.to_str().ok()) {
-        Some(before) => format!("{before}, {ip}"),
-        None => ip.clone(),
+fn forwarded(headers: &mut HeaderMap, peer: &Peer, host: &str) {
+    let xff = match headers.get(&X_FORWARDED_FOR) {
+        Some(before) => {
+            let mut joined = Vec::with_capacity(before.len() + 2 + peer.header.len());
+            joined.extend_from_slice(before.as_bytes());
+            joined.extend_from_slice(b", ");
+            joined.extend_from_slice(peer.header.as_bytes());
+            HeaderValue::from_bytes(&joined).unwrap_or_else(|_| peer.header.clone())
+        }
+        None => peer.header.clone(),
     };
-    if let Ok(v) = HeaderValue::from_str(&value) {
-        headers.insert(xff, v);
-    }
+    headers.insert(X_FORWARDED_FOR, xff);
     headers.insert(
-        HeaderName::from_static("x-forwarded-proto"),
-        HeaderValue::from_static(if https { "https" } else { "http" }),
+        X_FORWARDED_PROTO,
+        HeaderValue::from_static(if peer.https { "https" } else { "http" }),
     );
-    if let Ok(v) = HeaderValue::from_str(&ip) {
-        headers.insert(HeaderName::from_static("cf-connecting-ip"), v);
-    }
+    headers.insert(CF_CONNECTING_IP, peer.header.clone());
     if !headers.contains_key(header::HOST) {
         if let Ok(v) = HeaderValue::from_str(host) {
             headers.insert(header::HOST, v);
@@ -461,12 +478,8 @@ mod tests {
         h.insert("cf-connecting-ip", HeaderValue::from_static("6.6.6.6"));
         h.insert("accept", HeaderValue::from_static("*/*"));
         strip_hop_by_hop(&mut h);
-        forwarded(
-            &mut h,
-            "198.51.100.7".parse().unwrap(),
-            true,
-            "www.example.com",
-        );
+        let peer = Peer::new("[::ffff:198.51.100.7]:4242".parse().unwrap(), true);
+        forwarded(&mut h, &peer, "www.example.com");
         assert!(h.get("x-secret").is_none() && h.get("keep-alive").is_none());
         assert!(h.get(header::CONNECTION).is_none());
         assert_eq!(h["x-forwarded-for"], "192.0.2.1, 198.51.100.7");

@@ -258,6 +258,14 @@ impl Setup {
             .await
     }
 
+    /// The pool as the API renders it (with `healthy` and the origins' verdicts).
+    async fn get_pool(&self, pool: &str) -> Value {
+        let path = format!("/accounts/{}/load_balancers/pools/{pool}", self.account);
+        let (st, v) = self.server.call(Method::GET, &path, None).await;
+        assert_eq!(st, 200, "{v}");
+        v["result"].clone()
+    }
+
     async fn patch_pool(&self, pool: &str, body: Value) {
         let (st, v) = self
             .server
@@ -410,16 +418,9 @@ async fn adaptive_routing_loses_no_get_during_a_failover() {
             plain_failures += 1;
         }
     }
-    let (_, health) = t
-        .server
-        .call(
-            Method::GET,
-            &format!("/accounts/{}/load_balancers/pools/{primary}", t.account),
-            None,
-        )
-        .await;
     assert_eq!(
-        health["result"]["healthy"], true,
+        t.get_pool(&primary).await["healthy"],
+        true,
         "the window under test is before the verdict flips"
     );
     assert_eq!(
@@ -441,15 +442,7 @@ async fn adaptive_routing_loses_no_get_during_a_failover() {
             "the verdict never flipped"
         );
         assert_eq!(served_by(&http, t.proxy, "adaptive.example.com").await, "b");
-        let (_, v) = t
-            .server
-            .call(
-                Method::GET,
-                &format!("/accounts/{}/load_balancers/pools/{primary}", t.account),
-                None,
-            )
-            .await;
-        flipped = v["result"]["healthy"] == false;
+        flipped = t.get_pool(&primary).await["healthy"] == false;
     }
     assert_eq!(served_by(&http, t.proxy, "plain.example.com").await, "b");
 }
@@ -543,15 +536,7 @@ async fn an_affinity_cookie_holds_until_its_origin_is_unhealthy() {
     let http = client(t.proxy, &["sticky.example.com", "hdr.example.com"]);
     let url = format!("http://sticky.example.com:{}/", t.proxy.port());
     eventually(Duration::from_secs(15), "every origin is up", || async {
-        let (_, v) = t
-            .server
-            .call(
-                Method::GET,
-                &format!("/accounts/{}/load_balancers/pools/{pool}", t.account),
-                None,
-            )
-            .await;
-        v["result"]["origins"]
+        t.get_pool(&pool).await["origins"]
             .as_array()
             .unwrap()
             .iter()
