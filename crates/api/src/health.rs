@@ -119,6 +119,13 @@ impl AppState {
             let mut engine = self.engine();
             let Some(spec) = engine.spec(key) else { return };
             let result = judge(spec, facts);
+            let seconds = result.rtt_micros.map(|us| us as f64 / 1e6);
+            self.metrics.check(
+                &key.monitor.to_string(),
+                &location.to_string(),
+                result.healthy,
+                seconds,
+            );
             engine.record(location, key, result, at)
         };
         let states: Vec<(ProbeKey, Location, LocationState)> = state
@@ -137,6 +144,12 @@ impl AppState {
         }
         for e in &events {
             tracing::info!(pool = %e.pool_name, healthy = ?e.pool_healthy, origins = e.origins.len(), "health changed");
+            if e.pool_changed {
+                self.metrics.verdict_change("pool", e.pool_healthy);
+            }
+            for o in &e.origins {
+                self.metrics.verdict_change("origin", o.healthy);
+            }
         }
         self.enqueue(move |st| {
             if let Err(e) = st.store.record_health(&states, &events) {
@@ -154,6 +167,58 @@ impl AppState {
             tracing::error!(error = %e, "reading health events");
             vantage_wire::ApiError::unavailable("The event history")
         })
+    }
+
+    /// The Prometheus exposition: counters plus the engine's verdicts and probe locations as
+    /// gauges (blocking: it reads every monitored pool's health).
+    pub fn render_metrics(&self) -> String {
+        use vantage_metrics::{LocationState, OriginState, PoolState, Snapshot};
+        let clock = now().unix_micros();
+        let pools: Vec<(PoolId, String)> = self
+            .catalog()
+            .all_pools()
+            .filter(|p| p.spec.monitor.is_some())
+            .map(|p| (p.id, p.spec.name.clone()))
+            .collect();
+        let engine = self.engine();
+        let snapshot = Snapshot {
+            pools: pools
+                .into_iter()
+                .filter_map(|(id, name)| {
+                    let h = engine.verdicts(id, false)?;
+                    Some(PoolState {
+                        id: id.to_string(),
+                        name,
+                        healthy: h.healthy,
+                        origins: h
+                            .origins
+                            .iter()
+                            .map(|o| OriginState {
+                                name: o.name.clone(),
+                                address: o.address.clone(),
+                                healthy: o.healthy,
+                                regions: o
+                                    .regions
+                                    .iter()
+                                    .map(|(r, v)| (r.to_string(), *v))
+                                    .collect(),
+                            })
+                            .collect(),
+                    })
+                })
+                .collect(),
+            locations: engine
+                .locations()
+                .map(|(l, c)| LocationState {
+                    region: l.region.to_string(),
+                    name: l.name.clone(),
+                    silent: c.silent,
+                    seconds_since_contact: (clock - c.last_seen.unix_micros()).max(0) as f64 / 1e6,
+                })
+                .collect(),
+        };
+        drop(engine);
+        self.metrics.render(&snapshot)
     }
 
     /// A monitored pool's health; `None` for a pool without a monitor.

@@ -38,6 +38,8 @@ pub struct AppState {
     /// Runs preview checks; absent when this Vantage has no probe location.
     pub(crate) previewer: std::sync::OnceLock<Arc<dyn crate::preview::PreviewRunner>>,
     pub(crate) previews: crate::preview::Previews,
+    /// Prometheus counters, shared with the data plane.
+    pub metrics: Arc<vantage_metrics::Metrics>,
 }
 
 /// The one thread that commits. The binary runs it with [`Writer::run`] on a thread of its own.
@@ -118,6 +120,7 @@ impl AppState {
             verdict_version: tokio::sync::watch::Sender::new(0),
             previewer: std::sync::OnceLock::new(),
             previews: crate::preview::Previews::default(),
+            metrics: vantage_metrics::Metrics::new(),
         });
         Ok((Arc::clone(&state), Writer { state, jobs: rx }))
     }

@@ -33,12 +33,15 @@ pub struct DnsConfig {
     /// Addresses answered for proxied load balancers (the proxy's public addresses); none
     /// means proxied names have no A/AAAA data here.
     pub proxy_addresses: Vec<IpAddr>,
+    pub metrics: Arc<vantage_metrics::Metrics>,
 }
 
 #[derive(Debug)]
 pub struct Dns {
     routes: Arc<ArcSwap<RoutingTable>>,
     config: DnsConfig,
+    /// Answers counted by response code; the common codes' series made once.
+    answered: std::collections::HashMap<u16, vantage_metrics::CounterHandle>,
 }
 
 /// A lower-case name without the trailing dot, from the raw labels (no IDNA, no escapes).
@@ -76,7 +79,36 @@ fn soa(zone: &ZoneView) -> Option<Record> {
 
 impl Dns {
     pub fn new(routes: Arc<ArcSwap<RoutingTable>>, config: DnsConfig) -> Dns {
-        Dns { routes, config }
+        let answered = [
+            ResponseCode::NoError,
+            ResponseCode::NXDomain,
+            ResponseCode::Refused,
+            ResponseCode::FormErr,
+            ResponseCode::NotImp,
+            ResponseCode::ServFail,
+        ]
+        .into_iter()
+        .map(|c| {
+            (
+                u16::from(c),
+                config.metrics.dns_query_series(&rcode_name(c)),
+            )
+        })
+        .collect();
+        Dns {
+            routes,
+            config,
+            answered,
+        }
+    }
+
+    fn count(&self, code: ResponseCode) {
+        match self.answered.get(&u16::from(code)) {
+            Some(c) => {
+                c.inc();
+            }
+            None => self.config.metrics.dns_query(&rcode_name(code)),
+        }
     }
 
     /// The answer to one query from `client`, serialised; `None` when the packet deserves
@@ -89,6 +121,7 @@ impl Dns {
                 if header.message_type != MessageType::Query {
                     return None;
                 }
+                self.count(ResponseCode::FormErr);
                 return Message::error_msg(header.id, header.op_code, ResponseCode::FormErr)
                     .to_vec()
                     .ok();
@@ -98,6 +131,7 @@ impl Dns {
             return None;
         }
         let response = self.respond(&query, client);
+        self.count(response.response_code);
         let bytes = response.to_vec().ok()?;
         let limit = if udp {
             query
@@ -307,6 +341,11 @@ impl Dns {
             }
         }
     }
+}
+
+/// The mnemonic of a response code as `dig` prints it (`NOERROR`, `NXDOMAIN`, …).
+fn rcode_name(code: ResponseCode) -> String {
+    format!("{code:?}").to_ascii_uppercase()
 }
 
 /// `name` is an ancestor of the load balancer `lb` (an empty non-terminal: it exists, with

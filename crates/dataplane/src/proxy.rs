@@ -3,6 +3,7 @@
 //! connection, streaming both ways. A request whose connection to the origin cannot be made
 //! is retried once where the core says (zero-downtime failover).
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
@@ -30,6 +31,8 @@ use crate::affinity::{self, Sessions};
 use crate::geo::{self, GeoTable, Locality};
 use crate::load::Load;
 use crate::upstream::{Failure, Upstreams};
+use vantage_core::{LoadBalancerId, PoolId};
+use vantage_metrics::{CounterHandle, HistogramHandle, Metrics, ProxyLabels, RouteLabels};
 
 pub type Body = UnsyncBoxBody<Bytes, hyper::Error>;
 
@@ -45,6 +48,7 @@ pub struct ProxyConfig {
     pub response_timeout: Duration,
     /// Keep-alive of idle pooled connections to origins.
     pub idle_timeout: Duration,
+    pub metrics: Arc<Metrics>,
 }
 
 impl Default for ProxyConfig {
@@ -55,6 +59,7 @@ impl Default for ProxyConfig {
             connect_timeout: Duration::from_secs(5),
             response_timeout: Duration::from_secs(100),
             idle_timeout: Duration::from_secs(90),
+            metrics: Metrics::new(),
         }
     }
 }
@@ -69,6 +74,33 @@ pub struct Proxy {
     /// Shared by every worker: load counts and header sessions are per data plane.
     load: Arc<Load>,
     sessions: Arc<Sessions>,
+    /// This worker's handles on its metric series, so a request never builds label strings.
+    series: std::sync::Mutex<HashMap<SeriesKey, Series>>,
+}
+
+type SeriesKey = (Option<LoadBalancerId>, Option<PoolId>, u16);
+type Series = (CounterHandle, HistogramHandle);
+
+/// Which load balancer and pool answered, attached to a response for the metrics.
+#[derive(Debug, Clone)]
+struct Served {
+    route: Arc<Route>,
+    pool: Option<PoolId>,
+    upstream_error: bool,
+}
+
+fn tag(
+    mut r: Response<Body>,
+    route: &Arc<Route>,
+    pool: Option<PoolId>,
+    upstream_error: bool,
+) -> Response<Body> {
+    r.extensions_mut().insert(Served {
+        route: Arc::clone(route),
+        pool,
+        upstream_error,
+    });
+    r
 }
 
 fn page(status: u16, message: &str) -> Response<Body> {
@@ -133,6 +165,7 @@ impl Proxy {
             upstreams,
             load: Arc::default(),
             sessions: Arc::default(),
+            series: std::sync::Mutex::default(),
         }
     }
 
@@ -148,6 +181,7 @@ impl Proxy {
             )),
             load: Arc::clone(&self.load),
             sessions: Arc::clone(&self.sessions),
+            series: std::sync::Mutex::default(),
         }
     }
 
@@ -178,7 +212,12 @@ impl Proxy {
             let service = hyper::service::service_fn(move |req| {
                 let proxy = proxy.clone();
                 let peer = Arc::clone(&peer);
-                async move { Ok::<_, Infallible>(proxy.handle(req, &peer).await) }
+                async move {
+                    let started = Instant::now();
+                    let mut response = proxy.handle(req, &peer).await;
+                    proxy.observe(&mut response, started);
+                    Ok::<_, Infallible>(response)
+                }
             });
             match &tls {
                 None => {
@@ -236,7 +275,8 @@ impl Proxy {
             return page(404, "No proxied load balancer serves this host name.");
         };
         if !route.spec.enabled {
-            return page(530, "The load balancer for this host name is disabled.");
+            let r = page(530, "The load balancer for this host name is disabled.");
+            return tag(r, &route, None, false);
         }
         let client_ip = peer.ip;
         let mut ctx = geo::context(
@@ -276,7 +316,8 @@ impl Proxy {
         }
         let decision = pinned.unwrap_or_else(|| steering::steer(&route.spec, &route.pools, &ctx));
         let Some(target) = decision.target() else {
-            return page(530, "No pool of this load balancer can take the request.");
+            let r = page(530, "No pool of this load balancer can take the request.");
+            return tag(r, &route, None, false);
         };
 
         let (parts, body) = req.into_parts();
@@ -312,12 +353,16 @@ impl Proxy {
                     _ => None,
                 };
                 let Some((second, req)) = again else {
-                    return page(failure.status, "The origin could not be reached.");
+                    let r = page(failure.status, "The origin could not be reached.");
+                    return tag(r, &route, Some(target.0), true);
                 };
                 tracing::debug!(status = failure.status, "retrying on another origin");
                 match self.send(&route, second, req, &client_host, tracked).await {
                     Ok(r) => (r, second),
-                    Err((f, _)) => return page(f.status, "The origin could not be reached."),
+                    Err((f, _)) => {
+                        let r = page(f.status, "The origin could not be reached.");
+                        return tag(r, &route, Some(second.0), true);
+                    }
                 }
             }
         };
@@ -356,7 +401,66 @@ impl Proxy {
             }
             _ => {}
         }
-        response
+        tag(response, &route, Some(used.0), false)
+    }
+
+    /// Counts a response in the metrics, by load balancer, pool and status.
+    fn observe(&self, response: &mut Response<Body>, started: Instant) {
+        let served = response.extensions_mut().remove::<Served>();
+        let code = response.status().as_u16();
+        let key = (
+            served.as_ref().map(|s| s.route.id),
+            served.as_ref().and_then(|s| s.pool),
+            code,
+        );
+        let names = || {
+            let lb = served.as_ref().map_or("", |s| s.route.spec.name.as_str());
+            let pool = served
+                .as_ref()
+                .and_then(|s| s.route.pool_names.get(&s.pool?))
+                .map_or("", String::as_str);
+            (lb.to_owned(), pool.to_owned())
+        };
+        let (counter, histogram) = {
+            let mut series = self.series.lock().unwrap_or_else(|p| p.into_inner());
+            series
+                .entry(key)
+                .or_insert_with(|| {
+                    let (load_balancer, pool) = names();
+                    let m = &self.config.metrics;
+                    let counter = m
+                        .proxy_requests
+                        .get_or_create(&ProxyLabels {
+                            load_balancer: load_balancer.clone(),
+                            pool: pool.clone(),
+                            code: code.to_string(),
+                        })
+                        .clone();
+                    let histogram = m
+                        .proxy_duration
+                        .get_or_create(&RouteLabels {
+                            load_balancer,
+                            pool,
+                        })
+                        .clone();
+                    (counter, histogram)
+                })
+                .clone()
+        };
+        counter.inc();
+        histogram.observe(started.elapsed().as_secs_f64());
+        if served.as_ref().is_some_and(|s| s.upstream_error) {
+            let (load_balancer, pool) = names();
+            self.config
+                .metrics
+                .proxy_upstream_errors
+                .get_or_create(&ProxyLabels {
+                    load_balancer,
+                    pool,
+                    code: code.to_string(),
+                })
+                .inc();
+        }
     }
 
     /// Sends one attempt to the origin `(pool, index)`, with its `Host` (the origin's own,

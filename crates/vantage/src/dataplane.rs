@@ -129,7 +129,10 @@ impl std::fmt::Debug for DataPlane {
 impl DataPlane {
     /// Reads the geo file and certificates and binds the listeners, so that every mistake
     /// stops the start.
-    pub async fn bind(args: &DataPlaneArgs) -> anyhow::Result<DataPlane> {
+    pub async fn bind(
+        args: &DataPlaneArgs,
+        metrics: Arc<vantage_metrics::Metrics>,
+    ) -> anyhow::Result<DataPlane> {
         let geo = match &args.geo_file {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
@@ -165,6 +168,7 @@ impl DataPlane {
                     geo: geo.clone(),
                     connect_timeout: Duration::from_secs(args.proxy_connect_timeout.max(1)),
                     response_timeout: Duration::from_secs(args.proxy_response_timeout.max(1)),
+                    metrics: Arc::clone(&metrics),
                     ..ProxyConfig::default()
                 };
                 let proxy = Proxy::new(Arc::clone(&routes), config);
@@ -185,6 +189,7 @@ impl DataPlane {
                     locality: locality.clone(),
                     geo,
                     proxy_addresses: args.dns_proxy_addresses.clone(),
+                    metrics: Arc::clone(&metrics),
                 };
                 Some((
                     Arc::new(Dns::new(Arc::clone(&routes), config)),

@@ -192,7 +192,7 @@ async fn serve(
     dataplane: &crate::dataplane::DataPlaneArgs,
 ) -> anyhow::Result<()> {
     let dataplane = if dataplane.wanted() {
-        Some(crate::dataplane::DataPlane::bind(dataplane).await?)
+        Some(crate::dataplane::DataPlane::bind(dataplane, Arc::clone(&state.metrics)).await?)
     } else {
         None
     };

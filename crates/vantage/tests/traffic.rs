@@ -374,6 +374,48 @@ async fn failover_fallback_and_530_for_the_proxy_and_dns() {
         served_by(&http, t.proxy, "www.example.com").await == "b"
     })
     .await;
+
+    // The metrics counted all of it.
+    let text = t
+        .server
+        .http
+        .get(format!("http://{}/metrics", t.server.addr))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let value = |prefix: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(prefix)?.rsplit(' ').next()?.parse().ok())
+            .unwrap_or_else(|| panic!("no {prefix} in\n{text}"))
+    };
+    let proxied = |pool: &str, code: u16| {
+        format!(
+            r#"vantage_proxy_requests_total{{load_balancer="www.example.com",pool="{pool}",code="{code}"}}"#
+        )
+    };
+    assert!(value(&proxied("primary", 200)) >= 1.0);
+    assert!(value(&proxied("secondary", 200)) >= 1.0);
+    assert!(value(&proxied("fallback", 200)) >= 1.0);
+    assert!(value(&proxied("", 530)) >= 1.0);
+    assert!(value(r#"vantage_proxy_requests_total{load_balancer="",pool="",code="404"}"#) >= 2.0);
+    assert!(value(r#"vantage_dns_queries_total{rcode="NXDOMAIN"}"#) >= 1.0);
+    assert!(value(r#"vantage_dns_queries_total{rcode="REFUSED"}"#) >= 1.0);
+    assert!(value(r#"vantage_dns_queries_total{rcode="NOERROR"}"#) >= 5.0);
+    assert!(value(r#"vantage_verdict_changes_total{kind="pool",healthy="false"}"#) >= 2.0);
+    assert_eq!(value(r#"vantage_pool_healthy{pool="secondary","#), 1.0);
+    assert_eq!(value(r#"vantage_pool_healthy{pool="primary","#), 0.0);
+    assert!(
+        value(&format!(
+            r#"vantage_checks_total{{monitor="{m}",location="WNAM/local",result="unhealthy"}}"#
+        )) >= 1.0
+    );
+    assert_eq!(
+        value(r#"vantage_probe_location_up{region="WNAM",location="local"}"#),
+        1.0
+    );
 }
 
 #[tokio::test]

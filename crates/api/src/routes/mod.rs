@@ -35,6 +35,7 @@ use pools::Pools;
 pub fn router(state: Arc<AppState>) -> Router {
     const LB: &str = "/client/v4/accounts/{account_id}/load_balancers";
     let r = Router::new()
+        .route("/metrics", get(metrics))
         .route("/client/v4/accounts", get(accounts::list))
         .route("/client/v4/accounts/{account_id}", get(accounts::get))
         .route("/client/v4/user/tokens/verify", get(accounts::verify_token))
@@ -185,4 +186,23 @@ pub(crate) fn stored<T>(
         .into_iter()
         .find_map(pick)
         .ok_or_else(|| Failure(ApiError::not_found()))
+}
+
+/// Prometheus scrapes this: counters and the current verdicts. Unauthenticated, like most
+/// exporters; it names pools, origins and probe locations but no secret.
+async fn metrics(
+    axum::extract::State(st): axum::extract::State<Arc<AppState>>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    match tokio::task::spawn_blocking(move || st.render_metrics()).await {
+        Ok(text) => (
+            [(
+                axum::http::header::CONTENT_TYPE,
+                vantage_metrics::CONTENT_TYPE,
+            )],
+            text,
+        )
+            .into_response(),
+        Err(_) => Failure(ApiError::unavailable("Metrics")).into_response(),
+    }
 }

@@ -1,0 +1,384 @@
+//! Prometheus metrics. The running parts count what happens (checks, verdict changes, proxied
+//! requests, DNS queries) in the families below; the state of things (verdicts, probe
+//! locations) is read from the health engine at scrape time and handed to [`Metrics::render`]
+//! as plain values, so a gauge can never disagree with the API. Names follow Prometheus
+//! conventions: a `vantage_` prefix, `_total` counters, `_seconds` durations.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+pub use prometheus_client::metrics::counter::Counter as CounterHandle;
+pub use prometheus_client::metrics::histogram::Histogram as HistogramHandle;
+
+/// The content type of [`Metrics::render`]'s output.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CheckLabels {
+    pub monitor: String,
+    pub location: String,
+    pub result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LocationLabels {
+    pub location: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ChangeLabels {
+    pub kind: String,
+    pub healthy: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ProxyLabels {
+    pub load_balancer: String,
+    pub pool: String,
+    pub code: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    pub load_balancer: String,
+    pub pool: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DnsLabels {
+    pub rcode: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PoolLabels {
+    pool: String,
+    pool_id: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OriginLabels {
+    pool: String,
+    origin: String,
+    address: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OriginRegionLabels {
+    pool: String,
+    origin: String,
+    region: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ProbeLocationLabels {
+    region: String,
+    location: String,
+}
+
+fn latency() -> Histogram {
+    // 0.5 ms to ~16 s.
+    Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+}
+
+type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
+
+/// Every counter and histogram; cheap to clone (the families are shared).
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    pub checks: Family<CheckLabels, Counter>,
+    pub check_duration: Histograms<LocationLabels>,
+    pub verdict_changes: Family<ChangeLabels, Counter>,
+    pub proxy_requests: Family<ProxyLabels, Counter>,
+    pub proxy_upstream_errors: Family<ProxyLabels, Counter>,
+    pub proxy_duration: Histograms<RouteLabels>,
+    pub dns_queries: Family<DnsLabels, Counter>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics {
+            checks: Family::default(),
+            check_duration: Family::new_with_constructor(latency),
+            verdict_changes: Family::default(),
+            proxy_requests: Family::default(),
+            proxy_upstream_errors: Family::default(),
+            proxy_duration: Family::new_with_constructor(latency),
+            dns_queries: Family::default(),
+        }
+    }
+}
+
+/// One pool's verdicts at scrape time (`None`: unknown, not exported).
+#[derive(Debug, Clone, Default)]
+pub struct PoolState {
+    pub id: String,
+    pub name: String,
+    pub healthy: Option<bool>,
+    pub origins: Vec<OriginState>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct OriginState {
+    pub name: String,
+    pub address: String,
+    pub healthy: Option<bool>,
+    /// Per checking region.
+    pub regions: Vec<(String, Option<bool>)>,
+}
+
+/// A probe location at scrape time.
+#[derive(Debug, Clone, Default)]
+pub struct LocationState {
+    pub region: String,
+    pub name: String,
+    pub silent: bool,
+    pub seconds_since_contact: f64,
+}
+
+/// What the engine says at scrape time.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    pub pools: Vec<PoolState>,
+    pub locations: Vec<LocationState>,
+}
+
+fn flag(b: bool) -> i64 {
+    i64::from(b)
+}
+
+impl Metrics {
+    pub fn new() -> Arc<Metrics> {
+        Arc::new(Metrics::default())
+    }
+
+    /// Counts one judged check.
+    pub fn check(&self, monitor: &str, location: &str, healthy: bool, seconds: Option<f64>) {
+        let result = if healthy { "healthy" } else { "unhealthy" };
+        self.checks
+            .get_or_create(&CheckLabels {
+                monitor: monitor.to_owned(),
+                location: location.to_owned(),
+                result: result.to_owned(),
+            })
+            .inc();
+        if let Some(s) = seconds {
+            self.check_duration
+                .get_or_create(&LocationLabels {
+                    location: location.to_owned(),
+                })
+                .observe(s);
+        }
+    }
+
+    /// Counts one verdict change of an origin or a pool.
+    pub fn verdict_change(&self, kind: &str, healthy: Option<bool>) {
+        let healthy = match healthy {
+            Some(true) => "true",
+            Some(false) => "false",
+            None => "unknown",
+        };
+        self.verdict_changes
+            .get_or_create(&ChangeLabels {
+                kind: kind.to_owned(),
+                healthy: healthy.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Counts one DNS answer by its response code.
+    pub fn dns_query(&self, rcode: &str) {
+        self.dns_query_series(rcode).inc();
+    }
+
+    /// The counter of DNS answers with `rcode`, to keep and increment directly.
+    pub fn dns_query_series(&self, rcode: &str) -> Counter {
+        self.dns_queries
+            .get_or_create(&DnsLabels {
+                rcode: rcode.to_owned(),
+            })
+            .clone()
+    }
+
+    /// The text exposition of everything, with the gauges from `snapshot`.
+    pub fn render(&self, snapshot: &Snapshot) -> String {
+        let mut registry = Registry::with_prefix("vantage");
+        registry.register(
+            "checks",
+            "Health checks judged, by monitor, probe location and result",
+            self.checks.clone(),
+        );
+        registry.register(
+            "check_duration_seconds",
+            "Round trip of successful checks, by probe location",
+            self.check_duration.clone(),
+        );
+        registry.register(
+            "verdict_changes",
+            "Changes of an origin's or a pool's verdict",
+            self.verdict_changes.clone(),
+        );
+        registry.register(
+            "proxy_requests",
+            "Proxied requests answered, by load balancer, pool and status code",
+            self.proxy_requests.clone(),
+        );
+        registry.register(
+            "proxy_upstream_errors",
+            "Proxied requests that could not reach an origin, by load balancer, pool and the status it caused",
+            self.proxy_upstream_errors.clone(),
+        );
+        registry.register(
+            "proxy_request_duration_seconds",
+            "Time from a proxied request to its response headers, by load balancer and pool",
+            self.proxy_duration.clone(),
+        );
+        registry.register(
+            "dns_queries",
+            "DNS queries answered, by response code",
+            self.dns_queries.clone(),
+        );
+
+        let pools = Family::<PoolLabels, Gauge>::default();
+        let origins = Family::<OriginLabels, Gauge>::default();
+        let regions = Family::<OriginRegionLabels, Gauge>::default();
+        for p in &snapshot.pools {
+            if let Some(h) = p.healthy {
+                pools
+                    .get_or_create(&PoolLabels {
+                        pool: p.name.clone(),
+                        pool_id: p.id.clone(),
+                    })
+                    .set(flag(h));
+            }
+            for o in &p.origins {
+                if let Some(h) = o.healthy {
+                    origins
+                        .get_or_create(&OriginLabels {
+                            pool: p.name.clone(),
+                            origin: o.name.clone(),
+                            address: o.address.clone(),
+                        })
+                        .set(flag(h));
+                }
+                for (region, h) in &o.regions {
+                    if let Some(h) = h {
+                        regions
+                            .get_or_create(&OriginRegionLabels {
+                                pool: p.name.clone(),
+                                origin: o.name.clone(),
+                                region: region.clone(),
+                            })
+                            .set(flag(*h));
+                    }
+                }
+            }
+        }
+        registry.register(
+            "pool_healthy",
+            "1 when the pool is healthy, 0 when not (unknown pools are absent)",
+            pools,
+        );
+        registry.register(
+            "origin_healthy",
+            "1 when the origin is healthy, 0 when not",
+            origins,
+        );
+        registry.register(
+            "origin_region_healthy",
+            "An origin's verdict from one checking region (majority of its locations)",
+            regions,
+        );
+
+        let up = Family::<ProbeLocationLabels, Gauge>::default();
+        let seen =
+            Family::<ProbeLocationLabels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+        for l in &snapshot.locations {
+            let labels = ProbeLocationLabels {
+                region: l.region.clone(),
+                location: l.name.clone(),
+            };
+            up.get_or_create(&labels).set(flag(!l.silent));
+            seen.get_or_create(&labels).set(l.seconds_since_contact);
+        }
+        registry.register(
+            "probe_location_up",
+            "1 while a probe location reports, 0 once silent",
+            up,
+        );
+        registry.register(
+            "probe_location_last_contact_seconds",
+            "Seconds since a probe location was last heard from",
+            seen,
+        );
+
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &registry).is_err() {
+            // Writing to a String cannot fail; keep the exposition well-formed regardless.
+            out.clear();
+            let _ = writeln!(out, "# EOF");
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_and_gauges() {
+        let m = Metrics::new();
+        m.check("m1", "WNAM/local", true, Some(0.012));
+        m.check("m1", "WNAM/local", false, None);
+        m.verdict_change("pool", Some(false));
+        m.dns_query("NoError");
+        let snapshot = Snapshot {
+            pools: vec![PoolState {
+                id: "p1".into(),
+                name: "primary".into(),
+                healthy: Some(true),
+                origins: vec![OriginState {
+                    name: "a".into(),
+                    address: "10.0.0.1".into(),
+                    healthy: Some(false),
+                    regions: vec![("WNAM".into(), Some(false)), ("ENAM".into(), None)],
+                }],
+            }],
+            locations: vec![LocationState {
+                region: "WNAM".into(),
+                name: "local".into(),
+                silent: false,
+                seconds_since_contact: 1.5,
+            }],
+        };
+        let text = m.render(&snapshot);
+        for line in [
+            r#"vantage_checks_total{monitor="m1",location="WNAM/local",result="healthy"} 1"#,
+            r#"vantage_checks_total{monitor="m1",location="WNAM/local",result="unhealthy"} 1"#,
+            r#"vantage_check_duration_seconds_count{location="WNAM/local"} 1"#,
+            r#"vantage_verdict_changes_total{kind="pool",healthy="false"} 1"#,
+            r#"vantage_dns_queries_total{rcode="NoError"} 1"#,
+            r#"vantage_pool_healthy{pool="primary",pool_id="p1"} 1"#,
+            r#"vantage_origin_healthy{pool="primary",origin="a",address="10.0.0.1"} 0"#,
+            r#"vantage_origin_region_healthy{pool="primary",origin="a",region="WNAM"} 0"#,
+            r#"vantage_probe_location_up{region="WNAM",location="local"} 1"#,
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in\n{text}"
+            );
+        }
+        assert!(
+            !text.contains(r#"region="ENAM""#),
+            "unknown verdicts are absent"
+        );
+        assert!(text.ends_with("# EOF\n"));
+    }
+}
