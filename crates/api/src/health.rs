@@ -32,15 +32,17 @@ impl AppState {
     }
 
     /// A routing snapshot of the catalog and the current verdicts, for the data plane in
-    /// `region` (blocking: it walks every load balancer). `previous` carries smoothed RTTs.
+    /// `region` (blocking: it walks every load balancer). `previous` carries smoothed RTTs;
+    /// `secret` keys the origin identities in affinity cookies.
     pub fn routing_table(
         &self,
         region: Option<RegionCode>,
         previous: Option<&RoutingTable>,
+        secret: &[u8],
     ) -> RoutingTable {
         let catalog = self.catalog();
         let engine = self.engine();
-        RoutingTable::build(&catalog, &engine, region, previous)
+        RoutingTable::build(&catalog, &engine, region, previous, secret)
     }
 
     /// Brings the engine up to date with the catalog. Verdicts the change alters are

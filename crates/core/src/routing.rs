@@ -167,19 +167,37 @@ impl Decision {
 /// Every load balancer by host name, and the zones they live in.
 #[derive(Debug, Clone, Default)]
 pub struct RoutingTable {
-    /// By lower-case name; wildcard load balancers under their `*.` name.
+    /// By lower-case name; wildcard load balancers under their `*.` name. Only load balancers
+    /// whose zone is the most specific zone of their name: a name delegated to a nested zone
+    /// (perhaps another account's) belongs to that zone alone.
     routes: HashMap<String, Arc<Route>>,
     zones: HashMap<String, ZoneView>,
+    /// Names with no load balancer but one below them (DNS empty non-terminals).
+    interior: std::collections::HashSet<String>,
 }
 
-/// The identity of an origin inside its pool (FNV-1a of its name and address).
-pub fn origin_key(name: &str, address: &str) -> u64 {
-    name.bytes()
-        .chain([0])
-        .chain(address.bytes())
-        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-        })
+/// What an authoritative server finds for a name (RFC 4592 wildcard rules).
+#[derive(Debug, Clone, PartialEq)]
+pub enum DnsLookup {
+    /// A load balancer by this very name, or by the wildcard at its closest encloser.
+    Route(Arc<Route>),
+    /// The name exists without data of its own (the zone apex, or an empty non-terminal).
+    Exists,
+    NxDomain,
+}
+
+/// The identity of an origin inside its pool, as it appears in affinity cookies: a keyed
+/// hash (SHA-256 under the installation's secret) of its name and address, so a cookie
+/// reveals nothing about the origin and cannot be made up for another one.
+pub fn origin_key(secret: &[u8], name: &str, address: &str) -> u64 {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(secret);
+    h.update(name.as_bytes());
+    h.update([0]);
+    h.update(address.as_bytes());
+    let d = h.finalize();
+    u64::from_be_bytes([d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]])
 }
 
 fn authority(address: &str, port: u16) -> String {
@@ -213,15 +231,16 @@ pub fn normalize_host(host: &str) -> std::borrow::Cow<'_, str> {
 impl RoutingTable {
     /// Builds the table from the catalog and the engine's verdicts. `region` is the data
     /// plane's own (for dynamic latency); `previous` carries the smoothed RTTs forward.
+    /// `secret` keys the origin identities in affinity cookies.
     pub fn build(
         catalog: &Catalog,
         engine: &Engine,
         region: Option<RegionCode>,
         previous: Option<&RoutingTable>,
+        secret: &[u8],
     ) -> RoutingTable {
         let mut views: HashMap<PoolId, (PoolView, Vec<Upstream>, String, Option<f64>)> =
             HashMap::new();
-        let mut routes = HashMap::new();
         let mut zones: HashMap<String, ZoneView> = catalog
             .zones()
             .map(|z| {
@@ -233,11 +252,22 @@ impl RoutingTable {
                 (z.name.clone(), view)
             })
             .collect();
+        let mut table = RoutingTable {
+            routes: HashMap::new(),
+            zones: std::mem::take(&mut zones),
+            interior: std::collections::HashSet::new(),
+        };
         for lb in catalog.all_load_balancers() {
             let Some(zone) = catalog.zone(lb.zone) else {
                 continue;
             };
-            if let Some(z) = zones.get_mut(&zone.name) {
+            let bare = lb.spec.name.strip_prefix("*.").unwrap_or(&lb.spec.name);
+            if table.zone_of(bare).map(|z| z.id) != Some(lb.zone) {
+                // A nested zone owns this name; this load balancer can never be reached.
+                continue;
+            }
+
+            if let Some(z) = table.zones.get_mut(&zone.name) {
                 z.serial = z.serial.max(serial(lb.modified_on));
             }
             let latency = lb.spec.steering_policy == SteeringPolicy::DynamicLatency;
@@ -256,9 +286,9 @@ impl RoutingTable {
                 };
                 let entry = views
                     .entry(id)
-                    .or_insert_with(|| pool_view(pool, engine, region, false));
+                    .or_insert_with(|| pool_view(pool, engine, region, false, secret));
                 if latency && entry.3.is_none() {
-                    *entry = pool_view(pool, engine, region, true);
+                    *entry = pool_view(pool, engine, region, true, secret);
                 }
                 let (view, ups, name, rtt) = entry.clone();
                 route.pools.insert(id, view);
@@ -272,25 +302,70 @@ impl RoutingTable {
                     route.rtt.insert(id, smoothed);
                 }
             }
-            routes.insert(lb.spec.name.clone(), Arc::new(route));
+            table.add(Arc::new(route), &zone.name);
         }
-        RoutingTable { routes, zones }
+        table
     }
 
-    /// The load balancer serving `host` (normalised): the exact name first, then the nearest
-    /// `*.` wildcard above it.
+    /// Adds a route of the zone `zone`, and the names between it and the apex.
+    fn add(&mut self, route: Arc<Route>, zone: &str) {
+        let mut name = route.spec.name.as_str();
+        while let Some((_, up)) = name.split_once('.') {
+            if up.len() <= zone.len() {
+                break;
+            }
+            self.interior.insert(up.to_owned());
+            name = up;
+        }
+        self.routes.insert(route.spec.name.clone(), route);
+    }
+
+    /// The load balancer serving `host` (normalised) for the proxy: the exact name first, then
+    /// the nearest `*.` wildcard above it, always one of the host's own zone.
     pub fn route(&self, host: &str) -> Option<&Arc<Route>> {
+        let zone = self.zone_of(host)?;
         if let Some(r) = self.routes.get(host) {
             return Some(r);
         }
         let mut rest = host;
         while let Some((_, parent)) = rest.split_once('.') {
+            if parent.len() < zone.name.len() {
+                break;
+            }
             if let Some(r) = self.routes.get(&format!("*.{parent}")) {
                 return Some(r);
             }
             rest = parent;
         }
         None
+    }
+
+    /// What DNS finds at `name` (normalised) inside `zone`: the name itself, else the
+    /// wildcard of its closest encloser — the nearest ancestor that exists — else nothing.
+    pub fn dns_lookup(&self, zone: &ZoneView, name: &str) -> DnsLookup {
+        if let Some(r) = self.routes.get(name) {
+            return DnsLookup::Route(Arc::clone(r));
+        }
+        if name == zone.name || self.interior.contains(name) {
+            return DnsLookup::Exists;
+        }
+        let mut rest = name;
+        while let Some((_, parent)) = rest.split_once('.') {
+            if parent.len() < zone.name.len() {
+                break;
+            }
+            let exists = parent == zone.name
+                || self.interior.contains(parent)
+                || self.routes.contains_key(parent);
+            if exists {
+                return match self.routes.get(&format!("*.{parent}")) {
+                    Some(r) => DnsLookup::Route(Arc::clone(r)),
+                    None => DnsLookup::NxDomain,
+                };
+            }
+            rest = parent;
+        }
+        DnsLookup::NxDomain
     }
 
     /// The zone `name` (normalised) falls in: the longest zone name it ends with.
@@ -322,6 +397,7 @@ fn pool_view(
     engine: &Engine,
     region: Option<RegionCode>,
     rtt: bool,
+    secret: &[u8],
 ) -> (PoolView, Vec<Upstream>, String, Option<f64>) {
     let spec = &pool.spec;
     let health = spec
@@ -350,7 +426,7 @@ fn pool_view(
         .iter()
         .map(|o| Upstream {
             name: o.name.clone(),
-            key: origin_key(&o.name, &o.address),
+            key: origin_key(secret, &o.name, &o.address),
             authority: authority(&o.address, o.port).into(),
             address: o.address.clone(),
             host: o.host.clone(),
@@ -408,6 +484,98 @@ mod tests {
         assert_eq!(Pin::decode("zz"), None);
         assert_eq!(Pin::decode(&"g".repeat(48)), None);
         assert_eq!(Pin::decode(&format!("{}é", &pin.encode()[..46])), None);
+    }
+
+    fn table(zones: &[(&str, u8)], lbs: &[(&str, u8)]) -> RoutingTable {
+        let mut t = RoutingTable::default();
+        for (name, id) in zones {
+            let z = ZoneView {
+                id: ZoneId::from_bytes([*id; 16]),
+                name: (*name).to_owned(),
+                serial: 1,
+            };
+            t.zones.insert((*name).to_owned(), z);
+        }
+        for (name, zone) in lbs {
+            let zone_name = zones
+                .iter()
+                .find(|z| z.1 == *zone)
+                .map(|z| z.0)
+                .unwrap_or("");
+            let spec = crate::load_balancer::LoadBalancerDraft {
+                name: Some((*name).to_owned()),
+                default_pools: Some(vec![PoolId::from_bytes([1; 16]).to_string()]),
+                fallback_pool: Some(PoolId::from_bytes([1; 16]).to_string()),
+                ..Default::default()
+            }
+            .validate(zone_name, &|_| true)
+            .unwrap_or_else(|v| panic!("{name}: {v:?}"));
+            let route = Route {
+                id: LoadBalancerId::from_bytes([*zone; 16]),
+                zone: ZoneId::from_bytes([*zone; 16]),
+                spec,
+                pools: HashMap::new(),
+                upstreams: HashMap::new(),
+                pool_names: HashMap::new(),
+                rtt: HashMap::new(),
+            };
+            t.add(Arc::new(route), zone_name);
+        }
+        t
+    }
+
+    fn found(t: &RoutingTable, name: &str) -> String {
+        let zone = t
+            .zone_of(name)
+            .unwrap_or_else(|| panic!("no zone for {name}"));
+        match t.dns_lookup(zone, name) {
+            DnsLookup::Route(r) => r.spec.name.clone(),
+            DnsLookup::Exists => "exists".into(),
+            DnsLookup::NxDomain => "nxdomain".into(),
+        }
+    }
+
+    #[test]
+    fn dns_follows_rfc4592_wildcards() {
+        let t = table(
+            &[("example.com", 1)],
+            &[
+                ("*.example.com", 1),
+                ("a.b.example.com", 1),
+                ("www.example.com", 1),
+            ],
+        );
+        assert_eq!(found(&t, "www.example.com"), "www.example.com");
+        assert_eq!(found(&t, "x.example.com"), "*.example.com");
+        assert_eq!(found(&t, "x.y.example.com"), "*.example.com");
+        // b exists (it has a child), so neither it nor names below it use *.example.com.
+        assert_eq!(found(&t, "b.example.com"), "exists");
+        assert_eq!(found(&t, "x.b.example.com"), "nxdomain");
+        assert_eq!(found(&t, "example.com"), "exists");
+        let plain = table(&[("example.com", 1)], &[("a.b.example.com", 1)]);
+        assert_eq!(found(&plain, "c.example.com"), "nxdomain");
+        assert_eq!(found(&plain, "b.example.com"), "exists");
+    }
+
+    #[test]
+    fn a_nested_zone_owns_its_names() {
+        // Account 1 has example.com with a wildcard; account 2 has sub.example.com.
+        let t = table(
+            &[("example.com", 1), ("sub.example.com", 2)],
+            &[("*.example.com", 1), ("api.sub.example.com", 2)],
+        );
+        let owner = |host: &str| t.route(host).map(|r| r.zone);
+        assert_eq!(owner("x.example.com"), Some(ZoneId::from_bytes([1; 16])));
+        assert_eq!(
+            owner("api.sub.example.com"),
+            Some(ZoneId::from_bytes([2; 16]))
+        );
+        assert_eq!(
+            owner("other.sub.example.com"),
+            None,
+            "the parent's wildcard stops at the nested zone"
+        );
+        assert_eq!(owner("www.example.org"), None);
     }
 
     #[test]

@@ -13,8 +13,12 @@ use vantage_core::LoadBalancerId;
 
 pub const COOKIE_NAME: &str = "__cflb";
 
-/// Header sessions kept at most; beyond it, expired ones are swept and new ones not kept.
-const MAX_SESSIONS: usize = 1_000_000;
+/// Header sessions kept at most (about 25 MB); beyond it, new sessions get no affinity until a
+/// sweep frees room.
+const MAX_SESSIONS: usize = 250_000;
+/// A full table is swept at most this often, so clients minting keys cannot make every
+/// request pay for a sweep.
+const SWEEP_EVERY: Duration = Duration::from_secs(10);
 
 /// The pin a request's `__cflb` cookie carries, if any is valid.
 pub fn cookie_pin(headers: &HeaderMap) -> Option<Pin> {
@@ -34,10 +38,11 @@ pub fn set_cookie(pin: Pin, ttl: u32, attributes: &AffinityAttributes, https: bo
     if ttl > 0 {
         c.push_str(&format!("; Max-Age={ttl}"));
     }
+    // Browsers drop a SameSite=None cookie that is not Secure, so None implies Secure.
     let secure = match attributes.secure {
         Secure::Always => true,
-        Secure::Never => false,
-        Secure::Auto => https,
+        Secure::Never => attributes.samesite == SameSite::None,
+        Secure::Auto => https || attributes.samesite == SameSite::None,
     };
     if secure {
         c.push_str("; Secure");
@@ -76,26 +81,40 @@ pub fn header_key(headers: &HeaderMap, attributes: &AffinityAttributes) -> Optio
 /// Header-keyed sessions with a sliding expiry.
 #[derive(Debug, Default)]
 pub struct Sessions {
-    map: Mutex<HashMap<(LoadBalancerId, u64), (Pin, Instant)>>,
+    map: Mutex<Table>,
+}
+
+#[derive(Debug, Default)]
+struct Table {
+    pins: HashMap<(LoadBalancerId, u64), (Pin, Instant)>,
+    swept: Option<Instant>,
 }
 
 impl Sessions {
     pub fn get(&self, lb: LoadBalancerId, key: u64, now: Instant) -> Option<Pin> {
         let map = self.map.lock().unwrap_or_else(|p| p.into_inner());
-        map.get(&(lb, key))
+        map.pins
+            .get(&(lb, key))
             .filter(|(_, until)| *until > now)
             .map(|(pin, _)| *pin)
     }
 
     pub fn put(&self, lb: LoadBalancerId, key: u64, pin: Pin, now: Instant, ttl: Duration) {
         let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
-        if map.len() >= MAX_SESSIONS && !map.contains_key(&(lb, key)) {
-            map.retain(|_, (_, until)| *until > now);
-            if map.len() >= MAX_SESSIONS {
+        if map.pins.len() >= MAX_SESSIONS && !map.pins.contains_key(&(lb, key)) {
+            if map
+                .swept
+                .is_some_and(|t| now.saturating_duration_since(t) < SWEEP_EVERY)
+            {
+                return;
+            }
+            map.swept = Some(now);
+            map.pins.retain(|_, (_, until)| *until > now);
+            if map.pins.len() >= MAX_SESSIONS {
                 return;
             }
         }
-        map.insert((lb, key), (pin, now + ttl));
+        map.pins.insert((lb, key), (pin, now + ttl));
     }
 }
 

@@ -17,7 +17,7 @@ use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, UdpSocket};
 use vantage_core::load_balancer::{PreferEcs, SteeringPolicy};
-use vantage_core::routing::{DnsAnswer, Route, RoutingTable, ZoneView};
+use vantage_core::routing::{DnsAnswer, DnsLookup, Route, RoutingTable, ZoneView};
 
 use crate::geo::{self, GeoTable, Locality};
 
@@ -191,7 +191,7 @@ impl Dns {
         let owner = q.name().clone();
         let qtype = q.query_type();
         let wants = |t: RecordType| qtype == t || qtype == RecordType::ANY;
-        let route = table.route(&name).filter(|route| route.zone == zone.id);
+        let found = table.dns_lookup(zone, &name);
         if name == zone.name {
             if wants(RecordType::SOA) {
                 r.answers.extend(soa(zone));
@@ -202,9 +202,11 @@ impl Dns {
                 }
             }
         }
-        match route {
-            Some(route) if wants(RecordType::A) || wants(RecordType::AAAA) => {
-                let (addresses, scope) = self.addresses(route, client, ecs);
+        let mut scope = 0;
+        match found {
+            DnsLookup::Route(route) if wants(RecordType::A) || wants(RecordType::AAAA) => {
+                let (addresses, used) = self.addresses(&route, client, ecs);
+                scope = used;
                 for ip in addresses {
                     let data = match ip {
                         IpAddr::V4(v4) if wants(RecordType::A) => RData::A(A(v4)),
@@ -213,21 +215,18 @@ impl Dns {
                     };
                     r.add_answer(Record::from_rdata(owner.clone(), route.spec.ttl, data));
                 }
-                if let (Some(cs), Some(edns)) = (ecs, r.edns.as_mut()) {
-                    edns.options_mut()
-                        .insert(EdnsOption::Subnet(ClientSubnet::new(
-                            cs.addr(),
-                            cs.source_prefix(),
-                            scope,
-                        )));
-                }
             }
-            Some(_) => {}
-            None if name == zone.name => {}
-            None if table.routes().any(|rt| is_below(&rt.spec.name, &name)) => {}
-            None => {
-                r.metadata.response_code = ResponseCode::NXDomain;
-            }
+            DnsLookup::Route(_) | DnsLookup::Exists => {}
+            DnsLookup::NxDomain => r.metadata.response_code = ResponseCode::NXDomain,
+        }
+        // RFC 7871: echo the client subnet with the scope the answer depends on.
+        if let (Some(cs), Some(edns)) = (ecs, r.edns.as_mut()) {
+            edns.options_mut()
+                .insert(EdnsOption::Subnet(ClientSubnet::new(
+                    cs.addr(),
+                    cs.source_prefix(),
+                    scope,
+                )));
         }
         if r.answers.is_empty() {
             // No data (or no such name): the SOA tells resolvers how long to remember that.
@@ -348,24 +347,10 @@ fn rcode_name(code: ResponseCode) -> String {
     format!("{code:?}").to_ascii_uppercase()
 }
 
-/// `name` is an ancestor of the load balancer `lb` (an empty non-terminal: it exists, with
-/// no data of its own); a wildcard's parent is one too.
-fn is_below(lb: &str, name: &str) -> bool {
-    lb.len() > name.len() && lb.ends_with(name) && lb.as_bytes()[lb.len() - name.len() - 1] == b'.'
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use hickory_proto::op::Query;
-
-    #[test]
-    fn empty_non_terminals_are_recognised() {
-        assert!(is_below("a.b.example.com", "b.example.com"));
-        assert!(is_below("*.b.example.com", "b.example.com"));
-        assert!(!is_below("ab.example.com", "b.example.com"));
-        assert!(!is_below("b.example.com", "b.example.com"));
-    }
 
     #[test]
     fn unknown_zones_are_refused_and_garbage_dropped() {

@@ -58,7 +58,9 @@ impl Default for ProxyConfig {
             geo: None,
             connect_timeout: Duration::from_secs(5),
             response_timeout: Duration::from_secs(100),
-            idle_timeout: Duration::from_secs(90),
+            // Shorter than the keep-alive of common origin servers (nginx 75 s, Apache and
+            // Node 5 s is the exception), so reuse rarely races an origin's close.
+            idle_timeout: Duration::from_secs(15),
             metrics: Metrics::new(),
         }
     }
@@ -267,6 +269,12 @@ impl Proxy {
         let Some(host) = host else {
             return page(400, "The request names no host.");
         };
+        if req.method() == http::Method::CONNECT {
+            return page(405, "CONNECT is not proxied.");
+        }
+        if looped(req.headers()) {
+            return page(508, "The request came back to this proxy (CDN-Loop).");
+        }
         let route = {
             let table = self.routes.load();
             table.route(&normalize_host(&host)).cloned()
@@ -533,13 +541,14 @@ impl Peer {
 
 const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+const CDN_LOOP: HeaderName = HeaderName::from_static("cdn-loop");
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const CF_CONNECTING_IP: HeaderName = HeaderName::from_static("cf-connecting-ip");
 
 /// Adds what the origin needs to know about the client: `X-Forwarded-For` (appended),
-/// `X-Forwarded-Proto`, `CF-Connecting-IP` (set by us, never trusted from the client) and a
-/// `Host` for HTTP/2 clients, who send `:authority` instead.
+/// `X-Forwarded-Proto`, `CF-Connecting-IP` (set by us, never trusted from the client), the
+/// `Host` the request was routed by, and our `CDN-Loop` token.
 fn forwarded(headers: &mut HeaderMap, peer: &Peer, host: &str) {
     let xff = match headers.get(&X_FORWARDED_FOR) {
         Some(before) => {
@@ -557,11 +566,29 @@ fn forwarded(headers: &mut HeaderMap, peer: &Peer, host: &str) {
         HeaderValue::from_static(if peer.https { "https" } else { "http" }),
     );
     headers.insert(CF_CONNECTING_IP, peer.header.clone());
-    if !headers.contains_key(header::HOST) {
-        if let Ok(v) = HeaderValue::from_str(host) {
-            headers.insert(header::HOST, v);
-        }
+    // The name the request was routed by, whatever else the client put in `Host`: an origin
+    // serving several names must see the one this load balancer stands for.
+    if let Ok(v) = HeaderValue::from_str(host) {
+        headers.insert(header::HOST, v);
     }
+    headers.append(CDN_LOOP, HeaderValue::from_static(LOOP_TOKEN));
+}
+
+/// Vantage's token in `CDN-Loop` (RFC 8586): a request that already carries it came through
+/// this proxy before, so an origin pointing back at the proxy cannot make it recurse.
+const LOOP_TOKEN: &str = "vantage";
+
+fn looped(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(CDN_LOOP)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| {
+            t.split(';')
+                .next()
+                .is_some_and(|t| t.trim().eq_ignore_ascii_case(LOOP_TOKEN))
+        })
 }
 
 #[cfg(test)]
@@ -582,8 +609,14 @@ mod tests {
         h.insert("cf-connecting-ip", HeaderValue::from_static("6.6.6.6"));
         h.insert("accept", HeaderValue::from_static("*/*"));
         strip_hop_by_hop(&mut h);
+        h.insert(header::HOST, HeaderValue::from_static("admin.internal"));
         let peer = Peer::new("[::ffff:198.51.100.7]:4242".parse().unwrap(), true);
+        assert!(!looped(&h));
         forwarded(&mut h, &peer, "www.example.com");
+        assert!(
+            looped(&h),
+            "the forwarded request carries our CDN-Loop token"
+        );
         assert!(h.get("x-secret").is_none() && h.get("keep-alive").is_none());
         assert!(h.get(header::CONNECTION).is_none());
         assert_eq!(h["x-forwarded-for"], "192.0.2.1, 198.51.100.7");

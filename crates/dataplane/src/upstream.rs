@@ -46,7 +46,8 @@ impl Failure {
     }
 }
 
-type Idle = Vec<(SendRequest<Body>, Instant)>;
+/// Oldest first: reuse takes from the back, expiry drops from the front.
+type Idle = std::collections::VecDeque<(SendRequest<Body>, Instant)>;
 
 #[derive(Debug)]
 pub struct Upstreams {
@@ -67,7 +68,7 @@ impl Upstreams {
     fn take_idle(&self, authority: &str) -> Option<SendRequest<Body>> {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         let list = idle.get_mut(authority)?;
-        while let Some((sender, since)) = list.pop() {
+        while let Some((sender, since)) = list.pop_back() {
             if since.elapsed() < self.idle_timeout && !sender.is_closed() {
                 return Some(sender);
             }
@@ -84,8 +85,15 @@ impl Upstreams {
             Some(list) => list,
             None => idle.entry(Arc::clone(authority)).or_default(),
         };
+        // Connections idle too long are closed here, oldest first.
+        while list
+            .front()
+            .is_some_and(|(_, since)| since.elapsed() >= self.idle_timeout)
+        {
+            list.pop_front();
+        }
         if list.len() < MAX_IDLE_PER_ORIGIN {
-            list.push((sender, Instant::now()));
+            list.push_back((sender, Instant::now()));
         }
     }
 
@@ -112,10 +120,14 @@ impl Upstreams {
         Ok(sender)
     }
 
-    /// A ready connection to `authority`: an idle one that still works, else a new one.
+    /// A ready connection to `authority`: an idle one that is ready right now (one still
+    /// busy — its origin answered before the request body was sent — is let go, never waited
+    /// for), else a new one.
     async fn checkout(&self, authority: &str) -> Result<(SendRequest<Body>, bool), Failure> {
         while let Some(mut sender) = self.take_idle(authority) {
-            if sender.ready().await.is_ok() {
+            let ready =
+                std::future::poll_fn(|cx| Poll::Ready(sender.poll_ready(cx).is_ready())).await;
+            if ready && sender.is_ready() {
                 return Ok((sender, true));
             }
         }

@@ -36,6 +36,10 @@ pub struct DataPlaneArgs {
     /// Seconds to wait for an origin's response headers before answering 524.
     #[arg(long, default_value_t = 100)]
     proxy_response_timeout: u64,
+    /// Seconds an idle connection to an origin is kept for reuse (keep it below the origins'
+    /// own keep-alive timeout).
+    #[arg(long, default_value_t = 15)]
+    proxy_idle_timeout: u64,
     /// This data plane's PoP code, for `pop_pools`.
     #[arg(long, env = "VANTAGE_PROXY_POP")]
     proxy_pop: Option<String>,
@@ -108,6 +112,7 @@ impl DataPlaneArgs {
 pub struct DataPlane {
     routes: Arc<ArcSwap<RoutingTable>>,
     region: Option<RegionCode>,
+    secret: Arc<[u8]>,
     proxy: Option<(
         Proxy,
         Vec<std::net::TcpListener>,
@@ -132,7 +137,9 @@ impl DataPlane {
     pub async fn bind(
         args: &DataPlaneArgs,
         metrics: Arc<vantage_metrics::Metrics>,
+        data_dir: &std::path::Path,
     ) -> anyhow::Result<DataPlane> {
+        let secret = affinity_secret(data_dir)?;
         let geo = match &args.geo_file {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
@@ -168,8 +175,8 @@ impl DataPlane {
                     geo: geo.clone(),
                     connect_timeout: Duration::from_secs(args.proxy_connect_timeout.max(1)),
                     response_timeout: Duration::from_secs(args.proxy_response_timeout.max(1)),
+                    idle_timeout: Duration::from_secs(args.proxy_idle_timeout.max(1)),
                     metrics: Arc::clone(&metrics),
-                    ..ProxyConfig::default()
                 };
                 let proxy = Proxy::new(Arc::clone(&routes), config);
                 Some((proxy, sockets, tls))
@@ -202,6 +209,7 @@ impl DataPlane {
         Ok(DataPlane {
             routes,
             region: locality.region,
+            secret,
             proxy,
             dns,
         })
@@ -216,9 +224,16 @@ impl DataPlane {
     ) -> anyhow::Result<(JoinHandle<()>, Vec<JoinHandle<()>>)> {
         let st = Arc::clone(state);
         let region = self.region;
-        let first = tokio::task::spawn_blocking(move || st.routing_table(region, None)).await?;
+        let secret = Arc::clone(&self.secret);
+        let first =
+            tokio::task::spawn_blocking(move || st.routing_table(region, None, &secret)).await?;
         self.routes.store(Arc::new(first));
-        let publisher = tokio::spawn(publish(Arc::clone(state), Arc::clone(&self.routes), region));
+        let publisher = tokio::spawn(publish(
+            Arc::clone(state),
+            Arc::clone(&self.routes),
+            region,
+            Arc::clone(&self.secret),
+        ));
         let mut listeners = Vec::new();
         if let Some((proxy, sockets, tls)) = self.proxy {
             let addr = sockets[0].local_addr()?;
@@ -279,6 +294,32 @@ impl DataPlane {
     }
 }
 
+/// The installation's secret for affinity cookies, made once (32 random bytes, mode 0600) and
+/// kept in the data directory so that pins survive restarts.
+fn affinity_secret(dir: &std::path::Path) -> anyhow::Result<Arc<[u8]>> {
+    let path = dir.join("affinity.key");
+    match std::fs::read(&path) {
+        Ok(bytes) if bytes.len() >= 32 => return Ok(bytes.into()),
+        Ok(_) => anyhow::bail!("{} is shorter than 32 bytes", path.display()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+    let secret: [u8; 32] = rand::random();
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options
+        .open(&path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    std::io::Write::write_all(&mut file, &secret)
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(secret.to_vec().into())
+}
+
 /// The DNS socket, with buffers big enough for a burst of queries (the default 208 KiB holds
 /// only a couple of hundred datagrams; the kernel caps the request at `rmem_max`).
 fn udp_socket(addr: SocketAddr) -> anyhow::Result<tokio::net::UdpSocket> {
@@ -315,6 +356,7 @@ async fn publish(
     state: Arc<AppState>,
     routes: Arc<ArcSwap<RoutingTable>>,
     region: Option<RegionCode>,
+    secret: Arc<[u8]>,
 ) {
     let mut config = state.assignment_changes();
     let mut verdicts = state.verdict_changes();
@@ -329,7 +371,12 @@ async fn publish(
         verdicts.borrow_and_update();
         let st = Arc::clone(&state);
         let previous = routes.load_full();
-        match tokio::task::spawn_blocking(move || st.routing_table(region, Some(&previous))).await {
+        let secret = Arc::clone(&secret);
+        match tokio::task::spawn_blocking(move || {
+            st.routing_table(region, Some(&previous), &secret)
+        })
+        .await
+        {
             Ok(table) => routes.store(Arc::new(table)),
             Err(e) => tracing::error!(error = %e, "building a routing snapshot failed"),
         }

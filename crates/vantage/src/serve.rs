@@ -174,7 +174,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         (Some(cert), Some(key)) => Some(crate::tls::acceptor(cert, key)?),
         _ => None,
     };
-    let served = runtime.block_on(serve(args.listen, state, agent, tls, &args.dataplane));
+    let served = runtime.block_on(serve(args.listen, state, agent, tls, &args.dataplane, dir));
     drop(runtime);
     // Every state handle is gone with the runtime: the writer finishes queued work and exits,
     // and the store (the database connection) is closed with it.
@@ -190,9 +190,13 @@ async fn serve(
     agent: Option<(Prober, Location)>,
     tls: Option<tokio_rustls::TlsAcceptor>,
     dataplane: &crate::dataplane::DataPlaneArgs,
+    data_dir: &Path,
 ) -> anyhow::Result<()> {
     let dataplane = if dataplane.wanted() {
-        Some(crate::dataplane::DataPlane::bind(dataplane, Arc::clone(&state.metrics)).await?)
+        Some(
+            crate::dataplane::DataPlane::bind(dataplane, Arc::clone(&state.metrics), data_dir)
+                .await?,
+        )
     } else {
         None
     };
