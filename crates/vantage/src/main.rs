@@ -5,9 +5,12 @@
 mod admin;
 mod agent;
 mod bootstrap;
+mod check;
 mod dataplane;
+mod paint;
 mod remote;
 mod serve;
+mod status;
 mod tls;
 
 use std::path::PathBuf;
@@ -60,6 +63,14 @@ enum Command {
     /// Manage zones in a data directory.
     #[command(subcommand)]
     Zone(admin::ZoneCommand),
+    /// Run one health check with monitor semantics and print the verdict (exit 1 when
+    /// unhealthy).
+    Check(check::CheckArgs),
+    /// Show every load balancer, its pools and their origins per region, with the reason for
+    /// everything that is down.
+    Status(status::StatusArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions { shell: clap_complete::Shell },
 }
 
 fn main() -> ExitCode {
@@ -70,6 +81,22 @@ fn main() -> ExitCode {
         Command::Token(cmd) => admin::token(cmd),
         Command::Account(cmd) => admin::account(cmd),
         Command::Zone(cmd) => admin::zone(cmd),
+        Command::Status(args) => status::run(args),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "vantage",
+                &mut std::io::stdout(),
+            );
+            Ok(())
+        }
+        Command::Check(args) => match check::run(args) {
+            Ok(true) => Ok(()),
+            Ok(false) => return ExitCode::from(1),
+            Err(e) => Err(e),
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
