@@ -153,11 +153,81 @@ impl AppState {
                 self.metrics.verdict_change("origin", o.healthy);
             }
         }
-        self.enqueue(move |st| {
-            if let Err(e) = st.store.record_health(&states, &events) {
-                tracing::error!(error = %e, "health changes could not be stored");
+        let alerts = self.alerts_for(&events);
+        self.enqueue(
+            move |st| match st.store.record_health(&states, &events, &alerts) {
+                Ok(()) if !alerts.is_empty() => st.outbox_version.send_modify(|v| *v += 1),
+                Ok(()) => {}
+                Err(e) => tracing::error!(error = %e, "health changes could not be stored"),
+            },
+        );
+    }
+
+    /// The notifications `events` call for under the current policies, rendered.
+    fn alerts_for(&self, events: &[Event]) -> Vec<vantage_store::NewDelivery> {
+        if events.is_empty() {
+            return Vec::new();
+        }
+        let c = self.catalog();
+        let mut out = Vec::new();
+        for e in events {
+            for alert in vantage_core::notification::alerts(c.policies_of(e.account), e) {
+                let Some(policy) = c.policy(e.account, alert.policy) else {
+                    continue;
+                };
+                out.push(vantage_store::NewDelivery {
+                    account: e.account,
+                    policy: alert.policy,
+                    policy_name: policy.spec.name.clone(),
+                    webhook: alert.webhook,
+                    payload: vantage_wire::notification::payload(policy, e, &alert),
+                    at: e.at,
+                });
             }
-        });
+        }
+        out
+    }
+
+    /// Wakes when notifications were added to the outbox.
+    pub fn outbox_changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.outbox_version.subscribe()
+    }
+
+    /// Notifications due for an attempt (blocking: reads the store).
+    pub fn due_deliveries(
+        &self,
+        limit: usize,
+    ) -> Result<Vec<vantage_store::Delivery>, vantage_store::StoreError> {
+        self.store.due_deliveries(now(), limit)
+    }
+
+    /// Records a delivery attempt (blocking: writes the store).
+    pub fn delivery_attempted(
+        &self,
+        seq: i64,
+        outcome: Result<(), (String, Option<vantage_core::Timestamp>)>,
+    ) -> Result<(), vantage_store::StoreError> {
+        self.store.delivery_attempted(seq, now(), outcome)
+    }
+
+    /// An account's delivery log, newest first (blocking: reads the store).
+    pub fn deliveries(
+        &self,
+        account: vantage_core::AccountId,
+        limit: usize,
+    ) -> Result<Vec<vantage_store::Delivery>, vantage_wire::ApiError> {
+        self.store.deliveries(account, limit).map_err(|e| {
+            tracing::error!(error = %e, "reading the notification history");
+            vantage_wire::ApiError::unavailable("The notification history")
+        })
+    }
+
+    /// A webhook destination by id (its URL and secret, for delivery).
+    pub fn webhook(
+        &self,
+        id: vantage_core::WebhookId,
+    ) -> Option<vantage_core::notification::Webhook> {
+        self.catalog().any_webhook(id).cloned()
     }
 
     /// Stored health events (blocking: reads the store).

@@ -35,6 +35,8 @@ pub struct AppState {
     pub(crate) assignment_version: tokio::sync::watch::Sender<u64>,
     /// Bumped after any origin's or pool's verdict changed (routing snapshots follow it).
     pub(crate) verdict_version: tokio::sync::watch::Sender<u64>,
+    /// Bumped after notifications were added to the outbox (the deliverer wakes up).
+    pub(crate) outbox_version: tokio::sync::watch::Sender<u64>,
     /// Runs preview checks; absent when this Vantage has no probe location.
     pub(crate) previewer: std::sync::OnceLock<Arc<dyn crate::preview::PreviewRunner>>,
     pub(crate) previews: crate::preview::Previews,
@@ -118,6 +120,7 @@ impl AppState {
             config_version: tokio::sync::watch::Sender::new(0),
             assignment_version: tokio::sync::watch::Sender::new(0),
             verdict_version: tokio::sync::watch::Sender::new(0),
+            outbox_version: tokio::sync::watch::Sender::new(0),
             previewer: std::sync::OnceLock::new(),
             previews: crate::preview::Previews::default(),
             metrics: vantage_metrics::Metrics::new(),

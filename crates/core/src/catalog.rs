@@ -11,10 +11,14 @@ use crate::account::Account;
 use crate::auth::{SecretDigest, Token, User};
 use crate::load_balancer::{LoadBalancer, LoadBalancerDraft, LoadBalancerSpec};
 use crate::monitor::{Monitor, MonitorSpec};
+use crate::notification::{Policy, PolicySpec, Webhook, WebhookSpec};
 use crate::pool::{Pool, PoolSpec};
 use crate::violation::{Path, Violation, Violations};
 use crate::zone::Zone;
-use crate::{AccountId, LoadBalancerId, MonitorId, PoolId, Timestamp, TokenId, UserId, ZoneId};
+use crate::{
+    AccountId, LoadBalancerId, MonitorId, PolicyId, PoolId, Timestamp, TokenId, UserId, WebhookId,
+    ZoneId,
+};
 
 /// One durable mutation.
 #[derive(Debug, Clone, PartialEq)]
@@ -30,6 +34,10 @@ pub enum Change {
     DeleteLoadBalancer(LoadBalancerId),
     PutToken(Token),
     PutUser(User),
+    PutWebhook(Webhook),
+    DeleteWebhook(WebhookId),
+    PutPolicy(Policy),
+    DeletePolicy(PolicyId),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -37,6 +45,7 @@ pub enum ResourceType {
     Monitor,
     Pool,
     LoadBalancer,
+    NotificationPolicy,
 }
 
 impl ResourceType {
@@ -45,6 +54,7 @@ impl ResourceType {
             Self::Monitor => "monitor",
             Self::Pool => "pool",
             Self::LoadBalancer => "load_balancer",
+            Self::NotificationPolicy => "notification_policy",
         }
     }
 }
@@ -101,6 +111,8 @@ pub struct Catalog {
     tokens: BTreeMap<TokenId, Token>,
     users: BTreeMap<UserId, User>,
     token_by_digest: HashMap<SecretDigest, TokenId>,
+    webhooks: BTreeMap<WebhookId, Webhook>,
+    policies: BTreeMap<PolicyId, Policy>,
 }
 
 fn name_taken(field: &str, name: &str) -> Violations {
@@ -151,7 +163,159 @@ impl Catalog {
             Change::PutUser(u) => {
                 self.users.insert(u.id, u);
             }
+            Change::PutWebhook(w) => {
+                self.webhooks.insert(w.id, w);
+            }
+            Change::DeleteWebhook(id) => {
+                self.webhooks.remove(&id);
+            }
+            Change::PutPolicy(p) => {
+                self.policies.insert(p.id, p);
+            }
+            Change::DeletePolicy(id) => {
+                self.policies.remove(&id);
+            }
         }
+    }
+
+    // ----- notifications -----------------------------------------------------------------
+
+    pub fn webhooks_of(&self, account: AccountId) -> impl Iterator<Item = &Webhook> {
+        self.webhooks.values().filter(move |w| w.account == account)
+    }
+
+    pub fn webhook(&self, account: AccountId, id: WebhookId) -> Option<&Webhook> {
+        self.webhooks.get(&id).filter(|w| w.account == account)
+    }
+
+    pub fn policies_of(&self, account: AccountId) -> impl Iterator<Item = &Policy> {
+        self.policies.values().filter(move |p| p.account == account)
+    }
+
+    pub fn policy(&self, account: AccountId, id: PolicyId) -> Option<&Policy> {
+        self.policies.get(&id).filter(|p| p.account == account)
+    }
+
+    pub fn create_webhook(
+        &self,
+        account: AccountId,
+        id: WebhookId,
+        spec: WebhookSpec,
+        now: Timestamp,
+    ) -> Outcome {
+        Ok(vec![Change::PutWebhook(Webhook {
+            id,
+            account,
+            spec,
+            created_on: now,
+            modified_on: now,
+        })])
+    }
+
+    pub fn replace_webhook(
+        &self,
+        account: AccountId,
+        id: WebhookId,
+        spec: WebhookSpec,
+        now: Timestamp,
+    ) -> Outcome {
+        let old = self.webhook(account, id).ok_or(CatalogError::NotFound)?;
+        Ok(vec![Change::PutWebhook(Webhook {
+            spec,
+            modified_on: now,
+            ..old.clone()
+        })])
+    }
+
+    /// The policies that send to a webhook.
+    pub fn webhook_references(&self, w: &Webhook) -> Vec<Reference> {
+        self.policies_of(w.account)
+            .filter(|p| p.spec.webhooks.contains(&w.id))
+            .map(|p| Reference {
+                reference_type: ReferenceType::Referrer,
+                resource_type: ResourceType::NotificationPolicy,
+                resource_id: p.id.to_string(),
+                resource_name: p.spec.name.clone(),
+            })
+            .collect()
+    }
+
+    pub fn delete_webhook(&self, account: AccountId, id: WebhookId) -> Outcome {
+        let w = self.webhook(account, id).ok_or(CatalogError::NotFound)?;
+        let refs = self.webhook_references(w);
+        if !refs.is_empty() {
+            return Err(CatalogError::Referenced(refs));
+        }
+        Ok(vec![Change::DeleteWebhook(id)])
+    }
+
+    /// A policy's destinations and pools must be the account's own.
+    fn check_policy(&self, account: AccountId, spec: &PolicySpec) -> Result<(), CatalogError> {
+        let mut v = Violations::default();
+        for (i, w) in spec.webhooks.iter().enumerate() {
+            if self.webhook(account, *w).is_none() {
+                v.push(
+                    Path::root().key("mechanisms").key("webhooks").index(i),
+                    format!("webhook destination {w} does not exist"),
+                );
+            }
+        }
+        for (i, p) in spec.filters.pool_id.iter().enumerate() {
+            if self.pool(account, *p).is_none() {
+                v.push(
+                    Path::root().key("filters").key("pool_id").index(i),
+                    format!("pool {p} does not exist"),
+                );
+            }
+        }
+        v.finish(()).map_err(CatalogError::Invalid)
+    }
+
+    pub fn create_policy(
+        &self,
+        account: AccountId,
+        id: PolicyId,
+        spec: PolicySpec,
+        now: Timestamp,
+    ) -> Outcome {
+        self.check_policy(account, &spec)?;
+        Ok(vec![Change::PutPolicy(Policy {
+            id,
+            account,
+            spec,
+            created_on: now,
+            modified_on: now,
+        })])
+    }
+
+    pub fn replace_policy(
+        &self,
+        account: AccountId,
+        id: PolicyId,
+        spec: PolicySpec,
+        now: Timestamp,
+    ) -> Outcome {
+        let old = self.policy(account, id).ok_or(CatalogError::NotFound)?;
+        self.check_policy(account, &spec)?;
+        Ok(vec![Change::PutPolicy(Policy {
+            spec,
+            modified_on: now,
+            ..old.clone()
+        })])
+    }
+
+    pub fn delete_policy(&self, account: AccountId, id: PolicyId) -> Outcome {
+        self.policy(account, id).ok_or(CatalogError::NotFound)?;
+        Ok(vec![Change::DeletePolicy(id)])
+    }
+
+    /// Every policy, for matching events (each event names its account).
+    pub fn all_policies(&self) -> impl Iterator<Item = &Policy> {
+        self.policies.values()
+    }
+
+    pub fn any_webhook(&self, id: WebhookId) -> Option<&Webhook> {
+        self.webhooks.get(&id)
     }
 
     // ----- reads -------------------------------------------------------------------------
@@ -333,6 +497,7 @@ impl Catalog {
                 .filter(|lb| self.zone(lb.zone).is_some_and(|z| z.account == account))
                 .map(|lb| self.load_balancer_references(lb))
                 .unwrap_or_default(),
+            ResourceType::NotificationPolicy => Vec::new(),
         }
     }
 

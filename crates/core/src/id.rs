@@ -98,6 +98,14 @@ define_id!(
     LoadBalancerId
 );
 define_id!(
+    /// A webhook destination for notifications.
+    WebhookId
+);
+define_id!(
+    /// A notification policy: which health changes go to which destinations.
+    PolicyId
+);
+define_id!(
     /// An API token (its identifier, never its secret).
     TokenId
 );

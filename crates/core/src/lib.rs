@@ -14,6 +14,7 @@ pub mod id;
 pub mod load_balancer;
 pub mod monitor;
 pub mod name;
+pub mod notification;
 pub mod pool;
 pub mod region;
 pub mod region_map;
@@ -23,6 +24,8 @@ pub mod time;
 pub mod violation;
 pub mod zone;
 
-pub use id::{AccountId, LoadBalancerId, MonitorId, PoolId, TokenId, UserId, ZoneId};
+pub use id::{
+    AccountId, LoadBalancerId, MonitorId, PolicyId, PoolId, TokenId, UserId, WebhookId, ZoneId,
+};
 pub use time::Timestamp;
 pub use violation::{Path, Violation, Violations};

@@ -14,7 +14,8 @@ use serde::de::DeserializeOwned;
 use vantage_core::catalog::Change;
 use vantage_core::health::engine::Event;
 use vantage_core::health::{Location, LocationState, ProbeKey};
-use vantage_store::{EventFilter, Store, StoreError};
+use vantage_core::{AccountId, Timestamp};
+use vantage_store::{Delivery, EventFilter, NewDelivery, Store, StoreError};
 
 /// Schema migrations, in order; `PRAGMA user_version` records how many have run.
 const MIGRATIONS: &[&str] = &[
@@ -33,12 +34,23 @@ const MIGRATIONS: &[&str] = &[
                                  pool TEXT NOT NULL, doc TEXT NOT NULL);
      CREATE INDEX health_events_at ON health_events (at);
      CREATE INDEX health_events_pool ON health_events (pool, at);",
+    // 3: notifications — webhook destinations, policies, and the outbox of deliveries.
+    "CREATE TABLE webhooks (id TEXT PRIMARY KEY, doc TEXT NOT NULL);
+     CREATE TABLE policies (id TEXT PRIMARY KEY, doc TEXT NOT NULL);
+     CREATE TABLE outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, account TEXT NOT NULL,
+                          policy TEXT NOT NULL, policy_name TEXT NOT NULL, webhook TEXT NOT NULL,
+                          payload TEXT NOT NULL, created_at INTEGER NOT NULL,
+                          attempts INTEGER NOT NULL DEFAULT 0, next_at INTEGER NOT NULL,
+                          last_attempt INTEGER, delivered_at INTEGER,
+                          failed INTEGER NOT NULL DEFAULT 0, last_error TEXT);
+     CREATE INDEX outbox_due ON outbox (delivered_at, failed, next_at);
+     CREATE INDEX outbox_account ON outbox (account, seq);",
 ];
 
 pub const SCHEMA_VERSION: usize = MIGRATIONS.len();
 
 /// Tables in load order: referenced kinds before the kinds that reference them.
-const TABLES: [&str; 7] = [
+const TABLES: [&str; 9] = [
     "accounts",
     "users",
     "tokens",
@@ -46,6 +58,8 @@ const TABLES: [&str; 7] = [
     "monitors",
     "pools",
     "load_balancers",
+    "webhooks",
+    "policies",
 ];
 
 #[derive(Debug)]
@@ -180,7 +194,78 @@ fn write(tx: &rusqlite::Transaction<'_>, change: &Change) -> rusqlite::Result<us
         Change::DeleteMonitor(id) => delete("monitors", id.to_string()),
         Change::DeletePool(id) => delete("pools", id.to_string()),
         Change::DeleteLoadBalancer(id) => delete("load_balancers", id.to_string()),
+        Change::PutWebhook(w) => put("webhooks", w.id.to_string(), enc(doc(w))?),
+        Change::DeleteWebhook(id) => delete("webhooks", id.to_string()),
+        Change::PutPolicy(p) => put("policies", p.id.to_string(), enc(doc(p))?),
+        Change::DeletePolicy(id) => delete("policies", id.to_string()),
     }
+}
+
+fn query_deliveries(
+    conn: &Connection,
+    tail: &str,
+    args: impl rusqlite::Params,
+) -> Result<Vec<Delivery>, StoreError> {
+    let sql = format!(
+        "SELECT seq, account, policy, policy_name, webhook, payload, created_at, attempts,
+                delivered_at, failed, last_error, last_attempt FROM outbox {tail}"
+    );
+    let mut stmt = conn.prepare(&sql).map_err(io)?;
+    let rows = stmt
+        .query_map(args, |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                [
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, String>(5)?,
+                ],
+                r.get::<_, i64>(6)?,
+                r.get::<_, i64>(7)?,
+                r.get::<_, Option<i64>>(8)?,
+                r.get::<_, i64>(9)?,
+                r.get::<_, Option<String>>(10)?,
+                r.get::<_, Option<i64>>(11)?,
+            ))
+        })
+        .map_err(io)?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (
+            seq,
+            [account, policy, policy_name, webhook, payload],
+            at,
+            attempts,
+            delivered,
+            failed,
+            last_error,
+            last_attempt,
+        ) = row.map_err(io)?;
+        let id = |s: &str| {
+            StoreError::Io(format!(
+                "outbox row {seq} holds an invalid identifier {s:?}"
+            ))
+        };
+        out.push(Delivery {
+            seq,
+            item: NewDelivery {
+                account: account.parse().map_err(|_| id(&account))?,
+                policy: policy.parse().map_err(|_| id(&policy))?,
+                policy_name,
+                webhook: webhook.parse().map_err(|_| id(&webhook))?,
+                payload,
+                at: Timestamp::from_unix_micros(at),
+            },
+            attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+            delivered_at: delivered.map(Timestamp::from_unix_micros),
+            failed: failed != 0,
+            last_error,
+            last_attempt: last_attempt.map(Timestamp::from_unix_micros),
+        });
+    }
+    Ok(out)
 }
 
 fn hex_digest(d: &[u8; 32]) -> String {
@@ -207,6 +292,8 @@ impl Store for SqliteStore {
                         "zones" => Change::PutZone(decode(table, &id, &text)?),
                         "monitors" => Change::PutMonitor(decode(table, &id, &text)?),
                         "pools" => Change::PutPool(decode(table, &id, &text)?),
+                        "webhooks" => Change::PutWebhook(decode(table, &id, &text)?),
+                        "policies" => Change::PutPolicy(decode(table, &id, &text)?),
                         _ => Change::PutLoadBalancer(decode(table, &id, &text)?),
                     });
                 }
@@ -264,8 +351,9 @@ impl Store for SqliteStore {
         &self,
         states: &[(ProbeKey, Location, LocationState)],
         events: &[Event],
+        alerts: &[NewDelivery],
     ) -> Result<(), StoreError> {
-        if states.is_empty() && events.is_empty() {
+        if states.is_empty() && events.is_empty() && alerts.is_empty() {
             return Ok(());
         }
         self.with_conn(|conn| {
@@ -287,7 +375,76 @@ impl Store for SqliteStore {
                 )
                 .map_err(io)?;
             }
+            for a in alerts {
+                tx.execute(
+                    "INSERT INTO outbox (account, policy, policy_name, webhook, payload, created_at,
+                                         next_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+                    params![
+                        a.account.to_string(),
+                        a.policy.to_string(),
+                        a.policy_name,
+                        a.webhook.to_string(),
+                        a.payload,
+                        a.at.unix_micros()
+                    ],
+                )
+                .map_err(io)?;
+            }
             tx.commit().map_err(io)
+        })
+    }
+
+    fn due_deliveries(&self, now: Timestamp, limit: usize) -> Result<Vec<Delivery>, StoreError> {
+        self.with_conn(|conn| {
+            query_deliveries(
+                conn,
+                "WHERE delivered_at IS NULL AND failed = 0 AND next_at <= ?1 ORDER BY seq LIMIT ?2",
+                params![now.unix_micros(), i64::try_from(limit).unwrap_or(i64::MAX)],
+            )
+        })
+    }
+
+    fn delivery_attempted(
+        &self,
+        seq: i64,
+        at: Timestamp,
+        outcome: Result<(), (String, Option<Timestamp>)>,
+    ) -> Result<(), StoreError> {
+        self.with_conn(|conn| {
+            match outcome {
+                Ok(()) => conn.execute(
+                    "UPDATE outbox SET attempts = attempts + 1, last_attempt = ?2, delivered_at = ?2,
+                                       last_error = NULL WHERE seq = ?1",
+                    params![seq, at.unix_micros()],
+                ),
+                Err((error, next)) => conn.execute(
+                    "UPDATE outbox SET attempts = attempts + 1, last_attempt = ?2, last_error = ?3,
+                                       next_at = COALESCE(?4, next_at), failed = ?5 WHERE seq = ?1",
+                    params![
+                        seq,
+                        at.unix_micros(),
+                        error,
+                        next.map(|t| t.unix_micros()),
+                        i64::from(next.is_none())
+                    ],
+                ),
+            }
+            .map(|_| ())
+            .map_err(io)
+        })
+    }
+
+    fn deliveries(&self, account: AccountId, limit: usize) -> Result<Vec<Delivery>, StoreError> {
+        self.with_conn(|conn| {
+            query_deliveries(
+                conn,
+                "WHERE account = ?1 ORDER BY seq DESC LIMIT ?2",
+                params![
+                    account.to_string(),
+                    i64::try_from(limit).unwrap_or(i64::MAX)
+                ],
+            )
         })
     }
 

@@ -7,6 +7,7 @@ mod agent;
 mod bootstrap;
 mod check;
 mod dataplane;
+mod notify;
 mod paint;
 mod remote;
 mod serve;

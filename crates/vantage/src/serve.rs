@@ -208,6 +208,7 @@ async fn serve(
         tokio::spawn(watch_store(Arc::clone(&state))),
         tokio::spawn(crate::agent::follow_config(Arc::clone(&state))),
         tokio::spawn(crate::agent::tick(Arc::clone(&state))),
+        tokio::spawn(crate::notify::deliver(Arc::clone(&state))),
     ];
     if let Some((prober, location)) = agent {
         state.set_preview_runner(Arc::new(crate::agent::LocalPreviews {

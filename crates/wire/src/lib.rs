@@ -9,6 +9,7 @@ pub mod error;
 pub mod health;
 pub mod load_balancer;
 pub mod monitor;
+pub mod notification;
 pub mod number;
 pub mod parse;
 pub mod pool;

@@ -23,19 +23,43 @@ pub mod agent;
 mod health;
 mod load_balancers;
 mod monitors;
+mod notifications;
 mod pools;
 mod regions;
 mod zones;
 
 use account_object as object;
 use monitors::Monitors;
+use notifications::{Policies, Webhooks};
 use pools::Pools;
 
 /// Every route of the control plane.
 pub fn router(state: Arc<AppState>) -> Router {
     const LB: &str = "/client/v4/accounts/{account_id}/load_balancers";
+    const ALERTING: &str = "/client/v4/accounts/{account_id}/alerting/v3";
     let r = Router::new()
         .route("/metrics", get(metrics))
+        .route(
+            &format!("{ALERTING}/destinations/webhooks"),
+            get(notifications::list_webhooks).post(object::create::<Webhooks>),
+        )
+        .route(
+            &format!("{ALERTING}/destinations/webhooks/{{id}}"),
+            get(object::get::<Webhooks>)
+                .put(object::replace::<Webhooks>)
+                .delete(object::delete::<Webhooks>),
+        )
+        .route(
+            &format!("{ALERTING}/policies"),
+            get(notifications::list_policies).post(object::create::<Policies>),
+        )
+        .route(
+            &format!("{ALERTING}/policies/{{id}}"),
+            get(object::get::<Policies>)
+                .put(object::replace::<Policies>)
+                .delete(object::delete::<Policies>),
+        )
+        .route(&format!("{ALERTING}/history"), get(notifications::history))
         .route("/client/v4/accounts", get(accounts::list))
         .route("/client/v4/accounts/{account_id}", get(accounts::get))
         .route("/client/v4/user/tokens/verify", get(accounts::verify_token))

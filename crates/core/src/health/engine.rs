@@ -63,6 +63,9 @@ pub struct Event {
     pub pool: PoolId,
     pub pool_name: String,
     pub pool_healthy: Verdict,
+    /// The pool's verdict before this change (unknown when this is its first).
+    #[serde(default)]
+    pub pool_was: Verdict,
     pub pool_changed: bool,
     pub minimum_origins: u16,
     /// The origins whose verdict changed.
@@ -75,6 +78,9 @@ pub struct OriginEvent {
     pub address: String,
     pub enabled: bool,
     pub healthy: Verdict,
+    /// The verdict before this change.
+    #[serde(default)]
+    pub was: Verdict,
     pub reason: FailureReason,
 }
 
@@ -353,6 +359,7 @@ impl Engine {
                     address: o.address.clone(),
                     enabled: o.enabled,
                     healthy,
+                    was: previous.and_then(|p| p.0),
                     reason,
                 });
             }
@@ -373,6 +380,7 @@ impl Engine {
             pool,
             pool_name: plan.name.clone(),
             pool_healthy: healthy,
+            pool_was: previous_pool.flatten(),
             pool_changed,
             minimum_origins: plan.minimum,
             origins,

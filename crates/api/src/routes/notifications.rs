@@ -1,0 +1,160 @@
+//! `/accounts/{account_id}/alerting/v3/…`: webhook destinations, notification policies and
+//! the delivery history, as Cloudflare's alerting API has them. Access follows the load
+//! balancing permissions (Monitors and Pools read/write), since these alerts are about pools.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use serde_json::Value;
+use vantage_core::auth::Permission;
+use vantage_core::catalog::{Catalog, Change, Outcome, Reference};
+use vantage_core::notification::{PolicyDraft, PolicySpec, WebhookDraft, WebhookSpec};
+use vantage_core::{AccountId, PolicyId, Timestamp, WebhookId};
+use vantage_wire::notification as wire;
+use vantage_wire::{parse, ApiError, Page};
+
+use super::account_object::AccountObject;
+use super::{account, ok_list, Reply};
+use crate::extract::{Caller, PathParams as Path};
+use crate::secrets::random_bytes;
+use crate::state::AppState;
+
+pub struct Webhooks;
+
+impl AccountObject for Webhooks {
+    type Id = WebhookId;
+    type Spec = WebhookSpec;
+
+    fn parse(doc: Value) -> Result<WebhookSpec, ApiError> {
+        let draft: WebhookDraft = parse::typed::<wire::WebhookIn>(doc)?.into();
+        Ok(draft.validate()?)
+    }
+
+    fn fresh_id() -> WebhookId {
+        WebhookId::from_bytes(random_bytes())
+    }
+
+    fn create(c: &Catalog, a: AccountId, id: WebhookId, s: WebhookSpec, now: Timestamp) -> Outcome {
+        c.create_webhook(a, id, s, now)
+    }
+
+    fn current(c: &Catalog, a: AccountId, id: WebhookId) -> Option<Value> {
+        // What a merge starts from keeps the secret, which renderings never show.
+        c.webhook(a, id).map(|w| {
+            let mut v = wire::render_webhook(w, None);
+            v["secret"] = Value::String(w.spec.secret.clone());
+            v
+        })
+    }
+
+    fn render(_: &AppState, c: &Catalog, a: AccountId, id: WebhookId) -> Option<Value> {
+        c.webhook(a, id).map(|w| wire::render_webhook(w, None))
+    }
+
+    fn rendered(_: &AppState, change: Change) -> Option<Value> {
+        match change {
+            Change::PutWebhook(w) => Some(wire::render_webhook(&w, None)),
+            _ => None,
+        }
+    }
+
+    fn replace(
+        c: &Catalog,
+        a: AccountId,
+        id: WebhookId,
+        s: WebhookSpec,
+        now: Timestamp,
+    ) -> Outcome {
+        c.replace_webhook(a, id, s, now)
+    }
+
+    fn delete(c: &Catalog, a: AccountId, id: WebhookId) -> Outcome {
+        c.delete_webhook(a, id)
+    }
+
+    fn references(c: &Catalog, a: AccountId, id: WebhookId) -> Option<Vec<Reference>> {
+        c.webhook(a, id).map(|w| c.webhook_references(w))
+    }
+}
+
+pub struct Policies;
+
+impl AccountObject for Policies {
+    type Id = PolicyId;
+    type Spec = PolicySpec;
+
+    fn parse(doc: Value) -> Result<PolicySpec, ApiError> {
+        let draft: PolicyDraft = parse::typed::<wire::PolicyIn>(doc)?.into();
+        Ok(draft.validate()?)
+    }
+
+    fn fresh_id() -> PolicyId {
+        PolicyId::from_bytes(random_bytes())
+    }
+
+    fn create(c: &Catalog, a: AccountId, id: PolicyId, s: PolicySpec, now: Timestamp) -> Outcome {
+        c.create_policy(a, id, s, now)
+    }
+
+    fn current(c: &Catalog, a: AccountId, id: PolicyId) -> Option<Value> {
+        c.policy(a, id).map(wire::render_policy)
+    }
+
+    fn render(_: &AppState, c: &Catalog, a: AccountId, id: PolicyId) -> Option<Value> {
+        Self::current(c, a, id)
+    }
+
+    fn rendered(_: &AppState, change: Change) -> Option<Value> {
+        match change {
+            Change::PutPolicy(p) => Some(wire::render_policy(&p)),
+            _ => None,
+        }
+    }
+
+    fn replace(c: &Catalog, a: AccountId, id: PolicyId, s: PolicySpec, now: Timestamp) -> Outcome {
+        c.replace_policy(a, id, s, now)
+    }
+
+    fn delete(c: &Catalog, a: AccountId, id: PolicyId) -> Outcome {
+        c.delete_policy(a, id)
+    }
+
+    fn references(c: &Catalog, a: AccountId, id: PolicyId) -> Option<Vec<Reference>> {
+        c.policy(a, id).map(|_| Vec::new())
+    }
+}
+
+pub async fn list_webhooks(
+    State(st): State<Arc<AppState>>,
+    Caller(p): Caller,
+    Path(a): Path<String>,
+) -> Reply {
+    let account = account(&p, &a, Permission::MonitorsPoolsRead)?;
+    let c = st.catalog();
+    let all: Vec<_> = c.webhooks_of(account).collect();
+    ok_list(all, Page::ALL, |w| wire::render_webhook(w, None))
+}
+
+pub async fn list_policies(
+    State(st): State<Arc<AppState>>,
+    Caller(p): Caller,
+    Path(a): Path<String>,
+) -> Reply {
+    let account = account(&p, &a, Permission::MonitorsPoolsRead)?;
+    let c = st.catalog();
+    let all: Vec<_> = c.policies_of(account).collect();
+    ok_list(all, Page::ALL, wire::render_policy)
+}
+
+/// The delivery log: the newest 1,000 notifications and what became of each.
+pub async fn history(
+    State(st): State<Arc<AppState>>,
+    Caller(p): Caller,
+    Path(a): Path<String>,
+) -> Reply {
+    let account = account(&p, &a, Permission::MonitorsPoolsRead)?;
+    let deliveries = tokio::task::spawn_blocking(move || st.deliveries(account, 1000))
+        .await
+        .map_err(|_| ApiError::unavailable("The notification history"))??;
+    ok_list(&deliveries, Page::ALL, wire::render_delivery)
+}
