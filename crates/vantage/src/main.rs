@@ -6,6 +6,8 @@ mod admin;
 mod agent;
 mod bootstrap;
 mod check;
+mod client;
+mod config;
 mod dataplane;
 mod notify;
 mod paint;
@@ -70,6 +72,11 @@ enum Command {
     /// Show every load balancer, its pools and their origins per region, with the reason for
     /// everything that is down.
     Status(status::StatusArgs),
+    /// Make a running server match a declarative file (monitors, pools, load balancers,
+    /// webhooks, notification policies; names are the identity).
+    Apply(config::ApplyArgs),
+    /// Write a running server's configuration in the format `apply` reads.
+    Export(config::ExportArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions { shell: clap_complete::Shell },
 }
@@ -83,6 +90,8 @@ fn main() -> ExitCode {
         Command::Account(cmd) => admin::account(cmd),
         Command::Zone(cmd) => admin::zone(cmd),
         Command::Status(args) => status::run(args),
+        Command::Apply(args) => config::apply(args),
+        Command::Export(args) => config::export(args),
         Command::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(

@@ -2,26 +2,18 @@
 //! running server's API, with the reason for everything that is down.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
-use anyhow::{bail, Context};
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::client::Client;
 use crate::paint::Paint;
 use crate::Output;
 
 #[derive(Debug, clap::Args)]
 pub struct StatusArgs {
-    /// The server's address.
-    #[arg(long, env = "VANTAGE_URL", default_value = "http://127.0.0.1:8080")]
-    url: String,
-    /// An API token (default: the bootstrap token in --data-dir).
-    #[arg(long, env = "VANTAGE_TOKEN", hide_env_values = true)]
-    token: Option<String>,
-    /// Where to find the bootstrap token when --token is not given.
-    #[arg(long, env = "VANTAGE_DATA_DIR", default_value = "./vantage-data")]
-    data_dir: PathBuf,
+    #[command(flatten)]
+    server: crate::client::ServerArgs,
     #[arg(long, value_enum, default_value = "text")]
     output: Output,
 }
@@ -71,56 +63,6 @@ struct OriginStatus {
 struct RegionVerdict {
     healthy: Option<bool>,
     failure_reason: Option<String>,
-}
-
-struct Client {
-    http: reqwest::Client,
-    base: String,
-    token: String,
-}
-
-impl Client {
-    /// GETs `path`; an error answer fails, except a 400 when `lenient` (pool health answers
-    /// 400 until there is a verdict).
-    async fn get(&self, path: &str, lenient: bool) -> anyhow::Result<Value> {
-        let url = format!("{}/client/v4{path}", self.base.trim_end_matches('/'));
-        let resp = self
-            .http
-            .get(&url)
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .with_context(|| format!("GET {url}"))?;
-        let status = resp.status();
-        let v: Value = resp
-            .json()
-            .await
-            .with_context(|| format!("GET {url}: not JSON"))?;
-        let tolerated = lenient && status.as_u16() == 400;
-        if !(status.is_success() || tolerated) {
-            let msg = v["errors"][0]["message"].as_str().unwrap_or("failed");
-            bail!("GET {url}: {status} {msg}");
-        }
-        Ok(v)
-    }
-
-    /// Every page of a list.
-    async fn list(&self, path: &str) -> anyhow::Result<Vec<Value>> {
-        let sep = if path.contains('?') { '&' } else { '?' };
-        let mut out = Vec::new();
-        for page in 1.. {
-            let v = self
-                .get(&format!("{path}{sep}per_page=50&page={page}"), false)
-                .await?;
-            let items = v["result"].as_array().cloned().unwrap_or_default();
-            let total = v["result_info"]["total_pages"].as_u64().unwrap_or(1);
-            out.extend(items);
-            if page >= total {
-                break;
-            }
-        }
-        Ok(out)
-    }
 }
 
 fn text(v: &Value, key: &str) -> String {
@@ -389,23 +331,7 @@ fn print_text(report: &Report) {
 }
 
 pub fn run(args: StatusArgs) -> anyhow::Result<()> {
-    let token = match args.token {
-        Some(t) => t,
-        None => {
-            let path = args.data_dir.join("bootstrap-token");
-            std::fs::read_to_string(&path)
-                .with_context(|| format!("no --token and cannot read {}", path.display()))?
-                .trim()
-                .to_owned()
-        }
-    };
-    let client = Client {
-        http: reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(30))
-            .build()?,
-        base: args.url,
-        token,
-    };
+    let client = Client::new(&args.server)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;

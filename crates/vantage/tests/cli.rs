@@ -8,6 +8,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::{eventually, Server, TOKEN};
+use reqwest::Method;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -195,4 +196,165 @@ async fn status_shows_pools_origins_regions_and_reasons() {
     let (code, script, _) = vantage(args(&["completions", "bash"])).await;
     assert_eq!(code, 0);
     assert!(script.contains("_vantage()"));
+}
+
+#[tokio::test]
+async fn apply_and_export_round_trip() {
+    let s = Server::start();
+    let a = s.account_id().await;
+    s.zone(&a, "example.com").await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("vantage.yaml");
+    let write = |text: &str| std::fs::write(&file, text).unwrap();
+    write(
+        r#"
+monitors:
+  - description: web-health
+    type: http
+    path: /health
+    expected_codes: "200"
+    interval: 30
+pools:
+  - name: primary
+    monitor: web-health
+    origins:
+      - {name: a, address: 192.0.2.10}
+      - {name: b, address: 192.0.2.11, weight: 0.5}
+  - name: backup
+    origins: [{name: c, address: 192.0.2.20}]
+load_balancers:
+  - zone: example.com
+    name: www.example.com
+    default_pools: [primary]
+    fallback_pool: backup
+    proxied: true
+webhooks:
+  - name: ops
+    url: https://hooks.example.net/lb
+    secret_env: TEST_HOOK_SECRET
+notification_policies:
+  - name: prod
+    webhooks: [ops]
+    filters: {pool_id: [primary], new_health: [Unhealthy]}
+"#,
+    );
+    let url = format!("http://{}", s.addr);
+    let run = |extra: &[&str]| {
+        let mut v = args(&["--url", &url, "--token", TOKEN, "--output", "json"]);
+        v.extend(extra.iter().map(|s| (*s).to_owned()));
+        v
+    };
+    let apply = |extra: &[&str]| {
+        let mut v = args(&["apply", "-f", file.to_str().unwrap()]);
+        v.extend(run(extra));
+        v
+    };
+    let changes = |out: &str| -> Vec<String> {
+        let v: Value = serde_json::from_str(out).unwrap();
+        v["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                format!(
+                    "{} {} {}",
+                    c["action"].as_str().unwrap(),
+                    c["kind"].as_str().unwrap(),
+                    c["name"].as_str().unwrap()
+                )
+            })
+            .collect()
+    };
+    std::env::set_var("TEST_HOOK_SECRET", "from-the-environment");
+
+    // A dry run says everything and changes nothing.
+    let (code, out, err) = vantage(apply(&["--dry-run"])).await;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(changes(&out).len(), 6, "{out}");
+    let pools_path = format!("/accounts/{a}/load_balancers/pools");
+    assert_eq!(
+        s.call(Method::GET, &pools_path, None).await.1["result"],
+        json!([])
+    );
+
+    let (code, out, err) = vantage(apply(&[])).await;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        changes(&out),
+        [
+            "create monitor web-health",
+            "create pool primary",
+            "create pool backup",
+            "create load_balancer example.com/www.example.com",
+            "create webhook ops",
+            "create notification_policy prod",
+        ]
+    );
+    let (_, pools) = s.call(Method::GET, &pools_path, None).await;
+    let primary = pools["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "primary")
+        .unwrap()
+        .clone();
+    assert_eq!(primary["origins"][1]["weight"], 0.5);
+    assert!(
+        primary["monitor"].is_string(),
+        "the monitor is referenced by id"
+    );
+
+    // Idempotent.
+    let (_, out, _) = vantage(apply(&[])).await;
+    assert!(changes(&out).is_empty(), "{out}");
+
+    // Export, then apply the export: nothing to do.
+    let exported = dir.path().join("export.yaml");
+    let mut ex = args(&["export", "-o", exported.to_str().unwrap()]);
+    ex.extend(args(&["--url", &url, "--token", TOKEN]));
+    let (code, _, err) = vantage(ex).await;
+    assert_eq!(code, 0, "{err}");
+    let text = std::fs::read_to_string(&exported).unwrap();
+    assert!(
+        text.contains("fallback_pool: backup") && text.contains("monitor: web-health"),
+        "{text}"
+    );
+    std::env::set_var("VANTAGE_WEBHOOK_SECRET", "from-the-environment");
+    let mut again = args(&["apply", "-f", exported.to_str().unwrap()]);
+    again.extend(run(&["--dry-run"]));
+    let (code, out, err) = vantage(again).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        changes(&out).is_empty(),
+        "the export applies as a no-op: {out}"
+    );
+
+    // Change a weight, drop a pool: an update, a re-pointed fallback, a delete — in order.
+    let edited = std::fs::read_to_string(&file)
+        .unwrap()
+        .replace("weight: 0.5", "weight: 0.7")
+        .replace(
+            "  - name: backup\n    origins: [{name: c, address: 192.0.2.20}]\n",
+            "",
+        )
+        .replace("fallback_pool: backup", "fallback_pool: primary");
+    write(&edited);
+    let (code, out, err) = vantage(apply(&[])).await;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        changes(&out),
+        [
+            "update pool primary",
+            "update load_balancer example.com/www.example.com",
+            "delete pool backup",
+        ]
+    );
+    let (_, pools) = s.call(Method::GET, &pools_path, None).await;
+    assert_eq!(pools["result"].as_array().unwrap().len(), 1);
+
+    // A bad reference is reported, and nothing is changed.
+    write(&edited.replace("fallback_pool: primary", "fallback_pool: nowhere"));
+    let (code, _, err) = vantage(apply(&[])).await;
+    assert_ne!(code, 0);
+    assert!(err.contains("no pool named \"nowhere\""), "{err}");
 }
