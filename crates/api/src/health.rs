@@ -12,7 +12,7 @@ use vantage_core::PoolId;
 use crate::state::{now, AppState};
 
 impl AppState {
-    fn engine(&self) -> std::sync::MutexGuard<'_, vantage_core::health::Engine> {
+    pub(crate) fn engine(&self) -> std::sync::MutexGuard<'_, vantage_core::health::Engine> {
         self.engine.lock().unwrap_or_else(|p| p.into_inner())
     }
 

@@ -3,6 +3,8 @@
 
 mod common;
 
+use std::time::Duration;
+
 use common::{error_code, pointer, Server};
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -781,4 +783,71 @@ async fn regions_and_health_routes_answer_truthfully() {
         .call(Method::GET, "/user/load_balancing_analytics/events", None)
         .await;
     assert_eq!((st.as_u16(), v["result"].clone()), (200, json!([])));
+}
+
+#[tokio::test]
+async fn the_dashboard_is_served_and_its_data_needs_credentials() {
+    let s = Server::start();
+    let page = s
+        .http
+        .get(format!("http://{}/", s.addr))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    assert!(page.text().await.unwrap().contains("/dashboard/v1/state"));
+
+    let state = format!("http://{}/dashboard/v1/state", s.addr);
+    let anonymous = s.http.get(&state).send().await.unwrap();
+    assert!(anonymous.status().is_client_error());
+    let v: Value = anonymous.json().await.unwrap();
+    assert_eq!(v["success"], false, "an envelope, not a page");
+
+    // The change stream tells the page when something changed.
+    let mut stream = s
+        .http
+        .get(format!("http://{}/dashboard/v1/stream", s.addr))
+        .bearer_auth(common::TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+    let a = s.account_id().await;
+    let (st, _) = s
+        .call(
+            Method::POST,
+            &format!("/accounts/{a}/load_balancers/pools"),
+            Some(json!({"name": "p", "origins": [{"name": "o", "address": "192.0.2.1"}]})),
+        )
+        .await;
+    assert_eq!(st, 200);
+    let mut seen = String::new();
+    while !seen.contains("event: changed") {
+        let chunk = tokio::time::timeout(Duration::from_secs(10), stream.chunk())
+            .await
+            .expect("a change event within 10 s")
+            .unwrap()
+            .expect("the stream stays open");
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+
+    let v: Value = s
+        .http
+        .get(&state)
+        .bearer_auth(common::TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["result"]["pools"][0]["name"], "p");
+    assert_eq!(
+        v["result"]["pools"][0]["state"], "Healthy",
+        "no monitor: up"
+    );
 }

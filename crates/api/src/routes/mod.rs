@@ -20,6 +20,7 @@ use crate::state::AppState;
 mod account_object;
 mod accounts;
 pub mod agent;
+mod dashboard;
 mod health;
 mod load_balancers;
 mod monitors;
@@ -39,6 +40,9 @@ pub fn router(state: Arc<AppState>) -> Router {
     const ALERTING: &str = "/client/v4/accounts/{account_id}/alerting/v3";
     let r = Router::new()
         .route("/metrics", get(metrics))
+        .route("/", get(dashboard::page))
+        .route("/dashboard/v1/state", get(dashboard::state))
+        .route("/dashboard/v1/stream", get(dashboard::stream))
         .route(
             &format!("{ALERTING}/destinations/webhooks"),
             get(notifications::list_webhooks).post(object::create::<Webhooks>),

@@ -1,0 +1,221 @@
+//! The web dashboard: one page embedded in the binary (`GET /`), one aggregated state document
+//! (`GET /dashboard/v1/state`: everything the page shows, in one request, computed from the
+//! catalog and the engine), and a change stream (`GET /dashboard/v1/stream`, server-sent
+//! events) that tells the page when to fetch the state again. Both data routes take the same
+//! credentials as the API and show only what the caller may read.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{Html, IntoResponse, Response};
+use serde_json::{json, Value};
+use vantage_core::auth::{Permission, Target};
+use vantage_core::choice::Choice;
+use vantage_core::load_balancer::SteeringPolicy;
+use vantage_store::EventFilter;
+use vantage_wire::{health as wire_health, time, ApiError};
+
+use super::{ok, Reply};
+use crate::extract::Caller;
+use crate::state::AppState;
+
+const PAGE: &str = include_str!("../../assets/dashboard.html");
+
+pub async fn page() -> Response {
+    (
+        [
+            (header::CACHE_CONTROL, "no-cache"),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'self'; style-src 'self' 'unsafe-inline'; script-src 'self' 'unsafe-inline'; img-src 'self' data:",
+            ),
+        ],
+        Html(PAGE),
+    )
+        .into_response()
+}
+
+/// How many recent events the page shows.
+const EVENTS: usize = 50;
+
+pub async fn state(State(st): State<Arc<AppState>>, Caller(p): Caller) -> Reply {
+    let (doc, pools) = {
+        let st = Arc::clone(&st);
+        let p = p.clone();
+        tokio::task::spawn_blocking(move || st.dashboard(&p))
+            .await
+            .map_err(|_| ApiError::unavailable("The dashboard"))?
+    };
+    let filter = EventFilter {
+        limit: EVENTS,
+        pools: Some(pools),
+        ..Default::default()
+    };
+    let events = tokio::task::spawn_blocking(move || st.stored_events(&filter))
+        .await
+        .map_err(|_| ApiError::unavailable("The event history"))??;
+    let mut doc = doc;
+    doc["events"] = events
+        .iter()
+        .rev()
+        .map(|(seq, e)| wire_health::render_event(*seq, e))
+        .collect();
+    ok(doc)
+}
+
+/// Server-sent events: `changed` after any configuration or verdict change (at most four a
+/// second), and a keep-alive comment every 15 s.
+pub async fn stream(State(st): State<Arc<AppState>>, Caller(_): Caller) -> Response {
+    let config = st.assignment_changes();
+    let verdicts = st.verdict_changes();
+    let events = futures_util::stream::unfold((config, verdicts), |(mut c, mut v)| async move {
+        tokio::select! {
+            r = c.changed() => r.ok()?,
+            r = v.changed() => r.ok()?,
+        }
+        // Coalesce a burst of changes into one refresh.
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        c.borrow_and_update();
+        v.borrow_and_update();
+        let event = SseEvent::default().event("changed").data("{}");
+        Some((Ok::<_, Infallible>(event), (c, v)))
+    });
+    Sse::new(events)
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+        .into_response()
+}
+
+impl AppState {
+    /// Everything the dashboard shows that the caller may read, and the pools it covers
+    /// (blocking: reads every visible pool's verdicts).
+    fn dashboard(&self, p: &vantage_core::auth::Principal) -> (Value, Vec<vantage_core::PoolId>) {
+        let c = self.catalog();
+        let readable_pool =
+            |account| p.allows(Permission::MonitorsPoolsRead, Target::Account(account));
+        let engine = self.engine();
+        let mut pool_ids = Vec::new();
+        let mut pool_state = std::collections::HashMap::new();
+        let pools: Vec<Value> = c
+            .all_pools()
+            .filter(|pool| readable_pool(pool.account))
+            .map(|pool| {
+                pool_ids.push(pool.id);
+                let health = pool.spec.monitor.and_then(|_| engine.verdicts(pool.id, false));
+                let origins: Vec<Value> = pool
+                    .spec
+                    .origins
+                    .iter()
+                    .map(|o| {
+                        let h = health.as_ref().and_then(|h| {
+                            h.origins
+                                .iter()
+                                .find(|x| x.name == o.name && x.address == o.address)
+                        });
+                        let healthy = match (&health, h) {
+                            (None, _) if pool.spec.monitor.is_none() => Some(true),
+                            (_, Some(h)) => h.healthy,
+                            _ => None,
+                        };
+                        json!({
+                            "name": o.name,
+                            "address": o.address,
+                            "enabled": o.enabled,
+                            "weight": o.weight.as_f64(),
+                            "healthy": healthy,
+                            "failure_reason": h.filter(|h| h.healthy == Some(false)).map(|h| h.reason.as_str()),
+                            "rtt_ms": h.and_then(|h| h.rtt_micros).map(|us| us as f64 / 1000.0),
+                            "regions": h.map(|h| h.regions.iter().map(|(r, v)| (r.code().to_owned(), json!(v))).collect::<serde_json::Map<_, _>>()),
+                        })
+                    })
+                    .collect();
+                let healthy = match (&health, pool.spec.monitor) {
+                    (_, None) => Some(pool.spec.enabled),
+                    (Some(h), Some(_)) => h.healthy,
+                    (None, Some(_)) => None,
+                };
+                let down = origins
+                    .iter()
+                    .any(|o| o["enabled"] == true && o["healthy"] != true);
+                let state = match (pool.spec.enabled, healthy) {
+                    (false, _) => "Disabled",
+                    (true, None) => "Unknown",
+                    (true, Some(false)) => "Critical",
+                    (true, Some(true)) if down => "Degraded",
+                    (true, Some(true)) => "Healthy",
+                };
+                pool_state.insert(pool.id, state);
+                json!({
+                    "id": pool.id.to_string(),
+                    "name": pool.spec.name,
+                    "account": pool.account.to_string(),
+                    "monitored": pool.spec.monitor.is_some(),
+                    "minimum_origins": pool.spec.minimum_origins,
+                    "state": state,
+                    "origins": origins,
+                })
+            })
+            .collect();
+        let usable = |id: &vantage_core::PoolId| {
+            matches!(pool_state.get(id), Some(&"Healthy") | Some(&"Degraded"))
+        };
+        let load_balancers: Vec<Value> = c
+            .all_load_balancers()
+            .filter(|lb| {
+                c.zone(lb.zone).is_some_and(|z| {
+                    p.allows(
+                        Permission::LoadBalancersRead,
+                        Target::Zone {
+                            zone: z.id,
+                            account: z.account,
+                        },
+                    )
+                })
+            })
+            .map(|lb| {
+                let s = &lb.spec;
+                let failover = matches!(s.steering_policy, SteeringPolicy::Off | SteeringPolicy::Unset);
+                let mut serving: Vec<String> = if failover {
+                    s.default_pools.iter().find(|p| usable(p)).map(|p| vec![p.to_string()]).unwrap_or_default()
+                } else {
+                    s.default_pools.iter().filter(|p| usable(p)).map(ToString::to_string).collect()
+                };
+                if serving.is_empty() {
+                    serving.push(s.fallback_pool.to_string());
+                }
+                json!({
+                    "id": lb.id.to_string(),
+                    "name": s.name,
+                    "zone": c.zone(lb.zone).map(|z| z.name.as_str()),
+                    "enabled": s.enabled,
+                    "proxied": s.proxied,
+                    "steering_policy": s.steering_policy.as_str(),
+                    "default_pools": s.default_pools.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                    "fallback_pool": s.fallback_pool.to_string(),
+                    "serving": serving,
+                })
+            })
+            .collect();
+        let locations: Vec<Value> = engine
+            .locations()
+            .map(|(l, contact)| {
+                json!({
+                    "region": l.region.code(),
+                    "location": l.name,
+                    "last_seen": time::format(contact.last_seen),
+                    "silent": contact.silent,
+                })
+            })
+            .collect();
+        let doc = json!({
+            "generated": time::format(crate::state::now()),
+            "load_balancers": load_balancers,
+            "pools": pools,
+            "locations": locations,
+        });
+        (doc, pool_ids)
+    }
+}
