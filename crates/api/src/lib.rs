@@ -9,6 +9,7 @@ pub mod auth;
 mod extract;
 mod failure;
 mod health;
+pub mod openapi;
 pub mod preview;
 mod routes;
 pub mod secrets;

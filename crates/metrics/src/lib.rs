@@ -382,3 +382,80 @@ mod tests {
         assert!(text.ends_with("# EOF\n"));
     }
 }
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AgentCheckLabels {
+    pub monitor: String,
+    /// `completed` (the check ran to a result the controller will judge) or `error`.
+    pub outcome: String,
+}
+
+/// A remote probe agent's own metrics (`vantage agent --metrics-listen`): what it ran, how
+/// late, and whether the controller hears it. Verdicts are the controller's.
+#[derive(Debug, Clone)]
+pub struct AgentMetrics {
+    pub checks: Family<AgentCheckLabels, Counter>,
+    pub lateness: Histogram,
+    pub results_dropped: Counter,
+    pub controller_up: Gauge,
+    pub targets: Gauge,
+}
+
+impl Default for AgentMetrics {
+    fn default() -> Self {
+        AgentMetrics {
+            checks: Family::default(),
+            // 0.1 ms to ~3 s.
+            lateness: Histogram::new(exponential_buckets(0.0001, 2.0, 15)),
+            results_dropped: Counter::default(),
+            controller_up: Gauge::default(),
+            targets: Gauge::default(),
+        }
+    }
+}
+
+impl AgentMetrics {
+    pub fn check(&self, monitor: &str, completed: bool) {
+        self.checks
+            .get_or_create(&AgentCheckLabels {
+                monitor: monitor.to_owned(),
+                outcome: if completed { "completed" } else { "error" }.to_owned(),
+            })
+            .inc();
+    }
+
+    pub fn render(&self) -> String {
+        let mut registry = Registry::with_prefix("vantage_agent");
+        registry.register(
+            "checks",
+            "Checks run, by monitor and outcome (the controller judges them)",
+            self.checks.clone(),
+        );
+        registry.register(
+            "check_lateness_seconds",
+            "How late checks started against their schedule",
+            self.lateness.clone(),
+        );
+        registry.register(
+            "results_dropped",
+            "Results dropped from a full buffer while the controller was unreachable",
+            self.results_dropped.clone(),
+        );
+        registry.register(
+            "controller_up",
+            "1 while the controller accepts reports, 0 while it cannot be reached",
+            self.controller_up.clone(),
+        );
+        registry.register(
+            "targets",
+            "Targets in the current assignment",
+            self.targets.clone(),
+        );
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &registry).is_err() {
+            out.clear();
+            let _ = writeln!(out, "# EOF");
+        }
+        out
+    }
+}

@@ -4,7 +4,9 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+
 use std::time::Duration;
+use vantage_metrics::AgentMetrics;
 
 use tokio::sync::Semaphore;
 use vantage_api::agent_protocol::{Assignment, Reported};
@@ -162,6 +164,7 @@ async fn report_results(
     location: Location,
     mut rx: tokio::sync::mpsc::UnboundedReceiver<Reported>,
     capacity: usize,
+    metrics: Option<Arc<AgentMetrics>>,
 ) {
     const BATCH: usize = 2000;
     let mut buffer: std::collections::VecDeque<Reported> = std::collections::VecDeque::new();
@@ -184,6 +187,9 @@ async fn report_results(
             let excess = buffer.len() - capacity;
             buffer.drain(..excess);
             dropped += excess as u64;
+            if let Some(m) = &metrics {
+                m.results_dropped.inc_by(excess as u64);
+            }
             tracing::warn!(
                 dropped_total = dropped,
                 "result buffer full: dropped the oldest results"
@@ -195,8 +201,14 @@ async fn report_results(
             Ok(()) => {
                 buffer.drain(..n);
                 backoff.reset();
+                if let Some(m) = &metrics {
+                    m.controller_up.set(1);
+                }
             }
             Err(e) => {
+                if let Some(m) = &metrics {
+                    m.controller_up.set(0);
+                }
                 tracing::warn!(error = %e, buffered = buffer.len(), "cannot report results; will retry");
                 backoff.wait().await;
             }
@@ -213,7 +225,13 @@ struct Probe {
 
 /// One probe location: follows its assignment, checks every target on schedule, reports
 /// the facts. The built-in agent and `vantage agent` both run this.
-pub async fn run(link: Link, prober: Prober, location: Location, buffer_capacity: usize) {
+pub async fn run(
+    link: Link,
+    prober: Prober,
+    location: Location,
+    buffer_capacity: usize,
+    metrics: Option<Arc<AgentMetrics>>,
+) {
     tracing::info!(%location, "probe agent started");
     let link = Arc::new(link);
     let (assign_tx, mut assignments) = tokio::sync::mpsc::channel::<Assignment>(1);
@@ -228,6 +246,7 @@ pub async fn run(link: Link, prober: Prober, location: Location, buffer_capacity
         location.clone(),
         results_rx,
         buffer_capacity,
+        metrics.clone(),
     ));
 
     let mut schedule = Schedule::default();
@@ -253,6 +272,9 @@ pub async fn run(link: Link, prober: Prober, location: Location, buffer_capacity
                     })
                     .collect();
                 schedule.set(targets.values().map(|p| (p.key.clone(), p.monitor.interval)), now());
+                if let Some(m) = &metrics {
+                    m.targets.set(i64::try_from(targets.len()).unwrap_or(i64::MAX));
+                }
                 tracing::debug!(targets = targets.len(), version, "assignment loaded");
             }
             () = sleep_or_forever(wait) => {
@@ -260,12 +282,20 @@ pub async fn run(link: Link, prober: Prober, location: Location, buffer_capacity
                     let Some(target) = targets.get(&key).cloned() else { continue };
                     let Ok(permit) = Arc::clone(&limit).acquire_owned().await else { break };
                     let started = now();
-                    lateness.add(u64::try_from(started.unix_micros() - due_at.unix_micros()).unwrap_or(0), started.unix_micros());
-                    let (prober, results) = (prober.clone(), results_tx.clone());
+                    let late = u64::try_from(started.unix_micros() - due_at.unix_micros()).unwrap_or(0);
+                    lateness.add(late, started.unix_micros());
+                    let (prober, results, metrics) = (prober.clone(), results_tx.clone(), metrics.clone());
+                    if let Some(m) = &metrics {
+                        m.lateness.observe(late as f64 / 1e6);
+                    }
                     tokio::spawn(async move {
                         let t = &*target;
                         let probe = ProbeTarget { spec: &t.monitor, address: &t.key.address, port: t.key.port, host: t.key.host.as_deref(), user_agent: &t.user_agent };
                         let facts = prober.check(&probe).await;
+                        if let Some(m) = &metrics {
+                            let completed = !matches!(facts.outcome, vantage_core::health::Outcome::Error(_));
+                            m.check(&t.key.monitor.to_string(), completed);
+                        }
                         let _ = results.send(Reported { key: t.key.clone(), facts, at: started });
                         drop(permit);
                     });

@@ -37,6 +37,9 @@ pub struct AgentArgs {
     /// Results kept while the controller is unreachable; beyond it the oldest are dropped.
     #[arg(long, default_value_t = 100_000)]
     buffer: usize,
+    /// Serve this agent's Prometheus metrics at `/metrics` on this address.
+    #[arg(long, env = "VANTAGE_METRICS_LISTEN")]
+    metrics_listen: Option<std::net::SocketAddr>,
 }
 
 /// The controller as seen from a remote agent.
@@ -143,8 +146,37 @@ pub fn run(args: AgentArgs) -> anyhow::Result<()> {
     runtime.block_on(async move {
         let prober = Prober::new(args.probe_ca_file.as_deref(), args.source_address).context("setting up the prober")?;
         tracing::info!(controller = %controller.base, %location, "agent starting");
+        let metrics = match args.metrics_listen {
+            Some(addr) => {
+                let metrics = std::sync::Arc::new(vantage_metrics::AgentMetrics::default());
+                let listener = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("binding the metrics listener to {addr}"))?;
+                tracing::info!("metrics serving on {}", listener.local_addr()?);
+                let m = std::sync::Arc::clone(&metrics);
+                let app = axum::Router::new().route(
+                    "/metrics",
+                    axum::routing::get(move || {
+                        let m = std::sync::Arc::clone(&m);
+                        async move {
+                            (
+                                [(axum::http::header::CONTENT_TYPE, vantage_metrics::CONTENT_TYPE)],
+                                m.render(),
+                            )
+                        }
+                    }),
+                );
+                tokio::spawn(async move {
+                    if let Err(e) = axum::serve(listener, app).await {
+                        tracing::warn!(error = %e, "metrics listener stopped");
+                    }
+                });
+                Some(metrics)
+            }
+            None => None,
+        };
         tokio::select! {
-            () = crate::agent::run(crate::agent::Link::Remote(controller), prober, location, args.buffer) => {}
+            () = crate::agent::run(crate::agent::Link::Remote(controller), prober, location, args.buffer, metrics) => {}
             () = crate::serve::shutdown_signal() => {}
         }
         Ok(())

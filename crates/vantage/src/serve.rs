@@ -220,6 +220,7 @@ async fn serve(
             prober,
             location,
             100_000,
+            None,
         )));
     }
     let mut data_listeners = Vec::new();

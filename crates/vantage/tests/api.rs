@@ -851,3 +851,48 @@ async fn the_dashboard_is_served_and_its_data_needs_credentials() {
         "no monitor: up"
     );
 }
+
+#[tokio::test]
+async fn every_operation_in_the_openapi_document_is_routed() {
+    let s = Server::start();
+    let doc: Value = s
+        .http
+        .get(s.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let paths = doc["paths"].as_object().unwrap();
+    assert!(paths.len() >= 25, "{}", paths.len());
+    for (path, ops) in paths {
+        let concrete = path
+            .split('/')
+            .map(|seg| {
+                if seg.starts_with('{') {
+                    "0123456789abcdef0123456789abcdef"
+                } else {
+                    seg
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("/");
+        for method in ops.as_object().unwrap().keys() {
+            let m = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            let resp = s
+                .http
+                .request(m, s.url(&concrete))
+                .bearer_auth(common::TOKEN)
+                .json(&json!({}))
+                .send()
+                .await
+                .unwrap();
+            let status = resp.status().as_u16();
+            let v: Value = resp.json().await.unwrap();
+            assert_ne!(status, 405, "{method} {path} is not routed");
+            assert_ne!(error_code(&v), 7003, "{method} {path} is not routed: {v}");
+            assert!(status < 500, "{method} {path}: {status} {v}");
+        }
+    }
+}

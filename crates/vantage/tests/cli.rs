@@ -358,3 +358,90 @@ notification_policies:
     assert_ne!(code, 0);
     assert!(err.contains("no pool named \"nowhere\""), "{err}");
 }
+
+#[tokio::test]
+async fn a_remote_agent_serves_its_own_metrics() {
+    const AGENT_TOKEN: &str = "vantage-test-agent-token_0123456789abcdefghijklmnopqrs";
+    let addr = origin().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let s = Server::start_with(
+        &tmp.path().join("data"),
+        &[
+            ("VANTAGE_BOOTSTRAP_TOKEN", TOKEN),
+            ("VANTAGE_BOOTSTRAP_AGENT_TOKEN", AGENT_TOKEN),
+        ],
+        &["--no-agent"],
+    )
+    .unwrap();
+    let a = s.account_id().await;
+    let m = s
+        .create(
+            &format!("/accounts/{a}/load_balancers/monitors"),
+            json!({"type": "http", "expected_codes": "200", "interval": 5, "timeout": 1, "retries": 0}),
+        )
+        .await;
+    s.create(
+        &format!("/accounts/{a}/load_balancers/pools"),
+        json!({"name": "web", "monitor": m, "origins": [{"name": "o", "address": "127.0.0.1", "port": addr.port()}]}),
+    )
+    .await;
+    let mut agent = Command::new(common::bin())
+        .args([
+            "agent",
+            "--controller",
+            &format!("http://{}", s.addr),
+            "--token",
+            AGENT_TOKEN,
+            "--region",
+            "WEU",
+            "--location",
+            "ams",
+            "--metrics-listen",
+            "127.0.0.1:0",
+        ])
+        .env("VANTAGE_LOG", "info")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = agent.stderr.take().unwrap();
+    // Keep reading the agent's log after the address line: a closed pipe would end it.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if let Some(a) = line.split("metrics serving on ").nth(1) {
+                let _ = tx.send(a.trim().to_owned());
+            }
+        }
+    });
+    let metrics_addr =
+        tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(10)))
+            .await
+            .unwrap()
+            .expect("the agent logs its metrics address");
+    let url = format!("http://{metrics_addr}/metrics");
+    let line_value = |text: &str, prefix: &str| -> Option<f64> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(prefix)?.trim().parse().ok())
+    };
+    eventually(
+        Duration::from_secs(20),
+        "checks counted and reported",
+        || async {
+            let text = reqwest::get(&url).await.unwrap().text().await.unwrap();
+            line_value(
+                &text,
+                &format!(r#"vantage_agent_checks_total{{monitor="{m}",outcome="completed"}}"#),
+            )
+            .is_some_and(|v| v >= 1.0)
+                && line_value(&text, "vantage_agent_controller_up") == Some(1.0)
+                && line_value(&text, "vantage_agent_targets") == Some(1.0)
+        },
+    )
+    .await;
+    let _ = agent.kill();
+    let _ = agent.wait();
+}

@@ -14,27 +14,27 @@ use crate::time;
 
 type PoolMap = BTreeMap<String, Vec<String>>;
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(default)]
 pub struct RandomSteeringIn {
     default_weight: Option<f64>,
     pool_weights: Option<BTreeMap<String, f64>>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(default)]
 pub struct AdaptiveRoutingIn {
     failover_across_pools: Option<bool>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(default)]
 pub struct LocationStrategyIn {
     mode: Option<String>,
     prefer_ecs: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(default)]
 pub struct AffinityAttributesIn {
     samesite: Option<String>,
@@ -45,7 +45,7 @@ pub struct AffinityAttributesIn {
     require_all_headers: Option<bool>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(default)]
 pub struct LoadBalancerIn {
     name: Option<String>,

@@ -9,7 +9,7 @@ use crate::number::{whole, Whole};
 use crate::time;
 
 /// A monitor as a client may send it. Unknown fields are ignored, `null` means "default".
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(default)]
 pub struct MonitorIn {
     #[serde(rename = "type")]

@@ -10,7 +10,7 @@ use vantage_store::Delivery;
 
 use crate::time;
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(default)]
 pub struct WebhookIn {
     pub name: Option<String>,
@@ -28,19 +28,19 @@ impl From<WebhookIn> for WebhookDraft {
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(default)]
 pub struct MechanismIn {
     pub id: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(default)]
 pub struct MechanismsIn {
     pub webhooks: Option<Vec<MechanismIn>>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(default)]
 pub struct FiltersIn {
     pub pool_id: Option<Vec<String>>,
@@ -48,7 +48,7 @@ pub struct FiltersIn {
     pub new_health: Option<Vec<String>>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(default)]
 pub struct PolicyIn {
     pub name: Option<String>,

@@ -26,3 +26,16 @@ impl<'de> Deserialize<'de> for Whole {
 pub fn whole(v: Option<Whole>) -> Option<i64> {
     v.map(|w| w.0)
 }
+
+impl schemars::JsonSchema for Whole {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Whole".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "number",
+            "description": "An integer; an integral float such as 30.0 is accepted too."
+        })
+    }
+}

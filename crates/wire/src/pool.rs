@@ -13,7 +13,7 @@ use vantage_core::region::CheckRegions;
 use crate::number::{whole, Whole};
 use crate::time;
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(default)]
 pub struct OriginIn {
     name: Option<String>,
@@ -24,13 +24,13 @@ pub struct OriginIn {
     header: Option<Headers>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(default)]
 pub struct OriginSteeringIn {
     policy: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(default)]
 pub struct LoadSheddingIn {
     default_percent: Option<f64>,
@@ -39,14 +39,14 @@ pub struct LoadSheddingIn {
     session_policy: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(default)]
 pub struct RuleIn {
     disable: Option<bool>,
     healthy: Option<bool>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(default)]
 pub struct FilterIn {
     origin: Option<RuleIn>,
@@ -61,7 +61,7 @@ fn tri_state<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Fie
     })
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(default)]
 pub struct PoolIn {
     name: Option<String>,
@@ -77,6 +77,7 @@ pub struct PoolIn {
     load_shedding: Option<LoadSheddingIn>,
     notification_email: Option<String>,
     #[serde(deserialize_with = "tri_state")]
+    #[schemars(with = "Option<FilterIn>")]
     notification_filter: Field<FilterIn>,
 }
 

@@ -40,6 +40,10 @@ pub fn router(state: Arc<AppState>) -> Router {
     const ALERTING: &str = "/client/v4/accounts/{account_id}/alerting/v3";
     let r = Router::new()
         .route("/metrics", get(metrics))
+        .route(
+            "/client/v4/openapi.json",
+            get(|| async { Json(crate::openapi::document()) }),
+        )
         .route("/", get(dashboard::page))
         .route("/dashboard/v1/state", get(dashboard::state))
         .route("/dashboard/v1/stream", get(dashboard::stream))
