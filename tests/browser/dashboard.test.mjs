@@ -91,6 +91,8 @@ try {
   // The origins × regions grid, with the verdict per region.
   await page.click('[data-lb="www.example.com"] [data-pool="web"]');
   await page.waitForSelector('tr[data-origin="web-1"] td.up');
+  const history = await (await fetch(`${base}/dashboard/v1/rtt/${pool.id}`, { headers: { Authorization: "Bearer " + TOKEN } })).json();
+  assert.ok(history.result["web-1"].length >= 1, "the server keeps RTT history: " + JSON.stringify(history));
   await page.screenshot({ path: join(shots, "dashboard-grid.png") });
 
   // The origin dies: the page turns red by itself (the marker proves there was no reload),

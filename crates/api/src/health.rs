@@ -122,6 +122,12 @@ impl AppState {
             let Some(spec) = engine.spec(key) else { return };
             let result = judge(spec, facts);
             let seconds = result.rtt_micros.map(|us| us as f64 / 1e6);
+            if let Some(us) = result.rtt_micros {
+                self.rtt
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .note(key, at, us);
+            }
             self.metrics.check(
                 &key.monitor.to_string(),
                 &location.to_string(),

@@ -12,6 +12,7 @@ mod health;
 pub mod openapi;
 pub mod preview;
 mod routes;
+mod rtt;
 pub mod secrets;
 pub mod state;
 

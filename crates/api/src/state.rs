@@ -40,6 +40,8 @@ pub struct AppState {
     /// Runs preview checks; absent when this Vantage has no probe location.
     pub(crate) previewer: std::sync::OnceLock<Arc<dyn crate::preview::PreviewRunner>>,
     pub(crate) previews: crate::preview::Previews,
+    /// Recent RTTs per probe target, for the dashboard's charts.
+    pub(crate) rtt: Mutex<crate::rtt::RttHistory>,
     /// Prometheus counters, shared with the data plane.
     pub metrics: Arc<vantage_metrics::Metrics>,
 }
@@ -123,6 +125,7 @@ impl AppState {
             outbox_version: tokio::sync::watch::Sender::new(0),
             previewer: std::sync::OnceLock::new(),
             previews: crate::preview::Previews::default(),
+            rtt: Mutex::default(),
             metrics: vantage_metrics::Metrics::new(),
         });
         Ok((Arc::clone(&state), Writer { state, jobs: rx }))

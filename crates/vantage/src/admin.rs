@@ -67,6 +67,8 @@ pub enum AccountCommand {
         data: DataDir,
         #[arg(long)]
         name: String,
+        #[arg(long, value_enum, default_value = "text")]
+        output: Output,
     },
 }
 
@@ -80,7 +82,17 @@ pub enum ZoneCommand {
         account: String,
         #[arg(long)]
         name: String,
+        #[arg(long, value_enum, default_value = "text")]
+        output: Output,
     },
+}
+
+/// Prints a created object's id: alone (text), or as `{"id": …, "name": …}` (JSON).
+fn print_created(output: Output, id: &str, name: &str) {
+    match output {
+        Output::Text => println!("{id}"),
+        Output::Json => println!("{}", serde_json::json!({"id": id, "name": name})),
+    }
 }
 
 fn open(data: &DataDir) -> anyhow::Result<(SqliteStore, Catalog)> {
@@ -245,14 +257,14 @@ pub fn token(cmd: TokenCommand) -> anyhow::Result<()> {
 }
 
 pub fn account(cmd: AccountCommand) -> anyhow::Result<()> {
-    let AccountCommand::Create { data, name } = cmd;
+    let AccountCommand::Create { data, name, output } = cmd;
     let (store, catalog) = open(&data)?;
     let id = AccountId::from_bytes(random_bytes());
     let changes = catalog
-        .create_account(id, name, vantage_api::state::now())
+        .create_account(id, name.clone(), vantage_api::state::now())
         .map_err(explain)?;
     commit(&store, changes)?;
-    println!("{id}");
+    print_created(output, &id.to_string(), &name);
     Ok(())
 }
 
@@ -261,6 +273,7 @@ pub fn zone(cmd: ZoneCommand) -> anyhow::Result<()> {
         data,
         account,
         name,
+        output,
     } = cmd;
     let (store, catalog) = open(&data)?;
     let account: AccountId = account
@@ -271,6 +284,6 @@ pub fn zone(cmd: ZoneCommand) -> anyhow::Result<()> {
         .create_zone(account, id, &name, vantage_api::state::now())
         .map_err(explain)?;
     commit(&store, changes)?;
-    println!("{id}");
+    print_created(output, &id.to_string(), &name.to_ascii_lowercase());
     Ok(())
 }

@@ -89,6 +89,39 @@ pub async fn stream(State(st): State<Arc<AppState>>, Caller(_): Caller) -> Respo
         .into_response()
 }
 
+/// The RTT history of a pool's origins: `{origin name: [[unix seconds, ms], …]}`.
+pub async fn rtt(
+    State(st): State<Arc<AppState>>,
+    Caller(p): Caller,
+    crate::extract::PathParams(pool): crate::extract::PathParams<String>,
+) -> Reply {
+    let id: vantage_core::PoolId = pool.parse().map_err(|_| ApiError::not_found())?;
+    let account = st
+        .catalog()
+        .all_pools()
+        .find(|x| x.id == id)
+        .map(|x| x.account)
+        .ok_or_else(ApiError::not_found)?;
+    if !p.allows(Permission::MonitorsPoolsRead, Target::Account(account)) {
+        return Err(ApiError::not_found().into());
+    }
+    let targets = st.engine().origin_targets(id);
+    let history = st.rtt.lock().unwrap_or_else(|e| e.into_inner());
+    let out: serde_json::Map<String, Value> = targets
+        .into_iter()
+        .map(|(name, key)| {
+            let series: Vec<Value> = key
+                .map(|k| history.series(&k))
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(t, us)| json!([t, f64::from(us) / 1000.0]))
+                .collect();
+            (name, Value::Array(series))
+        })
+        .collect();
+    ok(Value::Object(out))
+}
+
 impl AppState {
     /// Everything the dashboard shows that the caller may read, and the pools it covers
     /// (blocking: reads every visible pool's verdicts).

@@ -47,6 +47,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/", get(dashboard::page))
         .route("/dashboard/v1/state", get(dashboard::state))
         .route("/dashboard/v1/stream", get(dashboard::stream))
+        .route("/dashboard/v1/rtt/{pool_id}", get(dashboard::rtt))
         .route(
             &format!("{ALERTING}/destinations/webhooks"),
             get(notifications::list_webhooks).post(object::create::<Webhooks>),

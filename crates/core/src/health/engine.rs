@@ -392,6 +392,16 @@ impl Engine {
         self.health_of(pool, true)
     }
 
+    /// The probe target of each origin of a pool, by origin name (`None`: not probed).
+    pub fn origin_targets(&self, pool: PoolId) -> Vec<(String, Option<ProbeKey>)> {
+        self.pools.get(&pool).map_or_else(Vec::new, |plan| {
+            plan.origins
+                .iter()
+                .map(|o| (o.name.clone(), o.key.clone()))
+                .collect()
+        })
+    }
+
     /// A monitored pool's verdicts for traffic; with `detailed`, each origin also lists every
     /// location's state (its RTTs), which costs copies.
     pub fn verdicts(&self, pool: PoolId, detailed: bool) -> Option<PoolHealth> {

@@ -1,0 +1,81 @@
+//! A short RTT history per probe target, for the dashboard's charts: one sample per 30 s,
+//! the last 30 minutes, for at most 20,000 targets (about 13 MB at most; past that, targets
+//! not yet tracked get no history until old ones expire).
+
+use std::collections::{HashMap, VecDeque};
+
+use vantage_core::health::ProbeKey;
+use vantage_core::Timestamp;
+
+const SAMPLE_EVERY_SECS: i64 = 30;
+const KEEP: usize = 60;
+const MAX_TARGETS: usize = 20_000;
+
+#[derive(Debug, Default)]
+pub struct RttHistory {
+    /// (unix seconds, RTT in microseconds), oldest first.
+    series: HashMap<ProbeKey, VecDeque<(i64, u32)>>,
+}
+
+impl RttHistory {
+    pub fn note(&mut self, key: &ProbeKey, at: Timestamp, rtt_micros: u64) {
+        let secs = at.unix_micros() / 1_000_000;
+        if !self.series.contains_key(key) {
+            if self.series.len() >= MAX_TARGETS {
+                let horizon = secs - SAMPLE_EVERY_SECS * KEEP as i64;
+                self.series
+                    .retain(|_, s| s.back().is_some_and(|(t, _)| *t >= horizon));
+                if self.series.len() >= MAX_TARGETS {
+                    return;
+                }
+            }
+            self.series
+                .insert(key.clone(), VecDeque::with_capacity(KEEP));
+        }
+        let Some(s) = self.series.get_mut(key) else {
+            return;
+        };
+        if s.back().is_some_and(|(t, _)| secs - t < SAMPLE_EVERY_SECS) {
+            return;
+        }
+        if s.len() == KEEP {
+            s.pop_front();
+        }
+        s.push_back((secs, u32::try_from(rtt_micros).unwrap_or(u32::MAX)));
+    }
+
+    pub fn series(&self, key: &ProbeKey) -> Vec<(i64, u32)> {
+        self.series
+            .get(key)
+            .map(|s| s.iter().copied().collect())
+            .unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn samples_are_spaced_and_bounded() {
+        let key = ProbeKey {
+            monitor: vantage_core::MonitorId::from_bytes([1; 16]),
+            address: "192.0.2.1".into(),
+            port: 0,
+            host: None,
+        };
+        let mut h = RttHistory::default();
+        for i in 0..1000i64 {
+            h.note(
+                &key,
+                Timestamp::from_unix_micros(i * 10_000_000),
+                1000 + i as u64,
+            );
+        }
+        let s = h.series(&key);
+        assert_eq!(s.len(), KEEP);
+        assert!(s.windows(2).all(|w| w[1].0 - w[0].0 >= SAMPLE_EVERY_SECS));
+        // Points every 30 s from samples every 10 s: the last kept is i = 999.
+        assert_eq!(s.last().map(|x| x.1), Some(1999));
+    }
+}
