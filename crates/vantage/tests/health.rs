@@ -9,26 +9,11 @@ use std::time::Duration;
 use common::{eventually, Server};
 use reqwest::Method;
 use serde_json::{json, Value};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-/// An origin answering `200 ok` on `port` until stopped (then the port refuses connections).
+/// An origin answering 200 on `port` until aborted.
 async fn origin(port: u16) -> JoinHandle<()> {
-    let listener = TcpListener::bind(("127.0.0.1", port)).await.unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let mut buf = [0u8; 2048];
-                let _ = s.read(&mut buf).await;
-                let _ = s
-                    .write_all(
-                        b"HTTP/1.1 200 OK\r\ncontent-length: 7\r\nconnection: close\r\n\r\nhealthy",
-                    )
-                    .await;
-            });
-        }
-    })
+    common::origin_on(port, "healthy").await
 }
 
 async fn health(s: &Server, a: &str, pool: &str) -> (u16, Value) {

@@ -85,20 +85,7 @@ async fn receiver(fail_first: usize) -> (String, Arc<Mutex<Vec<Received>>>, Arc<
 
 /// An origin answering 200 on `port` until aborted.
 async fn origin(port: u16) -> JoinHandle<()> {
-    let listener = TcpListener::bind(("127.0.0.1", port)).await.unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let mut buf = [0u8; 2048];
-                let _ = s.read(&mut buf).await;
-                let _ = s
-                    .write_all(
-                        b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
-                    )
-                    .await;
-            });
-        }
-    })
+    common::origin_on(port, "ok").await
 }
 
 fn events(got: &Arc<Mutex<Vec<Received>>>, alert_event: &str) -> Vec<Received> {
