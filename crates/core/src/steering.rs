@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 
-use crate::load_balancer::{LoadBalancerSpec, SteeringPolicy};
+use crate::load_balancer::{LoadBalancerSpec, SteeringPolicy, ZeroDowntimeFailover};
 use crate::pool::{OriginSteeringPolicy, Weight};
 use crate::region::RegionCode;
 use crate::PoolId;
@@ -241,6 +241,45 @@ pub fn choose_origin(
         }
     };
     pick.map(|k| idx[k])
+}
+
+/// The pools taking traffic now, as people are shown it (no client context): for failover
+/// policies the first usable pool in order, for the others every usable default pool, and the
+/// fallback when none is usable (nothing when it is disabled too).
+pub fn serving(lb: &LoadBalancerSpec, pools: &HashMap<PoolId, PoolView>) -> Vec<PoolId> {
+    let usable = |id: &&PoolId| pools.get(id).is_some_and(PoolView::usable);
+    let failover = matches!(
+        lb.steering_policy,
+        SteeringPolicy::Off | SteeringPolicy::Unset
+    );
+    let mut out: Vec<PoolId> = if failover {
+        lb.default_pools
+            .iter()
+            .find(usable)
+            .into_iter()
+            .copied()
+            .collect()
+    } else {
+        lb.default_pools.iter().filter(usable).copied().collect()
+    };
+    if out.is_empty() && pools.get(&lb.fallback_pool).is_some_and(|p| p.enabled) {
+        out.push(lb.fallback_pool);
+    }
+    out
+}
+
+/// Whether a request whose connection failed may be retried elsewhere: always, unless it was
+/// pinned to its origin by session affinity with `zero_downtime_failover: none`.
+pub fn may_fail_over(lb: &LoadBalancerSpec, pinned: bool) -> bool {
+    !pinned || lb.session_affinity_attributes.zero_downtime_failover != ZeroDowntimeFailover::None
+}
+
+/// Whether a pinned client keeps its pin after its request was served elsewhere: only with
+/// `zero_downtime_failover: temporary` (`sticky` re-pins to the origin that served it).
+pub fn keeps_pin(lb: &LoadBalancerSpec, pinned: bool, moved: bool) -> bool {
+    pinned
+        && moved
+        && lb.session_affinity_attributes.zero_downtime_failover == ZeroDowntimeFailover::Temporary
 }
 
 /// Steers one request (contract §5 rules 6–7).

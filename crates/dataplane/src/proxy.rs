@@ -22,7 +22,7 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
-use vantage_core::load_balancer::{SessionAffinity, SteeringPolicy, ZeroDowntimeFailover};
+use vantage_core::load_balancer::{SessionAffinity, SteeringPolicy};
 use vantage_core::pool::OriginSteeringPolicy;
 use vantage_core::routing::{normalize_host, Route, RoutingTable};
 use vantage_core::steering::{self, Decision};
@@ -349,11 +349,9 @@ impl Proxy {
         {
             Ok(r) => (r, target),
             Err((failure, back)) => {
-                // Only a request that never left can go elsewhere; then any method may.
-                let may_retry = pinned.is_none()
-                    || attributes.zero_downtime_failover != ZeroDowntimeFailover::None;
+                // Only a request that never left comes back; then any method may go elsewhere.
                 let again = match back {
-                    Some(req) if may_retry && failure.unsent => {
+                    Some(req) if steering::may_fail_over(&route.spec, pinned.is_some()) => {
                         steering::retry(&route.spec, &route.pools, &ctx, target)
                             .target()
                             .map(|t| (t, req))
@@ -375,11 +373,7 @@ impl Proxy {
             }
         };
         let mut response = response;
-        // A temporary failover serves elsewhere but keeps the client's pin.
-        let keep_pin = pinned.is_some()
-            && used != target
-            && attributes.zero_downtime_failover == ZeroDowntimeFailover::Temporary;
-        let pin_out = if keep_pin {
+        let pin_out = if steering::keeps_pin(&route.spec, pinned.is_some(), used != target) {
             pin_in
         } else {
             route.pin(Decision::Pool {
@@ -483,11 +477,7 @@ impl Proxy {
         tracked: bool,
     ) -> Result<Response<Body>, (Failure, Option<Request<Body>>)> {
         let Some(up) = route.upstream(pool, origin) else {
-            let failure = Failure {
-                status: 502,
-                unsent: true,
-            };
-            return Err((failure, Some(req)));
+            return Err((Failure { status: 502 }, Some(req)));
         };
         let host = up
             .host
@@ -503,11 +493,7 @@ impl Proxy {
         let response = match tokio::time::timeout(self.config.response_timeout, sent).await {
             Ok(r) => r?,
             Err(_) => {
-                let failure = Failure {
-                    status: 524,
-                    unsent: false,
-                };
-                return Err((failure, None));
+                return Err((Failure { status: 524 }, None));
             }
         };
         let (mut parts, body) = response.into_parts();

@@ -24,12 +24,11 @@ use crate::proxy::Body;
 /// Idle connections kept per origin; beyond it, returned connections are closed.
 const MAX_IDLE_PER_ORIGIN: usize = 512;
 
-/// Why a request did not reach an origin, as the Cloudflare status a client sees.
+/// Why a request did not reach an origin, as the Cloudflare status a client sees. Whether it
+/// was sent shows in what comes back with it: the request itself when it never left.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Failure {
     pub status: u16,
-    /// No connection was made, so nothing was sent: safe to send elsewhere.
-    pub unsent: bool,
 }
 
 impl Failure {
@@ -39,10 +38,7 @@ impl Failure {
             std::io::ErrorKind::TimedOut => 522,
             _ => 523,
         };
-        Failure {
-            status,
-            unsent: true,
-        }
+        Failure { status }
     }
 }
 
@@ -100,18 +96,12 @@ impl Upstreams {
     async fn connect(&self, authority: &str) -> Result<SendRequest<Body>, Failure> {
         let stream = tokio::time::timeout(self.connect_timeout, TcpStream::connect(authority))
             .await
-            .map_err(|_| Failure {
-                status: 522,
-                unsent: true,
-            })?
+            .map_err(|_| Failure { status: 522 })?
             .map_err(|e| Failure::connect(&e))?;
         let _ = stream.set_nodelay(true);
         let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
-            .map_err(|_| Failure {
-                status: 502,
-                unsent: true,
-            })?;
+            .map_err(|_| Failure { status: 502 })?;
         tokio::spawn(async move {
             if let Err(e) = conn.await {
                 tracing::debug!(error = %e, "origin connection ended");
@@ -162,11 +152,7 @@ impl Upstreams {
                     }
                     back => {
                         tracing::debug!(origin = &**authority, error = %e.into_error(), "upstream request failed");
-                        let failure = Failure {
-                            status: 502,
-                            unsent: back.is_some(),
-                        };
-                        return Err((failure, back));
+                        return Err((Failure { status: 502 }, back));
                     }
                 },
             }

@@ -57,7 +57,27 @@ impl Client {
         body: Option<&Value>,
         lenient: bool,
     ) -> anyhow::Result<Value> {
-        let url = format!("{}/client/v4{path}", self.base);
+        self.send(method, &format!("/client/v4{path}"), body, lenient)
+            .await
+    }
+
+    /// The dashboard's state document (every load balancer, pool and origin with its state,
+    /// as the server's core decided it).
+    pub async fn dashboard_state(&self) -> anyhow::Result<Value> {
+        let v = self
+            .send(Method::GET, "/dashboard/v1/state", None, false)
+            .await?;
+        Ok(v["result"].clone())
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        lenient: bool,
+    ) -> anyhow::Result<Value> {
+        let url = format!("{}{path}", self.base);
         let mut req = self
             .http
             .request(method.clone(), &url)

@@ -521,27 +521,9 @@ async fn credentials_and_permissions() {
     );
 
     // A read-only token made with the CLI while the server runs.
-    let ro = s.cli(&[
-        "token",
-        "create",
-        "--name",
-        "ro",
-        "--account",
-        &a,
-        "--permission",
-        "Load Balancing: Monitors and Pools Read",
-    ]);
-    common::eventually(
-        std::time::Duration::from_secs(10),
-        "the server sees the new token",
-        || async {
-            s.call_as(&ro, Method::GET, "/user/tokens/verify", None)
-                .await
-                .0
-                == 200
-        },
-    )
-    .await;
+    let ro = s
+        .cli_token(&a, "ro", "Load Balancing: Monitors and Pools Read")
+        .await;
     let (st, _) = s
         .call_as(
             &ro,
@@ -568,27 +550,7 @@ async fn credentials_and_permissions() {
 
     // Another account's token sees nothing of this one.
     let other = s.cli(&["account", "create", "--name", "other"]);
-    let foreign = s.cli(&[
-        "token",
-        "create",
-        "--name",
-        "f",
-        "--account",
-        &other,
-        "--permission",
-        "all",
-    ]);
-    common::eventually(
-        std::time::Duration::from_secs(10),
-        "the server sees the foreign token",
-        || async {
-            s.call_as(&foreign, Method::GET, "/user/tokens/verify", None)
-                .await
-                .0
-                == 200
-        },
-    )
-    .await;
+    let foreign = s.cli_token(&other, "f", "all").await;
     let mine = pool(&s, &a, pool_body("mine", None)).await;
     let (st, v) = s
         .call_as(

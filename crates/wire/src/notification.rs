@@ -78,21 +78,17 @@ impl From<PolicyIn> for PolicyDraft {
     }
 }
 
-/// A destination as the API shows it: never its secret.
-pub fn render_webhook(w: &Webhook, last: Option<&Delivery>) -> Value {
-    let when = |ok: bool| {
-        last.filter(|d| d.delivered_at.is_some() == ok)
-            .and_then(|d| d.last_attempt)
-            .map(time::format)
-    };
+/// A destination as the API shows it: never its secret. Delivery outcomes are in the history,
+/// so `last_success` and `last_failure` stay null.
+pub fn render_webhook(w: &Webhook) -> Value {
     json!({
         "id": w.id.to_string(),
         "name": w.spec.name,
         "url": w.spec.url,
         "type": "generic",
         "created_at": time::format(w.created_on),
-        "last_success": when(true),
-        "last_failure": when(false),
+        "last_success": null,
+        "last_failure": null,
     })
 }
 

@@ -15,7 +15,9 @@ use axum::response::{Html, IntoResponse, Response};
 use serde_json::{json, Value};
 use vantage_core::auth::{Permission, Target};
 use vantage_core::choice::Choice;
-use vantage_core::load_balancer::SteeringPolicy;
+use vantage_core::health::verdict::PoolState;
+use vantage_core::routing::RoutingTable;
+use vantage_core::steering;
 use vantage_store::EventFilter;
 use vantage_wire::{health as wire_health, time, ApiError};
 
@@ -131,7 +133,6 @@ impl AppState {
             |account| p.allows(Permission::MonitorsPoolsRead, Target::Account(account));
         let engine = self.engine();
         let mut pool_ids = Vec::new();
-        let mut pool_state = std::collections::HashMap::new();
         let pools: Vec<Value> = c
             .all_pools()
             .filter(|pool| readable_pool(pool.account))
@@ -170,17 +171,10 @@ impl AppState {
                     (Some(h), Some(_)) => h.healthy,
                     (None, Some(_)) => None,
                 };
-                let down = origins
+                let all_up = origins
                     .iter()
-                    .any(|o| o["enabled"] == true && o["healthy"] != true);
-                let state = match (pool.spec.enabled, healthy) {
-                    (false, _) => "Disabled",
-                    (true, None) => "Unknown",
-                    (true, Some(false)) => "Critical",
-                    (true, Some(true)) if down => "Degraded",
-                    (true, Some(true)) => "Healthy",
-                };
-                pool_state.insert(pool.id, state);
+                    .all(|o| o["enabled"] == false || o["healthy"] == true);
+                let state = PoolState::of(pool.spec.enabled, healthy, all_up).as_str();
                 json!({
                     "id": pool.id.to_string(),
                     "name": pool.spec.name,
@@ -192,13 +186,14 @@ impl AppState {
                 })
             })
             .collect();
-        let usable = |id: &vantage_core::PoolId| {
-            matches!(pool_state.get(id), Some(&"Healthy") | Some(&"Degraded"))
-        };
-        let load_balancers: Vec<Value> = c
-            .all_load_balancers()
-            .filter(|lb| {
-                c.zone(lb.zone).is_some_and(|z| {
+        // Which pools take traffic is the core's steering over the data plane's own view.
+        let table = RoutingTable::build(&c, &engine, None, None, &[]);
+        let mut routes: Vec<_> = table.routes().collect();
+        routes.sort_by(|a, b| a.spec.name.cmp(&b.spec.name));
+        let load_balancers: Vec<Value> = routes
+            .into_iter()
+            .filter(|r| {
+                c.zone(r.zone).is_some_and(|z| {
                     p.allows(
                         Permission::LoadBalancersRead,
                         Target::Zone {
@@ -208,27 +203,18 @@ impl AppState {
                     )
                 })
             })
-            .map(|lb| {
-                let s = &lb.spec;
-                let failover = matches!(s.steering_policy, SteeringPolicy::Off | SteeringPolicy::Unset);
-                let mut serving: Vec<String> = if failover {
-                    s.default_pools.iter().find(|p| usable(p)).map(|p| vec![p.to_string()]).unwrap_or_default()
-                } else {
-                    s.default_pools.iter().filter(|p| usable(p)).map(ToString::to_string).collect()
-                };
-                if serving.is_empty() {
-                    serving.push(s.fallback_pool.to_string());
-                }
+            .map(|r| {
+                let s = &r.spec;
                 json!({
-                    "id": lb.id.to_string(),
+                    "id": r.id.to_string(),
                     "name": s.name,
-                    "zone": c.zone(lb.zone).map(|z| z.name.as_str()),
+                    "zone": c.zone(r.zone).map(|z| z.name.as_str()),
                     "enabled": s.enabled,
                     "proxied": s.proxied,
                     "steering_policy": s.steering_policy.as_str(),
                     "default_pools": s.default_pools.iter().map(ToString::to_string).collect::<Vec<_>>(),
                     "fallback_pool": s.fallback_pool.to_string(),
-                    "serving": serving,
+                    "serving": steering::serving(s, &r.pools).iter().map(ToString::to_string).collect::<Vec<_>>(),
                 })
             })
             .collect();

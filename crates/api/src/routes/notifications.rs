@@ -39,21 +39,16 @@ impl AccountObject for Webhooks {
     }
 
     fn current(c: &Catalog, a: AccountId, id: WebhookId) -> Option<Value> {
-        // What a merge starts from keeps the secret, which renderings never show.
-        c.webhook(a, id).map(|w| {
-            let mut v = wire::render_webhook(w, None);
-            v["secret"] = Value::String(w.spec.secret.clone());
-            v
-        })
+        c.webhook(a, id).map(wire::render_webhook)
     }
 
     fn render(_: &AppState, c: &Catalog, a: AccountId, id: WebhookId) -> Option<Value> {
-        c.webhook(a, id).map(|w| wire::render_webhook(w, None))
+        Self::current(c, a, id)
     }
 
     fn rendered(_: &AppState, change: Change) -> Option<Value> {
         match change {
-            Change::PutWebhook(w) => Some(wire::render_webhook(&w, None)),
+            Change::PutWebhook(w) => Some(wire::render_webhook(&w)),
             _ => None,
         }
     }
@@ -132,7 +127,7 @@ pub async fn list_webhooks(
     let account = account(&p, &a, Permission::MonitorsPoolsRead)?;
     let c = st.catalog();
     let all: Vec<_> = c.webhooks_of(account).collect();
-    ok_list(all, Page::ALL, |w| wire::render_webhook(w, None))
+    ok_list(all, Page::ALL, wire::render_webhook)
 }
 
 pub async fn list_policies(

@@ -90,10 +90,45 @@ pub fn pool_verdict(
     known.then_some(healthy >= usize::from(minimum))
 }
 
+crate::string_enum!(
+    /// A pool's state as people read it (dashboard, `vantage status`).
+    PoolState {
+        Healthy = "Healthy",
+        /// Healthy, but some enabled origin is not.
+        Degraded = "Degraded",
+        Critical = "Critical",
+        /// Monitored, and no verdict yet.
+        Unknown = "Unknown",
+        Disabled = "Disabled",
+    }
+);
+
+impl PoolState {
+    /// From the pool's traffic verdict and whether every enabled origin is up.
+    pub fn of(enabled: bool, healthy: Verdict, all_origins_up: bool) -> PoolState {
+        match (enabled, healthy) {
+            (false, _) => PoolState::Disabled,
+            (true, None) => PoolState::Unknown,
+            (true, Some(false)) => PoolState::Critical,
+            (true, Some(true)) if all_origins_up => PoolState::Healthy,
+            (true, Some(true)) => PoolState::Degraded,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::health::check::FailureReason;
+
+    #[test]
+    fn pool_states() {
+        assert_eq!(PoolState::of(false, Some(true), true), PoolState::Disabled);
+        assert_eq!(PoolState::of(true, None, false), PoolState::Unknown);
+        assert_eq!(PoolState::of(true, Some(false), false), PoolState::Critical);
+        assert_eq!(PoolState::of(true, Some(true), false), PoolState::Degraded);
+        assert_eq!(PoolState::of(true, Some(true), true), PoolState::Healthy);
+    }
 
     fn result(healthy: bool) -> CheckResult {
         CheckResult {

@@ -81,6 +81,33 @@ impl Server {
             .unwrap()
     }
 
+    /// Creates a token with the CLI (while the server runs) and waits until the server
+    /// accepts it; returns the secret.
+    pub async fn cli_token(&self, account: &str, name: &str, permission: &str) -> String {
+        let token = self.cli(&[
+            "token",
+            "create",
+            "--name",
+            name,
+            "--account",
+            account,
+            "--permission",
+            permission,
+        ]);
+        eventually(
+            Duration::from_secs(10),
+            "the server sees the new token",
+            || async {
+                self.call_as(&token, Method::GET, "/user/tokens/verify", None)
+                    .await
+                    .0
+                    == StatusCode::OK
+            },
+        )
+        .await;
+        token
+    }
+
     /// Creates a zone and returns its id.
     pub async fn zone(&self, account: &str, name: &str) -> String {
         let body = serde_json::json!({"name": name, "account": {"id": account}});
