@@ -5,7 +5,7 @@
 //! them out. The shell persists those changes and only then [`Catalog::apply`]s them, so the
 //! in-memory state never runs ahead of the store.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use crate::account::Account;
 use crate::auth::{SecretDigest, Token, User};
@@ -14,7 +14,7 @@ use crate::monitor::{Monitor, MonitorSpec};
 use crate::notification::{Policy, PolicySpec, Webhook, WebhookSpec};
 use crate::pool::{Pool, PoolSpec};
 use crate::violation::{Path, Violation, Violations};
-use crate::zone::Zone;
+use crate::zone::{ancestors, is_within, Overlap, Zone};
 use crate::{
     AccountId, LoadBalancerId, MonitorId, PolicyId, PoolId, Timestamp, TokenId, UserId, WebhookId,
     ZoneId,
@@ -527,11 +527,15 @@ impl Catalog {
         })])
     }
 
+    /// Creates a zone. A name that equals, contains or falls inside a zone of another account
+    /// is refused unless the installation operator allows it (`overlap`): one tenant must
+    /// never capture another's names, and the message names no zone of the other account.
     pub fn create_zone(
         &self,
         account: AccountId,
         id: ZoneId,
         raw_name: &str,
+        overlap: Overlap,
         now: Timestamp,
     ) -> Outcome {
         if !self.accounts.contains_key(&account) {
@@ -549,13 +553,54 @@ impl Catalog {
         if self.zones.values().any(|z| z.name == name) {
             return Err(CatalogError::Invalid(name_taken("name", &name)));
         }
+        let overlaps = self.zones.values().any(|z| {
+            z.account != account && (is_within(&name, &z.name) || is_within(&z.name, &name))
+        });
+        if overlaps && overlap == Overlap::Refuse {
+            return Err(CatalogError::Invalid(
+                Violation::new(
+                    Path::root().key("name"),
+                    format!(
+                        "zone {name:?} overlaps a zone of another account; only the \
+                         installation operator can allow that (vantage zone create --allow-overlap)"
+                    ),
+                )
+                .into(),
+            ));
+        }
         Ok(vec![Change::PutZone(Zone {
             id,
             account,
             name,
             created_on: now,
             modified_on: now,
+            overlap_allowed: overlaps,
         })])
+    }
+
+    /// The zones the data plane serves. Of two zones of different accounts where one is, or
+    /// is inside, the other, the younger is left out unless the operator allowed the overlap
+    /// when creating it: a store written before overlaps were refused can hold such pairs,
+    /// and the older claim must keep its traffic. Zones of one account may nest freely.
+    pub fn served_zones(&self) -> impl Iterator<Item = &Zone> {
+        let by_name: HashMap<&str, &Zone> =
+            self.zones.values().map(|z| (z.name.as_str(), z)).collect();
+        let older = |a: &Zone, b: &Zone| (a.created_on, a.id) < (b.created_on, b.id);
+        let mut shadowed: HashSet<ZoneId> = HashSet::new();
+        for inner in self.zones.values() {
+            for outer in ancestors(&inner.name).filter_map(|n| by_name.get(n)) {
+                if outer.account == inner.account {
+                    continue;
+                }
+                let younger = if older(outer, inner) { inner } else { outer };
+                if !younger.overlap_allowed {
+                    shadowed.insert(younger.id);
+                }
+            }
+        }
+        self.zones
+            .values()
+            .filter(move |z| !shadowed.contains(&z.id))
     }
 
     pub fn delete_zone(&self, id: ZoneId) -> Outcome {
@@ -738,6 +783,25 @@ impl Catalog {
         {
             return Err(CatalogError::Invalid(name_taken("name", &spec.name)));
         }
+        // A name inside a more specific zone belongs to that zone: it would never be served
+        // from here (and that zone may be another account's, which is not named).
+        let bare = spec.name.strip_prefix("*.").unwrap_or(&spec.name);
+        let nested = ancestors(bare)
+            .chain(std::iter::once(bare))
+            .filter(|n| n.len() > z.name.len())
+            .any(|n| self.zones.values().any(|other| other.name == n));
+        if nested {
+            return Err(CatalogError::Invalid(
+                Violation::new(
+                    Path::root().key("name"),
+                    format!(
+                        "{:?} belongs to a more specific zone than {:?}; it would never be served",
+                        spec.name, z.name
+                    ),
+                )
+                .into(),
+            ));
+        }
         Ok(spec)
     }
 
@@ -855,7 +919,9 @@ mod tests {
         applied(&mut c, |c| c.create_account(A, "a".into(), T0));
         applied(&mut c, |c| c.create_account(B, "b".into(), T0));
         let z = ZoneId::from_bytes([9; 16]);
-        applied(&mut c, |c| c.create_zone(A, z, "Example.COM.", T0));
+        applied(&mut c, |c| {
+            c.create_zone(A, z, "Example.COM.", Overlap::Refuse, T0)
+        });
         let m = MonitorId::from_bytes([3; 16]);
         let spec = MonitorDraft {
             expected_codes: Some("2xx".into()),
@@ -899,9 +965,89 @@ mod tests {
         let (c, ..) = setup();
         assert_eq!(c.zones().next().unwrap().name, "example.com");
         assert!(matches!(
-            c.create_zone(B, ZoneId::from_bytes([8; 16]), "EXAMPLE.com", T0),
+            c.create_zone(
+                B,
+                ZoneId::from_bytes([8; 16]),
+                "EXAMPLE.com",
+                Overlap::Refuse,
+                T0
+            ),
             Err(CatalogError::Invalid(_))
         ));
+    }
+
+    #[test]
+    fn zones_of_other_accounts_cannot_overlap() {
+        let (mut c, _, p, z) = setup();
+        let id = ZoneId::from_bytes([8; 16]);
+        applied(&mut c, |c| {
+            c.create_zone(
+                A,
+                ZoneId::from_bytes([7; 16]),
+                "shop.example.org",
+                Overlap::Refuse,
+                T0,
+            )
+        });
+        // Inside, equal to, and containing a zone of account A.
+        for name in [
+            "www.example.com",
+            "a.b.example.com",
+            "EXAMPLE.com",
+            "example.org",
+        ] {
+            let Err(CatalogError::Invalid(v)) = c.create_zone(B, id, name, Overlap::Refuse, T0)
+            else {
+                panic!("{name} was accepted");
+            };
+            assert_eq!(v.into_vec()[0].path.to_pointer(), "/name", "{name}");
+        }
+        // Not overlapping: a sibling, or a name that merely ends in the same letters.
+        for name in ["example.net", "badexample.com"] {
+            assert!(c.create_zone(B, id, name, Overlap::Refuse, T0).is_ok());
+        }
+        // The same account may nest its own zones.
+        assert!(c
+            .create_zone(A, id, "sub.example.com", Overlap::Refuse, T0)
+            .is_ok());
+        // The operator may delegate; the zone records that it did.
+        let changes = c
+            .create_zone(B, id, "shop.example.com", Overlap::AllowedByOperator, T1)
+            .unwrap();
+        assert!(matches!(&changes[0], Change::PutZone(z) if z.overlap_allowed));
+        for ch in changes {
+            c.apply(ch);
+        }
+        // The parent's load balancers cannot take names of the nested zone any more.
+        let mut lb = lb_draft(p);
+        lb.name = Some("api.shop.example.com".into());
+        assert!(matches!(
+            c.create_load_balancer(z, LoadBalancerId::from_bytes([5; 16]), lb, T0),
+            Err(CatalogError::Invalid(_))
+        ));
+        let served: Vec<&str> = c.served_zones().map(|z| z.name.as_str()).collect();
+        assert_eq!(served.len(), 3, "{served:?}");
+    }
+
+    #[test]
+    fn an_overlap_stored_before_it_was_refused_is_not_served() {
+        // Older stores may hold overlapping zones of two accounts: the older claim keeps its
+        // names whichever way round they nest.
+        let (mut c, ..) = setup();
+        let zone = |id: u8, account, name: &str, at| Zone {
+            id: ZoneId::from_bytes([id; 16]),
+            account,
+            name: name.into(),
+            created_on: at,
+            modified_on: at,
+            overlap_allowed: false,
+        };
+        c.apply(Change::PutZone(zone(20, B, "www.example.com", T1)));
+        c.apply(Change::PutZone(zone(21, B, "example.net", T0)));
+        c.apply(Change::PutZone(zone(22, A, "api.example.net", T1)));
+        let mut served: Vec<&str> = c.served_zones().map(|z| z.name.as_str()).collect();
+        served.sort_unstable();
+        assert_eq!(served, ["example.com", "example.net"]);
     }
 
     #[test]

@@ -242,7 +242,7 @@ impl RoutingTable {
         let mut views: HashMap<PoolId, (PoolView, Vec<Upstream>, String, Option<f64>)> =
             HashMap::new();
         let mut zones: HashMap<String, ZoneView> = catalog
-            .zones()
+            .served_zones()
             .map(|z| {
                 let view = ZoneView {
                     id: z.id,

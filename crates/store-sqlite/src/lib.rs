@@ -510,6 +510,7 @@ mod tests {
             name: name.into(),
             created_on: T,
             modified_on: T,
+            overlap_allowed: false,
         }
     }
 

@@ -9,6 +9,7 @@ use vantage_api::secrets::{generate_token, random_bytes};
 use vantage_core::auth::{Grant, Permission, Resource, TokenKind, TokenStatus};
 use vantage_core::catalog::{Catalog, CatalogError, Change};
 use vantage_core::choice::Choice;
+use vantage_core::zone::Overlap;
 use vantage_core::{AccountId, TokenId, ZoneId};
 use vantage_store::Store;
 use vantage_store_sqlite::{Durability, SqliteStore};
@@ -82,6 +83,10 @@ pub enum ZoneCommand {
         account: String,
         #[arg(long)]
         name: String,
+        /// Let this zone overlap (fall inside, or contain) a zone of another account:
+        /// an explicit delegation by the installation operator. The API never allows it.
+        #[arg(long)]
+        allow_overlap: bool,
         #[arg(long, value_enum, default_value = "text")]
         output: Output,
     },
@@ -273,6 +278,7 @@ pub fn zone(cmd: ZoneCommand) -> anyhow::Result<()> {
         data,
         account,
         name,
+        allow_overlap,
         output,
     } = cmd;
     let (store, catalog) = open(&data)?;
@@ -280,8 +286,13 @@ pub fn zone(cmd: ZoneCommand) -> anyhow::Result<()> {
         .parse()
         .map_err(|_| anyhow!("--account is not an account id"))?;
     let id = ZoneId::from_bytes(random_bytes());
+    let overlap = if allow_overlap {
+        Overlap::AllowedByOperator
+    } else {
+        Overlap::Refuse
+    };
     let changes = catalog
-        .create_zone(account, id, &name, vantage_api::state::now())
+        .create_zone(account, id, &name, overlap, vantage_api::state::now())
         .map_err(explain)?;
     commit(&store, changes)?;
     print_created(output, &id.to_string(), &name.to_ascii_lowercase());

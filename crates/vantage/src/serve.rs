@@ -133,6 +133,16 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let store: Arc<dyn Store> = Arc::new(open_store(dir, durability)?);
 
     let catalog = store.load_catalog()?;
+    let served: std::collections::HashSet<_> = catalog.served_zones().map(|z| z.id).collect();
+    for z in catalog.zones().filter(|z| !served.contains(&z.id)) {
+        tracing::warn!(
+            zone = %z.id,
+            "zone {:?} overlaps an older zone of another account without the operator's \
+             allowance; it is not served (recreate it with `vantage zone create --allow-overlap` \
+             to delegate it)",
+            z.name
+        );
+    }
     let (changes, generated) = bootstrap::plan(&catalog, &seed, vantage_api::state::now())?;
     if !changes.is_empty() {
         store.commit(&changes)?;

@@ -866,3 +866,141 @@ async fn the_proxy_keeps_serving_while_the_store_is_locked() {
     t.patch_pool(&pool, json!({"description": "after the lock"}))
         .await;
 }
+
+/// Tenancy: a zone of another account cannot be created equal to, inside or around a zone
+/// of this one (the takeover this test was written for: account B made `www.example.com`, a
+/// host of account A, and the proxy and DNS sent A's traffic to B's origins). Only the
+/// operator can delegate a nested zone (`zone create --allow-overlap`), and then each name
+/// is served by exactly one account: the most specific zone's.
+#[tokio::test]
+async fn another_account_cannot_capture_a_zones_names() {
+    use common::{error_code, pointer};
+    let t = setup().await;
+    let mine = Origin::start("a", "127.0.0.41").await;
+    let theirs = Origin::start("b", "127.0.0.42").await;
+    let pool = t.pool("mine", vec![origin_json(&mine)], None).await;
+    for (name, proxied) in [("*.example.com", true), ("www.example.com", false)] {
+        let body = json!({"name": name, "proxied": proxied, "default_pools": [pool], "fallback_pool": pool});
+        t.load_balancer(body).await;
+    }
+    let http = client(
+        t.proxy,
+        &[
+            "app.example.com",
+            "x.shop.example.com",
+            "y.shop.example.com",
+        ],
+    );
+    eventually(
+        Duration::from_secs(10),
+        "the wildcard is served",
+        || async { served_by(&http, t.proxy, "app.example.com").await == "a" },
+    )
+    .await;
+
+    let b = t.server.cli(&["account", "create", "--name", "tenant-b"]);
+    let b_token = t.server.cli_token(&b, "b", "all").await;
+    for name in [
+        "www.example.com",
+        "example.com",
+        "deep.www.example.com",
+        "EXAMPLE.COM.",
+    ] {
+        let body = json!({"name": name, "account": {"id": b}});
+        let (st, v) = t
+            .server
+            .call_as(&b_token, Method::POST, "/zones", Some(body))
+            .await;
+        assert_eq!(st, 400, "{name}: {v}");
+        assert_eq!(
+            (error_code(&v), pointer(&v)),
+            (1002, "/name"),
+            "{name}: {v}"
+        );
+        let message = v["errors"][0]["message"].as_str().unwrap();
+        assert!(
+            !message.contains(&t.zone),
+            "the refusal does not name the other account's zone: {message}"
+        );
+    }
+    let (_, v) = t
+        .server
+        .call_as(&b_token, Method::GET, "/zones", None)
+        .await;
+    assert_eq!(v["result"], json!([]), "nothing was half-created");
+    // A's names still resolve to A, over HTTP and DNS.
+    assert_eq!(served_by(&http, t.proxy, "app.example.com").await, "a");
+    assert_eq!(
+        dns(t.dns, "www.example.com.", RecordType::A).1,
+        vec![mine.addr.ip()]
+    );
+
+    // The operator delegates shop.example.com to B; B's names are B's alone from then on.
+    t.server.cli(&[
+        "zone",
+        "create",
+        "--account",
+        &b,
+        "--name",
+        "shop.example.com",
+        "--allow-overlap",
+    ]);
+    let shop = until(Duration::from_secs(10), "B sees its zone", || async {
+        let (_, v) = t
+            .server
+            .call_as(&b_token, Method::GET, "/zones", None)
+            .await;
+        v["result"][0]["id"].as_str().map(str::to_owned)
+    })
+    .await;
+    let b_pool = t
+        .server
+        .call_as(
+            &b_token,
+            Method::POST,
+            &format!("/accounts/{b}/load_balancers/pools"),
+            Some(json!({"name": "theirs", "origins": [origin_json(&theirs)]})),
+        )
+        .await
+        .1["result"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (st, v) = t
+        .server
+        .call_as(
+            &b_token,
+            Method::POST,
+            &format!("/zones/{shop}/load_balancers"),
+            Some(json!({"name": "x.shop.example.com", "proxied": true, "default_pools": [b_pool], "fallback_pool": b_pool})),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    // A may not put a name of the delegated zone in its own zone: it would never be served.
+    let (st, v) = t
+        .server
+        .call(
+            Method::POST,
+            &format!("/zones/{}/load_balancers", t.zone),
+            Some(json!({"name": "api.shop.example.com", "default_pools": [pool], "fallback_pool": pool})),
+        )
+        .await;
+    assert_eq!((st.as_u16(), pointer(&v)), (400, "/name"), "{v}");
+
+    eventually(Duration::from_secs(10), "B's host is B's", || async {
+        served_by(&http, t.proxy, "x.shop.example.com").await == "b"
+    })
+    .await;
+    assert_eq!(
+        get(&http, t.proxy, "y.shop.example.com").await.0,
+        404,
+        "A's wildcard stops at B's zone"
+    );
+    assert_eq!(served_by(&http, t.proxy, "app.example.com").await, "a");
+    let (rcode, ips, _) = dns(t.dns, "y.shop.example.com.", RecordType::A);
+    assert_eq!((rcode, ips.len()), (ResponseCode::NXDomain, 0));
+    assert_eq!(
+        dns(t.dns, "www.example.com.", RecordType::A).1,
+        vec![mine.addr.ip()]
+    );
+}

@@ -72,6 +72,7 @@ fn load_balancer_round_trip() {
         name: "example.com".into(),
         created_on: T,
         modified_on: T,
+        overlap_allowed: false,
     };
     for body in [
         json!({"name": "www.example.com", "default_pools": [P1, P2], "fallback_pool": P2}),

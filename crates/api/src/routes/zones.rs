@@ -6,6 +6,7 @@ use axum::extract::State;
 use serde_json::Value;
 use vantage_core::auth::{Permission, Target};
 use vantage_core::catalog::Change;
+use vantage_core::zone::Overlap;
 use vantage_core::{AccountId, ZoneId};
 use vantage_wire::{parse, zone as wire_zone, ApiError};
 
@@ -79,7 +80,7 @@ pub async fn create(
     let name = input.name.unwrap_or_default();
     let id = ZoneId::from_bytes(random_bytes());
     let changes = st
-        .commit(move |c, now| Ok(c.create_zone(account, id, &name, now)?))
+        .commit(move |c, now| Ok(c.create_zone(account, id, &name, Overlap::Refuse, now)?))
         .await?;
     let z = super::stored(changes, |c| match c {
         Change::PutZone(z) => Some(z),
