@@ -11,11 +11,23 @@ use crate::secrets::{
     digests_equal, is_global_key_syntax, is_token_syntax, key_digest, token_digest,
 };
 
+/// One credential header. Sent twice it is malformed: proxies and frameworks disagree on
+/// which copy wins, and that disagreement is how a credential gets smuggled past a check.
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, ()> {
-    match headers.get(name) {
-        None => Ok(None),
-        Some(v) => v.to_str().map(Some).map_err(|_| ()),
+    let mut values = headers.get_all(name).iter();
+    match (values.next(), values.next()) {
+        (None, _) => Ok(None),
+        (Some(v), None) => v.to_str().map(Some).map_err(|_| ()),
+        (Some(_), Some(_)) => Err(()),
     }
+}
+
+/// The token of an `Authorization: Bearer <token>` value (the scheme in any case, as
+/// RFC 9110 says), if it has a token's syntax.
+fn bearer(value: &str) -> Option<&str> {
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && is_token_syntax(token)).then_some(token)
 }
 
 /// Checks the credential a request carries: `Authorization: Bearer <token>`, or the legacy
@@ -34,12 +46,7 @@ pub fn authenticate(
         .map_err(|()| ApiError::bad_auth_header(6103, "Invalid format for X-Auth-Key header"))?;
 
     if let Some(value) = authorization {
-        let mut parts = value.splitn(2, ' ');
-        let scheme = parts.next().unwrap_or_default();
-        let token = parts.next().unwrap_or_default().trim();
-        if !scheme.eq_ignore_ascii_case("bearer") || !is_token_syntax(token) {
-            return Err(bad_authorization());
-        }
+        let token = bearer(value).ok_or_else(bad_authorization)?;
         let digest = token_digest(token);
         return match catalog.token_by_digest(&digest) {
             Some(t) if t.kind == TokenKind::Agent => Err(ApiError::agent_token_on_api()),
@@ -109,11 +116,7 @@ pub fn authenticate_agent(
     let value = header(headers, "authorization")
         .map_err(|()| ApiError::bad_auth_header(6111, "Invalid format for Authorization header"))?
         .ok_or_else(ApiError::missing_credentials)?;
-    let token = value
-        .strip_prefix("Bearer ")
-        .map(str::trim)
-        .filter(|t| is_token_syntax(t));
-    let token = token.ok_or_else(|| {
+    let token = bearer(value).ok_or_else(|| {
         ApiError::bad_auth_header(6111, "Invalid format for Authorization header")
     })?;
     let digest = token_digest(token);

@@ -200,9 +200,20 @@ fn pool_list(
     raw: &[String],
     pools: &dyn PoolLookup,
 ) -> Vec<PoolId> {
+    let mut seen = std::collections::HashSet::new();
     raw.iter()
         .enumerate()
-        .filter_map(|(i, p)| pool_ref(v, path.index(i), p, pools))
+        .filter_map(|(i, p)| {
+            let id = pool_ref(v, path.index(i), p, pools)?;
+            if seen.insert(id) {
+                Some(id)
+            } else {
+                // Listing a pool twice changes nothing a user could want, and a list of the
+                // same pool a thousand times is only work for every steering decision.
+                v.push(path.index(i), format!("pool {p:?} is listed twice"));
+                None
+            }
+        })
         .collect()
 }
 
@@ -508,6 +519,16 @@ mod tests {
         assert_eq!(spec.session_affinity_ttl, COOKIE_TTL_DEFAULT);
         assert_eq!(spec.rules, "[]");
         assert_eq!(spec.referenced_pools().len(), 2);
+    }
+
+    #[test]
+    fn a_pool_listed_twice_is_refused() {
+        let mut d = draft();
+        d.default_pools = Some(vec![P1.into(), P2.into(), P1.into()]);
+        d.region_pools = Some([("WEU".to_owned(), vec![P2.into(), P2.into()])].into());
+        let mut got = pointers(d.validate("example.com", &exists).unwrap_err());
+        got.sort();
+        assert_eq!(got, ["/default_pools/2", "/region_pools/WEU/1"]);
     }
 
     #[test]

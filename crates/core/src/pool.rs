@@ -172,11 +172,23 @@ fn percent(v: &mut Violations, path: Path, name: &str, raw: Option<f64>) -> f64 
     v.take(checked, 0.0)
 }
 
+/// The longest origin name accepted, in characters.
+pub const MAX_ORIGIN_NAME: usize = 256;
+
 impl OriginDraft {
     fn validate(self, v: &mut Violations, at: &Path) -> OriginSpec {
         let name = self.name.unwrap_or_default();
         if name.is_empty() {
             v.push(at.key("name"), "origin name is required");
+        } else if name.chars().any(char::is_control) || name.chars().count() > MAX_ORIGIN_NAME {
+            // Names reach terminals (`vantage status`), logs and metric labels: a control
+            // character there could forge output in front of an operator.
+            v.push(
+                at.key("name"),
+                format!(
+                    "origin name must be 1-{MAX_ORIGIN_NAME} characters without control characters"
+                ),
+            );
         }
         let address = self.address.unwrap_or_default();
         if !is_origin_address(&address) {
@@ -426,6 +438,18 @@ mod tests {
 
     fn pointers(err: Violations) -> Vec<String> {
         err.iter().map(|v| v.path.to_pointer()).collect()
+    }
+
+    #[test]
+    fn origin_names_refuse_control_characters() {
+        for bad in ["a\u{1b}[2Kb", "line\nforged", &"x".repeat(257)] {
+            let mut d = draft();
+            d.origins = Some(vec![origin(bad, "192.0.2.1")]);
+            assert_eq!(pointers(d.validate().unwrap_err()), ["/origins/0/name"]);
+        }
+        let mut d = draft();
+        d.origins = Some(vec![origin("café ✔", "192.0.2.1")]);
+        assert!(d.validate().is_ok(), "non-ASCII text is fine");
     }
 
     #[test]

@@ -77,6 +77,45 @@ pub enum Durability {
     Power,
 }
 
+/// Refuses an empty store file: SQLite would take it as a new store, and a fresh bootstrap
+/// would silently orphan every token of the lost one.
+fn refuse_empty(path: &Path) -> Result<(), StoreError> {
+    match std::fs::metadata(path) {
+        Ok(m) if m.len() == 0 => Err(StoreError::Unusable(format!(
+            "the store {} is empty (0 bytes): it was truncated or never written. Restore it from \
+             a backup, or delete it to start a new store (with new tokens)",
+            path.display()
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Makes the store and its WAL files private (0600): they hold webhook secrets and token
+/// digests. Done right after opening, before anything secret can be written.
+fn restrict(path: &Path) -> Result<(), StoreError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        for file in [
+            path.to_path_buf(),
+            path.with_file_name(format!("{name}-wal")),
+            path.with_file_name(format!("{name}-shm")),
+        ] {
+            match std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(StoreError::Unusable(format!(
+                        "restricting {} to its owner: {e}",
+                        file.display()
+                    )))
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(())
+}
+
 fn io(e: rusqlite::Error) -> StoreError {
     StoreError::Io(e.to_string())
 }
@@ -90,7 +129,16 @@ impl SqliteStore {
         let unusable = |e: rusqlite::Error| {
             StoreError::Unusable(format!("cannot open the store {}: {e}", path.display()))
         };
+        refuse_empty(path)?;
         let conn = Connection::open_with_flags(path, flags).map_err(unusable)?;
+        restrict(path)?;
+        if conn.is_readonly(rusqlite::MAIN_DB).map_err(unusable)? {
+            return Err(StoreError::Unusable(format!(
+                "the store {} is read-only for this process; every write would fail. \
+                 Fix its ownership or permissions (it must be writable by the user running Vantage)",
+                path.display()
+            )));
+        }
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(unusable)?;
         // The first real read: a file that is not SQLite fails here, before anything is written.
@@ -107,6 +155,7 @@ impl SqliteStore {
         }
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(unusable)?;
+        restrict(path)?;
         let sync = match durability {
             Durability::Process => "NORMAL",
             Durability::Power => "FULL",
@@ -572,6 +621,38 @@ mod tests {
             Err(StoreError::Unusable(_))
         ));
         assert_eq!(std::fs::read(&junk).unwrap(), before);
+    }
+
+    #[test]
+    fn an_empty_file_is_refused_and_a_store_is_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("empty.db");
+        std::fs::write(&empty, b"").unwrap();
+        let err = SqliteStore::open(&empty, Durability::Process).unwrap_err();
+        assert!(err.to_string().contains("empty (0 bytes)"), "{err}");
+        assert_eq!(
+            std::fs::metadata(&empty).unwrap().len(),
+            0,
+            "left untouched"
+        );
+
+        let path = dir.path().join("v.db");
+        let s = SqliteStore::open(&path, Durability::Process).unwrap();
+        s.commit(&[Change::PutAccount(account(1))]).unwrap();
+        for file in ["v.db", "v.db-wal"] {
+            let mode = std::fs::metadata(dir.path().join(file))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600, "{file}");
+        }
+        drop(s);
+        // A store made readable by others (by a restore, say) is made private again.
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        drop(SqliteStore::open(&path, Durability::Process).unwrap());
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
     }
 
     #[test]

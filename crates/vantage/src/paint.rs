@@ -43,3 +43,33 @@ impl Paint {
         self.style("1", s)
     }
 }
+
+/// Text that came from the server (names, addresses, reasons) made safe for a terminal:
+/// control characters are shown escaped (`\u{1b}`), so no tenant-chosen string can move the
+/// cursor, recolour or forge lines in front of an operator.
+pub fn printable(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.chars().any(char::is_control) {
+        std::borrow::Cow::Owned(
+            s.chars()
+                .map(|c| {
+                    if c.is_control() {
+                        c.escape_unicode().to_string()
+                    } else {
+                        c.to_string()
+                    }
+                })
+                .collect(),
+        )
+    } else {
+        std::borrow::Cow::Borrowed(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn control_characters_are_escaped() {
+        assert_eq!(super::printable("plain ✔"), "plain ✔");
+        assert_eq!(super::printable("a\x1b[2Kb\nc"), "a\\u{1b}[2Kb\\u{a}c");
+    }
+}

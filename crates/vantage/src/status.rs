@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::client::Client;
-use crate::paint::Paint;
+use crate::paint::{printable, Paint};
 use crate::Output;
 
 #[derive(Debug, clap::Args)]
@@ -78,7 +78,7 @@ fn print_text(report: &Report) {
         println!(
             "  {} {:<24} {:<10} {up}/{} origins up{}",
             if star { "★" } else { " " },
-            p.name,
+            printable(&p.name),
             state(&p.state),
             p.origins.len(),
             if p.monitored { "" } else { " (no monitor)" }
@@ -87,8 +87,8 @@ fn print_text(report: &Report) {
             let mut line = format!(
                 "        {} {:<20} {:<22}",
                 verdict(o.healthy),
-                o.name,
-                o.address
+                printable(&o.name),
+                printable(&o.address)
             );
             for (region, v) in o.regions.iter().flatten() {
                 line.push_str(&format!(" {} {region}", verdict(*v)));
@@ -98,7 +98,7 @@ fn print_text(report: &Report) {
             }
             println!("{line}");
             if let Some(reason) = &o.failure_reason {
-                println!("            {}", paint.red(reason));
+                println!("            {}", paint.red(&printable(reason)));
             }
         }
     };
@@ -114,7 +114,7 @@ fn print_text(report: &Report) {
         };
         println!(
             "{}  {}",
-            paint.bold(&lb.name),
+            paint.bold(&printable(&lb.name)),
             paint.dim(&format!("({}; steering {policy})", flags.join(", ")))
         );
         for id in &lb.default_pools {

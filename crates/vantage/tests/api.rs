@@ -858,3 +858,76 @@ async fn every_operation_in_the_openapi_document_is_routed() {
         }
     }
 }
+
+/// Hardening of the HTTP surface: a credential header sent twice is malformed (proxies
+/// disagree on which copy wins), every answer carries the anti-sniffing and anti-framing
+/// headers, and the scheme of `Authorization` is case-insensitive on the agent protocol too.
+#[tokio::test]
+async fn duplicate_credentials_are_refused_and_answers_are_not_framable() {
+    let s = Server::start();
+    let a = s.account_id().await;
+    let path = s.url(&format!("/accounts/{a}/load_balancers/monitors"));
+    let r = s
+        .http
+        .get(&path)
+        .header("authorization", format!("Bearer {}", common::TOKEN))
+        .header(
+            "authorization",
+            "Bearer someone-elses-token-0123456789abcdefghijklmno",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(
+        (
+            error_code(&v),
+            v["errors"][0]["error_chain"][0]["code"].as_i64()
+        ),
+        (6003, Some(6111)),
+        "{v}"
+    );
+
+    let r = s
+        .http
+        .get(&path)
+        .header("authorization", format!("bearer {}", common::TOKEN))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "any case of the scheme");
+    for header in [
+        "x-content-type-options",
+        "x-frame-options",
+        "content-security-policy",
+    ] {
+        assert!(
+            r.headers().contains_key(header),
+            "{header} on an API answer"
+        );
+    }
+    let page = s
+        .http
+        .get(format!("http://{}/", s.addr))
+        .send()
+        .await
+        .unwrap();
+    let csp = page.headers()["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert_eq!(page.headers()["x-content-type-options"], "nosniff");
+
+    // The agent protocol takes `bearer` too: an API token is then refused as the wrong kind
+    // (403), not as a malformed header (400).
+    let r = s
+        .http
+        .get(format!(
+            "http://{}/agent/v1/assignment?region=WEU&location=x",
+            s.addr
+        ))
+        .header("authorization", format!("bearer {}", common::TOKEN))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+}

@@ -133,6 +133,20 @@ fn unusable_stores_and_busy_data_dirs_are_refused() {
         "the file is left untouched"
     );
 
+    // A truncated store is not a new one: starting afresh would mint a new admin token and
+    // orphan every credential of the lost store.
+    let empty = tmp.path().join("e");
+    std::fs::create_dir_all(&empty).unwrap();
+    std::fs::write(empty.join("vantage.db"), b"").unwrap();
+    let err = Server::start_in(&empty, &[])
+        .err()
+        .expect("refuses an empty store file");
+    assert!(err.contains("empty (0 bytes)"), "{err}");
+    assert!(
+        !empty.join("bootstrap-token").exists(),
+        "no new admin token"
+    );
+
     let good = tmp.path().join("g");
     let first = Server::start_in(&good, &[]).unwrap();
     let err = Server::start_in(&good, &[])

@@ -150,8 +150,25 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/agent/v1/assignment", get(agent::assignment))
         .route("/agent/v1/results", axum::routing::post(agent::results))
         .fallback(|| async { Failure(ApiError::no_route()) })
-        .method_not_allowed_fallback(|| async { Failure(ApiError::method_not_allowed()) });
+        .method_not_allowed_fallback(|| async { Failure(ApiError::method_not_allowed()) })
+        .layer(axum::middleware::map_response(security_headers));
     r.with_state(state)
+}
+
+/// Every answer, the dashboard's included: no content sniffing (an error message echoing
+/// input is never run as a script), never framed by another site (no clickjacking of the
+/// signed-in dashboard), and no URL leaked as a referrer.
+async fn security_headers(mut response: axum::response::Response) -> axum::response::Response {
+    use axum::http::header::{
+        HeaderValue, REFERRER_POLICY, X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
+    };
+    let h = response.headers_mut();
+    h.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.entry(axum::http::header::CONTENT_SECURITY_POLICY)
+        .or_insert(HeaderValue::from_static("frame-ancestors 'none'"));
+    response
 }
 
 pub(crate) fn ok(result: Value) -> Reply {
