@@ -162,8 +162,19 @@ impl AppState {
         let alerts = self.alerts_for(&events);
         self.enqueue(
             move |st| match st.store.record_health(&states, &events, &alerts) {
-                Ok(()) if !alerts.is_empty() => st.outbox_version.send_modify(|v| *v += 1),
-                Ok(()) => {}
+                Ok(left_out) => {
+                    if left_out > 0 {
+                        st.metrics.notifications_left_out.inc_by(left_out as u64);
+                        tracing::warn!(
+                            left_out,
+                            "alerts not queued: their destinations already have {} notifications waiting",
+                            vantage_store::PENDING_PER_DESTINATION
+                        );
+                    }
+                    if alerts.len() > left_out {
+                        st.outbox_version.send_modify(|v| *v += 1);
+                    }
+                }
                 Err(e) => tracing::error!(error = %e, "health changes could not be stored"),
             },
         );
@@ -259,7 +270,7 @@ impl AppState {
             .map(|p| (p.id, p.spec.name.clone()))
             .collect();
         let engine = self.engine();
-        let snapshot = Snapshot {
+        let mut snapshot = Snapshot {
             pools: pools
                 .into_iter()
                 .filter_map(|(id, name)| {
@@ -294,9 +305,52 @@ impl AppState {
                     seconds_since_contact: (clock - c.last_seen.unix_micros()).max(0) as f64 / 1e6,
                 })
                 .collect(),
+            store_bytes: None,
         };
         drop(engine);
+        // Read after the engine's lock is released: the store may be busy with a write.
+        snapshot.store_bytes = self.store.size_bytes().ok();
         self.metrics.render(&snapshot)
+    }
+
+    /// Applies `retention` to the store: old events and finished deliveries, and the
+    /// location states of targets the engine no longer has (blocking: runs on the writer
+    /// thread's turn, like any other write).
+    pub fn prune(&self, retention: vantage_store::Retention) {
+        self.enqueue(move |st| {
+            let live: std::collections::HashSet<ProbeKey> = {
+                let engine = st.engine();
+                engine.targets().cloned().collect()
+            };
+            match st
+                .store
+                .prune(&retention, now(), &|k| live.contains(k), &[])
+            {
+                Ok(p) => {
+                    for (kind, n) in [
+                        ("events", p.events),
+                        ("deliveries", p.deliveries),
+                        ("states", p.states),
+                    ] {
+                        if n > 0 {
+                            st.metrics
+                                .pruned
+                                .get_or_create(&vantage_metrics::KindLabels { kind: kind.into() })
+                                .inc_by(n as u64);
+                        }
+                    }
+                    if p != vantage_store::Pruned::default() {
+                        tracing::info!(
+                            events = p.events,
+                            deliveries = p.deliveries,
+                            states = p.states,
+                            "retention pruned the store"
+                        );
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "retention could not prune the store"),
+            }
+        });
     }
 
     /// A monitored pool's health; `None` for a pool without a monitor.

@@ -34,9 +34,64 @@ const KEEP_AT_MOST: usize = 1000;
 #[derive(Debug, Default)]
 pub(crate) struct Previews {
     results: Mutex<HashMap<String, (AccountId, Timestamp, Value)>>,
+    /// Previews running now, per account: each holds sockets for every origin × location,
+    /// so one account's burst must not exhaust the descriptors everyone's probes need.
+    running: Mutex<HashMap<AccountId, usize>>,
+}
+
+/// A running preview's place; freed when dropped (also when the client goes away).
+#[derive(Debug)]
+pub(crate) struct Slot<'a> {
+    previews: &'a Previews,
+    account: AccountId,
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        let mut running = self
+            .previews
+            .running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = running.get_mut(&self.account) {
+            *n -= 1;
+            if *n == 0 {
+                running.remove(&self.account);
+            }
+        }
+    }
 }
 
 impl Previews {
+    /// A place for one more preview of `account`, or 429 when the account or the
+    /// installation already runs as many as allowed.
+    pub(crate) fn start(
+        &self,
+        account: AccountId,
+        per_account: usize,
+        total: usize,
+    ) -> Result<Slot<'_>, ApiError> {
+        let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        let mine = running.get(&account).copied().unwrap_or(0);
+        if mine >= per_account {
+            return Err(ApiError::rate_limited(
+                format!("this account already runs {mine} previews (at most {per_account} at once); retry when one ends"),
+                5,
+            ));
+        }
+        if running.values().sum::<usize>() >= total {
+            return Err(ApiError::rate_limited(
+                format!("this installation already runs {total} previews at once; retry shortly"),
+                5,
+            ));
+        }
+        *running.entry(account).or_default() += 1;
+        Ok(Slot {
+            previews: self,
+            account,
+        })
+    }
+
     pub(crate) fn put(&self, id: String, account: AccountId, now: Timestamp, result: Value) {
         let mut map = self.results.lock().unwrap_or_else(|p| p.into_inner());
         map.retain(|_, (_, at, _)| now.unix_micros() - at.unix_micros() < KEEP_MICROS);
@@ -85,6 +140,10 @@ impl AppState {
             .previewer
             .get()
             .ok_or_else(|| ApiError::unavailable("Preview"))?;
+        let limits = self.installation();
+        let _slot =
+            self.previews
+                .start(account, limits.previews_per_account, limits.previews_total)?;
         let locations = runner.locations();
         let spec = &spec;
         let mut result = serde_json::Map::new();
@@ -141,5 +200,32 @@ impl AppState {
 
     pub(crate) fn preview_result(&self, id: &str, account: AccountId) -> Option<Value> {
         self.previews.get(id, account)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn previews_are_bounded_per_account_and_in_all() {
+        let p = Previews::default();
+        let (a, b, c) = (
+            AccountId::from_bytes([1; 16]),
+            AccountId::from_bytes([2; 16]),
+            AccountId::from_bytes([3; 16]),
+        );
+        let a1 = p.start(a, 2, 3).unwrap();
+        let _a2 = p.start(a, 2, 3).unwrap();
+        let refused = p.start(a, 2, 3).unwrap_err();
+        assert_eq!((refused.status, refused.retry_after), (429, Some(5)));
+        let _b1 = p.start(b, 2, 3).unwrap();
+        assert_eq!(
+            p.start(c, 2, 3).unwrap_err().status,
+            429,
+            "the total is reached"
+        );
+        drop(a1);
+        assert!(p.start(c, 2, 3).is_ok(), "an ended preview frees its place");
     }
 }

@@ -44,6 +44,31 @@ pub struct AppState {
     pub(crate) rtt: Mutex<crate::rtt::RttHistory>,
     /// Prometheus counters, shared with the data plane.
     pub metrics: Arc<vantage_metrics::Metrics>,
+    /// What the operator set for the whole installation (`serve` flags); defaults until set.
+    pub(crate) installation: std::sync::OnceLock<Installation>,
+}
+
+/// Installation-wide policy, set once by the binary from `serve`'s flags. Every limit here is
+/// documented in the README and answered with a clear error.
+#[derive(Debug, Clone)]
+pub struct Installation {
+    /// Webhooks may point at loopback and link-local addresses (a single-machine setup whose
+    /// receiver runs beside Vantage). Off: no tenant can make the controller post its secret
+    /// to itself or to a cloud metadata service.
+    pub allow_internal_webhooks: bool,
+    /// Previews running at once, per account and in all.
+    pub previews_per_account: usize,
+    pub previews_total: usize,
+}
+
+impl Default for Installation {
+    fn default() -> Self {
+        Self {
+            allow_internal_webhooks: false,
+            previews_per_account: 4,
+            previews_total: 32,
+        }
+    }
 }
 
 /// The one thread that commits. The binary runs it with [`Writer::run`] on a thread of its own.
@@ -127,8 +152,29 @@ impl AppState {
             previews: crate::preview::Previews::default(),
             rtt: Mutex::default(),
             metrics: vantage_metrics::Metrics::new(),
+            installation: std::sync::OnceLock::new(),
         });
         Ok((Arc::clone(&state), Writer { state, jobs: rx }))
+    }
+
+    /// Sets the installation's policy (once, by the binary, before serving).
+    pub fn set_installation(&self, installation: Installation) {
+        let _ = self.installation.set(installation);
+    }
+
+    pub fn installation(&self) -> &Installation {
+        static DEFAULT: std::sync::OnceLock<Installation> = std::sync::OnceLock::new();
+        self.installation
+            .get()
+            .unwrap_or_else(|| DEFAULT.get_or_init(Installation::default))
+    }
+
+    /// Why `url` may not be a webhook here, if it may not (see [`Installation`]).
+    pub fn forbidden_webhook(&self, url: &str) -> Option<&'static str> {
+        if self.installation().allow_internal_webhooks {
+            return None;
+        }
+        vantage_core::notification::internal_target(url)
     }
 
     /// Lets previews run checks (set once, by the binary, when it runs a probe agent).

@@ -70,6 +70,53 @@ fn name(v: &mut Violations, raw: Option<String>) -> String {
     name
 }
 
+/// Why an address is inside the installation rather than a place to send alerts to:
+/// loopback (the controller itself and its neighbours), link-local (cloud metadata services
+/// live at 169.254.169.254), unspecified, multicast or broadcast. Private ranges are not
+/// refused: self-hosted receivers often live there.
+pub fn internal_address(ip: std::net::IpAddr) -> Option<&'static str> {
+    use std::net::IpAddr;
+    let ip = match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+        v4 => v4,
+    };
+    match ip {
+        IpAddr::V4(v4) if v4.is_loopback() => Some("a loopback address"),
+        IpAddr::V4(v4) if v4.is_link_local() => Some("a link-local address"),
+        IpAddr::V4(v4) if v4.is_unspecified() || v4.is_broadcast() || v4.is_multicast() => {
+            Some("not a unicast address")
+        }
+        IpAddr::V6(v6) if v6.is_loopback() => Some("a loopback address"),
+        IpAddr::V6(v6) if (v6.segments()[0] & 0xffc0) == 0xfe80 => Some("a link-local address"),
+        IpAddr::V6(v6) if v6.is_unspecified() || v6.is_multicast() => Some("not a unicast address"),
+        _ => None,
+    }
+}
+
+/// The host of an `http(s)://` URL: an IP literal (brackets removed) or a name.
+fn url_host(url: &str) -> Option<&str> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))?;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let authority = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    if let Some(v6) = authority.strip_prefix('[') {
+        return v6.split(']').next();
+    }
+    Some(authority.split(':').next().unwrap_or(authority))
+}
+
+/// Why a webhook URL points inside the installation (see [`internal_address`]), judged from
+/// the URL alone: an IP literal, or a `localhost` name. Names that resolve inside are caught
+/// when delivering, where the resolved address is known.
+pub fn internal_target(url: &str) -> Option<&'static str> {
+    let host = url_host(url)?.trim_end_matches('.').to_ascii_lowercase();
+    if host == "localhost" || host.ends_with(".localhost") {
+        return Some("a loopback address");
+    }
+    host.parse().ok().and_then(internal_address)
+}
+
 impl WebhookDraft {
     pub fn validate(self) -> Result<WebhookSpec, Violations> {
         let mut v = Violations::default();
@@ -275,8 +322,34 @@ pub fn alerts<'a>(policies: impl Iterator<Item = &'a Policy>, event: &Event) -> 
 
 #[cfg(test)]
 mod tests {
+
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn internal_webhook_targets_are_recognised() {
+        for url in [
+            "http://127.0.0.1:8080/hook",
+            "http://localhost/x",
+            "https://API.localhost./x",
+            "http://169.254.169.254/latest/meta-data",
+            "http://[::1]:9/x",
+            "http://[fe80::1]/x",
+            "http://[::ffff:127.0.0.1]/x",
+            "http://user@127.0.0.2/x",
+            "http://0.0.0.0/x",
+        ] {
+            assert!(internal_target(url).is_some(), "{url}");
+        }
+        for url in [
+            "https://hooks.example.net/lb",
+            "http://10.1.2.3/x",
+            "http://192.168.1.1:8080/x",
+            "http://[2001:db8::1]/x",
+        ] {
+            assert_eq!(internal_target(url), None, "{url}");
+        }
+    }
     use crate::health::engine::OriginEvent;
     use crate::health::FailureReason;
 

@@ -57,6 +57,17 @@ pub struct DnsLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabels {
+    pub kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RefusedLabels {
+    pub location: String,
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PoolLabels {
     pool: String,
     pool_id: String,
@@ -99,6 +110,12 @@ pub struct Metrics {
     pub proxy_upstream_errors: Family<ProxyLabels, Counter>,
     pub proxy_duration: Histograms<RouteLabels>,
     pub dns_queries: Family<DnsLabels, Counter>,
+    /// Alerts not queued because their destination's backlog was full.
+    pub notifications_left_out: Counter,
+    /// Rows deleted by retention, by kind (events, deliveries, states).
+    pub pruned: Family<KindLabels, Counter>,
+    /// Agent results refused, by location and reason.
+    pub results_refused: Family<RefusedLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -111,6 +128,9 @@ impl Default for Metrics {
             proxy_upstream_errors: Family::default(),
             proxy_duration: Family::new_with_constructor(latency),
             dns_queries: Family::default(),
+            notifications_left_out: Counter::default(),
+            pruned: Family::default(),
+            results_refused: Family::default(),
         }
     }
 }
@@ -147,6 +167,8 @@ pub struct LocationState {
 pub struct Snapshot {
     pub pools: Vec<PoolState>,
     pub locations: Vec<LocationState>,
+    /// Bytes the store takes on disk, when it could be read.
+    pub store_bytes: Option<u64>,
 }
 
 fn flag(b: bool) -> i64 {
@@ -244,6 +266,27 @@ impl Metrics {
             "DNS queries answered, by response code",
             self.dns_queries.clone(),
         );
+
+        registry.register(
+            "notifications_left_out",
+            "Alerts not queued because their destination already had the most notifications waiting",
+            self.notifications_left_out.clone(),
+        );
+        registry.register(
+            "retention_pruned",
+            "Stored rows deleted by retention, by kind",
+            self.pruned.clone(),
+        );
+        registry.register(
+            "agent_results_refused",
+            "Results from probe agents refused, by location and reason",
+            self.results_refused.clone(),
+        );
+        if let Some(bytes) = snapshot.store_bytes {
+            let g = Gauge::<i64>::default();
+            g.set(i64::try_from(bytes).unwrap_or(i64::MAX));
+            registry.register("store_bytes", "Bytes the store takes on disk", g);
+        }
 
         let pools = Family::<PoolLabels, Gauge>::default();
         let origins = Family::<OriginLabels, Gauge>::default();
@@ -357,6 +400,7 @@ mod tests {
                 silent: false,
                 seconds_since_contact: 1.5,
             }],
+            store_bytes: Some(4096),
         };
         let text = m.render(&snapshot);
         for line in [

@@ -15,7 +15,10 @@ use vantage_core::catalog::Change;
 use vantage_core::health::engine::Event;
 use vantage_core::health::{Location, LocationState, ProbeKey};
 use vantage_core::{AccountId, Timestamp};
-use vantage_store::{Delivery, EventFilter, NewDelivery, Store, StoreError};
+use vantage_store::{
+    Delivery, EventFilter, NewDelivery, Pruned, Retention, Store, StoreError,
+    PENDING_PER_DESTINATION,
+};
 
 /// Schema migrations, in order; `PRAGMA user_version` records how many have run.
 const MIGRATIONS: &[&str] = &[
@@ -45,6 +48,8 @@ const MIGRATIONS: &[&str] = &[
                           failed INTEGER NOT NULL DEFAULT 0, last_error TEXT);
      CREATE INDEX outbox_due ON outbox (delivered_at, failed, next_at);
      CREATE INDEX outbox_account ON outbox (account, seq);",
+    // 4: bounded storage — pending notifications counted per destination.
+    "CREATE INDEX outbox_pending ON outbox (webhook, delivered_at, failed);",
 ];
 
 pub const SCHEMA_VERSION: usize = MIGRATIONS.len();
@@ -401,9 +406,9 @@ impl Store for SqliteStore {
         states: &[(ProbeKey, Location, LocationState)],
         events: &[Event],
         alerts: &[NewDelivery],
-    ) -> Result<(), StoreError> {
+    ) -> Result<usize, StoreError> {
         if states.is_empty() && events.is_empty() && alerts.is_empty() {
-            return Ok(());
+            return Ok(0);
         }
         self.with_conn(|conn| {
             let tx = conn
@@ -424,23 +429,30 @@ impl Store for SqliteStore {
                 )
                 .map_err(io)?;
             }
+            let mut left_out = 0;
             for a in alerts {
-                tx.execute(
-                    "INSERT INTO outbox (account, policy, policy_name, webhook, payload, created_at,
-                                         next_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
-                    params![
-                        a.account.to_string(),
-                        a.policy.to_string(),
-                        a.policy_name,
-                        a.webhook.to_string(),
-                        a.payload,
-                        a.at.unix_micros()
-                    ],
-                )
-                .map_err(io)?;
+                let inserted = tx
+                    .execute(
+                        "INSERT INTO outbox (account, policy, policy_name, webhook, payload,
+                                             created_at, next_at)
+                         SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?6
+                         WHERE (SELECT COUNT(*) FROM outbox WHERE webhook = ?4
+                                AND delivered_at IS NULL AND failed = 0) < ?7",
+                        params![
+                            a.account.to_string(),
+                            a.policy.to_string(),
+                            a.policy_name,
+                            a.webhook.to_string(),
+                            a.payload,
+                            a.at.unix_micros(),
+                            i64::try_from(PENDING_PER_DESTINATION).unwrap_or(i64::MAX)
+                        ],
+                    )
+                    .map_err(io)?;
+                left_out += usize::from(inserted == 0);
             }
-            tx.commit().map_err(io)
+            tx.commit().map_err(io)?;
+            Ok(left_out)
         })
     }
 
@@ -448,9 +460,91 @@ impl Store for SqliteStore {
         self.with_conn(|conn| {
             query_deliveries(
                 conn,
-                "WHERE delivered_at IS NULL AND failed = 0 AND next_at <= ?1 ORDER BY seq LIMIT ?2",
+                "WHERE seq IN (SELECT MIN(seq) FROM outbox
+                               WHERE delivered_at IS NULL AND failed = 0 AND next_at <= ?1
+                               GROUP BY webhook)
+                 ORDER BY seq LIMIT ?2",
                 params![now.unix_micros(), i64::try_from(limit).unwrap_or(i64::MAX)],
             )
+        })
+    }
+
+    fn prune(
+        &self,
+        retention: &Retention,
+        now: Timestamp,
+        live: &dyn Fn(&ProbeKey) -> bool,
+        forgotten: &[Location],
+    ) -> Result<Pruned, StoreError> {
+        let before = now.unix_micros().saturating_sub(retention.max_age_micros);
+        let keep = i64::try_from(retention.max_rows).unwrap_or(i64::MAX);
+        self.with_conn(|conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(io)?;
+            let events = tx
+                .execute(
+                    "DELETE FROM health_events WHERE at < ?1 OR seq <= (
+                         SELECT seq FROM health_events ORDER BY seq DESC LIMIT 1 OFFSET ?2)",
+                    params![before, keep],
+                )
+                .map_err(io)?;
+            // Only finished deliveries: a pending one is still owed to its receiver.
+            let deliveries = tx
+                .execute(
+                    "DELETE FROM outbox WHERE (delivered_at IS NOT NULL OR failed = 1) AND (
+                         COALESCE(last_attempt, created_at) < ?1 OR seq <= (
+                             SELECT seq FROM outbox WHERE delivered_at IS NOT NULL OR failed = 1
+                             ORDER BY seq DESC LIMIT 1 OFFSET ?2))",
+                    params![before, keep],
+                )
+                .map_err(io)?;
+            let mut dead: Vec<String> = Vec::new();
+            {
+                let mut stmt = tx
+                    .prepare("SELECT DISTINCT target FROM location_states")
+                    .map_err(io)?;
+                let rows = stmt.query_map([], |r| r.get::<_, String>(0)).map_err(io)?;
+                for row in rows {
+                    let target = row.map_err(io)?;
+                    let key: ProbeKey = decode("location_states", &target, &target)?;
+                    if !live(&key) {
+                        dead.push(target);
+                    }
+                }
+            }
+            let mut states = 0;
+            for target in &dead {
+                states += tx
+                    .execute("DELETE FROM location_states WHERE target = ?1", [target])
+                    .map_err(io)?;
+            }
+            for location in forgotten {
+                states += tx
+                    .execute(
+                        "DELETE FROM location_states WHERE location = ?1",
+                        [doc(location)?],
+                    )
+                    .map_err(io)?;
+            }
+            tx.commit().map_err(io)?;
+            Ok(Pruned {
+                events,
+                deliveries,
+                states,
+            })
+        })
+    }
+
+    fn size_bytes(&self) -> Result<u64, StoreError> {
+        self.with_conn(|conn| {
+            let pages: i64 = conn
+                .query_row("PRAGMA page_count", [], |r| r.get(0))
+                .map_err(io)?;
+            let size: i64 = conn
+                .query_row("PRAGMA page_size", [], |r| r.get(0))
+                .map_err(io)?;
+            Ok(u64::try_from(pages.saturating_mul(size)).unwrap_or(0))
         })
     }
 
@@ -653,6 +747,102 @@ mod tests {
         drop(SqliteStore::open(&path, Durability::Process).unwrap());
         let mode = std::fs::metadata(&path).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
+    }
+
+    fn event(at: i64) -> Event {
+        Event {
+            at: Timestamp::from_unix_micros(at),
+            account: AccountId::from_bytes([1; 16]),
+            pool: vantage_core::PoolId::from_bytes([2; 16]),
+            pool_name: "p".into(),
+            pool_healthy: Some(false),
+            pool_was: Some(true),
+            pool_changed: true,
+            minimum_origins: 1,
+            origins: vec![],
+        }
+    }
+
+    fn alert(webhook: u8, at: i64) -> NewDelivery {
+        NewDelivery {
+            account: AccountId::from_bytes([1; 16]),
+            policy: vantage_core::PolicyId::from_bytes([3; 16]),
+            policy_name: "ops".into(),
+            webhook: vantage_core::WebhookId::from_bytes([webhook; 16]),
+            payload: "{}".into(),
+            at: Timestamp::from_unix_micros(at),
+        }
+    }
+
+    #[test]
+    fn storage_is_bounded_and_one_destination_cannot_hide_another() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(&dir.path().join("v.db"), Durability::Process).unwrap();
+        // A dead destination fills its share of the outbox; the rest is left out and counted.
+        let flood: Vec<NewDelivery> = (0..PENDING_PER_DESTINATION as i64 + 5)
+            .map(|i| alert(7, i))
+            .collect();
+        assert_eq!(s.record_health(&[], &[], &flood).unwrap(), 5);
+        assert_eq!(s.record_health(&[], &[], &[alert(8, 1_000)]).unwrap(), 0);
+        let due = s
+            .due_deliveries(Timestamp::from_unix_micros(10_000), 10)
+            .unwrap();
+        let hooks: Vec<u8> = due.iter().map(|d| d.item.webhook.as_bytes()[0]).collect();
+        assert_eq!(
+            hooks,
+            [7, 8],
+            "the oldest due of each destination, not 10 of the flood"
+        );
+
+        // History keeps the newest rows within the age.
+        let events: Vec<Event> = (1..=5).map(|i| event(i * 1_000_000)).collect();
+        s.record_health(&[], &events, &[]).unwrap();
+        for d in &due {
+            s.delivery_attempted(d.seq, Timestamp::from_unix_micros(5_000_000), Ok(()))
+                .unwrap();
+        }
+        let retention = Retention {
+            max_age_micros: 10_000_000,
+            max_rows: 3,
+        };
+        let pruned = s
+            .prune(
+                &retention,
+                Timestamp::from_unix_micros(12_500_000),
+                &|_| true,
+                &[],
+            )
+            .unwrap();
+        // Events at 1 s and 2 s are past the age; of the rest, the newest three stay.
+        assert_eq!(pruned.events, 2);
+        assert_eq!(
+            pruned.deliveries, 0,
+            "finished deliveries within the age and count"
+        );
+        let left = s
+            .events(&EventFilter {
+                limit: 100,
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(left.len(), 3);
+        let pruned = s
+            .prune(
+                &retention,
+                Timestamp::from_unix_micros(60_000_000),
+                &|_| true,
+                &[],
+            )
+            .unwrap();
+        assert_eq!((pruned.events, pruned.deliveries), (3, 2));
+        assert_eq!(
+            s.due_deliveries(Timestamp::from_unix_micros(10_000), 10)
+                .unwrap()
+                .len(),
+            1,
+            "pending deliveries are never pruned"
+        );
+        assert!(s.size_bytes().unwrap() > 0);
     }
 
     #[test]

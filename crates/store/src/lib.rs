@@ -40,14 +40,19 @@ pub trait Store: Send + Sync + 'static {
     /// Durably records changed location states, the events they caused and the
     /// notifications those call for, atomically: a change is notified exactly when it is
     /// recorded.
+    ///
+    /// A destination that already has [`PENDING_PER_DESTINATION`] notifications waiting (a dead
+    /// or slow receiver) gets no more until it drains: the outbox cannot grow without bound
+    /// behind one endpoint. Returns how many alerts were left out for that reason.
     fn record_health(
         &self,
         states: &[(ProbeKey, Location, LocationState)],
         events: &[Event],
         alerts: &[NewDelivery],
-    ) -> Result<(), StoreError>;
+    ) -> Result<usize, StoreError>;
 
-    /// Notifications not yet delivered whose next attempt is due at `now`, oldest first.
+    /// Notifications due at `now`, at most one per destination (its oldest due), oldest
+    /// first: a destination with a long backlog never hides the others' notifications.
     fn due_deliveries(&self, now: Timestamp, limit: usize) -> Result<Vec<Delivery>, StoreError>;
 
     /// Records an attempt: delivered, or failed with an error and the time of the next
@@ -65,6 +70,21 @@ pub trait Store: Send + Sync + 'static {
     /// Stored events matching `filter`, oldest first, with their sequence numbers.
     fn events(&self, filter: &EventFilter) -> Result<Vec<(i64, Event)>, StoreError>;
 
+    /// Deletes what `retention` no longer keeps: health events and finished deliveries (sent
+    /// or given up) older than its age or beyond its row count, and location states of
+    /// targets for which `live` says no (removed origins and monitors) or of `forgotten`
+    /// locations.
+    fn prune(
+        &self,
+        retention: &Retention,
+        now: Timestamp,
+        live: &dyn Fn(&ProbeKey) -> bool,
+        forgotten: &[Location],
+    ) -> Result<Pruned, StoreError>;
+
+    /// The bytes the store takes on disk (for the `vantage_store_bytes` gauge).
+    fn size_bytes(&self) -> Result<u64, StoreError>;
+
     /// Builds the catalog from everything stored.
     fn load_catalog(&self) -> Result<Catalog, StoreError> {
         let mut catalog = Catalog::default();
@@ -73,6 +93,35 @@ pub trait Store: Send + Sync + 'static {
         }
         Ok(catalog)
     }
+}
+
+/// Notifications waiting for one destination, at most (see [`Store::record_health`]).
+pub const PENDING_PER_DESTINATION: usize = 100;
+
+/// How much history is kept: health events and the delivery log each keep rows younger than
+/// `max_age_micros`, and at most `max_rows` of them (the newest).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    pub max_age_micros: i64,
+    pub max_rows: usize,
+}
+
+impl Default for Retention {
+    /// 30 days, 100,000 rows of each.
+    fn default() -> Self {
+        Self {
+            max_age_micros: 30 * 86_400 * 1_000_000,
+            max_rows: 100_000,
+        }
+    }
+}
+
+/// What one [`Store::prune`] deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pruned {
+    pub events: usize,
+    pub deliveries: usize,
+    pub states: usize,
 }
 
 /// Which health events to read back.

@@ -3,41 +3,97 @@
 //! exponential backoff, each attempt in the delivery log. The outbox rows were written with
 //! the health events that called for them, so a restart neither loses nor re-creates one.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use vantage_api::AppState;
-use vantage_core::Timestamp;
+use vantage_core::notification::internal_address;
+use vantage_core::{Timestamp, WebhookId};
 use vantage_store::Delivery;
 
 /// Attempts before a notification is given up (about 2 hours of retrying).
 const MAX_ATTEMPTS: u32 = 20;
 /// The longest wait between two attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(600);
+/// Destinations attempted at once. Each has at most one request in flight, so a receiver
+/// that stalls holds one place for at most the request timeout and delays nobody else.
+const IN_FLIGHT: usize = 32;
+/// How long one attempt may take.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 
 fn backoff(attempts: u32) -> Duration {
     Duration::from_secs(1u64 << attempts.saturating_sub(1).min(20)).min(MAX_BACKOFF)
 }
 
+/// Resolves webhook host names and keeps only addresses outside the installation
+/// (`internal_address`), so a name that resolves to loopback or a metadata service — even
+/// one that changed its answer since the webhook was created — is never posted to.
+#[derive(Debug)]
+struct OutsideOnly;
+
+impl reqwest::dns::Resolve for OutsideOnly {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
+                .await?
+                .filter(|a| internal_address(a.ip()).is_none())
+                .collect();
+            if addrs.is_empty() {
+                return Err(
+                    format!("{host} resolves only to addresses inside this installation").into(),
+                );
+            }
+            Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
 pub async fn deliver(state: Arc<AppState>) {
-    let http = match reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-    {
+    let mut builder = reqwest::Client::builder()
+        .timeout(ATTEMPT_TIMEOUT)
+        .redirect(reqwest::redirect::Policy::none());
+    if !state.installation().allow_internal_webhooks {
+        builder = builder.dns_resolver(Arc::new(OutsideOnly));
+    }
+    let http = match builder.build() {
         Ok(c) => c,
         Err(e) => {
             tracing::error!(error = %e, "notifications: no HTTP client");
             return;
         }
     };
+    let busy: Arc<Mutex<HashSet<WebhookId>>> = Arc::default();
+    let finished = Arc::new(tokio::sync::Notify::new());
     let mut changes = state.outbox_changes();
     loop {
         let st = Arc::clone(&state);
-        match tokio::task::spawn_blocking(move || st.due_deliveries(100)).await {
+        // One due notification per destination, so destinations already busy take at most
+        // IN_FLIGHT of these places and the rest still find theirs.
+        match tokio::task::spawn_blocking(move || st.due_deliveries(2 * IN_FLIGHT)).await {
             Ok(Ok(due)) => {
                 for d in due {
-                    attempt(&state, &http, d).await;
+                    let webhook = d.item.webhook;
+                    {
+                        let mut busy = busy.lock().unwrap_or_else(|p| p.into_inner());
+                        if busy.len() >= IN_FLIGHT || !busy.insert(webhook) {
+                            continue;
+                        }
+                    }
+                    let (state, http, busy, finished) = (
+                        Arc::clone(&state),
+                        http.clone(),
+                        Arc::clone(&busy),
+                        Arc::clone(&finished),
+                    );
+                    tokio::spawn(async move {
+                        attempt(&state, &http, d).await;
+                        busy.lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .remove(&webhook);
+                        finished.notify_one();
+                    });
                 }
             }
             Ok(Err(e)) => tracing::warn!(error = %e, "notifications: reading the outbox"),
@@ -45,6 +101,7 @@ pub async fn deliver(state: Arc<AppState>) {
         }
         tokio::select! {
             _ = changes.changed() => {}
+            () = finished.notified() => {}
             () = tokio::time::sleep(Duration::from_secs(1)) => {}
         }
     }
@@ -54,21 +111,25 @@ async fn attempt(state: &Arc<AppState>, http: &reqwest::Client, d: Delivery) {
     let webhook = d.item.webhook;
     let result = match state.webhook(webhook) {
         None => Err("the webhook destination was deleted".to_owned()),
-        Some(w) => {
-            let mut req = http
-                .post(&w.spec.url)
-                .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .body(d.item.payload.clone());
-            if !w.spec.secret.is_empty() {
-                req = req.header("cf-webhook-auth", &w.spec.secret);
+        Some(w) => match state.forbidden_webhook(&w.spec.url) {
+            // Created before such targets were refused, or the operator's allowance is gone.
+            Some(why) => Err(format!("the URL points inside this installation ({why})")),
+            None => {
+                let mut req = http
+                    .post(&w.spec.url)
+                    .header(reqwest::header::CONTENT_TYPE, "application/json")
+                    .body(d.item.payload.clone());
+                if !w.spec.secret.is_empty() {
+                    req = req.header("cf-webhook-auth", &w.spec.secret);
+                }
+                match req.send().await {
+                    Ok(r) if r.status().is_success() => Ok(()),
+                    Ok(r) => Err(format!("HTTP {}", r.status())),
+                    // Without the URL: webhook URLs often carry credentials.
+                    Err(e) => Err(e.without_url().to_string()),
+                }
             }
-            match req.send().await {
-                Ok(r) if r.status().is_success() => Ok(()),
-                Ok(r) => Err(format!("HTTP {}", r.status())),
-                // Without the URL: webhook URLs often carry credentials.
-                Err(e) => Err(e.without_url().to_string()),
-            }
-        }
+        },
     };
     let attempts = d.attempts + 1;
     let outcome = result.map_err(|error| {

@@ -50,6 +50,57 @@ pub struct ServeArgs {
     tls_key: Option<PathBuf>,
     #[command(flatten)]
     dataplane: crate::dataplane::DataPlaneArgs,
+    #[command(flatten)]
+    limits: LimitArgs,
+}
+
+/// Installation-wide limits and allowances (README: "Limits").
+#[derive(Debug, clap::Args)]
+pub struct LimitArgs {
+    /// Let webhooks point at loopback and link-local addresses (a receiver on this machine).
+    /// Off, such URLs are refused when created and never posted to.
+    #[arg(long, env = "VANTAGE_ALLOW_INTERNAL_WEBHOOKS")]
+    allow_internal_webhooks: bool,
+    /// Keep health events and the notification delivery log this many days.
+    #[arg(long, env = "VANTAGE_RETENTION_DAYS", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=3650))]
+    retention_days: u32,
+    /// Keep at most this many health events, and as many finished deliveries (the newest).
+    #[arg(long, env = "VANTAGE_RETENTION_ROWS", default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(100..))]
+    retention_rows: u64,
+    /// Previews one account may run at once (more: 429).
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    max_previews_per_account: u64,
+    /// Previews the installation runs at once (more: 429).
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    max_previews: u64,
+}
+
+impl LimitArgs {
+    fn installation(&self) -> vantage_api::state::Installation {
+        vantage_api::state::Installation {
+            allow_internal_webhooks: self.allow_internal_webhooks,
+            previews_per_account: usize::try_from(self.max_previews_per_account).unwrap_or(4),
+            previews_total: usize::try_from(self.max_previews).unwrap_or(32),
+        }
+    }
+
+    fn retention(&self) -> vantage_store::Retention {
+        vantage_store::Retention {
+            max_age_micros: i64::from(self.retention_days) * 86_400 * 1_000_000,
+            max_rows: usize::try_from(self.retention_rows).unwrap_or(usize::MAX),
+        }
+    }
+}
+
+/// How often retention runs (and once at start).
+const PRUNE_EVERY: Duration = Duration::from_secs(600);
+
+async fn prune(state: Arc<AppState>, retention: vantage_store::Retention) {
+    let mut every = tokio::time::interval(PRUNE_EVERY);
+    loop {
+        every.tick().await;
+        state.prune(retention);
+    }
 }
 
 pub fn parse_location(s: &str) -> Result<String, String> {
@@ -176,6 +227,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         ))
     };
     let (state, writer) = AppState::load(store)?;
+    state.set_installation(args.limits.installation());
     let writer = std::thread::Builder::new()
         .name("vantage-writer".into())
         .spawn(move || writer.run())?;
@@ -184,6 +236,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         (Some(cert), Some(key)) => Some(crate::tls::acceptor(cert, key)?),
         _ => None,
     };
+    runtime.spawn(prune(Arc::clone(&state), args.limits.retention()));
     let served = runtime.block_on(serve(args.listen, state, agent, tls, &args.dataplane, dir));
     drop(runtime);
     // Every state handle is gone with the runtime: the writer finishes queued work and exits,

@@ -105,7 +105,8 @@ async fn health_alerts_reach_a_webhook_once_each() {
     };
     let mut up = origin(port).await;
     let (url, got, seen) = receiver(1).await;
-    let s = Server::start();
+    // The receiver is on loopback, which webhooks may use only with the operator's allowance.
+    let s = Server::start_flags(&["--allow-internal-webhooks"]);
     let a = s.account_id().await;
     let m = s
         .create(
@@ -246,7 +247,7 @@ async fn health_alerts_reach_a_webhook_once_each() {
     // are delivered after anything older still queued, so seeing them proves there was none.
     let delivered_before = got.lock().unwrap().len();
     let (dir, tmp) = s.sigkill();
-    let s = Server::start_in(&dir, &[]).unwrap();
+    let s = Server::start_with(&dir, &[], &["--allow-internal-webhooks"]).unwrap();
     up.abort();
     eventually(Duration::from_secs(25), "the next START alerts", || async {
         events(&got, "START").len() == 4
@@ -258,4 +259,147 @@ async fn health_alerts_reach_a_webhook_once_each() {
         "no duplicates after the restart"
     );
     drop((s, tmp));
+}
+
+/// A receiver that takes each request and never answers (until the sender gives up).
+/// Returns its URL and how many requests it holds.
+async fn tarpit() -> (String, Arc<Mutex<usize>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let held = Arc::new(Mutex::new(0usize));
+    let h = held.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let h = h.clone();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf).await;
+                *h.lock().unwrap() += 1;
+                // Hold the connection open, answering nothing.
+                let _ = s.read(&mut buf).await;
+            });
+        }
+    });
+    (url, held)
+}
+
+/// A monitored pool on `port` in `account` whose alerts go to every URL in `urls`.
+async fn alerted_pool(s: &Server, token: &str, account: &str, port: u16, urls: &[String]) {
+    let path = |rest: &str| format!("/accounts/{account}/{rest}");
+    let id = |v: Value| v["result"]["id"].as_str().unwrap().to_owned();
+    let (_, m) = s
+        .call_as(
+            token,
+            Method::POST,
+            &path("load_balancers/monitors"),
+            Some(json!({"type": "http", "expected_codes": "200", "interval": 5, "timeout": 1, "retries": 0})),
+        )
+        .await;
+    let (_, pool) = s
+        .call_as(
+            token,
+            Method::POST,
+            &path("load_balancers/pools"),
+            Some(json!({"name": "web", "monitor": id(m), "origins": [{"name": "o1", "address": "127.0.0.1", "port": port}]})),
+        )
+        .await;
+    let mut hooks = Vec::new();
+    for (i, url) in urls.iter().enumerate() {
+        let (st, v) = s
+            .call_as(
+                token,
+                Method::POST,
+                &path("alerting/v3/destinations/webhooks"),
+                Some(json!({"name": format!("hook{i}"), "url": url})),
+            )
+            .await;
+        assert_eq!(st, 200, "{v}");
+        hooks.push(json!({"id": id(v)}));
+    }
+    let (st, v) = s
+        .call_as(
+            token,
+            Method::POST,
+            &path("alerting/v3/policies"),
+            Some(
+                json!({"name": "all", "alert_type": "load_balancing_health_alert", "enabled": true,
+                        "mechanisms": {"webhooks": hooks}, "filters": {"pool_id": [id(pool)]}}),
+            ),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+}
+
+/// One tenant's ten receivers that never answer cannot delay another tenant's alert: it is
+/// delivered while all ten still hold their requests. Webhooks to loopback and metadata
+/// addresses are refused without the operator's allowance.
+#[tokio::test]
+async fn a_stalled_receiver_of_one_account_delays_no_other() {
+    let strict = Server::start();
+    let a = strict.account_id().await;
+    for url in [
+        "http://127.0.0.1:9/hook",
+        "http://169.254.169.254/latest",
+        "http://localhost/x",
+    ] {
+        let (st, v) = strict
+            .call(
+                Method::POST,
+                &format!("/accounts/{a}/alerting/v3/destinations/webhooks"),
+                Some(json!({"name": "inside", "url": url})),
+            )
+            .await;
+        assert_eq!(
+            (st.as_u16(), common::pointer(&v)),
+            (400, "/url"),
+            "{url}: {v}"
+        );
+    }
+    drop(strict);
+
+    let s = Server::start_flags(&["--allow-internal-webhooks"]);
+    let a = s.account_id().await;
+    let b = s.cli(&["account", "create", "--name", "tenant-b"]);
+    let b_token = s.cli_token(&b, "b", "all").await;
+    // Both accounts' origins sit on one port, so both pools go down at the same moment.
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let up = origin(port).await;
+    let mut tarpits = Vec::new();
+    let mut urls = Vec::new();
+    for _ in 0..10 {
+        let (url, held) = tarpit().await;
+        urls.push(url);
+        tarpits.push(held);
+    }
+    alerted_pool(&s, common::TOKEN, &a, port, &urls).await;
+    let (url, got, _) = receiver(0).await;
+    alerted_pool(&s, &b_token, &b, port, &[url]).await;
+    eventually(
+        Duration::from_secs(20),
+        "both pools are healthy",
+        || async {
+            let (_, v) = s
+                .call(Method::GET, "/user/load_balancing_analytics/events", None)
+                .await;
+            v["result"].as_array().is_some_and(|e| !e.is_empty())
+        },
+    )
+    .await;
+
+    up.abort();
+    eventually(
+        Duration::from_secs(30),
+        "the healthy receiver gets its START alert",
+        || async { !events(&got, "START").is_empty() },
+    )
+    .await;
+    let held: Vec<usize> = tarpits.iter().map(|t| *t.lock().unwrap()).collect();
+    assert!(
+        held.iter().all(|n| *n <= 1),
+        "no stalled receiver was sent a second request yet: {held:?}"
+    );
+    assert_eq!(events(&got, "START")[0].body["account_id"], b.as_str());
 }

@@ -164,6 +164,14 @@ impl ApiError {
         Self::one(400, 1002, "Health info unavailable")
     }
 
+    /// 429/10429: too many of something at once; try again after `retry_after` seconds.
+    pub fn rate_limited(message: impl Into<String>, retry_after: u64) -> Self {
+        Self {
+            retry_after: Some(retry_after),
+            ..Self::one(429, 10429, message)
+        }
+    }
+
     /// 400 for a capability this build does not provide yet. Never a 5xx: SDKs retry those.
     pub fn unavailable(what: &str) -> Self {
         Self::one(

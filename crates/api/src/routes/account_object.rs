@@ -21,7 +21,9 @@ pub(crate) trait AccountObject: 'static {
     /// A validated complete document.
     type Spec: Send + 'static;
 
-    fn parse(doc: Value) -> Result<Self::Spec, ApiError>;
+    /// Parses and validates a complete document; `st` carries installation policy (which
+    /// webhook targets are allowed).
+    fn parse(st: &AppState, doc: Value) -> Result<Self::Spec, ApiError>;
     /// A new identifier (fresh random bytes).
     fn fresh_id() -> Self::Id;
     fn create(
@@ -57,7 +59,7 @@ pub async fn create<T: AccountObject>(
     JsonObject(body): JsonObject,
 ) -> Reply {
     let account = account(&p, &a, Permission::MonitorsPoolsWrite)?;
-    let spec = T::parse(Value::Object(body))?;
+    let spec = T::parse(&st, Value::Object(body))?;
     let id = T::fresh_id();
     let changes = st
         .commit(move |c, now| Ok(T::create(c, account, id, spec, now)?))
@@ -84,6 +86,7 @@ async fn update<T: AccountObject>(
 ) -> Reply {
     let account = account(&p.0, &a, Permission::MonitorsPoolsWrite)?;
     let id: T::Id = object_id(&id)?;
+    let policy = Arc::clone(&st);
     let changes = st
         .commit(move |c, now| {
             let current = T::current(c, account, id).ok_or_else(ApiError::not_found)?;
@@ -92,7 +95,7 @@ async fn update<T: AccountObject>(
             } else {
                 Value::Object(body)
             };
-            Ok(T::replace(c, account, id, T::parse(doc)?, now)?)
+            Ok(T::replace(c, account, id, T::parse(&policy, doc)?, now)?)
         })
         .await?;
     ok(stored(changes, |c| T::rendered(&st, c))?)

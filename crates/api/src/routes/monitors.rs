@@ -31,7 +31,7 @@ impl AccountObject for Monitors {
     type Id = MonitorId;
     type Spec = MonitorSpec;
 
-    fn parse(doc: Value) -> Result<MonitorSpec, ApiError> {
+    fn parse(_: &AppState, doc: Value) -> Result<MonitorSpec, ApiError> {
         spec_of(doc)
     }
 

@@ -25,9 +25,19 @@ impl AccountObject for Webhooks {
     type Id = WebhookId;
     type Spec = WebhookSpec;
 
-    fn parse(doc: Value) -> Result<WebhookSpec, ApiError> {
+    fn parse(st: &AppState, doc: Value) -> Result<WebhookSpec, ApiError> {
         let draft: WebhookDraft = parse::typed::<wire::WebhookIn>(doc)?.into();
-        Ok(draft.validate()?)
+        let spec = draft.validate()?;
+        if let Some(why) = st.forbidden_webhook(&spec.url) {
+            return Err(ApiError::field(
+                "/url",
+                format!(
+                    "url points inside this installation ({why}); an operator can allow that \
+                     with `vantage serve --allow-internal-webhooks`"
+                ),
+            ));
+        }
+        Ok(spec)
     }
 
     fn fresh_id() -> WebhookId {
@@ -78,7 +88,7 @@ impl AccountObject for Policies {
     type Id = PolicyId;
     type Spec = PolicySpec;
 
-    fn parse(doc: Value) -> Result<PolicySpec, ApiError> {
+    fn parse(_: &AppState, doc: Value) -> Result<PolicySpec, ApiError> {
         let draft: PolicyDraft = parse::typed::<wire::PolicyIn>(doc)?.into();
         Ok(draft.validate()?)
     }

@@ -31,7 +31,7 @@ impl AccountObject for Pools {
     /// The spec and the monitor reference, resolved against the catalog on commit.
     type Spec = (PoolSpec, Option<String>);
 
-    fn parse(doc: Value) -> Result<Self::Spec, ApiError> {
+    fn parse(_: &AppState, doc: Value) -> Result<Self::Spec, ApiError> {
         spec_of(doc)
     }
 

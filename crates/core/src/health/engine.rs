@@ -257,6 +257,11 @@ impl Engine {
         out
     }
 
+    /// Every target probed now (the store keeps location states of these only).
+    pub fn targets(&self) -> impl Iterator<Item = &ProbeKey> {
+        self.monitors.keys()
+    }
+
     /// The monitor of a target, if it is still assigned.
     pub fn spec(&self, key: &ProbeKey) -> Option<&MonitorSpec> {
         self.monitors.get(key).map(|s| &**s)
