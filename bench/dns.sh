@@ -13,7 +13,7 @@ if ! command -v dnsperf >/dev/null || ! command -v nsd >/dev/null || ! command -
 fi
 source bench/lib.sh
 
-start_vantage "$WORK/data" "$WORK/vantage.log" --dns-listen 127.0.0.1:0 --no-agent
+start_vantage "$WORK/data" "$WORK/vantage.log" --dns-listen 127.0.0.1:0 --no-agent --dns-rrl-rate 0
 DNS=$(serving_addr "$WORK/vantage.log" dns)
 create_zone example.com
 POOL=$(api -X POST "$BASE/accounts/$ACCOUNT/load_balancers/pools" \

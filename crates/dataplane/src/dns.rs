@@ -2,11 +2,17 @@
 //! core selects for each non-proxied load balancer (contract §5 rule 6), the SOA when
 //! nothing can take traffic, NXDOMAIN for names the zone does not have. hickory-proto does
 //! the wire format; the answers come from the routing snapshot.
+//!
+//! Abuse it is hardened against: UDP answers are rate limited per client network
+//! ([`crate::rrl`]) because they amplify forged queries; zone transfers are refused (the
+//! zones are computed, not files to hand out); a TCP client gets `tcp_idle_timeout` for
+//! every read *and* every write, so one that sends queries and never reads the answers
+//! cannot pin a connection and its send queue.
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use hickory_proto::op::{Edns, Header, Message, MessageType, OpCode, ResponseCode};
@@ -20,13 +26,14 @@ use vantage_core::load_balancer::{PreferEcs, SteeringPolicy};
 use vantage_core::routing::{DnsAnswer, DnsLookup, Route, RoutingTable, ZoneView};
 
 use crate::geo::{self, GeoTable, Locality};
+use crate::rrl::{RateLimiter, Verdict};
 
 /// The largest UDP answer we send (the EDNS payload the DNS flag day settled on).
 const MAX_UDP: u16 = 1232;
 /// TTL of the SOA record and of negative answers: short, so a pool coming back is seen soon.
 const NEGATIVE_TTL: u32 = 30;
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct DnsConfig {
     pub locality: Locality,
     pub geo: Option<Arc<GeoTable>>,
@@ -34,6 +41,31 @@ pub struct DnsConfig {
     /// means proxied names have no A/AAAA data here.
     pub proxy_addresses: Vec<IpAddr>,
     pub metrics: Arc<vantage_metrics::Metrics>,
+    /// How long a TCP connection may wait for the client's next query, and how long one
+    /// write of an answer may take, before it is closed.
+    pub tcp_idle_timeout: Duration,
+    /// UDP answers per second to one client network (IPv4 /24, IPv6 /56), also the burst;
+    /// 0 turns response-rate limiting off. TCP is never limited.
+    pub rrl_rate: u32,
+    /// Of the answers over the limit, every `rrl_slip`-th is sent truncated (TC=1, no
+    /// records) so a real resolver retries over TCP; the rest are dropped. 0 drops all,
+    /// 1 truncates all.
+    pub rrl_slip: u32,
+}
+
+impl Default for DnsConfig {
+    fn default() -> Self {
+        DnsConfig {
+            locality: Locality::default(),
+            geo: None,
+            proxy_addresses: Vec::new(),
+            metrics: Arc::default(),
+            tcp_idle_timeout: Duration::from_secs(10),
+            // NSD's rrl-ratelimit and rrl-slip defaults.
+            rrl_rate: 20,
+            rrl_slip: 2,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -42,6 +74,13 @@ pub struct Dns {
     config: DnsConfig,
     /// Answers counted by response code; the common codes' series made once.
     answered: std::collections::HashMap<u16, vantage_metrics::CounterHandle>,
+    rrl: RateLimiter,
+    /// UDP answers the rate limit truncated or dropped, counted under the pseudo response
+    /// codes `SLIPPED` and `DROPPED` (each query is counted once, under what it got).
+    limited: Option<(
+        vantage_metrics::CounterHandle,
+        vantage_metrics::CounterHandle,
+    )>,
 }
 
 /// A lower-case name without the trailing dot, from the raw labels (no IDNA, no escapes).
@@ -95,10 +134,18 @@ impl Dns {
             )
         })
         .collect();
+        let limited = (config.rrl_rate > 0).then(|| {
+            (
+                config.metrics.dns_query_series("SLIPPED"),
+                config.metrics.dns_query_series("DROPPED"),
+            )
+        });
         Dns {
             routes,
+            rrl: RateLimiter::new(config.rrl_rate, config.rrl_slip),
             config,
             answered,
+            limited,
         }
     }
 
@@ -113,35 +160,67 @@ impl Dns {
 
     /// The answer to one query from `client`, serialised; `None` when the packet deserves
     /// no answer (not a query, not even a header). `udp` applies the client's size limit.
+    /// No rate limit applies (see [`Dns::answer_udp`]).
     pub fn answer(&self, packet: &[u8], client: IpAddr, udp: bool) -> Option<Vec<u8>> {
-        let query = match Message::from_vec(packet) {
-            Ok(m) => m,
+        self.reply(packet, client, udp, || Verdict::Send)
+    }
+
+    /// The answer to one UDP query from `client` at `now`, under the response-rate limit:
+    /// `None` also when the limit drops it.
+    pub fn answer_udp(&self, packet: &[u8], client: IpAddr, now: Instant) -> Option<Vec<u8>> {
+        self.reply(packet, client, true, || self.rrl.check(client, now))
+    }
+
+    /// `limit` is asked only for a packet that has an answer, so packets that get none
+    /// (responses, noise) spend no tokens.
+    fn reply(
+        &self,
+        packet: &[u8],
+        client: IpAddr,
+        udp: bool,
+        limit: impl FnOnce() -> Verdict,
+    ) -> Option<Vec<u8>> {
+        let (response, size) = match Message::from_vec(packet) {
+            Ok(query) => {
+                if query.message_type != MessageType::Query {
+                    return None;
+                }
+                let size = if udp {
+                    query
+                        .edns
+                        .as_ref()
+                        .map_or(512, |e| e.max_payload().clamp(512, MAX_UDP))
+                } else {
+                    u16::MAX
+                };
+                (self.respond(&query, client), size)
+            }
             Err(_) => {
                 let header = Header::read(&mut BinDecoder::new(packet)).ok()?;
                 if header.message_type != MessageType::Query {
                     return None;
                 }
-                self.count(ResponseCode::FormErr);
-                return Message::error_msg(header.id, header.op_code, ResponseCode::FormErr)
-                    .to_vec()
-                    .ok();
+                let r = Message::error_msg(header.id, header.op_code, ResponseCode::FormErr);
+                (r, 512)
             }
         };
-        if query.message_type != MessageType::Query {
-            return None;
+        match limit() {
+            Verdict::Send => self.count(response.response_code),
+            Verdict::Slip => {
+                if let Some((slipped, _)) = &self.limited {
+                    slipped.inc();
+                }
+                return response.truncate().to_vec().ok();
+            }
+            Verdict::Drop => {
+                if let Some((_, dropped)) = &self.limited {
+                    dropped.inc();
+                }
+                return None;
+            }
         }
-        let response = self.respond(&query, client);
-        self.count(response.response_code);
         let bytes = response.to_vec().ok()?;
-        let limit = if udp {
-            query
-                .edns
-                .as_ref()
-                .map_or(512, |e| e.max_payload().clamp(512, MAX_UDP))
-        } else {
-            u16::MAX
-        };
-        if bytes.len() <= usize::from(limit) {
+        if bytes.len() <= usize::from(size) {
             Some(bytes)
         } else {
             response.truncate().to_vec().ok()
@@ -178,6 +257,12 @@ impl Dns {
         };
         r.add_query(q.clone());
         if q.query_class() != DNSClass::IN {
+            r.metadata.response_code = ResponseCode::Refused;
+            return r;
+        }
+        // No zone transfers: an empty NOERROR is a malformed transfer, not a refusal, and
+        // REFUSED is what BIND, NSD and Knot answer a transfer they do not allow.
+        if matches!(q.query_type(), RecordType::AXFR | RecordType::IXFR) {
             r.metadata.response_code = ResponseCode::Refused;
             return r;
         }
@@ -290,7 +375,7 @@ impl Dns {
                 },
                 () = &mut shutdown => return,
             };
-            if let Some(out) = self.answer(&buf[..n], peer.ip(), true) {
+            if let Some(out) = self.answer_udp(&buf[..n], peer.ip(), Instant::now()) {
                 let _ = socket.send_to(&out, peer).await;
             }
         }
@@ -314,7 +399,7 @@ impl Dns {
     }
 
     async fn tcp_connection(&self, mut stream: tokio::net::TcpStream, peer: SocketAddr) {
-        let idle = Duration::from_secs(10);
+        let idle = self.config.tcp_idle_timeout;
         loop {
             let mut len = [0u8; 2];
             match tokio::time::timeout(idle, stream.read_exact(&mut len)).await {
@@ -335,8 +420,15 @@ impl Dns {
             let mut framed = Vec::with_capacity(out.len() + 2);
             framed.extend_from_slice(&n.to_be_bytes());
             framed.extend_from_slice(&out);
-            if stream.write_all(&framed).await.is_err() {
-                return;
+            match tokio::time::timeout(idle, stream.write_all(&framed)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => return,
+                Err(_) => {
+                    // A reset, not a FIN: a graceful close would leave the unread answers
+                    // queued in the kernel for as long as the client keeps its window shut.
+                    let _ = stream.set_zero_linger();
+                    return;
+                }
             }
         }
     }

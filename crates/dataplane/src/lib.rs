@@ -7,6 +7,7 @@ pub mod dns;
 pub mod geo;
 pub mod load;
 pub mod proxy;
+pub mod rrl;
 pub mod upstream;
 
 pub use proxy::{Proxy, ProxyConfig};

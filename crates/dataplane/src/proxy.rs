@@ -2,12 +2,32 @@
 //! snapshot, the core steers it to an origin, and hyper carries it there over a pooled
 //! connection, streaming both ways. A request whose connection to the origin cannot be made
 //! is retried once where the core says (zero-downtime failover).
+//!
+//! What an origin learns about the client comes from the proxy, never from the client: the
+//! headers origins commonly trust for the client's address or place are *overwritten* with
+//! what Vantage saw, as `CF-Connecting-IP` always was (`True-Client-IP` and `X-Real-IP`:
+//! the peer's address; `Forwarded`: one element, `for` and `proto` of this hop;
+//! `CF-IPCountry`: the client's country from the geo file, `XX` when it has none).
+//! Overwriting rather than stripping keeps origins that read them working, and an origin
+//! that trusts them is then right to. `X-Forwarded-For` alone is appended to, as every
+//! proxy does; its last element is ours.
+//!
+//! Clients are held to: request headers of at most `ProxyConfig::max_header_bytes` (431),
+//! counted as HTTP/2 does (name + value + 32 per field) for either version, with HTTP/1.1's
+//! raw head also capped at that size by hyper's read buffer (431, then the connection
+//! closes); exactly one `Host` (400); a well-formed body (400 when it breaks, not the 502 of
+//! an origin's failure). Origins are held to `body_idle_timeout` between pieces of a
+//! response body: a stalled one has its client's response aborted mid-stream (the client
+//! must not take a truncated body for a whole one) and counts as an upstream error.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
@@ -16,7 +36,7 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Request, Response, StatusCode, Uri, Version};
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
+use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
@@ -34,7 +54,14 @@ use crate::upstream::{Failure, Upstreams};
 use vantage_core::{LoadBalancerId, PoolId};
 use vantage_metrics::{CounterHandle, HistogramHandle, Metrics, ProxyLabels, RouteLabels};
 
+/// A request body on its way to an origin (and an origin's response, as it arrives).
 pub type Body = UnsyncBoxBody<Bytes, hyper::Error>;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A response body on its way to a client: the proxy's own pages, and origins' bodies under
+/// the idle timeout (whose expiry is an error of its own, not one of hyper's).
+type Reply = UnsyncBoxBody<Bytes, BoxError>;
 
 /// How the proxy behaves; the binary fills it from flags.
 #[derive(Debug, Clone)]
@@ -48,6 +75,13 @@ pub struct ProxyConfig {
     pub response_timeout: Duration,
     /// Keep-alive of idle pooled connections to origins.
     pub idle_timeout: Duration,
+    /// The longest wait for the next piece of an origin's response body, once its headers
+    /// came; then the client's response is aborted.
+    pub body_idle_timeout: Duration,
+    /// The most request header bytes a client may send (431 beyond), counted as HTTP/2
+    /// does: name + value + 32 per field. HTTP/1.1's raw head (request line included) is
+    /// capped at the same size, or 8 KiB if that is more.
+    pub max_header_bytes: usize,
     pub metrics: Arc<Metrics>,
 }
 
@@ -61,6 +95,10 @@ impl Default for ProxyConfig {
             // Shorter than the keep-alive of common origin servers (nginx 75 s, Apache and
             // Node 5 s is the exception), so reuse rarely races an origin's close.
             idle_timeout: Duration::from_secs(15),
+            // Cloudflare's 524 window.
+            body_idle_timeout: Duration::from_secs(100),
+            // What nginx's default large_client_header_buffers (4 × 8k) admits.
+            max_header_bytes: 32 * 1024,
             metrics: Metrics::new(),
         }
     }
@@ -92,11 +130,11 @@ struct Served {
 }
 
 fn tag(
-    mut r: Response<Body>,
+    mut r: Response<Reply>,
     route: &Arc<Route>,
     pool: Option<PoolId>,
     upstream_error: bool,
-) -> Response<Body> {
+) -> Response<Reply> {
     r.extensions_mut().insert(Served {
         route: Arc::clone(route),
         pool,
@@ -105,7 +143,7 @@ fn tag(
     r
 }
 
-fn page(status: u16, message: &str) -> Response<Body> {
+fn page(status: u16, message: &str) -> Response<Reply> {
     let mut r = Response::new(
         Full::new(Bytes::from(format!("error code: {status}\n{message}\n")))
             .map_err(|never| match never {})
@@ -117,6 +155,162 @@ fn page(status: u16, message: &str) -> Response<Body> {
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
     r
+}
+
+/// The size of a header list as HTTP/2 counts it (RFC 9113 §6.5.2), so that one limit
+/// means the same for either version.
+fn header_list_size(headers: &HeaderMap) -> usize {
+    headers
+        .iter()
+        .map(|(n, v)| n.as_str().len() + v.len() + 32)
+        .sum()
+}
+
+/// The client's request body broke off or could not be parsed (a malformed chunk, a reset
+/// stream): the client's fault, not the origin's.
+fn client_body_error() -> Response<Reply> {
+    page(400, "The request body was malformed or cut short.")
+}
+
+/// The `load_balancer` and `pool` labels of a response's series.
+fn label_names(route: Option<&Route>, pool: Option<PoolId>) -> (String, String) {
+    let lb = route.map_or("", |r| r.spec.name.as_str());
+    let pool = route
+        .zip(pool)
+        .and_then(|(r, p)| r.pool_names.get(&p))
+        .map_or("", String::as_str);
+    (lb.to_owned(), pool.to_owned())
+}
+
+fn count_upstream_error(metrics: &Metrics, route: &Route, pool: Option<PoolId>, code: u16) {
+    let (load_balancer, pool) = label_names(Some(route), pool);
+    metrics
+        .proxy_upstream_errors
+        .get_or_create(&ProxyLabels {
+            load_balancer,
+            pool,
+            code: code.to_string(),
+        })
+        .inc();
+}
+
+/// A client's request body on its way to an origin, noting whether it failed: the origin
+/// request then fails too, and the two must not be confused.
+struct Watched {
+    body: Incoming,
+    failed: Arc<AtomicBool>,
+}
+
+impl HttpBody for Watched {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let polled = Pin::new(&mut self.body).poll_frame(cx);
+        if let Poll::Ready(Some(Err(_))) = &polled {
+            self.failed.store(true, Ordering::Relaxed);
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+/// An origin's response body stalled for longer than the idle timeout.
+#[derive(Debug, thiserror::Error)]
+#[error("the origin sent nothing of the response body for {0:?}")]
+struct BodyStalled(Duration);
+
+/// Where an origin's stalled body is counted: as an upstream error of the pool that
+/// answered, under the status its client already got.
+struct Stalled {
+    metrics: Arc<Metrics>,
+    route: Arc<Route>,
+    pool: PoolId,
+    code: u16,
+}
+
+/// An origin's response body, streamed as it comes, failing when the origin sends nothing
+/// for `idle` while the client is waiting for more. The clock runs only while this body is
+/// polled and has nothing: a client too slow to take what is there stalls nothing.
+struct Idle {
+    body: Body,
+    idle: Duration,
+    /// Made on the first wait, so a body that is all there needs no timer.
+    deadline: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// Whether `deadline` is for the current wait, not a past one.
+    waiting: bool,
+    stalled: Option<Stalled>,
+}
+
+impl Idle {
+    fn new(body: Body, idle: Duration, stalled: Stalled) -> Idle {
+        Idle {
+            body,
+            idle,
+            deadline: None,
+            waiting: false,
+            stalled: Some(stalled),
+        }
+    }
+}
+
+impl HttpBody for Idle {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.body).poll_frame(cx) {
+            Poll::Ready(frame) => {
+                this.waiting = false;
+                return Poll::Ready(frame.map(|f| f.map_err(BoxError::from)));
+            }
+            Poll::Pending => {}
+        }
+        let at = tokio::time::Instant::now() + this.idle;
+        let deadline = match &mut this.deadline {
+            Some(d) => {
+                if !this.waiting {
+                    d.as_mut().reset(at);
+                }
+                d
+            }
+            None => this.deadline.insert(Box::pin(tokio::time::sleep_until(at))),
+        };
+        this.waiting = true;
+        if deadline.as_mut().poll(cx).is_pending() {
+            return Poll::Pending;
+        }
+        if let Some(s) = this.stalled.take() {
+            tracing::debug!(
+                load_balancer = %s.route.spec.name,
+                "origin response body stalled; aborting"
+            );
+            count_upstream_error(&s.metrics, &s.route, Some(s.pool), s.code);
+        }
+        Poll::Ready(Some(Err(BodyStalled(this.idle).into())))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
 }
 
 /// Headers that describe one hop, never forwarded (RFC 9110 §7.6.1), plus any the
@@ -196,10 +390,18 @@ impl Proxy {
         shutdown: impl Future<Output = ()>,
     ) {
         let mut builder = auto::Builder::new(TokioExecutor::new());
+        let header_bytes = self.config.max_header_bytes;
+        // hyper answers 431 itself when a head outgrows the read buffer (its floor is 8 KiB).
         builder
             .http1()
             .timer(TokioTimer::new())
-            .header_read_timeout(Duration::from_secs(30));
+            .header_read_timeout(Duration::from_secs(30))
+            .max_buf_size(header_bytes.max(8 * 1024));
+        // h2 answers 431 from a header list that *reaches* its setting; one more byte makes
+        // it refuse exactly what `handle` would.
+        builder.http2().max_header_list_size(
+            u32::try_from(header_bytes.saturating_add(1)).unwrap_or(u32::MAX),
+        );
         let graceful = GracefulShutdown::new();
         tokio::pin!(shutdown);
         loop {
@@ -210,7 +412,7 @@ impl Proxy {
             let _ = stream.set_nodelay(true);
             let proxy = self.clone();
             let https = tls.is_some();
-            let peer = Arc::new(Peer::new(peer, https));
+            let peer = Arc::new(Peer::new(peer, https, self.config.geo.as_deref()));
             let service = hyper::service::service_fn(move |req| {
                 let proxy = proxy.clone();
                 let peer = Arc::clone(&peer);
@@ -254,7 +456,15 @@ impl Proxy {
     }
 
     /// Answers one client request.
-    async fn handle(&self, req: Request<Incoming>, peer: &Peer) -> Response<Body> {
+    async fn handle(&self, req: Request<Incoming>, peer: &Peer) -> Response<Reply> {
+        if header_list_size(req.headers()) > self.config.max_header_bytes {
+            return page(431, "The request's header fields are too large.");
+        }
+        // With two, the proxy and an origin (or a cache on the way) could each believe a
+        // different one.
+        if req.headers().get_all(header::HOST).iter().nth(1).is_some() {
+            return page(400, "The request has more than one Host header.");
+        }
         // HTTP/2 clients name the host in `:authority` (the URI), HTTP/1.1 in `Host`.
         let host = req
             .uri()
@@ -333,6 +543,11 @@ impl Proxy {
         strip_hop_by_hop(&mut headers);
         forwarded(&mut headers, peer, &host);
         let client_host = headers.get(header::HOST).cloned();
+        let body_failed = Arc::new(AtomicBool::new(false));
+        let body = Watched {
+            body,
+            failed: Arc::clone(&body_failed),
+        };
         let mut upstream_req = Request::new(body.boxed_unsync());
         *upstream_req.method_mut() = parts.method.clone();
         *upstream_req.uri_mut() = parts
@@ -348,6 +563,9 @@ impl Proxy {
             .await
         {
             Ok(r) => (r, target),
+            Err(_) if body_failed.load(Ordering::Relaxed) => {
+                return tag(client_body_error(), &route, Some(target.0), false);
+            }
             Err((failure, back)) => {
                 // Only a request that never left comes back; then any method may go elsewhere.
                 let again = match back {
@@ -365,6 +583,9 @@ impl Proxy {
                 tracing::debug!(status = failure.status, "retrying on another origin");
                 match self.send(&route, second, req, &client_host, tracked).await {
                     Ok(r) => (r, second),
+                    Err(_) if body_failed.load(Ordering::Relaxed) => {
+                        return tag(client_body_error(), &route, Some(second.0), false);
+                    }
                     Err((f, _)) => {
                         let r = page(f.status, "The origin could not be reached.");
                         return tag(r, &route, Some(second.0), true);
@@ -372,7 +593,14 @@ impl Proxy {
                 }
             }
         };
-        let mut response = response;
+        let stalled = Stalled {
+            metrics: Arc::clone(&self.config.metrics),
+            route: Arc::clone(&route),
+            pool: used.0,
+            code: response.status().as_u16(),
+        };
+        let idle = self.config.body_idle_timeout;
+        let mut response = response.map(|body| Idle::new(body, idle, stalled).boxed_unsync());
         let pin_out = if steering::keeps_pin(&route.spec, pinned.is_some(), used != target) {
             pin_in
         } else {
@@ -407,7 +635,7 @@ impl Proxy {
     }
 
     /// Counts a response in the metrics, by load balancer, pool and status.
-    fn observe(&self, response: &mut Response<Body>, started: Instant) {
+    fn observe(&self, response: &mut Response<Reply>, started: Instant) {
         let served = response.extensions_mut().remove::<Served>();
         let code = response.status().as_u16();
         let key = (
@@ -416,12 +644,10 @@ impl Proxy {
             code,
         );
         let names = || {
-            let lb = served.as_ref().map_or("", |s| s.route.spec.name.as_str());
-            let pool = served
-                .as_ref()
-                .and_then(|s| s.route.pool_names.get(&s.pool?))
-                .map_or("", String::as_str);
-            (lb.to_owned(), pool.to_owned())
+            label_names(
+                served.as_ref().map(|s| &*s.route),
+                served.as_ref().and_then(|s| s.pool),
+            )
         };
         let (counter, histogram) = {
             let mut series = self.series.lock().unwrap_or_else(|p| p.into_inner());
@@ -451,17 +677,8 @@ impl Proxy {
         };
         counter.inc();
         histogram.observe(started.elapsed().as_secs_f64());
-        if served.as_ref().is_some_and(|s| s.upstream_error) {
-            let (load_balancer, pool) = names();
-            self.config
-                .metrics
-                .proxy_upstream_errors
-                .get_or_create(&ProxyLabels {
-                    load_balancer,
-                    pool,
-                    code: code.to_string(),
-                })
-                .inc();
+        if let Some(s) = served.as_ref().filter(|s| s.upstream_error) {
+            count_upstream_error(&self.config.metrics, &s.route, s.pool, code);
         }
     }
 
@@ -508,20 +725,44 @@ impl Proxy {
 #[derive(Debug, Clone)]
 struct Peer {
     ip: IpAddr,
-    /// `ip` as a header value, for `X-Forwarded-For` and `CF-Connecting-IP`.
+    /// `ip` as a header value, for `X-Forwarded-For`, `CF-Connecting-IP`, `True-Client-IP`
+    /// and `X-Real-IP`.
     header: HeaderValue,
+    /// This hop's `Forwarded` element.
+    forwarded: HeaderValue,
+    /// `CF-IPCountry`: the client's country in the geo file, else `XX` (as Cloudflare
+    /// sends for no data). Never the data plane's own country: that is not the client's.
+    country: HeaderValue,
     https: bool,
 }
 
 impl Peer {
-    fn new(addr: SocketAddr, https: bool) -> Peer {
+    fn new(addr: SocketAddr, https: bool, table: Option<&GeoTable>) -> Peer {
         let ip = match addr.ip() {
             IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
             v4 => v4,
         };
         let header = HeaderValue::from_str(&ip.to_string())
             .unwrap_or_else(|_| HeaderValue::from_static("unknown"));
-        Peer { ip, header, https }
+        let proto = if https { "https" } else { "http" };
+        // RFC 7239 §6: an IPv6 node is bracketed, and then quoted.
+        let node = match ip {
+            IpAddr::V4(v4) => v4.to_string(),
+            IpAddr::V6(v6) => format!("\"[{v6}]\""),
+        };
+        let forwarded = HeaderValue::from_str(&format!("for={node};proto={proto}"))
+            .unwrap_or_else(|_| HeaderValue::from_static("for=unknown"));
+        let country = geo::context(&Locality::default(), table, Some(ip))
+            .country
+            .and_then(|c| HeaderValue::from_str(&c).ok())
+            .unwrap_or_else(|| HeaderValue::from_static("XX"));
+        Peer {
+            ip,
+            header,
+            forwarded,
+            country,
+            https,
+        }
     }
 }
 
@@ -531,10 +772,14 @@ const CDN_LOOP: HeaderName = HeaderName::from_static("cdn-loop");
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const CF_CONNECTING_IP: HeaderName = HeaderName::from_static("cf-connecting-ip");
+const TRUE_CLIENT_IP: HeaderName = HeaderName::from_static("true-client-ip");
+const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
+const CF_IPCOUNTRY: HeaderName = HeaderName::from_static("cf-ipcountry");
 
 /// Adds what the origin needs to know about the client: `X-Forwarded-For` (appended),
-/// `X-Forwarded-Proto`, `CF-Connecting-IP` (set by us, never trusted from the client), the
-/// `Host` the request was routed by, and our `CDN-Loop` token.
+/// `X-Forwarded-Proto`, `CF-Connecting-IP`, `True-Client-IP`, `X-Real-IP`, `Forwarded` and
+/// `CF-IPCountry` (set by us, never trusted from the client), the `Host` the request was
+/// routed by, and our `CDN-Loop` token.
 fn forwarded(headers: &mut HeaderMap, peer: &Peer, host: &str) {
     let xff = match headers.get(&X_FORWARDED_FOR) {
         Some(before) => {
@@ -552,6 +797,10 @@ fn forwarded(headers: &mut HeaderMap, peer: &Peer, host: &str) {
         HeaderValue::from_static(if peer.https { "https" } else { "http" }),
     );
     headers.insert(CF_CONNECTING_IP, peer.header.clone());
+    headers.insert(TRUE_CLIENT_IP, peer.header.clone());
+    headers.insert(X_REAL_IP, peer.header.clone());
+    headers.insert(header::FORWARDED, peer.forwarded.clone());
+    headers.insert(CF_IPCOUNTRY, peer.country.clone());
     // The name the request was routed by, whatever else the client put in `Host`: an origin
     // serving several names must see the one this load balancer stands for.
     if let Ok(v) = HeaderValue::from_str(host) {
@@ -593,10 +842,19 @@ mod tests {
         h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
         h.insert("x-forwarded-for", HeaderValue::from_static("192.0.2.1"));
         h.insert("cf-connecting-ip", HeaderValue::from_static("6.6.6.6"));
+        for spoofed in ["true-client-ip", "x-real-ip"] {
+            h.insert(spoofed, HeaderValue::from_static("6.6.6.6"));
+        }
+        h.insert(
+            "forwarded",
+            HeaderValue::from_static("for=6.6.6.6;proto=https"),
+        );
+        h.append("forwarded", HeaderValue::from_static("for=7.7.7.7"));
+        h.insert("cf-ipcountry", HeaderValue::from_static("US"));
         h.insert("accept", HeaderValue::from_static("*/*"));
         strip_hop_by_hop(&mut h);
         h.insert(header::HOST, HeaderValue::from_static("admin.internal"));
-        let peer = Peer::new("[::ffff:198.51.100.7]:4242".parse().unwrap(), true);
+        let peer = Peer::new("[::ffff:198.51.100.7]:4242".parse().unwrap(), true, None);
         assert!(!looped(&h));
         forwarded(&mut h, &peer, "www.example.com");
         assert!(
@@ -607,8 +865,35 @@ mod tests {
         assert!(h.get(header::CONNECTION).is_none());
         assert_eq!(h["x-forwarded-for"], "192.0.2.1, 198.51.100.7");
         assert_eq!(h["cf-connecting-ip"], "198.51.100.7");
+        assert_eq!(h["true-client-ip"], "198.51.100.7");
+        assert_eq!(h["x-real-ip"], "198.51.100.7");
+        assert_eq!(h.get_all("forwarded").iter().count(), 1);
+        assert_eq!(h["forwarded"], "for=198.51.100.7;proto=https");
+        assert_eq!(h["cf-ipcountry"], "XX", "no geo file: no country");
         assert_eq!(h["x-forwarded-proto"], "https");
         assert_eq!(h[header::HOST], "www.example.com");
         assert_eq!(h["accept"], "*/*");
+    }
+
+    #[test]
+    fn the_client_country_comes_from_the_geo_file_and_ipv6_is_quoted() {
+        let table = GeoTable::parse("2001:db8::/32 JP\n").unwrap();
+        let peer = Peer::new("[2001:db8::7]:4242".parse().unwrap(), false, Some(&table));
+        let mut h = HeaderMap::new();
+        h.insert("cf-ipcountry", HeaderValue::from_static("US"));
+        forwarded(&mut h, &peer, "www.example.com");
+        assert_eq!(h["cf-ipcountry"], "JP");
+        assert_eq!(h["forwarded"], "for=\"[2001:db8::7]\";proto=http");
+        assert_eq!(h["x-real-ip"], "2001:db8::7");
+        let elsewhere = Peer::new("[2001:db9::7]:4242".parse().unwrap(), false, Some(&table));
+        assert_eq!(elsewhere.country, "XX");
+    }
+
+    #[test]
+    fn header_lists_are_measured_as_http2_does() {
+        let mut h = HeaderMap::new();
+        h.insert("ab", HeaderValue::from_static("xyz"));
+        h.append("ab", HeaderValue::from_static("q"));
+        assert_eq!(header_list_size(&h), (2 + 3 + 32) + (2 + 1 + 32));
     }
 }

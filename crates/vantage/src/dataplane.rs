@@ -40,6 +40,12 @@ pub struct DataPlaneArgs {
     /// own keep-alive timeout).
     #[arg(long, default_value_t = 15)]
     proxy_idle_timeout: u64,
+    /// Seconds an origin's response body may stall before the client's response is aborted.
+    #[arg(long, default_value_t = 100)]
+    proxy_body_idle_timeout: u64,
+    /// Largest request header block accepted; larger ones answer 431.
+    #[arg(long, default_value_t = 32 * 1024, value_parser = clap::value_parser!(u64).range(8192..=1_048_576))]
+    proxy_max_header_bytes: u64,
     /// This data plane's PoP code, for `pop_pools`.
     #[arg(long, env = "VANTAGE_PROXY_POP")]
     proxy_pop: Option<String>,
@@ -64,6 +70,14 @@ pub struct DataPlaneArgs {
     /// repeatable.
     #[arg(long = "dns-proxy-address")]
     dns_proxy_addresses: Vec<IpAddr>,
+    /// Response-rate limiting: UDP answers per second to one client network (IPv4 /24,
+    /// IPv6 /56), also the burst; 0 turns it off. TCP is never limited.
+    #[arg(long, env = "VANTAGE_DNS_RRL_RATE", default_value_t = 20)]
+    dns_rrl_rate: u32,
+    /// Of the answers over the rate, every Nth is sent truncated (so real resolvers retry
+    /// over TCP) and the rest dropped; 0 drops all, 1 truncates all.
+    #[arg(long, default_value_t = 2)]
+    dns_rrl_slip: u32,
 }
 
 fn parse_country(s: &str) -> Result<String, String> {
@@ -176,6 +190,9 @@ impl DataPlane {
                     connect_timeout: Duration::from_secs(args.proxy_connect_timeout.max(1)),
                     response_timeout: Duration::from_secs(args.proxy_response_timeout.max(1)),
                     idle_timeout: Duration::from_secs(args.proxy_idle_timeout.max(1)),
+                    body_idle_timeout: Duration::from_secs(args.proxy_body_idle_timeout.max(1)),
+                    max_header_bytes: usize::try_from(args.proxy_max_header_bytes)
+                        .unwrap_or(32 * 1024),
                     metrics: Arc::clone(&metrics),
                 };
                 let proxy = Proxy::new(Arc::clone(&routes), config);
@@ -197,6 +214,9 @@ impl DataPlane {
                     geo,
                     proxy_addresses: args.dns_proxy_addresses.clone(),
                     metrics: Arc::clone(&metrics),
+                    rrl_rate: args.dns_rrl_rate,
+                    rrl_slip: args.dns_rrl_slip,
+                    ..DnsConfig::default()
                 };
                 Some((
                     Arc::new(Dns::new(Arc::clone(&routes), config)),
