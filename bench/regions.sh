@@ -14,7 +14,8 @@ source bench/lib.sh
 AGENT_TOKEN=bench-agent-token-0123456789abcdefghijklmnopqrstuvwxyz
 
 start_controller() { # data dir, log -> VPID, VADDR (no built-in agent)
-  VANTAGE_BOOTSTRAP_TOKEN=$TOKEN VANTAGE_BOOTSTRAP_AGENT_TOKEN=$AGENT_TOKEN VANTAGE_LOG=warn,vantage=info \
+  VANTAGE_BOOTSTRAP_TOKEN=$TOKEN VANTAGE_BOOTSTRAP_AGENT_TOKEN=$AGENT_TOKEN \
+  VANTAGE_BOOTSTRAP_AGENT_LOCATION=WEU/ams1 VANTAGE_LOG=warn,vantage=info \
     "$BIN" serve --no-agent --listen 127.0.0.1:0 --data-dir "$1" 2>"$2" &
   VPID=$!; PIDS+=("$VPID")
   until VADDR=$(grep -o 'listening on [0-9.:]*' "$2" | awk '{print $3}') && [[ -n $VADDR ]]; do sleep 0.05; done
@@ -28,10 +29,19 @@ BASE=http://$VADDR/client/v4
 ACCOUNT=$(api "$BASE/accounts" | json 'd["result"][0]["id"]')
 MON=$(api -X POST "$BASE/accounts/$ACCOUNT/load_balancers/monitors" -d '{"expected_codes":"200","interval":60}' | json 'd["result"]["id"]')
 python3 bench/create_pairs.py "$BASE" "$ACCOUNT" "$MON" "$TOKEN" 10000
-sleep 1   # let the engine follow the new pools (it coalesces changes for 100 ms)
-python3 - "http://$VADDR" "$AGENT_TOKEN" "$MON" "$VPID" "$(getconf CLK_TCK)" <<'PY'
+# One agent token per location: a token speaks for exactly one.
+REGIONS="WNAM ENAM WEU EEU NSAM SSAM OC ME NAF SAF SAS SEAS NEAS"
+echo "{" >"$WORK/tokens.json"; sep=""
+for r in $REGIONS; do for k in 0 1 2; do
+  name="$(tr '[:upper:]' '[:lower:]' <<<"$r")$k"
+  t=$("$BIN" token create --data-dir "$WORK/ingest" --name "$name" --agent --region "$r" --location "$name")
+  printf '%s"%s": "%s"' "$sep" "$name" "$t" >>"$WORK/tokens.json"; sep=","
+done; done
+echo "}" >>"$WORK/tokens.json"
+sleep 1   # let the engine follow the new pools and the server see the tokens
+python3 - "http://$VADDR" "$WORK/tokens.json" "$MON" "$VPID" "$(getconf CLK_TCK)" <<'PY'
 import json, sys, threading, time, urllib.request
-base, token, monitor, pid, tck = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], float(sys.argv[5])
+base, tokens, monitor, pid, tck = sys.argv[1], json.load(open(sys.argv[2])), sys.argv[3], sys.argv[4], float(sys.argv[5])
 REGIONS = ["WNAM", "ENAM", "WEU", "EEU", "NSAM", "SSAM", "OC", "ME", "NAF", "SAF", "SAS", "SEAS", "NEAS"]
 N, INTERVAL, SECONDS = 10000, 60, 120
 def address(i): return f"127.{1 + i // 65536}.{(i // 256) % 256}.{i % 256}"
@@ -55,7 +65,7 @@ def location(region, name, offset):
         for r in results: del r["rtt_micros"]
         body = json.dumps({"region": region, "location": name, "results": results}).encode()
         req = urllib.request.Request(f"{base}/agent/v1/results", body, method="POST",
-                                     headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+                                     headers={"Authorization": f"Bearer {tokens[name]}", "Content-Type": "application/json"})
         t0 = time.time(); urllib.request.urlopen(req).read(); dt = time.time() - t0
         with lock:
             latencies[second >= INTERVAL].append(dt); sent[second >= INTERVAL] += len(results)

@@ -2,7 +2,7 @@
 
 use axum::http::HeaderMap;
 use vantage_core::auth::Permission;
-use vantage_core::auth::{Principal, Target, TokenKind};
+use vantage_core::auth::{AgentBinding, Principal, Target, TokenKind};
 use vantage_core::catalog::Catalog;
 use vantage_core::Timestamp;
 use vantage_wire::ApiError;
@@ -107,12 +107,13 @@ pub fn require(principal: &Principal, needed: Permission, target: Target) -> Res
     }
 }
 
-/// Checks an agent's bearer token: only an active agent token passes.
+/// Checks an agent's bearer token: only an active agent token passes, and it speaks for the
+/// one location it is bound to.
 pub fn authenticate_agent(
     headers: &HeaderMap,
     catalog: &Catalog,
     now: Timestamp,
-) -> Result<(), ApiError> {
+) -> Result<AgentBinding, ApiError> {
     let value = header(headers, "authorization")
         .map_err(|()| ApiError::bad_auth_header(6111, "Invalid format for Authorization header"))?
         .ok_or_else(ApiError::missing_credentials)?;
@@ -126,7 +127,12 @@ pub fn authenticate_agent(
                 && t.is_usable(now)
                 && t.kind == TokenKind::Agent =>
         {
-            Ok(())
+            t.agent.clone().ok_or_else(|| {
+                ApiError::agent_location(
+                    "this agent token is bound to no probe location; create one with \
+                     `vantage token create --agent --region R --location L` and revoke this one",
+                )
+            })
         }
         Some(t) if t.kind == TokenKind::Api => Err(ApiError::api_token_on_agent()),
         _ => Err(ApiError::invalid_token()),

@@ -2,8 +2,9 @@
 //! assignments, taking results in, and answering for verdicts. The binary's tasks drive
 //! them; the decisions are the core engine's.
 
+use vantage_core::choice::Choice;
 use vantage_core::health::check::judge;
-use vantage_core::health::engine::{Assignment, Event, PoolHealth};
+use vantage_core::health::engine::{Assignment, Event, PoolHealth, Refusal};
 use vantage_core::health::{Facts, Location, LocationState, ProbeKey};
 use vantage_core::region::RegionCode;
 use vantage_core::routing::RoutingTable;
@@ -100,26 +101,97 @@ impl AppState {
             .collect()
     }
 
-    /// Everything a location in `region` must probe.
-    pub fn assignment(&self, region: RegionCode) -> Vec<Assignment> {
-        self.engine().assignment(region)
+    /// Everything a location in `region` must probe (for pools of `accounts`, if given).
+    pub fn assignment(
+        &self,
+        region: RegionCode,
+        accounts: Option<&[vantage_core::AccountId]>,
+    ) -> Vec<Assignment> {
+        self.engine().assignment_for(region, accounts)
     }
 
-    /// Takes one check's facts from `location`: the core judges them against the target's
-    /// monitor and updates verdicts. A result for a target no longer assigned is dropped.
-    /// `at` is when the check ran (a replayed result keeps its time; one from the future is
-    /// taken as now).
+    /// Forgets probe locations that may no longer vote: neither the built-in location nor
+    /// bound to a usable agent token (revoked, expired or deleted), and those silent longer
+    /// than the installation allows. Their votes go, and verdicts follow.
+    pub fn forget_retired_locations(&self) {
+        let now = now();
+        let silent_for = self.installation().forget_silent_after_micros;
+        let allowed: std::collections::BTreeSet<Location> = {
+            let c = self.catalog();
+            c.agent_locations(now)
+                .map(|b| b.location.clone())
+                .chain(self.installation().builtin_location.clone())
+                .collect()
+        };
+        let mut engine = self.engine();
+        let last_seen: std::collections::HashMap<&Location, i64> = engine
+            .locations()
+            .map(|(l, c)| (l, c.last_seen.unix_micros()))
+            .collect();
+        let retired: Vec<Location> = engine
+            .known_locations()
+            .into_iter()
+            .filter(|l| {
+                !allowed.contains(l)
+                    || last_seen
+                        .get(l)
+                        .is_some_and(|seen| now.unix_micros() - seen > silent_for)
+            })
+            .collect();
+        drop(last_seen);
+        if retired.is_empty() {
+            return;
+        }
+        let mut events = Vec::new();
+        for l in &retired {
+            tracing::info!(location = %l, "probe location forgotten (retired, revoked or silent too long); its votes are gone");
+            events.extend(engine.forget(l, now));
+        }
+        drop(engine);
+        self.persist(vec![], events);
+        let forgotten = retired;
+        self.enqueue(move |st| {
+            let keep_all = vantage_store::Retention {
+                max_age_micros: i64::MAX,
+                max_rows: usize::MAX,
+            };
+            if let Err(e) = st.store.prune(&keep_all, now, &|_| true, &forgotten) {
+                tracing::warn!(error = %e, "forgotten locations' states could not be deleted");
+            }
+        });
+    }
+
+    /// Takes one check's facts from `location`, if the core admits them (see
+    /// [`vantage_core::health::Engine::admit`]; a refusal is counted, never silent): the core
+    /// judges them against the target's monitor and updates verdicts. `at` is when the check
+    /// ran (a replayed result keeps its time; one a little in the future is taken as now).
+    /// `accounts` limits an agent bound to some accounts.
     pub fn record(
         &self,
         location: &Location,
+        accounts: Option<&[vantage_core::AccountId]>,
         key: &ProbeKey,
         facts: &Facts,
         at: vantage_core::Timestamp,
-    ) {
-        let at = at.min(now());
+    ) -> Result<(), Refusal> {
+        let now = now();
         let (state, events) = {
             let mut engine = self.engine();
-            let Some(spec) = engine.spec(key) else { return };
+            if let Err(refusal) = engine.admit(location, accounts, key, at, facts.rtt_micros, now) {
+                drop(engine);
+                self.metrics
+                    .results_refused
+                    .get_or_create(&vantage_metrics::RefusedLabels {
+                        location: location.to_string(),
+                        reason: refusal.as_str().to_owned(),
+                    })
+                    .inc();
+                return Err(refusal);
+            }
+            let at = at.min(now);
+            let Some(spec) = engine.spec(key) else {
+                return Err(Refusal::Unassigned);
+            };
             let result = judge(spec, facts);
             let seconds = result.rtt_micros.map(|us| us as f64 / 1e6);
             if let Some(us) = result.rtt_micros {
@@ -141,6 +213,7 @@ impl AppState {
             .map(|s| (key.clone(), location.clone(), s))
             .collect();
         self.persist(states, events);
+        Ok(())
     }
 
     fn persist(&self, states: Vec<(ProbeKey, Location, LocationState)>, events: Vec<Event>) {

@@ -59,6 +59,11 @@ pub struct Installation {
     /// Previews running at once, per account and in all.
     pub previews_per_account: usize,
     pub previews_total: usize,
+    /// The built-in probe location, if this controller runs one: no agent token may speak
+    /// for it.
+    pub builtin_location: Option<vantage_core::health::Location>,
+    /// A probe location silent this long is forgotten (dropped from lists, its votes gone).
+    pub forget_silent_after_micros: i64,
 }
 
 impl Default for Installation {
@@ -67,6 +72,8 @@ impl Default for Installation {
             allow_internal_webhooks: false,
             previews_per_account: 4,
             previews_total: 32,
+            builtin_location: None,
+            forget_silent_after_micros: 3600 * 1_000_000,
         }
     }
 }

@@ -91,6 +91,27 @@ pub struct Token {
     /// What the token is for; tokens stored before agents existed are API tokens.
     #[serde(default)]
     pub kind: TokenKind,
+    /// For an agent token: the one probe location it speaks for. Agent tokens stored before
+    /// bindings existed have none and are refused until replaced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<AgentBinding>,
+}
+
+/// What an agent token may do: report as exactly one location, and (when `accounts` is not
+/// empty) probe only those accounts' pools — so an agent never receives the monitor headers,
+/// often credentials, of accounts it does not serve.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentBinding {
+    pub location: crate::health::Location,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub accounts: Vec<AccountId>,
+}
+
+impl AgentBinding {
+    /// The accounts it is limited to, `None` for all.
+    pub fn accounts(&self) -> Option<&[AccountId]> {
+        (!self.accounts.is_empty()).then_some(self.accounts.as_slice())
+    }
 }
 
 crate::string_enum!(
@@ -307,6 +328,7 @@ mod tests {
             modified_on: Timestamp::from_unix_micros(0),
             expires_on: Some(Timestamp::from_unix_micros(100)),
             kind: TokenKind::Api,
+            agent: None,
         };
         assert!(t.is_usable(Timestamp::from_unix_micros(99)));
         assert!(!t.is_usable(Timestamp::from_unix_micros(100)));

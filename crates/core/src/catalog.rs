@@ -530,6 +530,55 @@ impl Catalog {
     /// Creates a zone. A name that equals, contains or falls inside a zone of another account
     /// is refused unless the installation operator allows it (`overlap`): one tenant must
     /// never capture another's names, and the message names no zone of the other account.
+    /// Checks an agent token's binding before it is created: the accounts exist, and no
+    /// other usable agent token speaks for a location of the same name (in any region) — a
+    /// name is one location, and one location is one vote.
+    pub fn check_agent_binding(
+        &self,
+        binding: &crate::auth::AgentBinding,
+        now: Timestamp,
+    ) -> Result<(), CatalogError> {
+        if let Some(a) = binding
+            .accounts
+            .iter()
+            .find(|a| !self.accounts.contains_key(a))
+        {
+            return Err(CatalogError::Invalid(
+                Violation::new(Path::root().key("accounts"), format!("no account {a}")).into(),
+            ));
+        }
+        let taken = self.tokens.values().any(|t| {
+            t.is_usable(now)
+                && t.agent
+                    .as_ref()
+                    .is_some_and(|b| b.location.name == binding.location.name)
+        });
+        if taken {
+            return Err(CatalogError::Invalid(
+                Violation::new(
+                    Path::root().key("location"),
+                    format!(
+                        "location {:?} already has an active agent token; revoke it first",
+                        binding.location.name
+                    ),
+                )
+                .into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The locations usable agent tokens speak for, with the accounts each may probe.
+    pub fn agent_locations(
+        &self,
+        now: Timestamp,
+    ) -> impl Iterator<Item = &crate::auth::AgentBinding> {
+        self.tokens
+            .values()
+            .filter(move |t| t.is_usable(now))
+            .filter_map(|t| t.agent.as_ref())
+    }
+
     pub fn create_zone(
         &self,
         account: AccountId,

@@ -263,7 +263,7 @@ impl Metrics {
         );
         registry.register(
             "dns_queries",
-            "DNS queries answered, by response code",
+            "DNS queries answered, by response code (SLIPPED: sent truncated by response-rate limiting; DROPPED: not answered by it)",
             self.dns_queries.clone(),
         );
 

@@ -6,9 +6,11 @@ use anyhow::{anyhow, bail, Context};
 use clap::Subcommand;
 use serde_json::json;
 use vantage_api::secrets::{generate_token, random_bytes};
-use vantage_core::auth::{Grant, Permission, Resource, TokenKind, TokenStatus};
+use vantage_core::auth::{AgentBinding, Grant, Permission, Resource, TokenKind, TokenStatus};
 use vantage_core::catalog::{Catalog, CatalogError, Change};
 use vantage_core::choice::Choice;
+use vantage_core::health::Location;
+use vantage_core::region::RegionCode;
 use vantage_core::zone::Overlap;
 use vantage_core::{AccountId, TokenId, ZoneId};
 use vantage_store::Store;
@@ -26,9 +28,10 @@ pub enum TokenCommand {
         data: DataDir,
         #[arg(long)]
         name: String,
-        /// The account the token acts on (not for --agent).
-        #[arg(long, required_unless_present = "agent")]
-        account: Option<String>,
+        /// The account the token acts on. With --agent: an account whose pools the agent may
+        /// probe (repeatable; none: every account).
+        #[arg(long = "account", required_unless_present = "agent")]
+        accounts: Vec<String>,
         /// Limit zone permissions to this zone instead of every zone of the account.
         #[arg(long)]
         zone: Option<String>,
@@ -36,9 +39,15 @@ pub enum TokenCommand {
         #[arg(long = "permission", required_unless_present = "agent")]
         permissions: Vec<String>,
         /// A token for a probe agent (`vantage agent --token`): valid only for the agent
-        /// protocol, for no account.
-        #[arg(long, conflicts_with_all = ["account", "zone", "permissions"])]
+        /// protocol, and only as the one location --region/--location names.
+        #[arg(long, conflicts_with_all = ["zone", "permissions"], requires_all = ["region", "location"])]
         agent: bool,
+        /// With --agent: the region of the agent's location.
+        #[arg(long, requires = "agent", value_parser = crate::serve::parse_region)]
+        region: Option<RegionCode>,
+        /// With --agent: the location's name, unique in the installation while the token lives.
+        #[arg(long, requires = "agent", value_parser = crate::serve::parse_location)]
+        location: Option<String>,
         /// RFC 3339 instant after which the token stops working.
         #[arg(long)]
         expires_on: Option<String>,
@@ -184,12 +193,14 @@ pub fn token(cmd: TokenCommand) -> anyhow::Result<()> {
         TokenCommand::Create {
             data,
             name,
-            account,
+            accounts,
             zone,
             permissions,
             expires_on,
             output,
             agent,
+            region,
+            location,
         } => {
             let (store, catalog) = open(&data)?;
             let expires_on = expires_on
@@ -198,22 +209,40 @@ pub fn token(cmd: TokenCommand) -> anyhow::Result<()> {
                         .ok_or_else(|| anyhow!("--expires-on must be an RFC 3339 time"))
                 })
                 .transpose()?;
+            let now = vantage_api::state::now();
+            let binding = match (agent, region, location) {
+                (true, Some(region), Some(name)) => {
+                    let accounts = accounts
+                        .iter()
+                        .map(|a| {
+                            a.parse()
+                                .map_err(|_| anyhow!("--account {a:?} is not an account id"))
+                        })
+                        .collect::<anyhow::Result<Vec<AccountId>>>()?;
+                    let binding = AgentBinding {
+                        location: Location { region, name },
+                        accounts,
+                    };
+                    catalog
+                        .check_agent_binding(&binding, now)
+                        .map_err(explain)?;
+                    Some(binding)
+                }
+                _ => None,
+            };
             let grants = if agent {
                 vec![]
             } else {
-                let account = account.unwrap_or_default();
-                vec![grant(&catalog, &account, zone, &permissions)?]
+                let [account] = accounts.as_slice() else {
+                    bail!("an API token acts on exactly one --account");
+                };
+                vec![grant(&catalog, account, zone, &permissions)?]
             };
             let secret = generate_token();
-            let mut t = new_token(
-                &name,
-                &secret,
-                grants,
-                vantage_api::state::now(),
-                expires_on,
-            );
+            let mut t = new_token(&name, &secret, grants, now, expires_on);
             if agent {
                 t.kind = TokenKind::Agent;
+                t.agent = binding;
             }
             let rendered = vantage_wire::token::render(&t);
             commit(&store, vec![Change::PutToken(t)])?;

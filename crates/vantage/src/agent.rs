@@ -80,7 +80,7 @@ impl Link {
                 }
                 Ok(Assignment::from_engine(
                     state.assignment_version(),
-                    state.assignment(location.region),
+                    state.assignment(location.region, None),
                 ))
             }
             Link::Remote(c) => c.assignment(location, known).await,
@@ -93,7 +93,8 @@ impl Link {
                 let (state, location) = (Arc::clone(state), location.clone());
                 tokio::task::spawn_blocking(move || {
                     for r in results {
-                        state.record(&location, &r.key, &r.facts, r.at);
+                        // A refusal is counted by the controller; nothing more to do here.
+                        let _ = state.record(&location, None, &r.key, &r.facts, r.at);
                     }
                 })
                 .await?;
@@ -325,7 +326,13 @@ pub async fn follow_config(state: Arc<AppState>) {
         tokio::time::sleep(Duration::from_millis(100)).await;
         changes.borrow_and_update();
         let st = Arc::clone(&state);
-        match tokio::task::spawn_blocking(move || st.reconfigure()).await {
+        match tokio::task::spawn_blocking(move || {
+            // A revoked agent token takes its location's votes with it.
+            st.forget_retired_locations();
+            st.reconfigure()
+        })
+        .await
+        {
             Ok(n) if n > 0 => tracing::debug!(events = n, "configuration changed verdicts"),
             Ok(_) => {}
             Err(e) => tracing::error!(error = %e, "reconfiguring health failed"),
@@ -372,13 +379,25 @@ impl vantage_api::preview::PreviewRunner for LocalPreviews {
 }
 
 /// Lets stale votes expire: once a second, off the async threads.
+/// Silent locations are looked for every this many ticks (it walks every vote).
+const FORGET_EVERY_TICKS: u64 = 30;
+
 pub async fn tick(state: Arc<AppState>) {
     let mut every = tokio::time::interval(Duration::from_secs(1));
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut ticks = 0u64;
     loop {
         every.tick().await;
+        ticks += 1;
         let st = Arc::clone(&state);
-        if let Err(e) = tokio::task::spawn_blocking(move || st.tick()).await {
+        let retire = ticks.is_multiple_of(FORGET_EVERY_TICKS);
+        let ticked = tokio::task::spawn_blocking(move || {
+            st.tick();
+            if retire {
+                st.forget_retired_locations();
+            }
+        });
+        if let Err(e) = ticked.await {
             tracing::error!(error = %e, "health tick failed");
         }
     }

@@ -8,8 +8,11 @@ use anyhow::{bail, Context};
 use vantage_api::secrets::{
     generate_token, is_global_key_syntax, is_token_syntax, key_digest, random_bytes, token_digest,
 };
-use vantage_core::auth::{Grant, Permission, Resource, Token, TokenKind, TokenStatus, User};
+use vantage_core::auth::{
+    AgentBinding, Grant, Permission, Resource, Token, TokenKind, TokenStatus, User,
+};
 use vantage_core::catalog::{Catalog, Change};
+use vantage_core::health::Location;
 use vantage_core::{AccountId, Timestamp, TokenId, UserId};
 
 /// What the environment asks of a first start.
@@ -19,6 +22,8 @@ pub struct Seed {
     pub email: Option<String>,
     pub key: Option<String>,
     pub agent_token: Option<String>,
+    /// The one location the bootstrap agent token speaks for (`REGION/NAME`).
+    pub agent_location: Option<Location>,
 }
 
 impl Seed {
@@ -29,7 +34,13 @@ impl Seed {
             email: var("VANTAGE_BOOTSTRAP_EMAIL"),
             key: var("VANTAGE_BOOTSTRAP_KEY"),
             agent_token: var("VANTAGE_BOOTSTRAP_AGENT_TOKEN"),
+            agent_location: var("VANTAGE_BOOTSTRAP_AGENT_LOCATION")
+                .map(|l| parse_agent_location(&l))
+                .transpose()?,
         };
+        if seed.agent_token.is_some() != seed.agent_location.is_some() {
+            bail!("VANTAGE_BOOTSTRAP_AGENT_TOKEN and VANTAGE_BOOTSTRAP_AGENT_LOCATION (REGION/NAME) must be set together");
+        }
         if seed
             .agent_token
             .as_deref()
@@ -53,6 +64,17 @@ impl Seed {
             _ => Ok(seed),
         }
     }
+}
+
+/// `REGION/NAME`, as the bootstrap agent location is given.
+fn parse_agent_location(s: &str) -> anyhow::Result<Location> {
+    let (region, name) = s
+        .split_once('/')
+        .ok_or_else(|| anyhow::anyhow!("VANTAGE_BOOTSTRAP_AGENT_LOCATION must be REGION/NAME"))?;
+    Ok(Location {
+        region: crate::serve::parse_region(region).map_err(anyhow::Error::msg)?,
+        name: crate::serve::parse_location(name).map_err(anyhow::Error::msg)?,
+    })
 }
 
 pub fn admin_grant(account: AccountId) -> Grant {
@@ -79,6 +101,7 @@ pub fn new_token(
         modified_on: now,
         expires_on,
         kind: TokenKind::Api,
+        agent: None,
     }
 }
 
@@ -113,6 +136,10 @@ pub fn plan(
     if let Some(agent) = &seed.agent_token {
         let mut t = new_token("bootstrap agent", agent, vec![], now, None);
         t.kind = TokenKind::Agent;
+        t.agent = seed.agent_location.clone().map(|location| AgentBinding {
+            location,
+            accounts: vec![],
+        });
         changes.push(Change::PutToken(t));
     }
     if let (Some(email), Some(key)) = (&seed.email, &seed.key) {

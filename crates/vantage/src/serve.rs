@@ -73,14 +73,21 @@ pub struct LimitArgs {
     /// Previews the installation runs at once (more: 429).
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..=10_000))]
     max_previews: u64,
+    /// Forget a probe location silent this many seconds: it leaves the lists, its votes go.
+    #[arg(long, env = "VANTAGE_FORGET_SILENT_AFTER", default_value_t = 3600, value_parser = clap::value_parser!(u64).range(60..=31_536_000))]
+    forget_silent_after: u64,
 }
 
 impl LimitArgs {
-    fn installation(&self) -> vantage_api::state::Installation {
+    fn installation(&self, builtin: Option<Location>) -> vantage_api::state::Installation {
         vantage_api::state::Installation {
             allow_internal_webhooks: self.allow_internal_webhooks,
             previews_per_account: usize::try_from(self.max_previews_per_account).unwrap_or(4),
             previews_total: usize::try_from(self.max_previews).unwrap_or(32),
+            builtin_location: builtin,
+            forget_silent_after_micros: i64::try_from(self.forget_silent_after)
+                .unwrap_or(i64::MAX / 1_000_000)
+                * 1_000_000,
         }
     }
 
@@ -227,7 +234,10 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         ))
     };
     let (state, writer) = AppState::load(store)?;
-    state.set_installation(args.limits.installation());
+    state.set_installation(
+        args.limits
+            .installation(agent.as_ref().map(|(_, l)| l.clone())),
+    );
     let writer = std::thread::Builder::new()
         .name("vantage-writer".into())
         .spawn(move || writer.run())?;

@@ -369,6 +369,7 @@ async fn a_remote_agent_serves_its_own_metrics() {
         &[
             ("VANTAGE_BOOTSTRAP_TOKEN", TOKEN),
             ("VANTAGE_BOOTSTRAP_AGENT_TOKEN", AGENT_TOKEN),
+            ("VANTAGE_BOOTSTRAP_AGENT_LOCATION", "WEU/ams"),
         ],
         &["--no-agent"],
     )

@@ -47,14 +47,14 @@ async fn origin(deny: &[&str]) -> u16 {
 struct Agent(Child);
 
 impl Agent {
-    fn start(controller: &str, region: &str, location: &str, source: &str) -> Self {
+    fn start(controller: &str, token: &str, region: &str, location: &str, source: &str) -> Self {
         let child = Command::new(common::bin())
             .args([
                 "agent",
                 "--controller",
                 controller,
                 "--token",
-                AGENT_TOKEN,
+                token,
                 "--region",
                 region,
                 "--location",
@@ -94,6 +94,7 @@ async fn four_agents_two_regions_vote() {
         ("VANTAGE_BOOTSTRAP_EMAIL", EMAIL),
         ("VANTAGE_BOOTSTRAP_KEY", KEY),
         ("VANTAGE_BOOTSTRAP_AGENT_TOKEN", AGENT_TOKEN),
+        ("VANTAGE_BOOTSTRAP_AGENT_LOCATION", "WEU/ams"),
     ];
     let s = Server::start_with(&dir, &env, &["--no-agent"]).unwrap();
     let controller = format!("http://{}", s.addr);
@@ -150,9 +151,45 @@ async fn four_agents_two_regions_vote() {
         ("ENAM", "iad", "127.0.0.4"),
         ("ENAM", "ewr", "127.0.0.5"),
     ];
+    // One token per location (the bootstrap one is ams's): a token speaks for one location.
+    let tokens: Vec<String> = agents
+        .iter()
+        .map(|(r, l, _)| match *l {
+            "ams" => AGENT_TOKEN.to_owned(),
+            _ => s.cli(&[
+                "token",
+                "create",
+                "--name",
+                l,
+                "--agent",
+                "--region",
+                r,
+                "--location",
+                l,
+            ]),
+        })
+        .collect();
+    for ((region, location, _), token) in agents.iter().zip(&tokens) {
+        eventually(
+            Duration::from_secs(10),
+            "the controller sees the agent token",
+            || async {
+                s.http
+                    .get(format!(
+                        "{controller}/agent/v1/assignment?region={region}&location={location}"
+                    ))
+                    .bearer_auth(token)
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status() == 200)
+            },
+        )
+        .await;
+    }
     let mut running: Vec<Option<Agent>> = agents
         .iter()
-        .map(|(r, l, src)| Some(Agent::start(&controller, r, l, src)))
+        .zip(&tokens)
+        .map(|((r, l, src), token)| Some(Agent::start(&controller, token, r, l, src)))
         .collect();
     let limit = Duration::from_secs(40);
     eventually(limit, "all four locations report on every pool", || async {

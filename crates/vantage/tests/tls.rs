@@ -35,6 +35,7 @@ async fn agents_and_clients_over_tls() {
     let env = [
         ("VANTAGE_BOOTSTRAP_TOKEN", TOKEN),
         ("VANTAGE_BOOTSTRAP_AGENT_TOKEN", AGENT_TOKEN),
+        ("VANTAGE_BOOTSTRAP_AGENT_LOCATION", "OC/syd1"),
     ];
     let flags = [
         "--no-agent",

@@ -147,6 +147,15 @@ impl ApiError {
         Self::one(403, 10000, "Authentication error: the probe-agent protocol needs an agent token (vantage token create --agent)")
     }
 
+    /// An agent token speaking for a location it is not bound to (or bound to none).
+    pub fn agent_location(message: impl Into<String>) -> Self {
+        Self::one(
+            403,
+            10000,
+            format!("Authentication error: {}", message.into()),
+        )
+    }
+
     pub fn forbidden() -> Self {
         Self::one(403, 10000, "Authentication error")
     }

@@ -1,12 +1,15 @@
 //! The probe-agent protocol (`/agent/v1`), outside the Cloudflare surface. Agents fetch
 //! their assignment by long-polling and report facts in batches; only agent tokens pass.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::HeaderMap;
 use serde_json::{json, Value};
+use vantage_core::auth::AgentBinding;
+use vantage_core::choice::Choice;
 use vantage_core::health::Location;
 use vantage_core::region::RegionCode;
 use vantage_wire::{parse, ApiError};
@@ -35,53 +38,83 @@ fn location(region: &str, name: &str) -> Result<Location, ApiError> {
     })
 }
 
-fn authorize(st: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
-    crate::auth::authenticate_agent(headers, &st.catalog(), now())
-}
-
-fn contact(st: &AppState, loc: &Location) -> Result<(), ApiError> {
-    st.heartbeat(loc)
-        .map_err(|why| ApiError::field("/location", why))
+/// The location an agent token speaks for, once the request proves it may: the token is an
+/// active agent token, the location it names (if any) is the one the token is bound to, and
+/// it is not the built-in agent's.
+fn authorize(
+    st: &AppState,
+    headers: &HeaderMap,
+    region: Option<&str>,
+    name: Option<&str>,
+) -> Result<(Location, AgentBinding), ApiError> {
+    let binding = crate::auth::authenticate_agent(headers, &st.catalog(), now())?;
+    if let (Some(region), Some(name)) = (region, name) {
+        let claimed = location(region, name)?;
+        if claimed != binding.location {
+            return Err(ApiError::agent_location(format!(
+                "this agent token is bound to {}; it cannot report as {claimed}",
+                binding.location
+            )));
+        }
+    }
+    if st.installation().builtin_location.as_ref() == Some(&binding.location) {
+        return Err(ApiError::agent_location(format!(
+            "{} is this controller's built-in probe location; bind the token to another name",
+            binding.location
+        )));
+    }
+    let loc = binding.location.clone();
+    st.heartbeat(&loc)
+        .map_err(|why| ApiError::field("/location", why))?;
+    Ok((loc, binding))
 }
 
 /// `GET /agent/v1/assignment?region=&location=&version=`: answers at once if the assignment
-/// moved past `version`, else when it does, else after [`LONG_POLL`].
+/// moved past `version`, else when it does, else after [`LONG_POLL`]. `region` and `location`
+/// may be left out: the token names them.
 pub async fn assignment(State(st): State<Arc<AppState>>, headers: HeaderMap, q: Params) -> Reply {
-    authorize(&st, &headers)?;
-    let loc = location(
-        q.get("region").unwrap_or(""),
-        q.get("location").unwrap_or(""),
-    )?;
-    contact(&st, &loc)?;
+    let (loc, binding) = authorize(&st, &headers, q.get("region"), q.get("location"))?;
     let known: Option<u64> = q.get("version").and_then(|v| v.parse().ok());
     let mut changes = st.assignment_changes();
     if known == Some(*changes.borrow_and_update()) {
         let _ = tokio::time::timeout(LONG_POLL, changes.changed()).await;
     }
-    let message = Assignment::from_engine(st.assignment_version(), st.assignment(loc.region));
+    let message = Assignment::from_engine(
+        st.assignment_version(),
+        st.assignment(loc.region, binding.accounts()),
+    );
     let body =
         serde_json::to_value(message).map_err(|_| ApiError::unavailable("The assignment"))?;
     ok(body)
 }
 
-/// `POST /agent/v1/results`: a batch of check facts from one location.
+/// `POST /agent/v1/results`: a batch of check facts from one location. Each result is
+/// admitted or refused by the core; refusals are answered by reason and counted.
 pub async fn results(
     State(st): State<Arc<AppState>>,
     headers: HeaderMap,
     JsonObject(body): JsonObject,
 ) -> Reply {
-    authorize(&st, &headers)?;
     let report: Report = parse::typed(Value::Object(body))?;
-    let loc = location(&report.region, &report.location)?;
-    contact(&st, &loc)?;
-    let accepted = report.results.len();
+    let (loc, binding) = authorize(
+        &st,
+        &headers,
+        Some(report.region.as_str()),
+        Some(report.location.as_str()),
+    )?;
     let st2 = Arc::clone(&st);
-    tokio::task::spawn_blocking(move || {
+    let (accepted, refused) = tokio::task::spawn_blocking(move || {
+        let mut refused: BTreeMap<&'static str, usize> = BTreeMap::new();
+        let mut accepted = 0usize;
         for r in report.results {
-            st2.record(&loc, &r.key, &r.facts, r.at);
+            match st2.record(&loc, binding.accounts(), &r.key, &r.facts, r.at) {
+                Ok(()) => accepted += 1,
+                Err(why) => *refused.entry(why.as_str()).or_default() += 1,
+            }
         }
+        (accepted, refused)
     })
     .await
     .map_err(|_| ApiError::unavailable("Result ingestion"))?;
-    ok(json!({"accepted": accepted}))
+    ok(json!({"accepted": accepted, "refused": refused}))
 }

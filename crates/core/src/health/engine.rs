@@ -122,6 +122,24 @@ pub struct LocationContact {
     pub silent: bool,
 }
 
+/// How far ahead of the controller's clock a result's check time may be.
+const CLOCK_SKEW_MICROS: i64 = 5_000_000;
+
+crate::string_enum!(
+    /// Why a location's result was not taken (counted by the controller, never silent).
+    Refusal {
+        /// The target is not assigned to this location (another region, another account,
+        /// or no longer probed).
+        Unassigned = "unassigned",
+        /// Checked too long ago to vote, or in the future.
+        OutOfWindow = "out_of_window",
+        /// A round trip longer than the monitor's timeout allows.
+        RttOutOfRange = "rtt_out_of_range",
+        /// Sooner after this location's previous result than half the interval.
+        TooFrequent = "too_frequent",
+    }
+);
+
 /// A location that has not been heard from for this long is reported silent. (Its votes go
 /// stale per target, after three of that target's intervals.)
 pub const SILENT_AFTER: i64 = 30_000_000;
@@ -229,14 +247,24 @@ impl Engine {
 
     /// Every target a location in `region` must probe.
     pub fn assignment(&self, region: RegionCode) -> Vec<Assignment> {
+        self.assignment_for(region, None)
+    }
+
+    /// Every target a location in `region` must probe for pools of `accounts` (`None`: all).
+    pub fn assignment_for(
+        &self,
+        region: RegionCode,
+        accounts: Option<&[AccountId]>,
+    ) -> Vec<Assignment> {
         let mut out: Vec<Assignment> = self
             .users
             .iter()
             .filter(|(_, pools)| {
                 pools.iter().any(|p| {
-                    self.pools
-                        .get(p)
-                        .is_some_and(|pp| checks_from(&pp.check_regions, region))
+                    self.pools.get(p).is_some_and(|pp| {
+                        checks_from(&pp.check_regions, region)
+                            && accounts.is_none_or(|a| a.contains(&pp.account))
+                    })
                 })
             })
             .filter_map(|(key, pools)| {
@@ -332,6 +360,81 @@ impl Engine {
     /// Every probe location heard from, with its last contact.
     pub fn locations(&self) -> impl Iterator<Item = (&Location, &LocationContact)> {
         self.locations.iter()
+    }
+
+    /// Every location the engine holds anything of: contact or a stored vote.
+    pub fn known_locations(&self) -> std::collections::BTreeSet<Location> {
+        let mut out: std::collections::BTreeSet<Location> =
+            self.locations.keys().cloned().collect();
+        for states in self.states.values() {
+            out.extend(states.keys().cloned());
+        }
+        out
+    }
+
+    /// Forgets a location: its contact and every vote it holds (a retired agent, or one whose
+    /// token was revoked). Verdicts it took part in are re-derived without it; the changes
+    /// are events.
+    pub fn forget(&mut self, location: &Location, now: Timestamp) -> Vec<Event> {
+        self.clock = self.clock.max(now);
+        let mut touched = std::collections::BTreeSet::new();
+        for (key, states) in &mut self.states {
+            if states.remove(location) {
+                touched.extend(self.users.get(key).into_iter().flatten().copied());
+            }
+        }
+        self.locations.remove(location);
+        touched
+            .into_iter()
+            .filter_map(|pool| self.evaluate(pool, now, None))
+            .collect()
+    }
+
+    /// Whether a result from `location` on `key`, checked at `at` with round trip `rtt`, may
+    /// be taken at `now`. One location is one vote, so what a location may say is bounded
+    /// by what it was asked: targets assigned to its region (and, when `accounts` is given,
+    /// pools of those accounts), a check time that can still vote and is not in the future,
+    /// a round trip the monitor's timeout allows, and no more often than about once an
+    /// interval — a faster stream would flip verdicts faster than hysteresis intends.
+    pub fn admit(
+        &self,
+        location: &Location,
+        accounts: Option<&[AccountId]>,
+        key: &ProbeKey,
+        at: Timestamp,
+        rtt_micros: Option<u64>,
+        now: Timestamp,
+    ) -> Result<(), Refusal> {
+        let spec = self.monitors.get(key).ok_or(Refusal::Unassigned)?;
+        let assigned = self.users.get(key).is_some_and(|pools| {
+            pools.iter().any(|p| {
+                self.pools.get(p).is_some_and(|plan| {
+                    checks_from(&plan.check_regions, location.region)
+                        && accounts.is_none_or(|a| a.contains(&plan.account))
+                })
+            })
+        });
+        if !assigned {
+            return Err(Refusal::Unassigned);
+        }
+        let (at, now) = (at.unix_micros(), now.unix_micros());
+        if at > now + CLOCK_SKEW_MICROS || at < now - freshness_micros(spec) {
+            return Err(Refusal::OutOfWindow);
+        }
+        let allowed = (i64::from(spec.timeout) * (i64::from(spec.retries) + 1) + 1) * 1_000_000;
+        if rtt_micros.is_some_and(|r| i64::try_from(r).unwrap_or(i64::MAX) > allowed) {
+            return Err(Refusal::RttOutOfRange);
+        }
+        let last = self
+            .states
+            .get(key)
+            .and_then(|s| s.iter().find(|(l, _)| *l == location))
+            .and_then(|(_, s)| s.last_at);
+        let spacing = i64::from(spec.interval) * 1_000_000 / 2;
+        if last.is_some_and(|l| at < l.unix_micros() + spacing) {
+            return Err(Refusal::TooFrequent);
+        }
+        Ok(())
     }
 
     /// Recomputes one pool's verdicts; an event if any changed since last reported. With
@@ -548,6 +651,16 @@ impl LocationStates {
 
     fn iter(&self) -> impl Iterator<Item = (&Location, &LocationState)> {
         self.0.iter().map(|(l, s)| (l, s))
+    }
+
+    fn remove(&mut self, location: &Location) -> bool {
+        match self.0.binary_search_by(|(l, _)| l.cmp(location)) {
+            Ok(i) => {
+                self.0.remove(i);
+                true
+            }
+            Err(_) => false,
+        }
     }
 
     fn keys(&self) -> impl Iterator<Item = &Location> {

@@ -1,0 +1,259 @@
+//! Abuse, as a misbehaving agent or tenant would try it against the real binary over
+//! loopback: each attack from the hardening review, turned into the behaviour it must meet.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::{eventually, Server};
+use reqwest::Method;
+use serde_json::{json, Value};
+
+/// Runs the CLI expecting it to fail; returns its stderr.
+fn cli_refused(s: &Server, args: &[&str]) -> String {
+    let out = Command::new(common::bin())
+        .args(args)
+        .arg("--data-dir")
+        .arg(&s.dir)
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "vantage {args:?} succeeded");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn agent_url(s: &Server, path: &str) -> String {
+    format!("http://{}/agent/v1/{path}", s.addr)
+}
+
+/// The assignment as `token` sees it (status and body), asking as `region/location`.
+async fn assignment(s: &Server, token: &str, region: &str, location: &str) -> (u16, Value) {
+    let r = s
+        .http
+        .get(agent_url(
+            s,
+            &format!("assignment?region={region}&location={location}"),
+        ))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+}
+
+async fn report(s: &Server, token: &str, location: &str, results: Vec<Value>) -> (u16, Value) {
+    let r = s
+        .http
+        .post(agent_url(s, "results"))
+        .bearer_auth(token)
+        .json(&json!({"region": "WEU", "location": location, "results": results}))
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap())
+}
+
+fn now_micros() -> i64 {
+    i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_micros(),
+    )
+    .unwrap()
+}
+
+fn result(key: &Value, at: i64, rtt: u64) -> Value {
+    json!({"key": key, "at": at,
+           "facts": {"outcome": {"Http": {"status": 200, "body_matched": true}}, "rtt_micros": rtt}})
+}
+
+/// One agent token is one location, so one vote: it cannot speak for another location, for
+/// the built-in one, or twice; what it reports is bounded by what it was assigned; it sees
+/// only the accounts it serves; and revoking it takes its location away.
+#[tokio::test]
+async fn an_agent_token_is_one_location_and_one_vote() {
+    let s = Server::start_flags(&["--region", "WNAM", "--location", "local"]);
+    let a = s.account_id().await;
+    let monitor = |headers: Value| {
+        json!({"type": "http", "expected_codes": "200", "interval": 60, "timeout": 1, "retries": 0,
+               "header": headers})
+    };
+    let m = s
+        .create(
+            &format!("/accounts/{a}/load_balancers/monitors"),
+            monitor(json!({})),
+        )
+        .await;
+    s.create(
+        &format!("/accounts/{a}/load_balancers/pools"),
+        json!({"name": "web", "monitor": m, "check_regions": ["WEU"],
+               "origins": [{"name": "o", "address": "192.0.2.10", "port": 8080}]}),
+    )
+    .await;
+    // Another tenant, whose monitor carries a credential.
+    let b = s.cli(&["account", "create", "--name", "tenant-b"]);
+    let b_token = s.cli_token(&b, "b", "all").await;
+    let (_, bm) = s
+        .call_as(
+            &b_token,
+            Method::POST,
+            &format!("/accounts/{b}/load_balancers/monitors"),
+            Some(monitor(
+                json!({"Authorization": ["Basic c2VjcmV0OnNlY3JldA=="]}),
+            )),
+        )
+        .await;
+    let bm = bm["result"]["id"].as_str().unwrap().to_owned();
+    let (st, _) = s
+        .call_as(
+            &b_token,
+            Method::POST,
+            &format!("/accounts/{b}/load_balancers/pools"),
+            Some(
+                json!({"name": "theirs", "monitor": bm, "check_regions": ["WEU"],
+                        "origins": [{"name": "o", "address": "192.0.2.20"}]}),
+            ),
+        )
+        .await;
+    assert_eq!(st, 200);
+
+    let ams = s.cli(&[
+        "token",
+        "create",
+        "--name",
+        "ams",
+        "--agent",
+        "--region",
+        "WEU",
+        "--location",
+        "ams",
+        "--account",
+        &a,
+    ]);
+    // A name is one location: a second live token for it is refused, in any region.
+    let err = cli_refused(
+        &s,
+        &[
+            "token",
+            "create",
+            "--name",
+            "dup",
+            "--agent",
+            "--region",
+            "ENAM",
+            "--location",
+            "ams",
+        ],
+    );
+    assert!(err.contains("already has an active agent token"), "{err}");
+    let squatter = s.cli(&[
+        "token",
+        "create",
+        "--name",
+        "squat",
+        "--agent",
+        "--region",
+        "WNAM",
+        "--location",
+        "local",
+    ]);
+    eventually(
+        Duration::from_secs(10),
+        "the server sees the token",
+        || async { assignment(&s, &ams, "WEU", "ams").await.0 == 200 },
+    )
+    .await;
+
+    // Speaking for another location, or for the built-in one, is refused.
+    for (token, region, location) in [(&ams, "WEU", "fra"), (&squatter, "WNAM", "local")] {
+        let (st, v) = assignment(&s, token, region, location).await;
+        assert_eq!(st, 403, "{location}: {v}");
+        assert_eq!(common::error_code(&v), 10000);
+    }
+    let (st, v) = report(&s, &ams, "fra", vec![]).await;
+    assert_eq!(st, 403, "{v}");
+
+    // Limited to account A: B's targets, and B's credential, are not in its assignment.
+    let (_, body) = assignment(&s, &ams, "WEU", "ams").await;
+    let text = body.to_string();
+    assert!(
+        !text.contains("c2VjcmV0"),
+        "another account's credential leaked: {text}"
+    );
+    let targets = body["result"]["targets"].as_array().unwrap();
+    assert_eq!(targets.len(), 1, "{body}");
+    let key = targets[0]["key"].clone();
+    let theirs = json!({"monitor": bm, "address": "192.0.2.20", "port": 0, "host": null});
+
+    // What a location reports is bounded by what it was asked.
+    let now = now_micros();
+    let (st, v) = report(
+        &s,
+        &ams,
+        "ams",
+        vec![
+            result(&key, now, 1_000),
+            result(&key, now + 1_000, 1_000), // a second vote in one interval
+            result(&key, now + 3_600_000_000, 1_000), // an hour in the future
+            result(&key, now - 86_400_000_000, 1_000), // a day old: could not vote
+            result(&key, now, 60_000_000),    // a 60 s round trip, timeout 1 s
+            result(&theirs, now, 1_000),      // another account's target
+        ],
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(
+        v["result"],
+        json!({"accepted": 1, "refused": {"out_of_window": 2, "rtt_out_of_range": 1,
+                                           "too_frequent": 1, "unassigned": 1}})
+    );
+    let metrics = s
+        .http
+        .get(format!("http://{}/metrics", s.addr))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(
+            r#"vantage_agent_results_refused_total{location="WEU/ams",reason="unassigned"} 1"#
+        ),
+        "{metrics}"
+    );
+
+    // Revoking the token retires the location: it leaves the list, its vote goes.
+    let locations = format!("/accounts/{a}/load_balancers/probe_locations");
+    let listed = |v: &Value| {
+        v["result"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["location"] == "ams")
+    };
+    assert!(listed(&s.call(Method::GET, &locations, None).await.1));
+    let id = s
+        .cli(&["token", "list", "--output", "json"])
+        .parse::<Value>()
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "ams")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    s.cli(&["token", "revoke", &id]);
+    eventually(
+        Duration::from_secs(10),
+        "the revoked location is gone",
+        || async { !listed(&s.call(Method::GET, &locations, None).await.1) },
+    )
+    .await;
+    let (st, _) = assignment(&s, &ams, "WEU", "ams").await;
+    assert_eq!(st, 403, "a revoked token speaks for nothing");
+}
