@@ -177,7 +177,7 @@ impl AppState {
         let now = now();
         let (state, events) = {
             let mut engine = self.engine();
-            if let Err(refusal) = engine.admit(location, accounts, key, at, facts.rtt_micros, now) {
+            if let Err(refusal) = engine.admit(location, accounts, key, at, facts, now) {
                 drop(engine);
                 self.metrics
                     .results_refused
@@ -332,16 +332,20 @@ impl AppState {
     }
 
     /// The Prometheus exposition: counters plus the engine's verdicts and probe locations as
-    /// gauges (blocking: it reads every monitored pool's health).
-    pub fn render_metrics(&self) -> String {
+    /// gauges (blocking: it reads every monitored pool's health). `scope` says whether
+    /// series naming tenants' objects are included.
+    pub fn render_metrics(&self, scope: vantage_metrics::Scope) -> String {
         use vantage_metrics::{LocationState, OriginState, PoolState, Snapshot};
         let clock = now().unix_micros();
-        let pools: Vec<(PoolId, String)> = self
-            .catalog()
-            .all_pools()
-            .filter(|p| p.spec.monitor.is_some())
-            .map(|p| (p.id, p.spec.name.clone()))
-            .collect();
+        let pools: Vec<(PoolId, String)> = if scope == vantage_metrics::Scope::Detailed {
+            self.catalog()
+                .all_pools()
+                .filter(|p| p.spec.monitor.is_some())
+                .map(|p| (p.id, p.spec.name.clone()))
+                .collect()
+        } else {
+            Vec::new()
+        };
         let engine = self.engine();
         let mut snapshot = Snapshot {
             pools: pools
@@ -383,7 +387,7 @@ impl AppState {
         drop(engine);
         // Read after the engine's lock is released: the store may be busy with a write.
         snapshot.store_bytes = self.store.size_bytes().ok();
-        self.metrics.render(&snapshot)
+        self.metrics.render(&snapshot, scope)
     }
 
     /// Applies `retention` to the store: old events and finished deliveries, and the

@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 use vantage_core::catalog::Catalog;
-use vantage_core::health::check::{CheckResult, FailureReason};
+use vantage_core::health::check::{CheckResult, Facts, FailureReason, Outcome};
 use vantage_core::health::engine::Refusal;
 use vantage_core::health::{Engine, Location, ProbeKey};
 use vantage_core::monitor::MonitorDraft;
@@ -69,6 +69,13 @@ fn at(region: RegionCode, name: &str) -> Location {
     }
 }
 
+fn facts(outcome: Outcome, rtt_micros: Option<u64>) -> Facts {
+    Facts {
+        outcome,
+        rtt_micros,
+    }
+}
+
 fn ok() -> CheckResult {
     CheckResult {
         healthy: true,
@@ -84,7 +91,14 @@ fn a_location_says_only_what_it_was_asked() {
     let ams = at(RegionCode::Weu, "ams");
     let now = secs(1_000);
     let admit = |e: &Engine, loc: &Location, accounts: Option<&[AccountId]>, t: i64, rtt| {
-        e.admit(loc, accounts, &key, secs(t), rtt, now)
+        e.admit(
+            loc,
+            accounts,
+            &key,
+            secs(t),
+            &facts(Outcome::Reached, rtt),
+            now,
+        )
     };
     assert_eq!(admit(&e, &ams, None, 1_000, Some(1_000)), Ok(()));
     assert_eq!(
@@ -118,7 +132,16 @@ fn a_location_says_only_what_it_was_asked() {
 
     // Once recorded, the next result is due an interval later; half of one is the floor.
     e.record(&ams, &key, ok(), secs(1_000));
-    let later = |loc: &Location, t| e.admit(loc, None, &key, secs(t), None, secs(t));
+    let later = |loc: &Location, t| {
+        e.admit(
+            loc,
+            None,
+            &key,
+            secs(t),
+            &facts(Outcome::Reached, None),
+            secs(t),
+        )
+    };
     assert_eq!(later(&ams, 1_029), Err(Refusal::TooFrequent));
     assert_eq!(
         later(&at(RegionCode::Weu, "fra"), 1_001),
@@ -126,6 +149,12 @@ fn a_location_says_only_what_it_was_asked() {
         "per location"
     );
     assert_eq!(later(&ams, 1_030), Ok(()));
+    // A check this machine could not run is no vote.
+    let local = facts(Outcome::Error(FailureReason::LocalResources), None);
+    assert_eq!(
+        e.admit(&ams, None, &key, secs(1_030), &local, secs(1_030)),
+        Err(Refusal::LocalFailure)
+    );
 }
 
 #[test]

@@ -51,6 +51,8 @@ pub struct DnsConfig {
     /// records) so a real resolver retries over TCP; the rest are dropped. 0 drops all,
     /// 1 truncates all.
     pub rrl_slip: u32,
+    /// TCP connections open at once; one more is closed at once.
+    pub tcp_connections: crate::limit::ConnectionLimit,
 }
 
 impl Default for DnsConfig {
@@ -64,6 +66,7 @@ impl Default for DnsConfig {
             // NSD's rrl-ratelimit and rrl-slip defaults.
             rrl_rate: 20,
             rrl_slip: 2,
+            tcp_connections: crate::limit::ConnectionLimit::new(1_024),
         }
     }
 }
@@ -393,8 +396,14 @@ impl Dns {
                 accepted = crate::accept(&listener, "dns") => accepted,
                 () = &mut shutdown => return,
             };
+            let Some(place) = self.config.tcp_connections.admit() else {
+                continue;
+            };
             let dns = self.clone();
-            tokio::spawn(async move { dns.tcp_connection(stream, peer).await });
+            tokio::spawn(async move {
+                dns.tcp_connection(stream, peer).await;
+                drop(place);
+            });
         }
     }
 

@@ -5,6 +5,7 @@
 pub mod affinity;
 pub mod dns;
 pub mod geo;
+pub mod limit;
 pub mod load;
 pub mod proxy;
 pub mod rrl;

@@ -82,6 +82,11 @@ pub struct ProxyConfig {
     /// does: name + value + 32 per field. HTTP/1.1's raw head (request line included) is
     /// capped at the same size, or 8 KiB if that is more.
     pub max_header_bytes: usize,
+    /// Client connections open at once, shared by every worker; one more is closed at once.
+    pub connections: crate::limit::ConnectionLimit,
+    /// A client connection on which no byte moves this long is closed. It must outlast
+    /// `response_timeout`, during which a client legitimately waits in silence.
+    pub client_idle_timeout: Duration,
     pub metrics: Arc<Metrics>,
 }
 
@@ -99,6 +104,8 @@ impl Default for ProxyConfig {
             body_idle_timeout: Duration::from_secs(100),
             // What nginx's default large_client_header_buffers (4 × 8k) admits.
             max_header_bytes: 32 * 1024,
+            connections: crate::limit::ConnectionLimit::new(10_000),
+            client_idle_timeout: Duration::from_secs(120),
             metrics: Metrics::new(),
         }
     }
@@ -409,7 +416,15 @@ impl Proxy {
                 accepted = crate::accept(&listener, "proxy") => accepted,
                 () = &mut shutdown => break,
             };
+            let Some(place) = self.config.connections.admit() else {
+                continue;
+            };
             let _ = stream.set_nodelay(true);
+            let idle = self
+                .config
+                .client_idle_timeout
+                .max(self.config.response_timeout);
+            let stream = crate::limit::Guarded::new(stream, idle, Some(place));
             let proxy = self.clone();
             let https = tls.is_some();
             let peer = Arc::new(Peer::new(peer, https, self.config.geo.as_deref()));

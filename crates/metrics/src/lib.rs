@@ -135,6 +135,16 @@ impl Default for Metrics {
     }
 }
 
+/// How much an exposition shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Only what concerns the installation (probe locations, DNS answers by code, verdict
+    /// change counts, storage): nothing names a tenant's objects.
+    Installation,
+    /// Everything, for the operator's own metrics listener.
+    Detailed,
+}
+
 /// One pool's verdicts at scrape time (`None`: unknown, not exported).
 #[derive(Debug, Clone, Default)]
 pub struct PoolState {
@@ -228,14 +238,19 @@ impl Metrics {
             .clone()
     }
 
-    /// The text exposition of everything, with the gauges from `snapshot`.
-    pub fn render(&self, snapshot: &Snapshot) -> String {
+    /// The text exposition, with the gauges from `snapshot`. [`Scope::Installation`] leaves
+    /// out every series that names a tenant's objects (monitors, pools, origins, load
+    /// balancers): what the API listener may show anyone.
+    pub fn render(&self, snapshot: &Snapshot, scope: Scope) -> String {
+        let detailed = scope == Scope::Detailed;
         let mut registry = Registry::with_prefix("vantage");
-        registry.register(
-            "checks",
-            "Health checks judged, by monitor, probe location and result",
-            self.checks.clone(),
-        );
+        if detailed {
+            registry.register(
+                "checks",
+                "Health checks judged, by monitor, probe location and result",
+                self.checks.clone(),
+            );
+        }
         registry.register(
             "check_duration_seconds",
             "Round trip of successful checks, by probe location",
@@ -246,21 +261,23 @@ impl Metrics {
             "Changes of an origin's or a pool's verdict",
             self.verdict_changes.clone(),
         );
-        registry.register(
-            "proxy_requests",
-            "Proxied requests answered, by load balancer, pool and status code",
-            self.proxy_requests.clone(),
-        );
-        registry.register(
-            "proxy_upstream_errors",
-            "Proxied requests that could not reach an origin, by load balancer, pool and the status it caused",
-            self.proxy_upstream_errors.clone(),
-        );
-        registry.register(
-            "proxy_request_duration_seconds",
-            "Time from a proxied request to its response headers, by load balancer and pool",
-            self.proxy_duration.clone(),
-        );
+        if detailed {
+            registry.register(
+                "proxy_requests",
+                "Proxied requests answered, by load balancer, pool and status code",
+                self.proxy_requests.clone(),
+            );
+            registry.register(
+                "proxy_upstream_errors",
+                "Proxied requests that could not reach an origin, by load balancer, pool and the status it caused",
+                self.proxy_upstream_errors.clone(),
+            );
+            registry.register(
+                "proxy_request_duration_seconds",
+                "Time from a proxied request to its response headers, by load balancer and pool",
+                self.proxy_duration.clone(),
+            );
+        }
         registry.register(
             "dns_queries",
             "DNS queries answered, by response code (SLIPPED: sent truncated by response-rate limiting; DROPPED: not answered by it)",
@@ -288,56 +305,58 @@ impl Metrics {
             registry.register("store_bytes", "Bytes the store takes on disk", g);
         }
 
-        let pools = Family::<PoolLabels, Gauge>::default();
-        let origins = Family::<OriginLabels, Gauge>::default();
-        let regions = Family::<OriginRegionLabels, Gauge>::default();
-        for p in &snapshot.pools {
-            if let Some(h) = p.healthy {
-                pools
-                    .get_or_create(&PoolLabels {
-                        pool: p.name.clone(),
-                        pool_id: p.id.clone(),
-                    })
-                    .set(flag(h));
-            }
-            for o in &p.origins {
-                if let Some(h) = o.healthy {
-                    origins
-                        .get_or_create(&OriginLabels {
+        if detailed {
+            let pools = Family::<PoolLabels, Gauge>::default();
+            let origins = Family::<OriginLabels, Gauge>::default();
+            let regions = Family::<OriginRegionLabels, Gauge>::default();
+            for p in &snapshot.pools {
+                if let Some(h) = p.healthy {
+                    pools
+                        .get_or_create(&PoolLabels {
                             pool: p.name.clone(),
-                            origin: o.name.clone(),
-                            address: o.address.clone(),
+                            pool_id: p.id.clone(),
                         })
                         .set(flag(h));
                 }
-                for (region, h) in &o.regions {
-                    if let Some(h) = h {
-                        regions
-                            .get_or_create(&OriginRegionLabels {
+                for o in &p.origins {
+                    if let Some(h) = o.healthy {
+                        origins
+                            .get_or_create(&OriginLabels {
                                 pool: p.name.clone(),
                                 origin: o.name.clone(),
-                                region: region.clone(),
+                                address: o.address.clone(),
                             })
-                            .set(flag(*h));
+                            .set(flag(h));
+                    }
+                    for (region, h) in &o.regions {
+                        if let Some(h) = h {
+                            regions
+                                .get_or_create(&OriginRegionLabels {
+                                    pool: p.name.clone(),
+                                    origin: o.name.clone(),
+                                    region: region.clone(),
+                                })
+                                .set(flag(*h));
+                        }
                     }
                 }
             }
+            registry.register(
+                "pool_healthy",
+                "1 when the pool is healthy, 0 when not (unknown pools are absent)",
+                pools,
+            );
+            registry.register(
+                "origin_healthy",
+                "1 when the origin is healthy, 0 when not",
+                origins,
+            );
+            registry.register(
+                "origin_region_healthy",
+                "An origin's verdict from one checking region (majority of its locations)",
+                regions,
+            );
         }
-        registry.register(
-            "pool_healthy",
-            "1 when the pool is healthy, 0 when not (unknown pools are absent)",
-            pools,
-        );
-        registry.register(
-            "origin_healthy",
-            "1 when the origin is healthy, 0 when not",
-            origins,
-        );
-        registry.register(
-            "origin_region_healthy",
-            "An origin's verdict from one checking region (majority of its locations)",
-            regions,
-        );
 
         let up = Family::<ProbeLocationLabels, Gauge>::default();
         let seen =
@@ -402,7 +421,7 @@ mod tests {
             }],
             store_bytes: Some(4096),
         };
-        let text = m.render(&snapshot);
+        let text = m.render(&snapshot, Scope::Detailed);
         for line in [
             r#"vantage_checks_total{monitor="m1",location="WNAM/local",result="healthy"} 1"#,
             r#"vantage_checks_total{monitor="m1",location="WNAM/local",result="unhealthy"} 1"#,
@@ -424,6 +443,15 @@ mod tests {
             "unknown verdicts are absent"
         );
         assert!(text.ends_with("# EOF\n"));
+        assert!(text.contains(r#"vantage_store_bytes 4096"#));
+
+        // What anyone may see names no tenant's objects.
+        let public = m.render(&snapshot, Scope::Installation);
+        for tenant in ["monitor=", "pool=", "origin=", "load_balancer="] {
+            assert!(!public.contains(tenant), "{tenant} in\n{public}");
+        }
+        assert!(public.contains(r#"vantage_probe_location_up{region="WNAM",location="local"} 1"#));
+        assert!(public.contains(r#"vantage_dns_queries_total{rcode="NoError"} 1"#));
     }
 }
 

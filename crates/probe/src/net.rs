@@ -32,8 +32,17 @@ pub(crate) async fn resolve(
         .ok_or(FailureReason::DnsUnknownHost)
 }
 
+/// Errors of this machine, not of the path to the origin: out of descriptors (EMFILE,
+/// ENFILE), buffers or memory (ENOBUFS, ENOMEM), or local ports (EADDRNOTAVAIL); Linux numbers.
+fn is_local(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(24 | 23 | 105 | 12 | 99))
+}
+
 /// The failure reason for an I/O error while connecting.
 pub(crate) fn connect_failure(e: &io::Error) -> FailureReason {
+    if is_local(e) {
+        return FailureReason::LocalResources;
+    }
     match e.kind() {
         io::ErrorKind::TimedOut => FailureReason::TcpTimeout,
         io::ErrorKind::HostUnreachable => FailureReason::NoRoute,

@@ -297,6 +297,17 @@ pub async fn run(
                             let completed = !matches!(facts.outcome, vantage_core::health::Outcome::Error(_));
                             m.check(&t.key.monitor.to_string(), completed);
                         }
+                        // This machine could not run the check: no fact about the origin to
+                        // report (the controller would refuse it as no vote anyway).
+                        if facts.outcome == vantage_core::health::Outcome::Error(vantage_core::health::FailureReason::LocalResources) {
+                            static NOT_RUN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+                            let n = NOT_RUN.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                            // Logged at 1, 2, 4, 8, … so exhaustion is seen but cannot flood the log.
+                            if n.is_power_of_two() {
+                                tracing::warn!(not_run = n, "checks not run: this machine is out of descriptors, buffers or ports");
+                            }
+                            return;
+                        }
                         let _ = results.send(Reported { key: t.key.clone(), facts, at: started });
                         drop(permit);
                     });

@@ -14,6 +14,7 @@ use vantage_core::region::RegionCode;
 use vantage_core::routing::RoutingTable;
 use vantage_dataplane::dns::{Dns, DnsConfig};
 use vantage_dataplane::geo::{GeoTable, Locality};
+use vantage_dataplane::limit::ConnectionLimit;
 use vantage_dataplane::{Proxy, ProxyConfig};
 
 /// Snapshots are rebuilt at least this often, so smoothed RTTs (dynamic latency) move.
@@ -107,6 +108,11 @@ impl DataPlaneArgs {
         self.proxy_listen.is_some() || self.dns_listen.is_some()
     }
 
+    /// How many connection-accepting listeners these flags open (the proxy, DNS over TCP).
+    pub fn listeners(&self) -> usize {
+        usize::from(self.proxy_listen.is_some()) + usize::from(self.dns_listen.is_some())
+    }
+
     fn locality(&self) -> Locality {
         let region = self.proxy_region.or_else(|| {
             self.proxy_country
@@ -148,10 +154,12 @@ impl std::fmt::Debug for DataPlane {
 impl DataPlane {
     /// Reads the geo file and certificates and binds the listeners, so that every mistake
     /// stops the start.
+    /// Binds the listeners; each accepts at most `connections` at once.
     pub async fn bind(
         args: &DataPlaneArgs,
         metrics: Arc<vantage_metrics::Metrics>,
         data_dir: &std::path::Path,
+        connections: usize,
     ) -> anyhow::Result<DataPlane> {
         let secret = affinity_secret(data_dir)?;
         let geo = match &args.geo_file {
@@ -193,6 +201,8 @@ impl DataPlane {
                     body_idle_timeout: Duration::from_secs(args.proxy_body_idle_timeout.max(1)),
                     max_header_bytes: usize::try_from(args.proxy_max_header_bytes)
                         .unwrap_or(32 * 1024),
+                    connections: ConnectionLimit::new(connections),
+                    client_idle_timeout: Duration::from_secs(120),
                     metrics: Arc::clone(&metrics),
                 };
                 let proxy = Proxy::new(Arc::clone(&routes), config);
@@ -216,6 +226,7 @@ impl DataPlane {
                     metrics: Arc::clone(&metrics),
                     rrl_rate: args.dns_rrl_rate,
                     rrl_slip: args.dns_rrl_slip,
+                    tcp_connections: ConnectionLimit::new(connections),
                     ..DnsConfig::default()
                 };
                 Some((

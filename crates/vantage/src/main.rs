@@ -9,6 +9,7 @@ mod check;
 mod client;
 mod config;
 mod dataplane;
+mod http;
 mod notify;
 mod paint;
 mod remote;

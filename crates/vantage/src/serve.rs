@@ -42,6 +42,11 @@ pub struct ServeArgs {
     /// Extra CA certificates (PEM) that HTTPS checks trust, besides the Mozilla roots.
     #[arg(long, env = "VANTAGE_PROBE_CA_FILE")]
     probe_ca_file: Option<PathBuf>,
+    /// Serve the detailed Prometheus metrics (every pool, origin, monitor and load balancer:
+    /// names tenants' objects) at `/metrics` on this address, for the operator's scraper. The
+    /// API's own `/metrics` shows only installation-wide series.
+    #[arg(long, env = "VANTAGE_METRICS_LISTEN")]
+    metrics_listen: Option<SocketAddr>,
     /// Serve HTTPS with this certificate chain (PEM); needs --tls-key.
     #[arg(long, env = "VANTAGE_TLS_CERT", requires = "tls_key")]
     tls_cert: Option<PathBuf>,
@@ -73,6 +78,11 @@ pub struct LimitArgs {
     /// Previews the installation runs at once (more: 429).
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..=10_000))]
     max_previews: u64,
+    /// Connections each listener (API, proxy, DNS over TCP) accepts at once; more are closed
+    /// at once. Default: the descriptor limit, less a quarter kept for probes and the store,
+    /// shared evenly among the listeners.
+    #[arg(long, env = "VANTAGE_MAX_CONNECTIONS", value_parser = clap::value_parser!(u64).range(16..))]
+    max_connections: Option<u64>,
     /// Forget a probe location silent this many seconds: it leaves the lists, its votes go.
     #[arg(long, env = "VANTAGE_FORGET_SILENT_AFTER", default_value_t = 3600, value_parser = clap::value_parser!(u64).range(60..=31_536_000))]
     forget_silent_after: u64,
@@ -123,6 +133,22 @@ pub fn parse_region(s: &str) -> Result<RegionCode, String> {
         let codes: Vec<&str> = RegionCode::ALL.iter().map(|r| r.code()).collect();
         format!("not a region code; use one of {}", codes.join(", "))
     })
+}
+
+/// An API connection on which no byte moves this long is closed: longer than the agent
+/// protocol's 25 s long-poll and the dashboard stream's keep-alive.
+const API_IDLE: Duration = Duration::from_secs(60);
+
+/// Raises this process's descriptor limit to the most it may have, and returns it. Every
+/// connection, probe and file takes one; a low limit is the first thing a flood exhausts.
+fn raise_descriptor_limit() -> u64 {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot raise the descriptor limit");
+            rlimit::getrlimit(rlimit::Resource::NOFILE).map_or(1024, |(soft, _)| soft)
+        }
+    }
 }
 
 /// How often the server looks for changes the CLI made to the store.
@@ -213,6 +239,16 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             );
         }
     }
+    let descriptors = raise_descriptor_limit();
+    let connections = args.limits.max_connections.map_or_else(
+        || vantage_dataplane::limit::per_listener(descriptors, 1 + args.dataplane.listeners()),
+        |n| usize::try_from(n).unwrap_or(usize::MAX),
+    );
+    tracing::info!(
+        descriptors,
+        connections_per_listener = connections,
+        "descriptor budget: each listener accepts at most this many connections; the rest stays for probes and the store"
+    );
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -247,7 +283,16 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         _ => None,
     };
     runtime.spawn(prune(Arc::clone(&state), args.limits.retention()));
-    let served = runtime.block_on(serve(args.listen, state, agent, tls, &args.dataplane, dir));
+    let served = runtime.block_on(serve(
+        args.metrics_listen,
+        args.listen,
+        state,
+        agent,
+        tls,
+        &args.dataplane,
+        dir,
+        connections,
+    ));
     drop(runtime);
     // Every state handle is gone with the runtime: the writer finishes queued work and exits,
     // and the store (the database connection) is closed with it.
@@ -257,18 +302,26 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     served
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn serve(
+    metrics_listen: Option<SocketAddr>,
     listen: SocketAddr,
     state: Arc<AppState>,
     agent: Option<(Prober, Location)>,
     tls: Option<tokio_rustls::TlsAcceptor>,
     dataplane: &crate::dataplane::DataPlaneArgs,
     data_dir: &Path,
+    connections: usize,
 ) -> anyhow::Result<()> {
     let dataplane = if dataplane.wanted() {
         Some(
-            crate::dataplane::DataPlane::bind(dataplane, Arc::clone(&state.metrics), data_dir)
-                .await?,
+            crate::dataplane::DataPlane::bind(
+                dataplane,
+                Arc::clone(&state.metrics),
+                data_dir,
+                connections,
+            )
+            .await?,
         )
     } else {
         None
@@ -296,6 +349,9 @@ async fn serve(
             None,
         )));
     }
+    if let Some(addr) = metrics_listen {
+        background.push(serve_metrics(addr, Arc::clone(&state)).await?);
+    }
     let mut data_listeners = Vec::new();
     if let Some(dp) = dataplane {
         let (publisher, listeners) = dp.start(&state).await?;
@@ -307,19 +363,15 @@ async fn serve(
     let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!("listening on {local} ({scheme})");
     let app = vantage_api::router(Arc::clone(&state));
-    match tls {
-        None => {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown_signal())
-                .await?
-        }
-        Some(acceptor) => {
-            let listener = crate::tls::TlsListener::new(listener, acceptor)?;
-            axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown_signal())
-                .await?
-        }
-    }
+    crate::http::serve(
+        listener,
+        tls,
+        app,
+        vantage_dataplane::limit::ConnectionLimit::new(connections),
+        API_IDLE,
+        shutdown_signal(),
+    )
+    .await;
     // The data plane drains on the same signal; give it the time it allows itself.
     for task in data_listeners {
         let _ = tokio::time::timeout(Duration::from_secs(11), task).await;
@@ -329,6 +381,45 @@ async fn serve(
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Binds the operator's metrics listener and serves the detailed exposition there.
+async fn serve_metrics(
+    addr: SocketAddr,
+    state: Arc<AppState>,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding the metrics listener to {addr}"))?;
+    tracing::info!("metrics serving on {}", listener.local_addr()?);
+    let app = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let st = Arc::clone(&state);
+            async move {
+                let text = tokio::task::spawn_blocking(move || {
+                    st.render_metrics(vantage_metrics::Scope::Detailed)
+                })
+                .await
+                .unwrap_or_default();
+                (
+                    [(
+                        axum::http::header::CONTENT_TYPE,
+                        vantage_metrics::CONTENT_TYPE,
+                    )],
+                    text,
+                )
+            }
+        }),
+    );
+    Ok(tokio::spawn(crate::http::serve(
+        listener,
+        None,
+        app,
+        vantage_dataplane::limit::ConnectionLimit::new(64),
+        API_IDLE,
+        std::future::pending(),
+    )))
 }
 
 /// Picks up tokens, accounts and zones the CLI wrote to the store while the server runs.

@@ -257,3 +257,140 @@ async fn an_agent_token_is_one_location_and_one_vote() {
     let (st, _) = assignment(&s, &ams, "WEU", "ams").await;
     assert_eq!(st, 403, "a revoked token speaks for nothing");
 }
+
+/// A count from the detailed metrics exposition (0 when the series is absent).
+async fn metric(s: &Server, series: &str) -> f64 {
+    let text = s
+        .http
+        .get(format!("http://{}/metrics", s.serving("metrics")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .filter(|l| l.starts_with(series))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Idle connections flooding the proxy and DNS over TCP take at most their listener's cap;
+/// the API keeps answering, and the probes keep their descriptors, so a healthy origin stays
+/// healthy (a check that could not run would not be a vote anyway). A client trickling a
+/// request head byte by byte is cut off.
+#[tokio::test]
+async fn floods_of_idle_and_slow_connections_starve_nobody() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+    let origin = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = origin.local_addr().unwrap().port();
+    drop(origin);
+    let _origin = common::origin_on(port, "ok").await;
+    let s = Server::start_flags(&[
+        "--proxy-listen",
+        "127.0.0.1:0",
+        "--dns-listen",
+        "127.0.0.1:0",
+        "--max-connections",
+        "32",
+        "--metrics-listen",
+        "127.0.0.1:0",
+    ]);
+    let a = s.account_id().await;
+    let m = s
+        .create(
+            &format!("/accounts/{a}/load_balancers/monitors"),
+            json!({"type": "http", "expected_codes": "200", "interval": 5, "timeout": 1, "retries": 0}),
+        )
+        .await;
+    let pool = s
+        .create(
+            &format!("/accounts/{a}/load_balancers/pools"),
+            json!({"name": "web", "monitor": m,
+                   "origins": [{"name": "o", "address": "127.0.0.1", "port": port}]}),
+        )
+        .await;
+    let healthy = || async {
+        let (_, v) = s
+            .call(
+                Method::GET,
+                &format!("/accounts/{a}/load_balancers/pools/{pool}"),
+                None,
+            )
+            .await;
+        v["result"]["healthy"] == json!(true)
+    };
+    eventually(Duration::from_secs(15), "the origin is healthy", healthy).await;
+
+    // 100 idle connections on each of the proxy and DNS over TCP: three times their cap.
+    let mut flood = Vec::new();
+    for target in [s.serving("proxy"), s.serving("dns")] {
+        for _ in 0..100 {
+            flood.push(TcpStream::connect(target).await.unwrap());
+        }
+    }
+    let checks = metric(&s, "vantage_checks_total").await;
+    // The API answers, over a fresh connection each time.
+    for _ in 0..5 {
+        let r = reqwest::Client::new()
+            .get(s.url("/accounts"))
+            .bearer_auth(common::TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    eventually(
+        Duration::from_secs(15),
+        "a check runs during the flood",
+        || async { metric(&s, "vantage_checks_total").await > checks },
+    )
+    .await;
+    assert!(healthy().await, "the origin is still healthy");
+    let (_, v) = s
+        .call(Method::GET, "/user/load_balancing_analytics/events", None)
+        .await;
+    assert!(
+        v["result"].as_array().unwrap().iter().all(|e| e["origins"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|o| o["healthy"] != false)),
+        "no false event: {v}"
+    );
+    // Connections over the cap were closed at once: reading one finds its end.
+    let mut closed = 0;
+    for c in &mut flood {
+        let mut b = [0u8; 1];
+        if let Ok(Ok(0)) = tokio::time::timeout(Duration::from_millis(200), c.read(&mut b)).await {
+            closed += 1;
+        }
+    }
+    assert!(
+        closed >= 136,
+        "{closed} of 200 were closed; the 136 over the caps should have been"
+    );
+    drop(flood);
+
+    // A head trickled one byte at a time is cut off (10 s for a whole head).
+    let mut slow = TcpStream::connect(&s.addr).await.unwrap();
+    slow.write_all(b"GET /client/v4/accounts HTTP/1.1\r\n")
+        .await
+        .unwrap();
+    let cut = async {
+        for _ in 0..60 {
+            if slow.write_all(b"X").await.is_err() {
+                return true;
+            }
+            let mut b = [0u8; 256];
+            match tokio::time::timeout(Duration::from_millis(500), slow.read(&mut b)).await {
+                Ok(Ok(0) | Err(_)) => return true,
+                Ok(Ok(_)) => return true, // an error answer, then the close
+                Err(_) => {}
+            }
+        }
+        false
+    };
+    assert!(cut.await, "the trickling client was never cut off");
+}

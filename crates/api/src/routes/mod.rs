@@ -238,13 +238,19 @@ pub(crate) fn stored<T>(
         .ok_or_else(|| Failure(ApiError::not_found()))
 }
 
-/// Prometheus scrapes this: counters and the current verdicts. Unauthenticated, like most
-/// exporters; it names pools, origins and probe locations but no secret.
+/// The installation's metrics for anyone who reaches the API: probe locations, DNS answers,
+/// verdict change counts, storage. Nothing here names a tenant's objects.
 async fn metrics(
     axum::extract::State(st): axum::extract::State<Arc<AppState>>,
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
-    match tokio::task::spawn_blocking(move || st.render_metrics()).await {
+    // The API listener is reachable by tenants: series naming their objects are served only
+    // on the operator's own listener (`serve --metrics-listen`).
+    match tokio::task::spawn_blocking(move || {
+        st.render_metrics(vantage_metrics::Scope::Installation)
+    })
+    .await
+    {
         Ok(text) => (
             [(
                 axum::http::header::CONTENT_TYPE,

@@ -22,6 +22,9 @@ crate::string_enum!(
         DnsUnknownHost = "DNS unknown host",
         HttpInvalidResponse = "HTTP invalid response",
         Other = "Other failure",
+        /// The prober's own machine could not run the check (out of descriptors, buffers or
+        /// ports). Says nothing about the origin: never a vote (`Engine::admit` refuses it).
+        LocalResources = "Local resources exhausted",
     }
 );
 

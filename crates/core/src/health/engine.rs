@@ -137,6 +137,8 @@ crate::string_enum!(
         RttOutOfRange = "rtt_out_of_range",
         /// Sooner after this location's previous result than half the interval.
         TooFrequent = "too_frequent",
+        /// The check failed for a reason of the prober's own machine, not the origin's.
+        LocalFailure = "local_failure",
     }
 );
 
@@ -390,8 +392,8 @@ impl Engine {
             .collect()
     }
 
-    /// Whether a result from `location` on `key`, checked at `at` with round trip `rtt`, may
-    /// be taken at `now`. One location is one vote, so what a location may say is bounded
+    /// Whether a result from `location` on `key`, checked at `at` with `facts`, may be taken
+    /// at `now`. A check that failed for a local reason is no vote at all. One location is one vote, so what a location may say is bounded
     /// by what it was asked: targets assigned to its region (and, when `accounts` is given,
     /// pools of those accounts), a check time that can still vote and is not in the future,
     /// a round trip the monitor's timeout allows, and no more often than about once an
@@ -402,9 +404,13 @@ impl Engine {
         accounts: Option<&[AccountId]>,
         key: &ProbeKey,
         at: Timestamp,
-        rtt_micros: Option<u64>,
+        facts: &super::Facts,
         now: Timestamp,
     ) -> Result<(), Refusal> {
+        let rtt_micros = facts.rtt_micros;
+        if facts.outcome == super::Outcome::Error(FailureReason::LocalResources) {
+            return Err(Refusal::LocalFailure);
+        }
         let spec = self.monitors.get(key).ok_or(Refusal::Unassigned)?;
         let assigned = self.users.get(key).is_some_and(|pools| {
             pools.iter().any(|p| {
