@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use vantage_core::health::{Facts, FailureReason, Outcome};
 use vantage_core::monitor::{MonitorSpec, MonitorType};
 
+pub use net::exclude_own_listeners;
 pub use tls::TlsError;
 
 /// One check to run: a monitor against one origin endpoint.

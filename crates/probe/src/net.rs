@@ -68,11 +68,37 @@ pub(crate) fn io_failure(e: &io::Error) -> FailureReason {
     }
 }
 
+/// This process's own listeners (the API, metrics, the proxy, DNS): never probed, so no
+/// tenant's monitor or preview can make the controller knock on its own doors and read the
+/// answer back as an oracle.
+static OWN_LISTENERS: std::sync::OnceLock<Vec<SocketAddr>> = std::sync::OnceLock::new();
+
+/// Declares this process's listening addresses (once, at start).
+pub fn exclude_own_listeners(addrs: Vec<SocketAddr>) {
+    let _ = OWN_LISTENERS.set(addrs);
+}
+
+/// Whether `addr` reaches one of this process's listeners: the same port on the same
+/// address, or on any loopback address when the listener is bound to all of them.
+fn is_own_listener(addr: SocketAddr) -> bool {
+    OWN_LISTENERS.get().is_some_and(|own| {
+        own.iter().any(|l| {
+            l.port() == addr.port()
+                && (l.ip() == addr.ip()
+                    || (l.ip().is_unspecified()
+                        && (addr.ip().is_loopback() || addr.ip().is_unspecified())))
+        })
+    })
+}
+
 pub(crate) async fn connect(
     addr: SocketAddr,
     source: Option<IpAddr>,
     progress: &Progress,
 ) -> Result<TcpStream, FailureReason> {
+    if is_own_listener(addr) {
+        return Err(FailureReason::TcpConnectionFailed);
+    }
     let socket = if addr.is_ipv4() {
         TcpSocket::new_v4()
     } else {

@@ -152,6 +152,20 @@ impl std::fmt::Debug for DataPlane {
 }
 
 impl DataPlane {
+    /// The addresses this data plane listens on (the proxy, DNS).
+    pub fn local_addrs(&self) -> Vec<std::net::SocketAddr> {
+        let proxy = self
+            .proxy
+            .iter()
+            .flat_map(|(_, sockets, _)| sockets.iter().filter_map(|s| s.local_addr().ok()));
+        let dns = self
+            .dns
+            .iter()
+            .flat_map(|(_, udp, tcp)| [udp.local_addr().ok(), tcp.local_addr().ok()])
+            .flatten();
+        proxy.chain(dns).collect()
+    }
+
     /// Reads the geo file and certificates and binds the listeners, so that every mistake
     /// stops the start.
     /// Binds the listeners; each accepts at most `connections` at once.

@@ -330,6 +330,18 @@ async fn serve(
         .await
         .with_context(|| format!("binding {listen}"))?;
 
+    // Bound before any probe runs: no monitor may point a check at these.
+    let mut own = vec![listener.local_addr()?];
+    own.extend(dataplane.iter().flat_map(|d| d.local_addrs()));
+    let metrics = match metrics_listen {
+        Some(addr) => {
+            let (bound, task) = serve_metrics(addr, Arc::clone(&state)).await?;
+            own.push(bound);
+            Some(task)
+        }
+        None => None,
+    };
+    vantage_probe::exclude_own_listeners(own);
     let mut background = vec![
         tokio::spawn(watch_store(Arc::clone(&state))),
         tokio::spawn(crate::agent::follow_config(Arc::clone(&state))),
@@ -349,9 +361,7 @@ async fn serve(
             None,
         )));
     }
-    if let Some(addr) = metrics_listen {
-        background.push(serve_metrics(addr, Arc::clone(&state)).await?);
-    }
+    background.extend(metrics);
     let mut data_listeners = Vec::new();
     if let Some(dp) = dataplane {
         let (publisher, listeners) = dp.start(&state).await?;
@@ -387,11 +397,12 @@ async fn serve(
 async fn serve_metrics(
     addr: SocketAddr,
     state: Arc<AppState>,
-) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+) -> anyhow::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("binding the metrics listener to {addr}"))?;
-    tracing::info!("metrics serving on {}", listener.local_addr()?);
+    let bound = listener.local_addr()?;
+    tracing::info!("metrics serving on {bound}");
     let app = axum::Router::new().route(
         "/metrics",
         axum::routing::get(move || {
@@ -412,14 +423,15 @@ async fn serve_metrics(
             }
         }),
     );
-    Ok(tokio::spawn(crate::http::serve(
+    let task = tokio::spawn(crate::http::serve(
         listener,
         None,
         app,
         vantage_dataplane::limit::ConnectionLimit::new(64),
         API_IDLE,
         std::future::pending(),
-    )))
+    ));
+    Ok((bound, task))
 }
 
 /// Picks up tokens, accounts and zones the CLI wrote to the store while the server runs.

@@ -394,3 +394,39 @@ async fn floods_of_idle_and_slow_connections_starve_nobody() {
     };
     assert!(cut.await, "the trickling client was never cut off");
 }
+
+/// No monitor can turn the controller's probes on its own listeners (an oracle on its API or
+/// metrics): such a check fails without connecting.
+#[tokio::test]
+async fn the_controller_never_probes_its_own_listeners() {
+    let s = Server::start_flags(&["--metrics-listen", "127.0.0.1:0"]);
+    let a = s.account_id().await;
+    let api: std::net::SocketAddr = s.addr.parse().unwrap();
+    let m = s
+        .create(
+            &format!("/accounts/{a}/load_balancers/monitors"),
+            json!({"type": "http", "expected_codes": "200", "path": "/client/v4/openapi.json",
+                   "interval": 5, "timeout": 1, "retries": 0}),
+        )
+        .await;
+    let origins: Vec<Value> = [api, s.serving("metrics")]
+        .iter()
+        .enumerate()
+        .map(|(i, addr)| json!({"name": format!("own{i}"), "address": addr.ip().to_string(), "port": addr.port()}))
+        .collect();
+    let pool = s
+        .create(
+            &format!("/accounts/{a}/load_balancers/pools"),
+            json!({"name": "inside", "monitor": m, "origins": origins}),
+        )
+        .await;
+    let path = format!("/accounts/{a}/load_balancers/pools/{pool}/health");
+    eventually(Duration::from_secs(15), "the checks have run", || async {
+        s.call(Method::GET, &path, None).await.1["success"] == true
+    })
+    .await;
+    let health = s.call(Method::GET, &path, None).await.1;
+    let text = health.to_string();
+    assert_eq!(health["result"]["pop_health"]["healthy"], false, "{text}");
+    assert!(text.contains("TCP connection failed"), "{text}");
+}
