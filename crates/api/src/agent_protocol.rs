@@ -11,6 +11,30 @@ use vantage_core::{MonitorId, Timestamp};
 pub const ASSIGNMENT_PATH: &str = "/agent/v1/assignment";
 pub const RESULTS_PATH: &str = "/agent/v1/results";
 
+/// The protocol's version. Agents send it in [`VERSION_HEADER`] on every request; a request
+/// without it is version 1 (agents from before the header). Version 2: agent tokens are
+/// bound to one location, and the results answer says what was refused and why.
+pub const VERSION: u32 = 2;
+pub const VERSION_HEADER: &str = "vantage-agent-protocol";
+
+/// Whether a controller speaking [`VERSION`] takes an agent speaking `agent`: its own
+/// version and the one before, so controllers can be upgraded first and agents after. The
+/// refusal names both versions.
+pub fn accepts(agent: u32) -> Result<(), String> {
+    if agent == VERSION || agent + 1 == VERSION {
+        return Ok(());
+    }
+    let upgrade = if agent < VERSION {
+        "the agent"
+    } else {
+        "the controller"
+    };
+    Err(format!(
+        "this agent speaks protocol version {agent}; this controller speaks {VERSION} and accepts {} and {VERSION}: upgrade {upgrade}",
+        VERSION - 1
+    ))
+}
+
 /// One target of an assignment; its monitor is `key.monitor` in [`Assignment::monitors`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Target {
@@ -69,4 +93,24 @@ pub struct Report {
     pub region: String,
     pub location: String,
     pub results: Vec<Reported>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_version_behind_is_accepted_and_others_named() {
+        assert!(accepts(VERSION).is_ok());
+        assert!(accepts(VERSION - 1).is_ok());
+        let old = accepts(VERSION - 2).unwrap_err();
+        assert!(
+            old.contains("version 0")
+                && old.contains("speaks 2")
+                && old.contains("upgrade the agent"),
+            "{old}"
+        );
+        let new = accepts(VERSION + 1).unwrap_err();
+        assert!(new.contains("upgrade the controller"), "{new}");
+    }
 }

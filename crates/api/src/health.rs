@@ -308,7 +308,7 @@ impl AppState {
     ) -> Result<Vec<vantage_store::Delivery>, vantage_wire::ApiError> {
         self.store.deliveries(account, limit).map_err(|e| {
             tracing::error!(error = %e, "reading the notification history");
-            vantage_wire::ApiError::unavailable("The notification history")
+            vantage_wire::ApiError::storage_unavailable("The notification history")
         })
     }
 
@@ -327,7 +327,7 @@ impl AppState {
     ) -> Result<Vec<(i64, Event)>, vantage_wire::ApiError> {
         self.store.events(filter).map_err(|e| {
             tracing::error!(error = %e, "reading health events");
-            vantage_wire::ApiError::unavailable("The event history")
+            vantage_wire::ApiError::storage_unavailable("The event history")
         })
     }
 

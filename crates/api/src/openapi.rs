@@ -63,8 +63,14 @@ macro_rules! op {
     };
 }
 
-/// Every operation of the Cloudflare-compatible API.
-pub fn operations() -> Vec<Operation> {
+/// Every operation of the Cloudflare-compatible API, built once: the paths are made at run
+/// time from shared prefixes and live as long as the process.
+pub fn operations() -> &'static [Operation] {
+    static OPERATIONS: std::sync::OnceLock<Vec<Operation>> = std::sync::OnceLock::new();
+    OPERATIONS.get_or_init(build_operations)
+}
+
+fn build_operations() -> Vec<Operation> {
     let lb = |rest: &str| -> &'static str { Box::leak(format!("{LB}{rest}").into_boxed_str()) };
     let alerting = |rest: &str| -> &'static str {
         Box::leak(format!("/accounts/{{account_id}}/alerting/v3{rest}").into_boxed_str())
@@ -341,7 +347,13 @@ fn envelope() -> Value {
 }
 
 /// The whole document.
-pub fn document() -> Value {
+/// The document, rendered once and shared (it depends on nothing that changes).
+pub fn document() -> &'static Value {
+    static DOCUMENT: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
+    DOCUMENT.get_or_init(render)
+}
+
+fn render() -> Value {
     let settings = schemars::generate::SchemaSettings::draft2020_12().with(|s| {
         s.definitions_path = "/components/schemas".into();
         s.meta_schema = None;

@@ -1,6 +1,11 @@
 //! One steering decision for a load balancer of 5 pools x 10 origins (random pool weights,
 //! random origin weights), single thread. Run: `cargo bench -p vantage-core --bench steering`
-#![allow(clippy::unwrap_used)]
+// The harness reads files and the clock; the core it drives does not.
+#![allow(
+    clippy::unwrap_used,
+    clippy::disallowed_methods,
+    clippy::disallowed_types
+)]
 
 use std::collections::HashMap;
 use std::hint::black_box;

@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use vantage_api::agent_protocol::{Assignment, Report, Reported, ASSIGNMENT_PATH, RESULTS_PATH};
+use vantage_api::agent_protocol::{
+    Assignment, Report, Reported, ASSIGNMENT_PATH, RESULTS_PATH, VERSION, VERSION_HEADER,
+};
 use vantage_core::health::Location;
 use vantage_core::region::RegionCode;
 use vantage_probe::Prober;
@@ -110,6 +112,7 @@ impl Controller {
             .client
             .get(format!("{}{ASSIGNMENT_PATH}", self.base))
             .bearer_auth(&self.token)
+            .header(VERSION_HEADER, VERSION)
             .query(&query)
             .send()
             .await?;
@@ -126,6 +129,7 @@ impl Controller {
             .client
             .post(format!("{}{RESULTS_PATH}", self.base))
             .bearer_auth(&self.token)
+            .header(VERSION_HEADER, VERSION)
             .json(&report)
             .send()
             .await?;

@@ -181,6 +181,22 @@ impl ApiError {
         }
     }
 
+    /// 503/1000: stored data could not be read (the storage failed, or the job reading it
+    /// did); nothing was changed, and the same request may succeed later.
+    pub fn storage_unavailable(what: &str) -> Self {
+        Self::one(
+            503,
+            1000,
+            format!("{what} could not be read from storage; try again"),
+        )
+    }
+
+    /// 503/1000: the server could not produce an answer (a worker failed); nothing was
+    /// changed, and the same request may succeed later.
+    pub fn failed(what: &str) -> Self {
+        Self::one(503, 1000, format!("{what} failed on the server; try again"))
+    }
+
     /// 400 for a capability this build does not provide yet. Never a 5xx: SDKs retry those.
     pub fn unavailable(what: &str) -> Self {
         Self::one(

@@ -15,7 +15,7 @@ use vantage_core::region::RegionCode;
 use vantage_wire::{parse, ApiError};
 
 use super::{ok, Reply};
-use crate::agent_protocol::{Assignment, Report};
+use crate::agent_protocol::{accepts, Assignment, Report, VERSION_HEADER};
 use crate::extract::{JsonObject, Params};
 use crate::state::{now, AppState};
 
@@ -47,6 +47,16 @@ fn authorize(
     region: Option<&str>,
     name: Option<&str>,
 ) -> Result<(Location, AgentBinding), ApiError> {
+    let version = match headers.get(VERSION_HEADER) {
+        None => Ok(1),
+        Some(v) => v
+            .to_str()
+            .ok()
+            .and_then(|v| v.trim().parse::<u32>().ok())
+            .ok_or(()),
+    }
+    .map_err(|()| ApiError::malformed(format!("{VERSION_HEADER} must be a number")))?;
+    accepts(version).map_err(ApiError::malformed)?;
     let binding = crate::auth::authenticate_agent(headers, &st.catalog(), now())?;
     if let (Some(region), Some(name)) = (region, name) {
         let claimed = location(region, name)?;
@@ -83,8 +93,7 @@ pub async fn assignment(State(st): State<Arc<AppState>>, headers: HeaderMap, q: 
         st.assignment_version(),
         st.assignment(loc.region, binding.accounts()),
     );
-    let body =
-        serde_json::to_value(message).map_err(|_| ApiError::unavailable("The assignment"))?;
+    let body = serde_json::to_value(message).map_err(|_| ApiError::failed("The assignment"))?;
     ok(body)
 }
 
@@ -115,6 +124,6 @@ pub async fn results(
         (accepted, refused)
     })
     .await
-    .map_err(|_| ApiError::unavailable("Result ingestion"))?;
+    .map_err(|_| ApiError::failed("Result ingestion"))?;
     ok(json!({"accepted": accepted, "refused": refused}))
 }

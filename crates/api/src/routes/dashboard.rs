@@ -50,7 +50,7 @@ pub async fn state(State(st): State<Arc<AppState>>, Caller(p): Caller) -> Reply 
         let p = p.clone();
         tokio::task::spawn_blocking(move || st.dashboard(&p))
             .await
-            .map_err(|_| ApiError::unavailable("The dashboard"))?
+            .map_err(|_| ApiError::failed("The dashboard"))?
     };
     let filter = EventFilter {
         limit: EVENTS,
@@ -59,7 +59,7 @@ pub async fn state(State(st): State<Arc<AppState>>, Caller(p): Caller) -> Reply 
     };
     let events = tokio::task::spawn_blocking(move || st.stored_events(&filter))
         .await
-        .map_err(|_| ApiError::unavailable("The event history"))??;
+        .map_err(|_| ApiError::storage_unavailable("The event history"))??;
     let mut doc = doc;
     doc["events"] = events
         .iter()

@@ -186,7 +186,7 @@ pub async fn events(State(st): State<Arc<AppState>>, Caller(p): Caller, q: Param
     let store = Arc::clone(&st);
     let found = tokio::task::spawn_blocking(move || store.stored_events(&filter))
         .await
-        .map_err(|_| ApiError::unavailable("The event history"))??;
+        .map_err(|_| ApiError::storage_unavailable("The event history"))??;
     let matching: Vec<_> = found
         .into_iter()
         .filter(|(_, e)| pool_healthy.is_none_or(|h| e.pool_healthy == Some(h)))

@@ -259,6 +259,6 @@ async fn metrics(
             text,
         )
             .into_response(),
-        Err(_) => Failure(ApiError::unavailable("Metrics")).into_response(),
+        Err(_) => Failure(ApiError::failed("Metrics")).into_response(),
     }
 }

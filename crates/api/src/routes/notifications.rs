@@ -160,6 +160,6 @@ pub async fn history(
     let account = account(&p, &a, Permission::MonitorsPoolsRead)?;
     let deliveries = tokio::task::spawn_blocking(move || st.deliveries(account, 1000))
         .await
-        .map_err(|_| ApiError::unavailable("The notification history"))??;
+        .map_err(|_| ApiError::storage_unavailable("The notification history"))??;
     ok_list(&deliveries, Page::ALL, wire::render_delivery)
 }

@@ -1,0 +1,101 @@
+//! The documents the store writes, pinned: rows outlive the binary that wrote them, so a
+//! renamed or retyped field would silently fail to load (or load wrong) after an upgrade.
+//! Each kind is pinned as written today, and rows written by earlier versions must still read.
+#![allow(clippy::unwrap_used)]
+
+use serde_json::json;
+use vantage_core::auth::{AgentBinding, SecretDigest, Token, TokenKind, TokenStatus};
+use vantage_core::health::check::{CheckResult, FailureReason};
+use vantage_core::health::{Location, LocationState};
+use vantage_core::region::RegionCode;
+use vantage_core::zone::Zone;
+use vantage_core::{AccountId, Timestamp, TokenId, ZoneId};
+
+const T: Timestamp = Timestamp::from_unix_micros(1_764_547_200_000_000);
+
+fn row<V: serde::Serialize>(v: &V) -> serde_json::Value {
+    serde_json::to_value(v).unwrap()
+}
+
+#[test]
+fn zones_are_pinned_and_old_rows_read() {
+    let zone = Zone {
+        id: ZoneId::from_bytes([1; 16]),
+        account: AccountId::from_bytes([2; 16]),
+        name: "example.com".into(),
+        created_on: T,
+        modified_on: T,
+        overlap_allowed: false,
+    };
+    let written = json!({"id": "01010101010101010101010101010101", "account": "02020202020202020202020202020202",
+                         "name": "example.com", "created_on": T.unix_micros(), "modified_on": T.unix_micros()});
+    assert_eq!(row(&zone), written, "the flag is left out while false");
+    let delegated = Zone {
+        overlap_allowed: true,
+        ..zone.clone()
+    };
+    assert_eq!(row(&delegated)["overlap_allowed"], true);
+    let read: Zone = serde_json::from_value(written).unwrap();
+    assert_eq!(
+        read, zone,
+        "a row from before delegation reads as not delegated"
+    );
+}
+
+#[test]
+fn agent_tokens_are_pinned_and_unbound_old_rows_read() {
+    let token = Token {
+        id: TokenId::from_bytes([3; 16]),
+        name: "ams1".into(),
+        digest: SecretDigest([0xab; 32]),
+        status: TokenStatus::Active,
+        grants: vec![],
+        issued_on: T,
+        modified_on: T,
+        expires_on: None,
+        kind: TokenKind::Agent,
+        agent: Some(AgentBinding {
+            location: Location {
+                region: RegionCode::Weu,
+                name: "ams1".into(),
+            },
+            accounts: vec![AccountId::from_bytes([2; 16])],
+        }),
+    };
+    let written = row(&token);
+    assert_eq!(
+        written["agent"],
+        // Regions are stored by their variant name (`Weu`), not the API code (`WEU`).
+        json!({"location": {"region": "Weu", "name": "ams1"}, "accounts": ["02020202020202020202020202020202"]})
+    );
+    assert_eq!(written["kind"], "Agent", "kinds too are stored by variant name");
+    assert_eq!(written["digest"], "ab".repeat(32));
+    // Written before bindings (and before token kinds): an unbound agent token, an API token.
+    let mut old = written.clone();
+    old.as_object_mut().unwrap().remove("agent");
+    let read: Token = serde_json::from_value(old.clone()).unwrap();
+    assert_eq!(read.agent, None);
+    old.as_object_mut().unwrap().remove("kind");
+    let read: Token = serde_json::from_value(old).unwrap();
+    assert_eq!(read.kind, TokenKind::Api);
+}
+
+#[test]
+fn location_states_are_pinned() {
+    let state = LocationState {
+        verdict: Some(false),
+        streak: 1,
+        last: Some(CheckResult {
+            healthy: false,
+            reason: FailureReason::TcpTimeout,
+            response_code: None,
+            rtt_micros: None,
+        }),
+        last_at: Some(T),
+    };
+    assert_eq!(
+        row(&state),
+        json!({"verdict": false, "streak": 1, "last_at": T.unix_micros(),
+               "last": {"healthy": false, "reason": "TcpTimeout", "response_code": null, "rtt_micros": null}})
+    );
+}
