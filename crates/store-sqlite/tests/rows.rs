@@ -68,7 +68,10 @@ fn agent_tokens_are_pinned_and_unbound_old_rows_read() {
         // Regions are stored by their variant name (`Weu`), not the API code (`WEU`).
         json!({"location": {"region": "Weu", "name": "ams1"}, "accounts": ["02020202020202020202020202020202"]})
     );
-    assert_eq!(written["kind"], "Agent", "kinds too are stored by variant name");
+    assert_eq!(
+        written["kind"], "Agent",
+        "kinds too are stored by variant name"
+    );
     assert_eq!(written["digest"], "ab".repeat(32));
     // Written before bindings (and before token kinds): an unbound agent token, an API token.
     let mut old = written.clone();

@@ -2,6 +2,8 @@
 //! about how it is kept. The SQLite implementation lives in `vantage-store-sqlite`.
 #![forbid(unsafe_code)]
 
+pub mod memory;
+
 use vantage_core::catalog::{Catalog, Change};
 use vantage_core::health::engine::Event;
 use vantage_core::health::{Location, LocationState, ProbeKey};

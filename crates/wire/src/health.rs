@@ -15,8 +15,18 @@ pub fn rtt(micros: u64) -> String {
     format!("{:.1}ms", micros as f64 / 1000.0)
 }
 
+/// `healthy` and `failure_reason` for a verdict: an origin not yet judged is `healthy: null`
+/// with no failure reason, never "unhealthy with no failures".
+fn verdict_fields(v: &mut Value, healthy: Verdict, reason: &str) {
+    v["healthy"] = json!(healthy);
+    if healthy.is_some() {
+        v["failure_reason"] = json!(reason);
+    }
+}
+
 fn origin_detail(o: &OriginHealth) -> Value {
-    let mut v = json!({"healthy": o.healthy.unwrap_or(false), "failure_reason": o.reason.as_str()});
+    let mut v = json!({});
+    verdict_fields(&mut v, o.healthy, o.reason.as_str());
     if let Some(code) = o.response_code {
         v["response_code"] = json!(code);
     }
@@ -82,16 +92,21 @@ pub fn render_pool_health(pool: &Pool, h: &PoolHealth) -> Value {
             .zip(&verdicts)
             .map(|(o, v)| {
                 let mut d = origin_detail(o);
-                d["healthy"] = json!(v.unwrap_or(false));
-                if *v != Some(false) {
-                    d["failure_reason"] = json!("No failures");
+                let reason = if *v == Some(false) {
+                    o.reason.as_str()
+                } else {
+                    "No failures"
+                };
+                if d.get("failure_reason").is_some() {
+                    d.as_object_mut().map(|m| m.remove("failure_reason"));
                 }
+                verdict_fields(&mut d, *v, reason);
                 json!({ o.address.clone(): d })
             })
             .collect();
         pop.insert(
             region.code().into(),
-            json!({"healthy": healthy.unwrap_or(false), "origins": origins}),
+            json!({"healthy": healthy, "origins": origins}),
         );
     }
     let mut locations: Vec<Value> = Vec::new();
@@ -156,4 +171,67 @@ pub fn render_event(seq: i64, e: &Event) -> Value {
             "failure_reason": o.reason.as_str(),
         })).collect::<Vec<_>>(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vantage_core::health::FailureReason;
+    use vantage_core::region::RegionCode;
+
+    fn origin(address: &str, healthy: Verdict, reason: FailureReason) -> OriginHealth {
+        OriginHealth {
+            name: address.into(),
+            address: address.into(),
+            enabled: true,
+            healthy,
+            reason,
+            response_code: None,
+            rtt_micros: None,
+            regions: [(RegionCode::Weu, healthy)].into(),
+            locations: vec![],
+        }
+    }
+
+    #[test]
+    fn an_origin_not_yet_judged_is_unknown_not_unhealthy() {
+        let (spec, _) = vantage_core::pool::PoolDraft {
+            name: Some("p".into()),
+            origins: Some(vec![vantage_core::pool::OriginDraft {
+                name: Some("o".into()),
+                address: Some("192.0.2.1".into()),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        }
+        .validate()
+        .unwrap_or_else(|v| panic!("{v:?}"));
+        let pool = Pool {
+            id: vantage_core::PoolId::from_bytes([1; 16]),
+            account: vantage_core::AccountId::from_bytes([2; 16]),
+            spec,
+            created_on: vantage_core::Timestamp::from_unix_micros(0),
+            modified_on: vantage_core::Timestamp::from_unix_micros(0),
+            disabled_at: None,
+        };
+        let h = PoolHealth {
+            pool: pool.id,
+            healthy: Some(true),
+            origins: vec![
+                origin("192.0.2.1", Some(true), FailureReason::None),
+                origin("192.0.2.2", None, FailureReason::None),
+                origin("192.0.2.3", Some(false), FailureReason::TcpTimeout),
+            ],
+        };
+        let v = render_pool_health(&pool, &h);
+        let overall = &v["pop_health"]["origins"];
+        assert_eq!(overall[0]["ip"]["healthy"], true);
+        assert_eq!(overall[1]["ip"]["healthy"], Value::Null, "{v}");
+        assert!(overall[1]["ip"].get("failure_reason").is_none(), "{v}");
+        assert_eq!(overall[2]["ip"]["failure_reason"], "TCP timeout");
+        let weu = &v["pop_health"]["WEU"]["origins"];
+        assert_eq!(weu[1]["192.0.2.2"]["healthy"], Value::Null, "{v}");
+        assert!(weu[1]["192.0.2.2"].get("failure_reason").is_none(), "{v}");
+        assert_eq!(weu[0]["192.0.2.1"]["failure_reason"], "No failures");
+    }
 }

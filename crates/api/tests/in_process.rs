@@ -1,0 +1,214 @@
+//! The API in-process: the real router over an in-memory store, driven request by request
+//! with `oneshot` — no sockets, no processes, so the rules of the HTTP layer (credential
+//! precedence, envelopes, PATCH merge, paging) are tested where they live and run fast.
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use http::{Method, Request, StatusCode};
+use serde_json::{json, Value};
+use tower::ServiceExt;
+use vantage_api::secrets::token_digest;
+use vantage_api::AppState;
+use vantage_core::auth::{Grant, Permission, Resource, Token, TokenKind, TokenStatus};
+use vantage_core::catalog::Catalog;
+use vantage_core::{AccountId, Timestamp, TokenId};
+use vantage_store::memory::MemoryStore;
+use vantage_store::Store;
+
+const TOKEN: &str = "in-process-test-token_0123456789abcdefghijklmnopqrstu";
+const ACCOUNT: AccountId = AccountId::from_bytes([1; 16]);
+
+/// An API with one account and an admin token for it, its writer running.
+fn api() -> axum::Router {
+    let store = Arc::new(MemoryStore::default());
+    let now = Timestamp::from_unix_micros(1_764_547_200_000_000);
+    let mut changes = Catalog::default()
+        .create_account(ACCOUNT, "acme".into(), now)
+        .unwrap();
+    changes.push(vantage_core::catalog::Change::PutToken(Token {
+        id: TokenId::from_bytes([2; 16]),
+        name: "admin".into(),
+        digest: token_digest(TOKEN),
+        status: TokenStatus::Active,
+        grants: vec![Grant {
+            resource: Resource::Account(ACCOUNT),
+            permissions: Permission::ALL_PERMISSIONS.to_vec(),
+        }],
+        issued_on: now,
+        modified_on: now,
+        expires_on: None,
+        kind: TokenKind::Api,
+        agent: None,
+    }));
+    store.commit(&changes).unwrap();
+    let (state, writer) = AppState::load(store).unwrap();
+    std::thread::spawn(move || writer.run());
+    vantage_api::router(state)
+}
+
+async fn call(
+    app: &axum::Router,
+    method: Method,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let mut req = Request::builder()
+        .method(method)
+        .uri(format!("/client/v4{path}"));
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let body = match body {
+        Some(b) => {
+            req = req.header("content-type", "application/json");
+            Body::from(b.to_string())
+        }
+        None => Body::empty(),
+    };
+    let resp = app.clone().oneshot(req.body(body).unwrap()).await.unwrap();
+    let status = resp.status();
+    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+fn bearer() -> String {
+    format!("Bearer {TOKEN}")
+}
+
+async fn as_admin(
+    app: &axum::Router,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    call(app, method, path, &[("authorization", &bearer())], body).await
+}
+
+fn code(v: &Value) -> i64 {
+    v["errors"][0]["code"].as_i64().unwrap_or(-1)
+}
+
+#[tokio::test]
+async fn the_authorization_header_takes_precedence_and_every_failure_is_an_envelope() {
+    let app = api();
+    let path = format!("/accounts/{ACCOUNT}/load_balancers/monitors");
+    let (st, v) = call(&app, Method::GET, &path, &[], None).await;
+    assert_eq!((st.as_u16(), code(&v)), (400, 9106), "no credentials");
+    // A bad bearer token is not rescued by other credentials beside it.
+    let (st, v) = call(
+        &app,
+        Method::GET,
+        &path,
+        &[
+            (
+                "authorization",
+                "Bearer not-the-token-0123456789abcdefghijklmnopqrstuvwx",
+            ),
+            ("x-auth-email", "ops@example.com"),
+            (
+                "x-auth-key",
+                "global-key-0123456789abcdefghijklmnopqrstuvwxyz",
+            ),
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(st, 403, "{v}");
+    assert_eq!(v["success"], false);
+    let (st, v) = as_admin(&app, Method::GET, "/no/such/route", None).await;
+    assert_eq!((st.as_u16(), code(&v)), (404, 7003));
+    let (st, v) = as_admin(&app, Method::DELETE, &path, None).await;
+    assert_eq!((st.as_u16(), code(&v)), (405, 10405));
+    let (st, v) = as_admin(
+        &app,
+        Method::POST,
+        &path,
+        Some(json!({"interval": "often"})),
+    )
+    .await;
+    assert_eq!(st, 400);
+    assert_eq!(v["errors"][0]["source"]["pointer"], "/interval", "{v}");
+}
+
+#[tokio::test]
+async fn patch_merges_onto_the_stored_object() {
+    let app = api();
+    let pools = format!("/accounts/{ACCOUNT}/load_balancers/pools");
+    let (st, created) = as_admin(
+        &app,
+        Method::POST,
+        &pools,
+        Some(json!({"name": "web", "description": "first", "minimum_origins": 2,
+                    "origins": [{"name": "a", "address": "192.0.2.1"}, {"name": "b", "address": "192.0.2.2"}]})),
+    )
+    .await;
+    assert_eq!(st, 200, "{created}");
+    let id = created["result"]["id"].as_str().unwrap();
+    let (st, patched) = as_admin(
+        &app,
+        Method::PATCH,
+        &format!("{pools}/{id}"),
+        Some(json!({"description": "second"})),
+    )
+    .await;
+    assert_eq!(st, 200, "{patched}");
+    let r = &patched["result"];
+    assert_eq!(r["description"], "second");
+    assert_eq!(r["minimum_origins"], 2, "fields the PATCH left out stay");
+    assert_eq!(r["origins"].as_array().unwrap().len(), 2);
+    // PUT replaces: what it leaves out takes its default.
+    let (st, put) = as_admin(
+        &app,
+        Method::PUT,
+        &format!("{pools}/{id}"),
+        Some(json!({"name": "web", "origins": [{"name": "a", "address": "192.0.2.1"}]})),
+    )
+    .await;
+    assert_eq!(st, 200, "{put}");
+    assert_eq!(put["result"]["minimum_origins"], 1);
+    assert_eq!(put["result"]["description"], "");
+}
+
+#[tokio::test]
+async fn lists_page_and_a_page_past_the_end_is_empty() {
+    let app = api();
+    let monitors = format!("/accounts/{ACCOUNT}/load_balancers/monitors");
+    for i in 0..3 {
+        let (st, v) = as_admin(
+            &app,
+            Method::POST,
+            &monitors,
+            Some(json!({"expected_codes": "200", "description": format!("m{i}")})),
+        )
+        .await;
+        assert_eq!(st, 200, "{v}");
+    }
+    let (_, page2) = as_admin(
+        &app,
+        Method::GET,
+        &format!("{monitors}?per_page=2&page=2"),
+        None,
+    )
+    .await;
+    assert_eq!(page2["result"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        page2["result_info"],
+        json!({"page": 2, "per_page": 2, "count": 1, "total_count": 3, "total_pages": 2})
+    );
+    let (_, past) = as_admin(
+        &app,
+        Method::GET,
+        &format!("{monitors}?per_page=2&page=9"),
+        None,
+    )
+    .await;
+    assert_eq!(past["result"], json!([]));
+}

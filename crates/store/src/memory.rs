@@ -1,0 +1,267 @@
+//! A [`Store`] in memory, for tests of the layers above storage (the API in-process, the
+//! controller's drivers): the same contract as SQLite — a commit is all or nothing, pending
+//! deliveries are capped per destination, retention deletes what it must — without a file.
+//! Nothing survives the value.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use vantage_core::catalog::Change;
+use vantage_core::health::engine::Event;
+use vantage_core::health::{Location, LocationState, ProbeKey};
+use vantage_core::{AccountId, Timestamp};
+
+use crate::{
+    Delivery, EventFilter, NewDelivery, Pruned, Retention, Store, StoreError,
+    PENDING_PER_DESTINATION,
+};
+
+/// Object kinds in load order: referenced kinds before the kinds that reference them.
+const KINDS: [&str; 9] = [
+    "accounts",
+    "users",
+    "tokens",
+    "zones",
+    "monitors",
+    "pools",
+    "load_balancers",
+    "webhooks",
+    "policies",
+];
+
+#[derive(Debug, Default)]
+struct Inner {
+    /// The latest `Put` of each object, by kind and id.
+    objects: BTreeMap<(usize, String), Change>,
+    states: BTreeMap<(ProbeKey, Location), LocationState>,
+    events: Vec<(i64, Event)>,
+    /// Each delivery with the time of its next attempt.
+    outbox: Vec<(Delivery, Timestamp)>,
+    next_seq: i64,
+}
+
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    inner: Mutex<Inner>,
+}
+
+/// Where a change lands: its kind's index, the object's id, and whether it is kept.
+fn slot(change: &Change) -> (usize, String, bool) {
+    let kind = |name: &str| KINDS.iter().position(|k| *k == name).unwrap_or(0);
+    match change {
+        Change::PutAccount(a) => (kind("accounts"), a.id.to_string(), true),
+        Change::PutUser(u) => (kind("users"), u.id.to_string(), true),
+        Change::PutToken(t) => (kind("tokens"), t.id.to_string(), true),
+        Change::PutZone(z) => (kind("zones"), z.id.to_string(), true),
+        Change::DeleteZone(id) => (kind("zones"), id.to_string(), false),
+        Change::PutMonitor(m) => (kind("monitors"), m.id.to_string(), true),
+        Change::DeleteMonitor(id) => (kind("monitors"), id.to_string(), false),
+        Change::PutPool(p) => (kind("pools"), p.id.to_string(), true),
+        Change::DeletePool(id) => (kind("pools"), id.to_string(), false),
+        Change::PutLoadBalancer(lb) => (kind("load_balancers"), lb.id.to_string(), true),
+        Change::DeleteLoadBalancer(id) => (kind("load_balancers"), id.to_string(), false),
+        Change::PutWebhook(w) => (kind("webhooks"), w.id.to_string(), true),
+        Change::DeleteWebhook(id) => (kind("webhooks"), id.to_string(), false),
+        Change::PutPolicy(p) => (kind("policies"), p.id.to_string(), true),
+        Change::DeletePolicy(id) => (kind("policies"), id.to_string(), false),
+    }
+}
+
+impl MemoryStore {
+    fn inner(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+fn pending(d: &Delivery) -> bool {
+    d.delivered_at.is_none() && !d.failed
+}
+
+impl Store for MemoryStore {
+    fn load(&self) -> Result<Vec<Change>, StoreError> {
+        Ok(self.inner().objects.values().cloned().collect())
+    }
+
+    fn commit(&self, changes: &[Change]) -> Result<(), StoreError> {
+        // Under one lock: all of them or, since nothing here can fail half-way, none.
+        let mut inner = self.inner();
+        for change in changes {
+            let (kind, id, keep) = slot(change);
+            if keep {
+                inner.objects.insert((kind, id), change.clone());
+            } else {
+                inner.objects.remove(&(kind, id));
+            }
+        }
+        Ok(())
+    }
+
+    fn external_version(&self) -> Result<u64, StoreError> {
+        // Only this process writes it.
+        Ok(0)
+    }
+
+    fn load_health(&self) -> Result<Vec<(ProbeKey, Location, LocationState)>, StoreError> {
+        Ok(self
+            .inner()
+            .states
+            .iter()
+            .map(|((k, l), s)| (k.clone(), l.clone(), s.clone()))
+            .collect())
+    }
+
+    fn record_health(
+        &self,
+        states: &[(ProbeKey, Location, LocationState)],
+        events: &[Event],
+        alerts: &[NewDelivery],
+    ) -> Result<usize, StoreError> {
+        let mut inner = self.inner();
+        for (k, l, s) in states {
+            inner.states.insert((k.clone(), l.clone()), s.clone());
+        }
+        for e in events {
+            inner.next_seq += 1;
+            let seq = inner.next_seq;
+            inner.events.push((seq, e.clone()));
+        }
+        let mut left_out = 0;
+        for a in alerts {
+            let waiting = inner
+                .outbox
+                .iter()
+                .filter(|(d, _)| d.item.webhook == a.webhook && pending(d))
+                .count();
+            if waiting >= PENDING_PER_DESTINATION {
+                left_out += 1;
+                continue;
+            }
+            inner.next_seq += 1;
+            let seq = inner.next_seq;
+            inner.outbox.push((
+                Delivery {
+                    seq,
+                    item: a.clone(),
+                    attempts: 0,
+                    delivered_at: None,
+                    failed: false,
+                    last_error: None,
+                    last_attempt: None,
+                },
+                a.at,
+            ));
+        }
+        Ok(left_out)
+    }
+
+    fn due_deliveries(&self, now: Timestamp, limit: usize) -> Result<Vec<Delivery>, StoreError> {
+        let inner = self.inner();
+        let mut first_due: BTreeMap<vantage_core::WebhookId, &Delivery> = BTreeMap::new();
+        for (d, next) in inner.outbox.iter().filter(|(d, _)| pending(d)) {
+            if *next <= now {
+                first_due.entry(d.item.webhook).or_insert(d);
+            }
+        }
+        let mut due: Vec<Delivery> = first_due.into_values().cloned().collect();
+        due.sort_by_key(|d| d.seq);
+        due.truncate(limit);
+        Ok(due)
+    }
+
+    fn delivery_attempted(
+        &self,
+        seq: i64,
+        at: Timestamp,
+        outcome: Result<(), (String, Option<Timestamp>)>,
+    ) -> Result<(), StoreError> {
+        let mut inner = self.inner();
+        if let Some((d, next_at)) = inner.outbox.iter_mut().find(|(d, _)| d.seq == seq) {
+            d.attempts += 1;
+            d.last_attempt = Some(at);
+            match outcome {
+                Ok(()) => {
+                    d.delivered_at = Some(at);
+                    d.last_error = None;
+                }
+                Err((error, next)) => {
+                    d.last_error = Some(error);
+                    match next {
+                        Some(next) => *next_at = next,
+                        None => d.failed = true,
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn deliveries(&self, account: AccountId, limit: usize) -> Result<Vec<Delivery>, StoreError> {
+        Ok(self
+            .inner()
+            .outbox
+            .iter()
+            .rev()
+            .filter(|(d, _)| d.item.account == account)
+            .take(limit)
+            .map(|(d, _)| d.clone())
+            .collect())
+    }
+
+    fn events(&self, filter: &EventFilter) -> Result<Vec<(i64, Event)>, StoreError> {
+        let inner = self.inner();
+        let matching: Vec<(i64, Event)> = inner
+            .events
+            .iter()
+            .filter(|(_, e)| filter.since.is_none_or(|s| e.at >= s))
+            .filter(|(_, e)| filter.until.is_none_or(|u| e.at <= u))
+            .filter(|(_, e)| filter.pools.as_ref().is_none_or(|p| p.contains(&e.pool)))
+            .cloned()
+            .collect();
+        let skip = matching.len().saturating_sub(filter.limit);
+        Ok(matching.into_iter().skip(skip).collect())
+    }
+
+    fn prune(
+        &self,
+        retention: &Retention,
+        now: Timestamp,
+        live: &dyn Fn(&ProbeKey) -> bool,
+        forgotten: &[Location],
+    ) -> Result<Pruned, StoreError> {
+        let before = now.unix_micros().saturating_sub(retention.max_age_micros);
+        let mut inner = self.inner();
+        let n = inner.events.len();
+        let keep_from = n.saturating_sub(retention.max_rows);
+        let mut i = 0;
+        inner.events.retain(|(_, e)| {
+            i += 1;
+            i > keep_from && e.at.unix_micros() >= before
+        });
+        let events = n - inner.events.len();
+        let finished = inner.outbox.iter().filter(|(d, _)| !pending(d)).count();
+        let mut seen_finished = 0;
+        let m = inner.outbox.len();
+        inner.outbox.retain(|(d, _)| {
+            if pending(d) {
+                return true;
+            }
+            seen_finished += 1;
+            let recent = d.last_attempt.unwrap_or(d.item.at).unix_micros() >= before;
+            recent && finished - seen_finished < retention.max_rows
+        });
+        let deliveries = m - inner.outbox.len();
+        let s = inner.states.len();
+        inner
+            .states
+            .retain(|(k, l), _| live(k) && !forgotten.contains(l));
+        Ok(Pruned {
+            events,
+            deliveries,
+            states: s - inner.states.len(),
+        })
+    }
+
+    fn size_bytes(&self) -> Result<u64, StoreError> {
+        Ok(0)
+    }
+}
