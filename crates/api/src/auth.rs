@@ -7,7 +7,7 @@ use vantage_core::catalog::Catalog;
 use vantage_core::Timestamp;
 use vantage_wire::ApiError;
 
-use crate::secrets::{
+use vantage_control::secrets::{
     digests_equal, is_global_key_syntax, is_token_syntax, key_digest, token_digest,
 };
 

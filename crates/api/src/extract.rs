@@ -13,8 +13,8 @@ use vantage_core::auth::Principal;
 use vantage_wire::{parse, ApiError};
 
 use crate::failure::Failure;
-use crate::state::AppState;
 use crate::BODY_LIMIT;
+use vantage_control::Controller;
 
 /// A request body that must be one JSON object, at most [`BODY_LIMIT`] bytes.
 #[derive(Debug)]
@@ -140,12 +140,15 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned + Send> FromRequestParts<S> 
 #[derive(Debug)]
 pub struct Caller(pub Principal);
 
-impl FromRequestParts<Arc<AppState>> for Caller {
+impl FromRequestParts<Arc<Controller>> for Caller {
     type Rejection = Failure;
 
-    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, Failure> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<Controller>,
+    ) -> Result<Self, Failure> {
         let catalog = state.catalog();
-        crate::auth::authenticate(&parts.headers, &catalog, crate::state::now())
+        crate::auth::authenticate(&parts.headers, &catalog, state.now())
             .map(Caller)
             .map_err(Failure)
     }

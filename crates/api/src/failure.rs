@@ -3,6 +3,7 @@
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use vantage_store::StoreError;
 use vantage_wire::ApiError;
 
 /// An [`ApiError`] on its way out as an HTTP response.
@@ -30,3 +31,25 @@ impl IntoResponse for Failure {
 
 /// What every handler returns.
 pub type Reply = Result<Response, Failure>;
+
+/// A storage failure as the envelope: a uniqueness rule another writer broke is 400 (retry
+/// it); anything else is 503 and nothing was changed. The one 5xx the API answers with.
+pub(crate) fn store_failure(e: StoreError) -> ApiError {
+    match e {
+        StoreError::Conflict(detail) => {
+            let mut err = ApiError::malformed(format!(
+                "The change conflicts with a concurrent change ({detail}); retry it"
+            ));
+            err.errors[0].code = 1002;
+            err
+        }
+        other => {
+            tracing::error!(error = %other, "store failure");
+            let mut err =
+                ApiError::malformed("The change could not be stored; nothing was changed");
+            err.status = 503;
+            err.errors[0].code = 1000;
+            err
+        }
+    }
+}

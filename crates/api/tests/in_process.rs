@@ -9,8 +9,8 @@ use axum::body::Body;
 use http::{Method, Request, StatusCode};
 use serde_json::{json, Value};
 use tower::ServiceExt;
-use vantage_api::secrets::token_digest;
-use vantage_api::AppState;
+use vantage_control::secrets::token_digest;
+use vantage_control::Controller;
 use vantage_core::auth::{Grant, Permission, Resource, Token, TokenKind, TokenStatus};
 use vantage_core::catalog::Catalog;
 use vantage_core::{AccountId, Timestamp, TokenId};
@@ -43,7 +43,7 @@ fn api() -> axum::Router {
         agent: None,
     }));
     store.commit(&changes).unwrap();
-    let (state, writer) = AppState::load(store).unwrap();
+    let (state, writer) = Controller::load(store).unwrap();
     std::thread::spawn(move || writer.run());
     vantage_api::router(state)
 }

@@ -70,6 +70,23 @@ fn name(v: &mut Violations, raw: Option<String>) -> String {
     name
 }
 
+/// Attempts before a notification is given up (about 2 hours of retrying).
+pub const MAX_ATTEMPTS: u32 = 20;
+/// The longest wait between two attempts.
+pub const MAX_BACKOFF_MICROS: i64 = 600 * 1_000_000;
+
+/// When to try a notification again after its `attempts`-th attempt failed at `now`: 1 s,
+/// doubling, at most 10 minutes apart; `None` once it has had [`MAX_ATTEMPTS`] (give up).
+pub fn next_attempt(attempts: u32, now: crate::Timestamp) -> Option<crate::Timestamp> {
+    if attempts >= MAX_ATTEMPTS {
+        return None;
+    }
+    let wait = (1_000_000i64 << attempts.saturating_sub(1).min(20)).min(MAX_BACKOFF_MICROS);
+    Some(crate::Timestamp::from_unix_micros(
+        now.unix_micros().saturating_add(wait),
+    ))
+}
+
 /// Why an address is inside the installation rather than a place to send alerts to:
 /// loopback (the controller itself and its neighbours), link-local (cloud metadata services
 /// live at 169.254.169.254), unspecified, multicast or broadcast. Private ranges are not
@@ -325,6 +342,19 @@ mod tests {
 
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn retries_double_up_to_ten_minutes_then_give_up() {
+        let t = |s: i64| crate::Timestamp::from_unix_micros(s * 1_000_000);
+        assert_eq!(next_attempt(1, t(100)), Some(t(101)));
+        assert_eq!(next_attempt(4, t(100)), Some(t(108)));
+        assert_eq!(
+            next_attempt(19, t(100)),
+            Some(t(700)),
+            "capped at 10 minutes"
+        );
+        assert_eq!(next_attempt(MAX_ATTEMPTS, t(100)), None);
+    }
 
     #[test]
     fn internal_webhook_targets_are_recognised() {

@@ -5,7 +5,7 @@
 use anyhow::{anyhow, bail, Context};
 use clap::Subcommand;
 use serde_json::json;
-use vantage_api::secrets::{generate_token, random_bytes};
+use vantage_control::secrets::{generate_token, random_bytes};
 use vantage_core::auth::{AgentBinding, Grant, Permission, Resource, TokenKind, TokenStatus};
 use vantage_core::catalog::{Catalog, CatalogError, Change};
 use vantage_core::choice::Choice;
@@ -209,7 +209,7 @@ pub fn token(cmd: TokenCommand) -> anyhow::Result<()> {
                         .ok_or_else(|| anyhow!("--expires-on must be an RFC 3339 time"))
                 })
                 .transpose()?;
-            let now = vantage_api::state::now();
+            let now = vantage_control::clock::now();
             let binding = match (agent, region, location) {
                 (true, Some(region), Some(name)) => {
                     let accounts = accounts
@@ -282,7 +282,7 @@ pub fn token(cmd: TokenCommand) -> anyhow::Result<()> {
                 .ok_or_else(|| anyhow!("no token {id}"))?
                 .clone();
             t.status = TokenStatus::Revoked;
-            t.modified_on = vantage_api::state::now();
+            t.modified_on = vantage_control::clock::now();
             commit(&store, vec![Change::PutToken(t)])?;
             eprintln!("revoked {id}");
         }
@@ -295,7 +295,7 @@ pub fn account(cmd: AccountCommand) -> anyhow::Result<()> {
     let (store, catalog) = open(&data)?;
     let id = AccountId::from_bytes(random_bytes());
     let changes = catalog
-        .create_account(id, name.clone(), vantage_api::state::now())
+        .create_account(id, name.clone(), vantage_control::clock::now())
         .map_err(explain)?;
     commit(&store, changes)?;
     print_created(output, &id.to_string(), &name);
@@ -321,7 +321,7 @@ pub fn zone(cmd: ZoneCommand) -> anyhow::Result<()> {
         Overlap::Refuse
     };
     let changes = catalog
-        .create_zone(account, id, &name, overlap, vantage_api::state::now())
+        .create_zone(account, id, &name, overlap, vantage_control::clock::now())
         .map_err(explain)?;
     commit(&store, changes)?;
     print_created(output, &id.to_string(), &name.to_ascii_lowercase());

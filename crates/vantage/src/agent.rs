@@ -9,9 +9,9 @@ use std::time::Duration;
 use vantage_metrics::AgentMetrics;
 
 use tokio::sync::Semaphore;
-use vantage_api::agent_protocol::{Assignment, Reported};
-use vantage_api::state::now;
-use vantage_api::AppState;
+use vantage_control::agent_protocol::{Assignment, Reported};
+use vantage_control::clock::now;
+use vantage_control::Controller;
 use vantage_core::health::{Location, ProbeKey, Schedule};
 use vantage_core::monitor::MonitorSpec;
 use vantage_probe::{Prober, Target as ProbeTarget};
@@ -61,7 +61,7 @@ impl Lateness {
 /// Where an agent gets its work and sends its facts: the controller in this process (the
 /// built-in agent), or one across the network (`vantage agent`). Everything else is shared.
 pub enum Link {
-    Local(Arc<AppState>),
+    Local(Arc<Controller>),
     Remote(crate::remote::Controller),
 }
 
@@ -328,7 +328,7 @@ async fn sleep_or_forever(wait: Option<Duration>) {
 
 /// Keeps the health engine in step with the catalog. Bursts of writes are coalesced, so a
 /// change takes effect about 100 ms after the write that made it.
-pub async fn follow_config(state: Arc<AppState>) {
+pub async fn follow_config(state: Arc<Controller>) {
     let mut changes = state.config_changes();
     loop {
         if changes.changed().await.is_err() {
@@ -357,7 +357,7 @@ pub struct LocalPreviews {
     pub location: Location,
 }
 
-impl vantage_api::preview::PreviewRunner for LocalPreviews {
+impl vantage_control::preview::PreviewRunner for LocalPreviews {
     fn locations(&self) -> Vec<Location> {
         vec![self.location.clone()]
     }
@@ -393,7 +393,7 @@ impl vantage_api::preview::PreviewRunner for LocalPreviews {
 /// Silent locations are looked for every this many ticks (it walks every vote).
 const FORGET_EVERY_TICKS: u64 = 30;
 
-pub async fn tick(state: Arc<AppState>) {
+pub async fn tick(state: Arc<Controller>) {
     let mut every = tokio::time::interval(Duration::from_secs(1));
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut ticks = 0u64;

@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::Path;
 
 use anyhow::{bail, Context};
-use vantage_api::secrets::{
+use vantage_control::secrets::{
     generate_token, is_global_key_syntax, is_token_syntax, key_digest, random_bytes, token_digest,
 };
 use vantage_core::auth::{

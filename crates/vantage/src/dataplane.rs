@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use arc_swap::ArcSwap;
 use tokio::task::JoinHandle;
-use vantage_api::AppState;
+use vantage_control::Controller;
 use vantage_core::region::RegionCode;
 use vantage_core::routing::RoutingTable;
 use vantage_dataplane::dns::{Dns, DnsConfig};
@@ -265,7 +265,7 @@ impl DataPlane {
     /// SIGTERM, after draining).
     pub async fn start(
         self,
-        state: &Arc<AppState>,
+        state: &Arc<Controller>,
     ) -> anyhow::Result<(JoinHandle<()>, Vec<JoinHandle<()>>)> {
         let st = Arc::clone(state);
         let region = self.region;
@@ -398,7 +398,7 @@ fn reuse_port(addr: SocketAddr) -> anyhow::Result<std::net::TcpListener> {
 /// every verdict change, and every few seconds; the data plane picks it up on its next
 /// request without waiting for anything.
 async fn publish(
-    state: Arc<AppState>,
+    state: Arc<Controller>,
     routes: Arc<ArcSwap<RoutingTable>>,
     region: Option<RegionCode>,
     secret: Arc<[u8]>,

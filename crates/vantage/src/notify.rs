@@ -7,24 +7,16 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use vantage_api::AppState;
-use vantage_core::notification::internal_address;
-use vantage_core::{Timestamp, WebhookId};
+use vantage_control::Controller;
+use vantage_core::notification::{internal_address, next_attempt};
+use vantage_core::WebhookId;
 use vantage_store::Delivery;
 
-/// Attempts before a notification is given up (about 2 hours of retrying).
-const MAX_ATTEMPTS: u32 = 20;
-/// The longest wait between two attempts.
-const MAX_BACKOFF: Duration = Duration::from_secs(600);
 /// Destinations attempted at once. Each has at most one request in flight, so a receiver
 /// that stalls holds one place for at most the request timeout and delays nobody else.
 const IN_FLIGHT: usize = 32;
 /// How long one attempt may take.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
-
-fn backoff(attempts: u32) -> Duration {
-    Duration::from_secs(1u64 << attempts.saturating_sub(1).min(20)).min(MAX_BACKOFF)
-}
 
 /// Resolves webhook host names and keeps only addresses outside the installation
 /// (`internal_address`), so a name that resolves to loopback or a metadata service — even
@@ -50,7 +42,7 @@ impl reqwest::dns::Resolve for OutsideOnly {
     }
 }
 
-pub async fn deliver(state: Arc<AppState>) {
+pub async fn deliver(state: Arc<Controller>) {
     let mut builder = reqwest::Client::builder()
         .timeout(ATTEMPT_TIMEOUT)
         .redirect(reqwest::redirect::Policy::none());
@@ -107,7 +99,7 @@ pub async fn deliver(state: Arc<AppState>) {
     }
 }
 
-async fn attempt(state: &Arc<AppState>, http: &reqwest::Client, d: Delivery) {
+async fn attempt(state: &Arc<Controller>, http: &reqwest::Client, d: Delivery) {
     let webhook = d.item.webhook;
     let result = match state.webhook(webhook) {
         None => Err("the webhook destination was deleted".to_owned()),
@@ -133,12 +125,11 @@ async fn attempt(state: &Arc<AppState>, http: &reqwest::Client, d: Delivery) {
     };
     let attempts = d.attempts + 1;
     let outcome = result.map_err(|error| {
-        let give_up = attempts >= MAX_ATTEMPTS || state.webhook(webhook).is_none();
-        let next = (!give_up).then(|| {
-            let now = vantage_api::state::now().unix_micros();
-            let wait = i64::try_from(backoff(attempts).as_micros()).unwrap_or(i64::MAX);
-            Timestamp::from_unix_micros(now.saturating_add(wait))
-        });
+        // The retry schedule is the core's; a deleted destination is given up at once.
+        let next = state
+            .webhook(webhook)
+            .and_then(|_| next_attempt(attempts, state.now()));
+        let give_up = next.is_none();
         tracing::warn!(%webhook, attempts, %error, gave_up = give_up, "notification not delivered");
         (error, next)
     });
@@ -148,17 +139,5 @@ async fn attempt(state: &Arc<AppState>, http: &reqwest::Client, d: Delivery) {
         Ok(Ok(())) => {}
         Ok(Err(e)) => tracing::error!(error = %e, "notifications: recording an attempt"),
         Err(e) => tracing::error!(error = %e, "notifications: recording job failed"),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_up_to_the_cap() {
-        assert_eq!(backoff(1), Duration::from_secs(1));
-        assert_eq!(backoff(4), Duration::from_secs(8));
-        assert_eq!(backoff(30), MAX_BACKOFF);
     }
 }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use vantage_api::agent_protocol::{
+use vantage_control::agent_protocol::{
     Assignment, Report, Reported, ASSIGNMENT_PATH, RESULTS_PATH, VERSION, VERSION_HEADER,
 };
 use vantage_core::health::Location;

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use fs4::fs_std::FileExt;
-use vantage_api::AppState;
+use vantage_control::Controller;
 use vantage_store::Store;
 use vantage_store_sqlite::{Durability, SqliteStore};
 
@@ -89,8 +89,8 @@ pub struct LimitArgs {
 }
 
 impl LimitArgs {
-    fn installation(&self, builtin: Option<Location>) -> vantage_api::state::Installation {
-        vantage_api::state::Installation {
+    fn installation(&self, builtin: Option<Location>) -> vantage_control::Installation {
+        vantage_control::Installation {
             allow_internal_webhooks: self.allow_internal_webhooks,
             previews_per_account: usize::try_from(self.max_previews_per_account).unwrap_or(4),
             previews_total: usize::try_from(self.max_previews).unwrap_or(32),
@@ -112,7 +112,7 @@ impl LimitArgs {
 /// How often retention runs (and once at start).
 const PRUNE_EVERY: Duration = Duration::from_secs(600);
 
-async fn prune(state: Arc<AppState>, retention: vantage_store::Retention) {
+async fn prune(state: Arc<Controller>, retention: vantage_store::Retention) {
     let mut every = tokio::time::interval(PRUNE_EVERY);
     loop {
         every.tick().await;
@@ -227,7 +227,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             z.name
         );
     }
-    let (changes, generated) = bootstrap::plan(&catalog, &seed, vantage_api::state::now())?;
+    let (changes, generated) = bootstrap::plan(&catalog, &seed, vantage_control::clock::now())?;
     if !changes.is_empty() {
         store.commit(&changes)?;
         tracing::info!("first start: created the default account and its admin token");
@@ -269,7 +269,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             },
         ))
     };
-    let (state, writer) = AppState::load(store)?;
+    let (state, writer) = Controller::load(store)?;
     state.set_installation(
         args.limits
             .installation(agent.as_ref().map(|(_, l)| l.clone())),
@@ -306,7 +306,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
 async fn serve(
     metrics_listen: Option<SocketAddr>,
     listen: SocketAddr,
-    state: Arc<AppState>,
+    state: Arc<Controller>,
     agent: Option<(Prober, Location)>,
     tls: Option<tokio_rustls::TlsAcceptor>,
     dataplane: &crate::dataplane::DataPlaneArgs,
@@ -396,7 +396,7 @@ async fn serve(
 /// Binds the operator's metrics listener and serves the detailed exposition there.
 async fn serve_metrics(
     addr: SocketAddr,
-    state: Arc<AppState>,
+    state: Arc<Controller>,
 ) -> anyhow::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -435,7 +435,7 @@ async fn serve_metrics(
 }
 
 /// Picks up tokens, accounts and zones the CLI wrote to the store while the server runs.
-async fn watch_store(state: Arc<AppState>) {
+async fn watch_store(state: Arc<Controller>) {
     let mut tick = tokio::time::interval(RELOAD_EVERY);
     loop {
         tick.tick().await;

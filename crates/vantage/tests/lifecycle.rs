@@ -67,7 +67,7 @@ async fn first_start_generates_a_private_token_and_later_starts_add_nothing() {
         .unwrap()
         .trim()
         .to_owned();
-    assert!(vantage_api::secrets::is_token_syntax(&saved));
+    assert!(vantage_control::secrets::is_token_syntax(&saved));
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;

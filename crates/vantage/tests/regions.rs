@@ -295,7 +295,7 @@ async fn four_agents_two_regions_vote() {
         before,
         "no verdict is lost"
     );
-    let restarted = vantage_wire::time::format(vantage_api::state::now());
+    let restarted = vantage_wire::time::format(vantage_control::clock::now());
     eventually(
         limit,
         "the agents report to the restarted controller",

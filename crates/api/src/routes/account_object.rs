@@ -14,7 +14,7 @@ use vantage_wire::{parse, reference, ApiError, Page};
 
 use super::{account, deleted, object_id, ok, ok_list, stored, Reply};
 use crate::extract::{Caller, JsonObject, PathParams as Path};
-use crate::state::AppState;
+use vantage_control::Controller;
 
 pub(crate) trait AccountObject: 'static {
     type Id: FromStr + Display + Copy + Send + 'static;
@@ -23,7 +23,7 @@ pub(crate) trait AccountObject: 'static {
 
     /// Parses and validates a complete document; `st` carries installation policy (which
     /// webhook targets are allowed).
-    fn parse(st: &AppState, doc: Value) -> Result<Self::Spec, ApiError>;
+    fn parse(st: &Controller, doc: Value) -> Result<Self::Spec, ApiError>;
     /// A new identifier (fresh random bytes).
     fn fresh_id() -> Self::Id;
     fn create(
@@ -36,8 +36,8 @@ pub(crate) trait AccountObject: 'static {
     /// The stored document alone: what a PATCH merges onto.
     fn current(c: &Catalog, account: AccountId, id: Self::Id) -> Option<Value>;
     /// The full response, with read-only fields such as health.
-    fn render(st: &AppState, c: &Catalog, account: AccountId, id: Self::Id) -> Option<Value>;
-    fn rendered(st: &AppState, change: Change) -> Option<Value>;
+    fn render(st: &Controller, c: &Catalog, account: AccountId, id: Self::Id) -> Option<Value>;
+    fn rendered(st: &Controller, change: Change) -> Option<Value>;
     fn replace(
         c: &Catalog,
         account: AccountId,
@@ -53,7 +53,7 @@ type Ids = Path<(String, String)>;
 
 /// POST: a new object from a complete document.
 pub async fn create<T: AccountObject>(
-    State(st): State<Arc<AppState>>,
+    State(st): State<Arc<Controller>>,
     Caller(p): Caller,
     Path(a): Path<String>,
     JsonObject(body): JsonObject,
@@ -61,14 +61,13 @@ pub async fn create<T: AccountObject>(
     let account = account(&p, &a, Permission::MonitorsPoolsWrite)?;
     let spec = T::parse(&st, Value::Object(body))?;
     let id = T::fresh_id();
-    let changes = st
-        .commit(move |c, now| Ok(T::create(c, account, id, spec, now)?))
-        .await?;
+    let changes =
+        super::commit(&st, move |c, now| Ok(T::create(c, account, id, spec, now)?)).await?;
     ok(stored(changes, |c| T::rendered(&st, c))?)
 }
 
 pub async fn get<T: AccountObject>(
-    State(st): State<Arc<AppState>>,
+    State(st): State<Arc<Controller>>,
     Caller(p): Caller,
     Path((a, id)): Ids,
 ) -> Reply {
@@ -78,7 +77,7 @@ pub async fn get<T: AccountObject>(
 }
 
 async fn update<T: AccountObject>(
-    st: Arc<AppState>,
+    st: Arc<Controller>,
     p: Caller,
     (a, id): (String, String),
     body: Map<String, Value>,
@@ -87,23 +86,22 @@ async fn update<T: AccountObject>(
     let account = account(&p.0, &a, Permission::MonitorsPoolsWrite)?;
     let id: T::Id = object_id(&id)?;
     let policy = Arc::clone(&st);
-    let changes = st
-        .commit(move |c, now| {
-            let current = T::current(c, account, id).ok_or_else(ApiError::not_found)?;
-            let doc = if merge {
-                parse::merge(current, body)
-            } else {
-                Value::Object(body)
-            };
-            Ok(T::replace(c, account, id, T::parse(&policy, doc)?, now)?)
-        })
-        .await?;
+    let changes = super::commit(&st, move |c, now| {
+        let current = T::current(c, account, id).ok_or_else(ApiError::not_found)?;
+        let doc = if merge {
+            parse::merge(current, body)
+        } else {
+            Value::Object(body)
+        };
+        Ok(T::replace(c, account, id, T::parse(&policy, doc)?, now)?)
+    })
+    .await?;
     ok(stored(changes, |c| T::rendered(&st, c))?)
 }
 
 /// PUT: the body replaces the object; absent fields take their defaults.
 pub async fn replace<T: AccountObject>(
-    State(st): State<Arc<AppState>>,
+    State(st): State<Arc<Controller>>,
     caller: Caller,
     Path(ids): Ids,
     JsonObject(body): JsonObject,
@@ -113,7 +111,7 @@ pub async fn replace<T: AccountObject>(
 
 /// PATCH: the body's fields are merged onto the object.
 pub async fn patch<T: AccountObject>(
-    State(st): State<Arc<AppState>>,
+    State(st): State<Arc<Controller>>,
     caller: Caller,
     Path(ids): Ids,
     JsonObject(body): JsonObject,
@@ -122,19 +120,18 @@ pub async fn patch<T: AccountObject>(
 }
 
 pub async fn delete<T: AccountObject>(
-    State(st): State<Arc<AppState>>,
+    State(st): State<Arc<Controller>>,
     Caller(p): Caller,
     Path((a, id)): Ids,
 ) -> Reply {
     let account = account(&p, &a, Permission::MonitorsPoolsWrite)?;
     let id: T::Id = object_id(&id)?;
-    st.commit(move |c, _| Ok(T::delete(c, account, id)?))
-        .await?;
+    super::commit(&st, move |c, _| Ok(T::delete(c, account, id)?)).await?;
     deleted(id)
 }
 
 pub async fn references<T: AccountObject>(
-    State(st): State<Arc<AppState>>,
+    State(st): State<Arc<Controller>>,
     Caller(p): Caller,
     Path((a, id)): Ids,
 ) -> Reply {

@@ -12,11 +12,11 @@ use vantage_wire::{account as wire_account, envelope, ApiError};
 
 use super::{ok, ok_list, Reply};
 use crate::extract::{Caller, Params, PathParams as Path};
-use crate::state::AppState;
+use vantage_control::Controller;
 
 /// The accounts the credential can see, so a client holding only a token can find its
 /// account id.
-pub async fn list(State(st): State<Arc<AppState>>, Caller(p): Caller, q: Params) -> Reply {
+pub async fn list(State(st): State<Arc<Controller>>, Caller(p): Caller, q: Params) -> Reply {
     let page = q.page(Some(20), 50)?;
     let c = st.catalog();
     let items = c
@@ -30,7 +30,7 @@ pub async fn list(State(st): State<Arc<AppState>>, Caller(p): Caller, q: Params)
 }
 
 pub async fn get(
-    State(st): State<Arc<AppState>>,
+    State(st): State<Arc<Controller>>,
     Caller(p): Caller,
     Path(a): Path<String>,
 ) -> Reply {

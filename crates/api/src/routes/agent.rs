@@ -15,9 +15,9 @@ use vantage_core::region::RegionCode;
 use vantage_wire::{parse, ApiError};
 
 use super::{ok, Reply};
-use crate::agent_protocol::{accepts, Assignment, Report, VERSION_HEADER};
 use crate::extract::{JsonObject, Params};
-use crate::state::{now, AppState};
+use vantage_control::agent_protocol::{accepts, Assignment, Report, VERSION_HEADER};
+use vantage_control::Controller;
 
 /// How long an assignment request waits for a change before answering unchanged.
 const LONG_POLL: Duration = Duration::from_secs(25);
@@ -42,7 +42,7 @@ fn location(region: &str, name: &str) -> Result<Location, ApiError> {
 /// active agent token, the location it names (if any) is the one the token is bound to, and
 /// it is not the built-in agent's.
 fn authorize(
-    st: &AppState,
+    st: &Controller,
     headers: &HeaderMap,
     region: Option<&str>,
     name: Option<&str>,
@@ -57,7 +57,7 @@ fn authorize(
     }
     .map_err(|()| ApiError::malformed(format!("{VERSION_HEADER} must be a number")))?;
     accepts(version).map_err(ApiError::malformed)?;
-    let binding = crate::auth::authenticate_agent(headers, &st.catalog(), now())?;
+    let binding = crate::auth::authenticate_agent(headers, &st.catalog(), st.now())?;
     if let (Some(region), Some(name)) = (region, name) {
         let claimed = location(region, name)?;
         if claimed != binding.location {
@@ -82,7 +82,7 @@ fn authorize(
 /// `GET /agent/v1/assignment?region=&location=&version=`: answers at once if the assignment
 /// moved past `version`, else when it does, else after [`LONG_POLL`]. `region` and `location`
 /// may be left out: the token names them.
-pub async fn assignment(State(st): State<Arc<AppState>>, headers: HeaderMap, q: Params) -> Reply {
+pub async fn assignment(State(st): State<Arc<Controller>>, headers: HeaderMap, q: Params) -> Reply {
     let (loc, binding) = authorize(&st, &headers, q.get("region"), q.get("location"))?;
     let known: Option<u64> = q.get("version").and_then(|v| v.parse().ok());
     let mut changes = st.assignment_changes();
@@ -100,7 +100,7 @@ pub async fn assignment(State(st): State<Arc<AppState>>, headers: HeaderMap, q: 
 /// `POST /agent/v1/results`: a batch of check facts from one location. Each result is
 /// admitted or refused by the core; refusals are answered by reason and counted.
 pub async fn results(
-    State(st): State<Arc<AppState>>,
+    State(st): State<Arc<Controller>>,
     headers: HeaderMap,
     JsonObject(body): JsonObject,
 ) -> Reply {

@@ -23,7 +23,7 @@ use vantage_wire::{health as wire_health, time, ApiError};
 
 use super::{ok, Reply};
 use crate::extract::Caller;
-use crate::state::AppState;
+use vantage_control::Controller;
 
 const PAGE: &str = include_str!("../../assets/dashboard.html");
 
@@ -44,11 +44,11 @@ pub async fn page() -> Response {
 /// How many recent events the page shows.
 const EVENTS: usize = 50;
 
-pub async fn state(State(st): State<Arc<AppState>>, Caller(p): Caller) -> Reply {
+pub async fn state(State(st): State<Arc<Controller>>, Caller(p): Caller) -> Reply {
     let (doc, pools) = {
         let st = Arc::clone(&st);
         let p = p.clone();
-        tokio::task::spawn_blocking(move || st.dashboard(&p))
+        tokio::task::spawn_blocking(move || dashboard(&st, &p))
             .await
             .map_err(|_| ApiError::failed("The dashboard"))?
     };
@@ -59,7 +59,8 @@ pub async fn state(State(st): State<Arc<AppState>>, Caller(p): Caller) -> Reply 
     };
     let events = tokio::task::spawn_blocking(move || st.stored_events(&filter))
         .await
-        .map_err(|_| ApiError::storage_unavailable("The event history"))??;
+        .map_err(|_| ApiError::storage_unavailable("The event history"))?
+        .map_err(|_| ApiError::storage_unavailable("The event history"))?;
     let mut doc = doc;
     doc["events"] = events
         .iter()
@@ -71,7 +72,7 @@ pub async fn state(State(st): State<Arc<AppState>>, Caller(p): Caller) -> Reply 
 
 /// Server-sent events: `changed` after any configuration or verdict change (at most four a
 /// second), and a keep-alive comment every 15 s.
-pub async fn stream(State(st): State<Arc<AppState>>, Caller(_): Caller) -> Response {
+pub async fn stream(State(st): State<Arc<Controller>>, Caller(_): Caller) -> Response {
     let config = st.assignment_changes();
     let verdicts = st.verdict_changes();
     let events = futures_util::stream::unfold((config, verdicts), |(mut c, mut v)| async move {
@@ -93,7 +94,7 @@ pub async fn stream(State(st): State<Arc<AppState>>, Caller(_): Caller) -> Respo
 
 /// The RTT history of a pool's origins: `{origin name: [[unix seconds, ms], …]}`.
 pub async fn rtt(
-    State(st): State<Arc<AppState>>,
+    State(st): State<Arc<Controller>>,
     Caller(p): Caller,
     crate::extract::PathParams(pool): crate::extract::PathParams<String>,
 ) -> Reply {
@@ -108,12 +109,11 @@ pub async fn rtt(
         return Err(ApiError::not_found().into());
     }
     let targets = st.engine().origin_targets(id);
-    let history = st.rtt.lock().unwrap_or_else(|e| e.into_inner());
     let out: serde_json::Map<String, Value> = targets
         .into_iter()
         .map(|(name, key)| {
             let series: Vec<Value> = key
-                .map(|k| history.series(&k))
+                .map(|k| st.rtt_series(&k))
                 .unwrap_or_default()
                 .into_iter()
                 .map(|(t, us)| json!([t, f64::from(us) / 1000.0]))
@@ -124,117 +124,117 @@ pub async fn rtt(
     ok(Value::Object(out))
 }
 
-impl AppState {
-    /// Everything the dashboard shows that the caller may read, and the pools it covers
-    /// (blocking: reads every visible pool's verdicts).
-    fn dashboard(&self, p: &vantage_core::auth::Principal) -> (Value, Vec<vantage_core::PoolId>) {
-        let c = self.catalog();
-        let readable_pool =
-            |account| p.allows(Permission::MonitorsPoolsRead, Target::Account(account));
-        let engine = self.engine();
-        let mut pool_ids = Vec::new();
-        let pools: Vec<Value> = c
-            .all_pools()
-            .filter(|pool| readable_pool(pool.account))
-            .map(|pool| {
-                pool_ids.push(pool.id);
-                let health = pool.spec.monitor.and_then(|_| engine.verdicts(pool.id, false));
-                let origins: Vec<Value> = pool
-                    .spec
-                    .origins
-                    .iter()
-                    .map(|o| {
-                        let h = health.as_ref().and_then(|h| {
-                            h.origins
-                                .iter()
-                                .find(|x| x.name == o.name && x.address == o.address)
-                        });
-                        let healthy = match (&health, h) {
-                            (None, _) if pool.spec.monitor.is_none() => Some(true),
-                            (_, Some(h)) => h.healthy,
-                            _ => None,
-                        };
-                        json!({
-                            "name": o.name,
-                            "address": o.address,
-                            "enabled": o.enabled,
-                            "weight": o.weight.as_f64(),
-                            "healthy": healthy,
-                            "failure_reason": h.filter(|h| h.healthy == Some(false)).map(|h| h.reason.as_str()),
-                            "rtt_ms": h.and_then(|h| h.rtt_micros).map(|us| us as f64 / 1000.0),
-                            "regions": h.map(|h| h.regions.iter().map(|(r, v)| (r.code().to_owned(), json!(v))).collect::<serde_json::Map<_, _>>()),
-                        })
+/// Everything the dashboard shows that the caller may read, and the pools it covers
+/// (blocking: reads every visible pool's verdicts).
+fn dashboard(
+    st: &Controller,
+    p: &vantage_core::auth::Principal,
+) -> (Value, Vec<vantage_core::PoolId>) {
+    let c = st.catalog();
+    let readable_pool = |account| p.allows(Permission::MonitorsPoolsRead, Target::Account(account));
+    let engine = st.engine();
+    let mut pool_ids = Vec::new();
+    let pools: Vec<Value> = c
+        .all_pools()
+        .filter(|pool| readable_pool(pool.account))
+        .map(|pool| {
+            pool_ids.push(pool.id);
+            let health = pool.spec.monitor.and_then(|_| engine.verdicts(pool.id, false));
+            let origins: Vec<Value> = pool
+                .spec
+                .origins
+                .iter()
+                .map(|o| {
+                    let h = health.as_ref().and_then(|h| {
+                        h.origins
+                            .iter()
+                            .find(|x| x.name == o.name && x.address == o.address)
+                    });
+                    let healthy = match (&health, h) {
+                        (None, _) if pool.spec.monitor.is_none() => Some(true),
+                        (_, Some(h)) => h.healthy,
+                        _ => None,
+                    };
+                    json!({
+                        "name": o.name,
+                        "address": o.address,
+                        "enabled": o.enabled,
+                        "weight": o.weight.as_f64(),
+                        "healthy": healthy,
+                        "failure_reason": h.filter(|h| h.healthy == Some(false)).map(|h| h.reason.as_str()),
+                        "rtt_ms": h.and_then(|h| h.rtt_micros).map(|us| us as f64 / 1000.0),
+                        "regions": h.map(|h| h.regions.iter().map(|(r, v)| (r.code().to_owned(), json!(v))).collect::<serde_json::Map<_, _>>()),
                     })
-                    .collect();
-                let healthy = match (&health, pool.spec.monitor) {
-                    (_, None) => Some(pool.spec.enabled),
-                    (Some(h), Some(_)) => h.healthy,
-                    (None, Some(_)) => None,
-                };
-                let all_up = origins
-                    .iter()
-                    .all(|o| o["enabled"] == false || o["healthy"] == true);
-                let state = PoolState::of(pool.spec.enabled, healthy, all_up).as_str();
-                json!({
-                    "id": pool.id.to_string(),
-                    "name": pool.spec.name,
-                    "account": pool.account.to_string(),
-                    "monitored": pool.spec.monitor.is_some(),
-                    "minimum_origins": pool.spec.minimum_origins,
-                    "state": state,
-                    "origins": origins,
                 })
+                .collect();
+            let healthy = match (&health, pool.spec.monitor) {
+                (_, None) => Some(pool.spec.enabled),
+                (Some(h), Some(_)) => h.healthy,
+                (None, Some(_)) => None,
+            };
+            let all_up = origins
+                .iter()
+                .all(|o| o["enabled"] == false || o["healthy"] == true);
+            let state = PoolState::of(pool.spec.enabled, healthy, all_up).as_str();
+            json!({
+                "id": pool.id.to_string(),
+                "name": pool.spec.name,
+                "account": pool.account.to_string(),
+                "monitored": pool.spec.monitor.is_some(),
+                "minimum_origins": pool.spec.minimum_origins,
+                "state": state,
+                "origins": origins,
             })
-            .collect();
-        // Which pools take traffic is the core's steering over the data plane's own view.
-        let table = RoutingTable::build(&c, &engine, None, None, &[]);
-        let mut routes: Vec<_> = table.routes().collect();
-        routes.sort_by(|a, b| a.spec.name.cmp(&b.spec.name));
-        let load_balancers: Vec<Value> = routes
-            .into_iter()
-            .filter(|r| {
-                c.zone(r.zone).is_some_and(|z| {
-                    p.allows(
-                        Permission::LoadBalancersRead,
-                        Target::Zone {
-                            zone: z.id,
-                            account: z.account,
-                        },
-                    )
-                })
+        })
+        .collect();
+    // Which pools take traffic is the core's steering over the data plane's own view.
+    let table = RoutingTable::build(&c, &engine, None, None, &[]);
+    let mut routes: Vec<_> = table.routes().collect();
+    routes.sort_by(|a, b| a.spec.name.cmp(&b.spec.name));
+    let load_balancers: Vec<Value> = routes
+        .into_iter()
+        .filter(|r| {
+            c.zone(r.zone).is_some_and(|z| {
+                p.allows(
+                    Permission::LoadBalancersRead,
+                    Target::Zone {
+                        zone: z.id,
+                        account: z.account,
+                    },
+                )
             })
-            .map(|r| {
-                let s = &r.spec;
-                json!({
-                    "id": r.id.to_string(),
-                    "name": s.name,
-                    "zone": c.zone(r.zone).map(|z| z.name.as_str()),
-                    "enabled": s.enabled,
-                    "proxied": s.proxied,
-                    "steering_policy": s.steering_policy.as_str(),
-                    "default_pools": s.default_pools.iter().map(ToString::to_string).collect::<Vec<_>>(),
-                    "fallback_pool": s.fallback_pool.to_string(),
-                    "serving": steering::serving(s, &r.pools).iter().map(ToString::to_string).collect::<Vec<_>>(),
-                })
+        })
+        .map(|r| {
+            let s = &r.spec;
+            json!({
+                "id": r.id.to_string(),
+                "name": s.name,
+                "zone": c.zone(r.zone).map(|z| z.name.as_str()),
+                "enabled": s.enabled,
+                "proxied": s.proxied,
+                "steering_policy": s.steering_policy.as_str(),
+                "default_pools": s.default_pools.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                "fallback_pool": s.fallback_pool.to_string(),
+                "serving": steering::serving(s, &r.pools).iter().map(ToString::to_string).collect::<Vec<_>>(),
             })
-            .collect();
-        let locations: Vec<Value> = engine
-            .locations()
-            .map(|(l, contact)| {
-                json!({
-                    "region": l.region.code(),
-                    "location": l.name,
-                    "last_seen": time::format(contact.last_seen),
-                    "silent": contact.silent,
-                })
+        })
+        .collect();
+    let locations: Vec<Value> = engine
+        .locations()
+        .map(|(l, contact)| {
+            json!({
+                "region": l.region.code(),
+                "location": l.name,
+                "last_seen": time::format(contact.last_seen),
+                "silent": contact.silent,
             })
-            .collect();
-        let doc = json!({
-            "generated": time::format(crate::state::now()),
-            "load_balancers": load_balancers,
-            "pools": pools,
-            "locations": locations,
-        });
-        (doc, pool_ids)
-    }
+        })
+        .collect();
+    let doc = json!({
+        "generated": time::format(st.now()),
+        "load_balancers": load_balancers,
+        "pools": pools,
+        "locations": locations,
+    });
+    (doc, pool_ids)
 }

@@ -14,10 +14,10 @@ use vantage_wire::{time, ApiError, Page};
 use super::{account, object_id, ok, ok_list, Reply};
 use crate::extract::{Caller, JsonObject, Params, PathParams as Path};
 use crate::routes::monitors::spec_of;
-use crate::state::AppState;
+use vantage_control::Controller;
 
 pub async fn pool_health(
-    State(st): State<Arc<AppState>>,
+    State(st): State<Arc<Controller>>,
     Caller(p): Caller,
     Path((a, id)): Path<(String, String)>,
 ) -> Reply {
@@ -34,7 +34,7 @@ pub async fn pool_health(
 
 /// `{preview_id, pools: {id: name}}` once every check of the preview has run.
 async fn previewed(
-    st: &AppState,
+    st: &Controller,
     account: AccountId,
     body: serde_json::Map<String, Value>,
     pools: Vec<Pool>,
@@ -44,13 +44,16 @@ async fn previewed(
         .iter()
         .map(|p| (p.id.to_string(), json!(p.spec.name)))
         .collect();
-    let id = st.run_preview(account, spec, pools).await?;
+    let id = st
+        .run_preview(account, spec, pools)
+        .await
+        .map_err(preview_failure)?;
     ok(json!({"preview_id": id, "pools": names}))
 }
 
 /// `POST monitors/{id}/preview`: the candidate monitor against every pool using monitor `id`.
 pub async fn preview_monitor(
-    State(st): State<Arc<AppState>>,
+    State(st): State<Arc<Controller>>,
     Caller(p): Caller,
     Path((a, id)): Path<(String, String)>,
     JsonObject(body): JsonObject,
@@ -70,7 +73,7 @@ pub async fn preview_monitor(
 
 /// `POST pools/{id}/preview`: the candidate monitor against pool `id`.
 pub async fn preview_pool(
-    State(st): State<Arc<AppState>>,
+    State(st): State<Arc<Controller>>,
     Caller(p): Caller,
     Path((a, id)): Path<(String, String)>,
     JsonObject(body): JsonObject,
@@ -86,7 +89,7 @@ pub async fn preview_pool(
 }
 
 pub async fn preview_result(
-    State(st): State<Arc<AppState>>,
+    State(st): State<Arc<Controller>>,
     Caller(p): Caller,
     Path((a, id)): Path<(String, String)>,
 ) -> Reply {
@@ -99,7 +102,7 @@ pub async fn preview_result(
 /// `GET .../load_balancers/probe_locations` (a Vantage extension): every probe location the
 /// controller has heard from, with its region, last contact and state.
 pub async fn probe_locations(
-    State(st): State<Arc<AppState>>,
+    State(st): State<Arc<Controller>>,
     Caller(p): Caller,
     Path(a): Path<String>,
 ) -> Reply {
@@ -136,7 +139,7 @@ fn flag(q: &Params, key: &str) -> Result<Option<bool>, ApiError> {
 
 /// `GET /user/load_balancing_analytics/events`: verdict changes of the pools the caller may
 /// read, oldest first, filtered by time, pool and origin.
-pub async fn events(State(st): State<Arc<AppState>>, Caller(p): Caller, q: Params) -> Reply {
+pub async fn events(State(st): State<Arc<Controller>>, Caller(p): Caller, q: Params) -> Reply {
     let mut filter = EventFilter {
         limit: MAX_EVENTS,
         ..Default::default()
@@ -186,7 +189,8 @@ pub async fn events(State(st): State<Arc<AppState>>, Caller(p): Caller, q: Param
     let store = Arc::clone(&st);
     let found = tokio::task::spawn_blocking(move || store.stored_events(&filter))
         .await
-        .map_err(|_| ApiError::storage_unavailable("The event history"))??;
+        .map_err(|_| ApiError::storage_unavailable("The event history"))?
+        .map_err(|_| ApiError::storage_unavailable("The event history"))?;
     let matching: Vec<_> = found
         .into_iter()
         .filter(|(_, e)| pool_healthy.is_none_or(|h| e.pool_healthy == Some(h)))
@@ -201,4 +205,16 @@ pub async fn events(State(st): State<Arc<AppState>>, Caller(p): Caller, q: Param
     ok_list(matching, page, |(seq, e)| {
         vantage_wire::health::render_event(seq, &e)
     })
+}
+
+/// Why a preview did not start, as the envelope.
+fn preview_failure(e: vantage_control::preview::PreviewError) -> ApiError {
+    use vantage_control::preview::PreviewError;
+    match e {
+        PreviewError::NoLocations => ApiError::unavailable("Preview"),
+        PreviewError::Busy {
+            message,
+            retry_after,
+        } => ApiError::rate_limited(message, retry_after),
+    }
 }

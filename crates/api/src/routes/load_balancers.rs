@@ -12,15 +12,15 @@ use vantage_wire::{load_balancer, parse, ApiError, Page};
 
 use super::{deleted, ok, ok_list, zone, Reply};
 use crate::extract::{Caller, JsonObject, Params, PathParams as Path};
-use crate::secrets::random_bytes;
-use crate::state::AppState;
+use vantage_control::secrets::random_bytes;
+use vantage_control::Controller;
 
 fn draft_of(doc: Value) -> Result<LoadBalancerDraft, ApiError> {
     parse::typed::<load_balancer::LoadBalancerIn>(doc)?.into_draft()
 }
 
 /// Renders the load balancer a command stored, with its zone's name.
-fn render_stored(st: &AppState, changes: Vec<Change>) -> Reply {
+fn render_stored(st: &Controller, changes: Vec<Change>) -> Reply {
     let lb = super::stored(changes, |c| match c {
         Change::PutLoadBalancer(lb) => Some(lb),
         _ => None,
@@ -31,7 +31,7 @@ fn render_stored(st: &AppState, changes: Vec<Change>) -> Reply {
 }
 
 pub async fn list(
-    State(st): State<Arc<AppState>>,
+    State(st): State<Arc<Controller>>,
     Caller(p): Caller,
     Path(z): Path<String>,
     q: Params,
@@ -46,7 +46,7 @@ pub async fn list(
 }
 
 pub async fn get(
-    State(st): State<Arc<AppState>>,
+    State(st): State<Arc<Controller>>,
     Caller(p): Caller,
     Path((z, id)): Path<(String, String)>,
 ) -> Reply {
@@ -61,7 +61,7 @@ pub async fn get(
 }
 
 pub async fn create(
-    State(st): State<Arc<AppState>>,
+    State(st): State<Arc<Controller>>,
     Caller(p): Caller,
     Path(z): Path<String>,
     JsonObject(body): JsonObject,
@@ -69,14 +69,15 @@ pub async fn create(
     let (zone_id, _) = zone(&p, &st.catalog(), &z, Permission::LoadBalancersWrite)?;
     let draft = draft_of(Value::Object(body))?;
     let id = LoadBalancerId::from_bytes(random_bytes());
-    let changes = st
-        .commit(move |c, now| Ok(c.create_load_balancer(zone_id, id, draft, now)?))
-        .await?;
+    let changes = super::commit(&st, move |c, now| {
+        Ok(c.create_load_balancer(zone_id, id, draft, now)?)
+    })
+    .await?;
     render_stored(&st, changes)
 }
 
 async fn update(
-    st: Arc<AppState>,
+    st: Arc<Controller>,
     p: Caller,
     z: String,
     id: String,
@@ -85,25 +86,24 @@ async fn update(
 ) -> Reply {
     let (zone_id, _) = zone(&p.0, &st.catalog(), &z, Permission::LoadBalancersWrite)?;
     let id: LoadBalancerId = super::object_id(&id)?;
-    let changes = st
-        .commit(move |c, now| {
-            let old = c
-                .load_balancer(zone_id, id)
-                .ok_or_else(ApiError::not_found)?;
-            let zone = c.zone(zone_id).ok_or_else(ApiError::not_found)?;
-            let doc = if merge {
-                parse::merge(load_balancer::render(old, zone), body)
-            } else {
-                Value::Object(body)
-            };
-            Ok(c.replace_load_balancer(zone_id, id, draft_of(doc)?, now)?)
-        })
-        .await?;
+    let changes = super::commit(&st, move |c, now| {
+        let old = c
+            .load_balancer(zone_id, id)
+            .ok_or_else(ApiError::not_found)?;
+        let zone = c.zone(zone_id).ok_or_else(ApiError::not_found)?;
+        let doc = if merge {
+            parse::merge(load_balancer::render(old, zone), body)
+        } else {
+            Value::Object(body)
+        };
+        Ok(c.replace_load_balancer(zone_id, id, draft_of(doc)?, now)?)
+    })
+    .await?;
     render_stored(&st, changes)
 }
 
 pub async fn replace(
-    State(st): State<Arc<AppState>>,
+    State(st): State<Arc<Controller>>,
     caller: Caller,
     Path((z, id)): Path<(String, String)>,
     JsonObject(body): JsonObject,
@@ -112,7 +112,7 @@ pub async fn replace(
 }
 
 pub async fn patch(
-    State(st): State<Arc<AppState>>,
+    State(st): State<Arc<Controller>>,
     caller: Caller,
     Path((z, id)): Path<(String, String)>,
     JsonObject(body): JsonObject,
@@ -121,13 +121,12 @@ pub async fn patch(
 }
 
 pub async fn delete(
-    State(st): State<Arc<AppState>>,
+    State(st): State<Arc<Controller>>,
     Caller(p): Caller,
     Path((z, id)): Path<(String, String)>,
 ) -> Reply {
     let (zone_id, _) = zone(&p, &st.catalog(), &z, Permission::LoadBalancersWrite)?;
     let id: LoadBalancerId = super::object_id(&id)?;
-    st.commit(move |c, _| Ok(c.delete_load_balancer(zone_id, id)?))
-        .await?;
+    super::commit(&st, move |c, _| Ok(c.delete_load_balancer(zone_id, id)?)).await?;
     deleted(id)
 }

@@ -7,6 +7,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::Value;
+use vantage_control::{CommitError, Controller};
 use vantage_core::auth::{Permission, Principal, Target};
 use vantage_core::catalog::{Catalog, Change};
 use vantage_core::{AccountId, ZoneId};
@@ -15,7 +16,6 @@ use vantage_wire::{envelope, ApiError, Page};
 use crate::auth::require;
 use crate::failure::Failure;
 pub(crate) use crate::failure::Reply;
-use crate::state::AppState;
 
 mod account_object;
 mod accounts;
@@ -35,7 +35,7 @@ use notifications::{Policies, Webhooks};
 use pools::Pools;
 
 /// Every route of the control plane.
-pub fn router(state: Arc<AppState>) -> Router {
+pub fn router(state: Arc<Controller>) -> Router {
     const LB: &str = "/client/v4/accounts/{account_id}/load_balancers";
     const ALERTING: &str = "/client/v4/accounts/{account_id}/alerting/v3";
     let r = Router::new()
@@ -171,6 +171,18 @@ async fn security_headers(mut response: axum::response::Response) -> axum::respo
     response
 }
 
+/// Runs `command` through the controller's writer; its refusal or a storage failure comes
+/// back as the envelope (see `failure::store_failure`).
+pub(crate) async fn commit<F>(st: &Controller, command: F) -> Result<Vec<Change>, ApiError>
+where
+    F: FnOnce(&Catalog, vantage_core::Timestamp) -> Result<Vec<Change>, ApiError> + Send + 'static,
+{
+    st.commit(command).await.map_err(|e| match e {
+        CommitError::Command(e) => e,
+        CommitError::Store(e) => crate::failure::store_failure(e),
+    })
+}
+
 pub(crate) fn ok(result: Value) -> Reply {
     Ok(Json(envelope::success(result)).into_response())
 }
@@ -241,7 +253,7 @@ pub(crate) fn stored<T>(
 /// The installation's metrics for anyone who reaches the API: probe locations, DNS answers,
 /// verdict change counts, storage. Nothing here names a tenant's objects.
 async fn metrics(
-    axum::extract::State(st): axum::extract::State<Arc<AppState>>,
+    axum::extract::State(st): axum::extract::State<Arc<Controller>>,
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
     // The API listener is reachable by tenants: series naming their objects are served only

@@ -15,8 +15,8 @@ use vantage_wire::{envelope, monitor, parse, reference, ApiError, Page};
 use super::account_object::AccountObject;
 use super::{account, ok_list, Reply};
 use crate::extract::{Caller, Params, PathParams as Path};
-use crate::secrets::random_bytes;
-use crate::state::AppState;
+use vantage_control::secrets::random_bytes;
+use vantage_control::Controller;
 
 /// Parses and validates a complete monitor document.
 pub(crate) fn spec_of(doc: Value) -> Result<MonitorSpec, ApiError> {
@@ -31,7 +31,7 @@ impl AccountObject for Monitors {
     type Id = MonitorId;
     type Spec = MonitorSpec;
 
-    fn parse(_: &AppState, doc: Value) -> Result<MonitorSpec, ApiError> {
+    fn parse(_: &Controller, doc: Value) -> Result<MonitorSpec, ApiError> {
         spec_of(doc)
     }
 
@@ -53,11 +53,11 @@ impl AccountObject for Monitors {
         c.monitor(account, id).map(monitor::render)
     }
 
-    fn render(_: &AppState, c: &Catalog, account: AccountId, id: MonitorId) -> Option<Value> {
+    fn render(_: &Controller, c: &Catalog, account: AccountId, id: MonitorId) -> Option<Value> {
         Self::current(c, account, id)
     }
 
-    fn rendered(_: &AppState, change: Change) -> Option<Value> {
+    fn rendered(_: &Controller, change: Change) -> Option<Value> {
         match change {
             Change::PutMonitor(m) => Some(monitor::render(&m)),
             _ => None,
@@ -84,7 +84,7 @@ impl AccountObject for Monitors {
 }
 
 pub async fn list(
-    State(st): State<Arc<AppState>>,
+    State(st): State<Arc<Controller>>,
     Caller(p): Caller,
     Path(a): Path<String>,
     q: Params,
@@ -97,7 +97,7 @@ pub async fn list(
 /// `GET search`: resources whose name, description or origin address contains `query`, with
 /// their references when `references` is `*`, `referral` or `referrer`.
 pub async fn search(
-    State(st): State<Arc<AppState>>,
+    State(st): State<Arc<Controller>>,
     Caller(p): Caller,
     Path(a): Path<String>,
     q: Params,

@@ -16,8 +16,8 @@ use vantage_wire::{parse, ApiError, Page};
 use super::account_object::AccountObject;
 use super::{account, ok_list, Reply};
 use crate::extract::{Caller, PathParams as Path};
-use crate::secrets::random_bytes;
-use crate::state::AppState;
+use vantage_control::secrets::random_bytes;
+use vantage_control::Controller;
 
 pub struct Webhooks;
 
@@ -25,7 +25,7 @@ impl AccountObject for Webhooks {
     type Id = WebhookId;
     type Spec = WebhookSpec;
 
-    fn parse(st: &AppState, doc: Value) -> Result<WebhookSpec, ApiError> {
+    fn parse(st: &Controller, doc: Value) -> Result<WebhookSpec, ApiError> {
         let draft: WebhookDraft = parse::typed::<wire::WebhookIn>(doc)?.into();
         let spec = draft.validate()?;
         if let Some(why) = st.forbidden_webhook(&spec.url) {
@@ -52,11 +52,11 @@ impl AccountObject for Webhooks {
         c.webhook(a, id).map(wire::render_webhook)
     }
 
-    fn render(_: &AppState, c: &Catalog, a: AccountId, id: WebhookId) -> Option<Value> {
+    fn render(_: &Controller, c: &Catalog, a: AccountId, id: WebhookId) -> Option<Value> {
         Self::current(c, a, id)
     }
 
-    fn rendered(_: &AppState, change: Change) -> Option<Value> {
+    fn rendered(_: &Controller, change: Change) -> Option<Value> {
         match change {
             Change::PutWebhook(w) => Some(wire::render_webhook(&w)),
             _ => None,
@@ -88,7 +88,7 @@ impl AccountObject for Policies {
     type Id = PolicyId;
     type Spec = PolicySpec;
 
-    fn parse(_: &AppState, doc: Value) -> Result<PolicySpec, ApiError> {
+    fn parse(_: &Controller, doc: Value) -> Result<PolicySpec, ApiError> {
         let draft: PolicyDraft = parse::typed::<wire::PolicyIn>(doc)?.into();
         Ok(draft.validate()?)
     }
@@ -105,11 +105,11 @@ impl AccountObject for Policies {
         c.policy(a, id).map(wire::render_policy)
     }
 
-    fn render(_: &AppState, c: &Catalog, a: AccountId, id: PolicyId) -> Option<Value> {
+    fn render(_: &Controller, c: &Catalog, a: AccountId, id: PolicyId) -> Option<Value> {
         Self::current(c, a, id)
     }
 
-    fn rendered(_: &AppState, change: Change) -> Option<Value> {
+    fn rendered(_: &Controller, change: Change) -> Option<Value> {
         match change {
             Change::PutPolicy(p) => Some(wire::render_policy(&p)),
             _ => None,
@@ -130,7 +130,7 @@ impl AccountObject for Policies {
 }
 
 pub async fn list_webhooks(
-    State(st): State<Arc<AppState>>,
+    State(st): State<Arc<Controller>>,
     Caller(p): Caller,
     Path(a): Path<String>,
 ) -> Reply {
@@ -141,7 +141,7 @@ pub async fn list_webhooks(
 }
 
 pub async fn list_policies(
-    State(st): State<Arc<AppState>>,
+    State(st): State<Arc<Controller>>,
     Caller(p): Caller,
     Path(a): Path<String>,
 ) -> Reply {
@@ -153,13 +153,14 @@ pub async fn list_policies(
 
 /// The delivery log: the newest 1,000 notifications and what became of each.
 pub async fn history(
-    State(st): State<Arc<AppState>>,
+    State(st): State<Arc<Controller>>,
     Caller(p): Caller,
     Path(a): Path<String>,
 ) -> Reply {
     let account = account(&p, &a, Permission::MonitorsPoolsRead)?;
     let deliveries = tokio::task::spawn_blocking(move || st.deliveries(account, 1000))
         .await
-        .map_err(|_| ApiError::storage_unavailable("The notification history"))??;
+        .map_err(|_| ApiError::storage_unavailable("The notification history"))?
+        .map_err(|_| ApiError::storage_unavailable("The notification history"))?;
     ok_list(&deliveries, Page::ALL, wire::render_delivery)
 }

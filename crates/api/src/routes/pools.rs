@@ -13,8 +13,8 @@ use vantage_wire::{parse, pool, ApiError, Page};
 use super::account_object::AccountObject;
 use super::{account, ok_list, Reply};
 use crate::extract::{Caller, JsonObject, Params, PathParams as Path};
-use crate::secrets::random_bytes;
-use crate::state::AppState;
+use vantage_control::secrets::random_bytes;
+use vantage_control::Controller;
 
 /// Parses and validates a complete pool document; the monitor reference is resolved later,
 /// against the catalog.
@@ -31,7 +31,7 @@ impl AccountObject for Pools {
     /// The spec and the monitor reference, resolved against the catalog on commit.
     type Spec = (PoolSpec, Option<String>);
 
-    fn parse(_: &AppState, doc: Value) -> Result<Self::Spec, ApiError> {
+    fn parse(_: &Controller, doc: Value) -> Result<Self::Spec, ApiError> {
         spec_of(doc)
     }
 
@@ -53,11 +53,11 @@ impl AccountObject for Pools {
         c.pool(account, id).map(pool::render)
     }
 
-    fn render(st: &AppState, c: &Catalog, account: AccountId, id: PoolId) -> Option<Value> {
+    fn render(st: &Controller, c: &Catalog, account: AccountId, id: PoolId) -> Option<Value> {
         c.pool(account, id).map(|p| with_health(st, p))
     }
 
-    fn rendered(st: &AppState, change: Change) -> Option<Value> {
+    fn rendered(st: &Controller, change: Change) -> Option<Value> {
         match change {
             Change::PutPool(p) => Some(with_health(st, &p)),
             _ => None,
@@ -84,7 +84,7 @@ impl AccountObject for Pools {
 }
 
 /// A pool with its current verdicts.
-pub(crate) fn with_health(st: &AppState, p: &Pool) -> Value {
+pub(crate) fn with_health(st: &Controller, p: &Pool) -> Value {
     let mut v = pool::render(p);
     if let Some(h) = st.pool_health(p.id) {
         vantage_wire::health::decorate_pool(&mut v, &h);
@@ -104,7 +104,7 @@ fn by_name(c: &Catalog, account: AccountId, monitor: Option<MonitorId>) -> Vec<&
 }
 
 pub async fn list(
-    State(st): State<Arc<AppState>>,
+    State(st): State<Arc<Controller>>,
     Caller(p): Caller,
     Path(a): Path<String>,
     q: Params,
@@ -125,7 +125,7 @@ pub async fn list(
 /// `PATCH pools`: sets `notification_email` on every pool of the account, the only field
 /// Cloudflare allows here.
 pub async fn bulk_patch(
-    State(st): State<Arc<AppState>>,
+    State(st): State<Arc<Controller>>,
     Caller(p): Caller,
     Path(a): Path<String>,
     JsonObject(body): JsonObject,
@@ -152,8 +152,10 @@ pub async fn bulk_patch(
             .into())
         }
     };
-    st.commit(move |c, now| Ok(c.set_notification_email(account, &email, now)?))
-        .await?;
+    super::commit(&st, move |c, now| {
+        Ok(c.set_notification_email(account, &email, now)?)
+    })
+    .await?;
     ok_list(by_name(&st.catalog(), account, None), Page::ALL, |p| {
         with_health(&st, p)
     })

@@ -10,10 +10,10 @@ use vantage_wire::{region, ApiError};
 
 use super::{account, ok, Reply};
 use crate::extract::{Caller, Params, PathParams as Path};
-use crate::state::AppState;
+use vantage_control::Controller;
 
 pub async fn list(
-    State(_): State<Arc<AppState>>,
+    State(_): State<Arc<Controller>>,
     Caller(p): Caller,
     Path(a): Path<String>,
     q: Params,

@@ -13,12 +13,12 @@ use vantage_wire::{parse, zone as wire_zone, ApiError};
 use super::{deleted, ok, ok_list, zone, Reply};
 use crate::auth::require;
 use crate::extract::{Caller, JsonObject, Params, PathParams as Path};
-use crate::secrets::random_bytes;
-use crate::state::AppState;
+use vantage_control::secrets::random_bytes;
+use vantage_control::Controller;
 
 /// Zones are paged like Cloudflare's (20 a page by default, at most 50), which the SDKs'
 /// auto-pagination expects.
-pub async fn list(State(st): State<Arc<AppState>>, Caller(p): Caller, q: Params) -> Reply {
+pub async fn list(State(st): State<Arc<Controller>>, Caller(p): Caller, q: Params) -> Reply {
     let page = q.page(Some(20), 50)?;
     let name = q.get("name").map(str::to_ascii_lowercase);
     let account_filter = q.get("account.id").filter(|s| !s.is_empty());
@@ -41,7 +41,7 @@ pub async fn list(State(st): State<Arc<AppState>>, Caller(p): Caller, q: Params)
 }
 
 pub async fn get(
-    State(st): State<Arc<AppState>>,
+    State(st): State<Arc<Controller>>,
     Caller(p): Caller,
     Path(z): Path<String>,
 ) -> Reply {
@@ -52,7 +52,7 @@ pub async fn get(
 }
 
 pub async fn create(
-    State(st): State<Arc<AppState>>,
+    State(st): State<Arc<Controller>>,
     Caller(p): Caller,
     JsonObject(body): JsonObject,
 ) -> Reply {
@@ -79,9 +79,10 @@ pub async fn create(
     require(&p, Permission::ZoneWrite, Target::Account(account))?;
     let name = input.name.unwrap_or_default();
     let id = ZoneId::from_bytes(random_bytes());
-    let changes = st
-        .commit(move |c, now| Ok(c.create_zone(account, id, &name, Overlap::Refuse, now)?))
-        .await?;
+    let changes = super::commit(&st, move |c, now| {
+        Ok(c.create_zone(account, id, &name, Overlap::Refuse, now)?)
+    })
+    .await?;
     let z = super::stored(changes, |c| match c {
         Change::PutZone(z) => Some(z),
         _ => None,
@@ -91,11 +92,11 @@ pub async fn create(
 }
 
 pub async fn delete(
-    State(st): State<Arc<AppState>>,
+    State(st): State<Arc<Controller>>,
     Caller(p): Caller,
     Path(z): Path<String>,
 ) -> Reply {
     let (id, _) = zone(&p, &st.catalog(), &z, Permission::ZoneWrite)?;
-    st.commit(move |c, _| Ok(c.delete_zone(id)?)).await?;
+    super::commit(&st, move |c, _| Ok(c.delete_zone(id)?)).await?;
     deleted(id)
 }

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use serde::{de::DeserializeOwned, Serialize};
-use vantage_api::agent_protocol::{Assignment, Report, Reported, Target, VERSION};
+use vantage_control::agent_protocol::{Assignment, Report, Reported, Target, VERSION};
 use vantage_core::health::{Facts, FailureReason, Outcome, ProbeKey};
 use vantage_core::monitor::MonitorDraft;
 use vantage_core::{MonitorId, Timestamp};

@@ -1,4 +1,4 @@
-//! Shared state of the control plane: the catalog in memory and the store behind it.
+//! The controller's state: the catalog in memory and the store behind it.
 //!
 //! Reads take the catalog's read lock briefly and never touch the disk. Writes run one at a
 //! time on the [`Writer`] thread: check against the catalog, commit to the store, then apply to
@@ -6,13 +6,13 @@
 //! never leave memory and disk disagreeing.
 
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use vantage_core::catalog::{Catalog, Change};
 use vantage_core::health::Engine;
 use vantage_core::Timestamp;
 use vantage_store::{Store, StoreError};
-use vantage_wire::ApiError;
+
+use crate::clock::{Clock, SystemClock};
 
 #[derive(Debug)]
 struct WriterState {
@@ -20,9 +20,9 @@ struct WriterState {
     seen_version: u64,
 }
 
-type Job = Box<dyn FnOnce(&AppState) + Send>;
+type Job = Box<dyn FnOnce(&Controller) + Send>;
 
-pub struct AppState {
+pub struct Controller {
     catalog: RwLock<Catalog>,
     writer: Mutex<WriterState>,
     pub(crate) store: Arc<dyn Store>,
@@ -46,6 +46,15 @@ pub struct AppState {
     pub metrics: Arc<vantage_metrics::Metrics>,
     /// What the operator set for the whole installation (`serve` flags); defaults until set.
     pub(crate) installation: std::sync::OnceLock<Installation>,
+    clock: Arc<dyn Clock>,
+}
+
+/// Why a commit did not happen: the command refused it, or the store failed (and then
+/// nothing was changed).
+#[derive(Debug)]
+pub enum CommitError<E> {
+    Command(E),
+    Store(StoreError),
 }
 
 /// Installation-wide policy, set once by the binary from `serve`'s flags. Every limit here is
@@ -80,7 +89,7 @@ impl Default for Installation {
 
 /// The one thread that commits. The binary runs it with [`Writer::run`] on a thread of its own.
 pub struct Writer {
-    state: Arc<AppState>,
+    state: Arc<Controller>,
     jobs: tokio::sync::mpsc::UnboundedReceiver<Job>,
 }
 
@@ -91,7 +100,7 @@ impl std::fmt::Debug for Writer {
 }
 
 impl Writer {
-    /// Runs queued write jobs until every [`AppState`] handle is gone.
+    /// Runs queued write jobs until every [`Controller`] handle is gone.
     pub fn run(self) {
         let Writer { state, mut jobs } = self;
         let weak = Arc::downgrade(&state);
@@ -103,47 +112,27 @@ impl Writer {
     }
 }
 
-impl std::fmt::Debug for AppState {
+impl std::fmt::Debug for Controller {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AppState").finish_non_exhaustive()
+        f.debug_struct("Controller").finish_non_exhaustive()
     }
 }
 
-/// The wall clock, read only by shells.
-pub fn now() -> Timestamp {
-    let micros = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros())
-        .unwrap_or(0);
-    Timestamp::from_unix_micros(i64::try_from(micros).unwrap_or(i64::MAX))
-}
-
-fn store_failure(e: StoreError) -> ApiError {
-    match e {
-        StoreError::Conflict(detail) => {
-            let mut err = ApiError::malformed(format!(
-                "The change conflicts with a concurrent change ({detail}); retry it"
-            ));
-            err.errors[0].code = 1002;
-            err
-        }
-        other => {
-            tracing::error!(error = %other, "store failure");
-            let mut err =
-                ApiError::malformed("The change could not be stored; nothing was changed");
-            err.status = 503;
-            err.errors[0].code = 1000;
-            err
-        }
-    }
-}
-
-impl AppState {
-    /// Loads the catalog from `store`. The caller must run the returned [`Writer`].
+impl Controller {
+    /// Loads the catalog from `store`, on the wall clock. The caller must run the returned
+    /// [`Writer`].
     pub fn load(store: Arc<dyn Store>) -> Result<(Arc<Self>, Writer), StoreError> {
+        Self::load_with_clock(store, Arc::new(SystemClock))
+    }
+
+    /// Loads the catalog from `store`, reading time from `clock` (tests move it by hand).
+    pub fn load_with_clock(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<(Arc<Self>, Writer), StoreError> {
         let seen_version = store.external_version()?;
         let catalog = store.load_catalog()?;
-        let engine = Engine::new(&catalog, store.load_health()?, now());
+        let engine = Engine::new(&catalog, store.load_health()?, clock.now());
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         let state = Arc::new(Self {
             catalog: RwLock::new(catalog),
@@ -160,8 +149,22 @@ impl AppState {
             rtt: Mutex::default(),
             metrics: vantage_metrics::Metrics::new(),
             installation: std::sync::OnceLock::new(),
+            clock,
         });
         Ok((Arc::clone(&state), Writer { state, jobs: rx }))
+    }
+
+    /// The controller's time.
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    /// The recent RTTs of a probe target (for the dashboard's charts).
+    pub fn rtt_series(&self, key: &vantage_core::health::ProbeKey) -> Vec<(i64, u32)> {
+        self.rtt
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .series(key)
     }
 
     /// Sets the installation's policy (once, by the binary, before serving).
@@ -199,40 +202,41 @@ impl AppState {
     /// Runs `command` against the current catalog and makes its changes durable and visible,
     /// or changes nothing. Writers are serialised, so read-modify-write commands (PATCH)
     /// never lose a concurrent update.
-    pub async fn commit<F>(&self, command: F) -> Result<Vec<Change>, ApiError>
+    pub async fn commit<F, E>(&self, command: F) -> Result<Vec<Change>, CommitError<E>>
     where
-        F: FnOnce(&Catalog, Timestamp) -> Result<Vec<Change>, ApiError> + Send + 'static,
+        F: FnOnce(&Catalog, Timestamp) -> Result<Vec<Change>, E> + Send + 'static,
+        E: Send + 'static,
     {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let job: Job = Box::new(move |state| {
             let _ = tx.send(state.commit_blocking(command));
         });
         if self.jobs.send(job).is_err() {
-            return Err(store_failure(StoreError::Io(
+            return Err(CommitError::Store(StoreError::Io(
                 "the writer has stopped".into(),
             )));
         }
         rx.await.unwrap_or_else(|_| {
-            Err(store_failure(StoreError::Io(
+            Err(CommitError::Store(StoreError::Io(
                 "the write job was lost".into(),
             )))
         })
     }
 
     /// Queues work for the writer thread without waiting for it.
-    pub(crate) fn enqueue(&self, job: impl FnOnce(&AppState) + Send + 'static) {
+    pub(crate) fn enqueue(&self, job: impl FnOnce(&Controller) + Send + 'static) {
         if self.jobs.send(Box::new(job)).is_err() {
             tracing::warn!("the writer has stopped; a queued write was dropped");
         }
     }
 
-    fn commit_blocking<F>(&self, command: F) -> Result<Vec<Change>, ApiError>
+    fn commit_blocking<F, E>(&self, command: F) -> Result<Vec<Change>, CommitError<E>>
     where
-        F: FnOnce(&Catalog, Timestamp) -> Result<Vec<Change>, ApiError>,
+        F: FnOnce(&Catalog, Timestamp) -> Result<Vec<Change>, E>,
     {
         let _writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        let changes = command(&self.catalog(), now())?;
-        self.store.commit(&changes).map_err(store_failure)?;
+        let changes = command(&self.catalog(), self.now()).map_err(CommitError::Command)?;
+        self.store.commit(&changes).map_err(CommitError::Store)?;
         let mut catalog = self.catalog.write().unwrap_or_else(|p| p.into_inner());
         for change in &changes {
             catalog.apply(change.clone());

@@ -10,10 +10,11 @@ use vantage_core::region::RegionCode;
 use vantage_core::routing::RoutingTable;
 use vantage_core::PoolId;
 
-use crate::state::{now, AppState};
+use crate::controller::Controller;
 
-impl AppState {
-    pub(crate) fn engine(&self) -> std::sync::MutexGuard<'_, vantage_core::health::Engine> {
+impl Controller {
+    /// The health engine, locked: hold it briefly, and lock the catalog first when both.
+    pub fn engine(&self) -> std::sync::MutexGuard<'_, vantage_core::health::Engine> {
         self.engine.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -51,7 +52,7 @@ impl AppState {
     pub fn reconfigure(&self) -> usize {
         let events = {
             let catalog = self.catalog();
-            self.engine().configure(&catalog, now())
+            self.engine().configure(&catalog, self.now())
         };
         let n = events.len();
         self.persist(vec![], events);
@@ -62,7 +63,7 @@ impl AppState {
     /// Advances health time: votes of locations that stopped reporting expire. Blocking (it
     /// re-evaluates every pool); call from a blocking thread about once a second.
     pub fn tick(&self) {
-        let (events, silent) = self.engine().tick(now());
+        let (events, silent) = self.engine().tick(self.now());
         for location in silent {
             tracing::warn!(%location, "probe location fell silent (no contact for 30 s); its votes expire after three intervals");
         }
@@ -82,7 +83,7 @@ impl AppState {
                 location.name, other.region
             ));
         }
-        engine.heartbeat(location, now());
+        engine.heartbeat(location, self.now());
         Ok(())
     }
 
@@ -114,7 +115,7 @@ impl AppState {
     /// bound to a usable agent token (revoked, expired or deleted), and those silent longer
     /// than the installation allows. Their votes go, and verdicts follow.
     pub fn forget_retired_locations(&self) {
-        let now = now();
+        let now = self.now();
         let silent_for = self.installation().forget_silent_after_micros;
         let allowed: std::collections::BTreeSet<Location> = {
             let c = self.catalog();
@@ -174,7 +175,7 @@ impl AppState {
         facts: &Facts,
         at: vantage_core::Timestamp,
     ) -> Result<(), Refusal> {
-        let now = now();
+        let now = self.now();
         let (state, events) = {
             let mut engine = self.engine();
             if let Err(refusal) = engine.admit(location, accounts, key, at, facts, now) {
@@ -288,7 +289,7 @@ impl AppState {
         &self,
         limit: usize,
     ) -> Result<Vec<vantage_store::Delivery>, vantage_store::StoreError> {
-        self.store.due_deliveries(now(), limit)
+        self.store.due_deliveries(self.now(), limit)
     }
 
     /// Records a delivery attempt (blocking: writes the store).
@@ -297,7 +298,7 @@ impl AppState {
         seq: i64,
         outcome: Result<(), (String, Option<vantage_core::Timestamp>)>,
     ) -> Result<(), vantage_store::StoreError> {
-        self.store.delivery_attempted(seq, now(), outcome)
+        self.store.delivery_attempted(seq, self.now(), outcome)
     }
 
     /// An account's delivery log, newest first (blocking: reads the store).
@@ -305,10 +306,9 @@ impl AppState {
         &self,
         account: vantage_core::AccountId,
         limit: usize,
-    ) -> Result<Vec<vantage_store::Delivery>, vantage_wire::ApiError> {
-        self.store.deliveries(account, limit).map_err(|e| {
+    ) -> Result<Vec<vantage_store::Delivery>, vantage_store::StoreError> {
+        self.store.deliveries(account, limit).inspect_err(|e| {
             tracing::error!(error = %e, "reading the notification history");
-            vantage_wire::ApiError::storage_unavailable("The notification history")
         })
     }
 
@@ -324,10 +324,9 @@ impl AppState {
     pub fn stored_events(
         &self,
         filter: &vantage_store::EventFilter,
-    ) -> Result<Vec<(i64, Event)>, vantage_wire::ApiError> {
-        self.store.events(filter).map_err(|e| {
+    ) -> Result<Vec<(i64, Event)>, vantage_store::StoreError> {
+        self.store.events(filter).inspect_err(|e| {
             tracing::error!(error = %e, "reading health events");
-            vantage_wire::ApiError::storage_unavailable("The event history")
         })
     }
 
@@ -336,7 +335,7 @@ impl AppState {
     /// series naming tenants' objects are included.
     pub fn render_metrics(&self, scope: vantage_metrics::Scope) -> String {
         use vantage_metrics::{LocationState, OriginState, PoolState, Snapshot};
-        let clock = now().unix_micros();
+        let clock = self.now().unix_micros();
         let pools: Vec<(PoolId, String)> = if scope == vantage_metrics::Scope::Detailed {
             self.catalog()
                 .all_pools()
@@ -401,7 +400,7 @@ impl AppState {
             };
             match st
                 .store
-                .prune(&retention, now(), &|k| live.contains(k), &[])
+                .prune(&retention, st.now(), &|k| live.contains(k), &[])
             {
                 Ok(p) => {
                     for (kind, n) in [

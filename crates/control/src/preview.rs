@@ -31,6 +31,16 @@ pub trait PreviewRunner: Send + Sync {
 const KEEP_MICROS: i64 = 3600 * 1_000_000;
 const KEEP_AT_MOST: usize = 1000;
 
+/// Why a preview did not start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PreviewError {
+    /// This controller runs no probe location to preview from.
+    NoLocations,
+    /// As many previews as allowed are running (for the account, or in all); try again in
+    /// `retry_after` seconds.
+    Busy { message: String, retry_after: u64 },
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct Previews {
     results: Mutex<HashMap<String, (AccountId, Timestamp, Value)>>,
@@ -70,20 +80,22 @@ impl Previews {
         account: AccountId,
         per_account: usize,
         total: usize,
-    ) -> Result<Slot<'_>, ApiError> {
+    ) -> Result<Slot<'_>, PreviewError> {
         let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
         let mine = running.get(&account).copied().unwrap_or(0);
         if mine >= per_account {
-            return Err(ApiError::rate_limited(
-                format!("this account already runs {mine} previews (at most {per_account} at once); retry when one ends"),
-                5,
-            ));
+            return Err(PreviewError::Busy {
+                message: format!("this account already runs {mine} previews (at most {per_account} at once); retry when one ends"),
+                retry_after: 5,
+            });
         }
         if running.values().sum::<usize>() >= total {
-            return Err(ApiError::rate_limited(
-                format!("this installation already runs {total} previews at once; retry shortly"),
-                5,
-            ));
+            return Err(PreviewError::Busy {
+                message: format!(
+                    "this installation already runs {total} previews at once; retry shortly"
+                ),
+                retry_after: 5,
+            });
         }
         *running.entry(account).or_default() += 1;
         Ok(Slot {
@@ -122,24 +134,20 @@ use vantage_core::choice::Choice;
 use vantage_core::health::check::judge;
 use vantage_core::health::verdict::{majority, pool_verdict};
 use vantage_core::pool::Pool;
-use vantage_wire::ApiError;
 
-use crate::state::{now, AppState};
+use crate::controller::Controller;
 
-impl AppState {
+impl Controller {
     /// Runs `spec` once against every enabled origin of `pools`, from every probe location,
     /// and stores the result. Returns the preview id. Every check is bounded by the monitor's
     /// timeout and retries, and they all run at once.
-    pub(crate) async fn run_preview(
+    pub async fn run_preview(
         &self,
         account: AccountId,
         spec: MonitorSpec,
         pools: Vec<Pool>,
-    ) -> Result<String, ApiError> {
-        let runner = self
-            .previewer
-            .get()
-            .ok_or_else(|| ApiError::unavailable("Preview"))?;
+    ) -> Result<String, PreviewError> {
+        let runner = self.previewer.get().ok_or(PreviewError::NoLocations)?;
         let limits = self.installation();
         let _slot =
             self.previews
@@ -194,11 +202,11 @@ impl AppState {
         }
         let id = hex::encode(crate::secrets::random_bytes());
         self.previews
-            .put(id.clone(), account, now(), Value::Object(result));
+            .put(id.clone(), account, self.now(), Value::Object(result));
         Ok(id)
     }
 
-    pub(crate) fn preview_result(&self, id: &str, account: AccountId) -> Option<Value> {
+    pub fn preview_result(&self, id: &str, account: AccountId) -> Option<Value> {
         self.previews.get(id, account)
     }
 }
@@ -218,11 +226,10 @@ mod tests {
         let a1 = p.start(a, 2, 3).unwrap();
         let _a2 = p.start(a, 2, 3).unwrap();
         let refused = p.start(a, 2, 3).unwrap_err();
-        assert_eq!((refused.status, refused.retry_after), (429, Some(5)));
+        assert!(matches!(refused, PreviewError::Busy { retry_after: 5, .. }));
         let _b1 = p.start(b, 2, 3).unwrap();
-        assert_eq!(
-            p.start(c, 2, 3).unwrap_err().status,
-            429,
+        assert!(
+            matches!(p.start(c, 2, 3), Err(PreviewError::Busy { .. })),
             "the total is reached"
         );
         drop(a1);
