@@ -60,10 +60,11 @@ impl Controller {
         n
     }
 
-    /// Advances health time: votes of locations that stopped reporting expire. Blocking (it
-    /// re-evaluates every pool); call from a blocking thread about once a second.
+    /// Advances health time: votes that went stale stop counting. Only the pools the engine
+    /// asked to be woken for (`Engine::poll_timeout`) are looked at, so a call with nothing
+    /// due costs almost nothing; the driver calls it about once a second.
     pub fn tick(&self) {
-        let (events, silent) = self.engine().tick(self.now());
+        let (events, silent) = self.engine().handle_timeout(self.now());
         for location in silent {
             tracing::warn!(%location, "probe location fell silent (no contact for 30 s); its votes expire after three intervals");
         }

@@ -100,4 +100,45 @@ proptest! {
             before = after;
         }
     }
+
+    /// Waking the engine only at `poll_timeout` misses no vote going stale: at every step,
+    /// the verdicts the events announced are the verdicts the engine would compute afresh.
+    #[test]
+    fn waking_at_poll_timeout_misses_nothing(
+        steps in prop::collection::vec((0usize..3, 0usize..3, any::<bool>(), 0i64..150), 1..80)
+    ) {
+        let catalog = world(1, 1, 2);
+        let secs = |s: i64| Timestamp::from_unix_micros(s * 1_000_000);
+        let mut engine = Engine::new(&catalog, [], secs(0));
+        let mut announced: Vec<Option<bool>> = vec![None; 3];
+        let mut pool: Option<bool> = None;
+        let apply = |events: Vec<vantage_core::health::Event>, announced: &mut Vec<Option<bool>>, pool: &mut Option<bool>| {
+            for e in events {
+                *pool = e.pool_healthy;
+                for o in e.origins {
+                    let i: usize = o.name[1..].parse().unwrap();
+                    announced[i] = o.healthy;
+                }
+            }
+        };
+        let mut t = 0;
+        for (origin, location, pass, gap) in steps {
+            t += gap;
+            // The driver: wake whenever the engine asked to, up to now.
+            while let Some(at) = engine.poll_timeout().filter(|at| *at <= secs(t)) {
+                let (events, _) = engine.handle_timeout(at);
+                apply(events, &mut announced, &mut pool);
+            }
+            let loc = Location { region: RegionCode::Weu, name: format!("l{location}") };
+            let key = ProbeKey { monitor: M, address: format!("o{origin}.example"), port: 0, host: None };
+            let result = CheckResult { healthy: pass, reason: if pass { FailureReason::None } else { FailureReason::TcpTimeout }, response_code: None, rtt_micros: None };
+            let (_, events) = engine.record(&loc, &key, result, secs(t));
+            apply(events, &mut announced, &mut pool);
+            let live = engine.pool_health(P).unwrap();
+            for (i, o) in live.origins.iter().enumerate() {
+                prop_assert_eq!(o.healthy, announced[i], "origin {} at {}s", i, t);
+            }
+            prop_assert_eq!(live.healthy, pool, "pool at {}s", t);
+        }
+    }
 }

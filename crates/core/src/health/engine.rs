@@ -112,6 +112,11 @@ pub struct Engine {
     /// When the engine resumed from stored states. Whether those locations are still alive is
     /// unknown at that moment, so their votes get the usual grace period counted from here.
     restored_at: Timestamp,
+    /// When each pool must be looked at again because a vote it counts may have gone stale:
+    /// never later than the true instant (a result only moves a vote's expiry later, so the
+    /// earliest one noted is a safe bound), sometimes earlier (then the look finds nothing).
+    wake: HashMap<PoolId, i64>,
+    wakes: std::collections::BTreeSet<(i64, PoolId)>,
 }
 
 /// A probe location as the controller knows it.
@@ -173,8 +178,51 @@ impl Engine {
         let ids: Vec<PoolId> = e.pools.keys().copied().collect();
         for id in ids {
             let _ = e.evaluate(id, Timestamp::from_unix_micros(0), None);
+            e.reschedule(id);
         }
         e
+    }
+
+    /// The instant a vote by `state` on a target of `spec` stops counting.
+    fn expiry(&self, spec: &MonitorSpec, state: &LocationState) -> Option<i64> {
+        let last = state.last_at?.max(self.restored_at).unix_micros();
+        Some(last + freshness_micros(spec) + 1)
+    }
+
+    /// Notes that `pool` must be looked at by `at` (keeps the earlier of two).
+    fn wake_by(&mut self, pool: PoolId, at: i64) {
+        match self.wake.get(&pool) {
+            Some(&known) if known <= at => {}
+            known => {
+                if let Some(known) = known {
+                    self.wakes.remove(&(*known, pool));
+                }
+                self.wake.insert(pool, at);
+                self.wakes.insert((at, pool));
+            }
+        }
+    }
+
+    /// Sets `pool`'s wake-up to the exact instant its next counted vote goes stale.
+    fn reschedule(&mut self, pool: PoolId) {
+        if let Some(known) = self.wake.remove(&pool) {
+            self.wakes.remove(&(known, pool));
+        }
+        let Some(plan) = self.pools.get(&pool) else {
+            return;
+        };
+        let clock = self.clock.unix_micros();
+        let next = plan
+            .origins
+            .iter()
+            .filter_map(|o| o.key.as_ref())
+            .filter_map(|k| Some((self.monitors.get(k)?, self.states.get(k)?)))
+            .flat_map(|(spec, states)| states.values().filter_map(|s| self.expiry(spec, s)))
+            .filter(|at| *at > clock)
+            .min();
+        if let Some(at) = next {
+            self.wake_by(pool, at);
+        }
     }
 
     fn plan(&mut self, catalog: &Catalog) {
@@ -242,9 +290,16 @@ impl Engine {
         self.reported_origins
             .retain(|(p, _), _| pools.contains_key(p));
         let ids: Vec<PoolId> = self.pools.keys().copied().collect();
-        ids.into_iter()
-            .filter_map(|id| self.evaluate(id, now, None))
-            .collect()
+        self.wake.clear();
+        self.wakes.clear();
+        let events = ids
+            .iter()
+            .filter_map(|id| self.evaluate(*id, now, None))
+            .collect();
+        for id in ids {
+            self.reschedule(id);
+        }
+        events
     }
 
     /// Every target a location in `region` must probe.
@@ -310,14 +365,29 @@ impl Engine {
             return (None, vec![]);
         };
         let (up, down) = (spec.consecutive_up, spec.consecutive_down);
+        let spec = Arc::clone(spec);
         self.heartbeat(location, now);
+        let clock = self.clock.unix_micros();
+        let restored_at = self.restored_at;
+        let limit = freshness_micros(&spec);
         let state = self.states.entry(key.clone()).or_default().entry(location);
-        let changed = state.record(result, up, down, now);
-        let Some(_) = changed else {
-            return (None, vec![]);
-        };
+        // A vote that had gone stale counts again once refreshed, even with its verdict
+        // unchanged: the pools it votes in must be re-derived now, not at some later wake-up.
+        let was_stale = state
+            .last_at
+            .is_none_or(|t| t.max(restored_at).unix_micros() + limit < clock);
+        let changed = state.record(result, up, down, now).is_some() || was_stale;
         let snapshot = state.clone();
         let pools: Vec<PoolId> = self.users.get(key).map(|s| s.to_vec()).unwrap_or_default();
+        // This vote now counts until its new expiry: its pools must be looked at by then.
+        if let Some(at) = self.expiry(&spec, &snapshot) {
+            for p in &pools {
+                self.wake_by(*p, at);
+            }
+        }
+        if !changed {
+            return (None, vec![]);
+        }
         let events = pools
             .into_iter()
             .filter_map(|p| self.evaluate(p, now, Some(key)))
@@ -325,26 +395,62 @@ impl Engine {
         (Some(snapshot), events)
     }
 
-    /// Advances the engine's time: verdicts that went stale (their location fell silent) stop
-    /// voting, and the changes that causes are events. Also returns the locations that fell
-    /// silent since the last tick.
-    pub fn tick(&mut self, now: Timestamp) -> (Vec<Event>, Vec<Location>) {
+    /// When the engine next needs [`Engine::handle_timeout`]: the first instant a counted
+    /// vote goes stale or a live location falls silent. `None`: nothing will change with time
+    /// alone. A driver sleeps until then (or until it has new input for the engine).
+    pub fn poll_timeout(&self) -> Option<Timestamp> {
+        let stale = self.wakes.first().map(|(at, _)| *at);
+        let silent = self
+            .locations
+            .values()
+            .filter(|c| !c.silent)
+            .map(|c| c.last_seen.unix_micros() + SILENT_AFTER + 1)
+            .min();
+        [stale, silent]
+            .into_iter()
+            .flatten()
+            .min()
+            .map(Timestamp::from_unix_micros)
+    }
+
+    /// Advances the engine's time to `now`: votes that went stale stop counting (only the
+    /// pools that had one are looked at), and the changes that causes are events. Also
+    /// returns the locations that fell silent since.
+    ///
+    /// Call order, as a driver: feed inputs ([`Engine::configure`], [`Engine::record`],
+    /// [`Engine::heartbeat`]) as they come, and call this whenever the clock passes
+    /// [`Engine::poll_timeout`] — calling it sooner or more often is harmless.
+    pub fn handle_timeout(&mut self, now: Timestamp) -> (Vec<Event>, Vec<Location>) {
         self.clock = self.clock.max(now);
+        let clock = self.clock.unix_micros();
         let mut fell_silent = Vec::new();
         for (loc, contact) in &mut self.locations {
-            let silent = self.clock.unix_micros() - contact.last_seen.unix_micros() > SILENT_AFTER;
+            let silent = clock - contact.last_seen.unix_micros() > SILENT_AFTER;
             if silent && !contact.silent {
                 fell_silent.push(loc.clone());
             }
             contact.silent = silent;
         }
-        let ids: Vec<PoolId> = self.pools.keys().copied().collect();
-        (
-            ids.into_iter()
-                .filter_map(|id| self.evaluate(id, now, None))
-                .collect(),
-            fell_silent,
-        )
+        let mut due = Vec::new();
+        while let Some(&(at, pool)) = self.wakes.first() {
+            if at > clock {
+                break;
+            }
+            self.wakes.pop_first();
+            self.wake.remove(&pool);
+            due.push(pool);
+        }
+        let mut events = Vec::new();
+        for pool in due {
+            events.extend(self.evaluate(pool, now, None));
+            self.reschedule(pool);
+        }
+        (events, fell_silent)
+    }
+
+    /// [`Engine::handle_timeout`] under its older name.
+    pub fn tick(&mut self, now: Timestamp) -> (Vec<Event>, Vec<Location>) {
+        self.handle_timeout(now)
     }
 
     /// Notes contact from a location (every result is one too).
@@ -393,8 +499,8 @@ impl Engine {
     }
 
     /// Whether a result from `location` on `key`, checked at `at` with `facts`, may be taken
-    /// at `now`. A check that failed for a local reason is no vote at all. One location is one vote, so what a location may say is bounded
-    /// by what it was asked: targets assigned to its region (and, when `accounts` is given,
+    /// at `now`. A check that failed for a local reason is no vote at all. One location is
+    /// one vote, so what a location may say is bounded by what it was asked: targets assigned to its region (and, when `accounts` is given,
     /// pools of those accounts), a check time that can still vote and is not in the future,
     /// a round trip the monitor's timeout allows, and no more often than about once an
     /// interval — a faster stream would flip verdicts faster than hysteresis intends.
