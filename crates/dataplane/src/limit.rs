@@ -56,7 +56,9 @@ impl ConnectionLimit {
 pub struct Guarded<S> {
     inner: S,
     idle: Duration,
+    /// Fires at the latest at `last_progress + idle`; re-armed lazily when it fires early.
     deadline: Pin<Box<Sleep>>,
+    last_progress: Instant,
     _place: Option<OwnedSemaphorePermit>,
 }
 
@@ -66,22 +68,34 @@ impl<S> Guarded<S> {
             inner,
             idle,
             deadline: Box::pin(tokio::time::sleep(idle)),
+            last_progress: Instant::now(),
             _place: place,
         }
     }
 
+    /// Notes progress. Re-arming the timer on every read and write would cost a timer-wheel
+    /// update per packet on the proxy's hot path; noting the time is enough, and the timer
+    /// is moved only when it fires.
     fn progressed(&mut self) {
-        self.deadline.as_mut().reset(Instant::now() + self.idle);
+        self.last_progress = Instant::now();
     }
 
-    /// `Pending` from the inner stream becomes `TimedOut` once the deadline has passed.
+    /// `Pending` from the inner stream becomes `TimedOut` once nothing moved for `idle`.
     fn stalled<T>(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<T>> {
-        match self.deadline.as_mut().poll(cx) {
-            Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                "no progress on the connection",
-            ))),
-            Poll::Pending => Poll::Pending,
+        loop {
+            match self.deadline.as_mut().poll(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(()) => {
+                    let due = self.last_progress + self.idle;
+                    if Instant::now() >= due {
+                        return Poll::Ready(Err(io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            "no progress on the connection",
+                        )));
+                    }
+                    self.deadline.as_mut().reset(due);
+                }
+            }
         }
     }
 }
