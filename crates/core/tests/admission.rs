@@ -3,63 +3,21 @@
 //! than about once an interval; a forgotten location's votes are gone.
 #![allow(clippy::unwrap_used)]
 
-use vantage_core::catalog::Catalog;
-use vantage_core::health::check::{CheckResult, Facts, FailureReason, Outcome};
+mod common;
+
+use common::{ok, secs, world, ACCOUNT as A, POOL};
+use vantage_core::health::check::{Facts, FailureReason, Outcome};
 use vantage_core::health::engine::Refusal;
 use vantage_core::health::{Engine, Location, ProbeKey};
-use vantage_core::monitor::MonitorDraft;
-use vantage_core::pool::{OriginDraft, PoolDraft};
 use vantage_core::region::{CheckRegions, RegionCode};
-use vantage_core::{AccountId, MonitorId, PoolId, Timestamp};
+use vantage_core::{AccountId, PoolId};
 
-fn secs(s: i64) -> Timestamp {
-    Timestamp::from_unix_micros(s * 1_000_000)
-}
-
-const A: AccountId = AccountId::from_bytes([1; 16]);
 const B: AccountId = AccountId::from_bytes([9; 16]);
 
 /// Account A's pool, checked from WEU only: interval 60 s, timeout 5 s, retries 2.
 fn setup() -> (Engine, ProbeKey, PoolId) {
-    let (m, p) = (MonitorId::from_bytes([2; 16]), PoolId::from_bytes([3; 16]));
-    let mut c = Catalog::default();
-    let apply = |c: &mut Catalog, changes: Vec<_>| {
-        for ch in changes {
-            c.apply(ch);
-        }
-    };
-    let changes = c.create_account(A, "a".into(), secs(0)).unwrap();
-    apply(&mut c, changes);
-    let spec = MonitorDraft {
-        expected_codes: Some("200".into()),
-        ..Default::default()
-    }
-    .validate()
-    .unwrap();
-    let changes = c.create_monitor(A, m, spec, secs(0)).unwrap();
-    apply(&mut c, changes);
-    let (mut spec, mon) = PoolDraft {
-        name: Some("p".into()),
-        origins: Some(vec![OriginDraft {
-            name: Some("o".into()),
-            address: Some("192.0.2.1".into()),
-            ..Default::default()
-        }]),
-        monitor: Some(m.to_string()),
-        ..Default::default()
-    }
-    .validate()
-    .unwrap();
-    spec.check_regions = CheckRegions::Regions(vec![RegionCode::Weu]);
-    let changes = c.create_pool(A, p, spec, mon, secs(0)).unwrap();
-    apply(&mut c, changes);
-    let key = ProbeKey {
-        monitor: m,
-        address: "192.0.2.1".into(),
-        port: 0,
-        host: None,
-    };
-    (Engine::new(&c, [], secs(0)), key, p)
+    let (c, key) = world(CheckRegions::Regions(vec![RegionCode::Weu]));
+    (Engine::new(&c, [], secs(0)), key, POOL)
 }
 
 fn at(region: RegionCode, name: &str) -> Location {
@@ -73,15 +31,6 @@ fn facts(outcome: Outcome, rtt_micros: Option<u64>) -> Facts {
     Facts {
         outcome,
         rtt_micros,
-    }
-}
-
-fn ok() -> CheckResult {
-    CheckResult {
-        healthy: true,
-        reason: FailureReason::None,
-        response_code: Some(200),
-        rtt_micros: Some(1_000),
     }
 }
 

@@ -54,18 +54,8 @@ const MIGRATIONS: &[&str] = &[
 
 pub const SCHEMA_VERSION: usize = MIGRATIONS.len();
 
-/// Tables in load order: referenced kinds before the kinds that reference them.
-const TABLES: [&str; 9] = [
-    "accounts",
-    "users",
-    "tokens",
-    "zones",
-    "monitors",
-    "pools",
-    "load_balancers",
-    "webhooks",
-    "policies",
-];
+/// One table per kind, named after it, loaded in the order the kinds are listed.
+const TABLES: [&str; 9] = vantage_store::KINDS;
 
 #[derive(Debug)]
 pub struct SqliteStore {

@@ -97,6 +97,20 @@ pub trait Store: Send + Sync + 'static {
     }
 }
 
+/// The kinds of stored objects in load order: referenced kinds before the kinds that
+/// reference them (every store keeps and loads them so).
+pub const KINDS: [&str; 9] = [
+    "accounts",
+    "users",
+    "tokens",
+    "zones",
+    "monitors",
+    "pools",
+    "load_balancers",
+    "webhooks",
+    "policies",
+];
+
 /// Notifications waiting for one destination, at most (see [`Store::record_health`]).
 pub const PENDING_PER_DESTINATION: usize = 100;
 

@@ -12,22 +12,9 @@ use vantage_core::health::{Location, LocationState, ProbeKey};
 use vantage_core::{AccountId, Timestamp};
 
 use crate::{
-    Delivery, EventFilter, NewDelivery, Pruned, Retention, Store, StoreError,
+    Delivery, EventFilter, NewDelivery, Pruned, Retention, Store, StoreError, KINDS,
     PENDING_PER_DESTINATION,
 };
-
-/// Object kinds in load order: referenced kinds before the kinds that reference them.
-const KINDS: [&str; 9] = [
-    "accounts",
-    "users",
-    "tokens",
-    "zones",
-    "monitors",
-    "pools",
-    "load_balancers",
-    "webhooks",
-    "policies",
-];
 
 #[derive(Debug, Default)]
 struct Inner {

@@ -209,15 +209,7 @@ async fn an_agent_token_is_one_location_and_one_vote() {
         json!({"accepted": 1, "refused": {"out_of_window": 2, "rtt_out_of_range": 1,
                                            "too_frequent": 1, "unassigned": 1}})
     );
-    let metrics = s
-        .http
-        .get(format!("http://{}/metrics", s.addr))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = s.text(&format!("http://{}/metrics", s.addr)).await;
     assert!(
         metrics.contains(
             r#"vantage_agent_results_refused_total{location="WEU/ams",reason="unassigned"} 1"#
@@ -261,14 +253,8 @@ async fn an_agent_token_is_one_location_and_one_vote() {
 /// A count from the detailed metrics exposition (0 when the series is absent).
 async fn metric(s: &Server, series: &str) -> f64 {
     let text = s
-        .http
-        .get(format!("http://{}/metrics", s.serving("metrics")))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+        .text(&format!("http://{}/metrics", s.serving("metrics")))
+        .await;
     text.lines()
         .filter(|l| l.starts_with(series))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())

@@ -381,14 +381,8 @@ async fn failover_fallback_and_530_for_the_proxy_and_dns() {
     // nothing that names a tenant's objects.
     let public = t
         .server
-        .http
-        .get(format!("http://{}/metrics", t.server.addr))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+        .text(&format!("http://{}/metrics", t.server.addr))
+        .await;
     assert!(public.contains("vantage_dns_queries_total"), "{public}");
     assert!(
         !public.contains("load_balancer=") && !public.contains("pool="),
@@ -396,14 +390,8 @@ async fn failover_fallback_and_530_for_the_proxy_and_dns() {
     );
     let text = t
         .server
-        .http
-        .get(format!("http://{}/metrics", t.server.serving("metrics")))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+        .text(&format!("http://{}/metrics", t.server.serving("metrics")))
+        .await;
     let value = |prefix: &str| -> f64 {
         text.lines()
             .find_map(|l| l.strip_prefix(prefix)?.rsplit(' ').next()?.parse().ok())

@@ -223,6 +223,18 @@ impl Server {
         (status, json)
     }
 
+    /// The body of an unauthenticated GET of `url` (metrics and the like), as text.
+    pub async fn text(&self, url: &str) -> String {
+        self.http
+            .get(url)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     /// The raw body bytes of a GET.
     pub async fn get_bytes(&self, path: &str) -> Vec<u8> {
         self.http
