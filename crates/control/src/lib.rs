@@ -8,6 +8,7 @@
 pub mod agent_protocol;
 pub mod clock;
 pub mod controller;
+pub mod drivers;
 mod health;
 pub mod preview;
 mod rtt;

@@ -326,31 +326,6 @@ async fn sleep_or_forever(wait: Option<Duration>) {
     }
 }
 
-/// Keeps the health engine in step with the catalog. Bursts of writes are coalesced, so a
-/// change takes effect about 100 ms after the write that made it.
-pub async fn follow_config(state: Arc<Controller>) {
-    let mut changes = state.config_changes();
-    loop {
-        if changes.changed().await.is_err() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        changes.borrow_and_update();
-        let st = Arc::clone(&state);
-        match tokio::task::spawn_blocking(move || {
-            // A revoked agent token takes its location's votes with it.
-            st.forget_retired_locations();
-            st.reconfigure()
-        })
-        .await
-        {
-            Ok(n) if n > 0 => tracing::debug!(events = n, "configuration changed verdicts"),
-            Ok(_) => {}
-            Err(e) => tracing::error!(error = %e, "reconfiguring health failed"),
-        }
-    }
-}
-
 /// Previews from the built-in location.
 pub struct LocalPreviews {
     pub prober: Prober,
@@ -386,30 +361,5 @@ impl vantage_control::preview::PreviewRunner for LocalPreviews {
                 })
                 .await
         })
-    }
-}
-
-/// Lets stale votes expire: once a second, off the async threads.
-/// Silent locations are looked for every this many ticks (it walks every vote).
-const FORGET_EVERY_TICKS: u64 = 30;
-
-pub async fn tick(state: Arc<Controller>) {
-    let mut every = tokio::time::interval(Duration::from_secs(1));
-    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut ticks = 0u64;
-    loop {
-        every.tick().await;
-        ticks += 1;
-        let st = Arc::clone(&state);
-        let retire = ticks.is_multiple_of(FORGET_EVERY_TICKS);
-        let ticked = tokio::task::spawn_blocking(move || {
-            st.tick();
-            if retire {
-                st.forget_retired_locations();
-            }
-        });
-        if let Err(e) = ticked.await {
-            tracing::error!(error = %e, "health tick failed");
-        }
     }
 }

@@ -344,8 +344,8 @@ async fn serve(
     vantage_probe::exclude_own_listeners(own);
     let mut background = vec![
         tokio::spawn(watch_store(Arc::clone(&state))),
-        tokio::spawn(crate::agent::follow_config(Arc::clone(&state))),
-        tokio::spawn(crate::agent::tick(Arc::clone(&state))),
+        tokio::spawn(vantage_control::drivers::follow_config(Arc::clone(&state))),
+        tokio::spawn(vantage_control::drivers::tick(Arc::clone(&state))),
         tokio::spawn(crate::notify::deliver(Arc::clone(&state))),
     ];
     if let Some((prober, location)) = agent {
