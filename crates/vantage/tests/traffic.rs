@@ -211,6 +211,10 @@ async fn setup() -> Setup {
         "127.0.0.1:0",
         "--dns-listen",
         "127.0.0.1:0",
+        // These tests poll DNS from one address as fast as they like; response-rate limiting
+        // is tested on its own (crates/dataplane).
+        "--dns-rrl-rate",
+        "0",
         "--metrics-listen",
         "127.0.0.1:0",
     ]);
