@@ -4,6 +4,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
+use vantage_core::region::RegionCode;
+use vantage_core::routing::RoutingTable;
+
 use crate::Controller;
 
 /// Keeps the health engine in step with the catalog. Bursts of writes are coalesced, so a
@@ -54,6 +58,43 @@ pub async fn tick(state: Arc<Controller>) {
         });
         if let Err(e) = ticked.await {
             tracing::error!(error = %e, "health tick failed");
+        }
+    }
+}
+
+/// Snapshots are rebuilt at least this often, so smoothed RTTs (dynamic latency) move.
+const REFRESH: Duration = Duration::from_secs(5);
+
+/// Publishes routing snapshots for a data plane in `region` into `routes`: rebuilt off the
+/// async threads after every assignment or verdict change, and every [`REFRESH`]. The data
+/// plane only ever loads the latest; `secret` keys the origin identities in affinity cookies.
+pub async fn publish_routes(
+    state: Arc<Controller>,
+    routes: Arc<ArcSwap<RoutingTable>>,
+    region: Option<RegionCode>,
+    secret: Arc<[u8]>,
+) {
+    let mut config = state.assignment_changes();
+    let mut verdicts = state.verdict_changes();
+    let mut refresh = tokio::time::interval(REFRESH);
+    loop {
+        tokio::select! {
+            _ = config.changed() => {}
+            _ = verdicts.changed() => {}
+            _ = refresh.tick() => {}
+        }
+        config.borrow_and_update();
+        verdicts.borrow_and_update();
+        let st = Arc::clone(&state);
+        let previous = routes.load_full();
+        let secret = Arc::clone(&secret);
+        match tokio::task::spawn_blocking(move || {
+            st.routing_table(region, Some(&previous), &secret)
+        })
+        .await
+        {
+            Ok(table) => routes.store(Arc::new(table)),
+            Err(e) => tracing::error!(error = %e, "building a routing snapshot failed"),
         }
     }
 }
@@ -120,5 +161,78 @@ mod tests {
         let assigned = c.assignment(vantage_core::region::RegionCode::Weu, None);
         assert_eq!(assigned.len(), 1);
         assert_eq!(assigned[0].key.address, "192.0.2.1");
+    }
+
+    /// A load balancer committed to the catalog is published to the data plane's snapshot
+    /// (through the configuration follower, then the publisher), without any request waiting.
+    #[tokio::test]
+    async fn a_committed_load_balancer_is_published() {
+        use vantage_core::load_balancer::LoadBalancerDraft;
+        use vantage_core::zone::Overlap;
+        use vantage_core::{LoadBalancerId, ZoneId};
+        let store = Arc::new(MemoryStore::default());
+        let a = AccountId::from_bytes([1; 16]);
+        let t = Timestamp::from_unix_micros(0);
+        let changes = Catalog::default().create_account(a, "a".into(), t).unwrap();
+        store.commit(&changes).unwrap();
+        let (c, writer) = Controller::load(store).unwrap();
+        std::thread::spawn(move || writer.run());
+        let routes = Arc::new(ArcSwap::from_pointee(RoutingTable::default()));
+        tokio::spawn(follow_config(Arc::clone(&c)));
+        tokio::spawn(publish_routes(
+            Arc::clone(&c),
+            Arc::clone(&routes),
+            None,
+            Arc::from(&b"k"[..]),
+        ));
+        let (pool, _) = PoolDraft {
+            name: Some("p".into()),
+            origins: Some(vec![OriginDraft {
+                name: Some("o".into()),
+                address: Some("192.0.2.1".into()),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        }
+        .validate()
+        .unwrap();
+        let (z, p) = (ZoneId::from_bytes([4; 16]), PoolId::from_bytes([3; 16]));
+        c.commit(move |cat, now| {
+            let mut next = cat.clone();
+            let mut all = Vec::new();
+            for step in 0..3 {
+                let changes = match step {
+                    0 => next.create_zone(a, z, "example.com", Overlap::Refuse, now)?,
+                    1 => next.create_pool(a, p, pool.clone(), None, now)?,
+                    _ => next.create_load_balancer(
+                        z,
+                        LoadBalancerId::from_bytes([5; 16]),
+                        LoadBalancerDraft {
+                            name: Some("www.example.com".into()),
+                            default_pools: Some(vec![p.to_string()]),
+                            fallback_pool: Some(p.to_string()),
+                            ..Default::default()
+                        },
+                        now,
+                    )?,
+                };
+                for ch in &changes {
+                    next.apply(ch.clone());
+                }
+                all.extend(changes);
+            }
+            Ok::<_, vantage_core::catalog::CatalogError>(all)
+        })
+        .await
+        .unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while routes.load().route("www.example.com").is_none() {
+            assert!(tokio::time::Instant::now() < deadline, "never published");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(
+            routes.load().route("www.example.com").unwrap().pools.len(),
+            1
+        );
     }
 }

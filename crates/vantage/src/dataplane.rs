@@ -17,9 +17,6 @@ use vantage_dataplane::geo::{GeoTable, Locality};
 use vantage_dataplane::limit::ConnectionLimit;
 use vantage_dataplane::{Proxy, ProxyConfig};
 
-/// Snapshots are rebuilt at least this often, so smoothed RTTs (dynamic latency) move.
-const REFRESH: Duration = Duration::from_secs(5);
-
 #[derive(Debug, clap::Args)]
 pub struct DataPlaneArgs {
     /// Serve proxied load balancers (`proxied: true`) over HTTP/1.1 and HTTP/2 here.
@@ -273,7 +270,7 @@ impl DataPlane {
         let first =
             tokio::task::spawn_blocking(move || st.routing_table(region, None, &secret)).await?;
         self.routes.store(Arc::new(first));
-        let publisher = tokio::spawn(publish(
+        let publisher = tokio::spawn(vantage_control::drivers::publish_routes(
             Arc::clone(state),
             Arc::clone(&self.routes),
             region,
@@ -392,38 +389,4 @@ fn reuse_port(addr: SocketAddr) -> anyhow::Result<std::net::TcpListener> {
     socket.set_reuseport(true)?;
     socket.bind(addr)?;
     Ok(socket.listen(4096)?.into_std()?)
-}
-
-/// Rebuilds the routing snapshot after every configuration change the engine has followed,
-/// every verdict change, and every few seconds; the data plane picks it up on its next
-/// request without waiting for anything.
-async fn publish(
-    state: Arc<Controller>,
-    routes: Arc<ArcSwap<RoutingTable>>,
-    region: Option<RegionCode>,
-    secret: Arc<[u8]>,
-) {
-    let mut config = state.assignment_changes();
-    let mut verdicts = state.verdict_changes();
-    let mut refresh = tokio::time::interval(REFRESH);
-    loop {
-        tokio::select! {
-            _ = config.changed() => {}
-            _ = verdicts.changed() => {}
-            _ = refresh.tick() => {}
-        }
-        config.borrow_and_update();
-        verdicts.borrow_and_update();
-        let st = Arc::clone(&state);
-        let previous = routes.load_full();
-        let secret = Arc::clone(&secret);
-        match tokio::task::spawn_blocking(move || {
-            st.routing_table(region, Some(&previous), &secret)
-        })
-        .await
-        {
-            Ok(table) => routes.store(Arc::new(table)),
-            Err(e) => tracing::error!(error = %e, "building a routing snapshot failed"),
-        }
-    }
 }
