@@ -36,20 +36,10 @@ pub type Reply = Result<Response, Failure>;
 /// it); anything else is 503 and nothing was changed. The one 5xx the API answers with.
 pub(crate) fn store_failure(e: StoreError) -> ApiError {
     match e {
-        StoreError::Conflict(detail) => {
-            let mut err = ApiError::malformed(format!(
-                "The change conflicts with a concurrent change ({detail}); retry it"
-            ));
-            err.errors[0].code = 1002;
-            err
-        }
+        StoreError::Conflict(detail) => ApiError::conflict(&detail),
         other => {
             tracing::error!(error = %other, "store failure");
-            let mut err =
-                ApiError::malformed("The change could not be stored; nothing was changed");
-            err.status = 503;
-            err.errors[0].code = 1000;
-            err
+            ApiError::not_stored()
         }
     }
 }

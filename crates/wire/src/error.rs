@@ -1,4 +1,23 @@
-//! The error catalogue: every failure Vantage answers with, as Cloudflare spells it.
+//! The error catalogue: every failure Vantage answers with, as Cloudflare spells it. Each is
+//! a constructor here, so no caller sets a status or a code by hand:
+//!
+//! | constructor | status | code | when |
+//! |---|---|---|---|
+//! | `malformed` | 400 | 1001 | the body is not JSON, or not the JSON expected at the top |
+//! | `validation`, `field` | 400 | 1002 | a rule of the core, one entry per violation, with a pointer |
+//! | `conflict` | 400 | 1002 | another writer broke a uniqueness rule first; retry |
+//! | `referenced` | 400 | 1004 | deleting an object others still use |
+//! | `not_found` | 404 | 1003 | no such object in the caller's account |
+//! | `no_route` | 404 | 7003 | no such route |
+//! | `method_not_allowed` | 405 | 10405 | |
+//! | `missing_credentials` | 400 | 9106 | |
+//! | `bad_auth_header` | 400 | 6003 (+ chain 6111/6102/6103) | a malformed or repeated credential header |
+//! | `invalid_token`, `unknown_key` | 403 | 9109, 9103 | |
+//! | `forbidden`, `agent_token_on_api`, `api_token_on_agent`, `agent_location` | 403 | 10000 | |
+//! | `too_large` | 413 | 1005 | body over the limit |
+//! | `rate_limited` | 429 | 10429 | with `Retry-After` |
+//! | `health_unavailable`, `unavailable` | 400 | 1002 | nothing to answer yet (never 5xx: SDKs retry those) |
+//! | `not_stored`, `storage_unavailable`, `failed` | 503 | 1000 | storage or a worker failed; nothing changed |
 
 use serde_json::{json, Value};
 use vantage_core::catalog::{CatalogError, Reference};
@@ -179,6 +198,25 @@ impl ApiError {
             retry_after: Some(retry_after),
             ..Self::one(429, 10429, message)
         }
+    }
+
+    /// 400/1002: a uniqueness rule the store enforces was broken by a concurrent writer (another
+    /// process on the same data); the request can be retried.
+    pub fn conflict(detail: &str) -> Self {
+        Self::one(
+            400,
+            1002,
+            format!("The change conflicts with a concurrent change ({detail}); retry it"),
+        )
+    }
+
+    /// 503/1000: the change could not be stored, and nothing was changed.
+    pub fn not_stored() -> Self {
+        Self::one(
+            503,
+            1000,
+            "The change could not be stored; nothing was changed",
+        )
     }
 
     /// 503/1000: stored data could not be read (the storage failed, or the job reading it
