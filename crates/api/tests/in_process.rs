@@ -212,3 +212,59 @@ async fn lists_page_and_a_page_past_the_end_is_empty() {
     .await;
     assert_eq!(past["result"], json!([]));
 }
+
+/// Every list answers a page past its end with an empty page (SDKs' auto-pagination stops
+/// there), and pages the alert history like the rest.
+#[tokio::test]
+async fn every_list_has_an_end() {
+    let app = api();
+    let (st, z) = as_admin(
+        &app,
+        Method::POST,
+        "/zones",
+        Some(json!({"name": "example.com"})),
+    )
+    .await;
+    assert_eq!(st, 200, "{z}");
+    let zone = z["result"]["id"].as_str().unwrap().to_owned();
+    let a = ACCOUNT.to_string();
+    let lists = [
+        "/accounts".to_owned(),
+        "/zones".to_owned(),
+        format!("/zones/{zone}/load_balancers"),
+        format!("/accounts/{a}/load_balancers/monitors"),
+        format!("/accounts/{a}/load_balancers/pools"),
+        format!("/accounts/{a}/alerting/v3/destinations/webhooks"),
+        format!("/accounts/{a}/alerting/v3/policies"),
+        format!("/accounts/{a}/alerting/v3/history"),
+    ];
+    for list in &lists {
+        let (st, v) = as_admin(
+            &app,
+            Method::GET,
+            &format!("{list}?page=99&per_page=5"),
+            None,
+        )
+        .await;
+        assert_eq!(st, 200, "{list}: {v}");
+        assert_eq!(v["result"], json!([]), "{list}: {v}");
+        assert_eq!(v["result_info"]["page"], 99, "{list}: {v}");
+    }
+    let history = format!("/accounts/{a}/alerting/v3/history");
+    let (st, v) = as_admin(
+        &app,
+        Method::GET,
+        &format!("{history}?since=yesterday"),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (st.as_u16(), v["errors"][0]["source"]["pointer"].as_str()),
+        (400, Some("/since"))
+    );
+    let (_, v) = as_admin(&app, Method::GET, &history, None).await;
+    assert_eq!(
+        v["result_info"]["per_page"], 25,
+        "Cloudflare's default page size"
+    );
+}

@@ -15,7 +15,7 @@ use vantage_wire::{parse, ApiError, Page};
 
 use super::account_object::AccountObject;
 use super::{account, ok_list, Reply};
-use crate::extract::{Caller, PathParams as Path};
+use crate::extract::{Caller, Params, PathParams as Path};
 use vantage_control::secrets::random_bytes;
 use vantage_control::Controller;
 
@@ -133,34 +133,60 @@ pub async fn list_webhooks(
     State(st): State<Arc<Controller>>,
     Caller(p): Caller,
     Path(a): Path<String>,
+    q: Params,
 ) -> Reply {
     let account = account(&p, &a, Permission::MonitorsPoolsRead)?;
+    let page = q.page(None, Page::MAX_PER_PAGE)?;
     let c = st.catalog();
     let all: Vec<_> = c.webhooks_of(account).collect();
-    ok_list(all, Page::ALL, wire::render_webhook)
+    ok_list(all, page, wire::render_webhook)
 }
 
 pub async fn list_policies(
     State(st): State<Arc<Controller>>,
     Caller(p): Caller,
     Path(a): Path<String>,
+    q: Params,
 ) -> Reply {
     let account = account(&p, &a, Permission::MonitorsPoolsRead)?;
+    let page = q.page(None, Page::MAX_PER_PAGE)?;
     let c = st.catalog();
     let all: Vec<_> = c.policies_of(account).collect();
-    ok_list(all, Page::ALL, wire::render_policy)
+    ok_list(all, page, wire::render_policy)
 }
 
-/// The delivery log: the newest 1,000 notifications and what became of each.
+/// The delivery log, newest first: paged as Cloudflare pages it (`per_page` 25 by default, at
+/// most 1,000; a page past the end is empty), filtered to alerts newer than `since` and older
+/// than `before` (RFC 3339). The newest 100,000 of the account are searched (the retention
+/// keeps no more by default).
 pub async fn history(
     State(st): State<Arc<Controller>>,
     Caller(p): Caller,
     Path(a): Path<String>,
+    q: Params,
 ) -> Reply {
     let account = account(&p, &a, Permission::MonitorsPoolsRead)?;
-    let deliveries = tokio::task::spawn_blocking(move || st.deliveries(account, 1000))
+    let page = q.page(Some(25), Page::MAX_PER_PAGE)?;
+    let instant = |key: &str| -> Result<Option<vantage_core::Timestamp>, ApiError> {
+        match q.get(key) {
+            None | Some("") => Ok(None),
+            Some(raw) => vantage_wire::time::parse(raw).map(Some).ok_or_else(|| {
+                ApiError::field(
+                    &format!("/{key}"),
+                    format!("{key} must be an RFC 3339 time"),
+                )
+            }),
+        }
+    };
+    let (since, before) = (instant("since")?, instant("before")?);
+    let deliveries = tokio::task::spawn_blocking(move || st.deliveries(account, 100_000))
         .await
         .map_err(|_| ApiError::storage_unavailable("The notification history"))?
         .map_err(|_| ApiError::storage_unavailable("The notification history"))?;
-    ok_list(&deliveries, Page::ALL, wire::render_delivery)
+    let matching: Vec<_> = deliveries
+        .iter()
+        .filter(|d| since.is_none_or(|s| d.item.at > s))
+        .filter(|d| before.is_none_or(|b| d.item.at < b))
+        .collect();
+    ok_list(matching, page, wire::render_delivery)
 }
