@@ -48,8 +48,9 @@ fn the_engine_says_when_it_must_be_woken() {
     let mut e = Engine::new(&c, [], secs(0));
     assert_eq!(e.poll_timeout(), None, "nothing changes with time alone");
     e.record(&loc, &key, ok(), secs(10));
-    // The location falls silent 30 s after its last contact; the vote goes stale at 205 s.
-    let silent = Timestamp::from_unix_micros(secs(40).unix_micros() + 1);
+    // The location falls silent 85 s after its last contact (its monitor's 60 s interval,
+    // one 15 s check, 10 s of slack); the vote goes stale at 205 s.
+    let silent = Timestamp::from_unix_micros(secs(95).unix_micros() + 1);
     assert_eq!(e.poll_timeout(), Some(silent));
     let (events, fell) = e.handle_timeout(silent);
     assert!(events.is_empty());
@@ -71,4 +72,26 @@ fn the_engine_says_when_it_must_be_woken() {
     assert_eq!(events.len(), 1, "going unknown is an event");
     assert_eq!(e.pool_health(p).unwrap().healthy, None);
     assert_eq!(e.poll_timeout(), None);
+}
+
+#[test]
+fn silence_follows_the_locations_schedule() {
+    // The monitor checks every 60 s (timeout 5 s × 3 attempts): between two results a location
+    // is quiet for up to 75 s while all is well, so it is silent only after 85 s, not 30 s.
+    let (c, key) = world(CheckRegions::AllLocations);
+    let loc = Location {
+        region: RegionCode::Weu,
+        name: "ams".into(),
+    };
+    let mut e = Engine::new(&c, [], secs(0));
+    e.record(&loc, &key, ok(), secs(10));
+    assert_eq!(
+        e.poll_timeout(),
+        Some(Timestamp::from_unix_micros(secs(95).unix_micros() + 1))
+    );
+    assert!(
+        e.handle_timeout(secs(70)).1.is_empty(),
+        "a check is due, not missed"
+    );
+    assert_eq!(e.handle_timeout(secs(96)).1, vec![loc]);
 }

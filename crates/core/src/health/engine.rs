@@ -117,6 +117,9 @@ pub struct Engine {
     /// earliest one noted is a safe bound), sometimes earlier (then the look finds nothing).
     wake: HashMap<PoolId, i64>,
     wakes: std::collections::BTreeSet<(i64, PoolId)>,
+    /// Per region, the longest a location there may go without a result while all is well:
+    /// its slowest assigned monitor's interval plus one check's time.
+    quiet: HashMap<RegionCode, i64>,
 }
 
 /// A probe location as the controller knows it.
@@ -147,9 +150,12 @@ crate::string_enum!(
     }
 );
 
-/// A location that has not been heard from for this long is reported silent. (Its votes go
-/// stale per target, after three of that target's intervals.)
+/// A location that has not been heard from for this long is reported silent, or for its
+/// slowest monitor's interval plus one check and 10 s, if longer: silence follows the
+/// location's own schedule. (Its votes go stale per target, after three of that target's
+/// intervals.)
 pub const SILENT_AFTER: i64 = 30_000_000;
+const SILENCE_SLACK: i64 = 10_000_000;
 
 /// How long a location's verdict on a target stays fresh: three intervals plus the time one
 /// check may take.
@@ -225,10 +231,17 @@ impl Engine {
         }
     }
 
+    /// How long `location` may stay quiet before it counts as silent.
+    fn silent_after(&self, location: &Location) -> i64 {
+        let quiet = self.quiet.get(&location.region).copied().unwrap_or(0);
+        SILENT_AFTER.max(quiet + SILENCE_SLACK)
+    }
+
     fn plan(&mut self, catalog: &Catalog) {
         self.pools.clear();
         self.monitors.clear();
         self.users.clear();
+        self.quiet.clear();
         let mut shared: HashMap<crate::MonitorId, Arc<MonitorSpec>> = HashMap::new();
         for p in catalog.all_pools() {
             let monitor = p.spec.monitor.and_then(|m| catalog.any_monitor(m));
@@ -238,6 +251,15 @@ impl Engine {
                     .entry(monitor.id)
                     .or_insert_with(|| Arc::new(monitor.spec.clone())),
             );
+            let gap = (i64::from(spec.interval)
+                + i64::from(spec.timeout) * (i64::from(spec.retries) + 1))
+                * 1_000_000;
+            for region in RegionCode::ALL {
+                if checks_from(&p.spec.check_regions, region) {
+                    let q = self.quiet.entry(region).or_insert(0);
+                    *q = (*q).max(gap);
+                }
+            }
             let origins = p
                 .spec
                 .origins
@@ -402,9 +424,9 @@ impl Engine {
         let stale = self.wakes.first().map(|(at, _)| *at);
         let silent = self
             .locations
-            .values()
-            .filter(|c| !c.silent)
-            .map(|c| c.last_seen.unix_micros() + SILENT_AFTER + 1)
+            .iter()
+            .filter(|(_, c)| !c.silent)
+            .map(|(l, c)| c.last_seen.unix_micros() + self.silent_after(l) + 1)
             .min();
         [stale, silent]
             .into_iter()
@@ -424,8 +446,13 @@ impl Engine {
         self.clock = self.clock.max(now);
         let clock = self.clock.unix_micros();
         let mut fell_silent = Vec::new();
-        for (loc, contact) in &mut self.locations {
-            let silent = clock - contact.last_seen.unix_micros() > SILENT_AFTER;
+        let limits: Vec<i64> = self
+            .locations
+            .keys()
+            .map(|l| self.silent_after(l))
+            .collect();
+        for ((loc, contact), limit) in self.locations.iter_mut().zip(limits) {
+            let silent = clock - contact.last_seen.unix_micros() > limit;
             if silent && !contact.silent {
                 fell_silent.push(loc.clone());
             }
