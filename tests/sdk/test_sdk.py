@@ -244,7 +244,7 @@ MONITOR_DEFAULTS = {
 
 
 def test_monitor_minimal_create_echoes_defaults(client: cloudflare.Cloudflare, account_id: str):
-    # expected_codes is the only field required for an http monitor (type defaults to http).
+    # An http monitor needs no field at all (type defaults to http, expected_codes to "200").
     mon = client.load_balancers.monitors.create(account_id=account_id, expected_codes="200")
     assert_fields(mon, {**MONITOR_DEFAULTS, "expected_codes": "200"})
     assert ID_RE.match(mon.id or "")
@@ -252,6 +252,13 @@ def test_monitor_minimal_create_echoes_defaults(client: cloudflare.Cloudflare, a
 
     got = client.load_balancers.monitors.get(mon.id, account_id=account_id)
     assert_fields(got, {**MONITOR_DEFAULTS, "expected_codes": "200"})
+
+
+def test_monitor_expected_codes_default_to_200(client: cloudflare.Cloudflare, account_id: str):
+    # Cloudflare's schema defaults expected_codes to "200"; Terraform sends "" when unset.
+    assert client.load_balancers.monitors.create(account_id=account_id).expected_codes == "200"
+    empty = client.load_balancers.monitors.create(account_id=account_id, expected_codes="")
+    assert empty.expected_codes == "200"
 
 
 def test_monitor_update_put_replaces(client: cloudflare.Cloudflare, account_id: str):

@@ -34,6 +34,9 @@ impl MonitorType {
     }
 }
 
+/// `expected_codes` of an http(s) monitor that names none, as Cloudflare defaults it.
+pub const DEFAULT_EXPECTED_CODES: &str = "200";
+
 /// One alternative in `expected_codes`: an exact status or a class such as `2xx`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum CodePattern {
@@ -311,8 +314,10 @@ impl MonitorDraft {
             );
         }
 
+        // Cloudflare's default for http(s) monitors is "200"; Terraform sends "" for unset.
         let expected_codes = match self.expected_codes {
             Some(raw) if raw.is_empty() && !kind.is_http() => None,
+            Some(raw) if raw.is_empty() => ExpectedCodes::parse(DEFAULT_EXPECTED_CODES),
             Some(raw) => ExpectedCodes::parse(&raw).or_else(|| {
                 v.push(
                     root.key("expected_codes"),
@@ -320,10 +325,7 @@ impl MonitorDraft {
                 );
                 None
             }),
-            None if kind.is_http() => {
-                v.push(root.key("expected_codes"), "expected_codes is required for http and https monitors");
-                None
-            }
+            None if kind.is_http() => ExpectedCodes::parse(DEFAULT_EXPECTED_CODES),
             None => None,
         };
 
@@ -468,9 +470,11 @@ mod tests {
             pointers(http("abc").validate().unwrap_err()),
             ["/expected_codes"]
         );
-        assert_eq!(
-            pointers(MonitorDraft::default().validate().unwrap_err()),
-            ["/expected_codes"]
-        );
+        // Left out or empty (as Terraform sends it), an http monitor expects Cloudflare's 200.
+        for draft in [MonitorDraft::default(), http("")] {
+            let spec = draft.validate().unwrap();
+            let codes = spec.expected_codes.unwrap();
+            assert!(codes.matches(200) && !codes.matches(204));
+        }
     }
 }
