@@ -126,21 +126,7 @@ impl Controller {
                 .collect()
         };
         let mut engine = self.engine();
-        let last_seen: std::collections::HashMap<&Location, i64> = engine
-            .locations()
-            .map(|(l, c)| (l, c.last_seen.unix_micros()))
-            .collect();
-        let retired: Vec<Location> = engine
-            .known_locations()
-            .into_iter()
-            .filter(|l| {
-                !allowed.contains(l)
-                    || last_seen
-                        .get(l)
-                        .is_some_and(|seen| now.unix_micros() - seen > silent_for)
-            })
-            .collect();
-        drop(last_seen);
+        let retired = engine.retired(&allowed, silent_for, now);
         if retired.is_empty() {
             return;
         }

@@ -125,4 +125,22 @@ fn a_forgotten_location_takes_its_votes_with_it() {
         e.forget(&ams, secs(12)).is_empty(),
         "forgetting twice changes nothing"
     );
+
+    // Which locations are retired: not allowed any more, or silent past the limit.
+    let fra = at(RegionCode::Weu, "fra");
+    e.record(&ams, &key, ok(), secs(100));
+    e.record(&fra, &key, ok(), secs(500));
+    let allowed: std::collections::BTreeSet<Location> = [ams.clone(), fra.clone()].into();
+    assert!(e.retired(&allowed, 3_600_000_000, secs(600)).is_empty());
+    assert_eq!(
+        e.retired(&allowed, 400_000_000, secs(600)),
+        vec![ams.clone()],
+        "silent 500 s"
+    );
+    let only_ams: std::collections::BTreeSet<Location> = [ams.clone()].into();
+    assert_eq!(
+        e.retired(&only_ams, 3_600_000_000, secs(600)),
+        vec![fra],
+        "its token is gone"
+    );
 }

@@ -507,6 +507,27 @@ impl Engine {
         out
     }
 
+    /// The locations that may vote no longer: not in `allowed` (the built-in location and
+    /// those usable agent tokens speak for), or silent for longer than `silent_for` (µs).
+    /// Forget them with [`Engine::forget`].
+    pub fn retired(
+        &self,
+        allowed: &std::collections::BTreeSet<Location>,
+        silent_for: i64,
+        now: Timestamp,
+    ) -> Vec<Location> {
+        self.known_locations()
+            .into_iter()
+            .filter(|l| {
+                !allowed.contains(l)
+                    || self
+                        .locations
+                        .get(l)
+                        .is_some_and(|c| now.unix_micros() - c.last_seen.unix_micros() > silent_for)
+            })
+            .collect()
+    }
+
     /// Forgets a location: its contact and every vote it holds (a retired agent, or one whose
     /// token was revoked). Verdicts it took part in are re-derived without it; the changes
     /// are events.
