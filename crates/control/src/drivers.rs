@@ -109,10 +109,8 @@ mod tests {
     use vantage_store::memory::MemoryStore;
     use vantage_store::Store;
 
-    /// In virtual time: a committed pool reaches the probe assignment through the driver,
-    /// coalesced about 100 ms after the write.
-    #[tokio::test(start_paused = true)]
-    async fn a_configuration_change_reaches_the_assignment() {
+    /// A controller over an in-memory store holding one account, its writer running.
+    fn controller() -> (Arc<Controller>, AccountId) {
         let store = Arc::new(MemoryStore::default());
         let a = AccountId::from_bytes([1; 16]);
         let t = Timestamp::from_unix_micros(0);
@@ -120,6 +118,31 @@ mod tests {
         store.commit(&changes).unwrap();
         let (c, writer) = Controller::load(store).unwrap();
         std::thread::spawn(move || writer.run());
+        (c, a)
+    }
+
+    /// Runs catalog commands one after another on a copy, each seeing the ones before: their
+    /// changes, to commit at once.
+    type Command<'a> = Box<dyn FnOnce(&Catalog) -> vantage_core::catalog::Outcome + 'a>;
+
+    fn chain(catalog: &Catalog, commands: Vec<Command<'_>>) -> vantage_core::catalog::Outcome {
+        let mut next = catalog.clone();
+        let mut all = Vec::new();
+        for command in commands {
+            let changes = command(&next)?;
+            for ch in &changes {
+                next.apply(ch.clone());
+            }
+            all.extend(changes);
+        }
+        Ok(all)
+    }
+
+    /// In virtual time: a committed pool reaches the probe assignment through the driver,
+    /// coalesced about 100 ms after the write.
+    #[tokio::test(start_paused = true)]
+    async fn a_configuration_change_reaches_the_assignment() {
+        let (c, a) = controller();
         tokio::spawn(follow_config(Arc::clone(&c)));
         let mut assignments = c.assignment_changes();
         let m = MonitorId::from_bytes([2; 16]);
@@ -142,13 +165,15 @@ mod tests {
         .validate()
         .unwrap();
         c.commit(move |cat, now| {
-            let mut changes = cat.create_monitor(a, m, spec, now)?;
-            let mut next = cat.clone();
-            for ch in &changes {
-                next.apply(ch.clone());
-            }
-            changes.extend(next.create_pool(a, PoolId::from_bytes([3; 16]), pool, monitor, now)?);
-            Ok::<_, vantage_core::catalog::CatalogError>(changes)
+            chain(
+                cat,
+                vec![
+                    Box::new(move |c| c.create_monitor(a, m, spec, now)),
+                    Box::new(move |c| {
+                        c.create_pool(a, PoolId::from_bytes([3; 16]), pool, monitor, now)
+                    }),
+                ],
+            )
         })
         .await
         .unwrap();
@@ -170,13 +195,7 @@ mod tests {
         use vantage_core::load_balancer::LoadBalancerDraft;
         use vantage_core::zone::Overlap;
         use vantage_core::{LoadBalancerId, ZoneId};
-        let store = Arc::new(MemoryStore::default());
-        let a = AccountId::from_bytes([1; 16]);
-        let t = Timestamp::from_unix_micros(0);
-        let changes = Catalog::default().create_account(a, "a".into(), t).unwrap();
-        store.commit(&changes).unwrap();
-        let (c, writer) = Controller::load(store).unwrap();
-        std::thread::spawn(move || writer.run());
+        let (c, a) = controller();
         let routes = Arc::new(ArcSwap::from_pointee(RoutingTable::default()));
         tokio::spawn(follow_config(Arc::clone(&c)));
         tokio::spawn(publish_routes(
@@ -198,30 +217,22 @@ mod tests {
         .unwrap();
         let (z, p) = (ZoneId::from_bytes([4; 16]), PoolId::from_bytes([3; 16]));
         c.commit(move |cat, now| {
-            let mut next = cat.clone();
-            let mut all = Vec::new();
-            for step in 0..3 {
-                let changes = match step {
-                    0 => next.create_zone(a, z, "example.com", Overlap::Refuse, now)?,
-                    1 => next.create_pool(a, p, pool.clone(), None, now)?,
-                    _ => next.create_load_balancer(
-                        z,
-                        LoadBalancerId::from_bytes([5; 16]),
-                        LoadBalancerDraft {
-                            name: Some("www.example.com".into()),
-                            default_pools: Some(vec![p.to_string()]),
-                            fallback_pool: Some(p.to_string()),
-                            ..Default::default()
-                        },
-                        now,
-                    )?,
-                };
-                for ch in &changes {
-                    next.apply(ch.clone());
-                }
-                all.extend(changes);
-            }
-            Ok::<_, vantage_core::catalog::CatalogError>(all)
+            let lb = LoadBalancerDraft {
+                name: Some("www.example.com".into()),
+                default_pools: Some(vec![p.to_string()]),
+                fallback_pool: Some(p.to_string()),
+                ..Default::default()
+            };
+            chain(
+                cat,
+                vec![
+                    Box::new(move |c| c.create_zone(a, z, "example.com", Overlap::Refuse, now)),
+                    Box::new(move |c| c.create_pool(a, p, pool, None, now)),
+                    Box::new(move |c| {
+                        c.create_load_balancer(z, LoadBalancerId::from_bytes([5; 16]), lb, now)
+                    }),
+                ],
+            )
         })
         .await
         .unwrap();

@@ -24,16 +24,16 @@ fn restored_votes_have_a_grace_period_from_the_restart() {
 
     // Restarted long after that state was stored: the vote still counts for a while…
     let mut after = Engine::new(&c, [(key.clone(), loc, stored)], secs(1000));
-    after.tick(secs(1001));
+    after.handle_timeout(secs(1001));
     assert_eq!(
         after.pool_health(p).unwrap().healthy,
         Some(true),
         "no verdict is lost by a restart"
     );
-    after.tick(secs(1000 + 195));
+    after.handle_timeout(secs(1000 + 195));
     assert_eq!(after.pool_health(p).unwrap().healthy, Some(true));
     // …and expires if the location never reports again.
-    let (events, _) = after.tick(secs(1000 + 196));
+    let (events, _) = after.handle_timeout(secs(1000 + 196));
     assert_eq!(after.pool_health(p).unwrap().healthy, None);
     assert_eq!(events.len(), 1, "going unknown is an event");
 }

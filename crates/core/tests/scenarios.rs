@@ -233,7 +233,7 @@ impl World {
             ["tick", secs] => {
                 self.now = Timestamp::from_unix_micros(secs.parse::<i64>().unwrap() * 1_000_000);
                 let now = self.now;
-                let (events, silent) = self.engine().tick(now);
+                let (events, silent) = self.engine().handle_timeout(now);
                 self.events.extend(events);
                 self.silent = silent.iter().map(ToString::to_string).collect();
             }

@@ -3,18 +3,55 @@
 //! exponential backoff, each attempt in the delivery log. The outbox rows were written with
 //! the health events that called for them, so a restart neither loses nor re-creates one.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use vantage_control::Controller;
 use vantage_core::notification::{internal_address, next_attempt};
-use vantage_core::WebhookId;
+use vantage_core::{AccountId, WebhookId};
 use vantage_store::Delivery;
 
 /// Destinations attempted at once. Each has at most one request in flight, so a receiver
 /// that stalls holds one place for at most the request timeout and delays nobody else.
 const IN_FLIGHT: usize = 32;
+/// Of those, one account's at most: an account with many stalled receivers cannot take
+/// every place from the others.
+const IN_FLIGHT_PER_ACCOUNT: usize = 8;
+/// Due notifications read per round (one per destination).
+const DUE_WINDOW: usize = 1024;
+
+/// The destinations being attempted, and how many per account.
+#[derive(Debug, Default)]
+struct Busy {
+    destinations: HashSet<WebhookId>,
+    per_account: HashMap<AccountId, usize>,
+}
+
+impl Busy {
+    /// Takes a place for `webhook` of `account`, if one is free.
+    fn take(&mut self, webhook: WebhookId, account: AccountId) -> bool {
+        let mine = self.per_account.get(&account).copied().unwrap_or(0);
+        if self.destinations.len() >= IN_FLIGHT
+            || mine >= IN_FLIGHT_PER_ACCOUNT
+            || !self.destinations.insert(webhook)
+        {
+            return false;
+        }
+        self.per_account.insert(account, mine + 1);
+        true
+    }
+
+    fn give_back(&mut self, webhook: WebhookId, account: AccountId) {
+        self.destinations.remove(&webhook);
+        if let Some(n) = self.per_account.get_mut(&account) {
+            *n -= 1;
+            if *n == 0 {
+                self.per_account.remove(&account);
+            }
+        }
+    }
+}
 /// How long one attempt may take.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -56,22 +93,24 @@ pub async fn deliver(state: Arc<Controller>) {
             return;
         }
     };
-    let busy: Arc<Mutex<HashSet<WebhookId>>> = Arc::default();
+    let busy: Arc<Mutex<Busy>> = Arc::default();
     let finished = Arc::new(tokio::sync::Notify::new());
     let mut changes = state.outbox_changes();
     loop {
         let st = Arc::clone(&state);
-        // One due notification per destination, so destinations already busy take at most
-        // IN_FLIGHT of these places and the rest still find theirs.
-        match tokio::task::spawn_blocking(move || st.due_deliveries(2 * IN_FLIGHT)).await {
+        // One due notification per destination, oldest first, and many more than there are
+        // places: an account whose share is used up, or whose receivers are busy, leaves the
+        // remaining places to the destinations behind it.
+        match tokio::task::spawn_blocking(move || st.due_deliveries(DUE_WINDOW)).await {
             Ok(Ok(due)) => {
                 for d in due {
-                    let webhook = d.item.webhook;
+                    let (webhook, account) = (d.item.webhook, d.item.account);
+                    if !busy
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .take(webhook, account)
                     {
-                        let mut busy = busy.lock().unwrap_or_else(|p| p.into_inner());
-                        if busy.len() >= IN_FLIGHT || !busy.insert(webhook) {
-                            continue;
-                        }
+                        continue;
                     }
                     let (state, http, busy, finished) = (
                         Arc::clone(&state),
@@ -83,7 +122,7 @@ pub async fn deliver(state: Arc<Controller>) {
                         attempt(&state, &http, d).await;
                         busy.lock()
                             .unwrap_or_else(|p| p.into_inner())
-                            .remove(&webhook);
+                            .give_back(webhook, account);
                         finished.notify_one();
                     });
                 }
@@ -139,5 +178,31 @@ async fn attempt(state: &Arc<Controller>, http: &reqwest::Client, d: Delivery) {
         Ok(Ok(())) => {}
         Ok(Err(e)) => tracing::error!(error = %e, "notifications: recording an attempt"),
         Err(e) => tracing::error!(error = %e, "notifications: recording job failed"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_account_cannot_take_every_delivery_place() {
+        let mut busy = Busy::default();
+        let (a, b) = (
+            AccountId::from_bytes([1; 16]),
+            AccountId::from_bytes([2; 16]),
+        );
+        let hook = |i: u8| WebhookId::from_bytes([i; 16]);
+        for i in 0..IN_FLIGHT_PER_ACCOUNT as u8 {
+            assert!(busy.take(hook(i), a));
+        }
+        assert!(!busy.take(hook(100), a), "account A's share is used up");
+        assert!(busy.take(hook(101), b), "account B still gets a place");
+        assert!(!busy.take(hook(101), b), "one request per destination");
+        busy.give_back(hook(0), a);
+        assert!(
+            busy.take(hook(100), a),
+            "a finished delivery frees its place"
+        );
     }
 }

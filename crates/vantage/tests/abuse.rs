@@ -284,12 +284,7 @@ async fn floods_of_idle_and_slow_connections_starve_nobody() {
         "127.0.0.1:0",
     ]);
     let a = s.account_id().await;
-    let m = s
-        .create(
-            &format!("/accounts/{a}/load_balancers/monitors"),
-            json!({"type": "http", "expected_codes": "200", "interval": 5, "timeout": 1, "retries": 0}),
-        )
-        .await;
+    let m = s.fast_monitor(&a).await;
     let pool = s
         .create(
             &format!("/accounts/{a}/load_balancers/pools"),

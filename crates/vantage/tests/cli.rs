@@ -132,12 +132,7 @@ async fn status_shows_pools_origins_regions_and_reasons() {
     let s = Server::start();
     let a = s.account_id().await;
     let zone = s.zone(&a, "example.com").await;
-    let m = s
-        .create(
-            &format!("/accounts/{a}/load_balancers/monitors"),
-            json!({"type": "http", "expected_codes": "200", "interval": 5, "timeout": 1, "retries": 0}),
-        )
-        .await;
+    let m = s.fast_monitor(&a).await;
     let pool = s
         .create(
             &format!("/accounts/{a}/load_balancers/pools"),
@@ -375,12 +370,7 @@ async fn a_remote_agent_serves_its_own_metrics() {
     )
     .unwrap();
     let a = s.account_id().await;
-    let m = s
-        .create(
-            &format!("/accounts/{a}/load_balancers/monitors"),
-            json!({"type": "http", "expected_codes": "200", "interval": 5, "timeout": 1, "retries": 0}),
-        )
-        .await;
+    let m = s.fast_monitor(&a).await;
     s.create(
         &format!("/accounts/{a}/load_balancers/pools"),
         json!({"name": "web", "monitor": m, "origins": [{"name": "o", "address": "127.0.0.1", "port": addr.port()}]}),

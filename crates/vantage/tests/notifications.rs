@@ -108,12 +108,7 @@ async fn health_alerts_reach_a_webhook_once_each() {
     // The receiver is on loopback, which webhooks may use only with the operator's allowance.
     let s = Server::start_flags(&["--allow-internal-webhooks"]);
     let a = s.account_id().await;
-    let m = s
-        .create(
-            &format!("/accounts/{a}/load_balancers/monitors"),
-            json!({"type": "http", "expected_codes": "200", "interval": 5, "timeout": 1, "retries": 0}),
-        )
-        .await;
+    let m = s.fast_monitor(&a).await;
     let pool = s
         .create(
             &format!("/accounts/{a}/load_balancers/pools"),

@@ -475,11 +475,6 @@ impl Engine {
         (events, fell_silent)
     }
 
-    /// [`Engine::handle_timeout`] under its older name.
-    pub fn tick(&mut self, now: Timestamp) -> (Vec<Event>, Vec<Location>) {
-        self.handle_timeout(now)
-    }
-
     /// Notes contact from a location (every result is one too).
     pub fn heartbeat(&mut self, location: &Location, now: Timestamp) {
         self.clock = self.clock.max(now);

@@ -116,6 +116,16 @@ impl Server {
         v["result"]["id"].as_str().unwrap().to_owned()
     }
 
+    /// Creates a fast HTTP monitor (every 5 s, 1 s timeout, no retries, expecting 200) in
+    /// `account` and returns its id.
+    pub async fn fast_monitor(&self, account: &str) -> String {
+        self.create(
+            &format!("/accounts/{account}/load_balancers/monitors"),
+            serde_json::json!({"type": "http", "expected_codes": "200", "interval": 5, "timeout": 1, "retries": 0}),
+        )
+        .await
+    }
+
     /// Creates an object under `path` and returns its id.
     pub async fn create(&self, path: &str, body: Value) -> String {
         let (st, v) = self.call(Method::POST, path, Some(body)).await;
