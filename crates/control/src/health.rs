@@ -214,10 +214,10 @@ impl Controller {
         for e in &events {
             tracing::info!(pool = %e.pool_name, healthy = ?e.pool_healthy, origins = e.origins.len(), "health changed");
             if e.pool_changed {
-                self.metrics.verdict_change("pool", e.pool_healthy);
+                self.metrics.verdict_change("pool", e.pool_healthy.known());
             }
             for o in &e.origins {
-                self.metrics.verdict_change("origin", o.healthy);
+                self.metrics.verdict_change("origin", o.healthy.known());
             }
         }
         let alerts = self.alerts_for(&events);
@@ -341,18 +341,18 @@ impl Controller {
                     Some(PoolState {
                         id: id.to_string(),
                         name,
-                        healthy: h.healthy,
+                        healthy: h.healthy.known(),
                         origins: h
                             .origins
                             .iter()
                             .map(|o| OriginState {
                                 name: o.name.clone(),
                                 address: o.address.clone(),
-                                healthy: o.healthy,
+                                healthy: o.healthy.known(),
                                 regions: o
                                     .regions
                                     .iter()
-                                    .map(|(r, v)| (r.to_string(), *v))
+                                    .map(|(r, v)| (r.to_string(), v.known()))
                                     .collect(),
                             })
                             .collect(),

@@ -133,6 +133,7 @@ use serde_json::json;
 use vantage_core::choice::Choice;
 use vantage_core::health::check::judge;
 use vantage_core::health::verdict::{majority, pool_verdict};
+use vantage_core::health::Verdict;
 use vantage_core::pool::Pool;
 
 use crate::controller::Controller;
@@ -175,13 +176,13 @@ impl Controller {
             let origins_json: Vec<Value> = judged
                 .iter()
                 .map(|(o, results)| {
-                    let healthy = majority(results.iter().map(|r| Some(r.healthy)));
+                    let healthy = majority(results.iter().map(|r| Verdict::of(r.healthy)));
                     verdicts.push(healthy);
                     let shown = results
                         .iter()
-                        .find(|r| Some(r.healthy) == healthy)
+                        .find(|r| Verdict::of(r.healthy) == healthy)
                         .or(results.first());
-                    let mut d = json!({"healthy": healthy.unwrap_or(false)});
+                    let mut d = json!({"healthy": healthy.is_healthy()});
                     if let Some(r) = shown {
                         d["failure_reason"] = json!(r.reason.as_str());
                         if let Some(code) = r.response_code {
@@ -197,7 +198,7 @@ impl Controller {
             let healthy = pool_verdict(pool.spec.enabled, pool.spec.minimum_origins, verdicts);
             result.insert(
                 pool.id.to_string(),
-                json!({"healthy": healthy.unwrap_or(false), "origins": origins_json}),
+                json!({"healthy": healthy.is_healthy(), "origins": origins_json}),
             );
         }
         let id = hex::encode(crate::secrets::random_bytes());

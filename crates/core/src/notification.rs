@@ -292,8 +292,8 @@ pub struct Alert {
 /// news), to healthy only from unhealthy (a first healthy verdict is not).
 fn announced(was: Verdict, now: Verdict) -> Option<bool> {
     match (was, now) {
-        (Some(false), Some(true)) => Some(true),
-        (Some(true) | None, Some(false)) => Some(false),
+        (Verdict::Unhealthy, Verdict::Healthy) => Some(true),
+        (Verdict::Healthy | Verdict::Unknown, Verdict::Unhealthy) => Some(false),
         _ => None,
     }
 }
@@ -426,23 +426,35 @@ mod tests {
         let all = policy(PolicyFilters::default());
         let down = alerts(
             [&all].into_iter(),
-            &event((Some(true), Some(false)), (Some(true), Some(false))),
+            &event(
+                (Verdict::Healthy, Verdict::Unhealthy),
+                (Verdict::Healthy, Verdict::Unhealthy),
+            ),
         );
         assert_eq!(down.len(), 2);
         assert!(down.iter().all(|a| !a.healthy));
         let up = alerts(
             [&all].into_iter(),
-            &event((Some(false), Some(true)), (Some(false), Some(true))),
+            &event(
+                (Verdict::Unhealthy, Verdict::Healthy),
+                (Verdict::Unhealthy, Verdict::Healthy),
+            ),
         );
         assert!(up.iter().all(|a| a.healthy) && up.len() == 2);
         let first = alerts(
             [&all].into_iter(),
-            &event((None, Some(true)), (None, Some(true))),
+            &event(
+                (Verdict::Unknown, Verdict::Healthy),
+                (Verdict::Unknown, Verdict::Healthy),
+            ),
         );
         assert!(first.is_empty(), "a first healthy verdict is not news");
         let new_and_down = alerts(
             [&all].into_iter(),
-            &event((None, Some(true)), (None, Some(false))),
+            &event(
+                (Verdict::Unknown, Verdict::Healthy),
+                (Verdict::Unknown, Verdict::Unhealthy),
+            ),
         );
         assert_eq!(new_and_down.len(), 1);
     }
@@ -454,7 +466,10 @@ mod tests {
             event_source: vec![EventSource::Origin],
             new_health: vec![NewHealth::Unhealthy],
         });
-        let e = event((Some(true), Some(false)), (Some(true), Some(false)));
+        let e = event(
+            (Verdict::Healthy, Verdict::Unhealthy),
+            (Verdict::Healthy, Verdict::Unhealthy),
+        );
         let got = alerts([&origins_down].into_iter(), &e);
         assert_eq!(got.len(), 1);
         assert_eq!(

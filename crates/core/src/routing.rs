@@ -9,7 +9,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use crate::catalog::Catalog;
-use crate::health::Engine;
+use crate::health::{Engine, Verdict};
 use crate::load_balancer::{LoadBalancerSpec, SteeringPolicy};
 use crate::region::RegionCode;
 use crate::steering::{self, Context, Decision, OriginView, PoolView};
@@ -405,11 +405,11 @@ fn pool_view(
         .and_then(|_| engine.verdicts(pool.id, rtt))
         .filter(|_| spec.enabled);
     let verdict_of = |name: &str, address: &str| {
-        health.as_ref().map_or(Some(true), |h| {
+        health.as_ref().map_or(Verdict::Healthy, |h| {
             h.origins
                 .iter()
                 .find(|o| o.name == name && o.address == address)
-                .and_then(|o| o.healthy)
+                .map_or(Verdict::Unknown, |o| o.healthy)
         })
     };
     let origins = spec
@@ -417,7 +417,7 @@ fn pool_view(
         .iter()
         .map(|o| OriginView {
             enabled: o.enabled,
-            healthy: verdict_of(&o.name, &o.address) == Some(true),
+            healthy: verdict_of(&o.name, &o.address).is_healthy(),
             weight: o.weight,
         })
         .collect();
@@ -434,14 +434,14 @@ fn pool_view(
         .collect();
     let healthy = match (&health, spec.monitor) {
         (_, None) => spec.enabled,
-        (Some(h), Some(_)) => h.healthy == Some(true),
+        (Some(h), Some(_)) => h.healthy.is_healthy(),
         (None, Some(_)) => false,
     };
     let pool_rtt = health.as_ref().filter(|_| rtt).and_then(|h| {
         let per_origin: Vec<f64> = h
             .origins
             .iter()
-            .filter(|o| o.enabled && o.healthy == Some(true))
+            .filter(|o| o.enabled && o.healthy.is_healthy())
             .filter_map(|o| {
                 let mut local: Vec<u64> = o
                     .locations

@@ -111,7 +111,7 @@ fn a_forgotten_location_takes_its_votes_with_it() {
     let (mut e, key, p) = setup();
     let ams = at(RegionCode::Weu, "ams");
     e.record(&ams, &key, ok(), secs(10));
-    assert_eq!(e.pool_health(p).unwrap().healthy, Some(true));
+    assert_eq!(e.pool_health(p).unwrap().healthy.known(), Some(true));
     assert!(e.known_locations().contains(&ams));
     let events = e.forget(&ams, secs(11));
     assert_eq!(
@@ -119,7 +119,7 @@ fn a_forgotten_location_takes_its_votes_with_it() {
         1,
         "the pool's verdict is unknown again: an event"
     );
-    assert_eq!(e.pool_health(p).unwrap().healthy, None);
+    assert_eq!(e.pool_health(p).unwrap().healthy.known(), None);
     assert!(!e.known_locations().contains(&ams));
     assert!(
         e.forget(&ams, secs(12)).is_empty(),

@@ -83,7 +83,7 @@ proptest! {
             for (o, h) in after.origins.iter().enumerate() {
                 let was = before.origins[o].healthy;
                 // A verdict flips to h only after the required run of h.
-                if let (Some(prev), Some(now)) = (was, h.healthy) {
+                if let (Some(prev), Some(now)) = (was.known(), h.healthy.known()) {
                     if prev != now {
                         let need = usize::from(if now { up } else { down }).max(1);
                         let tail = &history[o][history[o].len().saturating_sub(need)..];
@@ -91,12 +91,12 @@ proptest! {
                     }
                 }
                 // Unknown exactly until the first check.
-                prop_assert_eq!(h.healthy.is_none(), history[o].is_empty());
+                prop_assert_eq!(!h.healthy.is_known(), history[o].is_empty());
             }
             // The pool threshold.
-            let healthy = after.origins.iter().filter(|o| o.healthy == Some(true)).count();
-            let any_known = after.origins.iter().any(|o| o.healthy.is_some());
-            prop_assert_eq!(after.healthy, any_known.then_some(healthy >= usize::from(min)));
+            let healthy = after.origins.iter().filter(|o| o.healthy.is_healthy()).count();
+            let any_known = after.origins.iter().any(|o| o.healthy.is_known());
+            prop_assert_eq!(after.healthy.known(), any_known.then_some(healthy >= usize::from(min)));
             before = after;
         }
     }
@@ -114,10 +114,10 @@ proptest! {
         let mut pool: Option<bool> = None;
         let apply = |events: Vec<vantage_core::health::Event>, announced: &mut Vec<Option<bool>>, pool: &mut Option<bool>| {
             for e in events {
-                *pool = e.pool_healthy;
+                *pool = e.pool_healthy.known();
                 for o in e.origins {
                     let i: usize = o.name[1..].parse().unwrap();
-                    announced[i] = o.healthy;
+                    announced[i] = o.healthy.known();
                 }
             }
         };
@@ -136,9 +136,9 @@ proptest! {
             apply(events, &mut announced, &mut pool);
             let live = engine.pool_health(P).unwrap();
             for (i, o) in live.origins.iter().enumerate() {
-                prop_assert_eq!(o.healthy, announced[i], "origin {} at {}s", i, t);
+                prop_assert_eq!(o.healthy.known(), announced[i], "origin {} at {}s", i, t);
             }
-            prop_assert_eq!(live.healthy, pool, "pool at {}s", t);
+            prop_assert_eq!(live.healthy.known(), pool, "pool at {}s", t);
         }
     }
 }

@@ -26,15 +26,15 @@ fn restored_votes_have_a_grace_period_from_the_restart() {
     let mut after = Engine::new(&c, [(key.clone(), loc, stored)], secs(1000));
     after.handle_timeout(secs(1001));
     assert_eq!(
-        after.pool_health(p).unwrap().healthy,
+        after.pool_health(p).unwrap().healthy.known(),
         Some(true),
         "no verdict is lost by a restart"
     );
     after.handle_timeout(secs(1000 + 195));
-    assert_eq!(after.pool_health(p).unwrap().healthy, Some(true));
+    assert_eq!(after.pool_health(p).unwrap().healthy.known(), Some(true));
     // …and expires if the location never reports again.
     let (events, _) = after.handle_timeout(secs(1000 + 196));
-    assert_eq!(after.pool_health(p).unwrap().healthy, None);
+    assert_eq!(after.pool_health(p).unwrap().healthy.known(), None);
     assert_eq!(events.len(), 1, "going unknown is an event");
 }
 
@@ -59,7 +59,7 @@ fn the_engine_says_when_it_must_be_woken() {
     assert_eq!(e.poll_timeout(), Some(stale));
     // Early wake-ups change nothing.
     assert!(e.handle_timeout(secs(100)).0.is_empty());
-    assert_eq!(e.pool_health(p).unwrap().healthy, Some(true));
+    assert_eq!(e.pool_health(p).unwrap().healthy.known(), Some(true));
     // A fresher result moves the deadline later (after the one already due passes).
     e.record(&loc, &key, ok(), secs(70));
     let (events, _) = e.handle_timeout(stale);
@@ -70,7 +70,7 @@ fn the_engine_says_when_it_must_be_woken() {
     );
     let (events, _) = e.handle_timeout(secs(266));
     assert_eq!(events.len(), 1, "going unknown is an event");
-    assert_eq!(e.pool_health(p).unwrap().healthy, None);
+    assert_eq!(e.pool_health(p).unwrap().healthy.known(), None);
     assert_eq!(e.poll_timeout(), None);
 }
 

@@ -28,7 +28,7 @@ use vantage_core::catalog::{Catalog, Change};
 use vantage_core::choice::Choice;
 use vantage_core::health::check::{CheckResult, FailureReason};
 use vantage_core::health::engine::Event;
-use vantage_core::health::{Engine, Location, ProbeKey};
+use vantage_core::health::{Engine, Location, ProbeKey, Verdict};
 use vantage_core::monitor::MonitorDraft;
 use vantage_core::pool::{OriginDraft, PoolDraft};
 use vantage_core::region::RegionCode;
@@ -54,11 +54,11 @@ fn apply(c: &mut Catalog, changes: Vec<Change>) {
     }
 }
 
-fn verdict(word: &str) -> Option<bool> {
+fn verdict(word: &str) -> Verdict {
     match word {
-        "healthy" => Some(true),
-        "unhealthy" => Some(false),
-        "unknown" => None,
+        "healthy" => Verdict::Healthy,
+        "unhealthy" => Verdict::Unhealthy,
+        "unknown" => Verdict::Unknown,
         other => panic!("not a verdict: {other}"),
     }
 }
@@ -267,7 +267,7 @@ impl World {
                 let o = h.origins.iter().find(|o| o.name == *origin).unwrap();
                 let r: RegionCode = region.parse().unwrap();
                 assert_eq!(
-                    o.regions.get(&r).copied().flatten(),
+                    o.regions.get(&r).copied().unwrap_or_default(),
                     verdict(v),
                     "{at}: region {region} for {origin}"
                 );

@@ -86,7 +86,7 @@ fn agent_tokens_are_pinned_and_unbound_old_rows_read() {
 #[test]
 fn location_states_are_pinned() {
     let state = LocationState {
-        verdict: Some(false),
+        verdict: vantage_core::health::Verdict::Unhealthy,
         streak: 1,
         last: Some(CheckResult {
             healthy: false,

@@ -19,7 +19,7 @@ pub fn rtt(micros: u64) -> String {
 /// with no failure reason, never "unhealthy with no failures".
 fn verdict_fields(v: &mut Value, healthy: Verdict, reason: &str) {
     v["healthy"] = json!(healthy);
-    if healthy.is_some() {
+    if healthy.is_known() {
         v["failure_reason"] = json!(reason);
     }
 }
@@ -58,7 +58,7 @@ fn location_detail(address: &str, s: &LocationState) -> Value {
 /// Vantage extension `pop_health.locations`: every probe location's latest result per origin.
 pub fn render_pool_health(pool: &Pool, h: &PoolHealth) -> Value {
     let mut pop = Map::new();
-    pop.insert("healthy".into(), json!(h.healthy.unwrap_or(false)));
+    pop.insert("healthy".into(), json!(h.healthy.is_healthy()));
     let enabled: Vec<&OriginHealth> = h.origins.iter().filter(|o| o.enabled).collect();
     pop.insert(
         "origins".into(),
@@ -80,7 +80,7 @@ pub fn render_pool_health(pool: &Pool, h: &PoolHealth) -> Value {
     for region in regions {
         let verdicts: Vec<Verdict> = enabled
             .iter()
-            .map(|o| o.regions.get(&region).copied().flatten())
+            .map(|o| o.regions.get(&region).copied().unwrap_or_default())
             .collect();
         let healthy = pool_verdict(
             pool.spec.enabled,
@@ -92,7 +92,7 @@ pub fn render_pool_health(pool: &Pool, h: &PoolHealth) -> Value {
             .zip(&verdicts)
             .map(|(o, v)| {
                 let mut d = origin_detail(o);
-                let reason = if *v == Some(false) {
+                let reason = if v.is_unhealthy() {
                     o.reason.as_str()
                 } else {
                     "No failures"
@@ -135,14 +135,14 @@ pub fn render_pool_health(pool: &Pool, h: &PoolHealth) -> Value {
 /// Adds the read-only verdict fields to a rendered pool: `healthy` on the pool and
 /// `healthy` + `failure_reason` on its origins, each only once known.
 pub fn decorate_pool(rendered: &mut Value, h: &PoolHealth) {
-    if let Some(v) = h.healthy {
+    if let Some(v) = h.healthy.known() {
         rendered["healthy"] = json!(v);
     }
     let Some(origins) = rendered.get_mut("origins").and_then(Value::as_array_mut) else {
         return;
     };
     for (o, health) in origins.iter_mut().zip(&h.origins) {
-        if let Some(v) = health.healthy {
+        if let Some(v) = health.healthy.known() {
             o["healthy"] = json!(v);
             o["failure_reason"] = json!(health.reason.as_str());
         }
@@ -216,11 +216,11 @@ mod tests {
         };
         let h = PoolHealth {
             pool: pool.id,
-            healthy: Some(true),
+            healthy: Verdict::Healthy,
             origins: vec![
-                origin("192.0.2.1", Some(true), FailureReason::None),
-                origin("192.0.2.2", None, FailureReason::None),
-                origin("192.0.2.3", Some(false), FailureReason::TcpTimeout),
+                origin("192.0.2.1", Verdict::Healthy, FailureReason::None),
+                origin("192.0.2.2", Verdict::Unknown, FailureReason::None),
+                origin("192.0.2.3", Verdict::Unhealthy, FailureReason::TcpTimeout),
             ],
         };
         let v = render_pool_health(&pool, &h);

@@ -16,6 +16,7 @@ use serde_json::{json, Value};
 use vantage_core::auth::{Permission, Target};
 use vantage_core::choice::Choice;
 use vantage_core::health::verdict::PoolState;
+use vantage_core::health::Verdict;
 use vantage_core::routing::RoutingTable;
 use vantage_core::steering;
 use vantage_store::EventFilter;
@@ -151,9 +152,9 @@ fn dashboard(
                             .find(|x| x.name == o.name && x.address == o.address)
                     });
                     let healthy = match (&health, h) {
-                        (None, _) if pool.spec.monitor.is_none() => Some(true),
+                        (None, _) if pool.spec.monitor.is_none() => Verdict::Healthy,
                         (_, Some(h)) => h.healthy,
-                        _ => None,
+                        _ => Verdict::Unknown,
                     };
                     json!({
                         "name": o.name,
@@ -161,16 +162,16 @@ fn dashboard(
                         "enabled": o.enabled,
                         "weight": o.weight.as_f64(),
                         "healthy": healthy,
-                        "failure_reason": h.filter(|h| h.healthy == Some(false)).map(|h| h.reason.as_str()),
+                        "failure_reason": h.filter(|h| h.healthy.is_unhealthy()).map(|h| h.reason.as_str()),
                         "rtt_ms": h.and_then(|h| h.rtt_micros).map(|us| us as f64 / 1000.0),
                         "regions": h.map(|h| h.regions.iter().map(|(r, v)| (r.code().to_owned(), json!(v))).collect::<serde_json::Map<_, _>>()),
                     })
                 })
                 .collect();
             let healthy = match (&health, pool.spec.monitor) {
-                (_, None) => Some(pool.spec.enabled),
+                (_, None) => Verdict::of(pool.spec.enabled),
                 (Some(h), Some(_)) => h.healthy,
-                (None, Some(_)) => None,
+                (None, Some(_)) => Verdict::Unknown,
             };
             let all_up = origins
                 .iter()

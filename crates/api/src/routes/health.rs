@@ -1,6 +1,7 @@
 //! Health routes: pool health (contract §6), previews and the health event history.
 
 use std::sync::Arc;
+use vantage_core::health::Verdict;
 
 use axum::extract::State;
 use serde_json::json;
@@ -27,7 +28,7 @@ pub async fn pool_health(
     let pool = c.pool(account, id).ok_or_else(ApiError::not_found)?;
     match st.pool_health(id) {
         // Cloudflare's answer for a pool without a monitor or without verdicts yet.
-        Some(h) if h.healthy.is_some() => ok(vantage_wire::health::render_pool_health(pool, &h)),
+        Some(h) if h.healthy.is_known() => ok(vantage_wire::health::render_pool_health(pool, &h)),
         _ => Err(ApiError::health_unavailable().into()),
     }
 }
@@ -193,12 +194,12 @@ pub async fn events(State(st): State<Arc<Controller>>, Caller(p): Caller, q: Par
         .map_err(|_| ApiError::storage_unavailable("The event history"))?;
     let matching: Vec<_> = found
         .into_iter()
-        .filter(|(_, e)| pool_healthy.is_none_or(|h| e.pool_healthy == Some(h)))
+        .filter(|(_, e)| pool_healthy.is_none_or(|h| e.pool_healthy == Verdict::of(h)))
         .filter(|(_, e)| {
             (origin_name.is_none() && origin_healthy.is_none())
                 || e.origins.iter().any(|o| {
                     origin_name.as_deref().is_none_or(|n| n == o.name)
-                        && origin_healthy.is_none_or(|h| o.healthy == Some(h))
+                        && origin_healthy.is_none_or(|h| o.healthy == Verdict::of(h))
                 })
         })
         .collect();

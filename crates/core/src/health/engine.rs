@@ -616,13 +616,14 @@ impl Engine {
             let previous = self
                 .reported_origins
                 .insert((pool, o.name.clone()), (healthy, reason));
-            if previous.map(|p| p.0) != Some(healthy) && (previous.is_some() || healthy.is_some()) {
+            if previous.map(|p| p.0) != Some(healthy) && (previous.is_some() || healthy.is_known())
+            {
                 origins.push(OriginEvent {
                     name: o.name.clone(),
                     address: o.address.clone(),
                     enabled: o.enabled,
                     healthy,
-                    was: previous.and_then(|p| p.0),
+                    was: previous.map_or(Verdict::Unknown, |p| p.0),
                     reason,
                 });
             }
@@ -631,19 +632,19 @@ impl Engine {
         let verdicts = plan.origins.iter().filter(|o| o.enabled).map(|o| {
             self.reported_origins
                 .get(&(pool, o.name.clone()))
-                .and_then(|r| r.0)
+                .map_or(Verdict::Unknown, |r| r.0)
         });
         let healthy = pool_verdict(plan.enabled, plan.minimum, verdicts);
         let previous_pool = self.reported_pools.insert(pool, healthy);
         let pool_changed =
-            previous_pool != Some(healthy) && (previous_pool.is_some() || healthy.is_some());
+            previous_pool != Some(healthy) && (previous_pool.is_some() || healthy.is_known());
         (pool_changed || !origins.is_empty()).then(|| Event {
             at: now,
             account: plan.account,
             pool,
             pool_name: plan.name.clone(),
             pool_healthy: healthy,
-            pool_was: previous_pool.flatten(),
+            pool_was: previous_pool.unwrap_or_default(),
             pool_changed,
             minimum_origins: plan.minimum,
             origins,
@@ -744,15 +745,17 @@ impl Engine {
             }
         };
         let healthy = match (&plan.check_regions, origin.key.is_some()) {
-            (_, false) => None,
+            (_, false) => Verdict::Unknown,
             (CheckRegions::AllLocations, true) => majority(voters.iter().map(|s| s.verdict)),
             (_, true) => majority(regions.values().copied()),
         };
-        let voting: Vec<&LocationState> =
-            voters.into_iter().filter(|s| s.verdict.is_some()).collect();
+        let voting: Vec<&LocationState> = voters
+            .into_iter()
+            .filter(|s| s.verdict.is_known())
+            .collect();
         let reason = match healthy {
-            Some(false) => {
-                most_common_failure(voting.iter().copied().filter(|s| s.verdict == Some(false)))
+            Verdict::Unhealthy => {
+                most_common_failure(voting.iter().copied().filter(|s| s.verdict.is_unhealthy()))
             }
             _ => FailureReason::None,
         };

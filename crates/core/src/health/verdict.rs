@@ -6,8 +6,86 @@ use serde::{Deserialize, Serialize};
 use super::check::CheckResult;
 use crate::Timestamp;
 
-/// A verdict: healthy, unhealthy, or not known yet.
-pub type Verdict = Option<bool>;
+/// A verdict: healthy, unhealthy, or not known yet. Stored and rendered as `true`, `false`
+/// or `null`, so documents written before this type existed read back unchanged.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum Verdict {
+    /// Nobody has judged yet (no check completed, or every vote went stale).
+    #[default]
+    Unknown,
+    Healthy,
+    Unhealthy,
+}
+
+impl Verdict {
+    pub fn of(healthy: bool) -> Verdict {
+        if healthy {
+            Verdict::Healthy
+        } else {
+            Verdict::Unhealthy
+        }
+    }
+
+    pub fn is_known(self) -> bool {
+        self != Verdict::Unknown
+    }
+
+    pub fn is_healthy(self) -> bool {
+        self == Verdict::Healthy
+    }
+
+    pub fn is_unhealthy(self) -> bool {
+        self == Verdict::Unhealthy
+    }
+
+    /// `Some(healthy)` once known: the JSON and metrics shape.
+    pub fn known(self) -> Option<bool> {
+        match self {
+            Verdict::Unknown => None,
+            Verdict::Healthy => Some(true),
+            Verdict::Unhealthy => Some(false),
+        }
+    }
+
+    /// `healthy`, `unhealthy` or `unknown`, as logs and scenario files write it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Unknown => "unknown",
+            Verdict::Healthy => "healthy",
+            Verdict::Unhealthy => "unhealthy",
+        }
+    }
+}
+
+impl From<bool> for Verdict {
+    fn from(healthy: bool) -> Verdict {
+        Verdict::of(healthy)
+    }
+}
+
+impl From<Option<bool>> for Verdict {
+    fn from(v: Option<bool>) -> Verdict {
+        v.map_or(Verdict::Unknown, Verdict::of)
+    }
+}
+
+impl std::fmt::Display for Verdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for Verdict {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.known().serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Verdict {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Verdict, D::Error> {
+        Option::<bool>::deserialize(d).map(Verdict::from)
+    }
+}
 
 /// One location's view of one probe target.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -30,31 +108,28 @@ impl LocationState {
         up: u8,
         down: u8,
         now: Timestamp,
-    ) -> Option<bool> {
+    ) -> Option<Verdict> {
         let healthy = result.healthy;
+        let judged = Verdict::of(healthy);
         self.last = Some(result);
         self.last_at = Some(now);
-        match self.verdict {
-            None => {
-                self.verdict = Some(healthy);
-                self.streak = 0;
-                Some(healthy)
-            }
-            Some(v) if v == healthy => {
-                self.streak = 0;
-                None
-            }
-            Some(_) => {
-                self.streak += 1;
-                let needed = u32::from(if healthy { up } else { down }).max(1);
-                if self.streak >= needed {
-                    self.verdict = Some(healthy);
-                    self.streak = 0;
-                    Some(healthy)
-                } else {
-                    None
-                }
-            }
+        if !self.verdict.is_known() {
+            self.verdict = judged;
+            self.streak = 0;
+            return Some(judged);
+        }
+        if self.verdict == judged {
+            self.streak = 0;
+            return None;
+        }
+        self.streak += 1;
+        let needed = u32::from(if healthy { up } else { down }).max(1);
+        if self.streak >= needed {
+            self.verdict = judged;
+            self.streak = 0;
+            Some(judged)
+        } else {
+            None
         }
     }
 }
@@ -64,11 +139,14 @@ impl LocationState {
 /// an origin that is really down fails everywhere and loses every vote. No voter: unknown.
 pub fn majority(votes: impl IntoIterator<Item = Verdict>) -> Verdict {
     let (mut up, mut voters) = (0usize, 0usize);
-    for v in votes.into_iter().flatten() {
+    for v in votes.into_iter().filter_map(Verdict::known) {
         voters += 1;
         up += usize::from(v);
     }
-    (voters > 0).then_some(up * 2 >= voters)
+    match voters {
+        0 => Verdict::Unknown,
+        _ => Verdict::of(up * 2 >= voters),
+    }
 }
 
 /// A pool's verdict (contract §5 rule 5) from its enabled origins' verdicts: healthy with at
@@ -80,14 +158,18 @@ pub fn pool_verdict(
     origins: impl IntoIterator<Item = Verdict>,
 ) -> Verdict {
     if !enabled {
-        return Some(false);
+        return Verdict::Unhealthy;
     }
     let (mut known, mut healthy) = (false, 0usize);
     for v in origins {
-        known |= v.is_some();
-        healthy += usize::from(v == Some(true));
+        known |= v.is_known();
+        healthy += usize::from(v.is_healthy());
     }
-    known.then_some(healthy >= usize::from(minimum))
+    if known {
+        Verdict::of(healthy >= usize::from(minimum))
+    } else {
+        Verdict::Unknown
+    }
 }
 
 crate::string_enum!(
@@ -108,10 +190,10 @@ impl PoolState {
     pub fn of(enabled: bool, healthy: Verdict, all_origins_up: bool) -> PoolState {
         match (enabled, healthy) {
             (false, _) => PoolState::Disabled,
-            (true, None) => PoolState::Unknown,
-            (true, Some(false)) => PoolState::Critical,
-            (true, Some(true)) if all_origins_up => PoolState::Healthy,
-            (true, Some(true)) => PoolState::Degraded,
+            (true, Verdict::Unknown) => PoolState::Unknown,
+            (true, Verdict::Unhealthy) => PoolState::Critical,
+            (true, Verdict::Healthy) if all_origins_up => PoolState::Healthy,
+            (true, Verdict::Healthy) => PoolState::Degraded,
         }
     }
 }
@@ -120,14 +202,15 @@ impl PoolState {
 mod tests {
     use super::*;
     use crate::health::check::FailureReason;
+    use Verdict::{Healthy as H, Unhealthy as U, Unknown as N};
 
     #[test]
     fn pool_states() {
-        assert_eq!(PoolState::of(false, Some(true), true), PoolState::Disabled);
-        assert_eq!(PoolState::of(true, None, false), PoolState::Unknown);
-        assert_eq!(PoolState::of(true, Some(false), false), PoolState::Critical);
-        assert_eq!(PoolState::of(true, Some(true), false), PoolState::Degraded);
-        assert_eq!(PoolState::of(true, Some(true), true), PoolState::Healthy);
+        assert_eq!(PoolState::of(false, H, true), PoolState::Disabled);
+        assert_eq!(PoolState::of(true, N, false), PoolState::Unknown);
+        assert_eq!(PoolState::of(true, U, false), PoolState::Critical);
+        assert_eq!(PoolState::of(true, H, false), PoolState::Degraded);
+        assert_eq!(PoolState::of(true, H, true), PoolState::Healthy);
     }
 
     fn result(healthy: bool) -> CheckResult {
@@ -149,7 +232,7 @@ mod tests {
         let mut s = LocationState::default();
         assert_eq!(
             s.record(result(false), 2, 3, t),
-            Some(false),
+            Some(U),
             "first check decides"
         );
         assert_eq!(s.record(result(true), 2, 3, t), None);
@@ -159,49 +242,35 @@ mod tests {
             "a failure resets the pass streak"
         );
         assert_eq!(s.record(result(true), 2, 3, t), None);
-        assert_eq!(s.record(result(true), 2, 3, t), Some(true));
+        assert_eq!(s.record(result(true), 2, 3, t), Some(H));
         assert_eq!(s.record(result(false), 2, 3, t), None);
         assert_eq!(s.record(result(false), 2, 3, t), None);
-        assert_eq!(s.record(result(false), 2, 3, t), Some(false));
+        assert_eq!(s.record(result(false), 2, 3, t), Some(U));
         let mut z = LocationState {
-            verdict: Some(true),
+            verdict: H,
             ..Default::default()
         };
-        assert_eq!(z.record(result(false), 0, 0, t), Some(false), "0 means one");
+        assert_eq!(z.record(result(false), 0, 0, t), Some(U), "0 means one");
     }
 
     #[test]
     fn majorities_and_ties() {
-        assert_eq!(majority([]), None);
-        assert_eq!(majority([None, None]), None);
-        assert_eq!(
-            majority([Some(true), Some(false)]),
-            Some(true),
-            "a tie is healthy"
-        );
-        assert_eq!(
-            majority([Some(true), Some(false), Some(false)]),
-            Some(false)
-        );
-        assert_eq!(
-            majority([Some(false), None]),
-            Some(false),
-            "no verdict, no vote"
-        );
+        assert_eq!(majority([]), N);
+        assert_eq!(majority([N, N]), N);
+        assert_eq!(majority([H, U]), H, "a tie is healthy");
+        assert_eq!(majority([H, U, U]), U);
+        assert_eq!(majority([U, N]), U, "no verdict, no vote");
     }
 
     #[test]
     fn pool_threshold() {
+        assert_eq!(pool_verdict(true, 2, [H, H, U]), H);
         assert_eq!(
-            pool_verdict(true, 2, [Some(true), Some(true), Some(false)]),
-            Some(true)
-        );
-        assert_eq!(
-            pool_verdict(true, 2, [Some(true), None, Some(false)]),
-            Some(false),
+            pool_verdict(true, 2, [H, N, U]),
+            U,
             "unknown counts as down"
         );
-        assert_eq!(pool_verdict(true, 1, [None, None]), None);
-        assert_eq!(pool_verdict(false, 1, [Some(true)]), Some(false));
+        assert_eq!(pool_verdict(true, 1, [N, N]), N);
+        assert_eq!(pool_verdict(false, 1, [H]), U);
     }
 }
