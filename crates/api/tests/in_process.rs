@@ -22,6 +22,13 @@ const ACCOUNT: AccountId = AccountId::from_bytes([1; 16]);
 
 /// An API with one account and an admin token for it, its writer running.
 fn api() -> axum::Router {
+    let (state, writer) = Controller::load(seeded()).unwrap();
+    std::thread::spawn(move || writer.run());
+    vantage_api::router(state)
+}
+
+/// A store holding one account and an admin token.
+fn seeded() -> Arc<MemoryStore> {
     let store = Arc::new(MemoryStore::default());
     let now = Timestamp::from_unix_micros(1_764_547_200_000_000);
     let mut changes = Catalog::default()
@@ -43,9 +50,7 @@ fn api() -> axum::Router {
         agent: None,
     }));
     store.commit(&changes).unwrap();
-    let (state, writer) = Controller::load(store).unwrap();
-    std::thread::spawn(move || writer.run());
-    vantage_api::router(state)
+    store
 }
 
 async fn call(
@@ -267,4 +272,29 @@ async fn every_list_has_an_end() {
         v["result_info"]["per_page"], 25,
         "Cloudflare's default page size"
     );
+}
+
+/// The controller's clock and id source are its own to replace: with a clock standing still
+/// and ids counted, a created object is exactly predictable.
+#[tokio::test]
+async fn ids_and_time_come_from_the_controller() {
+    use vantage_control::clock::ManualClock;
+    use vantage_control::ids::SequentialIds;
+    let at = Timestamp::from_unix_micros(1_800_000_000_000_000);
+    let (state, writer) = Controller::load_with(
+        seeded(),
+        Arc::new(ManualClock::at(at)),
+        Arc::new(SequentialIds::new(*b"vantage\0")),
+    )
+    .unwrap();
+    std::thread::spawn(move || writer.run());
+    let app = vantage_api::router(state);
+    let monitor = json!({"type": "tcp", "port": 80});
+    let path = format!("/accounts/{ACCOUNT}/load_balancers/monitors");
+    let (status, v) = as_admin(&app, Method::POST, &path, Some(monitor.clone())).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["result"]["id"], "76616e74616765000000000000000001");
+    assert_eq!(v["result"]["created_on"], "2027-01-15T08:00:00.000000Z");
+    let (_, v) = as_admin(&app, Method::POST, &path, Some(monitor)).await;
+    assert_eq!(v["result"]["id"], "76616e74616765000000000000000002");
 }

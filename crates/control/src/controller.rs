@@ -29,6 +29,8 @@ pub struct Controller {
     jobs: tokio::sync::mpsc::UnboundedSender<Job>,
     /// The health engine; lock after the catalog, never before it.
     pub(crate) engine: Mutex<Engine>,
+    /// The engine's verdicts as last published: what every reader of health reads.
+    pub(crate) health: arc_swap::ArcSwap<vantage_core::health::HealthView>,
     /// Bumped after every change to the catalog.
     pub(crate) config_version: tokio::sync::watch::Sender<u64>,
     /// Bumped after the engine has followed a catalog change (probe assignments may differ).
@@ -47,6 +49,7 @@ pub struct Controller {
     /// What the operator set for the whole installation (`serve` flags); defaults until set.
     pub(crate) installation: std::sync::OnceLock<Installation>,
     clock: Arc<dyn Clock>,
+    ids: Arc<dyn crate::ids::IdSource>,
 }
 
 /// Why a commit did not happen: the command refused it, or the store failed (and then
@@ -122,17 +125,24 @@ impl Controller {
     /// Loads the catalog from `store`, on the wall clock. The caller must run the returned
     /// [`Writer`].
     pub fn load(store: Arc<dyn Store>) -> Result<(Arc<Self>, Writer), StoreError> {
-        Self::load_with_clock(store, Arc::new(SystemClock))
+        Self::load_with(
+            store,
+            Arc::new(SystemClock),
+            Arc::new(crate::ids::RandomIds),
+        )
     }
 
-    /// Loads the catalog from `store`, reading time from `clock` (tests move it by hand).
-    pub fn load_with_clock(
+    /// Loads the catalog from `store`, reading time from `clock` and new ids from `ids`
+    /// (tests replace both).
+    pub fn load_with(
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
+        ids: Arc<dyn crate::ids::IdSource>,
     ) -> Result<(Arc<Self>, Writer), StoreError> {
         let seen_version = store.external_version()?;
         let catalog = store.load_catalog()?;
-        let engine = Engine::new(&catalog, store.load_health()?, clock.now());
+        let engine = Engine::new(&catalog.health_plan(), store.load_health()?, clock.now());
+        let health = arc_swap::ArcSwap::from_pointee(engine.view());
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         let state = Arc::new(Self {
             catalog: RwLock::new(catalog),
@@ -140,6 +150,7 @@ impl Controller {
             store,
             jobs: tx,
             engine: Mutex::new(engine),
+            health,
             config_version: tokio::sync::watch::Sender::new(0),
             assignment_version: tokio::sync::watch::Sender::new(0),
             verdict_version: tokio::sync::watch::Sender::new(0),
@@ -150,6 +161,7 @@ impl Controller {
             metrics: vantage_metrics::Metrics::new(),
             installation: std::sync::OnceLock::new(),
             clock,
+            ids,
         });
         Ok((Arc::clone(&state), Writer { state, jobs: rx }))
     }
@@ -157,6 +169,11 @@ impl Controller {
     /// The controller's time.
     pub fn now(&self) -> Timestamp {
         self.clock.now()
+    }
+
+    /// Bytes for a new object's id.
+    pub fn fresh_id(&self) -> [u8; 16] {
+        self.ids.next_id()
     }
 
     /// The recent RTTs of a probe target (for the dashboard's charts).

@@ -62,7 +62,7 @@ pub async fn tick(state: Arc<Controller>) {
     }
 }
 
-/// Snapshots are rebuilt at least this often, so smoothed RTTs (dynamic latency) move.
+/// Snapshots are rebuilt at least this often, so RTTs (dynamic latency) move.
 const REFRESH: Duration = Duration::from_secs(5);
 
 /// Publishes routing snapshots for a data plane in `region` into `routes`: rebuilt off the
@@ -86,13 +86,8 @@ pub async fn publish_routes(
         config.borrow_and_update();
         verdicts.borrow_and_update();
         let st = Arc::clone(&state);
-        let previous = routes.load_full();
         let secret = Arc::clone(&secret);
-        match tokio::task::spawn_blocking(move || {
-            st.routing_table(region, Some(&previous), &secret)
-        })
-        .await
-        {
+        match tokio::task::spawn_blocking(move || st.routing_table(region, &secret)).await {
             Ok(table) => routes.store(Arc::new(table)),
             Err(e) => tracing::error!(error = %e, "building a routing snapshot failed"),
         }
@@ -177,11 +172,8 @@ mod tests {
         })
         .await
         .unwrap();
-        assert!(
-            c.assignment(vantage_core::region::RegionCode::Weu, None)
-                .is_empty(),
-            "not before the driver ran"
-        );
+        // Whether the driver already ran depends on the machine's speed; only the outcome is
+        // asserted.
         assignments.changed().await.unwrap();
         let assigned = c.assignment(vantage_core::region::RegionCode::Weu, None);
         assert_eq!(assigned.len(), 1);

@@ -2,10 +2,12 @@
 //! assignments, taking results in, and answering for verdicts. The binary's tasks drive
 //! them; the decisions are the core engine's.
 
+use std::sync::Arc;
 use vantage_core::choice::Choice;
 use vantage_core::health::check::judge;
 use vantage_core::health::engine::{Assignment, Event, PoolHealth, Refusal};
-use vantage_core::health::{Facts, Location, LocationState, ProbeKey};
+
+use vantage_core::health::{Engine, Facts, HealthView, Location, LocationState, ProbeKey};
 use vantage_core::region::RegionCode;
 use vantage_core::routing::RoutingTable;
 use vantage_core::PoolId;
@@ -33,26 +35,50 @@ impl Controller {
         self.verdict_version.subscribe()
     }
 
-    /// A routing snapshot of the catalog and the current verdicts, for the data plane in
-    /// `region` (blocking: it walks every load balancer). `previous` carries smoothed RTTs;
-    /// `secret` keys the origin identities in affinity cookies.
-    pub fn routing_table(
-        &self,
-        region: Option<RegionCode>,
-        previous: Option<&RoutingTable>,
-        secret: &[u8],
-    ) -> RoutingTable {
+    /// A routing snapshot of the catalog and the published verdicts, for the data plane in
+    /// `region` (blocking: it walks every load balancer). `secret` keys the origin identities
+    /// in affinity cookies.
+    pub fn routing_table(&self, region: Option<RegionCode>, secret: &[u8]) -> RoutingTable {
         let catalog = self.catalog();
+        let health = self.health_view();
         let engine = self.engine();
-        RoutingTable::build(&catalog, &engine, region, previous, secret)
+        RoutingTable::build(
+            &catalog,
+            &health,
+            &|key| engine.latency_ms(key, region),
+            secret,
+        )
+    }
+
+    /// A probe target's smoothed RTT in ms, over every region that measured it.
+    pub fn latency_ms(&self, key: &ProbeKey) -> Option<f64> {
+        self.engine().latency_ms(key, None)
+    }
+
+    /// Every pool's verdicts as last decided: the one value routing, the dashboard, metrics
+    /// and the pool health JSON read.
+    pub fn health_view(&self) -> Arc<HealthView> {
+        self.health.load_full()
+    }
+
+    /// Publishes the engine's view if it changed (call with the engine locked, after it
+    /// moved).
+    fn publish_health(&self, engine: &Engine) {
+        let view = engine.view();
+        if !view.same(&self.health.load()) {
+            self.health.store(Arc::new(view));
+        }
     }
 
     /// Brings the engine up to date with the catalog. Verdicts the change alters are
     /// recorded as events. Returns how many.
     pub fn reconfigure(&self) -> usize {
         let events = {
-            let catalog = self.catalog();
-            self.engine().configure(&catalog, self.now())
+            let plan = self.catalog().health_plan();
+            let mut engine = self.engine();
+            let events = engine.configure(&plan, self.now());
+            self.publish_health(&engine);
+            events
         };
         let n = events.len();
         self.persist(vec![], events);
@@ -64,7 +90,12 @@ impl Controller {
     /// asked to be woken for (`Engine::poll_timeout`) are looked at, so a call with nothing
     /// due costs almost nothing; the driver calls it about once a second.
     pub fn tick(&self) {
-        let (events, silent) = self.engine().handle_timeout(self.now());
+        let (events, silent) = {
+            let mut engine = self.engine();
+            let moved = engine.handle_timeout(self.now());
+            self.publish_health(&engine);
+            moved
+        };
         for location in silent {
             tracing::warn!(%location, "probe location fell silent (no contact for 30 s); its votes expire after three intervals");
         }
@@ -135,6 +166,7 @@ impl Controller {
             tracing::info!(location = %l, "probe location forgotten (retired, revoked or silent too long); its votes are gone");
             events.extend(engine.forget(l, now));
         }
+        self.publish_health(&engine);
         drop(engine);
         self.persist(vec![], events);
         let forgotten = retired;
@@ -194,7 +226,9 @@ impl Controller {
                 result.healthy,
                 seconds,
             );
-            engine.record(location, key, result, at)
+            let recorded = engine.record(location, key, result, at);
+            self.publish_health(&engine);
+            recorded
         };
         let states: Vec<(ProbeKey, Location, LocationState)> = state
             .into_iter()
@@ -323,6 +357,7 @@ impl Controller {
     pub fn render_metrics(&self, scope: vantage_metrics::Scope) -> String {
         use vantage_metrics::{LocationState, OriginState, PoolState, Snapshot};
         let clock = self.now().unix_micros();
+        let health = self.health_view();
         let pools: Vec<(PoolId, String)> = if scope == vantage_metrics::Scope::Detailed {
             self.catalog()
                 .all_pools()
@@ -332,12 +367,11 @@ impl Controller {
         } else {
             Vec::new()
         };
-        let engine = self.engine();
         let mut snapshot = Snapshot {
             pools: pools
                 .into_iter()
                 .filter_map(|(id, name)| {
-                    let h = engine.verdicts(id, false)?;
+                    let h = health.pool(id)?;
                     Some(PoolState {
                         id: id.to_string(),
                         name,
@@ -359,8 +393,9 @@ impl Controller {
                     })
                 })
                 .collect(),
-            locations: engine
-                .locations()
+            locations: self
+                .probe_locations()
+                .into_iter()
                 .map(|(l, c)| LocationState {
                     region: l.region.to_string(),
                     name: l.name.clone(),
@@ -370,8 +405,7 @@ impl Controller {
                 .collect(),
             store_bytes: None,
         };
-        drop(engine);
-        // Read after the engine's lock is released: the store may be busy with a write.
+        // Read without the engine's lock: the store may be busy with a write.
         snapshot.store_bytes = self.store.size_bytes().ok();
         self.metrics.render(&snapshot, scope)
     }

@@ -5,14 +5,18 @@
 //! HTTP (the API crate does); the binary wires it to listeners and spawns its drivers.
 #![forbid(unsafe_code)]
 
+pub mod agent;
 pub mod agent_protocol;
 pub mod clock;
 pub mod controller;
+pub mod delivery;
 pub mod drivers;
 mod health;
+pub mod ids;
 pub mod preview;
 mod rtt;
 pub mod secrets;
 
 pub use clock::{Clock, SystemClock};
 pub use controller::{CommitError, Controller, Installation, Writer};
+pub use ids::{IdSource, RandomIds};

@@ -64,7 +64,7 @@ fn main() {
             c.apply(ch);
         }
     }
-    let mut engine = Engine::new(&c, [], Timestamp::from_unix_micros(0));
+    let mut engine = Engine::new(&c.health_plan(), [], Timestamp::from_unix_micros(0));
     let keys: Vec<ProbeKey> = (0..ORIGINS)
         .map(|i| ProbeKey {
             monitor: m,

@@ -337,6 +337,32 @@ pub fn alerts<'a>(policies: impl Iterator<Item = &'a Policy>, event: &Event) -> 
     out
 }
 
+/// A notification to deliver, as recorded with the event that called for it (the outbox
+/// row; the store keeps it, the deliverer sends it).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewDelivery {
+    pub account: AccountId,
+    pub policy: PolicyId,
+    pub policy_name: String,
+    pub webhook: WebhookId,
+    /// The JSON body, exactly as it will be sent.
+    pub payload: String,
+    pub at: Timestamp,
+}
+
+/// A notification and what became of it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Delivery {
+    pub seq: i64,
+    pub item: NewDelivery,
+    pub attempts: u32,
+    pub delivered_at: Option<Timestamp>,
+    /// Given up on after its last attempt.
+    pub failed: bool,
+    pub last_error: Option<String>,
+    pub last_attempt: Option<Timestamp>,
+}
+
 #[cfg(test)]
 mod tests {
 

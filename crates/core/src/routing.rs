@@ -9,14 +9,13 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use crate::catalog::Catalog;
-use crate::health::{Engine, Verdict};
-use crate::load_balancer::{LoadBalancerSpec, SteeringPolicy};
-use crate::region::RegionCode;
+use crate::health::{HealthView, PoolVerdicts, ProbeKey};
+use crate::load_balancer::{LoadBalancerSpec, SessionAffinity, SteeringPolicy};
 use crate::steering::{self, Context, Decision, OriginView, PoolView};
 use crate::{LoadBalancerId, PoolId, ZoneId};
 
-/// The share a new RTT sample takes in the smoothed value (dynamic latency steering).
-const RTT_SMOOTHING: f64 = 0.3;
+/// A probe target's smoothed RTT in ms as seen from the data plane's region, if measured.
+pub type Latency<'a> = &'a dyn Fn(&ProbeKey) -> Option<f64>;
 
 /// Where the data plane sends a request for one origin.
 #[derive(Debug, Clone, PartialEq)]
@@ -43,7 +42,8 @@ pub struct Route {
     /// Per pool, parallel to `pools[id].origins`.
     pub upstreams: HashMap<PoolId, Vec<Upstream>>,
     pub pool_names: HashMap<PoolId, String>,
-    /// Smoothed probe RTT per pool in milliseconds, as seen from the data plane's region.
+    /// Probe RTT per pool in milliseconds as seen from the data plane's region: the mean of
+    /// its origins' smoothed RTTs (smoothed per sample by the engine).
     pub rtt: HashMap<PoolId, f64>,
 }
 
@@ -88,11 +88,147 @@ pub enum DnsAnswer {
         pool: PoolId,
         addresses: Vec<IpAddr>,
     },
-    /// Nowhere to send it: the zone's SOA, no data.
+    /// A proxied load balancer: the proxy's own addresses.
+    Proxied,
+    /// Nowhere to send it (or the load balancer is disabled): the zone's SOA, no data.
     Nothing,
 }
 
+/// Why the proxy does not steer a request for a load balancer it found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// A DNS-only load balancer: the proxy does not serve its name (404).
+    NotProxied,
+    /// Disabled: nothing serves it (530).
+    Disabled,
+}
+
+/// What a client's session affinity should become after its request was served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keep {
+    /// Nothing to change.
+    Nothing,
+    /// Send this pin in the affinity cookie (it differs from the one the client brought).
+    SetCookie(Pin),
+    /// Remember this pin under the client's session header, refreshing its TTL.
+    Remember(Pin),
+}
+
+/// One request's steering, decided by the core: the gate, the first choice (a valid pin, or
+/// the policy's pick — for `ip_cookie` one that follows the client's address, so every data
+/// plane agrees), the one retry, and what the client's affinity becomes. The data plane
+/// supplies facts (where the client is, load, the pin it brought, a random number) and
+/// carries the decisions out.
+#[derive(Debug, Clone)]
+pub struct Session<'r> {
+    route: &'r Route,
+    ctx: Context,
+    pin_in: Option<Pin>,
+    pinned: bool,
+    /// The client named a session (header affinity) under which a pin may be remembered.
+    session_key: bool,
+    first: Decision,
+}
+
+impl<'r> Session<'r> {
+    /// The first choice. `None`: no pool can take it (530).
+    pub fn target(&self) -> Option<(PoolId, usize)> {
+        self.first.target()
+    }
+
+    /// Where the request goes after its connection to `failed` could not be made, if it may
+    /// go anywhere else: a pinned client with `zero_downtime_failover: none` may not.
+    pub fn retry(&self, failed: (PoolId, usize)) -> Option<(PoolId, usize)> {
+        let spec = &self.route.spec;
+        if !steering::may_fail_over(spec, self.pinned) {
+            return None;
+        }
+        steering::retry(spec, &self.route.pools, &self.ctx, failed).target()
+    }
+
+    /// What the client's affinity becomes once `used` served the request.
+    pub fn keep(&self, used: (PoolId, usize)) -> Keep {
+        let spec = &self.route.spec;
+        let moved = self.first.target() != Some(used);
+        let pin = if steering::keeps_pin(spec, self.pinned, moved) {
+            self.pin_in
+        } else {
+            self.route.pin(Decision::Pool {
+                pool: used.0,
+                origin: used.1,
+            })
+        };
+        match (spec.session_affinity, pin) {
+            (SessionAffinity::Cookie | SessionAffinity::IpCookie, Some(p))
+                if Some(p) != self.pin_in =>
+            {
+                Keep::SetCookie(p)
+            }
+            (SessionAffinity::Header, Some(p)) if self.session_key => Keep::Remember(p),
+            _ => Keep::Nothing,
+        }
+    }
+}
+
 impl Route {
+    /// Whether the proxy serves this load balancer at all.
+    pub fn proxy_gate(&self) -> Result<(), Refused> {
+        if !self.spec.proxied {
+            Err(Refused::NotProxied)
+        } else if !self.spec.enabled {
+            Err(Refused::Disabled)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// The context steering sees: the data plane's facts plus what the route knows itself
+    /// (its pools' RTTs, for dynamic latency).
+    fn context(&self, mut ctx: Context) -> Context {
+        if self.spec.steering_policy == SteeringPolicy::DynamicLatency {
+            ctx.rtt_ewma = self.rtt.clone();
+        }
+        ctx
+    }
+
+    /// Steers one proxied request. `ctx.random` is a fresh random number; `pin_in` the pin
+    /// the client brought (its cookie, or the one remembered under its session header, which
+    /// it named when `session_key`).
+    pub fn session(
+        &self,
+        ctx: Context,
+        client: IpAddr,
+        pin_in: Option<Pin>,
+        session_key: bool,
+    ) -> Session<'_> {
+        let mut ctx = self.context(ctx);
+        let pinned = pin_in.and_then(|p| self.pinned(p));
+        if self.spec.session_affinity == SessionAffinity::IpCookie && pinned.is_none() {
+            ctx.random = steering::hash_ip(&client);
+        }
+        let first = pinned.unwrap_or_else(|| steering::steer(&self.spec, &self.pools, &ctx));
+        Session {
+            route: self,
+            ctx,
+            pin_in,
+            pinned: pinned.is_some(),
+            session_key,
+            first,
+        }
+    }
+
+    /// Answers a DNS query for this load balancer: the proxy's addresses when proxied,
+    /// nothing when disabled, else steering's answer.
+    pub fn dns(&self, ctx: Context) -> DnsAnswer {
+        if !self.spec.enabled {
+            return DnsAnswer::Nothing;
+        }
+        if self.spec.proxied {
+            return DnsAnswer::Proxied;
+        }
+        self.dns_answer(&self.context(ctx))
+    }
+
     /// The origin a pin names, when it may still take traffic: its pool is one of this load
     /// balancer's, usable, and the origin eligible.
     pub fn pinned(&self, pin: Pin) -> Option<Decision> {
@@ -229,14 +365,13 @@ pub fn normalize_host(host: &str) -> std::borrow::Cow<'_, str> {
 }
 
 impl RoutingTable {
-    /// Builds the table from the catalog and the engine's verdicts. `region` is the data
-    /// plane's own (for dynamic latency); `previous` carries the smoothed RTTs forward.
+    /// Builds the table from the catalog and the published health view. `latency` is a
+    /// target's smoothed RTT in ms as seen from the data plane's region (dynamic latency);
     /// `secret` keys the origin identities in affinity cookies.
     pub fn build(
         catalog: &Catalog,
-        engine: &Engine,
-        region: Option<RegionCode>,
-        previous: Option<&RoutingTable>,
+        health: &HealthView,
+        latency: Latency<'_>,
         secret: &[u8],
     ) -> RoutingTable {
         let mut views: HashMap<PoolId, (PoolView, Vec<Upstream>, String, Option<f64>)> =
@@ -270,7 +405,7 @@ impl RoutingTable {
             if let Some(z) = table.zones.get_mut(&zone.name) {
                 z.serial = z.serial.max(serial(lb.modified_on));
             }
-            let latency = lb.spec.steering_policy == SteeringPolicy::DynamicLatency;
+            let dynamic = lb.spec.steering_policy == SteeringPolicy::DynamicLatency;
             let mut route = Route {
                 id: lb.id,
                 zone: lb.zone,
@@ -284,22 +419,19 @@ impl RoutingTable {
                 let Some(pool) = catalog.pool(zone.account, id) else {
                     continue;
                 };
+                let verdicts = health.pool(id).map(|v| &**v);
                 let entry = views
                     .entry(id)
-                    .or_insert_with(|| pool_view(pool, engine, region, false, secret));
-                if latency && entry.3.is_none() {
-                    *entry = pool_view(pool, engine, region, true, secret);
+                    .or_insert_with(|| pool_view(pool, verdicts, None, secret));
+                if dynamic && entry.3.is_none() {
+                    *entry = pool_view(pool, verdicts, Some(latency), secret);
                 }
                 let (view, ups, name, rtt) = entry.clone();
                 route.pools.insert(id, view);
                 route.upstreams.insert(id, ups);
                 route.pool_names.insert(id, name);
-                if let Some(now) = rtt {
-                    let before = previous
-                        .and_then(|t| t.routes.get(&lb.spec.name))
-                        .and_then(|r| r.rtt.get(&id));
-                    let smoothed = before.map_or(now, |b| b + RTT_SMOOTHING * (now - b));
-                    route.rtt.insert(id, smoothed);
+                if let Some(rtt) = rtt {
+                    route.rtt.insert(id, rtt);
                 }
             }
             table.add(Arc::new(route), &zone.name);
@@ -388,36 +520,24 @@ fn serial(t: crate::Timestamp) -> u32 {
     u32::try_from(t.unix_micros() / 1_000_000).unwrap_or(u32::MAX)
 }
 
-/// A pool as traffic sees it (contract §5 rules 4–5): without a monitor every enabled origin
-/// is up; with one, only an origin whose verdict is healthy (unknown is down). With `rtt`,
-/// also the pool's probe RTT from `region` (ms): the mean over its up origins of the median
-/// of that region's locations, or of all locations when the region has none.
+/// A pool as traffic sees it: its verdicts from the health view (a pool the view does not
+/// know takes no traffic). With `latency`, also the pool's RTT: the mean over the origins
+/// that take traffic of their smoothed RTTs.
 fn pool_view(
     pool: &crate::pool::Pool,
-    engine: &Engine,
-    region: Option<RegionCode>,
-    rtt: bool,
+    verdicts: Option<&PoolVerdicts>,
+    latency: Option<Latency<'_>>,
     secret: &[u8],
 ) -> (PoolView, Vec<Upstream>, String, Option<f64>) {
     let spec = &pool.spec;
-    let health = spec
-        .monitor
-        .and_then(|_| engine.verdicts(pool.id, rtt))
-        .filter(|_| spec.enabled);
-    let verdict_of = |name: &str, address: &str| {
-        health.as_ref().map_or(Verdict::Healthy, |h| {
-            h.origins
-                .iter()
-                .find(|o| o.name == name && o.address == address)
-                .map_or(Verdict::Unknown, |o| o.healthy)
-        })
-    };
+    let origin = |i: usize| verdicts.and_then(|v| v.origins.get(i));
     let origins = spec
         .origins
         .iter()
-        .map(|o| OriginView {
+        .enumerate()
+        .map(|(i, o)| OriginView {
             enabled: o.enabled,
-            healthy: verdict_of(&o.name, &o.address).is_healthy(),
+            healthy: origin(i).is_some_and(|v| v.healthy.is_healthy()),
             weight: o.weight,
         })
         .collect();
@@ -432,34 +552,19 @@ fn pool_view(
             host: o.host.clone(),
         })
         .collect();
-    let healthy = match (&health, spec.monitor) {
-        (_, None) => spec.enabled,
-        (Some(h), Some(_)) => h.healthy.is_healthy(),
-        (None, Some(_)) => false,
-    };
-    let pool_rtt = health.as_ref().filter(|_| rtt).and_then(|h| {
-        let per_origin: Vec<f64> = h
+    let pool_rtt = latency.zip(verdicts).and_then(|(latency, v)| {
+        let per_origin: Vec<f64> = v
             .origins
             .iter()
-            .filter(|o| o.enabled && o.healthy.is_healthy())
-            .filter_map(|o| {
-                let mut local: Vec<u64> = o
-                    .locations
-                    .iter()
-                    .filter(|(l, _)| Some(l.region) == region)
-                    .filter_map(|(_, s)| s.last.as_ref()?.rtt_micros)
-                    .collect();
-                local.sort_unstable();
-                local.get(local.len() / 2).copied().or(o.rtt_micros)
-            })
-            .map(|us| us as f64 / 1000.0)
+            .filter(|o| o.takes_traffic())
+            .filter_map(|o| latency(o.key.as_ref()?))
             .collect();
         (!per_origin.is_empty()).then(|| per_origin.iter().sum::<f64>() / per_origin.len() as f64)
     });
     (
         PoolView {
             enabled: spec.enabled,
-            healthy,
+            healthy: verdicts.is_some_and(PoolVerdicts::takes_traffic),
             coordinates: spec.coordinates,
             origin_steering: spec.origin_steering,
             origins,

@@ -17,7 +17,7 @@ const B: AccountId = AccountId::from_bytes([9; 16]);
 /// Account A's pool, checked from WEU only: interval 60 s, timeout 5 s, retries 2.
 fn setup() -> (Engine, ProbeKey, PoolId) {
     let (c, key) = world(CheckRegions::Regions(vec![RegionCode::Weu]));
-    (Engine::new(&c, [], secs(0)), key, POOL)
+    (Engine::new(&c.health_plan(), [], secs(0)), key, POOL)
 }
 
 fn at(region: RegionCode, name: &str) -> Location {

@@ -65,7 +65,7 @@ proptest! {
     fn verdicts_follow_the_rules(up in 0u8..4, down in 0u8..4, min in 1u16..4,
                                  steps in prop::collection::vec((0usize..3, any::<bool>()), 1..60)) {
         let catalog = world(up, down, min);
-        let mut engine = Engine::new(&catalog, [], Timestamp::from_unix_micros(0));
+        let mut engine = Engine::new(&catalog.health_plan(), [], Timestamp::from_unix_micros(0));
         let loc = Location { region: RegionCode::Weu, name: "x".into() };
         let mut history: Vec<Vec<bool>> = vec![vec![]; 3];
         let mut before = engine.pool_health(P).unwrap();
@@ -109,7 +109,7 @@ proptest! {
     ) {
         let catalog = world(1, 1, 2);
         let secs = |s: i64| Timestamp::from_unix_micros(s * 1_000_000);
-        let mut engine = Engine::new(&catalog, [], secs(0));
+        let mut engine = Engine::new(&catalog.health_plan(), [], secs(0));
         let mut announced: Vec<Option<bool>> = vec![None; 3];
         let mut pool: Option<bool> = None;
         let apply = |events: Vec<vantage_core::health::Event>, announced: &mut Vec<Option<bool>>, pool: &mut Option<bool>| {

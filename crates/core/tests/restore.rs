@@ -18,12 +18,12 @@ fn restored_votes_have_a_grace_period_from_the_restart() {
         region: RegionCode::Weu,
         name: "ams".into(),
     };
-    let mut before = Engine::new(&c, [], secs(0));
+    let mut before = Engine::new(&c.health_plan(), [], secs(0));
     let (stored, _) = before.record(&loc, &key, ok(), secs(10));
     let stored = stored.unwrap();
 
     // Restarted long after that state was stored: the vote still counts for a while…
-    let mut after = Engine::new(&c, [(key.clone(), loc, stored)], secs(1000));
+    let mut after = Engine::new(&c.health_plan(), [(key.clone(), loc, stored)], secs(1000));
     after.handle_timeout(secs(1001));
     assert_eq!(
         after.pool_health(p).unwrap().healthy.known(),
@@ -45,7 +45,7 @@ fn the_engine_says_when_it_must_be_woken() {
         region: RegionCode::Weu,
         name: "ams".into(),
     };
-    let mut e = Engine::new(&c, [], secs(0));
+    let mut e = Engine::new(&c.health_plan(), [], secs(0));
     assert_eq!(e.poll_timeout(), None, "nothing changes with time alone");
     e.record(&loc, &key, ok(), secs(10));
     // The location falls silent 85 s after its last contact (its monitor's 60 s interval,
@@ -83,7 +83,7 @@ fn silence_follows_the_locations_schedule() {
         region: RegionCode::Weu,
         name: "ams".into(),
     };
-    let mut e = Engine::new(&c, [], secs(0));
+    let mut e = Engine::new(&c.health_plan(), [], secs(0));
     e.record(&loc, &key, ok(), secs(10));
     assert_eq!(
         e.poll_timeout(),

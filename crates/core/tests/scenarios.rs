@@ -95,7 +95,7 @@ impl World {
 
     fn engine(&mut self) -> &mut Engine {
         if self.engine.is_none() {
-            self.engine = Some(Engine::new(&self.catalog, [], T0));
+            self.engine = Some(Engine::new(&self.catalog.health_plan(), [], T0));
         }
         self.engine.as_mut().unwrap()
     }
@@ -115,7 +115,7 @@ impl World {
         if self.engine.is_some() {
             let now = self.now;
             let catalog = self.catalog.clone();
-            let events = self.engine().configure(&catalog, now);
+            let events = self.engine().configure(&catalog.health_plan(), now);
             self.events.extend(events);
         }
     }

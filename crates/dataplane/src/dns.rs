@@ -22,7 +22,7 @@ use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, UdpSocket};
-use vantage_core::load_balancer::{PreferEcs, SteeringPolicy};
+use vantage_core::load_balancer::PreferEcs;
 use vantage_core::routing::{DnsAnswer, DnsLookup, Route, RoutingTable, ZoneView};
 
 use crate::geo::{self, GeoTable, Locality};
@@ -331,12 +331,6 @@ impl Dns {
         resolver: IpAddr,
         ecs: Option<ClientSubnet>,
     ) -> (Vec<IpAddr>, u8) {
-        if !route.spec.enabled {
-            return (Vec::new(), 0);
-        }
-        if route.spec.proxied {
-            return (self.config.proxy_addresses.clone(), 0);
-        }
         let subnet =
             ecs.filter(|cs| cs.source_prefix() > 0 && route.spec.prefer_ecs != PreferEcs::Never);
         let client = subnet.map_or(resolver, |cs| cs.addr());
@@ -346,15 +340,13 @@ impl Dns {
             Some(client),
         );
         ctx.random = rand::random();
-        if route.spec.steering_policy == SteeringPolicy::DynamicLatency {
-            ctx.rtt_ewma = route.rtt.clone();
-        }
         let scope = match (subnet, self.config.geo.is_some()) {
             (Some(cs), true) => cs.source_prefix(),
             _ => 0,
         };
-        match route.dns_answer(&ctx) {
+        match route.dns(ctx) {
             DnsAnswer::Addresses { addresses, .. } => (addresses, scope),
+            DnsAnswer::Proxied => (self.config.proxy_addresses.clone(), 0),
             DnsAnswer::Nothing => (Vec::new(), scope),
         }
     }

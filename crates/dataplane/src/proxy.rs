@@ -44,8 +44,7 @@ use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use vantage_core::load_balancer::{SessionAffinity, SteeringPolicy};
 use vantage_core::pool::OriginSteeringPolicy;
-use vantage_core::routing::{normalize_host, Route, RoutingTable};
-use vantage_core::steering::{self, Decision};
+use vantage_core::routing::{normalize_host, Keep, Refused, Route, RoutingTable};
 
 use crate::affinity::{self, Sessions};
 use crate::geo::{self, GeoTable, Locality};
@@ -504,12 +503,18 @@ impl Proxy {
             let table = self.routes.load();
             table.route(&normalize_host(&host)).cloned()
         };
-        let Some(route) = route.filter(|r| r.spec.proxied) else {
+        let Some(route) = route else {
             return page(404, "No proxied load balancer serves this host name.");
         };
-        if !route.spec.enabled {
-            let r = page(530, "The load balancer for this host name is disabled.");
-            return tag(r, &route, None, false);
+        match route.proxy_gate() {
+            Ok(()) => {}
+            Err(Refused::NotProxied) => {
+                return page(404, "No proxied load balancer serves this host name.");
+            }
+            Err(Refused::Disabled) => {
+                let r = page(530, "The load balancer for this host name is disabled.");
+                return tag(r, &route, None, false);
+            }
         }
         let client_ip = peer.ip;
         let mut ctx = geo::context(
@@ -518,9 +523,6 @@ impl Proxy {
             Some(client_ip),
         );
         ctx.random = rand::random();
-        if route.spec.steering_policy == SteeringPolicy::DynamicLatency {
-            ctx.rtt_ewma = route.rtt.clone();
-        }
         if uses_load(&route) {
             self.load.fill(&route, &mut ctx);
         }
@@ -541,14 +543,8 @@ impl Proxy {
             }
             SessionAffinity::None => None,
         };
-        let pinned = pin_in.and_then(|p| route.pinned(p));
-        if affinity_mode == SessionAffinity::IpCookie && pinned.is_none() {
-            // The first choice follows the client's address, so it is the same on every
-            // data plane; the cookie then keeps it.
-            ctx.random = steering::hash_ip(&client_ip);
-        }
-        let decision = pinned.unwrap_or_else(|| steering::steer(&route.spec, &route.pools, &ctx));
-        let Some(target) = decision.target() else {
+        let session = route.session(ctx, client_ip, pin_in, session_key.is_some());
+        let Some(target) = session.target() else {
             let r = page(530, "No pool of this load balancer can take the request.");
             return tag(r, &route, None, false);
         };
@@ -583,14 +579,7 @@ impl Proxy {
             }
             Err((failure, back)) => {
                 // Only a request that never left comes back; then any method may go elsewhere.
-                let again = match back {
-                    Some(req) if steering::may_fail_over(&route.spec, pinned.is_some()) => {
-                        steering::retry(&route.spec, &route.pools, &ctx, target)
-                            .target()
-                            .map(|t| (t, req))
-                    }
-                    _ => None,
-                };
+                let again = back.and_then(|req| Some((session.retry(target)?, req)));
                 let Some((second, req)) = again else {
                     let r = page(failure.status, "The origin could not be reached.");
                     return tag(r, &route, Some(target.0), true);
@@ -616,18 +605,8 @@ impl Proxy {
         };
         let idle = self.config.body_idle_timeout;
         let mut response = response.map(|body| Idle::new(body, idle, stalled).boxed_unsync());
-        let pin_out = if steering::keeps_pin(&route.spec, pinned.is_some(), used != target) {
-            pin_in
-        } else {
-            route.pin(Decision::Pool {
-                pool: used.0,
-                origin: used.1,
-            })
-        };
-        match (affinity_mode, pin_out) {
-            (SessionAffinity::Cookie | SessionAffinity::IpCookie, Some(pin))
-                if Some(pin) != pin_in =>
-            {
+        match session.keep(used) {
+            Keep::SetCookie(pin) => {
                 let cookie = affinity::set_cookie(
                     pin,
                     route.spec.session_affinity_ttl,
@@ -638,13 +617,13 @@ impl Proxy {
                     response.headers_mut().append(header::SET_COOKIE, v);
                 }
             }
-            (SessionAffinity::Header, Some(pin)) => {
+            Keep::Remember(pin) => {
                 if let Some(k) = session_key {
                     let ttl = Duration::from_secs(u64::from(route.spec.session_affinity_ttl));
                     self.sessions.put(route.id, k, pin, now, ttl);
                 }
             }
-            _ => {}
+            Keep::Nothing => {}
         }
         tag(response, &route, Some(used.0), false)
     }

@@ -77,8 +77,8 @@ fn routes(origin: SocketAddr) -> Arc<ArcSwap<RoutingTable>> {
     apply(&mut c, &|c| {
         c.create_load_balancer(zone, LoadBalancerId::from_bytes([4; 16]), lb.clone(), now)
     });
-    let engine = Engine::new(&c, [], now);
-    let table = RoutingTable::build(&c, &engine, None, None, b"secret");
+    let engine = Engine::new(&c.health_plan(), [], now);
+    let table = RoutingTable::build(&c, &engine.view(), &|_| None, b"secret");
     Arc::new(ArcSwap::from_pointee(table))
 }
 

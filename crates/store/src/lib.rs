@@ -7,7 +7,8 @@ pub mod memory;
 use vantage_core::catalog::{Catalog, Change};
 use vantage_core::health::engine::Event;
 use vantage_core::health::{Location, LocationState, ProbeKey};
-use vantage_core::{AccountId, PolicyId, PoolId, Timestamp, WebhookId};
+pub use vantage_core::notification::{Delivery, NewDelivery};
+use vantage_core::{AccountId, PoolId, Timestamp};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -148,29 +149,4 @@ pub struct EventFilter {
     pub pools: Option<Vec<PoolId>>,
     /// At most this many, the newest ones.
     pub limit: usize,
-}
-
-/// A notification to deliver, as recorded with the event that called for it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct NewDelivery {
-    pub account: AccountId,
-    pub policy: PolicyId,
-    pub policy_name: String,
-    pub webhook: WebhookId,
-    /// The JSON body, exactly as it will be sent.
-    pub payload: String,
-    pub at: Timestamp,
-}
-
-/// A notification and what became of it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Delivery {
-    pub seq: i64,
-    pub item: NewDelivery,
-    pub attempts: u32,
-    pub delivered_at: Option<Timestamp>,
-    /// Given up on after its last attempt.
-    pub failed: bool,
-    pub last_error: Option<String>,
-    pub last_attempt: Option<Timestamp>,
 }

@@ -267,8 +267,7 @@ impl DataPlane {
         let st = Arc::clone(state);
         let region = self.region;
         let secret = Arc::clone(&self.secret);
-        let first =
-            tokio::task::spawn_blocking(move || st.routing_table(region, None, &secret)).await?;
+        let first = tokio::task::spawn_blocking(move || st.routing_table(region, &secret)).await?;
         self.routes.store(Arc::new(first));
         let publisher = tokio::spawn(vantage_control::drivers::publish_routes(
             Arc::clone(state),

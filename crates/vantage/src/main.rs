@@ -3,14 +3,12 @@
 #![forbid(unsafe_code)]
 
 mod admin;
-mod agent;
 mod bootstrap;
 mod check;
 mod client;
 mod config;
 mod dataplane;
 mod http;
-mod notify;
 mod paint;
 mod remote;
 mod serve;

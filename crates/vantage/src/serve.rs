@@ -346,15 +346,15 @@ async fn serve(
         tokio::spawn(watch_store(Arc::clone(&state))),
         tokio::spawn(vantage_control::drivers::follow_config(Arc::clone(&state))),
         tokio::spawn(vantage_control::drivers::tick(Arc::clone(&state))),
-        tokio::spawn(crate::notify::deliver(Arc::clone(&state))),
+        tokio::spawn(vantage_control::delivery::deliver(Arc::clone(&state))),
     ];
     if let Some((prober, location)) = agent {
-        state.set_preview_runner(Arc::new(crate::agent::LocalPreviews {
+        state.set_preview_runner(Arc::new(vantage_control::agent::LocalPreviews {
             prober: prober.clone(),
             location: location.clone(),
         }));
-        background.push(tokio::spawn(crate::agent::run(
-            crate::agent::Link::Local(Arc::clone(&state)),
+        background.push(tokio::spawn(vantage_control::agent::run(
+            vantage_control::agent::Link::Local(Arc::clone(&state)),
             prober,
             location,
             100_000,

@@ -4,8 +4,7 @@
 use serde_json::{json, Map, Value};
 use vantage_core::choice::Choice;
 use vantage_core::health::engine::{Event, OriginHealth, PoolHealth};
-use vantage_core::health::verdict::pool_verdict;
-use vantage_core::health::{LocationState, Verdict};
+use vantage_core::health::{LocationState, PoolVerdicts, Verdict};
 use vantage_core::pool::Pool;
 
 use crate::time;
@@ -73,20 +72,11 @@ pub fn render_pool_health(pool: &Pool, h: &PoolHealth) -> Value {
                 .collect(),
         ),
     );
-    let regions: std::collections::BTreeSet<_> = enabled
-        .iter()
-        .flat_map(|o| o.regions.keys().copied())
-        .collect();
-    for region in regions {
+    for (region, healthy) in &h.regions {
         let verdicts: Vec<Verdict> = enabled
             .iter()
-            .map(|o| o.regions.get(&region).copied().unwrap_or_default())
+            .map(|o| o.regions.get(region).copied().unwrap_or_default())
             .collect();
-        let healthy = pool_verdict(
-            pool.spec.enabled,
-            pool.spec.minimum_origins,
-            verdicts.iter().copied(),
-        );
         let origins: Vec<Value> = enabled
             .iter()
             .zip(&verdicts)
@@ -134,7 +124,7 @@ pub fn render_pool_health(pool: &Pool, h: &PoolHealth) -> Value {
 
 /// Adds the read-only verdict fields to a rendered pool: `healthy` on the pool and
 /// `healthy` + `failure_reason` on its origins, each only once known.
-pub fn decorate_pool(rendered: &mut Value, h: &PoolHealth) {
+pub fn decorate_pool(rendered: &mut Value, h: &PoolVerdicts) {
     if let Some(v) = h.healthy.known() {
         rendered["healthy"] = json!(v);
     }
@@ -217,6 +207,7 @@ mod tests {
         let h = PoolHealth {
             pool: pool.id,
             healthy: Verdict::Healthy,
+            regions: [(RegionCode::Weu, Verdict::Healthy)].into(),
             origins: vec![
                 origin("192.0.2.1", Verdict::Healthy, FailureReason::None),
                 origin("192.0.2.2", Verdict::Unknown, FailureReason::None),

@@ -5,8 +5,8 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use vantage_core::choice::Choice;
 use vantage_core::health::engine::Event;
+use vantage_core::notification::Delivery;
 use vantage_core::notification::{Alert, EventSource, Policy, PolicyDraft, Webhook, WebhookDraft};
-use vantage_store::Delivery;
 
 use crate::time;
 

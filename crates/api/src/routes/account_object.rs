@@ -24,8 +24,8 @@ pub(crate) trait AccountObject: 'static {
     /// Parses and validates a complete document; `st` carries installation policy (which
     /// webhook targets are allowed).
     fn parse(st: &Controller, doc: Value) -> Result<Self::Spec, ApiError>;
-    /// A new identifier (fresh random bytes).
-    fn fresh_id() -> Self::Id;
+    /// The identifier made of a new id's bytes.
+    fn id_from(bytes: [u8; 16]) -> Self::Id;
     fn create(
         c: &Catalog,
         account: AccountId,
@@ -60,7 +60,7 @@ pub async fn create<T: AccountObject>(
 ) -> Reply {
     let account = account(&p, &a, Permission::MonitorsPoolsWrite)?;
     let spec = T::parse(&st, Value::Object(body))?;
-    let id = T::fresh_id();
+    let id = T::id_from(st.fresh_id());
     let changes =
         super::commit(&st, move |c, now| Ok(T::create(c, account, id, spec, now)?)).await?;
     ok(stored(changes, |c| T::rendered(&st, c))?)

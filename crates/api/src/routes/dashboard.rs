@@ -131,52 +131,38 @@ fn dashboard(
     st: &Controller,
     p: &vantage_core::auth::Principal,
 ) -> (Value, Vec<vantage_core::PoolId>) {
+    let health = st.health_view();
     let c = st.catalog();
     let readable_pool = |account| p.allows(Permission::MonitorsPoolsRead, Target::Account(account));
-    let engine = st.engine();
     let mut pool_ids = Vec::new();
     let pools: Vec<Value> = c
         .all_pools()
         .filter(|pool| readable_pool(pool.account))
         .map(|pool| {
             pool_ids.push(pool.id);
-            let health = pool.spec.monitor.and_then(|_| engine.verdicts(pool.id, false));
+            let verdicts = health.pool(pool.id);
             let origins: Vec<Value> = pool
                 .spec
                 .origins
                 .iter()
-                .map(|o| {
-                    let h = health.as_ref().and_then(|h| {
-                        h.origins
-                            .iter()
-                            .find(|x| x.name == o.name && x.address == o.address)
-                    });
-                    let healthy = match (&health, h) {
-                        (None, _) if pool.spec.monitor.is_none() => Verdict::Healthy,
-                        (_, Some(h)) => h.healthy,
-                        _ => Verdict::Unknown,
-                    };
+                .enumerate()
+                .map(|(i, o)| {
+                    let v = verdicts.and_then(|v| v.origins.get(i));
+                    let healthy = v.map_or(Verdict::Unknown, |v| v.healthy);
+                    let monitored = verdicts.is_some_and(|v| v.monitored);
                     json!({
                         "name": o.name,
                         "address": o.address,
                         "enabled": o.enabled,
                         "weight": o.weight.as_f64(),
                         "healthy": healthy,
-                        "failure_reason": h.filter(|h| h.healthy.is_unhealthy()).map(|h| h.reason.as_str()),
-                        "rtt_ms": h.and_then(|h| h.rtt_micros).map(|us| us as f64 / 1000.0),
-                        "regions": h.map(|h| h.regions.iter().map(|(r, v)| (r.code().to_owned(), json!(v))).collect::<serde_json::Map<_, _>>()),
+                        "failure_reason": v.filter(|v| v.healthy.is_unhealthy()).map(|v| v.reason.as_str()),
+                        "rtt_ms": v.and_then(|v| st.latency_ms(v.key.as_ref()?)),
+                        "regions": v.filter(|_| monitored).map(|v| v.regions.iter().map(|(r, x)| (r.code().to_owned(), json!(x))).collect::<serde_json::Map<_, _>>()),
                     })
                 })
                 .collect();
-            let healthy = match (&health, pool.spec.monitor) {
-                (_, None) => Verdict::of(pool.spec.enabled),
-                (Some(h), Some(_)) => h.healthy,
-                (None, Some(_)) => Verdict::Unknown,
-            };
-            let all_up = origins
-                .iter()
-                .all(|o| o["enabled"] == false || o["healthy"] == true);
-            let state = PoolState::of(pool.spec.enabled, healthy, all_up).as_str();
+            let state = verdicts.map_or(PoolState::Unknown, |v| v.state()).as_str();
             json!({
                 "id": pool.id.to_string(),
                 "name": pool.spec.name,
@@ -189,7 +175,7 @@ fn dashboard(
         })
         .collect();
     // Which pools take traffic is the core's steering over the data plane's own view.
-    let table = RoutingTable::build(&c, &engine, None, None, &[]);
+    let table = RoutingTable::build(&c, &health, &|_| None, &[]);
     let mut routes: Vec<_> = table.routes().collect();
     routes.sort_by(|a, b| a.spec.name.cmp(&b.spec.name));
     let load_balancers: Vec<Value> = routes
@@ -220,8 +206,9 @@ fn dashboard(
             })
         })
         .collect();
-    let locations: Vec<Value> = engine
-        .locations()
+    let locations: Vec<Value> = st
+        .probe_locations()
+        .into_iter()
         .map(|(l, contact)| {
             json!({
                 "region": l.region.code(),

@@ -12,7 +12,6 @@ use vantage_wire::{load_balancer, parse, ApiError, Page};
 
 use super::{deleted, ok, ok_list, zone, Reply};
 use crate::extract::{Caller, JsonObject, Params, PathParams as Path};
-use vantage_control::secrets::random_bytes;
 use vantage_control::Controller;
 
 fn draft_of(doc: Value) -> Result<LoadBalancerDraft, ApiError> {
@@ -68,7 +67,7 @@ pub async fn create(
 ) -> Reply {
     let (zone_id, _) = zone(&p, &st.catalog(), &z, Permission::LoadBalancersWrite)?;
     let draft = draft_of(Value::Object(body))?;
-    let id = LoadBalancerId::from_bytes(random_bytes());
+    let id = LoadBalancerId::from_bytes(st.fresh_id());
     let changes = super::commit(&st, move |c, now| {
         Ok(c.create_load_balancer(zone_id, id, draft, now)?)
     })

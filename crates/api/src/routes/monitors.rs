@@ -15,7 +15,6 @@ use vantage_wire::{envelope, monitor, parse, reference, ApiError, Page};
 use super::account_object::AccountObject;
 use super::{account, ok_list, Reply};
 use crate::extract::{Caller, Params, PathParams as Path};
-use vantage_control::secrets::random_bytes;
 use vantage_control::Controller;
 
 /// Parses and validates a complete monitor document.
@@ -35,8 +34,8 @@ impl AccountObject for Monitors {
         spec_of(doc)
     }
 
-    fn fresh_id() -> MonitorId {
-        MonitorId::from_bytes(random_bytes())
+    fn id_from(bytes: [u8; 16]) -> MonitorId {
+        MonitorId::from_bytes(bytes)
     }
 
     fn create(

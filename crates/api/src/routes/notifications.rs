@@ -16,7 +16,6 @@ use vantage_wire::{parse, ApiError, Page};
 use super::account_object::AccountObject;
 use super::{account, ok_list, Reply};
 use crate::extract::{Caller, Params, PathParams as Path};
-use vantage_control::secrets::random_bytes;
 use vantage_control::Controller;
 
 pub struct Webhooks;
@@ -40,8 +39,8 @@ impl AccountObject for Webhooks {
         Ok(spec)
     }
 
-    fn fresh_id() -> WebhookId {
-        WebhookId::from_bytes(random_bytes())
+    fn id_from(bytes: [u8; 16]) -> WebhookId {
+        WebhookId::from_bytes(bytes)
     }
 
     fn create(c: &Catalog, a: AccountId, id: WebhookId, s: WebhookSpec, now: Timestamp) -> Outcome {
@@ -93,8 +92,8 @@ impl AccountObject for Policies {
         Ok(draft.validate()?)
     }
 
-    fn fresh_id() -> PolicyId {
-        PolicyId::from_bytes(random_bytes())
+    fn id_from(bytes: [u8; 16]) -> PolicyId {
+        PolicyId::from_bytes(bytes)
     }
 
     fn create(c: &Catalog, a: AccountId, id: PolicyId, s: PolicySpec, now: Timestamp) -> Outcome {

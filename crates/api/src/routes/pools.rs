@@ -13,7 +13,6 @@ use vantage_wire::{parse, pool, ApiError, Page};
 use super::account_object::AccountObject;
 use super::{account, ok_list, Reply};
 use crate::extract::{Caller, JsonObject, Params, PathParams as Path};
-use vantage_control::secrets::random_bytes;
 use vantage_control::Controller;
 
 /// Parses and validates a complete pool document; the monitor reference is resolved later,
@@ -35,8 +34,8 @@ impl AccountObject for Pools {
         spec_of(doc)
     }
 
-    fn fresh_id() -> PoolId {
-        PoolId::from_bytes(random_bytes())
+    fn id_from(bytes: [u8; 16]) -> PoolId {
+        PoolId::from_bytes(bytes)
     }
 
     fn create(
@@ -86,8 +85,9 @@ impl AccountObject for Pools {
 /// A pool with its current verdicts.
 pub(crate) fn with_health(st: &Controller, p: &Pool) -> Value {
     let mut v = pool::render(p);
-    if let Some(h) = st.pool_health(p.id) {
-        vantage_wire::health::decorate_pool(&mut v, &h);
+    let health = st.health_view();
+    if let Some(h) = health.pool(p.id).filter(|h| h.monitored) {
+        vantage_wire::health::decorate_pool(&mut v, h);
     }
     v
 }

@@ -13,7 +13,6 @@ use vantage_wire::{parse, zone as wire_zone, ApiError};
 use super::{deleted, ok, ok_list, zone, Reply};
 use crate::auth::require;
 use crate::extract::{Caller, JsonObject, Params, PathParams as Path};
-use vantage_control::secrets::random_bytes;
 use vantage_control::Controller;
 
 /// Zones are paged like Cloudflare's (20 a page by default, at most 50), which the SDKs'
@@ -78,7 +77,7 @@ pub async fn create(
     };
     require(&p, Permission::ZoneWrite, Target::Account(account))?;
     let name = input.name.unwrap_or_default();
-    let id = ZoneId::from_bytes(random_bytes());
+    let id = ZoneId::from_bytes(st.fresh_id());
     let changes = super::commit(&st, move |c, now| {
         Ok(c.create_zone(account, id, &name, Overlap::Refuse, now)?)
     })

@@ -5,9 +5,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use super::check::{CheckResult, FailureReason};
+use super::latency::Smoothed;
+use super::plan::HealthPlan;
 use super::verdict::{majority, pool_verdict, LocationState, Verdict};
+use super::view::{HealthView, OriginVerdict, PoolVerdicts};
 use super::{Location, ProbeKey};
-use crate::catalog::Catalog;
 use crate::monitor::MonitorSpec;
 use crate::region::{CheckRegions, RegionCode};
 use crate::{AccountId, PoolId, Timestamp};
@@ -52,6 +54,8 @@ pub struct OriginHealth {
 pub struct PoolHealth {
     pub pool: PoolId,
     pub healthy: Verdict,
+    /// The pool's threshold over each checking region's verdicts.
+    pub regions: BTreeMap<RegionCode, Verdict>,
     pub origins: Vec<OriginHealth>,
 }
 
@@ -120,6 +124,10 @@ pub struct Engine {
     /// Per region, the longest a location there may go without a result while all is well:
     /// its slowest assigned monitor's interval plus one check's time.
     quiet: HashMap<RegionCode, i64>,
+    /// Every pool's verdicts as last evaluated, kept current by each evaluation.
+    view: HealthView,
+    /// Per target, its smoothed RTT as seen from each region.
+    latency: HashMap<ProbeKey, Vec<(RegionCode, Smoothed)>>,
 }
 
 /// A probe location as the controller knows it.
@@ -168,7 +176,7 @@ impl Engine {
     /// An engine for `catalog`, resuming from stored location states. Verdicts computed here
     /// are the baseline: they raise no events.
     pub fn new(
-        catalog: &Catalog,
+        plan: &HealthPlan,
         restored: impl IntoIterator<Item = (ProbeKey, Location, LocationState)>,
         now: Timestamp,
     ) -> Self {
@@ -179,7 +187,7 @@ impl Engine {
         for (key, loc, state) in restored {
             *e.states.entry(key).or_default().entry(&loc) = state;
         }
-        e.plan(catalog);
+        e.plan(plan);
         e.states.retain(|k, _| e.monitors.contains_key(k));
         let ids: Vec<PoolId> = e.pools.keys().copied().collect();
         for id in ids {
@@ -237,36 +245,37 @@ impl Engine {
         SILENT_AFTER.max(quiet + SILENCE_SLACK)
     }
 
-    fn plan(&mut self, catalog: &Catalog) {
+    fn plan(&mut self, plan: &HealthPlan) {
         self.pools.clear();
         self.monitors.clear();
         self.users.clear();
         self.quiet.clear();
-        let mut shared: HashMap<crate::MonitorId, Arc<MonitorSpec>> = HashMap::new();
-        for p in catalog.all_pools() {
-            let monitor = p.spec.monitor.and_then(|m| catalog.any_monitor(m));
-            let Some(monitor) = monitor else { continue };
-            let spec = Arc::clone(
-                shared
-                    .entry(monitor.id)
-                    .or_insert_with(|| Arc::new(monitor.spec.clone())),
-            );
+        let mut view: HashMap<PoolId, Arc<PoolVerdicts>> = HashMap::new();
+        for p in &plan.pools {
+            let Some((monitor, spec)) = &p.monitor else {
+                view.insert(p.id, Arc::new(unmonitored(p)));
+                continue;
+            };
+            let spec = Arc::clone(spec);
+            // Until evaluated, the last verdicts stand (a configuration change keeps them).
+            if let Some(before) = self.view.pools.get(&p.id) {
+                view.insert(p.id, Arc::clone(before));
+            }
             let gap = (i64::from(spec.interval)
                 + i64::from(spec.timeout) * (i64::from(spec.retries) + 1))
                 * 1_000_000;
             for region in RegionCode::ALL {
-                if checks_from(&p.spec.check_regions, region) {
+                if checks_from(&p.check_regions, region) {
                     let q = self.quiet.entry(region).or_insert(0);
                     *q = (*q).max(gap);
                 }
             }
             let origins = p
-                .spec
                 .origins
                 .iter()
                 .map(|o| {
-                    let key = (p.spec.enabled && o.enabled).then(|| ProbeKey {
-                        monitor: monitor.id,
+                    let key = (p.enabled && o.enabled).then(|| ProbeKey {
+                        monitor: *monitor,
                         address: o.address.clone(),
                         port: o.port,
                         host: o.host.clone(),
@@ -290,23 +299,43 @@ impl Engine {
                 p.id,
                 PoolPlan {
                     account: p.account,
-                    name: p.spec.name.clone(),
-                    enabled: p.spec.enabled,
-                    minimum: p.spec.minimum_origins,
-                    check_regions: p.spec.check_regions.clone(),
+                    name: p.name.clone(),
+                    enabled: p.enabled,
+                    minimum: p.minimum,
+                    check_regions: p.check_regions.clone(),
                     origins,
                 },
             );
         }
+        self.view = HealthView {
+            pools: Arc::new(view),
+        };
+    }
+
+    /// A target's smoothed RTT in ms as seen from `region`; from a region that has none,
+    /// the mean over the regions that have one.
+    pub fn latency_ms(&self, key: &ProbeKey, region: Option<RegionCode>) -> Option<f64> {
+        let by_region = self.latency.get(key)?;
+        if let Some((_, s)) = by_region.iter().find(|(r, _)| Some(*r) == region) {
+            return Some(s.ms);
+        }
+        let n = by_region.len();
+        (n > 0).then(|| by_region.iter().map(|(_, s)| s.ms).sum::<f64>() / n as f64)
+    }
+
+    /// The verdicts of every pool, as last evaluated: cheap to take (shared, not copied).
+    pub fn view(&self) -> HealthView {
+        self.view.clone()
     }
 
     /// Follows a configuration change: new targets start unknown, removed ones are forgotten,
     /// and verdicts that the change itself alters (a threshold, a disabled origin) are events.
-    pub fn configure(&mut self, catalog: &Catalog, now: Timestamp) -> Vec<Event> {
+    pub fn configure(&mut self, plan: &HealthPlan, now: Timestamp) -> Vec<Event> {
         self.clock = self.clock.max(now);
-        self.plan(catalog);
+        self.plan(plan);
         let monitors = &self.monitors;
         self.states.retain(|k, _| monitors.contains_key(k));
+        self.latency.retain(|k, _| monitors.contains_key(k));
         let pools = &self.pools;
         self.reported_pools.retain(|p, _| pools.contains_key(p));
         self.reported_origins
@@ -388,6 +417,14 @@ impl Engine {
         };
         let (up, down) = (spec.consecutive_up, spec.consecutive_down);
         let spec = Arc::clone(spec);
+        if let Some(us) = result.rtt_micros {
+            let ms = us as f64 / 1000.0;
+            let by_region = self.latency.entry(key.clone()).or_default();
+            match by_region.iter_mut().find(|(r, _)| *r == location.region) {
+                Some((_, s)) => s.update(ms, now),
+                None => by_region.push((location.region, Smoothed::first(ms, now))),
+            }
+        }
         self.heartbeat(location, now);
         let clock = self.clock.unix_micros();
         let restored_at = self.restored_at;
@@ -597,7 +634,8 @@ impl Engine {
     /// it changed); the others keep their last verdicts, which nothing else can have moved.
     fn evaluate(&mut self, pool: PoolId, now: Timestamp, only: Option<&ProbeKey>) -> Option<Event> {
         let plan = self.pools.get(&pool)?;
-        let recomputed: Vec<(usize, Verdict, FailureReason)> = plan
+        type Recomputed = (usize, Verdict, FailureReason, BTreeMap<RegionCode, Verdict>);
+        let recomputed: Vec<Recomputed> = plan
             .origins
             .iter()
             .enumerate()
@@ -607,11 +645,13 @@ impl Engine {
             })
             .map(|(i, o)| {
                 let h = self.origin_health(plan, o, false);
-                (i, h.healthy, h.reason)
+                (i, h.healthy, h.reason, h.regions)
             })
             .collect();
         let mut origins = Vec::new();
-        for (i, healthy, reason) in recomputed {
+        let mut regions: HashMap<usize, BTreeMap<RegionCode, Verdict>> = HashMap::new();
+        for (i, healthy, reason, by_region) in recomputed {
+            regions.insert(i, by_region);
             let o = &self.pools[&pool].origins[i];
             let previous = self
                 .reported_origins
@@ -635,6 +675,8 @@ impl Engine {
                 .map_or(Verdict::Unknown, |r| r.0)
         });
         let healthy = pool_verdict(plan.enabled, plan.minimum, verdicts);
+        self.publish(pool, healthy, regions);
+        let plan = &self.pools[&pool];
         let previous_pool = self.reported_pools.insert(pool, healthy);
         let pool_changed =
             previous_pool != Some(healthy) && (previous_pool.is_some() || healthy.is_known());
@@ -651,9 +693,78 @@ impl Engine {
         })
     }
 
+    /// Updates `pool`'s entry in the view from the reported verdicts; `regions` holds the
+    /// origins just re-derived, the others keep theirs.
+    fn publish(
+        &mut self,
+        pool: PoolId,
+        healthy: Verdict,
+        mut regions: HashMap<usize, BTreeMap<RegionCode, Verdict>>,
+    ) {
+        let Some(plan) = self.pools.get(&pool) else {
+            return;
+        };
+        let before = self.view.pools.get(&pool);
+        let origins: Vec<OriginVerdict> = plan
+            .origins
+            .iter()
+            .enumerate()
+            .map(|(i, o)| {
+                let (verdict, reason) = self
+                    .reported_origins
+                    .get(&(pool, o.name.clone()))
+                    .copied()
+                    .unwrap_or((Verdict::Unknown, FailureReason::None));
+                let by_region = regions.remove(&i).unwrap_or_else(|| {
+                    before
+                        .and_then(|b| b.origins.get(i))
+                        .filter(|b| b.name == o.name)
+                        .map(|b| b.regions.clone())
+                        .unwrap_or_default()
+                });
+                OriginVerdict {
+                    name: o.name.clone(),
+                    address: o.address.clone(),
+                    enabled: o.enabled,
+                    healthy: verdict,
+                    reason,
+                    regions: by_region,
+                    key: o.key.clone(),
+                }
+            })
+            .collect();
+        let checked: std::collections::BTreeSet<RegionCode> = origins
+            .iter()
+            .filter(|o| o.enabled)
+            .flat_map(|o| o.regions.keys().copied())
+            .collect();
+        let by_region = checked
+            .into_iter()
+            .map(|r| {
+                let votes = origins
+                    .iter()
+                    .filter(|o| o.enabled)
+                    .map(|o| o.regions.get(&r).copied().unwrap_or_default());
+                (r, pool_verdict(plan.enabled, plan.minimum, votes))
+            })
+            .collect();
+        let next = PoolVerdicts {
+            pool,
+            account: plan.account,
+            enabled: plan.enabled,
+            monitored: true,
+            healthy,
+            regions: by_region,
+            origins,
+        };
+        if before.is_none_or(|b| **b != next) {
+            Arc::make_mut(&mut self.view.pools).insert(pool, Arc::new(next));
+        }
+    }
+
     /// The health of a monitored pool, `None` for a pool without a monitor (or unknown).
     pub fn pool_health(&self, pool: PoolId) -> Option<PoolHealth> {
-        self.health_of(pool, true)
+        self.health_of(pool)
     }
 
     /// The probe target of each origin of a pool, by origin name (`None`: not probed).
@@ -666,29 +777,26 @@ impl Engine {
         })
     }
 
-    /// A monitored pool's verdicts for traffic; with `detailed`, each origin also lists every
-    /// location's state (its RTTs), which costs copies.
-    pub fn verdicts(&self, pool: PoolId, detailed: bool) -> Option<PoolHealth> {
-        self.health_of(pool, detailed)
-    }
-
-    /// A pool's health; with `detailed`, each origin also lists every location's state (for
-    /// the API; verdicts alone do not need the copies).
-    fn health_of(&self, pool: PoolId, detailed: bool) -> Option<PoolHealth> {
+    /// A monitored pool's health in detail: the verdicts the view holds (decided once, when
+    /// evaluated) and, per origin, every location's latest state, response code and RTT.
+    fn health_of(&self, pool: PoolId) -> Option<PoolHealth> {
         let plan = self.pools.get(&pool)?;
+        let decided = self.view.pools.get(&pool)?;
         let origins: Vec<OriginHealth> = plan
             .origins
             .iter()
-            .map(|o| self.origin_health(plan, o, detailed))
+            .zip(&decided.origins)
+            .map(|(o, v)| OriginHealth {
+                healthy: v.healthy,
+                reason: v.reason,
+                regions: v.regions.clone(),
+                ..self.origin_health(plan, o, true)
+            })
             .collect();
-        let healthy = pool_verdict(
-            plan.enabled,
-            plan.minimum,
-            origins.iter().filter(|o| o.enabled).map(|o| o.healthy),
-        );
         Some(PoolHealth {
             pool,
-            healthy,
+            healthy: decided.healthy,
+            regions: decided.regions.clone(),
             origins,
         })
     }
@@ -785,6 +893,32 @@ impl Engine {
                 Vec::new()
             },
         }
+    }
+}
+
+/// A pool without a monitor: every origin counts as healthy, the pool as healthy while
+/// enabled.
+fn unmonitored(p: &super::plan::PlannedPool) -> PoolVerdicts {
+    PoolVerdicts {
+        pool: p.id,
+        account: p.account,
+        enabled: p.enabled,
+        monitored: false,
+        healthy: Verdict::of(p.enabled),
+        regions: BTreeMap::new(),
+        origins: p
+            .origins
+            .iter()
+            .map(|o| OriginVerdict {
+                name: o.name.clone(),
+                address: o.address.clone(),
+                enabled: o.enabled,
+                healthy: Verdict::Healthy,
+                reason: FailureReason::None,
+                regions: BTreeMap::new(),
+                key: None,
+            })
+            .collect(),
     }
 }
 

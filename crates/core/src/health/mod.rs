@@ -3,20 +3,27 @@
 //! - [`check`]: one check's facts (what a prober saw) judged against its monitor.
 //! - [`verdict`]: per-location hysteresis, region and origin majorities, pool thresholds.
 //! - [`schedule`]: when each assigned probe is due at one location (agent side).
+//! - [`plan`]: what the engine judges, a plain value the catalog derives.
 //! - [`engine`]: every location's results for every pool, and the events they cause
 //!   (controller side).
+//! - [`view`]: the verdicts the engine decided, one immutable value everything else reads.
 //!
 //! All of it is sans-IO: time arrives as [`Timestamp`](crate::Timestamp) arguments.
 
 pub mod check;
 pub mod engine;
+pub mod latency;
+pub mod plan;
 pub mod schedule;
 pub mod verdict;
+pub mod view;
 
 pub use check::{CheckResult, Facts, FailureReason, Outcome};
 pub use engine::{Engine, Event, OriginHealth, PoolHealth};
+pub use plan::HealthPlan;
 pub use schedule::Schedule;
 pub use verdict::{LocationState, Verdict};
+pub use view::{HealthView, OriginVerdict, PoolVerdicts};
 
 use std::fmt;
 

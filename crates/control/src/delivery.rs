@@ -7,10 +7,10 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use vantage_control::Controller;
+use crate::Controller;
+use vantage_core::notification::Delivery;
 use vantage_core::notification::{internal_address, next_attempt};
 use vantage_core::{AccountId, WebhookId};
-use vantage_store::Delivery;
 
 /// Destinations attempted at once. Each has at most one request in flight, so a receiver
 /// that stalls holds one place for at most the request timeout and delays nobody else.

@@ -1,6 +1,9 @@
-//! The probe agent built into `vantage serve`: one probe location that takes its assignment
-//! from the controller, checks every target on schedule and hands the facts back. Remote
-//! agents run the same loop against the controller over the network.
+//! The probe agent, the agent protocol's other end: one probe location that takes its
+//! assignment from a controller, checks every target on schedule and hands the facts back.
+//! The agent built into `vantage serve` runs this loop against its own controller
+//! ([`Link::Local`]); `vantage agent` runs it against one across the network ([`client`]).
+
+pub mod client;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -8,10 +11,10 @@ use std::sync::Arc;
 use std::time::Duration;
 use vantage_metrics::AgentMetrics;
 
+use crate::agent_protocol::{Assignment, Reported};
+use crate::clock::now;
+use crate::Controller;
 use tokio::sync::Semaphore;
-use vantage_control::agent_protocol::{Assignment, Reported};
-use vantage_control::clock::now;
-use vantage_control::Controller;
 use vantage_core::health::{Location, ProbeKey, Schedule};
 use vantage_core::monitor::MonitorSpec;
 use vantage_probe::{Prober, Target as ProbeTarget};
@@ -62,7 +65,16 @@ impl Lateness {
 /// built-in agent), or one across the network (`vantage agent`). Everything else is shared.
 pub enum Link {
     Local(Arc<Controller>),
-    Remote(crate::remote::Controller),
+    Remote(client::Client),
+}
+
+impl std::fmt::Debug for Link {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Link::Local(_) => f.write_str("Link::Local"),
+            Link::Remote(c) => f.debug_tuple("Link::Remote").field(&c.base()).finish(),
+        }
+    }
 }
 
 impl Link {
@@ -327,12 +339,13 @@ async fn sleep_or_forever(wait: Option<Duration>) {
 }
 
 /// Previews from the built-in location.
+#[allow(missing_debug_implementations)] // the prober holds TLS configuration, nothing to show
 pub struct LocalPreviews {
     pub prober: Prober,
     pub location: Location,
 }
 
-impl vantage_control::preview::PreviewRunner for LocalPreviews {
+impl crate::preview::PreviewRunner for LocalPreviews {
     fn locations(&self) -> Vec<Location> {
         vec![self.location.clone()]
     }

@@ -1,0 +1,111 @@
+//! The agent protocol's client end: how `vantage agent` fetches its assignment and reports
+//! its facts to a controller across the network.
+
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use vantage_core::health::Location;
+
+use crate::agent_protocol::{
+    Assignment, Report, Reported, ASSIGNMENT_PATH, RESULTS_PATH, VERSION, VERSION_HEADER,
+};
+
+/// The controller as seen from a remote agent (`vantage agent`): the agent protocol's
+/// client end, over HTTP(S) with an agent token.
+#[derive(Debug)]
+pub struct Client {
+    client: reqwest::Client,
+    base: String,
+    token: String,
+}
+
+#[derive(serde::Deserialize)]
+struct Envelope<T> {
+    result: Option<T>,
+    #[serde(default)]
+    errors: Vec<serde_json::Value>,
+}
+
+impl Client {
+    /// A client of the controller at `base` (an http:// or https:// URL); `ca_pem` adds a
+    /// root certificate to trust for it.
+    pub fn new(base: &str, token: String, ca_pem: Option<&[u8]>) -> anyhow::Result<Self> {
+        let mut builder = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(40));
+        if let Some(pem) = ca_pem {
+            builder = builder.add_root_certificate(
+                reqwest::Certificate::from_pem(pem).context("the controller CA file")?,
+            );
+        }
+        let base = base.trim_end_matches('/').to_owned();
+        if !(base.starts_with("http://") || base.starts_with("https://")) {
+            bail!("--controller must be an http:// or https:// URL");
+        }
+        Ok(Self {
+            client: builder.build()?,
+            base,
+            token,
+        })
+    }
+
+    /// The controller's base URL (for logs).
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    async fn answer<T: serde::de::DeserializeOwned>(resp: reqwest::Response) -> anyhow::Result<T> {
+        let status = resp.status();
+        let body: Envelope<T> = resp
+            .json()
+            .await
+            .with_context(|| format!("controller answered {status}"))?;
+        match body.result {
+            Some(r) if status.is_success() => Ok(r),
+            _ => bail!(
+                "controller answered {status}: {}",
+                serde_json::Value::Array(body.errors)
+            ),
+        }
+    }
+
+    pub async fn assignment(
+        &self,
+        location: &Location,
+        known: Option<u64>,
+    ) -> anyhow::Result<Assignment> {
+        let mut query = vec![
+            ("region", location.region.code().to_owned()),
+            ("location", location.name.clone()),
+        ];
+        if let Some(v) = known {
+            query.push(("version", v.to_string()));
+        }
+        let resp = self
+            .client
+            .get(format!("{}{ASSIGNMENT_PATH}", self.base))
+            .bearer_auth(&self.token)
+            .header(VERSION_HEADER, VERSION)
+            .query(&query)
+            .send()
+            .await?;
+        Self::answer(resp).await
+    }
+
+    pub async fn report(&self, location: &Location, results: Vec<Reported>) -> anyhow::Result<()> {
+        let report = Report {
+            region: location.region.code().to_owned(),
+            location: location.name.clone(),
+            results,
+        };
+        let resp = self
+            .client
+            .post(format!("{}{RESULTS_PATH}", self.base))
+            .bearer_auth(&self.token)
+            .header(VERSION_HEADER, VERSION)
+            .json(&report)
+            .send()
+            .await?;
+        Self::answer::<serde_json::Value>(resp).await.map(|_| ())
+    }
+}
