@@ -41,6 +41,30 @@ impl Clock for ManualClock {
     }
 }
 
+/// A clock that follows tokio's time from `start`: under a paused test runtime it moves
+/// exactly when tokio's timers do, so drivers and the engine agree on virtual time.
+#[derive(Debug)]
+pub struct TokioClock {
+    start: Timestamp,
+    origin: tokio::time::Instant,
+}
+
+impl TokioClock {
+    pub fn starting_at(start: Timestamp) -> Self {
+        Self {
+            start,
+            origin: tokio::time::Instant::now(),
+        }
+    }
+}
+
+impl Clock for TokioClock {
+    fn now(&self) -> Timestamp {
+        let elapsed = i64::try_from(self.origin.elapsed().as_micros()).unwrap_or(i64::MAX);
+        Timestamp::from_unix_micros(self.start.unix_micros().saturating_add(elapsed))
+    }
+}
+
 /// The wall clock, for shells outside a controller (the admin CLI).
 pub fn now() -> Timestamp {
     let micros = SystemTime::now()

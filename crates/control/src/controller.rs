@@ -31,6 +31,11 @@ pub struct Controller {
     pub(crate) engine: Mutex<Engine>,
     /// The engine's verdicts as last published: what every reader of health reads.
     pub(crate) health: arc_swap::ArcSwap<vantage_core::health::HealthView>,
+    /// The instant (Unix µs) the time driver plans to wake the engine, and how to wake it
+    /// sooner.
+    pub(crate) planned_wake: std::sync::atomic::AtomicI64,
+    pub(crate) wake: tokio::sync::Notify,
+    pub(crate) ticks: std::sync::atomic::AtomicU64,
     /// Bumped after every change to the catalog.
     pub(crate) config_version: tokio::sync::watch::Sender<u64>,
     /// Bumped after the engine has followed a catalog change (probe assignments may differ).
@@ -151,6 +156,9 @@ impl Controller {
             jobs: tx,
             engine: Mutex::new(engine),
             health,
+            planned_wake: std::sync::atomic::AtomicI64::new(i64::MAX),
+            wake: tokio::sync::Notify::new(),
+            ticks: std::sync::atomic::AtomicU64::new(0),
             config_version: tokio::sync::watch::Sender::new(0),
             assignment_version: tokio::sync::watch::Sender::new(0),
             verdict_version: tokio::sync::watch::Sender::new(0),

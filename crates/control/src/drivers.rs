@@ -35,30 +35,39 @@ pub async fn follow_config(state: Arc<Controller>) {
     }
 }
 
-/// Silent locations are looked for every this many ticks (it walks every vote).
-const FORGET_EVERY_TICKS: u64 = 30;
+/// Retired and long-silent locations are looked for this often (it walks every vote).
+const FORGET_EVERY: Duration = Duration::from_secs(30);
 
-/// Advances health time once a second, off the async threads. Each call looks only at the
-/// pools whose votes went stale (`Engine::poll_timeout`), so a quiet second costs almost
-/// nothing.
+/// Advances health time exactly when the engine asks (`Engine::poll_timeout`), off the async
+/// threads: it sleeps until then, or until new input needs an earlier wake-up. With nothing
+/// going stale, an idle controller does nothing at all.
 pub async fn tick(state: Arc<Controller>) {
-    let mut every = tokio::time::interval(Duration::from_secs(1));
-    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut ticks = 0u64;
+    let mut forget = tokio::time::interval(FORGET_EVERY);
+    forget.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    forget.tick().await;
     loop {
-        every.tick().await;
-        ticks += 1;
-        let st = Arc::clone(&state);
-        let retire = ticks.is_multiple_of(FORGET_EVERY_TICKS);
-        let ticked = tokio::task::spawn_blocking(move || {
-            st.tick();
-            if retire {
-                st.forget_retired_locations();
-            }
+        let due = state.plan_wake();
+        let wait = due.map(|at| {
+            let micros = at.unix_micros() - state.now().unix_micros();
+            Duration::from_micros(u64::try_from(micros).unwrap_or(0))
         });
-        if let Err(e) = ticked.await {
+        let st = Arc::clone(&state);
+        let job: Box<dyn FnOnce() + Send> = tokio::select! {
+            () = sleep_or_forever(wait) => Box::new(move || st.tick()),
+            () = state.woken() => continue,
+            _ = forget.tick() => Box::new(move || st.forget_retired_locations()),
+        };
+        if let Err(e) = tokio::task::spawn_blocking(job).await {
             tracing::error!(error = %e, "health tick failed");
         }
+    }
+}
+
+/// Sleeps for `wait`, or forever when there is nothing to wait for.
+pub(crate) async fn sleep_or_forever(wait: Option<Duration>) {
+    match wait {
+        Some(d) => tokio::time::sleep(d).await,
+        None => std::future::pending().await,
     }
 }
 
@@ -236,6 +245,98 @@ mod tests {
         assert_eq!(
             routes.load().route("www.example.com").unwrap().pools.len(),
             1
+        );
+    }
+
+    /// The time driver wakes the engine when a vote goes stale, not every second: a result
+    /// followed by silence turns the pool unknown after three intervals, and getting there in
+    /// virtual time takes a handful of engine wake-ups, not one per second.
+    #[tokio::test(start_paused = true)]
+    async fn the_engine_is_woken_when_it_asks_not_every_second() {
+        use crate::clock::TokioClock;
+        use vantage_core::health::{Facts, Location, Outcome, Verdict};
+        let store = Arc::new(MemoryStore::default());
+        let a = AccountId::from_bytes([1; 16]);
+        let start = Timestamp::from_unix_micros(1_700_000_000_000_000);
+        store
+            .commit(
+                &Catalog::default()
+                    .create_account(a, "a".into(), start)
+                    .unwrap(),
+            )
+            .unwrap();
+        let clock = Arc::new(TokioClock::starting_at(start));
+        let (c, writer) =
+            Controller::load_with(store, clock, Arc::new(crate::ids::RandomIds)).unwrap();
+        std::thread::spawn(move || writer.run());
+        let here = Location {
+            region: vantage_core::region::RegionCode::Weu,
+            name: "here".into(),
+        };
+        c.set_installation(crate::Installation {
+            builtin_location: Some(here.clone()),
+            ..Default::default()
+        });
+        let mut assignments = c.assignment_changes();
+        tokio::spawn(follow_config(Arc::clone(&c)));
+        let m = MonitorId::from_bytes([2; 16]);
+        let spec = MonitorDraft {
+            kind: Some("tcp".into()),
+            port: Some(80),
+            interval: Some(60),
+            ..Default::default()
+        }
+        .validate()
+        .unwrap();
+        let (pool, monitor) = PoolDraft {
+            name: Some("p".into()),
+            origins: Some(vec![OriginDraft {
+                name: Some("o".into()),
+                address: Some("192.0.2.1".into()),
+                ..Default::default()
+            }]),
+            monitor: Some(m.to_string()),
+            ..Default::default()
+        }
+        .validate()
+        .unwrap();
+        let p = PoolId::from_bytes([3; 16]);
+        c.commit(move |cat, now| {
+            chain(
+                cat,
+                vec![
+                    Box::new(move |c| c.create_monitor(a, m, spec, now)),
+                    Box::new(move |c| c.create_pool(a, p, pool, monitor, now)),
+                ],
+            )
+        })
+        .await
+        .unwrap();
+        assignments.changed().await.unwrap();
+        let key = c.assignment(here.region, None)[0].key.clone();
+        let reached = Facts {
+            outcome: Outcome::Reached,
+            rtt_micros: Some(1_000),
+        };
+        c.record(&here, None, &key, &reached, c.now()).unwrap();
+        let healthy = |c: &Controller| c.health_view().pool(p).map(|v| v.healthy);
+        assert_eq!(healthy(&c), Some(Verdict::Healthy));
+
+        let begun = tokio::time::Instant::now();
+        let mut verdicts = c.verdict_changes();
+        tokio::spawn(tick(Arc::clone(&c)));
+        while healthy(&c) != Some(Verdict::Unknown) {
+            verdicts.changed().await.unwrap();
+        }
+        let waited = begun.elapsed();
+        assert!(
+            waited >= Duration::from_secs(180),
+            "stale after three intervals, not {waited:?}"
+        );
+        assert!(
+            c.ticks() <= 4,
+            "{} engine wake-ups over {waited:?} of virtual time",
+            c.ticks()
         );
     }
 }

@@ -2,6 +2,7 @@
 //! assignments, taking results in, and answering for verdicts. The binary's tasks drive
 //! them; the decisions are the core engine's.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use vantage_core::choice::Choice;
 use vantage_core::health::check::judge;
@@ -61,13 +62,38 @@ impl Controller {
         self.health.load_full()
     }
 
-    /// Publishes the engine's view if it changed (call with the engine locked, after it
-    /// moved).
+    /// After the engine moved (call with it locked): publishes its view if it changed, and
+    /// wakes the time driver if the engine now needs waking sooner than planned.
     fn publish_health(&self, engine: &Engine) {
         let view = engine.view();
         if !view.same(&self.health.load()) {
             self.health.store(Arc::new(view));
         }
+        let due = engine.poll_timeout().map_or(i64::MAX, |t| t.unix_micros());
+        if due < self.planned_wake.load(Ordering::Acquire) {
+            self.wake.notify_one();
+        }
+    }
+
+    /// When the engine next needs [`Controller::tick`] (`None`: only new input can change
+    /// anything), noted as the driver's plan so that input needing an earlier wake-up
+    /// interrupts its sleep (through [`Controller::woken`]).
+    pub fn plan_wake(&self) -> Option<vantage_core::Timestamp> {
+        let engine = self.engine();
+        let due = engine.poll_timeout();
+        self.planned_wake
+            .store(due.map_or(i64::MAX, |t| t.unix_micros()), Ordering::Release);
+        due
+    }
+
+    /// Resolves when input made the engine need waking before the planned time.
+    pub async fn woken(&self) {
+        self.wake.notified().await;
+    }
+
+    /// How many times the engine has been advanced in time (a gauge of idle cost).
+    pub fn ticks(&self) -> u64 {
+        self.ticks.load(Ordering::Relaxed)
     }
 
     /// Brings the engine up to date with the catalog. Verdicts the change alters are
@@ -87,9 +113,10 @@ impl Controller {
     }
 
     /// Advances health time: votes that went stale stop counting. Only the pools the engine
-    /// asked to be woken for (`Engine::poll_timeout`) are looked at, so a call with nothing
-    /// due costs almost nothing; the driver calls it about once a second.
+    /// asked to be woken for (`Engine::poll_timeout`) are looked at; the driver calls it when
+    /// that time comes ([`Controller::plan_wake`]).
     pub fn tick(&self) {
+        self.ticks.fetch_add(1, Ordering::Relaxed);
         let (events, silent) = {
             let mut engine = self.engine();
             let moved = engine.handle_timeout(self.now());
@@ -116,6 +143,7 @@ impl Controller {
             ));
         }
         engine.heartbeat(location, self.now());
+        self.publish_health(&engine);
         Ok(())
     }
 

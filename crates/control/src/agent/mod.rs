@@ -290,7 +290,7 @@ pub async fn run(
                 }
                 tracing::debug!(targets = targets.len(), version, "assignment loaded");
             }
-            () = sleep_or_forever(wait) => {
+            () = crate::drivers::sleep_or_forever(wait) => {
                 for (key, due_at) in schedule.due(now()) {
                     let Some(target) = targets.get(&key).cloned() else { continue };
                     let Ok(permit) = Arc::clone(&limit).acquire_owned().await else { break };
@@ -329,13 +329,6 @@ pub async fn run(
     }
     follower.abort();
     reporter.abort();
-}
-
-async fn sleep_or_forever(wait: Option<Duration>) {
-    match wait {
-        Some(d) => tokio::time::sleep(d).await,
-        None => std::future::pending().await,
-    }
 }
 
 /// Previews from the built-in location.
