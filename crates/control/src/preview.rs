@@ -130,11 +130,17 @@ impl Previews {
 
 use futures_util::future::join_all;
 use serde_json::json;
+use std::sync::Arc;
 use vantage_core::choice::Choice;
+
 use vantage_core::health::check::judge;
-use vantage_core::health::verdict::{majority, pool_verdict};
-use vantage_core::health::Verdict;
+use vantage_core::health::plan::{HealthPlan, PlannedPool};
+use vantage_core::health::{Engine, ProbeKey};
 use vantage_core::pool::Pool;
+use vantage_core::MonitorId;
+
+/// The monitor id a preview's candidate monitor goes by inside its throwaway engine.
+const CANDIDATE: MonitorId = MonitorId::from_bytes([0; 16]);
 
 use crate::controller::Controller;
 
@@ -155,50 +161,71 @@ impl Controller {
                 .start(account, limits.previews_per_account, limits.previews_total)?;
         let locations = runner.locations();
         let spec = &spec;
+        // Every distinct target of the candidate pools, checked once from every location.
+        let mut targets: Vec<ProbeKey> = pools
+            .iter()
+            .filter(|p| p.spec.enabled)
+            .flat_map(|p| p.spec.origins.iter().filter(|o| o.enabled))
+            .map(|o| ProbeKey {
+                monitor: CANDIDATE,
+                address: o.address.clone(),
+                port: o.port,
+                host: o.host.clone(),
+            })
+            .collect();
+        targets.sort();
+        targets.dedup();
+        let checks = targets.iter().flat_map(|key| {
+            locations.iter().map(move |l| async move {
+                let facts = runner
+                    .check(l, spec, &key.address, key.port, key.host.as_deref())
+                    .await;
+                (key, l, judge(spec, &facts))
+            })
+        });
+        let judged = join_all(checks).await;
+        // The verdicts are the engine's, as for any pool: one fresh engine judges the results.
+        let candidate = Arc::new(spec.clone());
+        let plan = HealthPlan {
+            pools: pools
+                .iter()
+                .map(|p| PlannedPool::of(p, Some((CANDIDATE, Arc::clone(&candidate)))))
+                .collect(),
+        };
+        let now = self.now();
+        let mut engine = Engine::new(&plan, [], now);
+        for (key, location, result) in judged {
+            engine.record(location, key, result, now);
+        }
+        let view = engine.view();
         let mut result = serde_json::Map::new();
         for pool in &pools {
-            let origins: Vec<_> = pool.spec.origins.iter().filter(|o| o.enabled).collect();
-            let checks = origins.iter().map(|o| {
-                let locations = &locations;
-                async move {
-                    let facts = join_all(
-                        locations
-                            .iter()
-                            .map(|l| runner.check(l, spec, &o.address, o.port, o.host.as_deref())),
-                    )
-                    .await;
-                    let results: Vec<_> = facts.iter().map(|f| judge(spec, f)).collect();
-                    (o, results)
-                }
-            });
-            let judged = join_all(checks).await;
-            let mut verdicts = Vec::new();
-            let origins_json: Vec<Value> = judged
+            let (Some(verdicts), Some(detail)) = (view.pool(pool.id), engine.pool_health(pool.id))
+            else {
+                continue;
+            };
+            let origins_json: Vec<Value> = verdicts
+                .origins
                 .iter()
-                .map(|(o, results)| {
-                    let healthy = majority(results.iter().map(|r| Verdict::of(r.healthy)));
-                    verdicts.push(healthy);
-                    let shown = results
-                        .iter()
-                        .find(|r| Verdict::of(r.healthy) == healthy)
-                        .or(results.first());
-                    let mut d = json!({"healthy": healthy.is_healthy()});
-                    if let Some(r) = shown {
-                        d["failure_reason"] = json!(r.reason.as_str());
-                        if let Some(code) = r.response_code {
-                            d["response_code"] = json!(code);
-                        }
-                        if let Some(rtt) = r.rtt_micros {
-                            d["rtt"] = json!(vantage_wire::health::rtt(rtt));
-                        }
+                .zip(&detail.origins)
+                .filter(|(v, _)| v.enabled)
+                .map(|(v, d)| {
+                    let mut o = json!({
+                        "healthy": v.healthy.is_healthy(),
+                        "failure_reason": v.reason.as_str(),
+                    });
+                    if let Some(code) = d.response_code {
+                        o["response_code"] = json!(code);
                     }
-                    json!({ o.address.clone(): d })
+                    if let Some(rtt) = d.rtt_micros {
+                        o["rtt"] = json!(vantage_wire::health::rtt(rtt));
+                    }
+                    json!({ v.address.clone(): o })
                 })
                 .collect();
-            let healthy = pool_verdict(pool.spec.enabled, pool.spec.minimum_origins, verdicts);
             result.insert(
                 pool.id.to_string(),
-                json!({"healthy": healthy.is_healthy(), "origins": origins_json}),
+                json!({"healthy": verdicts.healthy.is_healthy(), "origins": origins_json}),
             );
         }
         let id = hex::encode(crate::secrets::random_bytes());

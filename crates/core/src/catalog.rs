@@ -357,36 +357,19 @@ impl Catalog {
     /// A monitor by id, whichever account owns it (for the health engine, which serves all).
     /// What the health engine judges: every pool, with its monitor when it has one.
     pub fn health_plan(&self) -> crate::health::HealthPlan {
-        use crate::health::plan::{PlannedOrigin, PlannedPool};
+        use crate::health::plan::PlannedPool;
         let mut shared: HashMap<MonitorId, Arc<MonitorSpec>> = HashMap::new();
         let pools = self
             .all_pools()
-            .map(|p| PlannedPool {
-                id: p.id,
-                account: p.account,
-                name: p.spec.name.clone(),
-                enabled: p.spec.enabled,
-                minimum: p.spec.minimum_origins,
-                check_regions: p.spec.check_regions.clone(),
-                monitor: p.spec.monitor.and_then(|m| {
+            .map(|p| {
+                let monitor = p.spec.monitor.and_then(|m| {
                     let monitor = self.any_monitor(m)?;
                     let spec = shared
                         .entry(m)
                         .or_insert_with(|| Arc::new(monitor.spec.clone()));
                     Some((m, Arc::clone(spec)))
-                }),
-                origins: p
-                    .spec
-                    .origins
-                    .iter()
-                    .map(|o| PlannedOrigin {
-                        name: o.name.clone(),
-                        address: o.address.clone(),
-                        port: o.port,
-                        host: o.host.clone(),
-                        enabled: o.enabled,
-                    })
-                    .collect(),
+                });
+                PlannedPool::of(p, monitor)
             })
             .collect();
         crate::health::HealthPlan { pools }

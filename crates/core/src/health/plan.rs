@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use crate::monitor::MonitorSpec;
+use crate::pool::Pool;
 use crate::region::CheckRegions;
 use crate::{AccountId, MonitorId, PoolId};
 
@@ -25,6 +26,34 @@ pub struct PlannedPool {
     /// traffic unjudged).
     pub monitor: Option<(MonitorId, Arc<MonitorSpec>)>,
     pub origins: Vec<PlannedOrigin>,
+}
+
+impl PlannedPool {
+    /// `pool` as the engine judges it, under `monitor` (its own, or a candidate's in a
+    /// preview).
+    pub fn of(pool: &Pool, monitor: Option<(MonitorId, Arc<MonitorSpec>)>) -> PlannedPool {
+        PlannedPool {
+            id: pool.id,
+            account: pool.account,
+            name: pool.spec.name.clone(),
+            enabled: pool.spec.enabled,
+            minimum: pool.spec.minimum_origins,
+            check_regions: pool.spec.check_regions.clone(),
+            monitor,
+            origins: pool
+                .spec
+                .origins
+                .iter()
+                .map(|o| PlannedOrigin {
+                    name: o.name.clone(),
+                    address: o.address.clone(),
+                    port: o.port,
+                    host: o.host.clone(),
+                    enabled: o.enabled,
+                })
+                .collect(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
