@@ -15,7 +15,7 @@ pub struct Zone {
     pub modified_on: Timestamp,
     /// An installation operator allowed this zone to overlap a zone of another account
     /// (`vantage zone create --allow-overlap`). Without it, of two overlapping zones of
-    /// different accounts only the older is served (see [`crate::catalog::Catalog::served_zones`]).
+    /// different accounts only the older is served (see `Catalog::served_zones`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub overlap_allowed: bool,
 }

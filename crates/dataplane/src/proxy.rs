@@ -53,8 +53,7 @@ use crate::upstream::{Failure, Upstreams};
 use vantage_core::{LoadBalancerId, PoolId};
 use vantage_metrics::{CounterHandle, HistogramHandle, Metrics, ProxyLabels, RouteLabels};
 
-/// A request body on its way to an origin (and an origin's response, as it arrives).
-pub type Body = UnsyncBoxBody<Bytes, hyper::Error>;
+pub use crate::upstream::Body;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 

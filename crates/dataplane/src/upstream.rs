@@ -19,7 +19,9 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
 use crate::load::InFlight;
-use crate::proxy::Body;
+
+/// A request body on its way to an origin (and an origin's response, as it arrives).
+pub type Body = http_body_util::combinators::UnsyncBoxBody<bytes::Bytes, hyper::Error>;
 
 /// Idle connections kept per origin; beyond it, returned connections are closed.
 const MAX_IDLE_PER_ORIGIN: usize = 512;

@@ -17,7 +17,7 @@ use vantage_store::Store;
 use vantage_store_sqlite::{Durability, SqliteStore};
 
 use crate::bootstrap::new_token;
-use crate::serve::open_store;
+use crate::process::open_store;
 use crate::{DataDir, Output};
 
 #[derive(Debug, Subcommand)]
@@ -43,10 +43,10 @@ pub enum TokenCommand {
         #[arg(long, conflicts_with_all = ["zone", "permissions"], requires_all = ["region", "location"])]
         agent: bool,
         /// With --agent: the region of the agent's location.
-        #[arg(long, requires = "agent", value_parser = crate::serve::parse_region)]
+        #[arg(long, requires = "agent", value_parser = crate::process::parse_region)]
         region: Option<RegionCode>,
         /// With --agent: the location's name, unique in the installation while the token lives.
-        #[arg(long, requires = "agent", value_parser = crate::serve::parse_location)]
+        #[arg(long, requires = "agent", value_parser = crate::process::parse_location)]
         location: Option<String>,
         /// RFC 3339 instant after which the token stops working.
         #[arg(long)]

@@ -72,8 +72,8 @@ fn parse_agent_location(s: &str) -> anyhow::Result<Location> {
         .split_once('/')
         .ok_or_else(|| anyhow::anyhow!("VANTAGE_BOOTSTRAP_AGENT_LOCATION must be REGION/NAME"))?;
     Ok(Location {
-        region: crate::serve::parse_region(region).map_err(anyhow::Error::msg)?,
-        name: crate::serve::parse_location(name).map_err(anyhow::Error::msg)?,
+        region: crate::process::parse_region(region).map_err(anyhow::Error::msg)?,
+        name: crate::process::parse_location(name).map_err(anyhow::Error::msg)?,
     })
 }
 

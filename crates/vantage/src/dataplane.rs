@@ -52,7 +52,7 @@ pub struct DataPlaneArgs {
     proxy_country: Option<String>,
     /// This data plane's region, for `region_pools` and dynamic latency (defaults to the
     /// country's region).
-    #[arg(long, env = "VANTAGE_PROXY_REGION", value_parser = crate::serve::parse_region)]
+    #[arg(long, env = "VANTAGE_PROXY_REGION", value_parser = crate::process::parse_region)]
     proxy_region: Option<RegionCode>,
     /// This data plane's coordinates `LAT,LON`, for proximity steering.
     #[arg(long, env = "VANTAGE_PROXY_COORDINATES", value_parser = parse_coordinates)]
@@ -309,7 +309,7 @@ impl DataPlane {
                                 }
                             };
                             Arc::new(proxy)
-                                .serve(socket, tls, crate::serve::shutdown_signal())
+                                .serve(socket, tls, crate::process::shutdown_signal())
                                 .await;
                         });
                     })?;
@@ -324,11 +324,11 @@ impl DataPlane {
             let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
             for _ in 0..workers {
                 listeners.push(tokio::spawn(
-                    Arc::clone(&dns).serve_udp(Arc::clone(&udp), crate::serve::shutdown_signal()),
+                    Arc::clone(&dns).serve_udp(Arc::clone(&udp), crate::process::shutdown_signal()),
                 ));
             }
             listeners.push(tokio::spawn(
-                dns.serve_tcp(tcp, crate::serve::shutdown_signal()),
+                dns.serve_tcp(tcp, crate::process::shutdown_signal()),
             ));
         }
         Ok((publisher, listeners))

@@ -10,6 +10,7 @@ mod config;
 mod dataplane;
 mod http;
 mod paint;
+mod process;
 mod remote;
 mod serve;
 mod status;

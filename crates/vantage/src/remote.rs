@@ -19,10 +19,10 @@ pub struct AgentArgs {
     #[arg(long, env = "VANTAGE_AGENT_TOKEN", hide_env_values = true)]
     token: String,
     /// This location's region (one of the 13 region codes).
-    #[arg(long, env = "VANTAGE_REGION", value_parser = crate::serve::parse_region)]
+    #[arg(long, env = "VANTAGE_REGION", value_parser = crate::process::parse_region)]
     region: RegionCode,
     /// This location's name, unique per controller.
-    #[arg(long, env = "VANTAGE_LOCATION", value_parser = crate::serve::parse_location)]
+    #[arg(long, env = "VANTAGE_LOCATION", value_parser = crate::process::parse_location)]
     location: String,
     /// Bind outgoing probe sockets to this address (multi-homed hosts).
     #[arg(long)]
@@ -42,7 +42,7 @@ pub struct AgentArgs {
 }
 
 pub fn run(args: AgentArgs) -> anyhow::Result<()> {
-    crate::serve::init_logging();
+    crate::process::init_logging();
     let ca = match &args.controller_ca_file {
         Some(path) => {
             Some(std::fs::read(path).with_context(|| format!("reading {}", path.display()))?)
@@ -95,7 +95,7 @@ pub fn run(args: AgentArgs) -> anyhow::Result<()> {
         };
         tokio::select! {
             () = agent::run(Link::Remote(controller), prober, location, args.buffer, metrics) => {}
-            () = crate::serve::shutdown_signal() => {}
+            () = crate::process::shutdown_signal() => {}
         }
         Ok(())
     })

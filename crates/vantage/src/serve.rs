@@ -1,6 +1,5 @@
 //! `vantage serve`: the control plane.
 
-use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -10,13 +9,16 @@ use anyhow::{bail, Context};
 use fs4::fs_std::FileExt;
 use vantage_control::Controller;
 use vantage_store::Store;
-use vantage_store_sqlite::{Durability, SqliteStore};
+use vantage_store_sqlite::Durability;
 
 use vantage_core::health::Location;
 use vantage_core::region::RegionCode;
 use vantage_probe::Prober;
 
 use crate::bootstrap::{self, Seed};
+use crate::process::{
+    create_private_dir, init_logging, open_store, parse_location, parse_region, shutdown_signal,
+};
 use crate::DataDir;
 
 #[derive(Debug, clap::Args)]
@@ -120,21 +122,6 @@ async fn prune(state: Arc<Controller>, retention: vantage_store::Retention) {
     }
 }
 
-pub fn parse_location(s: &str) -> Result<String, String> {
-    if Location::is_valid_name(s) {
-        Ok(s.to_owned())
-    } else {
-        Err("a location name is 1-63 letters, digits, '-', '_' or '.'".to_owned())
-    }
-}
-
-pub fn parse_region(s: &str) -> Result<RegionCode, String> {
-    s.parse().map_err(|_| {
-        let codes: Vec<&str> = RegionCode::ALL.iter().map(|r| r.code()).collect();
-        format!("not a region code; use one of {}", codes.join(", "))
-    })
-}
-
 /// An API connection on which no byte moves this long is closed: longer than the agent
 /// protocol's 25 s long-poll and the dashboard stream's keep-alive.
 const API_IDLE: Duration = Duration::from_secs(60);
@@ -153,38 +140,6 @@ fn raise_descriptor_limit() -> u64 {
 
 /// How often the server looks for changes the CLI made to the store.
 const RELOAD_EVERY: Duration = Duration::from_millis(500);
-
-pub fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("VANTAGE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
-}
-
-/// Opens the data directory's store, creating the directory if needed.
-pub fn open_store(dir: &Path, durability: Durability) -> anyhow::Result<SqliteStore> {
-    create_private_dir(dir)?;
-    Ok(SqliteStore::open(&dir.join("vantage.db"), durability)?)
-}
-
-fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
-    if dir.exists() {
-        return Ok(());
-    }
-    let mut builder = std::fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        builder.mode(0o700);
-    }
-    builder
-        .create(dir)
-        .with_context(|| format!("creating data directory {}", dir.display()))
-}
 
 /// Holds the data directory for this process: two servers on one store would each believe
 /// their in-memory catalog is the truth.
@@ -449,32 +404,4 @@ async fn watch_store(state: Arc<Controller>) {
             Err(e) => tracing::warn!(error = %e, "store watcher job failed"),
         }
     }
-}
-
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(e) = tokio::signal::ctrl_c().await {
-            tracing::warn!(error = %e, "cannot listen for SIGINT");
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
-    }
-    tracing::info!("shutting down: finishing in-flight requests");
 }

@@ -1,6 +1,5 @@
 //! What the engine judges, as a plain value: every pool with its monitor and origins. The
-//! catalog derives it ([`crate::catalog::Catalog::health_plan`]); the engine never reads the
-//! catalog itself, so health depends on configuration only through this value.
+//! catalog derives it (`Catalog::health_plan`); the engine never reads the catalog itself, so health depends on configuration only through this value.
 
 use std::sync::Arc;
 
