@@ -36,6 +36,11 @@ pub struct Controller {
     pub(crate) planned_wake: std::sync::atomic::AtomicI64,
     pub(crate) wake: tokio::sync::Notify,
     pub(crate) ticks: std::sync::atomic::AtomicU64,
+    /// When the health view was last published (µs), whether a newer one waits, and how the
+    /// publishing driver is told.
+    pub(crate) health_published_at: std::sync::atomic::AtomicI64,
+    pub(crate) health_pending: std::sync::atomic::AtomicBool,
+    pub(crate) health_flush: tokio::sync::Notify,
     /// Bumped after every change to the catalog.
     pub(crate) config_version: tokio::sync::watch::Sender<u64>,
     /// Bumped after the engine has followed a catalog change (probe assignments may differ).
@@ -159,6 +164,9 @@ impl Controller {
             planned_wake: std::sync::atomic::AtomicI64::new(i64::MAX),
             wake: tokio::sync::Notify::new(),
             ticks: std::sync::atomic::AtomicU64::new(0),
+            health_published_at: std::sync::atomic::AtomicI64::new(i64::MIN),
+            health_pending: std::sync::atomic::AtomicBool::new(false),
+            health_flush: tokio::sync::Notify::new(),
             config_version: tokio::sync::watch::Sender::new(0),
             assignment_version: tokio::sync::watch::Sender::new(0),
             verdict_version: tokio::sync::watch::Sender::new(0),

@@ -71,6 +71,19 @@ pub(crate) async fn sleep_or_forever(wait: Option<Duration>) {
     }
 }
 
+/// Publishes the health view when a burst of changes held it back (see
+/// `Controller::flush_health`): at most a few milliseconds after the last change.
+pub async fn publish_health(state: Arc<Controller>) {
+    let wait = Duration::from_micros(
+        u64::try_from(crate::health::HEALTH_PUBLISH_EVERY_MICROS).unwrap_or(0),
+    );
+    loop {
+        state.health_waiting().await;
+        tokio::time::sleep(wait).await;
+        state.flush_health();
+    }
+}
+
 /// Snapshots are rebuilt at least this often, so RTTs (dynamic latency) move.
 const REFRESH: Duration = Duration::from_secs(5);
 
@@ -319,6 +332,8 @@ mod tests {
             rtt_micros: Some(1_000),
         };
         c.record(&here, None, &key, &reached, c.now()).unwrap();
+        // Published at once, or by the publishing driver within milliseconds.
+        c.flush_health();
         let healthy = |c: &Controller| c.health_view().pool(p).map(|v| v.healthy);
         assert_eq!(healthy(&c), Some(Verdict::Healthy));
 

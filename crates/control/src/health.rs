@@ -15,6 +15,10 @@ use vantage_core::PoolId;
 
 use crate::controller::Controller;
 
+/// The most often the health view is republished under a burst of changes (µs); the
+/// publishing driver catches up with the rest within this time.
+pub(crate) const HEALTH_PUBLISH_EVERY_MICROS: i64 = 20_000;
+
 impl Controller {
     /// The health engine, locked: hold it briefly, and lock the catalog first when both.
     pub fn engine(&self) -> std::sync::MutexGuard<'_, vantage_core::health::Engine> {
@@ -67,12 +71,42 @@ impl Controller {
     fn publish_health(&self, engine: &Engine) {
         let view = engine.view();
         if !view.same(&self.health.load()) {
-            self.health.store(Arc::new(view));
+            // A published view is shared, so the engine's next change copies its map of
+            // pools: publishing at most every few milliseconds keeps a burst of results (every
+            // location's first check) from copying it once per result.
+            let now = self.now().unix_micros();
+            let last = self.health_published_at.load(Ordering::Acquire);
+            if now.saturating_sub(last) >= HEALTH_PUBLISH_EVERY_MICROS {
+                self.store_health(view, now);
+            } else if !self.health_pending.swap(true, Ordering::AcqRel) {
+                self.health_flush.notify_one();
+            }
         }
         let due = engine.poll_timeout().map_or(i64::MAX, |t| t.unix_micros());
         if due < self.planned_wake.load(Ordering::Acquire) {
             self.wake.notify_one();
         }
+    }
+
+    fn store_health(&self, view: HealthView, now: i64) {
+        self.health.store(Arc::new(view));
+        self.health_published_at.store(now, Ordering::Release);
+    }
+
+    /// Publishes the engine's view now if a change is waiting (the publishing driver calls
+    /// it shortly after [`Controller::health_waiting`] resolves). Routing follows.
+    pub fn flush_health(&self) {
+        if !self.health_pending.swap(false, Ordering::AcqRel) {
+            return;
+        }
+        let view = self.engine().view();
+        self.store_health(view, self.now().unix_micros());
+        self.verdict_version.send_modify(|v| *v += 1);
+    }
+
+    /// Resolves when a changed view waits to be published.
+    pub async fn health_waiting(&self) {
+        self.health_flush.notified().await;
     }
 
     /// When the engine next needs [`Controller::tick`] (`None`: only new input can change

@@ -108,6 +108,15 @@ fn weighted(weights: &[u64], random: u64) -> Option<usize> {
     None
 }
 
+/// A second, independent number from one (the SplitMix64 finaliser: every input bit
+/// moves every output bit), so one random draw can make two choices.
+fn remix(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
 /// A stable 64-bit hash (FNV-1a) for client-IP affinity.
 pub fn hash_ip(ip: &IpAddr) -> u64 {
     let bytes = match ip {
@@ -221,11 +230,15 @@ pub fn choose_origin(
         .iter()
         .map(|i| u64::from(pool.origins[*i].weight.hundredths()))
         .collect();
+    // The pool was picked with the same number (random, or the client's hash for
+    // `ip_cookie`); drawing the origin from it again would tie the two choices together and
+    // starve some origins of a rarely picked pool. A mix of it is an independent draw.
     let pick = match pool.origin_steering {
-        OriginSteeringPolicy::Random => weighted(&weights, ctx.random),
-        OriginSteeringPolicy::Hash => {
-            weighted(&weights, ctx.client_ip.as_ref().map_or(ctx.random, hash_ip))
-        }
+        OriginSteeringPolicy::Random => weighted(&weights, remix(ctx.random)),
+        OriginSteeringPolicy::Hash => weighted(
+            &weights,
+            remix(ctx.client_ip.as_ref().map_or(ctx.random, hash_ip)),
+        ),
         OriginSteeringPolicy::LeastOutstandingRequests | OriginSteeringPolicy::LeastConnections => {
             (0..idx.len()).filter(|k| weights[*k] > 0).min_by(|a, b| {
                 let load = |k: usize| {
@@ -245,7 +258,8 @@ pub fn choose_origin(
 
 /// The pools taking traffic now, as people are shown it (no client context): for failover
 /// policies the first usable pool in order, for the others every usable default pool, and the
-/// fallback when none is usable (nothing when it is disabled too).
+/// fallback when none is usable (nothing when it is disabled too, or has no origin that can
+/// take traffic — as `steer` would answer nowhere).
 pub fn serving(lb: &LoadBalancerSpec, pools: &HashMap<PoolId, PoolView>) -> Vec<PoolId> {
     let usable = |id: &&PoolId| pools.get(id).is_some_and(PoolView::usable);
     let failover = matches!(
@@ -262,7 +276,9 @@ pub fn serving(lb: &LoadBalancerSpec, pools: &HashMap<PoolId, PoolView>) -> Vec<
     } else {
         lb.default_pools.iter().filter(usable).copied().collect()
     };
-    if out.is_empty() && pools.get(&lb.fallback_pool).is_some_and(|p| p.enabled) {
+    let fallback_takes =
+        |p: &PoolView| p.enabled && p.origins.iter().any(OriginView::takes_fallback);
+    if out.is_empty() && pools.get(&lb.fallback_pool).is_some_and(fallback_takes) {
         out.push(lb.fallback_pool);
     }
     out

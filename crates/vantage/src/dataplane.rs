@@ -44,8 +44,8 @@ pub struct DataPlaneArgs {
     /// Largest request header block accepted; larger ones answer 431.
     #[arg(long, default_value_t = 32 * 1024, value_parser = clap::value_parser!(u64).range(8192..=1_048_576))]
     proxy_max_header_bytes: u64,
-    /// This data plane's PoP code, for `pop_pools`.
-    #[arg(long, env = "VANTAGE_PROXY_POP")]
+    /// This data plane's PoP code (three letters, as `pop_pools` keys), for `pop_pools`.
+    #[arg(long, env = "VANTAGE_PROXY_POP", value_parser = parse_pop)]
     proxy_pop: Option<String>,
     /// This data plane's country (ISO 3166-1 alpha-2), for `country_pools`.
     #[arg(long, env = "VANTAGE_PROXY_COUNTRY", value_parser = parse_country)]
@@ -84,6 +84,15 @@ fn parse_country(s: &str) -> Result<String, String> {
         Ok(c)
     } else {
         Err("not an ISO 3166-1 alpha-2 country code".into())
+    }
+}
+
+/// A PoP code as `pop_pools` stores its keys (upper case), so `ams` matches `AMS`.
+fn parse_pop(s: &str) -> Result<String, String> {
+    if s.len() == 3 && s.bytes().all(|b| b.is_ascii_alphabetic()) {
+        Ok(s.to_ascii_uppercase())
+    } else {
+        Err("a PoP code is three letters (an IATA airport code, such as AMS)".into())
     }
 }
 

@@ -301,6 +301,7 @@ async fn serve(
         tokio::spawn(watch_store(Arc::clone(&state))),
         tokio::spawn(vantage_control::drivers::follow_config(Arc::clone(&state))),
         tokio::spawn(vantage_control::drivers::tick(Arc::clone(&state))),
+        tokio::spawn(vantage_control::drivers::publish_health(Arc::clone(&state))),
         tokio::spawn(vantage_control::delivery::deliver(Arc::clone(&state))),
     ];
     if let Some((prober, location)) = agent {

@@ -269,10 +269,8 @@ async fn metric(s: &Server, series: &str) -> f64 {
 async fn floods_of_idle_and_slow_connections_starve_nobody() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpStream;
-    let origin = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = origin.local_addr().unwrap().port();
-    drop(origin);
-    let _origin = common::origin_on(port, "ok").await;
+    let origin = common::origin::Origin::start("ok").await;
+    let port = origin.port();
     let s = Server::start_flags(&[
         "--proxy-listen",
         "127.0.0.1:0",

@@ -4,36 +4,14 @@
 
 mod common;
 
+use common::origin::Origin;
+
 use std::process::Command;
 use std::time::Duration;
 
 use common::{eventually, Server, TOKEN};
 use reqwest::Method;
 use serde_json::{json, Value};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
-
-/// An origin answering `200 ok` on `/` and 404 elsewhere, until the test ends.
-async fn origin() -> std::net::SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let mut buf = [0u8; 2048];
-                let n = s.read(&mut buf).await.unwrap_or(0);
-                let root = buf[..n].starts_with(b"GET / ");
-                let reply: &[u8] = if root {
-                    b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok"
-                } else {
-                    b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
-                };
-                let _ = s.write_all(reply).await;
-            });
-        }
-    });
-    addr
-}
 
 fn closed_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -60,7 +38,8 @@ fn args(list: &[&str]) -> Vec<String> {
 
 #[tokio::test]
 async fn check_judges_like_a_monitor() {
-    let addr = origin().await;
+    let origin = Origin::start("ok").await;
+    let addr = origin.addr();
     let (code, out, _) = vantage(args(&[
         "check",
         &format!("http://{addr}/"),
@@ -77,7 +56,7 @@ async fn check_judges_like_a_monitor() {
 
     let (code, out, _) = vantage(args(&[
         "check",
-        &format!("http://{addr}/missing"),
+        &format!("http://{addr}/status/404"),
         "--output",
         "json",
     ]))
@@ -128,7 +107,8 @@ async fn check_judges_like_a_monitor() {
 
 #[tokio::test]
 async fn status_shows_pools_origins_regions_and_reasons() {
-    let addr = origin().await;
+    let origin = Origin::start("ok").await;
+    let addr = origin.addr();
     let s = Server::start();
     let a = s.account_id().await;
     let zone = s.zone(&a, "example.com").await;
@@ -357,7 +337,8 @@ notification_policies:
 #[tokio::test]
 async fn a_remote_agent_serves_its_own_metrics() {
     const AGENT_TOKEN: &str = "vantage-test-agent-token_0123456789abcdefghijklmnopqrs";
-    let addr = origin().await;
+    let origin = Origin::start("ok").await;
+    let addr = origin.addr();
     let tmp = tempfile::tempdir().unwrap();
     let s = Server::start_with(
         &tmp.path().join("data"),

@@ -6,15 +6,10 @@ mod common;
 
 use std::time::Duration;
 
+use common::origin::Origin;
 use common::{eventually, Server};
 use reqwest::Method;
 use serde_json::{json, Value};
-use tokio::task::JoinHandle;
-
-/// An origin answering 200 on `port` until aborted.
-async fn origin(port: u16) -> JoinHandle<()> {
-    common::origin_on(port, "healthy").await
-}
 
 async fn health(s: &Server, a: &str, pool: &str) -> (u16, Value) {
     let (st, v) = s
@@ -33,11 +28,8 @@ fn pool_healthy(v: &Value) -> Option<bool> {
 
 #[tokio::test]
 async fn an_origin_dies_and_comes_back() {
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let mut up = origin(port).await;
+    let mut up = Origin::start("healthy").await;
+    let port = up.port();
     let s = Server::start();
     let a = s.account_id().await;
     let (_, m) = s
@@ -84,8 +76,7 @@ async fn an_origin_dies_and_comes_back() {
     );
 
     // The origin dies.
-    up.abort();
-    let _ = up.await;
+    up.kill();
     eventually(limit, "the pool turns unhealthy", || async {
         pool_healthy(&health(&s, &a, &pid).await.1) == Some(false)
     })
@@ -133,7 +124,7 @@ async fn an_origin_dies_and_comes_back() {
     assert_eq!(e["origins"][0]["failure_reason"], "TCP connection failed");
 
     // It comes back.
-    up = origin(port).await;
+    up.revive().await;
     eventually(limit, "the pool recovers", || async {
         pool_healthy(&health(&s, &a, &pid).await.1) == Some(true)
     })
@@ -154,8 +145,7 @@ async fn an_origin_dies_and_comes_back() {
     assert_eq!(verdicts, [Some(true), Some(false), Some(true)], "{all}");
 
     // Down again, then a restart without any probing: the stored verdict is served at once.
-    up.abort();
-    let _ = up.await;
+    up.kill();
     eventually(limit, "down again", || async {
         pool_healthy(&health(&s, &a, &pid).await.1) == Some(false)
     })
@@ -189,11 +179,8 @@ async fn an_origin_dies_and_comes_back() {
 
 #[tokio::test]
 async fn previews_run_a_candidate_monitor_at_once() {
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let _up = origin(port).await;
+    let _up = Origin::start("healthy").await;
+    let port = _up.port();
     let s = Server::start();
     let a = s.account_id().await;
     let (_, m) = s

@@ -8,12 +8,12 @@ mod common;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::origin::Origin;
 use common::{eventually, Server};
 use reqwest::Method;
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
 
 /// One request the receiver got: the `cf-webhook-auth` header and the JSON body.
 #[derive(Debug, Clone)]
@@ -83,11 +83,6 @@ async fn receiver(fail_first: usize) -> (String, Arc<Mutex<Vec<Received>>>, Arc<
     (url, got, seen)
 }
 
-/// An origin answering 200 on `port` until aborted.
-async fn origin(port: u16) -> JoinHandle<()> {
-    common::origin_on(port, "ok").await
-}
-
 fn events(got: &Arc<Mutex<Vec<Received>>>, alert_event: &str) -> Vec<Received> {
     got.lock()
         .unwrap()
@@ -99,11 +94,8 @@ fn events(got: &Arc<Mutex<Vec<Received>>>, alert_event: &str) -> Vec<Received> {
 
 #[tokio::test]
 async fn health_alerts_reach_a_webhook_once_each() {
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let mut up = origin(port).await;
+    let mut up = Origin::start("ok").await;
+    let port = up.port();
     let (url, got, seen) = receiver(1).await;
     // The receiver is on loopback, which webhooks may use only with the operator's allowance.
     let s = Server::start_flags(&["--allow-internal-webhooks"]);
@@ -182,7 +174,7 @@ async fn health_alerts_reach_a_webhook_once_each() {
         "a first healthy verdict is not news"
     );
 
-    up.abort();
+    up.kill();
     // One START for the origin and one for the pool; the first try gets a 500 and is retried.
     eventually(
         Duration::from_secs(20),
@@ -232,7 +224,7 @@ async fn health_alerts_reach_a_webhook_once_each() {
         3
     );
 
-    up = origin(port).await;
+    up.revive().await;
     eventually(Duration::from_secs(20), "END alerts delivered", || async {
         events(&got, "END").len() == 2
     })
@@ -243,7 +235,7 @@ async fn health_alerts_reach_a_webhook_once_each() {
     let delivered_before = got.lock().unwrap().len();
     let (dir, tmp) = s.sigkill();
     let s = Server::start_with(&dir, &[], &["--allow-internal-webhooks"]).unwrap();
-    up.abort();
+    up.kill();
     eventually(Duration::from_secs(25), "the next START alerts", || async {
         events(&got, "START").len() == 4
     })
@@ -357,11 +349,8 @@ async fn a_stalled_receiver_of_one_account_delays_no_other() {
     let b = s.cli(&["account", "create", "--name", "tenant-b"]);
     let b_token = s.cli_token(&b, "b", "all").await;
     // Both accounts' origins sit on one port, so both pools go down at the same moment.
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let up = origin(port).await;
+    let up = Origin::start("ok").await;
+    let port = up.port();
     let mut tarpits = Vec::new();
     let mut urls = Vec::new();
     for _ in 0..10 {
@@ -384,7 +373,7 @@ async fn a_stalled_receiver_of_one_account_delays_no_other() {
     )
     .await;
 
-    up.abort();
+    up.kill();
     eventually(
         Duration::from_secs(30),
         "the healthy receiver gets its START alert",

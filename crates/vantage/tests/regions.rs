@@ -5,43 +5,22 @@
 
 mod common;
 
-use std::collections::HashSet;
-use std::net::IpAddr;
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{eventually, Server, EMAIL, KEY, TOKEN};
 use reqwest::Method;
 use serde_json::{json, Value};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
 
 const AGENT_TOKEN: &str = "vantage-test-agent-token_0123456789abcdefghijklmnopqrs";
 
 /// An origin that answers 503 to the source addresses in `deny` and 200 to everyone else.
-async fn origin(deny: &[&str]) -> u16 {
-    let deny: Arc<Mutex<HashSet<IpAddr>>> = Arc::new(Mutex::new(
-        deny.iter().map(|a| a.parse().unwrap()).collect(),
-    ));
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move {
-        while let Ok((mut s, peer)) = listener.accept().await {
-            let denied = deny.lock().unwrap().contains(&peer.ip());
-            tokio::spawn(async move {
-                let mut buf = [0u8; 2048];
-                let _ = s.read(&mut buf).await;
-                let resp: &[u8] = if denied {
-                    b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n"
-                } else {
-                    b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
-                };
-                let _ = s.write_all(resp).await;
-            });
-        }
-    });
-    port
+async fn origin(deny: &[&str]) -> common::origin::Origin {
+    let origin = common::origin::Origin::start("ok").await;
+    for client in deny {
+        origin.refuse(client);
+    }
+    origin
 }
 
 struct Agent(Child);
@@ -125,9 +104,9 @@ async fn four_agents_two_regions_vote() {
     let pool = |name: &str, regions: Value, port: u16| json!({"name": name, "monitor": mid, "check_regions": regions, "origins": [{"name": "o", "address": "127.0.0.1", "port": port}]});
     let mut ids = Vec::new();
     for body in [
-        pool("a", json!(["WEU", "ENAM"]), a),
-        pool("b", json!(["ALL_REGIONS"]), b),
-        pool("d", Value::Null, d),
+        pool("a", json!(["WEU", "ENAM"]), a.port()),
+        pool("b", json!(["ALL_REGIONS"]), b.port()),
+        pool("d", Value::Null, d.port()),
     ] {
         let (st, p) = s
             .call(

@@ -10,117 +10,12 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::origin::Origin;
 use common::{eventually, Server};
 use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{Name, RData, RecordType};
 use reqwest::Method;
 use serde_json::{json, Value};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
-
-/// A real HTTP/1.1 origin (keep-alive) that names itself and echoes what the proxy told it.
-/// `kill` closes the listener and every open connection, so the port refuses connections.
-struct Origin {
-    name: &'static str,
-    addr: SocketAddr,
-    stop: watch::Sender<bool>,
-}
-
-impl Origin {
-    async fn start(name: &'static str, ip: &str) -> Origin {
-        let listener = TcpListener::bind((ip, 0)).await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (stop, _) = watch::channel(false);
-        Self::serve(name, listener, stop.subscribe());
-        Origin { name, addr, stop }
-    }
-
-    fn serve(name: &'static str, listener: TcpListener, mut stop: watch::Receiver<bool>) {
-        tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    accepted = listener.accept() => {
-                        let Ok((s, _)) = accepted else { return };
-                        tokio::spawn(connection(name, s, stop.clone()));
-                    }
-                    _ = stop.changed() => return,
-                }
-            }
-        });
-    }
-
-    fn kill(&self) {
-        self.stop.send_replace(true);
-    }
-
-    async fn revive(&mut self) {
-        let listener = TcpListener::bind(self.addr).await.unwrap();
-        let (stop, _) = watch::channel(false);
-        Self::serve(self.name, listener, stop.subscribe());
-        self.stop = stop;
-    }
-
-    fn ip(&self) -> String {
-        self.addr.ip().to_string()
-    }
-
-    fn port(&self) -> u16 {
-        self.addr.port()
-    }
-}
-
-async fn connection(name: &'static str, s: TcpStream, mut stop: watch::Receiver<bool>) {
-    let (r, mut w) = s.into_split();
-    let mut r = BufReader::new(r);
-    loop {
-        let mut first = String::new();
-        tokio::select! {
-            n = r.read_line(&mut first) => if !matches!(n, Ok(n) if n > 0) { return },
-            _ = stop.changed() => return,
-        }
-        let mut headers = HashMap::new();
-        loop {
-            let mut line = String::new();
-            if !matches!(r.read_line(&mut line).await, Ok(n) if n > 0) {
-                return;
-            }
-            let line = line.trim_end();
-            if line.is_empty() {
-                break;
-            }
-            if let Some((k, v)) = line.split_once(':') {
-                headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_owned());
-            }
-        }
-        let len: usize = headers
-            .get("content-length")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
-        let mut body = vec![0u8; len];
-        if r.read_exact(&mut body).await.is_err() {
-            return;
-        }
-        let h = |k: &str| headers.get(k).cloned().unwrap_or_default();
-        let reply = json!({
-            "origin": name,
-            "request": first.trim_end(),
-            "host": h("host"),
-            "x-forwarded-for": h("x-forwarded-for"),
-            "x-forwarded-proto": h("x-forwarded-proto"),
-            "cf-connecting-ip": h("cf-connecting-ip"),
-            "body_bytes": len,
-        })
-        .to_string();
-        let out = format!(
-            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{reply}",
-            reply.len()
-        );
-        if w.write_all(out.as_bytes()).await.is_err() {
-            return;
-        }
-    }
-}
 
 /// A client that sends every request for `hosts` to the proxy.
 fn client(proxy: SocketAddr, hosts: &[&str]) -> reqwest::Client {
@@ -288,9 +183,9 @@ impl Setup {
 #[tokio::test]
 async fn failover_fallback_and_530_for_the_proxy_and_dns() {
     let t = setup().await;
-    let mut a = Origin::start("a", "127.0.0.11").await;
-    let mut b = Origin::start("b", "127.0.0.12").await;
-    let c = Origin::start("c", "127.0.0.13").await;
+    let mut a = Origin::on("a", "127.0.0.11").await;
+    let mut b = Origin::on("b", "127.0.0.12").await;
+    let c = Origin::on("c", "127.0.0.13").await;
     let m = t.monitor(json!({})).await;
     let primary = t.pool("primary", vec![origin_json(&a)], Some(&m)).await;
     let secondary = t.pool("secondary", vec![origin_json(&b)], Some(&m)).await;
@@ -313,7 +208,7 @@ async fn failover_fallback_and_530_for_the_proxy_and_dns() {
         &["www.example.com", "api.example.com", "nope.example.com"],
     );
     let dns_ips = |name: &str| dns(t.dns, name, RecordType::A).1;
-    let ip = |o: &Origin| -> Vec<IpAddr> { vec![o.addr.ip()] };
+    let ip = |o: &Origin| -> Vec<IpAddr> { vec![o.addr().ip()] };
 
     // Health detection bound: one interval plus the timeout, with slack for scheduling.
     let detect = Duration::from_secs(15);
@@ -431,8 +326,8 @@ async fn failover_fallback_and_530_for_the_proxy_and_dns() {
 #[tokio::test]
 async fn adaptive_routing_loses_no_get_during_a_failover() {
     let t = setup().await;
-    let a = Origin::start("a", "127.0.0.21").await;
-    let b = Origin::start("b", "127.0.0.22").await;
+    let a = Origin::on("a", "127.0.0.21").await;
+    let b = Origin::on("b", "127.0.0.22").await;
     // Three failures in a row before the verdict flips: a window of at least ten seconds in
     // which the dead origin is still "healthy" and only the proxy's retry can save requests.
     let m = t.monitor(json!({"consecutive_down": 3})).await;
@@ -509,9 +404,9 @@ async fn adaptive_routing_loses_no_get_during_a_failover() {
 #[tokio::test]
 async fn weights_hold_within_five_percent_over_ten_thousand_requests() {
     let t = setup().await;
-    let o1 = Origin::start("w25", "127.0.0.31").await;
-    let o2 = Origin::start("w35", "127.0.0.32").await;
-    let o3 = Origin::start("w40", "127.0.0.33").await;
+    let o1 = Origin::on("w25", "127.0.0.31").await;
+    let o2 = Origin::on("w35", "127.0.0.32").await;
+    let o3 = Origin::on("w40", "127.0.0.33").await;
     let weighted = |o: &Origin, w: f64| {
         let mut v = origin_json(o);
         v["weight"] = json!(w);
@@ -570,9 +465,9 @@ async fn weights_hold_within_five_percent_over_ten_thousand_requests() {
 async fn an_affinity_cookie_holds_until_its_origin_is_unhealthy() {
     let t = setup().await;
     let origins = [
-        Origin::start("s1", "127.0.0.41").await,
-        Origin::start("s2", "127.0.0.42").await,
-        Origin::start("s3", "127.0.0.43").await,
+        Origin::on("s1", "127.0.0.41").await,
+        Origin::on("s2", "127.0.0.42").await,
+        Origin::on("s3", "127.0.0.43").await,
     ];
     let m = t.monitor(json!({})).await;
     let pool = t
@@ -699,7 +594,7 @@ async fn the_proxy_forwards_faithfully_over_http1_http2_and_tls() {
     std::fs::write(&cert_path, cert.cert.pem()).unwrap();
     std::fs::write(&key_path, cert.signing_key.serialize_pem()).unwrap();
     let plain = setup().await;
-    let o = Origin::start("echo", "127.0.0.51").await;
+    let o = Origin::on("echo", "127.0.0.51").await;
     let mut with_host = origin_json(&o);
     with_host["header"] = json!({"Host": ["internal.example.net"]});
     let pool = plain.pool("echo", vec![origin_json(&o)], None).await;
@@ -813,7 +708,7 @@ async fn the_proxy_forwards_faithfully_over_http1_http2_and_tls() {
 #[tokio::test]
 async fn the_proxy_keeps_serving_while_the_store_is_locked() {
     let t = setup().await;
-    let o = Origin::start("steady", "127.0.0.61").await;
+    let o = Origin::on("steady", "127.0.0.61").await;
     let pool = t.pool("steady", vec![origin_json(&o)], None).await;
     t.load_balancer(json!({"name": "steady.example.com", "proxied": true, "default_pools": [pool], "fallback_pool": pool}))
         .await;
@@ -886,8 +781,8 @@ async fn the_proxy_keeps_serving_while_the_store_is_locked() {
 async fn another_account_cannot_capture_a_zones_names() {
     use common::{error_code, pointer};
     let t = setup().await;
-    let mine = Origin::start("a", "127.0.0.41").await;
-    let theirs = Origin::start("b", "127.0.0.42").await;
+    let mine = Origin::on("a", "127.0.0.41").await;
+    let theirs = Origin::on("b", "127.0.0.42").await;
     let pool = t.pool("mine", vec![origin_json(&mine)], None).await;
     for (name, proxied) in [("*.example.com", true), ("www.example.com", false)] {
         let body = json!({"name": name, "proxied": proxied, "default_pools": [pool], "fallback_pool": pool});
@@ -942,7 +837,7 @@ async fn another_account_cannot_capture_a_zones_names() {
     assert_eq!(served_by(&http, t.proxy, "app.example.com").await, "a");
     assert_eq!(
         dns(t.dns, "www.example.com.", RecordType::A).1,
-        vec![mine.addr.ip()]
+        vec![mine.addr().ip()]
     );
 
     // The operator delegates shop.example.com to B; B's names are B's alone from then on.
@@ -1011,6 +906,6 @@ async fn another_account_cannot_capture_a_zones_names() {
     assert_eq!((rcode, ips.len()), (ResponseCode::NXDomain, 0));
     assert_eq!(
         dns(t.dns, "www.example.com.", RecordType::A).1,
-        vec![mine.addr.ip()]
+        vec![mine.addr().ip()]
     );
 }

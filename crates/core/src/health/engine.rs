@@ -705,7 +705,7 @@ impl Engine {
             return;
         };
         let before = self.view.pools.get(&pool);
-        let origins: Vec<OriginVerdict> = plan
+        let origins: Vec<Arc<OriginVerdict>> = plan
             .origins
             .iter()
             .enumerate()
@@ -715,14 +715,34 @@ impl Engine {
                     .get(&(pool, o.name.clone()))
                     .copied()
                     .unwrap_or((Verdict::Unknown, FailureReason::None));
-                let by_region = regions.remove(&i).unwrap_or_else(|| {
-                    before
-                        .and_then(|b| b.origins.get(i))
-                        .filter(|b| b.name == o.name)
-                        .map(|b| b.regions.clone())
-                        .unwrap_or_default()
-                });
-                OriginVerdict {
+                let same = before
+                    .and_then(|b| b.origins.get(i))
+                    .filter(|b| b.name == o.name && b.address == o.address);
+                let Some(by_region) = regions.remove(&i) else {
+                    // Not re-derived: nothing about it can have moved.
+                    if let Some(b) = same {
+                        return Arc::clone(b);
+                    }
+                    return Arc::new(OriginVerdict {
+                        name: o.name.clone(),
+                        address: o.address.clone(),
+                        enabled: o.enabled,
+                        healthy: verdict,
+                        reason,
+                        regions: BTreeMap::new(),
+                        key: o.key.clone(),
+                    });
+                };
+                if let Some(b) = same.filter(|b| {
+                    b.healthy == verdict
+                        && b.reason == reason
+                        && b.regions == by_region
+                        && b.enabled == o.enabled
+                        && b.key == o.key
+                }) {
+                    return Arc::clone(b);
+                }
+                Arc::new(OriginVerdict {
                     name: o.name.clone(),
                     address: o.address.clone(),
                     enabled: o.enabled,
@@ -730,7 +750,7 @@ impl Engine {
                     reason,
                     regions: by_region,
                     key: o.key.clone(),
-                }
+                })
             })
             .collect();
         let checked: std::collections::BTreeSet<RegionCode> = origins
@@ -909,14 +929,16 @@ fn unmonitored(p: &super::plan::PlannedPool) -> PoolVerdicts {
         origins: p
             .origins
             .iter()
-            .map(|o| OriginVerdict {
-                name: o.name.clone(),
-                address: o.address.clone(),
-                enabled: o.enabled,
-                healthy: Verdict::Healthy,
-                reason: FailureReason::None,
-                regions: BTreeMap::new(),
-                key: None,
+            .map(|o| {
+                Arc::new(OriginVerdict {
+                    name: o.name.clone(),
+                    address: o.address.clone(),
+                    enabled: o.enabled,
+                    healthy: Verdict::Healthy,
+                    reason: FailureReason::None,
+                    regions: BTreeMap::new(),
+                    key: None,
+                })
             })
             .collect(),
     }

@@ -54,12 +54,13 @@ pub struct PoolVerdicts {
     pub healthy: Verdict,
     /// The same threshold over each checking region's verdicts.
     pub regions: BTreeMap<RegionCode, Verdict>,
-    /// Parallel to the pool's origins.
-    pub origins: Vec<OriginVerdict>,
+    /// Parallel to the pool's origins; shared with earlier views while unchanged, so a
+    /// verdict change in a large pool copies one origin, not all.
+    pub origins: Vec<Arc<OriginVerdict>>,
 }
 
 /// One origin's verdicts as its pool sees them.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OriginVerdict {
     pub name: String,
     pub address: String,

@@ -1,6 +1,8 @@
 //! A real `vantage serve` process on a free loopback port with its own data directory.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod origin;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -322,26 +324,4 @@ pub fn error_code(v: &Value) -> i64 {
 
 pub fn pointer(v: &Value) -> &str {
     v["errors"][0]["source"]["pointer"].as_str().unwrap_or("")
-}
-
-/// An origin on `port` answering every request with 200 and `body`, until the returned task
-/// is aborted (then the port refuses connections).
-pub async fn origin_on(port: u16, body: &'static str) -> tokio::task::JoinHandle<()> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
-        .await
-        .unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let mut buf = [0u8; 2048];
-                let _ = s.read(&mut buf).await;
-                let reply = format!(
-                    "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = s.write_all(reply.as_bytes()).await;
-            });
-        }
-    })
 }
