@@ -134,6 +134,46 @@ fn build_operations() -> Vec<Operation> {
             "Delete a load balancer",
             "Load balancers"
         ),
+        op!(
+            "get",
+            lb(""),
+            "List the account's load balancers",
+            "Load balancers",
+            list
+        ),
+        op!(
+            "post",
+            lb(""),
+            "Create a load balancer in the account's zone its name falls in",
+            "Load balancers",
+            body::<load_balancer::LoadBalancerIn>
+        ),
+        op!(
+            "get",
+            lb("/{lb_id}"),
+            "Load balancer details (by account)",
+            "Load balancers"
+        ),
+        op!(
+            "put",
+            lb("/{lb_id}"),
+            "Replace a load balancer (by account)",
+            "Load balancers",
+            body::<load_balancer::LoadBalancerIn>
+        ),
+        op!(
+            "patch",
+            lb("/{lb_id}"),
+            "Update a load balancer (by account)",
+            "Load balancers",
+            body::<load_balancer::LoadBalancerIn>
+        ),
+        op!(
+            "delete",
+            lb("/{lb_id}"),
+            "Delete a load balancer (by account)",
+            "Load balancers"
+        ),
         op!("get", lb("/monitors"), "List monitors", "Monitors", list),
         op!(
             "post",

@@ -298,3 +298,103 @@ async fn ids_and_time_come_from_the_controller() {
     let (_, v) = as_admin(&app, Method::POST, &path, Some(monitor)).await;
     assert_eq!(v["result"]["id"], "76616e74616765000000000000000002");
 }
+
+/// Load balancers addressed by account (as Cloudflare's TypeScript SDK does from 7.1 on) are
+/// the zone's own objects: created in the zone their name falls in, listed, read, changed
+/// and deleted under either path; a name in none of the account's zones is refused at /name.
+#[tokio::test]
+async fn load_balancers_are_served_by_account_too() {
+    let app = api();
+    let (st, z) = as_admin(
+        &app,
+        Method::POST,
+        "/zones",
+        Some(json!({"name": "example.com", "account": {"id": ACCOUNT.to_string()}})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{z}");
+    let zone = z["result"]["id"].as_str().unwrap().to_owned();
+    let (_, sub) = as_admin(
+        &app,
+        Method::POST,
+        "/zones",
+        Some(json!({"name": "eu.example.com", "account": {"id": ACCOUNT.to_string()}})),
+    )
+    .await;
+    let sub = sub["result"]["id"].as_str().unwrap().to_owned();
+    let (_, pool) = as_admin(
+        &app,
+        Method::POST,
+        &format!("/accounts/{ACCOUNT}/load_balancers/pools"),
+        Some(json!({"name": "p", "origins": [{"name": "o", "address": "192.0.2.1"}]})),
+    )
+    .await;
+    let pool = pool["result"]["id"].as_str().unwrap().to_owned();
+    let lbs = format!("/accounts/{ACCOUNT}/load_balancers");
+    let doc = |name: &str| json!({"name": name, "default_pools": [pool], "fallback_pool": pool});
+
+    let (st, lb) = as_admin(&app, Method::POST, &lbs, Some(doc("www.eu.example.com"))).await;
+    assert_eq!(st, StatusCode::OK, "{lb}");
+    assert_eq!(
+        lb["result"]["zone_name"], "eu.example.com",
+        "the most specific zone"
+    );
+    let id = lb["result"]["id"].as_str().unwrap().to_owned();
+    let (_, top) = as_admin(&app, Method::POST, &lbs, Some(doc("www.example.com"))).await;
+    assert_eq!(top["result"]["zone_name"], "example.com");
+
+    let (_, list) = as_admin(&app, Method::GET, &lbs, None).await;
+    assert_eq!(list["result"].as_array().map(Vec::len), Some(2), "{list}");
+    let (_, in_zone) = as_admin(
+        &app,
+        Method::GET,
+        &format!("/zones/{sub}/load_balancers/{id}"),
+        None,
+    )
+    .await;
+    assert_eq!(in_zone["result"]["name"], "www.eu.example.com");
+
+    let one = format!("{lbs}/{id}");
+    let (st, patched) = as_admin(
+        &app,
+        Method::PATCH,
+        &one,
+        Some(json!({"description": "eu"})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{patched}");
+    let (_, read) = as_admin(&app, Method::GET, &one, None).await;
+    assert_eq!(read["result"]["description"], "eu");
+    assert_eq!(
+        read["result"]["default_pools"],
+        json!([pool]),
+        "PATCH kept the rest"
+    );
+
+    let (st, v) = as_admin(&app, Method::POST, &lbs, Some(doc("www.example.org"))).await;
+    assert_eq!(
+        (st, v["errors"][0]["source"]["pointer"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("/name")),
+        "{v}"
+    );
+    let (st, _) = as_admin(
+        &app,
+        Method::GET,
+        &format!("{lbs}/{}", "0".repeat(32)),
+        None,
+    )
+    .await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+
+    let (st, _) = as_admin(&app, Method::DELETE, &one, None).await;
+    assert_eq!(st, StatusCode::OK);
+    let (st, _) = as_admin(
+        &app,
+        Method::GET,
+        &format!("/zones/{sub}/load_balancers/{id}"),
+        None,
+    )
+    .await;
+    assert_eq!(st, StatusCode::NOT_FOUND, "gone under the zone too");
+    let _ = zone;
+}

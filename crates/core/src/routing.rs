@@ -557,7 +557,7 @@ fn pool_view(
             .origins
             .iter()
             .filter(|o| o.takes_traffic())
-            .filter_map(|o| latency(o.key.as_ref()?))
+            .filter_map(|o| latency(o.key.as_deref()?))
             .collect();
         (!per_origin.is_empty()).then(|| per_origin.iter().sum::<f64>() / per_origin.len() as f64)
     });

@@ -180,6 +180,7 @@ fn every_stored_kind_is_pinned() {
             rtt_micros: Some(1500),
         }),
         last_at: Some(T),
+        latency: None,
     };
     let event = vantage_core::health::Event {
         at: T,

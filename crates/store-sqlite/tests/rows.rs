@@ -95,6 +95,7 @@ fn location_states_are_pinned() {
             rtt_micros: None,
         }),
         last_at: Some(T),
+        latency: None,
     };
     assert_eq!(
         row(&state),

@@ -1,4 +1,7 @@
-//! `/zones/{zone_id}/load_balancers`.
+//! `/zones/{zone_id}/load_balancers`, and the same objects at
+//! `/accounts/{account_id}/load_balancers` (Cloudflare's TypeScript SDK addresses them so
+//! from 7.1 on). A load balancer always belongs to a zone: created under the account, it
+//! goes to the account's zone that its name falls in (the most specific one).
 
 use std::sync::Arc;
 
@@ -7,7 +10,8 @@ use serde_json::{Map, Value};
 use vantage_core::auth::Permission;
 use vantage_core::catalog::Change;
 use vantage_core::load_balancer::LoadBalancerDraft;
-use vantage_core::LoadBalancerId;
+use vantage_core::zone::Zone;
+use vantage_core::{LoadBalancerId, ZoneId};
 use vantage_wire::{load_balancer, parse, ApiError, Page};
 
 use super::{deleted, ok, ok_list, zone, Reply};
@@ -66,13 +70,17 @@ pub async fn create(
     JsonObject(body): JsonObject,
 ) -> Reply {
     let (zone_id, _) = zone(&p, &st.catalog(), &z, Permission::LoadBalancersWrite)?;
+    create_in(&st, zone_id, body).await
+}
+
+async fn create_in(st: &Arc<Controller>, zone_id: ZoneId, body: Map<String, Value>) -> Reply {
     let draft = draft_of(Value::Object(body))?;
     let id = LoadBalancerId::from_bytes(st.fresh_id());
-    let changes = super::commit(&st, move |c, now| {
+    let changes = super::commit(st, move |c, now| {
         Ok(c.create_load_balancer(zone_id, id, draft, now)?)
     })
     .await?;
-    render_stored(&st, changes)
+    render_stored(st, changes)
 }
 
 async fn update(
@@ -85,6 +93,16 @@ async fn update(
 ) -> Reply {
     let (zone_id, _) = zone(&p.0, &st.catalog(), &z, Permission::LoadBalancersWrite)?;
     let id: LoadBalancerId = super::object_id(&id)?;
+    update_in(st, zone_id, id, body, merge).await
+}
+
+async fn update_in(
+    st: Arc<Controller>,
+    zone_id: ZoneId,
+    id: LoadBalancerId,
+    body: Map<String, Value>,
+    merge: bool,
+) -> Reply {
     let changes = super::commit(&st, move |c, now| {
         let old = c
             .load_balancer(zone_id, id)
@@ -126,6 +144,122 @@ pub async fn delete(
 ) -> Reply {
     let (zone_id, _) = zone(&p, &st.catalog(), &z, Permission::LoadBalancersWrite)?;
     let id: LoadBalancerId = super::object_id(&id)?;
+    super::commit(&st, move |c, _| Ok(c.delete_load_balancer(zone_id, id)?)).await?;
+    deleted(id)
+}
+
+/// The zone of load balancer `id` of the account in the path, once the caller holds
+/// `needed` on the account.
+fn in_account(
+    st: &Controller,
+    p: &vantage_core::auth::Principal,
+    a: &str,
+    id: &str,
+    needed: Permission,
+) -> Result<(ZoneId, LoadBalancerId), ApiError> {
+    let account = super::account(p, a, needed)?;
+    let id: LoadBalancerId = super::object_id(id)?;
+    let c = st.catalog();
+    let zone = c
+        .zones_of(account)
+        .find(|z| c.load_balancer(z.id, id).is_some())
+        .ok_or_else(ApiError::not_found)?;
+    Ok((zone.id, id))
+}
+
+pub async fn account_list(
+    State(st): State<Arc<Controller>>,
+    Caller(p): Caller,
+    Path(a): Path<String>,
+    q: Params,
+) -> Reply {
+    let account = super::account(&p, &a, Permission::LoadBalancersRead)?;
+    let page = q.page(None, Page::MAX_PER_PAGE)?;
+    let c = st.catalog();
+    let mut all: Vec<(&vantage_core::load_balancer::LoadBalancer, &Zone)> = c
+        .zones_of(account)
+        .flat_map(|z| c.load_balancers_of(z.id).map(move |lb| (lb, z)))
+        .collect();
+    all.sort_by_key(|(lb, _)| lb.id);
+    ok_list(all, page, |(lb, z)| load_balancer::render(lb, z))
+}
+
+pub async fn account_get(
+    State(st): State<Arc<Controller>>,
+    Caller(p): Caller,
+    Path((a, id)): Path<(String, String)>,
+) -> Reply {
+    let (zone_id, id) = in_account(&st, &p, &a, &id, Permission::LoadBalancersRead)?;
+    let c = st.catalog();
+    let lb = c
+        .load_balancer(zone_id, id)
+        .ok_or_else(ApiError::not_found)?;
+    let z = c.zone(zone_id).ok_or_else(ApiError::not_found)?;
+    ok(load_balancer::render(lb, z))
+}
+
+/// POST under the account: the load balancer goes to the account's zone its name falls in
+/// (the longest zone name it ends with); a name in none of them is refused at `/name`.
+pub async fn account_create(
+    State(st): State<Arc<Controller>>,
+    Caller(p): Caller,
+    Path(a): Path<String>,
+    JsonObject(body): JsonObject,
+) -> Reply {
+    let account = super::account(&p, &a, Permission::LoadBalancersWrite)?;
+    let name = body
+        .get("name")
+        .and_then(Value::as_str)
+        .map(|n| n.trim_end_matches('.').to_ascii_lowercase());
+    let zone_id = {
+        let c = st.catalog();
+        let name = name.as_deref().unwrap_or("");
+        c.zones_of(account)
+            .filter(|z| {
+                let bare = name.strip_prefix("*.").unwrap_or(name);
+                bare == z.name || bare.ends_with(&format!(".{}", z.name))
+            })
+            .max_by_key(|z| z.name.len())
+            .map(|z| z.id)
+    };
+    let Some(zone_id) = zone_id else {
+        // Validation first, so a document with other problems reports all of them.
+        draft_of(Value::Object(body.clone()))?;
+        return Err(ApiError::field(
+            "/name",
+            "name must fall in one of this account's zones (a load balancer belongs to the zone its name is in)",
+        )
+        .into());
+    };
+    create_in(&st, zone_id, body).await
+}
+
+pub async fn account_replace(
+    State(st): State<Arc<Controller>>,
+    Caller(p): Caller,
+    Path((a, id)): Path<(String, String)>,
+    JsonObject(body): JsonObject,
+) -> Reply {
+    let (zone_id, id) = in_account(&st, &p, &a, &id, Permission::LoadBalancersWrite)?;
+    update_in(st, zone_id, id, body, false).await
+}
+
+pub async fn account_patch(
+    State(st): State<Arc<Controller>>,
+    Caller(p): Caller,
+    Path((a, id)): Path<(String, String)>,
+    JsonObject(body): JsonObject,
+) -> Reply {
+    let (zone_id, id) = in_account(&st, &p, &a, &id, Permission::LoadBalancersWrite)?;
+    update_in(st, zone_id, id, body, true).await
+}
+
+pub async fn account_delete(
+    State(st): State<Arc<Controller>>,
+    Caller(p): Caller,
+    Path((a, id)): Path<(String, String)>,
+) -> Reply {
+    let (zone_id, id) = in_account(&st, &p, &a, &id, Permission::LoadBalancersWrite)?;
     super::commit(&st, move |c, _| Ok(c.delete_load_balancer(zone_id, id)?)).await?;
     deleted(id)
 }

@@ -89,6 +89,17 @@ pub fn router(state: Arc<Controller>) -> Router {
                 .delete(load_balancers::delete),
         )
         .route(
+            LB,
+            get(load_balancers::account_list).post(load_balancers::account_create),
+        )
+        .route(
+            &format!("{LB}/{{lb_id}}"),
+            get(load_balancers::account_get)
+                .put(load_balancers::account_replace)
+                .patch(load_balancers::account_patch)
+                .delete(load_balancers::account_delete),
+        )
+        .route(
             &format!("{LB}/monitors"),
             get(monitors::list).post(object::create::<Monitors>),
         )

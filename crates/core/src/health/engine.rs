@@ -19,8 +19,9 @@ struct OriginPlan {
     name: String,
     address: String,
     enabled: bool,
-    /// `None` when not probed: a disabled origin, or any origin of a disabled pool.
-    key: Option<ProbeKey>,
+    /// `None` when not probed: a disabled origin, or any origin of a disabled pool. Shared
+    /// with the view, which names it for latency lookups.
+    key: Option<Arc<ProbeKey>>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -126,8 +127,6 @@ pub struct Engine {
     quiet: HashMap<RegionCode, i64>,
     /// Every pool's verdicts as last evaluated, kept current by each evaluation.
     view: HealthView,
-    /// Per target, its smoothed RTT as seen from each region.
-    latency: HashMap<ProbeKey, Vec<(RegionCode, Smoothed)>>,
 }
 
 /// A probe location as the controller knows it.
@@ -229,7 +228,7 @@ impl Engine {
         let next = plan
             .origins
             .iter()
-            .filter_map(|o| o.key.as_ref())
+            .filter_map(|o| o.key.as_deref())
             .filter_map(|k| Some((self.monitors.get(k)?, self.states.get(k)?)))
             .flat_map(|(spec, states)| states.values().filter_map(|s| self.expiry(spec, s)))
             .filter(|at| *at > clock)
@@ -274,15 +273,17 @@ impl Engine {
                 .origins
                 .iter()
                 .map(|o| {
-                    let key = (p.enabled && o.enabled).then(|| ProbeKey {
-                        monitor: *monitor,
-                        address: o.address.clone(),
-                        port: o.port,
-                        host: o.host.clone(),
+                    let key = (p.enabled && o.enabled).then(|| {
+                        Arc::new(ProbeKey {
+                            monitor: *monitor,
+                            address: o.address.clone(),
+                            port: o.port,
+                            host: o.host.clone(),
+                        })
                     });
                     if let Some(k) = &key {
-                        self.monitors.insert(k.clone(), Arc::clone(&spec));
-                        let users = self.users.entry(k.clone()).or_default();
+                        self.monitors.insert((**k).clone(), Arc::clone(&spec));
+                        let users = self.users.entry((**k).clone()).or_default();
                         if !users.contains(&p.id) {
                             users.push(p.id);
                         }
@@ -315,12 +316,16 @@ impl Engine {
     /// A target's smoothed RTT in ms as seen from `region`; from a region that has none,
     /// the mean over the regions that have one.
     pub fn latency_ms(&self, key: &ProbeKey, region: Option<RegionCode>) -> Option<f64> {
-        let by_region = self.latency.get(key)?;
-        if let Some((_, s)) = by_region.iter().find(|(r, _)| Some(*r) == region) {
-            return Some(s.ms);
-        }
-        let n = by_region.len();
-        (n > 0).then(|| by_region.iter().map(|(_, s)| s.ms).sum::<f64>() / n as f64)
+        let states = self.states.get(key)?;
+        let mean = |inside: &dyn Fn(&Location) -> bool| {
+            let (sum, n) = states
+                .iter()
+                .filter(|(l, _)| inside(l))
+                .filter_map(|(_, s)| s.latency)
+                .fold((0.0, 0usize), |(sum, n), s| (sum + s.ms, n + 1));
+            (n > 0).then(|| sum / n as f64)
+        };
+        mean(&|l| Some(l.region) == region).or_else(|| mean(&|_| true))
     }
 
     /// The verdicts of every pool, as last evaluated: cheap to take (shared, not copied).
@@ -335,7 +340,6 @@ impl Engine {
         self.plan(plan);
         let monitors = &self.monitors;
         self.states.retain(|k, _| monitors.contains_key(k));
-        self.latency.retain(|k, _| monitors.contains_key(k));
         let pools = &self.pools;
         self.reported_pools.retain(|p, _| pools.contains_key(p));
         self.reported_origins
@@ -417,19 +421,18 @@ impl Engine {
         };
         let (up, down) = (spec.consecutive_up, spec.consecutive_down);
         let spec = Arc::clone(spec);
-        if let Some(us) = result.rtt_micros {
-            let ms = us as f64 / 1000.0;
-            let by_region = self.latency.entry(key.clone()).or_default();
-            match by_region.iter_mut().find(|(r, _)| *r == location.region) {
-                Some((_, s)) => s.update(ms, now),
-                None => by_region.push((location.region, Smoothed::first(ms, now))),
-            }
-        }
         self.heartbeat(location, now);
         let clock = self.clock.unix_micros();
         let restored_at = self.restored_at;
         let limit = freshness_micros(&spec);
         let state = self.states.entry(key.clone()).or_default().entry(location);
+        if let Some(us) = result.rtt_micros {
+            let ms = us as f64 / 1000.0;
+            match &mut state.latency {
+                Some(s) => s.update(ms, now),
+                None => state.latency = Some(Smoothed::first(ms, now)),
+            }
+        }
         // A vote that had gone stale counts again once refreshed, even with its verdict
         // unchanged: the pools it votes in must be re-derived now, not at some later wake-up.
         let was_stale = state
@@ -634,13 +637,14 @@ impl Engine {
     /// it changed); the others keep their last verdicts, which nothing else can have moved.
     fn evaluate(&mut self, pool: PoolId, now: Timestamp, only: Option<&ProbeKey>) -> Option<Event> {
         let plan = self.pools.get(&pool)?;
-        type Recomputed = (usize, Verdict, FailureReason, BTreeMap<RegionCode, Verdict>);
+        // Everything is re-derived when asked, or when the view has no entry to update yet.
+        let full = only.is_none() || !self.view.pools.contains_key(&pool);
         let recomputed: Vec<Recomputed> = plan
             .origins
             .iter()
             .enumerate()
             .filter(|(_, o)| {
-                only.is_none_or(|k| o.key.as_ref() == Some(k))
+                full || only.is_some_and(|k| o.key.as_deref() == Some(k))
                     || !self.reported_origins.contains_key(&(pool, o.name.clone()))
             })
             .map(|(i, o)| {
@@ -649,10 +653,9 @@ impl Engine {
             })
             .collect();
         let mut origins = Vec::new();
-        let mut regions: HashMap<usize, BTreeMap<RegionCode, Verdict>> = HashMap::new();
-        for (i, healthy, reason, by_region) in recomputed {
-            regions.insert(i, by_region);
-            let o = &self.pools[&pool].origins[i];
+        for (i, healthy, reason, _) in &recomputed {
+            let (healthy, reason) = (*healthy, *reason);
+            let o = &self.pools[&pool].origins[*i];
             let previous = self
                 .reported_origins
                 .insert((pool, o.name.clone()), (healthy, reason));
@@ -668,14 +671,7 @@ impl Engine {
                 });
             }
         }
-        let plan = &self.pools[&pool];
-        let verdicts = plan.origins.iter().filter(|o| o.enabled).map(|o| {
-            self.reported_origins
-                .get(&(pool, o.name.clone()))
-                .map_or(Verdict::Unknown, |r| r.0)
-        });
-        let healthy = pool_verdict(plan.enabled, plan.minimum, verdicts);
-        self.publish(pool, healthy, regions);
+        let healthy = self.publish(pool, recomputed, full);
         let plan = &self.pools[&pool];
         let previous_pool = self.reported_pools.insert(pool, healthy);
         let pool_changed =
@@ -693,93 +689,107 @@ impl Engine {
         })
     }
 
-    /// Updates `pool`'s entry in the view from the reported verdicts; `regions` holds the
-    /// origins just re-derived, the others keep theirs.
-    fn publish(
-        &mut self,
-        pool: PoolId,
-        healthy: Verdict,
-        mut regions: HashMap<usize, BTreeMap<RegionCode, Verdict>>,
-    ) {
+    /// Updates `pool`'s entry in the view with the origins just re-derived (every origin when
+    /// `full`; else only those, the others keep their entries) and returns the pool's
+    /// verdict. A partial update touches only the regions whose verdicts moved, so one
+    /// location's result costs the same in a pool of 6 origins or 600.
+    fn publish(&mut self, pool: PoolId, recomputed: Vec<Recomputed>, full: bool) -> Verdict {
         let Some(plan) = self.pools.get(&pool) else {
-            return;
+            return Verdict::Unknown;
         };
-        let before = self.view.pools.get(&pool);
-        let origins: Vec<Arc<OriginVerdict>> = plan
-            .origins
-            .iter()
-            .enumerate()
-            .map(|(i, o)| {
-                let (verdict, reason) = self
-                    .reported_origins
-                    .get(&(pool, o.name.clone()))
-                    .copied()
-                    .unwrap_or((Verdict::Unknown, FailureReason::None));
-                let same = before
-                    .and_then(|b| b.origins.get(i))
-                    .filter(|b| b.name == o.name && b.address == o.address);
-                let Some(by_region) = regions.remove(&i) else {
-                    // Not re-derived: nothing about it can have moved.
-                    if let Some(b) = same {
-                        return Arc::clone(b);
-                    }
-                    return Arc::new(OriginVerdict {
-                        name: o.name.clone(),
-                        address: o.address.clone(),
-                        enabled: o.enabled,
-                        healthy: verdict,
-                        reason,
-                        regions: BTreeMap::new(),
-                        key: o.key.clone(),
-                    });
-                };
-                if let Some(b) = same.filter(|b| {
-                    b.healthy == verdict
-                        && b.reason == reason
-                        && b.regions == by_region
-                        && b.enabled == o.enabled
-                        && b.key == o.key
-                }) {
-                    return Arc::clone(b);
-                }
-                Arc::new(OriginVerdict {
-                    name: o.name.clone(),
-                    address: o.address.clone(),
-                    enabled: o.enabled,
-                    healthy: verdict,
-                    reason,
-                    regions: by_region,
-                    key: o.key.clone(),
-                })
+        let fresh = |i: usize, healthy, reason, regions| {
+            let o = &plan.origins[i];
+            Arc::new(OriginVerdict {
+                name: o.name.clone(),
+                address: o.address.clone(),
+                enabled: o.enabled,
+                healthy,
+                reason,
+                regions,
+                key: o.key.clone(),
             })
-            .collect();
-        let checked: std::collections::BTreeSet<RegionCode> = origins
-            .iter()
-            .filter(|o| o.enabled)
-            .flat_map(|o| o.regions.keys().copied())
-            .collect();
-        let by_region = checked
-            .into_iter()
-            .map(|r| {
-                let votes = origins
+        };
+        let pool_regions = |origins: &[Arc<OriginVerdict>], r: RegionCode| {
+            let votes = origins
+                .iter()
+                .filter(|o| o.enabled)
+                .map(|o| o.regions.get(&r).copied().unwrap_or_default());
+            pool_verdict(plan.enabled, plan.minimum, votes)
+        };
+        let before = self
+            .view
+            .pools
+            .get(&pool)
+            .filter(|b| !full && b.origins.len() == plan.origins.len());
+        let next = match before {
+            Some(b) => {
+                let mut origins = b.origins.clone();
+                let mut moved: std::collections::BTreeSet<RegionCode> = Default::default();
+                let mut changed = false;
+                for (i, healthy, reason, regions) in recomputed {
+                    let old = &origins[i];
+                    if old.healthy == healthy && old.reason == reason && old.regions == regions {
+                        continue;
+                    }
+                    changed = true;
+                    for r in old.regions.keys().chain(regions.keys()) {
+                        if old.regions.get(r) != regions.get(r) {
+                            moved.insert(*r);
+                        }
+                    }
+                    origins[i] = fresh(i, healthy, reason, regions);
+                }
+                if !changed {
+                    return b.healthy;
+                }
+                let mut regions = b.regions.clone();
+                for r in moved {
+                    if origins
+                        .iter()
+                        .any(|o| o.enabled && o.regions.contains_key(&r))
+                    {
+                        regions.insert(r, pool_regions(&origins, r));
+                    } else {
+                        regions.remove(&r);
+                    }
+                }
+                (origins, regions)
+            }
+            None => {
+                let mut origins: Vec<Arc<OriginVerdict>> = Vec::with_capacity(plan.origins.len());
+                // A full update re-derives every origin, in order.
+                for (i, healthy, reason, regions) in recomputed {
+                    origins.push(fresh(i, healthy, reason, regions));
+                }
+                let checked: std::collections::BTreeSet<RegionCode> = origins
                     .iter()
                     .filter(|o| o.enabled)
-                    .map(|o| o.regions.get(&r).copied().unwrap_or_default());
-                (r, pool_verdict(plan.enabled, plan.minimum, votes))
-            })
-            .collect();
-        let next = PoolVerdicts {
+                    .flat_map(|o| o.regions.keys().copied())
+                    .collect();
+                let regions = checked
+                    .into_iter()
+                    .map(|r| (r, pool_regions(&origins, r)))
+                    .collect();
+                (origins, regions)
+            }
+        };
+        let (origins, regions) = next;
+        let healthy = pool_verdict(
+            plan.enabled,
+            plan.minimum,
+            origins.iter().filter(|o| o.enabled).map(|o| o.healthy),
+        );
+        let entry = PoolVerdicts {
             pool,
             account: plan.account,
             enabled: plan.enabled,
             monitored: true,
             healthy,
-            regions: by_region,
+            regions,
             origins,
         };
-        if before.is_none_or(|b| **b != next) {
-            Arc::make_mut(&mut self.view.pools).insert(pool, Arc::new(next));
-        }
+        Arc::make_mut(&mut self.view.pools).insert(pool, Arc::new(entry));
+        healthy
     }
 
     /// The health of a monitored pool, `None` for a pool without a monitor (or unknown).
@@ -792,7 +802,7 @@ impl Engine {
         self.pools.get(&pool).map_or_else(Vec::new, |plan| {
             plan.origins
                 .iter()
-                .map(|o| (o.name.clone(), o.key.clone()))
+                .map(|o| (o.name.clone(), o.key.as_deref().cloned()))
                 .collect()
         })
     }
@@ -825,13 +835,13 @@ impl Engine {
         let empty = LocationStates::default();
         let states = origin
             .key
-            .as_ref()
+            .as_deref()
             .and_then(|k| self.states.get(k))
             .unwrap_or(&empty);
         // Only fresh states vote: a location that stopped reporting on this target loses its say.
         let limit = origin
             .key
-            .as_ref()
+            .as_deref()
             .and_then(|k| self.monitors.get(k))
             .map_or(0, |s| freshness_micros(s));
         let clock = self.clock.unix_micros();
@@ -915,6 +925,9 @@ impl Engine {
         }
     }
 }
+
+/// One origin re-derived: its index, verdict, reason and per-region verdicts.
+type Recomputed = (usize, Verdict, FailureReason, BTreeMap<RegionCode, Verdict>);
 
 /// A pool without a monitor: every origin counts as healthy, the pool as healthy while
 /// enabled.

@@ -9,11 +9,20 @@ const HALF_LIFE_SECS: f64 = 10.0;
 /// Samples from several locations may arrive together; each still counts this much.
 const MIN_WEIGHT: f64 = 0.2;
 
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy)]
 pub struct Smoothed {
     pub ms: f64,
     pub at: Timestamp,
 }
+
+/// Bit-for-bit, so states holding one stay comparable (a smoothed value is never NaN).
+impl PartialEq for Smoothed {
+    fn eq(&self, other: &Smoothed) -> bool {
+        self.ms.to_bits() == other.ms.to_bits() && self.at == other.at
+    }
+}
+
+impl Eq for Smoothed {}
 
 impl Smoothed {
     pub fn first(ms: f64, at: Timestamp) -> Smoothed {

@@ -95,6 +95,10 @@ pub struct LocationState {
     pub streak: u32,
     pub last: Option<CheckResult>,
     pub last_at: Option<Timestamp>,
+    /// This location's RTTs to the target, smoothed per sample (dynamic latency); kept in
+    /// memory only.
+    #[serde(skip)]
+    pub latency: Option<super::latency::Smoothed>,
 }
 
 impl LocationState {

@@ -71,7 +71,7 @@ pub struct OriginVerdict {
     /// Per checking region: the majority of its locations.
     pub regions: BTreeMap<RegionCode, Verdict>,
     /// What probes it (`None`: not probed — no monitor, or disabled).
-    pub key: Option<ProbeKey>,
+    pub key: Option<Arc<ProbeKey>>,
 }
 
 impl OriginVerdict {
