@@ -177,6 +177,67 @@ async fn an_origin_dies_and_comes_back() {
     );
 }
 
+/// The preview `id` once its check of pool `pid`'s origin has ended (previews run in the
+/// background; the result grows as checks end).
+async fn preview_done(s: &Server, a: &str, id: &str, pid: &str) -> Value {
+    let url = format!("/accounts/{a}/load_balancers/preview/{id}");
+    eventually(
+        Duration::from_secs(20),
+        "the preview's check ends",
+        || async {
+            s.call(Method::GET, &url, None).await.1["result"][pid]["origins"]
+                .as_array()
+                .is_some_and(|o| !o.is_empty())
+        },
+    )
+    .await;
+    s.call(Method::GET, &url, None).await.1
+}
+
+/// A preview answers at once, whatever its checks take: against an origin that never
+/// answers, the id comes back while the check still runs, and the result shows the pool
+/// with no origin judged yet; it fills in when the check times out.
+#[tokio::test]
+async fn previews_answer_before_their_checks_end() {
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let s = Server::start();
+    let a = s.account_id().await;
+    let (_, p) = s
+        .call(Method::POST, &format!("/accounts/{a}/load_balancers/pools"),
+              Some(json!({"name": "slow", "origins": [{"name": "o1", "address": "127.0.0.1", "port": port}]})))
+        .await;
+    let pid = p["result"]["id"].as_str().unwrap().to_owned();
+    let (st, v) = s
+        .call(
+            Method::POST,
+            &format!("/accounts/{a}/load_balancers/pools/{pid}/preview"),
+            Some(json!({"type": "http", "timeout": 10, "retries": 0})),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    let id = v["result"]["preview_id"].as_str().unwrap();
+    let (_, r) = s
+        .call(
+            Method::GET,
+            &format!("/accounts/{a}/load_balancers/preview/{id}"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        r["result"][&pid]["origins"],
+        json!([]),
+        "nothing judged yet: {r}"
+    );
+    let r = preview_done(&s, &a, id, &pid).await;
+    assert_eq!(r["result"][&pid]["healthy"], false, "{r}");
+    assert_eq!(
+        r["result"][&pid]["origins"][0]["127.0.0.1"]["failure_reason"],
+        "HTTP timeout occurred"
+    );
+    drop(silent);
+}
+
 #[tokio::test]
 async fn previews_run_a_candidate_monitor_at_once() {
     let _up = Origin::start("healthy").await;
@@ -208,13 +269,7 @@ async fn previews_run_a_candidate_monitor_at_once() {
     assert_eq!(st, 200, "{v}");
     assert_eq!(v["result"]["pools"][&pid], "web");
     let id = v["result"]["preview_id"].as_str().unwrap();
-    let (_, r) = s
-        .call(
-            Method::GET,
-            &format!("/accounts/{a}/load_balancers/preview/{id}"),
-            None,
-        )
-        .await;
+    let r = preview_done(&s, &a, id, &pid).await;
     assert_eq!(r["result"][&pid]["healthy"], true, "{r}");
     assert_eq!(
         r["result"][&pid]["origins"][0]["127.0.0.1"]["failure_reason"],
@@ -229,13 +284,7 @@ async fn previews_run_a_candidate_monitor_at_once() {
         )
         .await;
     let id = v["result"]["preview_id"].as_str().unwrap();
-    let (_, r) = s
-        .call(
-            Method::GET,
-            &format!("/accounts/{a}/load_balancers/preview/{id}"),
-            None,
-        )
-        .await;
+    let r = preview_done(&s, &a, id, &pid).await;
     assert_eq!(r["result"][&pid]["healthy"], false);
     assert_eq!(
         r["result"][&pid]["origins"][0]["127.0.0.1"]["failure_reason"],

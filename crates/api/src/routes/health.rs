@@ -33,9 +33,10 @@ pub async fn pool_health(
     }
 }
 
-/// `{preview_id, pools: {id: name}}` once every check of the preview has run.
+/// `{preview_id, pools: {id: name}}` at once; the checks run in the background and
+/// `GET preview/{id}` shows what is known so far.
 async fn previewed(
-    st: &Controller,
+    st: &Arc<Controller>,
     account: AccountId,
     body: serde_json::Map<String, Value>,
     pools: Vec<Pool>,
@@ -47,7 +48,6 @@ async fn previewed(
         .collect();
     let id = st
         .run_preview(account, spec, pools)
-        .await
         .map_err(preview_failure)?;
     ok(json!({"preview_id": id, "pools": names}))
 }

@@ -1,10 +1,10 @@
 //! Previews: run a candidate monitor once against a set of origins, from every probe
-//! location, and keep the result for a while under an id.
+//! location, in the background, and keep what is known so far under an id.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
 use vantage_core::health::{Facts, Location};
@@ -46,23 +46,19 @@ pub(crate) struct Previews {
     results: Mutex<HashMap<String, (AccountId, Timestamp, Value)>>,
     /// Previews running now, per account: each holds sockets for every origin × location,
     /// so one account's burst must not exhaust the descriptors everyone's probes need.
-    running: Mutex<HashMap<AccountId, usize>>,
+    running: Arc<Mutex<HashMap<AccountId, usize>>>,
 }
 
-/// A running preview's place; freed when dropped (also when the client goes away).
+/// A running preview's place, held by its background task; freed when the task ends.
 #[derive(Debug)]
-pub(crate) struct Slot<'a> {
-    previews: &'a Previews,
+pub(crate) struct Slot {
+    running: Arc<Mutex<HashMap<AccountId, usize>>>,
     account: AccountId,
 }
 
-impl Drop for Slot<'_> {
+impl Drop for Slot {
     fn drop(&mut self) {
-        let mut running = self
-            .previews
-            .running
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(n) = running.get_mut(&self.account) {
             *n -= 1;
             if *n == 0 {
@@ -80,7 +76,7 @@ impl Previews {
         account: AccountId,
         per_account: usize,
         total: usize,
-    ) -> Result<Slot<'_>, PreviewError> {
+    ) -> Result<Slot, PreviewError> {
         let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
         let mine = running.get(&account).copied().unwrap_or(0);
         if mine >= per_account {
@@ -99,13 +95,18 @@ impl Previews {
         }
         *running.entry(account).or_default() += 1;
         Ok(Slot {
-            previews: self,
+            running: Arc::clone(&self.running),
             account,
         })
     }
 
     pub(crate) fn put(&self, id: String, account: AccountId, now: Timestamp, result: Value) {
         let mut map = self.results.lock().unwrap_or_else(|p| p.into_inner());
+        // A running preview's newer partial result replaces its older one in place.
+        if let Some(entry) = map.get_mut(&id) {
+            entry.2 = result;
+            return;
+        }
         map.retain(|_, (_, at, _)| now.unix_micros() - at.unix_micros() < KEEP_MICROS);
         if map.len() >= KEEP_AT_MOST {
             if let Some(oldest) = map

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use futures_util::future::join_all;
+use futures_util::stream::{FuturesUnordered, StreamExt};
 use serde_json::{json, Value};
 use vantage_core::choice::Choice;
 
@@ -21,23 +21,22 @@ use super::PreviewError;
 use crate::controller::Controller;
 
 impl Controller {
-    /// Runs `spec` once against every enabled origin of `pools`, from every probe location,
-    /// and stores the result. Returns the preview id. Every check is bounded by the monitor's
-    /// timeout and retries, and they all run at once.
-    pub async fn run_preview(
-        &self,
+    /// Starts `spec` against every enabled origin of `pools`, from every probe location, in
+    /// the background, and returns the preview's id at once. Every distinct target is checked
+    /// once from every location, all at the same time, each bounded by the monitor's timeout
+    /// and retries; as each check ends, a throwaway engine planned with the candidate judges
+    /// it and the result readable under the id grows (origins not yet checked are left out).
+    pub fn run_preview(
+        self: &Arc<Self>,
         account: AccountId,
         spec: MonitorSpec,
         pools: Vec<Pool>,
     ) -> Result<String, PreviewError> {
-        let runner = self.previewer.get().ok_or(PreviewError::NoLocations)?;
+        let runner = Arc::clone(self.previewer.get().ok_or(PreviewError::NoLocations)?);
         let limits = self.installation();
-        let _slot =
+        let slot =
             self.previews
                 .start(account, limits.previews_per_account, limits.previews_total)?;
-        let locations = runner.locations();
-        let spec = &spec;
-        // Every distinct target of the candidate pools, checked once from every location.
         let mut targets: Vec<ProbeKey> = pools
             .iter()
             .filter(|p| p.spec.enabled)
@@ -51,66 +50,82 @@ impl Controller {
             .collect();
         targets.sort();
         targets.dedup();
-        let checks = targets.iter().flat_map(|key| {
-            locations.iter().map(move |l| async move {
-                let facts = runner
-                    .check(l, spec, &key.address, key.port, key.host.as_deref())
-                    .await;
-                (key, l, judge(spec, &facts))
-            })
-        });
-        let judged = join_all(checks).await;
-        // The verdicts are the engine's, as for any pool: one fresh engine judges the results.
-        let candidate = Arc::new(spec.clone());
+        let candidate = Arc::new(spec);
         let plan = HealthPlan {
             pools: pools
                 .iter()
                 .map(|p| PlannedPool::of(p, Some((CANDIDATE, Arc::clone(&candidate)))))
                 .collect(),
         };
-        let now = self.now();
-        let mut engine = Engine::new(&plan, [], now);
-        for (key, location, result) in judged {
-            engine.record(location, key, result, now);
-        }
-        let view = engine.view();
-        let mut result = serde_json::Map::new();
-        for pool in &pools {
-            let (Some(verdicts), Some(detail)) = (view.pool(pool.id), engine.pool_health(pool.id))
-            else {
-                continue;
-            };
-            let origins_json: Vec<Value> = verdicts
-                .origins
-                .iter()
-                .zip(&detail.origins)
-                .filter(|(v, _)| v.enabled)
-                .map(|(v, d)| {
-                    let mut o = json!({
-                        "healthy": v.healthy.is_healthy(),
-                        "failure_reason": v.reason.as_str(),
-                    });
-                    if let Some(code) = d.response_code {
-                        o["response_code"] = json!(code);
-                    }
-                    if let Some(rtt) = d.rtt_micros {
-                        o["rtt"] = json!(vantage_wire::health::rtt(rtt));
-                    }
-                    json!({ v.address.clone(): o })
-                })
-                .collect();
-            result.insert(
-                pool.id.to_string(),
-                json!({"healthy": verdicts.healthy.is_healthy(), "origins": origins_json}),
-            );
-        }
+        let mut engine = Engine::new(&plan, [], self.now());
         let id = hex::encode(crate::secrets::random_bytes());
         self.previews
-            .put(id.clone(), account, self.now(), Value::Object(result));
+            .put(id.clone(), account, self.now(), render(&engine, &pools));
+        let st = Arc::clone(self);
+        let preview = id.clone();
+        tokio::spawn(async move {
+            let _slot = slot;
+            let locations = runner.locations();
+            let spec = &*candidate;
+            let mut checks: FuturesUnordered<_> = targets
+                .iter()
+                .flat_map(|key| {
+                    let runner = &runner;
+                    locations.iter().map(move |l| async move {
+                        let facts = runner
+                            .check(l, spec, &key.address, key.port, key.host.as_deref())
+                            .await;
+                        (key, l, judge(spec, &facts))
+                    })
+                })
+                .collect();
+            while let Some((key, location, result)) = checks.next().await {
+                engine.record(location, key, result, st.now());
+                st.previews
+                    .put(preview.clone(), account, st.now(), render(&engine, &pools));
+            }
+        });
         Ok(id)
     }
 
     pub fn preview_result(&self, id: &str, account: AccountId) -> Option<Value> {
         self.previews.get(id, account)
     }
+}
+
+/// Cloudflare's preview shape, from the engine's view: per pool its verdict and, per origin
+/// checked so far, the verdict with the reason, response code and round trip.
+fn render(engine: &Engine, pools: &[Pool]) -> Value {
+    let view = engine.view();
+    let mut result = serde_json::Map::new();
+    for pool in pools {
+        let (Some(verdicts), Some(detail)) = (view.pool(pool.id), engine.pool_health(pool.id))
+        else {
+            continue;
+        };
+        let origins: Vec<Value> = verdicts
+            .origins
+            .iter()
+            .zip(&detail.origins)
+            .filter(|(v, d)| v.enabled && !d.locations.is_empty())
+            .map(|(v, d)| {
+                let mut o = json!({
+                    "healthy": v.healthy.is_healthy(),
+                    "failure_reason": v.reason.as_str(),
+                });
+                if let Some(code) = d.response_code {
+                    o["response_code"] = json!(code);
+                }
+                if let Some(rtt) = d.rtt_micros {
+                    o["rtt"] = json!(vantage_wire::health::rtt(rtt));
+                }
+                json!({ v.address.clone(): o })
+            })
+            .collect();
+        result.insert(
+            pool.id.to_string(),
+            json!({"healthy": verdicts.healthy.is_healthy(), "origins": origins}),
+        );
+    }
+    Value::Object(result)
 }
