@@ -252,7 +252,9 @@ impl Engine {
         let mut view: HashMap<PoolId, Arc<PoolVerdicts>> = HashMap::new();
         for p in &plan.pools {
             let Some((monitor, spec)) = &p.monitor else {
-                view.insert(p.id, Arc::new(unmonitored(p)));
+                let entry = unmonitored(p);
+                let kept = self.view.pools.get(&p.id).filter(|b| ***b == entry);
+                view.insert(p.id, kept.map_or_else(|| Arc::new(entry), Arc::clone));
                 continue;
             };
             let spec = Arc::clone(spec);
@@ -757,9 +759,24 @@ impl Engine {
             }
             None => {
                 let mut origins: Vec<Arc<OriginVerdict>> = Vec::with_capacity(plan.origins.len());
-                // A full update re-derives every origin, in order.
+                let old = self.view.pools.get(&pool);
+                // A full update re-derives every origin, in order; an origin that comes out as
+                // it was keeps its entry, so a configuration change elsewhere copies nothing.
                 for (i, healthy, reason, regions) in recomputed {
-                    origins.push(fresh(i, healthy, reason, regions));
+                    let o = &plan.origins[i];
+                    let kept = old.and_then(|b| b.origins.get(i)).filter(|b| {
+                        b.name == o.name
+                            && b.address == o.address
+                            && b.enabled == o.enabled
+                            && b.key == o.key
+                            && b.healthy == healthy
+                            && b.reason == reason
+                            && b.regions == regions
+                    });
+                    origins.push(match kept {
+                        Some(b) => Arc::clone(b),
+                        None => fresh(i, healthy, reason, regions),
+                    });
                 }
                 let checked: std::collections::BTreeSet<RegionCode> = origins
                     .iter()
@@ -788,6 +805,10 @@ impl Engine {
             regions,
             origins,
         };
+        if self.view.pools.get(&pool).is_some_and(|old| **old == entry) {
+            // Unchanged: the published view keeps sharing the map.
+            return healthy;
+        }
         Arc::make_mut(&mut self.view.pools).insert(pool, Arc::new(entry));
         healthy
     }
