@@ -12,25 +12,30 @@ use crate::Controller;
 
 /// Keeps the health engine in step with the catalog. Bursts of writes are coalesced, so a
 /// change takes effect about 100 ms after the write that made it.
-pub async fn follow_config(state: Arc<Controller>) {
+///
+/// It listens from the moment it is called, not from when the returned future first runs: a
+/// change committed in between is not missed.
+pub fn follow_config(state: Arc<Controller>) -> impl std::future::Future<Output = ()> {
     let mut changes = state.config_changes();
-    loop {
-        if changes.changed().await.is_err() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        changes.borrow_and_update();
-        let st = Arc::clone(&state);
-        match tokio::task::spawn_blocking(move || {
-            // A revoked agent token takes its location's votes with it.
-            st.forget_retired_locations();
-            st.reconfigure()
-        })
-        .await
-        {
-            Ok(n) if n > 0 => tracing::debug!(events = n, "configuration changed verdicts"),
-            Ok(_) => {}
-            Err(e) => tracing::error!(error = %e, "reconfiguring health failed"),
+    async move {
+        loop {
+            if changes.changed().await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            changes.borrow_and_update();
+            let st = Arc::clone(&state);
+            match tokio::task::spawn_blocking(move || {
+                // A revoked agent token takes its location's votes with it.
+                st.forget_retired_locations();
+                st.reconfigure()
+            })
+            .await
+            {
+                Ok(n) if n > 0 => tracing::debug!(events = n, "configuration changed verdicts"),
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %e, "reconfiguring health failed"),
+            }
         }
     }
 }
@@ -90,28 +95,31 @@ const REFRESH: Duration = Duration::from_secs(5);
 /// Publishes routing snapshots for a data plane in `region` into `routes`: rebuilt off the
 /// async threads after every assignment or verdict change, and every [`REFRESH`]. The data
 /// plane only ever loads the latest; `secret` keys the origin identities in affinity cookies.
-pub async fn publish_routes(
+pub fn publish_routes(
     state: Arc<Controller>,
     routes: Arc<ArcSwap<RoutingTable>>,
     region: Option<RegionCode>,
     secret: Arc<[u8]>,
-) {
+) -> impl std::future::Future<Output = ()> {
+    // Subscribed now, so no change between this call and the first poll is missed.
     let mut config = state.assignment_changes();
     let mut verdicts = state.verdict_changes();
-    let mut refresh = tokio::time::interval(REFRESH);
-    loop {
-        tokio::select! {
-            _ = config.changed() => {}
-            _ = verdicts.changed() => {}
-            _ = refresh.tick() => {}
-        }
-        config.borrow_and_update();
-        verdicts.borrow_and_update();
-        let st = Arc::clone(&state);
-        let secret = Arc::clone(&secret);
-        match tokio::task::spawn_blocking(move || st.routing_table(region, &secret)).await {
-            Ok(table) => routes.store(Arc::new(table)),
-            Err(e) => tracing::error!(error = %e, "building a routing snapshot failed"),
+    async move {
+        let mut refresh = tokio::time::interval(REFRESH);
+        loop {
+            tokio::select! {
+                _ = config.changed() => {}
+                _ = verdicts.changed() => {}
+                _ = refresh.tick() => {}
+            }
+            config.borrow_and_update();
+            verdicts.borrow_and_update();
+            let st = Arc::clone(&state);
+            let secret = Arc::clone(&secret);
+            match tokio::task::spawn_blocking(move || st.routing_table(region, &secret)).await {
+                Ok(table) => routes.store(Arc::new(table)),
+                Err(e) => tracing::error!(error = %e, "building a routing snapshot failed"),
+            }
         }
     }
 }
