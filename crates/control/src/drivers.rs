@@ -136,14 +136,52 @@ mod tests {
 
     /// A controller over an in-memory store holding one account, its writer running.
     fn controller() -> (Arc<Controller>, AccountId) {
+        controller_on(Arc::new(crate::SystemClock))
+    }
+
+    /// The same, reading time from `clock`.
+    fn controller_on(clock: Arc<dyn crate::Clock>) -> (Arc<Controller>, AccountId) {
         let store = Arc::new(MemoryStore::default());
         let a = AccountId::from_bytes([1; 16]);
-        let t = Timestamp::from_unix_micros(0);
-        let changes = Catalog::default().create_account(a, "a".into(), t).unwrap();
+        let changes = Catalog::default()
+            .create_account(a, "a".into(), clock.now())
+            .unwrap();
         store.commit(&changes).unwrap();
-        let (c, writer) = Controller::load(store).unwrap();
+        let (c, writer) =
+            Controller::load_with(store, clock, Arc::new(crate::ids::RandomIds)).unwrap();
         std::thread::spawn(move || writer.run());
         (c, a)
+    }
+
+    /// Commits monitor `spec` (id 2) and pool `p` (id 3) of one origin at 192.0.2.1 under it.
+    async fn monitored_pool(c: &Controller, a: AccountId, spec: MonitorDraft) -> PoolId {
+        let m = MonitorId::from_bytes([2; 16]);
+        let spec = spec.validate().unwrap();
+        let (pool, monitor) = PoolDraft {
+            name: Some("p".into()),
+            origins: Some(vec![OriginDraft {
+                name: Some("o".into()),
+                address: Some("192.0.2.1".into()),
+                ..Default::default()
+            }]),
+            monitor: Some(m.to_string()),
+            ..Default::default()
+        }
+        .validate()
+        .unwrap();
+        let p = PoolId::from_bytes([3; 16]);
+        c.commit(move |cat, now| {
+            chain(
+                cat,
+                vec![
+                    Box::new(move |c| c.create_monitor(a, m, spec, now)),
+                    Box::new(move |c| c.create_pool(a, p, pool, monitor, now)),
+                ],
+            )
+        })
+        .await
+        .unwrap();
+        p
     }
 
     /// Runs catalog commands one after another on a copy, each seeing the ones before: their
@@ -170,38 +208,11 @@ mod tests {
         let (c, a) = controller();
         tokio::spawn(follow_config(Arc::clone(&c)));
         let mut assignments = c.assignment_changes();
-        let m = MonitorId::from_bytes([2; 16]);
         let spec = MonitorDraft {
             expected_codes: Some("200".into()),
             ..Default::default()
-        }
-        .validate()
-        .unwrap();
-        let (pool, monitor) = PoolDraft {
-            name: Some("p".into()),
-            origins: Some(vec![OriginDraft {
-                name: Some("o".into()),
-                address: Some("192.0.2.1".into()),
-                ..Default::default()
-            }]),
-            monitor: Some(m.to_string()),
-            ..Default::default()
-        }
-        .validate()
-        .unwrap();
-        c.commit(move |cat, now| {
-            chain(
-                cat,
-                vec![
-                    Box::new(move |c| c.create_monitor(a, m, spec, now)),
-                    Box::new(move |c| {
-                        c.create_pool(a, PoolId::from_bytes([3; 16]), pool, monitor, now)
-                    }),
-                ],
-            )
-        })
-        .await
-        .unwrap();
+        };
+        monitored_pool(&c, a, spec).await;
         // Whether the driver already ran depends on the machine's speed; only the outcome is
         // asserted.
         assignments.changed().await.unwrap();
@@ -276,20 +287,8 @@ mod tests {
     async fn the_engine_is_woken_when_it_asks_not_every_second() {
         use crate::clock::TokioClock;
         use vantage_core::health::{Facts, Location, Outcome, Verdict};
-        let store = Arc::new(MemoryStore::default());
-        let a = AccountId::from_bytes([1; 16]);
         let start = Timestamp::from_unix_micros(1_700_000_000_000_000);
-        store
-            .commit(
-                &Catalog::default()
-                    .create_account(a, "a".into(), start)
-                    .unwrap(),
-            )
-            .unwrap();
-        let clock = Arc::new(TokioClock::starting_at(start));
-        let (c, writer) =
-            Controller::load_with(store, clock, Arc::new(crate::ids::RandomIds)).unwrap();
-        std::thread::spawn(move || writer.run());
+        let (c, a) = controller_on(Arc::new(TokioClock::starting_at(start)));
         let here = Location {
             region: vantage_core::region::RegionCode::Weu,
             name: "here".into(),
@@ -300,39 +299,13 @@ mod tests {
         });
         let mut assignments = c.assignment_changes();
         tokio::spawn(follow_config(Arc::clone(&c)));
-        let m = MonitorId::from_bytes([2; 16]);
         let spec = MonitorDraft {
             kind: Some("tcp".into()),
             port: Some(80),
             interval: Some(60),
             ..Default::default()
-        }
-        .validate()
-        .unwrap();
-        let (pool, monitor) = PoolDraft {
-            name: Some("p".into()),
-            origins: Some(vec![OriginDraft {
-                name: Some("o".into()),
-                address: Some("192.0.2.1".into()),
-                ..Default::default()
-            }]),
-            monitor: Some(m.to_string()),
-            ..Default::default()
-        }
-        .validate()
-        .unwrap();
-        let p = PoolId::from_bytes([3; 16]);
-        c.commit(move |cat, now| {
-            chain(
-                cat,
-                vec![
-                    Box::new(move |c| c.create_monitor(a, m, spec, now)),
-                    Box::new(move |c| c.create_pool(a, p, pool, monitor, now)),
-                ],
-            )
-        })
-        .await
-        .unwrap();
+        };
+        let p = monitored_pool(&c, a, spec).await;
         assignments.changed().await.unwrap();
         let key = c.assignment(here.region, None)[0].key.clone();
         let reached = Facts {

@@ -341,6 +341,37 @@ impl Catalog {
         self.zones.values().filter(move |z| z.account == account)
     }
 
+    /// The zone of `account` a load balancer named `name` belongs in: the most specific of
+    /// its zones the name (or, for `*.x`, `x`) falls in.
+    pub fn zone_for_name(&self, account: AccountId, name: &str) -> Option<&Zone> {
+        let name = name.trim_end_matches('.').to_ascii_lowercase();
+        let bare = name.strip_prefix("*.").unwrap_or(&name);
+        self.zones_of(account)
+            .filter(|z| is_within(bare, &z.name))
+            .max_by_key(|z| z.name.len())
+    }
+
+    /// Load balancer `id` if it is `account`'s (in any of its zones).
+    pub fn account_load_balancer(
+        &self,
+        account: AccountId,
+        id: LoadBalancerId,
+    ) -> Option<&LoadBalancer> {
+        self.load_balancers
+            .get(&id)
+            .filter(|lb| self.zone(lb.zone).is_some_and(|z| z.account == account))
+    }
+
+    /// An account's load balancers, across its zones, in id order.
+    pub fn load_balancers_of_account(
+        &self,
+        account: AccountId,
+    ) -> impl Iterator<Item = &LoadBalancer> {
+        self.load_balancers
+            .values()
+            .filter(move |lb| self.zone(lb.zone).is_some_and(|z| z.account == account))
+    }
+
     pub fn monitors_of(&self, account: AccountId) -> impl Iterator<Item = &Monitor> {
         self.monitors.values().filter(move |m| m.account == account)
     }

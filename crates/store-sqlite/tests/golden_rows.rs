@@ -39,6 +39,44 @@ fn everything() -> Vec<Change> {
     let mut all = Vec::new();
     let out = c.create_account(A, "acme".into(), T).unwrap();
     apply(&mut c, &mut all, out);
+    use vantage_core::auth::{
+        AgentBinding, Grant, Permission, Resource, SecretDigest, Token, TokenKind, TokenStatus,
+        User,
+    };
+    let token = Token {
+        id: vantage_core::TokenId::from_bytes([8; 16]),
+        name: "ams1".into(),
+        digest: SecretDigest([0xab; 32]),
+        status: TokenStatus::Active,
+        grants: vec![Grant {
+            resource: Resource::Account(A),
+            permissions: vec![Permission::LoadBalancersRead],
+        }],
+        issued_on: T,
+        modified_on: T,
+        expires_on: Some(T),
+        kind: TokenKind::Agent,
+        agent: Some(AgentBinding {
+            location: Location {
+                region: RegionCode::Weu,
+                name: "ams1".into(),
+            },
+            accounts: vec![A],
+        }),
+    };
+    let user = User {
+        id: vantage_core::UserId::from_bytes([9; 16]),
+        email: "ops@example.com".into(),
+        key_digest: SecretDigest([0xcd; 32]),
+        key_salt: [0xef; 16],
+        accounts: vec![A],
+        created_on: T,
+    };
+    apply(
+        &mut c,
+        &mut all,
+        vec![Change::PutToken(token), Change::PutUser(user)],
+    );
     let z = ZoneId::from_bytes([2; 16]);
     let out = c
         .create_zone(A, z, "example.com", Overlap::Refuse, T)
@@ -216,17 +254,10 @@ fn every_stored_kind_is_pinned() {
     // Read back as raw rows, as a later binary would find them.
     let db = rusqlite::Connection::open(&path).unwrap();
     let mut rows: BTreeMap<String, Value> = BTreeMap::new();
-    for table in [
-        "accounts",
-        "zones",
-        "monitors",
-        "pools",
-        "load_balancers",
-        "webhooks",
-        "policies",
-        "location_states",
-        "health_events",
-    ] {
+    for table in vantage_store::KINDS
+        .into_iter()
+        .chain(["location_states", "health_events"])
+    {
         let mut stmt = db.prepare(&format!("SELECT doc FROM {table}")).unwrap();
         let docs: Vec<Value> = stmt
             .query_map([], |r| r.get::<_, String>(0))

@@ -10,7 +10,6 @@ use serde_json::{Map, Value};
 use vantage_core::auth::Permission;
 use vantage_core::catalog::Change;
 use vantage_core::load_balancer::LoadBalancerDraft;
-use vantage_core::zone::Zone;
 use vantage_core::{LoadBalancerId, ZoneId};
 use vantage_wire::{load_balancer, parse, ApiError, Page};
 
@@ -53,9 +52,12 @@ pub async fn get(
     Caller(p): Caller,
     Path((z, id)): Path<(String, String)>,
 ) -> Reply {
+    let (zone_id, _) = zone(&p, &st.catalog(), &z, Permission::LoadBalancersRead)?;
+    render_one(&st, zone_id, super::object_id(&id)?)
+}
+
+fn render_one(st: &Controller, zone_id: ZoneId, id: LoadBalancerId) -> Reply {
     let c = st.catalog();
-    let (zone_id, _) = zone(&p, &c, &z, Permission::LoadBalancersRead)?;
-    let id: LoadBalancerId = super::object_id(&id)?;
     let lb = c
         .load_balancer(zone_id, id)
         .ok_or_else(ApiError::not_found)?;
@@ -143,8 +145,11 @@ pub async fn delete(
     Path((z, id)): Path<(String, String)>,
 ) -> Reply {
     let (zone_id, _) = zone(&p, &st.catalog(), &z, Permission::LoadBalancersWrite)?;
-    let id: LoadBalancerId = super::object_id(&id)?;
-    super::commit(&st, move |c, _| Ok(c.delete_load_balancer(zone_id, id)?)).await?;
+    delete_in(&st, zone_id, super::object_id(&id)?).await
+}
+
+async fn delete_in(st: &Arc<Controller>, zone_id: ZoneId, id: LoadBalancerId) -> Reply {
+    super::commit(st, move |c, _| Ok(c.delete_load_balancer(zone_id, id)?)).await?;
     deleted(id)
 }
 
@@ -160,11 +165,10 @@ fn in_account(
     let account = super::account(p, a, needed)?;
     let id: LoadBalancerId = super::object_id(id)?;
     let c = st.catalog();
-    let zone = c
-        .zones_of(account)
-        .find(|z| c.load_balancer(z.id, id).is_some())
+    let lb = c
+        .account_load_balancer(account, id)
         .ok_or_else(ApiError::not_found)?;
-    Ok((zone.id, id))
+    Ok((lb.zone, id))
 }
 
 pub async fn account_list(
@@ -176,11 +180,9 @@ pub async fn account_list(
     let account = super::account(&p, &a, Permission::LoadBalancersRead)?;
     let page = q.page(None, Page::MAX_PER_PAGE)?;
     let c = st.catalog();
-    let mut all: Vec<(&vantage_core::load_balancer::LoadBalancer, &Zone)> = c
-        .zones_of(account)
-        .flat_map(|z| c.load_balancers_of(z.id).map(move |lb| (lb, z)))
-        .collect();
-    all.sort_by_key(|(lb, _)| lb.id);
+    let all = c
+        .load_balancers_of_account(account)
+        .filter_map(|lb| Some((lb, c.zone(lb.zone)?)));
     ok_list(all, page, |(lb, z)| load_balancer::render(lb, z))
 }
 
@@ -190,12 +192,7 @@ pub async fn account_get(
     Path((a, id)): Path<(String, String)>,
 ) -> Reply {
     let (zone_id, id) = in_account(&st, &p, &a, &id, Permission::LoadBalancersRead)?;
-    let c = st.catalog();
-    let lb = c
-        .load_balancer(zone_id, id)
-        .ok_or_else(ApiError::not_found)?;
-    let z = c.zone(zone_id).ok_or_else(ApiError::not_found)?;
-    ok(load_balancer::render(lb, z))
+    render_one(&st, zone_id, id)
 }
 
 /// POST under the account: the load balancer goes to the account's zone its name falls in
@@ -207,21 +204,8 @@ pub async fn account_create(
     JsonObject(body): JsonObject,
 ) -> Reply {
     let account = super::account(&p, &a, Permission::LoadBalancersWrite)?;
-    let name = body
-        .get("name")
-        .and_then(Value::as_str)
-        .map(|n| n.trim_end_matches('.').to_ascii_lowercase());
-    let zone_id = {
-        let c = st.catalog();
-        let name = name.as_deref().unwrap_or("");
-        c.zones_of(account)
-            .filter(|z| {
-                let bare = name.strip_prefix("*.").unwrap_or(name);
-                bare == z.name || bare.ends_with(&format!(".{}", z.name))
-            })
-            .max_by_key(|z| z.name.len())
-            .map(|z| z.id)
-    };
+    let name = body.get("name").and_then(Value::as_str).unwrap_or("");
+    let zone_id = st.catalog().zone_for_name(account, name).map(|z| z.id);
     let Some(zone_id) = zone_id else {
         // Validation first, so a document with other problems reports all of them.
         draft_of(Value::Object(body.clone()))?;
@@ -260,6 +244,5 @@ pub async fn account_delete(
     Path((a, id)): Path<(String, String)>,
 ) -> Reply {
     let (zone_id, id) = in_account(&st, &p, &a, &id, Permission::LoadBalancersWrite)?;
-    super::commit(&st, move |c, _| Ok(c.delete_load_balancer(zone_id, id)?)).await?;
-    deleted(id)
+    delete_in(&st, zone_id, id).await
 }

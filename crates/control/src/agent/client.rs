@@ -54,7 +54,16 @@ impl Client {
         &self.base
     }
 
-    async fn answer<T: serde::de::DeserializeOwned>(resp: reqwest::Response) -> anyhow::Result<T> {
+    /// Sends `request` with the agent's token and protocol version; the envelope's result.
+    async fn send<T: serde::de::DeserializeOwned>(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> anyhow::Result<T> {
+        let resp = request
+            .bearer_auth(&self.token)
+            .header(VERSION_HEADER, VERSION)
+            .send()
+            .await?;
         let status = resp.status();
         let body: Envelope<T> = resp
             .json()
@@ -81,15 +90,8 @@ impl Client {
         if let Some(v) = known {
             query.push(("version", v.to_string()));
         }
-        let resp = self
-            .client
-            .get(format!("{}{ASSIGNMENT_PATH}", self.base))
-            .bearer_auth(&self.token)
-            .header(VERSION_HEADER, VERSION)
-            .query(&query)
-            .send()
-            .await?;
-        Self::answer(resp).await
+        let request = self.client.get(format!("{}{ASSIGNMENT_PATH}", self.base));
+        self.send(request.query(&query)).await
     }
 
     pub async fn report(&self, location: &Location, results: Vec<Reported>) -> anyhow::Result<()> {
@@ -98,14 +100,9 @@ impl Client {
             location: location.name.clone(),
             results,
         };
-        let resp = self
-            .client
-            .post(format!("{}{RESULTS_PATH}", self.base))
-            .bearer_auth(&self.token)
-            .header(VERSION_HEADER, VERSION)
-            .json(&report)
-            .send()
-            .await?;
-        Self::answer::<serde_json::Value>(resp).await.map(|_| ())
+        let request = self.client.post(format!("{}{RESULTS_PATH}", self.base));
+        self.send::<serde_json::Value>(request.json(&report))
+            .await
+            .map(|_| ())
     }
 }

@@ -106,9 +106,6 @@ pub struct Engine {
     /// Which pools use each target.
     users: HashMap<ProbeKey, Vec<PoolId>>,
     states: HashMap<ProbeKey, LocationStates>,
-    /// Last reported verdicts, to detect changes.
-    reported_origins: HashMap<(PoolId, String), (Verdict, FailureReason)>,
-    reported_pools: HashMap<PoolId, Verdict>,
     /// The engine's time: the latest `now` it was given. Freshness is judged against it, so
     /// what the API shows and what the events say always agree.
     clock: Timestamp,
@@ -342,10 +339,6 @@ impl Engine {
         self.plan(plan);
         let monitors = &self.monitors;
         self.states.retain(|k, _| monitors.contains_key(k));
-        let pools = &self.pools;
-        self.reported_pools.retain(|p, _| pools.contains_key(p));
-        self.reported_origins
-            .retain(|(p, _), _| pools.contains_key(p));
         let ids: Vec<PoolId> = self.pools.keys().copied().collect();
         self.wake.clear();
         self.wakes.clear();
@@ -645,37 +638,42 @@ impl Engine {
             .origins
             .iter()
             .enumerate()
-            .filter(|(_, o)| {
-                full || only.is_some_and(|k| o.key.as_deref() == Some(k))
-                    || !self.reported_origins.contains_key(&(pool, o.name.clone()))
-            })
+            .filter(|(_, o)| full || only.is_some_and(|k| o.key.as_deref() == Some(k)))
             .map(|(i, o)| {
                 let h = self.origin_health(plan, o, false);
                 (i, h.healthy, h.reason, h.regions)
             })
             .collect();
+        // What was reported before is what the view holds (a pool's entry survives a
+        // configuration change; an origin is found by name when the list moved).
+        let reported = self.view.pools.get(&pool).filter(|v| v.monitored).cloned();
+        let previous_origin = |i: usize, name: &str| {
+            let v = reported.as_ref()?;
+            v.origins
+                .get(i)
+                .filter(|o| o.name == name)
+                .or_else(|| v.origins.iter().find(|o| o.name == name))
+                .map(|o| o.healthy)
+        };
         let mut origins = Vec::new();
         for (i, healthy, reason, _) in &recomputed {
             let (healthy, reason) = (*healthy, *reason);
-            let o = &self.pools[&pool].origins[*i];
-            let previous = self
-                .reported_origins
-                .insert((pool, o.name.clone()), (healthy, reason));
-            if previous.map(|p| p.0) != Some(healthy) && (previous.is_some() || healthy.is_known())
-            {
+            let o = &plan.origins[*i];
+            let previous = previous_origin(*i, &o.name);
+            if previous != Some(healthy) && (previous.is_some() || healthy.is_known()) {
                 origins.push(OriginEvent {
                     name: o.name.clone(),
                     address: o.address.clone(),
                     enabled: o.enabled,
                     healthy,
-                    was: previous.map_or(Verdict::Unknown, |p| p.0),
+                    was: previous.unwrap_or_default(),
                     reason,
                 });
             }
         }
+        let previous_pool = reported.as_ref().map(|v| v.healthy);
         let healthy = self.publish(pool, recomputed, full);
         let plan = &self.pools[&pool];
-        let previous_pool = self.reported_pools.insert(pool, healthy);
         let pool_changed =
             previous_pool != Some(healthy) && (previous_pool.is_some() || healthy.is_known());
         (pool_changed || !origins.is_empty()).then(|| Event {
