@@ -632,8 +632,15 @@ impl Engine {
     /// it changed); the others keep their last verdicts, which nothing else can have moved.
     fn evaluate(&mut self, pool: PoolId, now: Timestamp, only: Option<&ProbeKey>) -> Option<Event> {
         let plan = self.pools.get(&pool)?;
-        // Everything is re-derived when asked, or when the view has no entry to update yet.
-        let full = only.is_none() || !self.view.pools.contains_key(&pool);
+        // Everything is re-derived when asked, or when the view has no entry of this pool's
+        // shape to update (a configuration change re-derives every pool at once, so this is a
+        // safeguard, not a path).
+        let full = only.is_none()
+            || self
+                .view
+                .pools
+                .get(&pool)
+                .is_none_or(|v| !v.monitored || v.origins.len() != plan.origins.len());
         let recomputed: Vec<Recomputed> = plan
             .origins
             .iter()
