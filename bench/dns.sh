@@ -4,7 +4,9 @@
 # authoritative server) serving a static zone with the same names and addresses.
 #   dnsperf -l 10 -c 8 -q 256 -T 1   (1 thread for dnsperf, the other core for the server)
 # Vantage answers 20 load balancers x 1 pool x 3 origins, each answer steered per query.
-# Usage: bench/dns.sh   (installs dnsperf and nsd from Debian if missing)
+# With --edge, the DNS listener is a `vantage edge` following the controller (the controller
+# serves no DNS itself).
+# Usage: bench/dns.sh [--edge]   (installs dnsperf and nsd from Debian if missing)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if ! command -v dnsperf >/dev/null || ! command -v nsd >/dev/null || ! command -v dig >/dev/null; then
@@ -13,8 +15,14 @@ if ! command -v dnsperf >/dev/null || ! command -v nsd >/dev/null || ! command -
 fi
 source bench/lib.sh
 
-start_vantage "$WORK/data" "$WORK/vantage.log" --dns-listen 127.0.0.1:0 --no-agent --dns-rrl-rate 0
-DNS=$(serving_addr "$WORK/vantage.log" dns)
+if [[ ${1:-} == --edge ]]; then
+  start_vantage "$WORK/data" "$WORK/vantage.log" --no-agent
+  start_edge "$WORK/data" "$WORK/edge.log" --dns-listen 127.0.0.1:0 --dns-rrl-rate 0
+  DNS=$(serving_addr "$WORK/edge.log" dns)
+else
+  start_vantage "$WORK/data" "$WORK/vantage.log" --dns-listen 127.0.0.1:0 --no-agent --dns-rrl-rate 0
+  DNS=$(serving_addr "$WORK/vantage.log" dns)
+fi
 create_zone example.com
 POOL=$(api -X POST "$BASE/accounts/$ACCOUNT/load_balancers/pools" \
   -d '{"name":"p","origins":[{"name":"a","address":"192.0.2.1"},{"name":"b","address":"192.0.2.2"},{"name":"c","address":"192.0.2.3"}]}' | json 'd["result"]["id"]')

@@ -11,7 +11,7 @@ BIN=$(pwd)/target/release/vantage
 
 WORK=$(mktemp -d); chmod 755 "$WORK"   # nginx workers run unprivileged
 PIDS=()
-cleanup() { for p in "${PIDS[@]:-}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
+cleanup() { for p in "${PIDS[@]:-}"; do kill "$p" 2>/dev/null || true; done; sleep 0.2; rm -rf "$WORK" 2>/dev/null || true; }
 trap cleanup EXIT
 
 TOKEN=bench-token-0123456789abcdefghijklmnopqrstuvwxyzABCD
@@ -19,7 +19,7 @@ TOKEN=bench-token-0123456789abcdefghijklmnopqrstuvwxyzABCD
 # start_vantage DATA_DIR LOG [serve flags...]: starts a server, sets VPID and VADDR once it
 # listens.
 start_vantage() {
-  VANTAGE_BOOTSTRAP_TOKEN=$TOKEN VANTAGE_LOG=warn,vantage=info "$BIN" serve --listen 127.0.0.1:0 --data-dir "$1" "${@:3}" 2>"$2" &
+  VANTAGE_BOOTSTRAP_TOKEN=$TOKEN VANTAGE_LOG=${VANTAGE_LOG:-warn,vantage=info} "$BIN" serve --listen 127.0.0.1:0 --data-dir "$1" "${@:3}" 2>"$2" &
   VPID=$!; PIDS+=("$VPID")
   for _ in $(seq 200); do
     VADDR=$(grep -o 'listening on [0-9.:]*' "$2" | awk '{print $3}' || true)
@@ -27,6 +27,23 @@ start_vantage() {
     sleep 0.05
   done
   echo "vantage did not start: $(cat "$2")" >&2; exit 1
+}
+
+# start_edge DATA_DIR LOG [edge flags...]: an edge token on the controller at VADDR (whose
+# data directory is DATA_DIR), and `vantage edge` following it; returns once it applied the
+# controller's snapshot.
+start_edge() {
+  local token
+  token=$("$BIN" token create --data-dir "$1" --name "bench-edge-$RANDOM" --edge)
+  sleep 1   # the controller picks up tokens the CLI wrote within half a second
+  VANTAGE_LOG=warn,vantage=info "$BIN" edge --controller "http://$VADDR" --token "$token" \
+    --snapshot-file "$WORK/edge-$RANDOM.snapshot" "${@:3}" 2>"$2" &
+  PIDS+=("$!")
+  for _ in $(seq 200); do
+    grep -q "applied the routing snapshot from controller" "$2" && return 0
+    sleep 0.05
+  done
+  echo "the edge did not start: $(cat "$2")" >&2; exit 1
 }
 
 # serving_addr LOG WHAT: the address of a data-plane listener ("proxy", "dns") from the log.

@@ -8,7 +8,9 @@
 # Added latency = proxy p99 − direct p99 (same round), twice: under that saturating load (three
 # busy processes on two cores: queueing dominates), and for one connection at a time
 # (`wrk -t1 -c1 -d10s`: the cost of the hop itself).
-# Usage: bench/proxy.sh   (installs wrk, nginx and haproxy from Debian if missing)
+# With --edge, Vantage's proxy is a `vantage edge` following the controller (the controller
+# serves no traffic itself).
+# Usage: bench/proxy.sh [--edge]   (installs wrk, nginx and haproxy from Debian if missing)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if ! command -v haproxy >/dev/null; then
@@ -74,8 +76,14 @@ haproxy -f "$WORK/haproxy.cfg" -D -p "$WORK/haproxy.pid"
 PIDS+=("$(cat "$WORK/haproxy.pid")")
 
 # Vantage: a zone, a pool of the backend (no monitor: it takes traffic at once), a proxied LB.
-start_vantage "$WORK/data" "$WORK/vantage.log" --proxy-listen 127.0.0.1:0 --no-agent
-PROXY=$(serving_addr "$WORK/vantage.log" proxy)
+if [[ ${1:-} == --edge ]]; then
+  start_vantage "$WORK/data" "$WORK/vantage.log" --no-agent
+  start_edge "$WORK/data" "$WORK/edge.log" --proxy-listen 127.0.0.1:0
+  PROXY=$(serving_addr "$WORK/edge.log" proxy)
+else
+  start_vantage "$WORK/data" "$WORK/vantage.log" --proxy-listen 127.0.0.1:0 --no-agent
+  PROXY=$(serving_addr "$WORK/vantage.log" proxy)
+fi
 create_zone example.com
 POOL=$(api -X POST "$BASE/accounts/$ACCOUNT/load_balancers/pools" \
   -d "{\"name\":\"backend\",\"origins\":[{\"name\":\"b1\",\"address\":\"127.0.0.1\",\"port\":$BACKEND_PORT}]}" | json 'd["result"]["id"]')

@@ -50,6 +50,7 @@ pub fn authenticate(
         let digest = token_digest(token);
         return match catalog.token_by_digest(&digest) {
             Some(t) if t.kind == TokenKind::Agent => Err(ApiError::agent_token_on_api()),
+            Some(t) if t.kind == TokenKind::Edge => Err(ApiError::edge_token_elsewhere()),
             Some(t) if digests_equal(&t.digest, &digest) && t.is_usable(now) => {
                 Ok(Principal::for_token(t))
             }
@@ -107,6 +108,27 @@ pub fn require(principal: &Principal, needed: Permission, target: Target) -> Res
     }
 }
 
+/// The digest of a protocol request's `Authorization: Bearer` token and the token it names,
+/// if any (the agent and edge protocols take nothing else).
+fn presented_token<'c>(
+    headers: &HeaderMap,
+    catalog: &'c Catalog,
+) -> Result<
+    (
+        vantage_core::auth::SecretDigest,
+        Option<&'c vantage_core::auth::Token>,
+    ),
+    ApiError,
+> {
+    let bad = || ApiError::bad_auth_header(6111, "Invalid format for Authorization header");
+    let value = header(headers, "authorization")
+        .map_err(|()| bad())?
+        .ok_or_else(ApiError::missing_credentials)?;
+    let digest = token_digest(bearer(value).ok_or_else(bad)?);
+    let token = catalog.token_by_digest(&digest);
+    Ok((digest, token))
+}
+
 /// Checks an agent's bearer token: only an active agent token passes, and it speaks for the
 /// one location it is bound to.
 pub fn authenticate_agent(
@@ -114,14 +136,8 @@ pub fn authenticate_agent(
     catalog: &Catalog,
     now: Timestamp,
 ) -> Result<AgentBinding, ApiError> {
-    let value = header(headers, "authorization")
-        .map_err(|()| ApiError::bad_auth_header(6111, "Invalid format for Authorization header"))?
-        .ok_or_else(ApiError::missing_credentials)?;
-    let token = bearer(value).ok_or_else(|| {
-        ApiError::bad_auth_header(6111, "Invalid format for Authorization header")
-    })?;
-    let digest = token_digest(token);
-    match catalog.token_by_digest(&digest) {
+    let (digest, token) = presented_token(headers, catalog)?;
+    match token {
         Some(t)
             if digests_equal(&t.digest, &digest)
                 && t.is_usable(now)
@@ -135,6 +151,28 @@ pub fn authenticate_agent(
             })
         }
         Some(t) if t.kind == TokenKind::Api => Err(ApiError::api_token_on_agent()),
+        Some(t) if t.kind == TokenKind::Edge => Err(ApiError::edge_token_elsewhere()),
+        _ => Err(ApiError::invalid_token()),
+    }
+}
+
+/// The edge an `Authorization: Bearer` edge token names (its token's id and name), for the
+/// edge protocol; API and agent tokens are refused with 403.
+pub fn authenticate_edge(
+    headers: &HeaderMap,
+    catalog: &Catalog,
+    now: Timestamp,
+) -> Result<(vantage_core::TokenId, String), ApiError> {
+    let (digest, token) = presented_token(headers, catalog)?;
+    match token {
+        Some(t)
+            if digests_equal(&t.digest, &digest)
+                && t.is_usable(now)
+                && t.kind == TokenKind::Edge =>
+        {
+            Ok((t.id, t.name.clone()))
+        }
+        Some(t) if t.kind != TokenKind::Edge && t.is_usable(now) => Err(ApiError::not_edge_token()),
         _ => Err(ApiError::invalid_token()),
     }
 }

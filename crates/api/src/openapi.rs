@@ -291,6 +291,13 @@ fn build_operations() -> Vec<Operation> {
         ),
         op!(
             "get",
+            lb("/edges"),
+            "Edges following this controller (Vantage extension)",
+            "Load balancers",
+            list
+        ),
+        op!(
+            "get",
             "/user/load_balancing_analytics/events",
             "Health events",
             "Analytics",

@@ -47,6 +47,9 @@ pub struct Controller {
     pub(crate) assignment_version: tokio::sync::watch::Sender<u64>,
     /// Bumped after any origin's or pool's verdict changed (routing snapshots follow it).
     pub(crate) verdict_version: tokio::sync::watch::Sender<u64>,
+    /// The routing snapshot as last published, and where every follower (the built-in data
+    /// plane, edges) learns of a new one: its version.
+    pub(crate) routing: crate::edges::Routing,
     /// Bumped after notifications were added to the outbox (the deliverer wakes up).
     pub(crate) outbox_version: tokio::sync::watch::Sender<u64>,
     /// Runs preview checks; absent when this Vantage has no probe location.
@@ -170,6 +173,7 @@ impl Controller {
             config_version: tokio::sync::watch::Sender::new(0),
             assignment_version: tokio::sync::watch::Sender::new(0),
             verdict_version: tokio::sync::watch::Sender::new(0),
+            routing: crate::edges::Routing::default(),
             outbox_version: tokio::sync::watch::Sender::new(0),
             previewer: std::sync::OnceLock::new(),
             previews: crate::preview::Previews::default(),

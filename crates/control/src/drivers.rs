@@ -92,13 +92,12 @@ pub async fn publish_health(state: Arc<Controller>) {
 /// Snapshots are rebuilt at least this often, so RTTs (dynamic latency) move.
 const REFRESH: Duration = Duration::from_secs(5);
 
-/// Publishes routing snapshots for a data plane in `region` into `routes`: rebuilt off the
-/// async threads after every assignment or verdict change, and every [`REFRESH`]. The data
-/// plane only ever loads the latest; `secret` keys the origin identities in affinity cookies.
-pub fn publish_routes(
+/// Publishes the installation's routing snapshot: rebuilt off the async threads after every
+/// assignment or verdict change, and every [`REFRESH`]. `secret` keys the origin identities
+/// in affinity cookies. Followers (the built-in data plane through [`follow_snapshots`],
+/// edges through `/edge/v1`) only ever read the latest.
+pub fn publish_snapshots(
     state: Arc<Controller>,
-    routes: Arc<ArcSwap<RoutingTable>>,
-    region: Option<RegionCode>,
     secret: Arc<[u8]>,
 ) -> impl std::future::Future<Output = ()> {
     // Subscribed now, so no change between this call and the first poll is missed.
@@ -116,9 +115,43 @@ pub fn publish_routes(
             verdicts.borrow_and_update();
             let st = Arc::clone(&state);
             let secret = Arc::clone(&secret);
-            match tokio::task::spawn_blocking(move || st.routing_table(region, &secret)).await {
-                Ok(table) => routes.store(Arc::new(table)),
-                Err(e) => tracing::error!(error = %e, "building a routing snapshot failed"),
+            if let Err(e) = tokio::task::spawn_blocking(move || st.publish_snapshot(&secret)).await
+            {
+                tracing::error!(error = %e, "building a routing snapshot failed");
+            }
+        }
+    }
+}
+
+/// Keeps `routes` at the controller's latest snapshot as a data plane in `region` sees it:
+/// the same path an edge takes, in-process.
+pub fn follow_snapshots(
+    state: Arc<Controller>,
+    routes: Arc<ArcSwap<RoutingTable>>,
+    region: Option<RegionCode>,
+) -> impl std::future::Future<Output = ()> {
+    let mut changes = state.snapshot_changes();
+    async move {
+        let mut applied: Option<Arc<vantage_core::routing::Snapshot>> = None;
+        loop {
+            let snapshot = state.snapshot();
+            changes.borrow_and_update();
+            let before = routes.load_full();
+            let last = applied.clone();
+            let next = Arc::clone(&snapshot);
+            let table = tokio::task::spawn_blocking(move || {
+                RoutingTable::next(last.as_deref().map(|s| (&*before, s)), &next, region)
+            })
+            .await;
+            match table {
+                Ok(table) => {
+                    routes.store(Arc::new(table));
+                    applied = Some(snapshot);
+                }
+                Err(e) => tracing::error!(error = %e, "applying a routing snapshot failed"),
+            }
+            if changes.changed().await.is_err() {
+                return;
             }
         }
     }
@@ -231,12 +264,8 @@ mod tests {
         let (c, a) = controller();
         let routes = Arc::new(ArcSwap::from_pointee(RoutingTable::default()));
         tokio::spawn(follow_config(Arc::clone(&c)));
-        tokio::spawn(publish_routes(
-            Arc::clone(&c),
-            Arc::clone(&routes),
-            None,
-            Arc::from(&b"k"[..]),
-        ));
+        tokio::spawn(publish_snapshots(Arc::clone(&c), Arc::from(&b"k"[..])));
+        tokio::spawn(follow_snapshots(Arc::clone(&c), Arc::clone(&routes), None));
         let (pool, _) = PoolDraft {
             name: Some("p".into()),
             origins: Some(vec![OriginDraft {

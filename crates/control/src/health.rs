@@ -10,7 +10,6 @@ use vantage_core::health::engine::{Assignment, Event, PoolHealth, Refusal};
 
 use vantage_core::health::{Engine, Facts, HealthView, Location, LocationState, ProbeKey};
 use vantage_core::region::RegionCode;
-use vantage_core::routing::RoutingTable;
 use vantage_core::PoolId;
 
 use crate::controller::Controller;
@@ -38,21 +37,6 @@ impl Controller {
     /// Changes to verdicts, for routing snapshots to follow.
     pub fn verdict_changes(&self) -> tokio::sync::watch::Receiver<u64> {
         self.verdict_version.subscribe()
-    }
-
-    /// A routing snapshot of the catalog and the published verdicts, for the data plane in
-    /// `region` (blocking: it walks every load balancer). `secret` keys the origin identities
-    /// in affinity cookies.
-    pub fn routing_table(&self, region: Option<RegionCode>, secret: &[u8]) -> RoutingTable {
-        let catalog = self.catalog();
-        let health = self.health_view();
-        let engine = self.engine();
-        RoutingTable::build(
-            &catalog,
-            &health,
-            &|key| engine.latency_ms(key, region),
-            secret,
-        )
     }
 
     /// A probe target's smoothed RTT in ms, over every region that measured it.
@@ -466,6 +450,7 @@ impl Controller {
                 })
                 .collect(),
             store_bytes: None,
+            routing: None,
         };
         // Read without the engine's lock: the store may be busy with a write.
         snapshot.store_bytes = self.store.size_bytes().ok();

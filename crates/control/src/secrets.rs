@@ -42,9 +42,30 @@ pub fn generate_token() -> String {
     use rand::Rng;
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-";
     let mut rng = rand::rng();
-    (0..48)
-        .map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())]))
+    // The first character is alphanumeric: a token starting with '-' reads as a flag when
+    // given on a command line (`vantage edge --token -C…`).
+    let first = char::from(ALPHABET[rng.random_range(0..62)]);
+    std::iter::once(first)
+        .chain((1..48).map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())])))
         .collect()
+}
+
+/// Opens `path` for writing as a file only its owner can read (mode 0600 on Unix): new
+/// (failing if it exists) with `create_new`, else created or truncated.
+pub fn open_private(path: &std::path::Path, create_new: bool) -> std::io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true);
+    if create_new {
+        options.create_new(true);
+    } else {
+        options.create(true).truncate(true);
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options.open(path)
 }
 
 /// 16 fresh random bytes for an identifier or a salt.
@@ -54,6 +75,16 @@ pub fn random_bytes() -> [u8; 16] {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn generated_tokens_never_read_as_a_flag() {
+        for _ in 0..2_000 {
+            let t = super::generate_token();
+            assert_eq!(t.len(), 48);
+            assert!(t.as_bytes()[0].is_ascii_alphanumeric(), "{t}");
+            assert!(super::is_token_syntax(&t), "{t}");
+        }
+    }
+
     use super::*;
 
     #[test]

@@ -116,12 +116,14 @@ impl AgentBinding {
 
 crate::string_enum!(
     /// API tokens act on accounts through `/client/v4`; agent tokens only let a probe agent
-    /// fetch its assignment and report results. Neither works in the other's place.
+    /// fetch its assignment and report results; edge tokens only let an edge read routing
+    /// snapshots (`/edge/v1`). None works in another's place.
     #[derive(Default)]
     TokenKind {
         #[default]
         Api = "api",
         Agent = "agent",
+        Edge = "edge",
     }
 );
 

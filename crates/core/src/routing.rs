@@ -9,13 +9,15 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use crate::catalog::Catalog;
-use crate::health::{HealthView, PoolVerdicts, ProbeKey};
+use crate::health::HealthView;
 use crate::load_balancer::{LoadBalancerSpec, SessionAffinity, SteeringPolicy};
+use crate::region::RegionCode;
 use crate::steering::{self, Context, Decision, OriginView, PoolView};
 use crate::{LoadBalancerId, PoolId, ZoneId};
 
-/// A probe target's smoothed RTT in ms as seen from the data plane's region, if measured.
-pub type Latency<'a> = &'a dyn Fn(&ProbeKey) -> Option<f64>;
+mod snapshot;
+
+pub use snapshot::{Latency, PoolRtt, Snapshot, SnapshotLoadBalancer, SnapshotPool};
 
 /// Where the data plane sends a request for one origin.
 #[derive(Debug, Clone, PartialEq)]
@@ -52,7 +54,8 @@ pub struct Route {
 pub struct ZoneView {
     pub id: ZoneId,
     pub name: String,
-    /// SOA serial: the last modification of the zone or its load balancers, in Unix seconds.
+    /// SOA serial (Unix seconds): the last edit of the zone or its load balancers, or the
+    /// last time its answers changed (a verdict), whichever is later; it never goes back.
     pub serial: u32,
 }
 
@@ -336,7 +339,8 @@ pub fn origin_key(secret: &[u8], name: &str, address: &str) -> u64 {
     u64::from_be_bytes([d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]])
 }
 
-fn authority(address: &str, port: u16) -> String {
+/// `host:port` of an origin, IPv6 in brackets, port 80 when it sets none.
+pub fn authority(address: &str, port: u16) -> String {
     let port = if port == 0 { 80 } else { port };
     if address.contains(':') {
         format!("[{address}]:{port}")
@@ -365,35 +369,49 @@ pub fn normalize_host(host: &str) -> std::borrow::Cow<'_, str> {
 }
 
 impl RoutingTable {
-    /// Builds the table from the catalog and the published health view. `latency` is a
-    /// target's smoothed RTT in ms as seen from the data plane's region (dynamic latency);
-    /// `secret` keys the origin identities in affinity cookies.
-    pub fn build(
-        catalog: &Catalog,
-        health: &HealthView,
-        latency: Latency<'_>,
-        secret: &[u8],
+    /// The table a data plane in `region` steers by: the snapshot's load balancers with
+    /// their pools, and for dynamic latency each pool's RTT as seen from `region`.
+    pub fn new(snapshot: &Snapshot, region: Option<RegionCode>) -> RoutingTable {
+        RoutingTable::next(None, snapshot, region)
+    }
+
+    /// The same as [`RoutingTable::new`], reusing the routes of `before` (the table made from
+    /// the snapshot given with it, for the same region) whose load balancer and pools did not
+    /// change: a verdict change rebuilds the routes that name its pool, not every route.
+    pub fn next(
+        before: Option<(&RoutingTable, &Snapshot)>,
+        snapshot: &Snapshot,
+        region: Option<RegionCode>,
     ) -> RoutingTable {
-        let mut views: HashMap<PoolId, (PoolView, Vec<Upstream>, String, Option<f64>)> =
-            HashMap::new();
-        let mut zones: HashMap<String, ZoneView> = catalog
-            .served_zones()
-            .map(|z| {
-                let view = ZoneView {
-                    id: z.id,
-                    name: z.name.clone(),
-                    serial: serial(z.modified_on),
-                };
-                (z.name.clone(), view)
-            })
-            .collect();
+        let unchanged = |lb: &SnapshotLoadBalancer| -> Option<Arc<Route>> {
+            let (table, old) = before?;
+            let route = table.routes.get(&lb.spec.name)?;
+            let same_pools = lb.spec.referenced_pools().iter().all(|id| {
+                match (old.pools.get(id), snapshot.pools.get(id)) {
+                    (Some(a), Some(b)) => Arc::ptr_eq(a, b) || a == b,
+                    (None, None) => true,
+                    _ => false,
+                }
+            });
+            (route.id == lb.id && route.zone == lb.zone && route.spec == lb.spec && same_pools)
+                .then(|| Arc::clone(route))
+        };
         let mut table = RoutingTable {
             routes: HashMap::new(),
-            zones: std::mem::take(&mut zones),
+            zones: snapshot
+                .zones
+                .iter()
+                .map(|z| (z.name.clone(), z.clone()))
+                .collect(),
             interior: std::collections::HashSet::new(),
         };
-        for lb in catalog.all_load_balancers() {
-            let Some(zone) = catalog.zone(lb.zone) else {
+        let names: HashMap<ZoneId, String> = snapshot
+            .zones
+            .iter()
+            .map(|z| (z.id, z.name.clone()))
+            .collect();
+        for lb in &snapshot.load_balancers {
+            let Some(zone) = names.get(&lb.zone) else {
                 continue;
             };
             let bare = lb.spec.name.strip_prefix("*.").unwrap_or(&lb.spec.name);
@@ -401,9 +419,9 @@ impl RoutingTable {
                 // A nested zone owns this name; this load balancer can never be reached.
                 continue;
             }
-
-            if let Some(z) = table.zones.get_mut(&zone.name) {
-                z.serial = z.serial.max(serial(lb.modified_on));
+            if let Some(route) = unchanged(lb) {
+                table.add(route, zone);
+                continue;
             }
             let dynamic = lb.spec.steering_policy == SteeringPolicy::DynamicLatency;
             let mut route = Route {
@@ -416,27 +434,34 @@ impl RoutingTable {
                 rtt: HashMap::new(),
             };
             for id in lb.spec.referenced_pools() {
-                let Some(pool) = catalog.pool(zone.account, id) else {
+                let Some(pool) = snapshot.pools.get(&id) else {
                     continue;
                 };
-                let verdicts = health.pool(id).map(|v| &**v);
-                let entry = views
-                    .entry(id)
-                    .or_insert_with(|| pool_view(pool, verdicts, None, secret));
-                if dynamic && entry.3.is_none() {
-                    *entry = pool_view(pool, verdicts, Some(latency), secret);
-                }
-                let (view, ups, name, rtt) = entry.clone();
-                route.pools.insert(id, view);
-                route.upstreams.insert(id, ups);
-                route.pool_names.insert(id, name);
-                if let Some(rtt) = rtt {
+                route.pools.insert(id, pool.view.clone());
+                route.upstreams.insert(id, pool.upstreams.clone());
+                route.pool_names.insert(id, pool.name.clone());
+                if let Some(rtt) = dynamic.then(|| pool.rtt.seen_from(region)).flatten() {
                     route.rtt.insert(id, rtt);
                 }
             }
-            table.add(Arc::new(route), &zone.name);
+            table.add(Arc::new(route), zone);
         }
         table
+    }
+
+    /// The table of the catalog and health view as they are, seen from no region and with
+    /// no RTTs (for views that show where traffic goes, and tests).
+    pub fn build(catalog: &Catalog, health: &HealthView, secret: &[u8]) -> RoutingTable {
+        let snapshot = Snapshot::build(
+            catalog,
+            health,
+            &|_, _| None,
+            &[],
+            secret,
+            None,
+            crate::Timestamp::from_unix_micros(0),
+        );
+        RoutingTable::new(&snapshot, None)
     }
 
     /// Adds a route of the zone `zone`, and the names between it and the apex.
@@ -514,65 +539,6 @@ impl RoutingTable {
     pub fn routes(&self) -> impl Iterator<Item = &Arc<Route>> {
         self.routes.values()
     }
-}
-
-fn serial(t: crate::Timestamp) -> u32 {
-    u32::try_from(t.unix_micros() / 1_000_000).unwrap_or(u32::MAX)
-}
-
-/// A pool as traffic sees it: its verdicts from the health view (a pool the view does not
-/// know takes no traffic). With `latency`, also the pool's RTT: the mean over the origins
-/// that take traffic of their smoothed RTTs.
-fn pool_view(
-    pool: &crate::pool::Pool,
-    verdicts: Option<&PoolVerdicts>,
-    latency: Option<Latency<'_>>,
-    secret: &[u8],
-) -> (PoolView, Vec<Upstream>, String, Option<f64>) {
-    let spec = &pool.spec;
-    let origin = |i: usize| verdicts.and_then(|v| v.origins.get(i));
-    let origins = spec
-        .origins
-        .iter()
-        .enumerate()
-        .map(|(i, o)| OriginView {
-            enabled: o.enabled,
-            healthy: origin(i).is_some_and(|v| v.healthy.is_healthy()),
-            weight: o.weight,
-        })
-        .collect();
-    let ups = spec
-        .origins
-        .iter()
-        .map(|o| Upstream {
-            name: o.name.clone(),
-            key: origin_key(secret, &o.name, &o.address),
-            authority: authority(&o.address, o.port).into(),
-            address: o.address.clone(),
-            host: o.host.clone(),
-        })
-        .collect();
-    let pool_rtt = latency.zip(verdicts).and_then(|(latency, v)| {
-        let per_origin: Vec<f64> = v
-            .origins
-            .iter()
-            .filter(|o| o.takes_traffic())
-            .filter_map(|o| latency(o.key.as_deref()?))
-            .collect();
-        (!per_origin.is_empty()).then(|| per_origin.iter().sum::<f64>() / per_origin.len() as f64)
-    });
-    (
-        PoolView {
-            enabled: spec.enabled,
-            healthy: verdicts.is_some_and(PoolVerdicts::takes_traffic),
-            coordinates: spec.coordinates,
-            origin_steering: spec.origin_steering,
-            origins,
-        },
-        ups,
-        spec.name.clone(),
-        pool_rtt,
-    )
 }
 
 #[cfg(test)]

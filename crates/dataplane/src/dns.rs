@@ -53,6 +53,38 @@ pub struct DnsConfig {
     pub rrl_slip: u32,
     /// TCP connections open at once; one more is closed at once.
     pub tcp_connections: crate::limit::ConnectionLimit,
+    /// The nameservers every zone's apex names (NS), with the addresses given for glue; the
+    /// first is the SOA's primary. None: `ns.<zone>`.
+    pub nameservers: Vec<Nameserver>,
+}
+
+/// One of the fleet's nameservers: `--dns-nameserver NAME[=ADDRESS,…]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Nameserver {
+    /// Lower case, without the trailing dot.
+    pub name: String,
+    pub addresses: Vec<IpAddr>,
+}
+
+impl std::str::FromStr for Nameserver {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (name, addresses) = match s.split_once('=') {
+            Some((n, a)) => (n, a),
+            None => (s, ""),
+        };
+        let name = name.trim_end_matches('.').to_ascii_lowercase();
+        if !vantage_core::name::is_hostname(&name) || !name.contains('.') {
+            return Err(format!("{name:?} is not a nameserver host name"));
+        }
+        let addresses = addresses
+            .split(',')
+            .filter(|a| !a.is_empty())
+            .map(|a| a.parse().map_err(|_| format!("{a:?} is not an IP address")))
+            .collect::<Result<Vec<IpAddr>, String>>()?;
+        Ok(Nameserver { name, addresses })
+    }
 }
 
 impl Default for DnsConfig {
@@ -67,6 +99,7 @@ impl Default for DnsConfig {
             rrl_rate: 20,
             rrl_slip: 2,
             tcp_connections: crate::limit::ConnectionLimit::new(1_024),
+            nameservers: Vec::new(),
         }
     }
 }
@@ -102,9 +135,24 @@ fn fqdn(s: &str) -> Option<Name> {
     Name::from_ascii(format!("{s}.")).ok()
 }
 
-fn soa(zone: &ZoneView) -> Option<Record> {
+/// The zone's nameservers: the configured fleet, else `ns.<zone>`.
+fn nameservers(zone: &ZoneView, configured: &[Nameserver]) -> Vec<Nameserver> {
+    if configured.is_empty() {
+        vec![Nameserver {
+            name: format!("ns.{}", zone.name),
+            addresses: Vec::new(),
+        }]
+    } else {
+        configured.to_vec()
+    }
+}
+
+fn soa(zone: &ZoneView, configured: &[Nameserver]) -> Option<Record> {
+    let primary = configured
+        .first()
+        .map_or_else(|| format!("ns.{}", zone.name), |n| n.name.clone());
     let soa = SOA::new(
-        fqdn(&format!("ns.{}", zone.name))?,
+        fqdn(&primary)?,
         fqdn(&format!("hostmaster.{}", zone.name))?,
         zone.serial,
         10_000,
@@ -282,11 +330,28 @@ impl Dns {
         let found = table.dns_lookup(zone, &name);
         if name == zone.name {
             if wants(RecordType::SOA) {
-                r.answers.extend(soa(zone));
+                r.answers.extend(soa(zone, &self.config.nameservers));
             }
             if wants(RecordType::NS) {
-                if let Some(ns) = fqdn(&format!("ns.{}", zone.name)) {
-                    r.add_answer(Record::from_rdata(owner.clone(), 86_400, RData::NS(NS(ns))));
+                for ns in nameservers(zone, &self.config.nameservers) {
+                    let Some(target) = fqdn(&ns.name) else {
+                        continue;
+                    };
+                    r.add_answer(Record::from_rdata(
+                        owner.clone(),
+                        86_400,
+                        RData::NS(NS(target.clone())),
+                    ));
+                    // Glue only for names inside the zone: an address for a name elsewhere
+                    // is not ours to give.
+                    let inside = ns.name.ends_with(&format!(".{}", zone.name));
+                    for ip in ns.addresses.iter().filter(|_| inside) {
+                        let data = match ip {
+                            IpAddr::V4(v4) => RData::A(A(*v4)),
+                            IpAddr::V6(v6) => RData::AAAA(AAAA(*v6)),
+                        };
+                        r.add_additional(Record::from_rdata(target.clone(), 86_400, data));
+                    }
                 }
             }
         }
@@ -318,7 +383,7 @@ impl Dns {
         }
         if r.answers.is_empty() {
             // No data (or no such name): the SOA tells resolvers how long to remember that.
-            r.authorities.extend(soa(zone));
+            r.authorities.extend(soa(zone, &self.config.nameservers));
         }
         r
     }
@@ -345,7 +410,11 @@ impl Dns {
             _ => 0,
         };
         match route.dns(ctx) {
-            DnsAnswer::Addresses { addresses, .. } => (addresses, scope),
+            DnsAnswer::Addresses { addresses, pool } => {
+                let pool = route.pool_names.get(&pool).map_or("", String::as_str);
+                self.config.metrics.dns_answer(&route.spec.name, pool);
+                (addresses, scope)
+            }
             DnsAnswer::Proxied => (self.config.proxy_addresses.clone(), 0),
             DnsAnswer::Nothing => (Vec::new(), scope),
         }

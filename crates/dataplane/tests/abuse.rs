@@ -78,7 +78,7 @@ fn routes(origin: SocketAddr) -> Arc<ArcSwap<RoutingTable>> {
         c.create_load_balancer(zone, LoadBalancerId::from_bytes([4; 16]), lb.clone(), now)
     });
     let engine = Engine::new(&c.health_plan(), [], now);
-    let table = RoutingTable::build(&c, &engine.view(), &|_| None, b"secret");
+    let table = RoutingTable::build(&c, &engine.view(), b"secret");
     Arc::new(ArcSwap::from_pointee(table))
 }
 

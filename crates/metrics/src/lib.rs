@@ -116,6 +116,13 @@ pub struct Metrics {
     pub pruned: Family<KindLabels, Counter>,
     /// Agent results refused, by location and reason.
     pub results_refused: Family<RefusedLabels, Counter>,
+    /// DNS answers with addresses, by load balancer and pool.
+    pub dns_answers: Family<RouteLabels, Counter>,
+    /// Routing snapshots an edge applied from a controller, and refused.
+    pub snapshots_applied: Counter,
+    pub snapshots_refused: Counter,
+    /// From a snapshot's making at the controller to its application on this edge.
+    pub snapshot_propagation: Histogram,
 }
 
 impl Default for Metrics {
@@ -131,6 +138,10 @@ impl Default for Metrics {
             notifications_left_out: Counter::default(),
             pruned: Family::default(),
             results_refused: Family::default(),
+            dns_answers: Family::default(),
+            snapshots_applied: Counter::default(),
+            snapshots_refused: Counter::default(),
+            snapshot_propagation: latency(),
         }
     }
 }
@@ -179,6 +190,19 @@ pub struct Snapshot {
     pub locations: Vec<LocationState>,
     /// Bytes the store takes on disk, when it could be read.
     pub store_bytes: Option<u64>,
+    /// On an edge: the routing snapshot it serves.
+    pub routing: Option<RoutingState>,
+}
+
+/// An edge's routing snapshot at scrape time.
+#[derive(Debug, Clone, Default)]
+pub struct RoutingState {
+    /// 0: none yet.
+    pub version: u64,
+    /// Since the snapshot was made at the controller.
+    pub age_seconds: Option<f64>,
+    /// Since a controller last answered.
+    pub contact_seconds: Option<f64>,
 }
 
 fn flag(b: bool) -> i64 {
@@ -188,6 +212,26 @@ fn flag(b: bool) -> i64 {
 impl Metrics {
     pub fn new() -> Arc<Metrics> {
         Arc::new(Metrics::default())
+    }
+
+    /// Counts a snapshot applied `lag` seconds after it was made.
+    pub fn snapshot_applied(&self, lag: f64) {
+        self.snapshots_applied.inc();
+        self.snapshot_propagation.observe(lag);
+    }
+
+    pub fn snapshot_refused(&self) {
+        self.snapshots_refused.inc();
+    }
+
+    /// Counts one DNS answer with addresses.
+    pub fn dns_answer(&self, load_balancer: &str, pool: &str) {
+        self.dns_answers
+            .get_or_create(&RouteLabels {
+                load_balancer: load_balancer.to_owned(),
+                pool: pool.to_owned(),
+            })
+            .inc();
     }
 
     /// Counts one judged check.
@@ -277,6 +321,11 @@ impl Metrics {
                 "Time from a proxied request to its response headers, by load balancer and pool",
                 self.proxy_duration.clone(),
             );
+            registry.register(
+                "dns_answers",
+                "DNS answers with addresses, by load balancer and pool",
+                self.dns_answers.clone(),
+            );
         }
         registry.register(
             "dns_queries",
@@ -299,6 +348,48 @@ impl Metrics {
             "Results from probe agents refused, by location and reason",
             self.results_refused.clone(),
         );
+        if let Some(r) = &snapshot.routing {
+            registry.register(
+                "routing_snapshots_applied",
+                "Routing snapshots this edge applied from a controller",
+                self.snapshots_applied.clone(),
+            );
+            registry.register(
+                "routing_snapshots_refused",
+                "Routing snapshots this edge refused (unparsable, invalid or not newer)",
+                self.snapshots_refused.clone(),
+            );
+            registry.register(
+                "routing_snapshot_propagation_seconds",
+                "From a snapshot's making at the controller to its application here",
+                self.snapshot_propagation.clone(),
+            );
+            let version = Gauge::<i64>::default();
+            version.set(i64::try_from(r.version).unwrap_or(i64::MAX));
+            registry.register(
+                "routing_snapshot_version",
+                "Version of the routing snapshot served (Unix microseconds of its making; 0: none)",
+                version,
+            );
+            if let Some(age) = r.age_seconds {
+                let g = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+                g.set(age);
+                registry.register(
+                    "routing_snapshot_age_seconds",
+                    "Seconds since the routing snapshot served was made",
+                    g,
+                );
+            }
+            if let Some(contact) = r.contact_seconds {
+                let g = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+                g.set(contact);
+                registry.register(
+                    "controller_contact_age_seconds",
+                    "Seconds since a controller last answered this edge",
+                    g,
+                );
+            }
+        }
         if let Some(bytes) = snapshot.store_bytes {
             let g = Gauge::<i64>::default();
             g.set(i64::try_from(bytes).unwrap_or(i64::MAX));
@@ -401,6 +492,8 @@ mod tests {
         m.check("m1", "WNAM/local", false, None);
         m.verdict_change("pool", Some(false));
         m.dns_query("NoError");
+        m.dns_answer("www.example.com", "primary");
+        m.snapshot_applied(0.004);
         let snapshot = Snapshot {
             pools: vec![PoolState {
                 id: "p1".into(),
@@ -420,6 +513,11 @@ mod tests {
                 seconds_since_contact: 1.5,
             }],
             store_bytes: Some(4096),
+            routing: Some(RoutingState {
+                version: 1_700_000_000_000_000,
+                age_seconds: Some(2.5),
+                contact_seconds: Some(0.5),
+            }),
         };
         let text = m.render(&snapshot, Scope::Detailed);
         for line in [
@@ -432,6 +530,12 @@ mod tests {
             r#"vantage_origin_healthy{pool="primary",origin="a",address="10.0.0.1"} 0"#,
             r#"vantage_origin_region_healthy{pool="primary",origin="a",region="WNAM"} 0"#,
             r#"vantage_probe_location_up{region="WNAM",location="local"} 1"#,
+            r#"vantage_dns_answers_total{load_balancer="www.example.com",pool="primary"} 1"#,
+            r#"vantage_routing_snapshots_applied_total 1"#,
+            r#"vantage_routing_snapshot_propagation_seconds_count 1"#,
+            r#"vantage_routing_snapshot_version 1700000000000000"#,
+            r#"vantage_routing_snapshot_age_seconds 2.5"#,
+            r#"vantage_controller_contact_age_seconds 0.5"#,
         ] {
             assert!(
                 text.lines().any(|l| l == line),

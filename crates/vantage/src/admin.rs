@@ -30,18 +30,22 @@ pub enum TokenCommand {
         name: String,
         /// The account the token acts on. With --agent: an account whose pools the agent may
         /// probe (repeatable; none: every account).
-        #[arg(long = "account", required_unless_present = "agent")]
+        #[arg(long = "account", required_unless_present_any = ["agent", "edge"])]
         accounts: Vec<String>,
         /// Limit zone permissions to this zone instead of every zone of the account.
         #[arg(long)]
         zone: Option<String>,
         /// A Cloudflare permission-group name (repeatable), or `all` (not for --agent).
-        #[arg(long = "permission", required_unless_present = "agent")]
+        #[arg(long = "permission", required_unless_present_any = ["agent", "edge"])]
         permissions: Vec<String>,
         /// A token for a probe agent (`vantage agent --token`): valid only for the agent
         /// protocol, and only as the one location --region/--location names.
         #[arg(long, conflicts_with_all = ["zone", "permissions"], requires_all = ["region", "location"])]
         agent: bool,
+        /// A token for an edge (`vantage edge --token`): valid only for reading routing
+        /// snapshots; the edge is listed under the token's --name.
+        #[arg(long, conflicts_with_all = ["zone", "permissions", "accounts", "agent"])]
+        edge: bool,
         /// With --agent: the region of the agent's location.
         #[arg(long, requires = "agent", value_parser = crate::process::parse_region)]
         region: Option<RegionCode>,
@@ -199,6 +203,7 @@ pub fn token(cmd: TokenCommand) -> anyhow::Result<()> {
             expires_on,
             output,
             agent,
+            edge,
             region,
             location,
         } => {
@@ -230,7 +235,7 @@ pub fn token(cmd: TokenCommand) -> anyhow::Result<()> {
                 }
                 _ => None,
             };
-            let grants = if agent {
+            let grants = if agent || edge {
                 vec![]
             } else {
                 let [account] = accounts.as_slice() else {
@@ -243,6 +248,9 @@ pub fn token(cmd: TokenCommand) -> anyhow::Result<()> {
             if agent {
                 t.kind = TokenKind::Agent;
                 t.agent = binding;
+            }
+            if edge {
+                t.kind = TokenKind::Edge;
             }
             let rendered = vantage_wire::token::render(&t);
             commit(&store, vec![Change::PutToken(t)])?;

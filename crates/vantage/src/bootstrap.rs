@@ -159,15 +159,7 @@ pub fn plan(
 /// Writes the generated token where only the owner can read it.
 pub fn save_token(data_dir: &Path, token: &str) -> anyhow::Result<()> {
     let path = data_dir.join("bootstrap-token");
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    let mut f = opts
-        .open(&path)
+    let mut f = vantage_control::secrets::open_private(&path, false)
         .with_context(|| format!("writing {}", path.display()))?;
     writeln!(f, "{token}").with_context(|| format!("writing {}", path.display()))?;
     Ok(())

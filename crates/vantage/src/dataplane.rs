@@ -1,5 +1,6 @@
-//! Wiring of the data plane into `vantage serve`: the flags, the task that publishes routing
-//! snapshots, and the proxy and DNS listeners that read them.
+//! Wiring of the data plane into `vantage serve` and `vantage edge`: the flags, and the proxy
+//! and DNS listeners that read the routing table the caller keeps current (from the
+//! controller in-process, or from a controller across the network on an edge).
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -9,7 +10,6 @@ use std::time::Duration;
 use anyhow::Context;
 use arc_swap::ArcSwap;
 use tokio::task::JoinHandle;
-use vantage_control::Controller;
 use vantage_core::region::RegionCode;
 use vantage_core::routing::RoutingTable;
 use vantage_dataplane::dns::{Dns, DnsConfig};
@@ -68,6 +68,15 @@ pub struct DataPlaneArgs {
     /// repeatable.
     #[arg(long = "dns-proxy-address")]
     dns_proxy_addresses: Vec<IpAddr>,
+    /// A nameserver of the fleet, named at every zone's apex (NS) and, first, as the SOA's
+    /// primary: `NAME` or `NAME=ADDRESS[,ADDRESS…]` (addresses are given as glue for names
+    /// inside the zone); repeatable. None: `ns.<zone>`.
+    #[arg(
+        long = "dns-nameserver",
+        env = "VANTAGE_DNS_NAMESERVERS",
+        value_delimiter = ' '
+    )]
+    dns_nameservers: Vec<vantage_dataplane::dns::Nameserver>,
     /// Response-rate limiting: UDP answers per second to one client network (IPv4 /24,
     /// IPv6 /56), also the burst; 0 turns it off. TCP is never limited.
     #[arg(long, env = "VANTAGE_DNS_RRL_RATE", default_value_t = 20)]
@@ -138,7 +147,6 @@ impl DataPlaneArgs {
 pub struct DataPlane {
     routes: Arc<ArcSwap<RoutingTable>>,
     region: Option<RegionCode>,
-    secret: Arc<[u8]>,
     proxy: Option<(
         Proxy,
         Vec<std::net::TcpListener>,
@@ -172,16 +180,23 @@ impl DataPlane {
         proxy.chain(dns).collect()
     }
 
+    /// The routing table the listeners read; the caller keeps it current.
+    pub fn routes(&self) -> Arc<ArcSwap<RoutingTable>> {
+        Arc::clone(&self.routes)
+    }
+
+    /// The region this data plane steers from.
+    pub fn region(&self) -> Option<RegionCode> {
+        self.region
+    }
+
     /// Reads the geo file and certificates and binds the listeners, so that every mistake
-    /// stops the start.
-    /// Binds the listeners; each accepts at most `connections` at once.
+    /// stops the start; each listener accepts at most `connections` at once.
     pub async fn bind(
         args: &DataPlaneArgs,
         metrics: Arc<vantage_metrics::Metrics>,
-        data_dir: &std::path::Path,
         connections: usize,
     ) -> anyhow::Result<DataPlane> {
-        let secret = affinity_secret(data_dir)?;
         let geo = match &args.geo_file {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
@@ -232,13 +247,7 @@ impl DataPlane {
         };
         let dns = match args.dns_listen {
             Some(addr) => {
-                let udp =
-                    udp_socket(addr).with_context(|| format!("binding DNS (UDP) to {addr}"))?;
-                // TCP on the same port UDP got (they differ when the port is 0).
-                let tcp_addr = udp.local_addr()?;
-                let tcp = tokio::net::TcpListener::bind(tcp_addr)
-                    .await
-                    .with_context(|| format!("binding DNS (TCP) to {tcp_addr}"))?;
+                let (udp, tcp) = dns_sockets(addr).await?;
                 let config = DnsConfig {
                     locality: locality.clone(),
                     geo,
@@ -247,6 +256,7 @@ impl DataPlane {
                     rrl_rate: args.dns_rrl_rate,
                     rrl_slip: args.dns_rrl_slip,
                     tcp_connections: ConnectionLimit::new(connections),
+                    nameservers: args.dns_nameservers.clone(),
                     ..DnsConfig::default()
                 };
                 Some((
@@ -260,30 +270,13 @@ impl DataPlane {
         Ok(DataPlane {
             routes,
             region: locality.region,
-            secret,
             proxy,
             dns,
         })
     }
 
-    /// Publishes the first snapshot, then starts the publisher and the listeners. Returns
-    /// the publisher (to abort at shutdown) and the listeners (which stop by themselves on
-    /// SIGTERM, after draining).
-    pub async fn start(
-        self,
-        state: &Arc<Controller>,
-    ) -> anyhow::Result<(JoinHandle<()>, Vec<JoinHandle<()>>)> {
-        let st = Arc::clone(state);
-        let region = self.region;
-        let secret = Arc::clone(&self.secret);
-        let first = tokio::task::spawn_blocking(move || st.routing_table(region, &secret)).await?;
-        self.routes.store(Arc::new(first));
-        let publisher = tokio::spawn(vantage_control::drivers::publish_routes(
-            Arc::clone(state),
-            Arc::clone(&self.routes),
-            region,
-            Arc::clone(&self.secret),
-        ));
+    /// Starts the listeners (which stop by themselves on SIGTERM, after draining).
+    pub fn start(self) -> anyhow::Result<Vec<JoinHandle<()>>> {
         let mut listeners = Vec::new();
         if let Some((proxy, sockets, tls)) = self.proxy {
             let addr = sockets[0].local_addr()?;
@@ -340,13 +333,14 @@ impl DataPlane {
                 dns.serve_tcp(tcp, crate::process::shutdown_signal()),
             ));
         }
-        Ok((publisher, listeners))
+        Ok(listeners)
     }
 }
 
 /// The installation's secret for affinity cookies, made once (32 random bytes, mode 0600) and
-/// kept in the data directory so that pins survive restarts.
-fn affinity_secret(dir: &std::path::Path) -> anyhow::Result<Arc<[u8]>> {
+/// kept in the data directory so that pins survive restarts. Only controllers hold it: edges
+/// receive origin identities already keyed.
+pub fn affinity_secret(dir: &std::path::Path) -> anyhow::Result<Arc<[u8]>> {
     let path = dir.join("affinity.key");
     match std::fs::read(&path) {
         Ok(bytes) if bytes.len() >= 32 => return Ok(bytes.into()),
@@ -355,19 +349,30 @@ fn affinity_secret(dir: &std::path::Path) -> anyhow::Result<Arc<[u8]>> {
         Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
     }
     let secret: [u8; 32] = rand::random();
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options
-        .open(&path)
+    let mut file = vantage_control::secrets::open_private(&path, true)
         .with_context(|| format!("creating {}", path.display()))?;
     std::io::Write::write_all(&mut file, &secret)
         .with_context(|| format!("writing {}", path.display()))?;
     Ok(secret.to_vec().into())
+}
+
+/// DNS's UDP socket and TCP listener on one port. With port 0, the port UDP got may be taken
+/// for TCP by someone else: then both are tried again on another (a few times).
+async fn dns_sockets(
+    addr: SocketAddr,
+) -> anyhow::Result<(tokio::net::UdpSocket, tokio::net::TcpListener)> {
+    let mut attempts = if addr.port() == 0 { 10 } else { 1 };
+    loop {
+        let udp = udp_socket(addr).with_context(|| format!("binding DNS (UDP) to {addr}"))?;
+        let tcp_addr = udp.local_addr()?;
+        match tokio::net::TcpListener::bind(tcp_addr).await {
+            Ok(tcp) => return Ok((udp, tcp)),
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && attempts > 1 => attempts -= 1,
+            Err(e) => {
+                return Err(e).with_context(|| format!("binding DNS (TCP) to {tcp_addr}"));
+            }
+        }
+    }
 }
 
 /// The DNS socket, with buffers big enough for a burst of queries (the default 208 KiB holds

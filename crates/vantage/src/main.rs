@@ -8,6 +8,7 @@ mod check;
 mod client;
 mod config;
 mod dataplane;
+mod edge;
 mod http;
 mod paint;
 mod process;
@@ -57,6 +58,9 @@ enum Command {
     Serve(Box<serve::ServeArgs>),
     /// Run a remote probe location that reports to a controller.
     Agent(remote::AgentArgs),
+    /// Run the data plane alone (proxy and/or DNS), following one or more controllers'
+    /// routing snapshots and serving the last one kept while none answers.
+    Edge(Box<edge::EdgeArgs>),
     /// Manage API tokens in a data directory (works while the server runs).
     #[command(subcommand)]
     Token(admin::TokenCommand),
@@ -86,6 +90,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve::run(*args),
         Command::Agent(args) => remote::run(args),
+        Command::Edge(args) => edge::run(*args),
         Command::Token(cmd) => admin::token(cmd),
         Command::Account(cmd) => admin::account(cmd),
         Command::Zone(cmd) => admin::zone(cmd),

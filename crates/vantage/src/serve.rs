@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use fs4::fs_std::FileExt;
 use vantage_control::Controller;
+use vantage_core::routing::RoutingTable;
 use vantage_store::Store;
 use vantage_store_sqlite::Durability;
 
@@ -128,7 +129,7 @@ const API_IDLE: Duration = Duration::from_secs(60);
 
 /// Raises this process's descriptor limit to the most it may have, and returns it. Every
 /// connection, probe and file takes one; a low limit is the first thing a flood exhausts.
-fn raise_descriptor_limit() -> u64 {
+pub fn raise_descriptor_limit() -> u64 {
     match rlimit::increase_nofile_limit(u64::MAX) {
         Ok(n) => n,
         Err(e) => {
@@ -270,13 +271,8 @@ async fn serve(
 ) -> anyhow::Result<()> {
     let dataplane = if dataplane.wanted() {
         Some(
-            crate::dataplane::DataPlane::bind(
-                dataplane,
-                Arc::clone(&state.metrics),
-                data_dir,
-                connections,
-            )
-            .await?,
+            crate::dataplane::DataPlane::bind(dataplane, Arc::clone(&state.metrics), connections)
+                .await?,
         )
     } else {
         None
@@ -297,7 +293,19 @@ async fn serve(
         None => None,
     };
     vantage_probe::exclude_own_listeners(own);
+    // Routing snapshots are published whether or not this process serves traffic itself:
+    // edges may follow it at any time.
+    let secret = crate::dataplane::affinity_secret(data_dir)?;
+    let first = {
+        let st = Arc::clone(&state);
+        let secret = Arc::clone(&secret);
+        tokio::task::spawn_blocking(move || st.publish_snapshot(&secret)).await?
+    };
     let mut background = vec![
+        tokio::spawn(vantage_control::drivers::publish_snapshots(
+            Arc::clone(&state),
+            secret,
+        )),
         tokio::spawn(watch_store(Arc::clone(&state))),
         tokio::spawn(vantage_control::drivers::follow_config(Arc::clone(&state))),
         tokio::spawn(vantage_control::drivers::tick(Arc::clone(&state))),
@@ -320,9 +328,16 @@ async fn serve(
     background.extend(metrics);
     let mut data_listeners = Vec::new();
     if let Some(dp) = dataplane {
-        let (publisher, listeners) = dp.start(&state).await?;
-        background.push(publisher);
-        data_listeners = listeners;
+        // The same path an edge takes: the published snapshot, seen from this region.
+        let routes = dp.routes();
+        let region = dp.region();
+        routes.store(Arc::new(RoutingTable::new(&first, region)));
+        background.push(tokio::spawn(vantage_control::drivers::follow_snapshots(
+            Arc::clone(&state),
+            routes,
+            region,
+        )));
+        data_listeners = dp.start()?;
     }
     // Logged last: tests and scripts read the data plane's addresses before this line.
     let local = listener.local_addr()?;

@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use common::origin::Origin;
 use common::{eventually, Server};
-use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
-use hickory_proto::rr::{Name, RData, RecordType};
+use hickory_proto::op::{Message, ResponseCode};
+use hickory_proto::rr::RecordType;
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -51,25 +51,7 @@ async fn served_by(c: &reqwest::Client, proxy: SocketAddr, host: &str) -> String
 
 /// One DNS query over UDP; the response code and the addresses answered.
 fn dns(server: SocketAddr, name: &str, rtype: RecordType) -> (ResponseCode, Vec<IpAddr>, Message) {
-    let mut q = Message::new(4242, MessageType::Query, OpCode::Query);
-    q.add_query(Query::query(Name::from_ascii(name).unwrap(), rtype));
-    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    sock.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-    sock.send_to(&q.to_vec().unwrap(), server).unwrap();
-    let mut buf = [0u8; 4096];
-    let n = sock.recv(&mut buf).unwrap();
-    let r = Message::from_vec(&buf[..n]).unwrap();
-    assert_eq!(r.id, 4242);
-    let ips = r
-        .answers
-        .iter()
-        .filter_map(|rec| match &rec.data {
-            RData::A(a) => Some(IpAddr::V4(a.0)),
-            RData::AAAA(a) => Some(IpAddr::V6(a.0)),
-            _ => None,
-        })
-        .collect();
-    (r.response_code, ips, r)
+    common::dns::query(server, name, rtype).expect("an answer")
 }
 
 /// Polls `f` until it yields a value; panics with `what` after `limit`.

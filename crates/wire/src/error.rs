@@ -13,7 +13,7 @@
 //! | `missing_credentials` | 400 | 9106 | |
 //! | `bad_auth_header` | 400 | 6003 (+ chain 6111/6102/6103) | a malformed or repeated credential header |
 //! | `invalid_token`, `unknown_key` | 403 | 9109, 9103 | |
-//! | `forbidden`, `agent_token_on_api`, `api_token_on_agent`, `agent_location` | 403 | 10000 | |
+//! | `forbidden`, `agent_token_on_api`, `api_token_on_agent`, `edge_token_elsewhere`, `not_edge_token`, `agent_location` | 403 | 10000 | |
 //! | `too_large` | 413 | 1005 | body over the limit |
 //! | `rate_limited` | 429 | 10429 | with `Retry-After` |
 //! | `health_unavailable`, `unavailable` | 400 | 1002 | nothing to answer yet (never 5xx: SDKs retry those) |
@@ -164,6 +164,24 @@ impl ApiError {
     /// An API token presented to the agent protocol.
     pub fn api_token_on_agent() -> Self {
         Self::one(403, 10000, "Authentication error: the probe-agent protocol needs an agent token (vantage token create --agent)")
+    }
+
+    /// An edge token presented to the API or the agent protocol.
+    pub fn edge_token_elsewhere() -> Self {
+        Self::one(
+            403,
+            10000,
+            "Authentication error: edge tokens are only valid for the edge protocol (/edge/v1)",
+        )
+    }
+
+    /// An API or agent token presented to the edge protocol.
+    pub fn not_edge_token() -> Self {
+        Self::one(
+            403,
+            10000,
+            "Authentication error: the edge protocol needs an edge token (vantage token create --edge)",
+        )
     }
 
     /// An agent token speaking for a location it is not bound to (or bound to none).

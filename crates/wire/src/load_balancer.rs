@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use vantage_core::choice::Choice;
-use vantage_core::load_balancer::{AffinityAttributesDraft, LoadBalancer, LoadBalancerDraft};
+use vantage_core::load_balancer::{
+    AffinityAttributesDraft, LoadBalancer, LoadBalancerDraft, LoadBalancerSpec,
+};
 use vantage_core::zone::Zone;
 
 use crate::error::ApiError;
@@ -124,14 +126,20 @@ fn pool_map<K: ToString, P: ToString>(m: &BTreeMap<K, Vec<P>>) -> Value {
 
 /// Every field, defaults included.
 pub fn render(lb: &LoadBalancer, zone: &Zone) -> Value {
-    let s = &lb.spec;
+    let mut v = render_spec(&lb.spec);
+    v["id"] = json!(lb.id.to_string());
+    v["created_on"] = json!(time::format(lb.created_on));
+    v["modified_on"] = json!(time::format(lb.modified_on));
+    v["zone_name"] = json!(zone.name);
+    v
+}
+
+/// The configuration alone, every field with its defaults: what `LoadBalancerIn` reads back
+/// into the same spec (the edge protocol carries load balancers so).
+pub fn render_spec(s: &LoadBalancerSpec) -> Value {
     let a = &s.session_affinity_attributes;
     let rules: Value = serde_json::from_str(&s.rules).unwrap_or_else(|_| json!([]));
     json!({
-        "id": lb.id.to_string(),
-        "created_on": time::format(lb.created_on),
-        "modified_on": time::format(lb.modified_on),
-        "zone_name": zone.name,
         "name": s.name,
         "description": s.description,
         "enabled": s.enabled,

@@ -22,6 +22,19 @@ use vantage_control::Controller;
 /// How long an assignment request waits for a change before answering unchanged.
 const LONG_POLL: Duration = Duration::from_secs(25);
 
+/// The protocol version a request states in `header` (1 when it states none: peers from
+/// before the header).
+pub(crate) fn protocol_version(headers: &HeaderMap, header: &str) -> Result<u32, ApiError> {
+    match headers.get(header) {
+        None => Ok(1),
+        Some(v) => v
+            .to_str()
+            .ok()
+            .and_then(|v| v.trim().parse::<u32>().ok())
+            .ok_or_else(|| ApiError::malformed(format!("{header} must be a number"))),
+    }
+}
+
 fn location(region: &str, name: &str) -> Result<Location, ApiError> {
     let region: RegionCode = region
         .parse()
@@ -47,16 +60,7 @@ fn authorize(
     region: Option<&str>,
     name: Option<&str>,
 ) -> Result<(Location, AgentBinding), ApiError> {
-    let version = match headers.get(VERSION_HEADER) {
-        None => Ok(1),
-        Some(v) => v
-            .to_str()
-            .ok()
-            .and_then(|v| v.trim().parse::<u32>().ok())
-            .ok_or(()),
-    }
-    .map_err(|()| ApiError::malformed(format!("{VERSION_HEADER} must be a number")))?;
-    accepts(version).map_err(ApiError::malformed)?;
+    accepts(protocol_version(headers, VERSION_HEADER)?).map_err(ApiError::malformed)?;
     let binding = crate::auth::authenticate_agent(headers, &st.catalog(), st.now())?;
     if let (Some(region), Some(name)) = (region, name) {
         let claimed = location(region, name)?;

@@ -175,7 +175,7 @@ fn dashboard(
         })
         .collect();
     // Which pools take traffic is the core's steering over the data plane's own view.
-    let table = RoutingTable::build(&c, &health, &|_| None, &[]);
+    let table = RoutingTable::build(&c, &health, &[]);
     let mut routes: Vec<_> = table.routes().collect();
     routes.sort_by(|a, b| a.spec.name.cmp(&b.spec.name));
     let load_balancers: Vec<Value> = routes
@@ -218,11 +218,25 @@ fn dashboard(
             })
         })
         .collect();
+    let current = st.snapshot().version;
+    let edges: Vec<Value> = st
+        .edges()
+        .into_iter()
+        .map(|e| {
+            json!({
+                "name": e.name,
+                "region": e.region.map(|r| r.code()),
+                "last_seen": time::format(e.last_contact),
+                "current": e.version == current,
+            })
+        })
+        .collect();
     let doc = json!({
         "generated": time::format(st.now()),
         "load_balancers": load_balancers,
         "pools": pools,
         "locations": locations,
+        "edges": edges,
     });
     (doc, pool_ids)
 }

@@ -21,6 +21,7 @@ mod account_object;
 mod accounts;
 pub mod agent;
 mod dashboard;
+mod edge;
 mod health;
 mod load_balancers;
 mod monitors;
@@ -157,6 +158,11 @@ pub fn router(state: Arc<Controller>) -> Router {
         .route(
             "/client/v4/user/load_balancing_analytics/events",
             get(health::events),
+        )
+        .route(&format!("{LB}/edges"), get(edge::list))
+        .route(
+            vantage_control::edge_protocol::SNAPSHOT_PATH,
+            get(edge::snapshot),
         )
         .route("/agent/v1/assignment", get(agent::assignment))
         .route("/agent/v1/results", axum::routing::post(agent::results))

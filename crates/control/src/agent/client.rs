@@ -10,6 +10,29 @@ use crate::agent_protocol::{
     Assignment, Report, Reported, ASSIGNMENT_PATH, RESULTS_PATH, VERSION, VERSION_HEADER,
 };
 
+/// An HTTP client of the controller at `base` (an http:// or https:// URL, returned without a
+/// trailing slash), trusting `ca_pem` besides the system's roots: the agent's and the edge's.
+pub(crate) fn controller_client(
+    base: &str,
+    ca_pem: Option<&[u8]>,
+    connect: Duration,
+    timeout: Duration,
+) -> anyhow::Result<(reqwest::Client, String)> {
+    let mut builder = reqwest::Client::builder()
+        .connect_timeout(connect)
+        .timeout(timeout);
+    if let Some(pem) = ca_pem {
+        builder = builder.add_root_certificate(
+            reqwest::Certificate::from_pem(pem).context("the controller CA file")?,
+        );
+    }
+    let base = base.trim_end_matches('/').to_owned();
+    if !(base.starts_with("http://") || base.starts_with("https://")) {
+        bail!("--controller must be an http:// or https:// URL");
+    }
+    Ok((builder.build()?, base))
+}
+
 /// The controller as seen from a remote agent (`vantage agent`): the agent protocol's
 /// client end, over HTTP(S) with an agent token.
 #[derive(Debug)]
@@ -30,20 +53,14 @@ impl Client {
     /// A client of the controller at `base` (an http:// or https:// URL); `ca_pem` adds a
     /// root certificate to trust for it.
     pub fn new(base: &str, token: String, ca_pem: Option<&[u8]>) -> anyhow::Result<Self> {
-        let mut builder = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(5))
-            .timeout(Duration::from_secs(40));
-        if let Some(pem) = ca_pem {
-            builder = builder.add_root_certificate(
-                reqwest::Certificate::from_pem(pem).context("the controller CA file")?,
-            );
-        }
-        let base = base.trim_end_matches('/').to_owned();
-        if !(base.starts_with("http://") || base.starts_with("https://")) {
-            bail!("--controller must be an http:// or https:// URL");
-        }
+        let (client, base) = controller_client(
+            base,
+            ca_pem,
+            Duration::from_secs(5),
+            Duration::from_secs(40),
+        )?;
         Ok(Self {
-            client: builder.build()?,
+            client,
             base,
             token,
         })

@@ -1,0 +1,436 @@
+//! The data plane as a fleet, with real processes: one controller, two `vantage edge`
+//! processes (DNS and the proxy, each edge on its own loopback address; the first also the
+//! probe agent, `--agent-token`) and real origins. Failover reaches both edges; the edges keep serving when the controller
+//! is killed, an edge restarted meanwhile serves from its snapshot file, both converge when
+//! the controller returns; tokens stay in their lanes; a tampered file is refused.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::origin::Origin;
+use common::{eventually, Server, TOKEN};
+use hickory_proto::op::{Message, ResponseCode};
+use hickory_proto::rr::{RData, RecordType};
+use reqwest::Method;
+use serde_json::{json, Value};
+
+const AGENT_TOKEN: &str = "vantage-test-agent-token_0123456789abcdefghijklmnopqrs";
+
+/// One `vantage edge` process and what it logged.
+struct EdgeProc {
+    child: Child,
+    dns: SocketAddr,
+    proxy: SocketAddr,
+    log: Arc<Mutex<String>>,
+}
+
+impl EdgeProc {
+    /// Starts an edge serving DNS and the proxy on `ip`, following `controller`, keeping its
+    /// snapshot in `file`; returns once both listeners are bound (or `Err(log)`).
+    fn start(controller: &str, token: &str, ip: &str, file: &Path) -> Result<EdgeProc, String> {
+        Self::start_with(controller, token, ip, file, &[])
+    }
+
+    fn start_with(
+        controller: &str,
+        token: &str,
+        ip: &str,
+        file: &Path,
+        extra: &[&str],
+    ) -> Result<EdgeProc, String> {
+        let mut child = Command::new(common::bin())
+            .args([
+                "edge",
+                "--controller",
+                controller,
+                "--token",
+                token,
+                "--proxy-listen",
+                &format!("{ip}:0"),
+                "--dns-listen",
+                &format!("{ip}:0"),
+                "--proxy-region",
+                "WEU",
+                "--dns-nameserver",
+                "ns1.example.com=127.0.0.2",
+                "--dns-nameserver",
+                "ns2.example.com=127.0.0.3",
+                "--dns-rrl-rate",
+                "0",
+            ])
+            .arg("--snapshot-file")
+            .arg(file)
+            .args(extra)
+            .env("VANTAGE_LOG", "info,vantage_control::edge=debug")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (tx, rx) = mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        let kept = Arc::clone(&log);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                kept.lock().unwrap().push_str(&line);
+                kept.lock().unwrap().push('\n');
+                let _ = tx.send(line);
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let (mut dns, mut proxy) = (None, None);
+        let addr_after = |line: &str, marker: &str| -> Option<SocketAddr> {
+            line.split(marker)
+                .nth(1)?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        };
+        while dns.is_none() || proxy.is_none() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let Ok(line) = rx.recv_timeout(left) else {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(log.lock().unwrap().clone());
+            };
+            dns = dns.or_else(|| addr_after(&line, "dns serving on "));
+            proxy = proxy.or_else(|| addr_after(&line, "proxy serving on "));
+        }
+        Ok(EdgeProc {
+            child,
+            dns: dns.unwrap(),
+            proxy: proxy.unwrap(),
+            log,
+        })
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Whether the snapshot applied last is the one kept in the file.
+    fn kept_current(&self) -> bool {
+        let log = self.log();
+        let version = |line: &str| {
+            line.split("version=")
+                .nth(1)
+                .and_then(|v| v.split_whitespace().next())
+                .map(str::to_owned)
+        };
+        let applied = log
+            .lines()
+            .rev()
+            .find(|l| l.contains("applied the routing snapshot"))
+            .and_then(version);
+        applied.is_some()
+            && log
+                .lines()
+                .filter(|l| l.contains("kept the routing snapshot in the file"))
+                .any(|l| version(l) == applied)
+    }
+
+    fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for EdgeProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn dns(
+    server: SocketAddr,
+    name: &str,
+    rtype: RecordType,
+) -> Option<(ResponseCode, Vec<IpAddr>, Message)> {
+    common::dns::query(server, name, rtype)
+}
+
+/// The addresses an edge answers for `www.example.com`.
+fn www(edge: &EdgeProc) -> Vec<IpAddr> {
+    dns(edge.dns, "www.example.com.", RecordType::A).map_or_else(Vec::new, |(_, ips, _)| ips)
+}
+
+/// The origin that served a proxied request for `web.example.com` through `edge`.
+async fn web(http: &reqwest::Client, edge: &EdgeProc) -> Option<String> {
+    let r = http
+        .get(format!("http://{}/", edge.proxy))
+        .header("host", "web.example.com")
+        .send()
+        .await
+        .ok()?;
+    let v: Value = r.json().await.ok()?;
+    v["origin"].as_str().map(str::to_owned)
+}
+
+fn soa_serial(edge: &EdgeProc) -> u32 {
+    let (_, _, m) = dns(edge.dns, "example.com.", RecordType::SOA).unwrap();
+    m.answers
+        .iter()
+        .find_map(|r| match &r.data {
+            RData::SOA(soa) => Some(soa.serial),
+            _ => None,
+        })
+        .unwrap()
+}
+
+async fn edges(s: &Server, acct: &str) -> Vec<Value> {
+    let (st, v) = s
+        .call(
+            Method::GET,
+            &format!("/accounts/{acct}/load_balancers/edges"),
+            None,
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    v["result"].as_array().unwrap().clone()
+}
+
+#[tokio::test]
+async fn edges_fail_over_survive_their_controller_and_converge() {
+    let primary_ip: IpAddr = "127.0.0.10".parse().unwrap();
+    let secondary_ip: IpAddr = "127.0.0.11".parse().unwrap();
+    let mut primary = Origin::on("primary", "127.0.0.10").await;
+    let secondary = Origin::on("secondary", "127.0.0.11").await;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let env = [
+        ("VANTAGE_BOOTSTRAP_TOKEN", TOKEN),
+        ("VANTAGE_BOOTSTRAP_AGENT_TOKEN", AGENT_TOKEN),
+        ("VANTAGE_BOOTSTRAP_AGENT_LOCATION", "WEU/probe"),
+    ];
+    let s = Server::start_with(&dir, &env, &["--no-agent"]).unwrap();
+    let listen = s.addr.clone();
+    let controller = format!("http://{listen}");
+    let acct = s.account_id().await;
+
+    let zone = s.zone(&acct, "example.com").await;
+    let monitor = s.fast_monitor(&acct).await;
+    let pool = |name: &str, o: &Origin| json!({"name": name, "monitor": monitor, "origins": [{"name": o.name, "address": o.ip(), "port": o.port()}]});
+    let pools = format!("/accounts/{acct}/load_balancers/pools");
+    let p1 = s.create(&pools, pool("primary", &primary)).await;
+    let p2 = s.create(&pools, pool("secondary", &secondary)).await;
+    for (name, proxied) in [("www.example.com", false), ("web.example.com", true)] {
+        s.create(
+            &format!("/zones/{zone}/load_balancers"),
+            json!({"name": name, "default_pools": [p1, p2], "fallback_pool": p2, "proxied": proxied}),
+        )
+        .await;
+    }
+
+    // Edge tokens, one per edge.
+    let token1 = s.cli(&["token", "create", "--name", "edge-ams", "--edge"]);
+    let token2 = s.cli(&["token", "create", "--name", "edge-fra", "--edge"]);
+
+    // Tokens stay in their lanes: an edge token cannot read the API nor speak for an agent,
+    // and API and agent tokens cannot read snapshots.
+    let http = reqwest::Client::new();
+    eventually(
+        Duration::from_secs(10),
+        "the controller sees the edge token",
+        || async {
+            // Until then the token is unknown (9109); then it is known and refused (10000).
+            common::error_code(&s.call_as(&token1, Method::GET, "/accounts", None).await.1) == 10000
+        },
+    )
+    .await;
+    let (st, v) = s.call_as(&token1, Method::GET, "/accounts", None).await;
+    assert_eq!((st.as_u16(), common::error_code(&v)), (403, 10000), "{v}");
+    let snapshot_url = format!("{controller}/edge/v1/snapshot?after=0");
+    for (token, what) in [(TOKEN, "an API token"), (AGENT_TOKEN, "an agent token")] {
+        let r = http
+            .get(&snapshot_url)
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403, "{what} read a snapshot");
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(common::error_code(&v), 10000, "{v}");
+    }
+    let r = http
+        .get(format!("{controller}/agent/v1/assignment"))
+        .bearer_auth(&token1)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403, "an edge token spoke the agent protocol");
+
+    let files = tempfile::tempdir().unwrap();
+    let file1: PathBuf = files.path().join("edge1.snapshot");
+    let file2: PathBuf = files.path().join("edge2.snapshot");
+    // The first edge is also the probe agent: one process that serves and votes.
+    let probes = ["--agent-token", AGENT_TOKEN, "--location", "probe"];
+    let edge1 = EdgeProc::start_with(&controller, &token1, "127.0.0.2", &file1, &probes).unwrap();
+    let edge2 = EdgeProc::start(&controller, &token2, "127.0.0.3", &file2).unwrap();
+
+    // Both edges steer to the primary once the agent has judged it.
+    for e in [&edge1, &edge2] {
+        eventually(
+            Duration::from_secs(30),
+            "DNS on the edge answers the primary",
+            || async { www(e) == vec![primary_ip] },
+        )
+        .await;
+        eventually(
+            Duration::from_secs(10),
+            "the edge proxies to the primary",
+            || async { web(&http, e).await.as_deref() == Some("primary") },
+        )
+        .await;
+    }
+
+    let (_, v) = s
+        .call(
+            Method::GET,
+            &format!("/accounts/{acct}/load_balancers/probe_locations"),
+            None,
+        )
+        .await;
+    assert_eq!(v["result"][0]["location"], "probe", "{v}");
+    assert_eq!(v["result"][0]["region"], "WEU", "{v}");
+
+    // The apex names the fleet, with glue.
+    let (_, _, ns) = dns(edge1.dns, "example.com.", RecordType::NS).unwrap();
+    let names: Vec<String> = ns
+        .answers
+        .iter()
+        .filter_map(|r| match &r.data {
+            RData::NS(n) => Some(n.0.to_ascii()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(names, ["ns1.example.com.", "ns2.example.com."]);
+    assert_eq!(ns.additionals.len(), 2, "glue for both nameservers");
+
+    // The controller lists both edges, each holding its current snapshot.
+    eventually(
+        Duration::from_secs(10),
+        "both edges listed as current",
+        || async {
+            let list = edges(&s, &acct).await;
+            list.len() == 2
+                && list
+                    .iter()
+                    .all(|e| e["current"] == true && e["state"] == "connected")
+                && list[0]["name"] == "edge-ams"
+                && list[0]["region"] == "WEU"
+        },
+    )
+    .await;
+
+    // The primary dies: both edges fail over, and the zone's serial moves.
+    let serial_before = soa_serial(&edge1);
+    primary.kill();
+    for e in [&edge1, &edge2] {
+        eventually(
+            Duration::from_secs(20),
+            "DNS on the edge fails over",
+            || async { www(e) == vec![secondary_ip] },
+        )
+        .await;
+        eventually(
+            Duration::from_secs(5),
+            "the edge's proxy fails over",
+            || async { web(&http, e).await.as_deref() == Some("secondary") },
+        )
+        .await;
+    }
+    assert!(
+        soa_serial(&edge1) > serial_before,
+        "the SOA serial follows the answers"
+    );
+
+    // The controller is killed: both edges keep answering from the snapshot they hold.
+    let (_, _keep) = s.sigkill();
+    for e in [&edge1, &edge2] {
+        assert_eq!(www(e), vec![secondary_ip]);
+        assert_eq!(web(&http, e).await.as_deref(), Some("secondary"));
+    }
+
+    // An edge restarted while no controller answers serves from its file at once.
+    eventually(
+        Duration::from_secs(10),
+        "the edge kept what it serves",
+        || async { edge1.kept_current() },
+    )
+    .await;
+    edge1.kill();
+    let edge1 = EdgeProc::start_with(&controller, &token1, "127.0.0.2", &file1, &probes).unwrap();
+    assert_eq!(www(&edge1), vec![secondary_ip], "served from the file");
+    assert_eq!(web(&http, &edge1).await.as_deref(), Some("secondary"));
+    assert!(
+        edge1.log().contains("serving the routing snapshot kept in"),
+        "{}",
+        edge1.log()
+    );
+
+    // The controller returns and the primary with it: both edges converge on the new state.
+    let s = Server::start_with(&dir, &env, &["--no-agent", "--listen", &listen]).unwrap();
+    primary.revive().await;
+    for e in [&edge1, &edge2] {
+        eventually(
+            Duration::from_secs(30),
+            "the edge fails back to the primary",
+            || async { www(e) == vec![primary_ip] },
+        )
+        .await;
+        eventually(
+            Duration::from_secs(5),
+            "the edge's proxy fails back",
+            || async { web(&http, e).await.as_deref() == Some("primary") },
+        )
+        .await;
+    }
+    eventually(
+        Duration::from_secs(10),
+        "both edges hold the current snapshot",
+        || async {
+            let list = edges(&s, &acct).await;
+            list.len() == 2 && list.iter().all(|e| e["current"] == true)
+        },
+    )
+    .await;
+
+    // A tampered snapshot file is refused at start, and says why; the edge then follows
+    // the controller as if it had none.
+    eventually(
+        Duration::from_secs(10),
+        "the edge kept what it serves",
+        || async { edge2.kept_current() },
+    )
+    .await;
+    edge2.kill();
+    let mut bytes = std::fs::read(&file2).unwrap();
+    let at = bytes.len() / 2;
+    bytes[at] = if bytes[at] == b'1' { b'2' } else { b'1' };
+    std::fs::write(&file2, &bytes).unwrap();
+    let edge2 = EdgeProc::start(&controller, &token2, "127.0.0.3", &file2).unwrap();
+    assert!(
+        edge2.log().contains("refusing the snapshot file")
+            && edge2.log().contains("checksum does not match"),
+        "{}",
+        edge2.log()
+    );
+    eventually(
+        Duration::from_secs(10),
+        "the edge catches up from the controller",
+        || async { www(&edge2) == vec![primary_ip] },
+    )
+    .await;
+    drop(secondary);
+}
