@@ -159,8 +159,11 @@ impl SnapshotV1 {
     /// What changed from `from` to `to`: every zone, the load balancers and pools that
     /// differ, and the ids of those gone.
     pub fn delta(from: &Snapshot, to: &Snapshot) -> SnapshotV1 {
-        let before: BTreeMap<LoadBalancerId, &SnapshotLoadBalancer> =
+        let before: BTreeMap<LoadBalancerId, &Arc<SnapshotLoadBalancer>> =
             from.load_balancers.iter().map(|lb| (lb.id, lb)).collect();
+        let same = |a: &Arc<SnapshotLoadBalancer>, b: &Arc<SnapshotLoadBalancer>| {
+            Arc::ptr_eq(a, b) || a == b
+        };
         let after: std::collections::BTreeSet<LoadBalancerId> =
             to.load_balancers.iter().map(|lb| lb.id).collect();
         let mut full = SnapshotV1::from_core(&Snapshot {
@@ -169,16 +172,22 @@ impl SnapshotV1 {
             load_balancers: to
                 .load_balancers
                 .iter()
-                .filter(|lb| before.get(&lb.id) != Some(lb))
+                .filter(|lb| !before.get(&lb.id).is_some_and(|b| same(b, lb)))
                 .cloned()
                 .collect(),
             pools: to
                 .pools
                 .iter()
-                .filter(|(id, p)| from.pools.get(id) != Some(p))
+                .filter(|(id, p)| {
+                    !from
+                        .pools
+                        .get(id)
+                        .is_some_and(|b| Arc::ptr_eq(b, p) || b == *p)
+                })
                 .map(|(id, p)| (*id, Arc::clone(p)))
                 .collect(),
             answers: Default::default(),
+            verdicts: Default::default(),
         });
         full.base = Some(from.version);
         full.removed_load_balancers = before
@@ -217,17 +226,17 @@ impl SnapshotV1 {
             .collect::<Result<std::collections::BTreeSet<_>, _>>()?;
         let mut pools = held.pools.clone();
         pools.retain(|id, _| !removed_pools.contains(id));
-        let mut lbs: BTreeMap<LoadBalancerId, SnapshotLoadBalancer> = held
+        let mut lbs: BTreeMap<LoadBalancerId, Arc<SnapshotLoadBalancer>> = held
             .load_balancers
             .iter()
             .filter(|lb| !removed_lbs.contains(&lb.id))
-            .map(|lb| (lb.id, lb.clone()))
+            .map(|lb| (lb.id, Arc::clone(lb)))
             .collect();
         let mut changed = self.parts()?;
         pools.extend(std::mem::take(&mut changed.pools));
         // A changed load balancer is validated against the pools as they are after the delta.
         for lb in changed.load_balancers(&pools)? {
-            lbs.insert(lb.id, lb);
+            lbs.insert(lb.id, Arc::new(lb));
         }
         for lb in lbs.values() {
             if let Some(p) = lb
@@ -248,7 +257,7 @@ impl SnapshotV1 {
                 ));
             }
         }
-        let mut load_balancers: Vec<SnapshotLoadBalancer> = lbs.into_values().collect();
+        let mut load_balancers: Vec<Arc<SnapshotLoadBalancer>> = lbs.into_values().collect();
         load_balancers.sort_by(|a, b| a.spec.name.cmp(&b.spec.name).then(a.id.cmp(&b.id)));
         Ok(Snapshot {
             version: changed.version,
@@ -256,6 +265,7 @@ impl SnapshotV1 {
             load_balancers,
             pools,
             answers: Default::default(),
+            verdicts: Default::default(),
         })
     }
 
@@ -267,13 +277,18 @@ impl SnapshotV1 {
         }
         let parts = self.parts()?;
         let pools = parts.pools.clone();
-        let load_balancers = parts.load_balancers(&pools)?;
+        let load_balancers = parts
+            .load_balancers(&pools)?
+            .into_iter()
+            .map(Arc::new)
+            .collect();
         Ok(Snapshot {
             version: parts.version,
             zones: parts.zones,
             load_balancers,
             pools,
             answers: Default::default(),
+            verdicts: Default::default(),
         })
     }
 

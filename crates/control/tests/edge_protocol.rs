@@ -287,3 +287,56 @@ fn a_table_follows_a_snapshot_by_rebuilding_only_what_moved() {
     assert_eq!(*route(&next), *route(&RoutingTable::new(&moved, None)));
     assert!(route(&next).pools.values().all(|p| !p.healthy));
 }
+
+#[test]
+fn a_build_on_the_previous_snapshot_reuses_only_what_did_not_move() {
+    let (a, p1) = (AccountId::from_bytes([1; 16]), PoolId::from_bytes([3; 16]));
+    let mut c = catalog();
+    let view = Engine::new(&c.health_plan(), [], NOW).view();
+    let first = build(&c, &view, None, NOW);
+    // The same state: every entry is the previous one.
+    let again = build(&c, &view, Some(&first), NOW);
+    assert!(std::sync::Arc::ptr_eq(
+        &again.load_balancers[0],
+        &first.load_balancers[0]
+    ));
+    assert!(again
+        .pools
+        .iter()
+        .all(|(id, p)| std::sync::Arc::ptr_eq(p, &first.pools[id])));
+    // A pool's configuration changes (same verdicts): that pool is made anew, as a build from
+    // nothing makes it; the other is kept.
+    let (spec, _) = PoolDraft {
+        name: Some("primary".into()),
+        origins: Some(vec![OriginDraft {
+            name: Some("a".into()),
+            address: Some("192.0.2.10".into()),
+            port: Some(8080),
+            weight: Some(0.3),
+            ..Default::default()
+        }]),
+        ..Default::default()
+    }
+    .validate()
+    .unwrap();
+    apply(&mut c, |c| c.replace_pool(a, p1, spec, None, NOW));
+    // The very same view (its entries are the previous build's), so only the configuration
+    // tells the pool apart.
+    let edited = build(&c, &view, Some(&again), NOW);
+    assert!(std::sync::Arc::ptr_eq(
+        &edited.pools[&PoolId::from_bytes([4; 16])],
+        &again.pools[&PoolId::from_bytes([4; 16])]
+    ));
+    let fresh = build(&c, &view, None, NOW);
+    assert_eq!(edited.pools, fresh.pools);
+    assert_eq!(edited.load_balancers, fresh.load_balancers);
+    assert_eq!(
+        edited.pools[&p1].upstreams[0].authority.as_ref(),
+        "192.0.2.10:8080"
+    );
+    // Every verdict changes (a view that knows no pool): made anew too.
+    let moved = build(&c, &HealthView::default(), Some(&edited), NOW);
+    let fresh = build(&c, &HealthView::default(), None, NOW);
+    assert_eq!(moved.pools, fresh.pools);
+    assert!(moved.pools.values().all(|p| !p.view.healthy));
+}

@@ -313,6 +313,9 @@ pub struct RoutingTable {
     zones: HashMap<String, ZoneView>,
     /// Names with no load balancer but one below them (DNS empty non-terminals).
     interior: std::collections::HashSet<String>,
+    /// The snapshot entry each route was made from (the next table reuses a route whose
+    /// entry is the same, by pointer).
+    made_from: HashMap<LoadBalancerId, Arc<SnapshotLoadBalancer>>,
 }
 
 /// What an authoritative server finds for a name (RFC 4592 wildcard rules).
@@ -383,9 +386,13 @@ impl RoutingTable {
         snapshot: &Snapshot,
         region: Option<RegionCode>,
     ) -> RoutingTable {
-        let unchanged = |lb: &SnapshotLoadBalancer| -> Option<Arc<Route>> {
+        let unchanged = |lb: &Arc<SnapshotLoadBalancer>| -> Option<Arc<Route>> {
             let (table, old) = before?;
             let route = table.routes.get(&lb.spec.name)?;
+            let same_entry = table
+                .made_from
+                .get(&lb.id)
+                .is_some_and(|m| Arc::ptr_eq(m, lb));
             let same_pools = lb.spec.referenced_pools().iter().all(|id| {
                 match (old.pools.get(id), snapshot.pools.get(id)) {
                     (Some(a), Some(b)) => Arc::ptr_eq(a, b) || a == b,
@@ -393,8 +400,9 @@ impl RoutingTable {
                     _ => false,
                 }
             });
-            (route.id == lb.id && route.zone == lb.zone && route.spec == lb.spec && same_pools)
-                .then(|| Arc::clone(route))
+            let same_lb =
+                same_entry || (route.id == lb.id && route.zone == lb.zone && route.spec == lb.spec);
+            (route.id == lb.id && same_lb && same_pools).then(|| Arc::clone(route))
         };
         let mut table = RoutingTable {
             routes: HashMap::new(),
@@ -404,6 +412,7 @@ impl RoutingTable {
                 .map(|z| (z.name.clone(), z.clone()))
                 .collect(),
             interior: std::collections::HashSet::new(),
+            made_from: HashMap::with_capacity(snapshot.load_balancers.len()),
         };
         let names: HashMap<ZoneId, String> = snapshot
             .zones
@@ -419,6 +428,7 @@ impl RoutingTable {
                 // A nested zone owns this name; this load balancer can never be reached.
                 continue;
             }
+            table.made_from.insert(lb.id, Arc::clone(lb));
             if let Some(route) = unchanged(lb) {
                 table.add(route, zone);
                 continue;

@@ -29,11 +29,16 @@ pub struct Snapshot {
     /// plane never applies a version below the one it holds.
     pub version: u64,
     pub zones: Vec<ZoneView>,
-    pub load_balancers: Vec<SnapshotLoadBalancer>,
+    /// Shared with the previous snapshot while unchanged (so are the pools): followers
+    /// compare by pointer first, and the snapshots a controller keeps share them.
+    pub load_balancers: Vec<Arc<SnapshotLoadBalancer>>,
     pub pools: BTreeMap<PoolId, Arc<SnapshotPool>>,
     /// Per zone, a digest of what its answers are made of (not published: it decides when
     /// the SOA serial moves).
     pub answers: HashMap<ZoneId, u64>,
+    /// The health view's entry each pool was made from (not published: the next build
+    /// reuses a pool whose entry and configuration did not move).
+    pub verdicts: HashMap<PoolId, Arc<PoolVerdicts>>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -78,8 +83,18 @@ impl Snapshot {
     /// Whether the two steer alike (everything but the version).
     pub fn same_routes(&self, other: &Snapshot) -> bool {
         self.zones == other.zones
-            && self.load_balancers == other.load_balancers
-            && self.pools == other.pools
+            && self.load_balancers.len() == other.load_balancers.len()
+            && self
+                .load_balancers
+                .iter()
+                .zip(&other.load_balancers)
+                .all(|(a, b)| same(a, b))
+            && self.pools.len() == other.pools.len()
+            && self
+                .pools
+                .iter()
+                .zip(&other.pools)
+                .all(|((i, a), (j, b))| i == j && same(a, b))
     }
 
     /// Builds the installation's routing state from the catalog and the published health
@@ -98,31 +113,56 @@ impl Snapshot {
     ) -> Snapshot {
         let now_micros = u64::try_from(now.unix_micros()).unwrap_or(0);
         let version = previous.map_or(now_micros, |p| now_micros.max(p.version + 1));
+        let old_lbs: HashMap<LoadBalancerId, &Arc<SnapshotLoadBalancer>> = previous
+            .map(|p| p.load_balancers.iter().map(|lb| (lb.id, lb)).collect())
+            .unwrap_or_default();
         let mut pools: BTreeMap<PoolId, Arc<SnapshotPool>> = BTreeMap::new();
+        let mut verdicts: HashMap<PoolId, Arc<PoolVerdicts>> = HashMap::new();
         let mut load_balancers = Vec::new();
         let mut dynamic: Vec<PoolId> = Vec::new();
         for lb in catalog.all_load_balancers() {
             let Some(zone) = catalog.zone(lb.zone) else {
                 continue;
             };
-            for id in lb.spec.referenced_pools() {
-                if pools.contains_key(&id) {
+            let referenced = lb.spec.referenced_pools();
+            for id in &referenced {
+                if pools.contains_key(id) {
                     continue;
                 }
-                let Some(pool) = catalog.pool(zone.account, id) else {
+                let Some(pool) = catalog.pool(zone.account, *id) else {
                     continue;
                 };
-                let verdicts = health.pool(id).map(|v| &**v);
-                pools.insert(id, Arc::new(pool_entry(pool, verdicts, secret)));
+                let seen = health.pool(*id);
+                // Reused when neither its verdicts (the view shares unchanged entries) nor
+                // its configuration moved: no copies, no keyed hashes.
+                let kept = previous.and_then(|p| {
+                    let old = p.pools.get(id)?;
+                    let same_verdicts = match (p.verdicts.get(id), seen) {
+                        (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                        (None, None) => true,
+                        _ => false,
+                    };
+                    (same_verdicts && made_from(old, pool)).then(|| Arc::clone(old))
+                });
+                let entry =
+                    kept.unwrap_or_else(|| Arc::new(pool_entry(pool, seen.map(|v| &**v), secret)));
+                if let Some(v) = seen {
+                    verdicts.insert(*id, Arc::clone(v));
+                }
+                pools.insert(*id, entry);
             }
             if lb.spec.steering_policy == SteeringPolicy::DynamicLatency {
-                dynamic.extend(lb.spec.referenced_pools());
+                dynamic.extend(referenced);
             }
-            load_balancers.push(SnapshotLoadBalancer {
-                id: lb.id,
-                zone: lb.zone,
-                spec: lb.spec.clone(),
-            });
+            let entry = match old_lbs.get(&lb.id) {
+                Some(old) if old.zone == lb.zone && old.spec == lb.spec => Arc::clone(old),
+                _ => Arc::new(SnapshotLoadBalancer {
+                    id: lb.id,
+                    zone: lb.zone,
+                    spec: lb.spec.clone(),
+                }),
+            };
+            load_balancers.push(entry);
         }
         let mut measured = std::collections::BTreeSet::new();
         for id in dynamic {
@@ -130,25 +170,24 @@ impl Snapshot {
                 continue;
             };
             if measured.insert(id) {
-                Arc::make_mut(entry).rtt = pool_rtt(v, latency, regions);
-            }
-        }
-        // Pools that come out as they were stay shared with the previous snapshot: followers
-        // compare by pointer first, and the snapshots a controller keeps share them.
-        if let Some(previous) = previous {
-            for (id, entry) in pools.iter_mut() {
-                if let Some(old) = previous.pools.get(id).filter(|old| **old == *entry) {
-                    *entry = Arc::clone(old);
+                let rtt = pool_rtt(v, latency, regions);
+                if entry.rtt != rtt {
+                    Arc::make_mut(entry).rtt = rtt;
                 }
             }
         }
         // Deterministic order, so two builds of one state serialize alike.
         load_balancers.sort_by(|a, b| a.spec.name.cmp(&b.spec.name).then(a.id.cmp(&b.id)));
 
+        let mut by_zone: HashMap<ZoneId, Vec<&SnapshotLoadBalancer>> = HashMap::new();
+        for lb in &load_balancers {
+            by_zone.entry(lb.zone).or_default().push(lb);
+        }
         let mut zones = Vec::new();
         let mut answers = HashMap::new();
         for z in catalog.served_zones() {
-            let digest = zone_digest(z, &load_balancers, &pools, catalog);
+            let lbs = by_zone.get(&z.id).map_or(&[][..], Vec::as_slice);
+            let digest = zone_digest(z, lbs, &pools, catalog);
             let config = serial(z.modified_on);
             let before = previous.and_then(|p| {
                 let zone = p.zones.iter().find(|v| v.id == z.id)?;
@@ -175,6 +214,7 @@ impl Snapshot {
             load_balancers,
             pools,
             answers,
+            verdicts,
         }
     }
 }
@@ -183,13 +223,13 @@ impl Snapshot {
 /// verdicts and addresses of the pools they name (RTTs left out: they move all the time).
 fn zone_digest(
     zone: &crate::zone::Zone,
-    lbs: &[SnapshotLoadBalancer],
+    lbs: &[&SnapshotLoadBalancer],
     pools: &BTreeMap<PoolId, Arc<SnapshotPool>>,
     catalog: &Catalog,
 ) -> u64 {
     let mut h = std::hash::DefaultHasher::new();
     zone.modified_on.unix_micros().hash(&mut h);
-    for lb in lbs.iter().filter(|lb| lb.zone == zone.id) {
+    for lb in lbs {
         lb.id.hash(&mut h);
         catalog
             .load_balancer(lb.zone, lb.id)
@@ -206,6 +246,33 @@ fn zone_digest(
         }
     }
     h.finish()
+}
+
+/// The same value, by pointer first (entries shared between snapshots).
+fn same<T: PartialEq>(a: &Arc<T>, b: &Arc<T>) -> bool {
+    Arc::ptr_eq(a, b) || a == b
+}
+
+/// Whether `entry` is what `pool_entry` makes of `pool`'s configuration (its verdicts aside).
+fn made_from(entry: &SnapshotPool, pool: &crate::pool::Pool) -> bool {
+    let spec = &pool.spec;
+    entry.name == spec.name
+        && entry.view.enabled == spec.enabled
+        && entry.view.coordinates == spec.coordinates
+        && entry.view.origin_steering == spec.origin_steering
+        && entry.upstreams.len() == spec.origins.len()
+        && spec
+            .origins
+            .iter()
+            .zip(entry.upstreams.iter().zip(&entry.view.origins))
+            .all(|(o, (u, v))| {
+                u.name == o.name
+                    && u.address == o.address
+                    && u.host == o.host
+                    && *u.authority == authority(&o.address, o.port)
+                    && v.enabled == o.enabled
+                    && v.weight == o.weight
+            })
 }
 
 pub(super) fn serial(t: Timestamp) -> u32 {
