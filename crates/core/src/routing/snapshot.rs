@@ -116,8 +116,11 @@ impl Snapshot {
         let old_lbs: HashMap<LoadBalancerId, &Arc<SnapshotLoadBalancer>> = previous
             .map(|p| p.load_balancers.iter().map(|lb| (lb.id, lb)).collect())
             .unwrap_or_default();
-        let mut pools: BTreeMap<PoolId, Arc<SnapshotPool>> = BTreeMap::new();
-        let mut verdicts: HashMap<PoolId, Arc<PoolVerdicts>> = HashMap::new();
+        // Looked up once per reference: a hash map while building (the published map is
+        // ordered, for a deterministic serialization, and is made from it in one pass).
+        let capacity = previous.map_or(0, |p| p.pools.len());
+        let mut pools: HashMap<PoolId, Arc<SnapshotPool>> = HashMap::with_capacity(capacity);
+        let mut verdicts: HashMap<PoolId, Arc<PoolVerdicts>> = HashMap::with_capacity(capacity);
         let mut load_balancers = Vec::new();
         let mut dynamic: Vec<PoolId> = Vec::new();
         for lb in catalog.all_load_balancers() {
@@ -208,6 +211,7 @@ impl Snapshot {
             });
         }
         zones.sort_by(|a, b| a.name.cmp(&b.name));
+        let pools: BTreeMap<PoolId, Arc<SnapshotPool>> = pools.into_iter().collect();
         Snapshot {
             version,
             zones,
@@ -224,7 +228,7 @@ impl Snapshot {
 fn zone_digest(
     zone: &crate::zone::Zone,
     lbs: &[&SnapshotLoadBalancer],
-    pools: &BTreeMap<PoolId, Arc<SnapshotPool>>,
+    pools: &HashMap<PoolId, Arc<SnapshotPool>>,
     catalog: &Catalog,
 ) -> u64 {
     let mut h = std::hash::DefaultHasher::new();
