@@ -75,9 +75,15 @@ def lags(logs):
           f"answer size p50 {sizes[len(sizes) // 2]:.0f} B")
 
 
-def builds(log):
-    out = field([log], "built a routing snapshot", "build_ms")
-    print(f"controller snapshot builds: {len(out)}, {summary(out)}")
+def builds(log, last):
+    out = []
+    for line in open(log, errors="replace"):
+        if "built a routing snapshot" in line:
+            m = re.search(r"build_ms=([0-9.]+)", line)
+            if m:
+                out.append(float(m.group(1)))
+    out = sorted(out[-last:])
+    print(f"controller snapshot builds (the last {len(out)}): {summary(out)}")
 
 
 if __name__ == "__main__":
@@ -89,4 +95,4 @@ if __name__ == "__main__":
     elif cmd == "lags":
         lags(args)
     elif cmd == "builds":
-        builds(args[0])
+        builds(args[0], int(args[1]))

@@ -45,7 +45,6 @@ for n in 1 20; do
   printf 'N=%-3s ' "$n"; python3 bench/edges.py lags "${EDGE_LOGS[@]}"
   stop_edges
 done
-python3 bench/edges.py builds "$WORK/large.log"
 kill "$VPID"
 fi
 
@@ -74,4 +73,4 @@ for n in 1 20; do
   echo "      controller RSS: $(( $(rss_kb "$VPID") / 1024 )) MB; one edge's RSS: $(( $(rss_kb "$(pgrep -f "vantage edge --controller http://$VADDR" | head -1)") / 1024 )) MB"
   stop_edges
 done
-python3 bench/edges.py builds "$WORK/large.log"
+python3 bench/edges.py builds "$WORK/large.log" 40   # the 2 x 20 changes
