@@ -46,16 +46,36 @@ impl Default for Routing {
     }
 }
 
+/// An edge that asked within this long counts as connected: it asks again at once after an
+/// answer, and at least once per long poll.
+const CONNECTED_WITHIN_MICROS: i64 =
+    (crate::edge_protocol::LONG_POLL.as_secs() as i64 + 10) * 1_000_000;
+
 /// An edge as the controller last heard from it.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Edge {
+struct Edge {
+    /// Its token's name.
+    name: String,
+    region: Option<RegionCode>,
+    /// The snapshot version it said it holds (0: none yet).
+    version: u64,
+    last_contact: Timestamp,
+    /// Waiting for a newer snapshot right now.
+    waiting: bool,
+}
+
+/// An edge as the listings show it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EdgeState {
     /// Its token's name.
     pub name: String,
     pub region: Option<RegionCode>,
     /// The snapshot version it said it holds (0: none yet).
     pub version: u64,
+    /// It holds the snapshot published now.
+    pub current: bool,
     pub last_contact: Timestamp,
-    /// Waiting for a newer snapshot right now.
+    /// Waiting for a newer snapshot, or asked recently enough to be.
     pub connected: bool,
 }
 
@@ -162,14 +182,14 @@ impl Controller {
         (current.version, bytes)
     }
 
-    /// Records a request of an edge (`connected`: it now waits for a newer snapshot).
+    /// Records a request of an edge (`waiting`: it now waits for a newer snapshot).
     pub fn edge_contact(
         &self,
         token: TokenId,
         name: &str,
         region: Option<RegionCode>,
         version: u64,
-        connected: bool,
+        waiting: bool,
     ) {
         let now = self.now();
         let mut edges = self.routing.edges.lock().unwrap_or_else(|e| e.into_inner());
@@ -181,20 +201,30 @@ impl Controller {
                 region,
                 version,
                 last_contact: now,
-                connected,
+                waiting,
             },
         );
     }
 
     /// Every edge heard from in the last day, by name.
-    pub fn edges(&self) -> Vec<Edge> {
-        let mut list: Vec<Edge> = self
+    pub fn edges(&self) -> Vec<EdgeState> {
+        let now = self.now().unix_micros();
+        let current = self.snapshot().version;
+        let mut list: Vec<EdgeState> = self
             .routing
             .edges
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .values()
-            .cloned()
+            .map(|e| EdgeState {
+                name: e.name.clone(),
+                region: e.region,
+                version: e.version,
+                current: e.version == current,
+                last_contact: e.last_contact,
+                connected: e.waiting
+                    || now - e.last_contact.unix_micros() < CONNECTED_WITHIN_MICROS,
+            })
             .collect();
         list.sort_by(|a, b| a.name.cmp(&b.name));
         list

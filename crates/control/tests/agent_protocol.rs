@@ -4,31 +4,14 @@
 //! as a new protocol version). Refresh with `VANTAGE_UPDATE_SNAPSHOT=1`.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::collections::BTreeMap;
 
-use serde::{de::DeserializeOwned, Serialize};
 use vantage_control::agent_protocol::{Assignment, Report, Reported, Target, VERSION};
 use vantage_core::health::{Facts, FailureReason, Outcome, ProbeKey};
 use vantage_core::monitor::MonitorDraft;
 use vantage_core::{MonitorId, Timestamp};
-
-fn pinned<T: Serialize + DeserializeOwned + PartialEq + std::fmt::Debug>(name: &str, value: &T) {
-    let text = serde_json::to_string_pretty(value).unwrap() + "\n";
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/golden")
-        .join(format!("{name}.json"));
-    if std::env::var_os("VANTAGE_UPDATE_SNAPSHOT").is_some() {
-        std::fs::write(&path, &text).unwrap();
-    }
-    let golden = std::fs::read_to_string(&path).unwrap_or_default();
-    assert!(
-        golden == text,
-        "{} changed; if on purpose, rerun with VANTAGE_UPDATE_SNAPSHOT=1 and bump the protocol version when old peers cannot read it",
-        path.display()
-    );
-    let parsed: T = serde_json::from_str(&golden).unwrap();
-    assert_eq!(&parsed, value, "the pinned message reads back as itself");
-}
 
 fn key() -> ProbeKey {
     ProbeKey {
@@ -56,7 +39,7 @@ fn the_assignment_message_is_pinned() {
             pools: vec!["primary".into()],
         }],
     };
-    pinned("assignment", &message);
+    common::pinned("assignment", &message);
 }
 
 #[test]
@@ -86,7 +69,7 @@ fn the_results_message_is_pinned() {
             },
         ],
     };
-    pinned("results", &report);
+    common::pinned("results", &report);
     assert_eq!(
         VERSION, 2,
         "a new version needs its golden messages reviewed"

@@ -5,6 +5,8 @@
 //! as the same routing state, and what does not validate is refused with the object named.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::collections::BTreeMap;
 
 use vantage_control::edge_protocol::{SnapshotV1, VERSION};
@@ -126,21 +128,8 @@ fn build(c: &Catalog, view: &HealthView, previous: Option<&Snapshot>, now: Times
 #[test]
 fn the_snapshot_message_is_pinned() {
     let wire = SnapshotV1::from_core(&snapshot());
-    let text = serde_json::to_string_pretty(&wire).unwrap() + "\n";
-    let path =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/edge/snapshot.json");
-    if std::env::var_os("VANTAGE_UPDATE_SNAPSHOT").is_some() {
-        std::fs::write(&path, &text).unwrap();
-    }
-    let golden = std::fs::read_to_string(&path).unwrap_or_default();
-    assert!(
-        golden == text,
-        "{} changed; if on purpose, rerun with VANTAGE_UPDATE_SNAPSHOT=1 and bump the protocol version when old edges cannot read it",
-        path.display()
-    );
-    let parsed: SnapshotV1 = serde_json::from_str(&golden).unwrap();
-    assert_eq!(parsed, wire);
-    assert_eq!(parsed.protocol, VERSION);
+    common::pinned("edge/snapshot", &wire);
+    assert_eq!(wire.protocol, VERSION);
 }
 
 #[test]

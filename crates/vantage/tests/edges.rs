@@ -176,6 +176,29 @@ async fn web(http: &reqwest::Client, edge: &EdgeProc) -> Option<String> {
     v["origin"].as_str().map(str::to_owned)
 }
 
+/// Waits (up to `limit`) until every edge answers `ip` for `www` and proxies `web` to the
+/// origin named `origin`.
+async fn steer_to(
+    edges: &[&EdgeProc],
+    http: &reqwest::Client,
+    ip: IpAddr,
+    origin: &str,
+    limit: Duration,
+) {
+    for e in edges {
+        eventually(limit, &format!("DNS on {} answers {ip}", e.dns), || async {
+            www(e) == vec![ip]
+        })
+        .await;
+        eventually(
+            limit,
+            &format!("{} proxies to {origin}", e.proxy),
+            || async { web(http, e).await.as_deref() == Some(origin) },
+        )
+        .await;
+    }
+}
+
 fn soa_serial(edge: &EdgeProc) -> u32 {
     let (_, _, m) = dns(edge.dns, "example.com.", RecordType::SOA).unwrap();
     m.answers
@@ -262,6 +285,34 @@ async fn edges_fail_over_survive_their_controller_and_converge() {
         let v: Value = r.json().await.unwrap();
         assert_eq!(common::error_code(&v), 10000, "{v}");
     }
+    // Bad input on the edge protocol: an envelope with a pointer, never a 5xx.
+    for (query, pointer) in [("after=soon", "/after"), ("region=MARS", "/region")] {
+        let r = http
+            .get(format!("{controller}/edge/v1/snapshot?{query}"))
+            .bearer_auth(&token1)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "{query}");
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(common::pointer(&v), pointer, "{v}");
+    }
+    let r = http
+        .get(format!("{controller}/edge/v1/snapshot"))
+        .bearer_auth(&token1)
+        .header("vantage-edge-protocol", "9")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400, "a protocol this controller does not speak");
+    let v: Value = r.json().await.unwrap();
+    assert!(
+        v["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("upgrade the controller"),
+        "{v}"
+    );
     let r = http
         .get(format!("{controller}/agent/v1/assignment"))
         .bearer_auth(&token1)
@@ -279,20 +330,14 @@ async fn edges_fail_over_survive_their_controller_and_converge() {
     let edge2 = EdgeProc::start(&controller, &token2, "127.0.0.3", &file2).unwrap();
 
     // Both edges steer to the primary once the agent has judged it.
-    for e in [&edge1, &edge2] {
-        eventually(
-            Duration::from_secs(30),
-            "DNS on the edge answers the primary",
-            || async { www(e) == vec![primary_ip] },
-        )
-        .await;
-        eventually(
-            Duration::from_secs(10),
-            "the edge proxies to the primary",
-            || async { web(&http, e).await.as_deref() == Some("primary") },
-        )
-        .await;
-    }
+    steer_to(
+        &[&edge1, &edge2],
+        &http,
+        primary_ip,
+        "primary",
+        Duration::from_secs(30),
+    )
+    .await;
 
     let (_, v) = s
         .call(
@@ -336,20 +381,14 @@ async fn edges_fail_over_survive_their_controller_and_converge() {
     // The primary dies: both edges fail over, and the zone's serial moves.
     let serial_before = soa_serial(&edge1);
     primary.kill();
-    for e in [&edge1, &edge2] {
-        eventually(
-            Duration::from_secs(20),
-            "DNS on the edge fails over",
-            || async { www(e) == vec![secondary_ip] },
-        )
-        .await;
-        eventually(
-            Duration::from_secs(5),
-            "the edge's proxy fails over",
-            || async { web(&http, e).await.as_deref() == Some("secondary") },
-        )
-        .await;
-    }
+    steer_to(
+        &[&edge1, &edge2],
+        &http,
+        secondary_ip,
+        "secondary",
+        Duration::from_secs(20),
+    )
+    .await;
     assert!(
         soa_serial(&edge1) > serial_before,
         "the SOA serial follows the answers"
@@ -382,20 +421,14 @@ async fn edges_fail_over_survive_their_controller_and_converge() {
     // The controller returns and the primary with it: both edges converge on the new state.
     let s = Server::start_with(&dir, &env, &["--no-agent", "--listen", &listen]).unwrap();
     primary.revive().await;
-    for e in [&edge1, &edge2] {
-        eventually(
-            Duration::from_secs(30),
-            "the edge fails back to the primary",
-            || async { www(e) == vec![primary_ip] },
-        )
-        .await;
-        eventually(
-            Duration::from_secs(5),
-            "the edge's proxy fails back",
-            || async { web(&http, e).await.as_deref() == Some("primary") },
-        )
-        .await;
-    }
+    steer_to(
+        &[&edge1, &edge2],
+        &http,
+        primary_ip,
+        "primary",
+        Duration::from_secs(30),
+    )
+    .await;
     eventually(
         Duration::from_secs(10),
         "both edges hold the current snapshot",

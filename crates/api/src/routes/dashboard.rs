@@ -218,7 +218,6 @@ fn dashboard(
             })
         })
         .collect();
-    let current = st.snapshot().version;
     let edges: Vec<Value> = st
         .edges()
         .into_iter()
@@ -227,7 +226,8 @@ fn dashboard(
                 "name": e.name,
                 "region": e.region.map(|r| r.code()),
                 "last_seen": time::format(e.last_contact),
-                "current": e.version == current,
+                "current": e.current,
+                "connected": e.connected,
             })
         })
         .collect();

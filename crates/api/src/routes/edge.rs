@@ -17,10 +17,6 @@ use crate::extract::{Caller, Params, PathParams as Path};
 use vantage_control::edge_protocol::{accepts, LONG_POLL, VERSION_HEADER};
 use vantage_control::Controller;
 
-/// An edge that asked within this long counts as connected (it asks again at once after an
-/// answer, and at least every long poll).
-const CONNECTED_WITHIN_MICROS: i64 = (LONG_POLL.as_secs() as i64 + 10) * 1_000_000;
-
 /// `GET /edge/v1/snapshot?after=V&region=R`: the routing snapshot as soon as one newer than
 /// `V` is published (at once if it already is), else `304 Not Modified` after the long poll.
 pub async fn snapshot(State(st): State<Arc<Controller>>, headers: HeaderMap, q: Params) -> Reply {
@@ -78,21 +74,17 @@ pub async fn list(
     Path(a): Path<String>,
 ) -> Reply {
     account(&p, &a, Permission::LoadBalancersRead)?;
-    let now = st.now().unix_micros();
-    let current = st.snapshot().version;
     let items: Vec<Value> = st
         .edges()
         .into_iter()
         .map(|e| {
-            let connected =
-                e.connected || now - e.last_contact.unix_micros() < CONNECTED_WITHIN_MICROS;
             json!({
                 "name": e.name,
                 "region": e.region.map(|r| r.code()),
                 "snapshot_version": e.version,
-                "current": e.version == current,
+                "current": e.current,
                 "last_seen": time::format(e.last_contact),
-                "state": if connected { "connected" } else { "disconnected" },
+                "state": if e.connected { "connected" } else { "disconnected" },
             })
         })
         .collect();
