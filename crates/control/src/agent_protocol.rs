@@ -4,9 +4,9 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use vantage_core::health::{Facts, ProbeKey};
-use vantage_core::monitor::MonitorSpec;
-use vantage_core::{MonitorId, Timestamp};
+use vantage_core::health::{check, Facts, Outcome, ProbeKey};
+use vantage_core::monitor::{self, ExpectedCodes, MonitorSpec};
+use vantage_core::{mirror_enum, MonitorId, Timestamp};
 
 pub const ASSIGNMENT_PATH: &str = "/agent/v1/assignment";
 pub const RESULTS_PATH: &str = "/agent/v1/results";
@@ -35,10 +35,187 @@ pub fn accepts(agent: u32) -> Result<(), String> {
     ))
 }
 
+// The messages carry their own types, not the core's: a core type may change shape between
+// releases, a message may not (agents and controllers of adjacent versions talk to each
+// other). Enums go by their variant names.
+
+mirror_enum!(MonitorKind <=> monitor::MonitorType { Http, Https, Tcp, UdpIcmp, IcmpPing, Smtp });
+mirror_enum!(FailureReason <=> check::FailureReason {
+    None, TcpConnectionFailed, TcpTimeout, HttpTimeout, ResponseCodeMismatch,
+    ResponseBodyMismatch, TlsUntrusted, TlsNameMismatch, TlsHandshake, NoRoute,
+    NetworkUnreachable, ConnectionReset, DnsUnknownHost, HttpInvalidResponse, Other,
+    LocalResources,
+});
+
+/// What to check and how to judge it (a monitor's configuration).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Monitor {
+    pub kind: MonitorKind,
+    pub method: String,
+    pub path: String,
+    pub header: BTreeMap<String, Vec<String>>,
+    pub port: u16,
+    pub timeout: u8,
+    pub retries: u8,
+    pub interval: u16,
+    pub expected_codes: Option<String>,
+    pub expected_body: String,
+    pub follow_redirects: bool,
+    pub allow_insecure: bool,
+    pub consecutive_up: u8,
+    pub consecutive_down: u8,
+    pub probe_zone: String,
+    pub description: String,
+}
+
+impl From<&MonitorSpec> for Monitor {
+    fn from(s: &MonitorSpec) -> Self {
+        Self {
+            kind: s.kind.into(),
+            method: s.method.clone(),
+            path: s.path.clone(),
+            header: s.header.clone(),
+            port: s.port,
+            timeout: s.timeout,
+            retries: s.retries,
+            interval: s.interval,
+            expected_codes: s.expected_codes.as_ref().map(ToString::to_string),
+            expected_body: s.expected_body.clone(),
+            follow_redirects: s.follow_redirects,
+            allow_insecure: s.allow_insecure,
+            consecutive_up: s.consecutive_up,
+            consecutive_down: s.consecutive_down,
+            probe_zone: s.probe_zone.clone(),
+            description: s.description.clone(),
+        }
+    }
+}
+
+impl TryFrom<Monitor> for MonitorSpec {
+    type Error = String;
+
+    /// Refuses only what the core could not hold (`expected_codes` that do not parse).
+    fn try_from(m: Monitor) -> Result<Self, String> {
+        let expected_codes = match m.expected_codes {
+            None => None,
+            Some(raw) => Some(
+                ExpectedCodes::parse(&raw)
+                    .ok_or_else(|| format!("expected_codes {raw:?} does not parse"))?,
+            ),
+        };
+        Ok(Self {
+            kind: m.kind.into(),
+            method: m.method,
+            path: m.path,
+            header: m.header,
+            port: m.port,
+            timeout: m.timeout,
+            retries: m.retries,
+            interval: m.interval,
+            expected_codes,
+            expected_body: m.expected_body,
+            follow_redirects: m.follow_redirects,
+            allow_insecure: m.allow_insecure,
+            consecutive_up: m.consecutive_up,
+            consecutive_down: m.consecutive_down,
+            probe_zone: m.probe_zone,
+            description: m.description,
+        })
+    }
+}
+
+/// A probe target: a monitor against one endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct TargetKey {
+    pub monitor: MonitorId,
+    pub address: String,
+    /// The origin's port override (0: the monitor's).
+    pub port: u16,
+    /// The origin's `Host` override.
+    pub host: Option<String>,
+}
+
+impl From<&ProbeKey> for TargetKey {
+    fn from(k: &ProbeKey) -> Self {
+        Self {
+            monitor: k.monitor,
+            address: k.address.clone(),
+            port: k.port,
+            host: k.host.clone(),
+        }
+    }
+}
+
+impl From<TargetKey> for ProbeKey {
+    fn from(k: TargetKey) -> Self {
+        Self {
+            monitor: k.monitor,
+            address: k.address,
+            port: k.port,
+            host: k.host,
+        }
+    }
+}
+
+/// What a check saw (facts, never a verdict).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Observed {
+    Http { status: u16, body_matched: bool },
+    Smtp { helo: u16, quit: Option<u16> },
+    Reached,
+    Error(FailureReason),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckFacts {
+    pub outcome: Observed,
+    pub rtt_micros: Option<u64>,
+}
+
+impl From<&Facts> for CheckFacts {
+    fn from(f: &Facts) -> Self {
+        Self {
+            outcome: match f.outcome {
+                Outcome::Http {
+                    status,
+                    body_matched,
+                } => Observed::Http {
+                    status,
+                    body_matched,
+                },
+                Outcome::Smtp { helo, quit } => Observed::Smtp { helo, quit },
+                Outcome::Reached => Observed::Reached,
+                Outcome::Error(r) => Observed::Error(r.into()),
+            },
+            rtt_micros: f.rtt_micros,
+        }
+    }
+}
+
+impl From<CheckFacts> for Facts {
+    fn from(f: CheckFacts) -> Self {
+        Self {
+            outcome: match f.outcome {
+                Observed::Http {
+                    status,
+                    body_matched,
+                } => Outcome::Http {
+                    status,
+                    body_matched,
+                },
+                Observed::Smtp { helo, quit } => Outcome::Smtp { helo, quit },
+                Observed::Reached => Outcome::Reached,
+                Observed::Error(r) => Outcome::Error(r.into()),
+            },
+            rtt_micros: f.rtt_micros,
+        }
+    }
+}
+
 /// One target of an assignment; its monitor is `key.monitor` in [`Assignment::monitors`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Target {
-    pub key: ProbeKey,
+    pub key: TargetKey,
     /// Names of the pools the target serves (for the probe's User-Agent).
     pub pools: Vec<String>,
 }
@@ -48,7 +225,7 @@ pub struct Target {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Assignment {
     pub version: u64,
-    pub monitors: BTreeMap<MonitorId, MonitorSpec>,
+    pub monitors: BTreeMap<MonitorId, Monitor>,
     pub targets: Vec<Target>,
 }
 
@@ -64,9 +241,9 @@ impl Assignment {
             .map(|a| {
                 monitors
                     .entry(a.key.monitor)
-                    .or_insert_with(|| (*a.spec).clone());
+                    .or_insert_with(|| Monitor::from(&*a.spec));
                 Target {
-                    key: a.key,
+                    key: TargetKey::from(&a.key),
                     pools: a.pools,
                 }
             })
@@ -82,8 +259,8 @@ impl Assignment {
 /// One check's facts, with when it ran.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Reported {
-    pub key: ProbeKey,
-    pub facts: Facts,
+    pub key: TargetKey,
+    pub facts: CheckFacts,
     pub at: Timestamp,
 }
 

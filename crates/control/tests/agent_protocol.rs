@@ -8,9 +8,10 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use vantage_control::agent_protocol::{Assignment, Report, Reported, Target, VERSION};
+use vantage_control::agent_protocol::{Assignment, Monitor, Report, Reported, Target, VERSION};
 use vantage_core::health::{Facts, FailureReason, Outcome, ProbeKey};
 use vantage_core::monitor::MonitorDraft;
+use vantage_core::monitor::MonitorSpec;
 use vantage_core::{MonitorId, Timestamp};
 
 fn key() -> ProbeKey {
@@ -33,43 +34,59 @@ fn the_assignment_message_is_pinned() {
     .unwrap();
     let message = Assignment {
         version: 42,
-        monitors: BTreeMap::from([(key().monitor, spec)]),
+        monitors: BTreeMap::from([(key().monitor, Monitor::from(&spec))]),
         targets: vec![Target {
-            key: key(),
+            key: (&key()).into(),
             pools: vec!["primary".into()],
         }],
     };
     common::pinned("assignment", &message);
+    // What the agent reads back is the core's value again.
+    let back = message.monitors.into_values().next().unwrap();
+    assert_eq!(MonitorSpec::try_from(back).unwrap(), spec);
+    assert_eq!(ProbeKey::from(message.targets[0].key.clone()), key());
+    let broken = Monitor {
+        expected_codes: Some("2xx,banana".into()),
+        ..Monitor::from(&spec)
+    };
+    let refused = MonitorSpec::try_from(broken).unwrap_err();
+    assert!(refused.contains("2xx,banana"), "{refused}");
 }
 
 #[test]
 fn the_results_message_is_pinned() {
+    let facts = [
+        Facts {
+            outcome: Outcome::Http {
+                status: 200,
+                body_matched: true,
+            },
+            rtt_micros: Some(1_234),
+        },
+        Facts {
+            outcome: Outcome::Error(FailureReason::TcpTimeout),
+            rtt_micros: None,
+        },
+    ];
     let report = Report {
         region: "WEU".into(),
         location: "ams1".into(),
         results: vec![
             Reported {
-                key: key(),
-                facts: Facts {
-                    outcome: Outcome::Http {
-                        status: 200,
-                        body_matched: true,
-                    },
-                    rtt_micros: Some(1_234),
-                },
+                key: (&key()).into(),
+                facts: (&facts[0]).into(),
                 at: Timestamp::from_unix_micros(1_764_547_200_000_000),
             },
             Reported {
-                key: key(),
-                facts: Facts {
-                    outcome: Outcome::Error(FailureReason::TcpTimeout),
-                    rtt_micros: None,
-                },
+                key: (&key()).into(),
+                facts: (&facts[1]).into(),
                 at: Timestamp::from_unix_micros(1_764_547_260_000_000),
             },
         ],
     };
     common::pinned("results", &report);
+    let back: Vec<Facts> = report.results.into_iter().map(|r| r.facts.into()).collect();
+    assert_eq!(back, facts);
     assert_eq!(
         VERSION, 2,
         "a new version needs its golden messages reviewed"

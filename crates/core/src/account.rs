@@ -1,10 +1,8 @@
 //! Accounts: the tenants that own everything else.
 
-use serde::{Deserialize, Serialize};
-
 use crate::{AccountId, Timestamp};
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Account {
     pub id: AccountId,
     pub name: String,

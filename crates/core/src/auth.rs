@@ -47,30 +47,15 @@ pub enum Resource {
     Zone(ZoneId),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Grant {
     pub resource: Resource,
     pub permissions: Vec<Permission>,
 }
 
 /// SHA-256 of a secret. Only digests are stored; the shell computes them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct SecretDigest(#[serde(with = "hex_32")] pub [u8; 32]);
-
-mod hex_32 {
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(b: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&hex::encode(b))
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 32], D::Error> {
-        let s = String::deserialize(d)?;
-        let mut out = [0u8; 32];
-        hex::decode_to_slice(s, &mut out).map_err(serde::de::Error::custom)?;
-        Ok(out)
-    }
-}
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SecretDigest(pub [u8; 32]);
 
 crate::string_enum!(TokenStatus {
     Active = "active",
@@ -78,7 +63,7 @@ crate::string_enum!(TokenStatus {
     Revoked = "revoked",
 });
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Token {
     pub id: TokenId,
     pub name: String,
@@ -89,21 +74,18 @@ pub struct Token {
     pub modified_on: Timestamp,
     pub expires_on: Option<Timestamp>,
     /// What the token is for; tokens stored before agents existed are API tokens.
-    #[serde(default)]
     pub kind: TokenKind,
     /// For an agent token: the one probe location it speaks for. Agent tokens stored before
     /// bindings existed have none and are refused until replaced.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent: Option<AgentBinding>,
 }
 
 /// What an agent token may do: report as exactly one location, and (when `accounts` is not
 /// empty) probe only those accounts' pools — so an agent never receives the monitor headers,
 /// often credentials, of accounts it does not serve.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AgentBinding {
     pub location: crate::health::Location,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub accounts: Vec<AccountId>,
 }
 
@@ -134,32 +116,16 @@ impl Token {
 }
 
 /// A user with a global API key: every permission on the accounts it belongs to.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {
     pub id: UserId,
     /// Lower case.
     pub email: String,
     /// SHA-256 of `salt || key`.
     pub key_digest: SecretDigest,
-    #[serde(with = "hex_16")]
     pub key_salt: [u8; 16],
     pub accounts: Vec<AccountId>,
     pub created_on: Timestamp,
-}
-
-mod hex_16 {
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(b: &[u8; 16], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&hex::encode(b))
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 16], D::Error> {
-        let s = String::deserialize(d)?;
-        let mut out = [0u8; 16];
-        hex::decode_to_slice(s, &mut out).map_err(serde::de::Error::custom)?;
-        Ok(out)
-    }
 }
 
 /// Whom a request acts for, once its credential has been checked.

@@ -43,3 +43,27 @@ macro_rules! string_enum {
         }
     };
 }
+
+/// Declares, for a serialization boundary (stored rows, a protocol), its own copy of a core
+/// enum: `mirror_enum!(RowName <=> module::CoreName { A, B })`. The variant names are the
+/// serialized text, and the conversions both ways are exhaustive matches, so a variant added
+/// to the core fails to compile at every boundary until that boundary decides how to carry
+/// it. The using crate depends on `serde`.
+#[macro_export]
+macro_rules! mirror_enum {
+    ($(#[$meta:meta])* $row:ident <=> $m:ident :: $core:ident { $($v:ident),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+        pub enum $row { $($v),+ }
+        impl From<$m::$core> for $row {
+            fn from(c: $m::$core) -> Self {
+                match c { $($m::$core::$v => Self::$v),+ }
+            }
+        }
+        impl From<$row> for $m::$core {
+            fn from(r: $row) -> Self {
+                match r { $($row::$v => $m::$core::$v),+ }
+            }
+        }
+    };
+}

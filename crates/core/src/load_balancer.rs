@@ -2,8 +2,6 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
-
 use crate::choice::choose;
 use crate::name::{is_http_token, normalize_lb_name};
 use crate::region::{RegionCode, UnknownRegion};
@@ -59,13 +57,13 @@ crate::string_enum!(PreferEcs {
     Geo = "geo",
 });
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RandomSteering {
     pub default_weight: f64,
     pub pool_weights: BTreeMap<PoolId, f64>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AffinityAttributes {
     pub samesite: SameSite,
     pub secure: Secure,
@@ -75,7 +73,7 @@ pub struct AffinityAttributes {
     pub require_all_headers: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct LoadBalancerSpec {
     /// Lower case, inside the zone.
     pub name: String,
@@ -121,7 +119,7 @@ impl LoadBalancerSpec {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct LoadBalancer {
     pub id: LoadBalancerId,
     pub zone: ZoneId,

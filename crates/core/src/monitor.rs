@@ -111,7 +111,7 @@ impl fmt::Display for ExpectedCodes {
 pub type Headers = BTreeMap<String, Vec<String>>;
 
 /// A validated monitor configuration.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MonitorSpec {
     pub kind: MonitorType,
     pub method: String,
@@ -133,7 +133,7 @@ pub struct MonitorSpec {
 }
 
 /// A stored monitor.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Monitor {
     pub id: MonitorId,
     pub account: AccountId,

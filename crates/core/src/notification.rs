@@ -2,8 +2,6 @@
 //! policies that send load-balancing health alerts to them. Which alert an event calls for is
 //! decided here; delivering it is the shell's job.
 
-use serde::{Deserialize, Serialize};
-
 use crate::choice::choose;
 use crate::health::engine::Event;
 use crate::health::Verdict;
@@ -32,7 +30,7 @@ crate::string_enum!(AlertType {
     LoadBalancingHealth = "load_balancing_health_alert",
 });
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WebhookSpec {
     pub name: String,
     pub url: String,
@@ -41,7 +39,7 @@ pub struct WebhookSpec {
     pub secret: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Webhook {
     pub id: WebhookId,
     pub account: AccountId,
@@ -164,14 +162,14 @@ impl WebhookDraft {
 }
 
 /// Which changes a policy is about; an empty list means all.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PolicyFilters {
     pub pool_id: Vec<PoolId>,
     pub event_source: Vec<EventSource>,
     pub new_health: Vec<NewHealth>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PolicySpec {
     pub name: String,
     pub description: String,
@@ -181,7 +179,7 @@ pub struct PolicySpec {
     pub filters: PolicyFilters,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Policy {
     pub id: PolicyId,
     pub account: AccountId,

@@ -28,6 +28,11 @@ impl Weight {
             .then_some(Weight(rounded as u8))
     }
 
+    /// `None` beyond 100 (a whole share).
+    pub fn from_hundredths(h: u8) -> Option<Weight> {
+        (h <= 100).then_some(Weight(h))
+    }
+
     pub fn hundredths(self) -> u8 {
         self.0
     }
@@ -37,7 +42,7 @@ impl Weight {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OriginSpec {
     pub name: String,
     pub address: String,
@@ -60,7 +65,7 @@ crate::string_enum!(SheddingPolicy {
     Hash = "hash",
 });
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct LoadShedding {
     pub default_percent: f64,
     pub default_policy: SheddingPolicy,
@@ -81,19 +86,19 @@ impl Default for LoadShedding {
 
 /// Which health notifications a pool sends: `disable` silences one kind; `healthy` limits it
 /// to changes towards that state (`None`: both directions).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct NotificationRule {
     pub disable: bool,
     pub healthy: Option<bool>,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct NotificationFilter {
     pub origin: NotificationRule,
     pub pool: NotificationRule,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct PoolSpec {
     pub name: String,
     pub origins: Vec<OriginSpec>,
@@ -110,7 +115,7 @@ pub struct PoolSpec {
     pub notification_filter: Option<NotificationFilter>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Pool {
     pub id: PoolId,
     pub account: AccountId,

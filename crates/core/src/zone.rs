@@ -1,10 +1,8 @@
 //! DNS zones: the namespaces load balancers live in.
 
-use serde::{Deserialize, Serialize};
-
 use crate::{AccountId, Timestamp, ZoneId};
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Zone {
     pub id: ZoneId,
     pub account: AccountId,
@@ -16,7 +14,6 @@ pub struct Zone {
     /// An installation operator allowed this zone to overlap a zone of another account
     /// (`vantage zone create --allow-overlap`). Without it, of two overlapping zones of
     /// different accounts only the older is served (see `Catalog::served_zones`).
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub overlap_allowed: bool,
 }
 

@@ -15,6 +15,7 @@ use vantage_core::catalog::Change;
 use vantage_core::health::engine::Event;
 use vantage_core::health::{Location, LocationState, ProbeKey};
 use vantage_core::{AccountId, Timestamp};
+use vantage_store::rows::{self, EventRow, LocationRow, LocationStateRow, ProbeKeyRow, RowWrite};
 use vantage_store::{
     Delivery, EventFilter, NewDelivery, Pruned, Retention, Store, StoreError,
     PENDING_PER_DESTINATION,
@@ -195,54 +196,50 @@ impl SqliteStore {
 }
 
 fn doc<T: serde::Serialize>(v: &T) -> Result<String, StoreError> {
-    serde_json::to_string(v).map_err(|e| StoreError::Io(format!("encoding: {e}")))
+    rows::to_text(v)
 }
 
 fn decode<T: DeserializeOwned>(table: &str, id: &str, text: &str) -> Result<T, StoreError> {
-    serde_json::from_str(text)
-        .map_err(|e| StoreError::Unusable(format!("stored {table} row {id} cannot be read: {e}")))
+    rows::from_text(table, id, text)
 }
 
-fn write(tx: &rusqlite::Transaction<'_>, change: &Change) -> rusqlite::Result<usize> {
-    const PUT: &str = "INSERT INTO {t} (id, doc) VALUES (?1, ?2) ON CONFLICT(id) DO UPDATE SET doc = excluded.doc";
-    let put = |table: &str, id: String, doc: String| {
-        tx.execute(&PUT.replace("{t}", table), params![id, doc])
+fn write(tx: &rusqlite::Transaction<'_>, change: &Change) -> Result<usize, StoreError> {
+    let sql = |e: rusqlite::Error| match e.sqlite_error_code() {
+        Some(ErrorCode::ConstraintViolation) => StoreError::Conflict(e.to_string()),
+        _ => io(e),
     };
-    let delete = |table: &str, id: String| {
-        tx.execute(&format!("DELETE FROM {table} WHERE id = ?1"), params![id])
+    // Zones, tokens and users carry a column that SQLite keeps unique across processes.
+    let (kind, id, text) = match rows::encode(change)? {
+        RowWrite::Delete { kind, id } => {
+            return tx
+                .execute(&format!("DELETE FROM {kind} WHERE id = ?1"), params![id])
+                .map_err(sql)
+        }
+        RowWrite::Put { kind, id, text } => (kind, id, text),
     };
-    let enc = |v: Result<String, StoreError>| {
-        v.map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))
+    let unique = match change {
+        Change::PutZone(z) => Some(("name", z.name.clone())),
+        Change::PutToken(t) => Some(("digest", hex_digest(&t.digest.0))),
+        Change::PutUser(u) => Some(("email", u.email.clone())),
+        _ => None,
     };
-    match change {
-        Change::PutAccount(a) => put("accounts", a.id.to_string(), enc(doc(a))?),
-        Change::PutMonitor(m) => put("monitors", m.id.to_string(), enc(doc(m))?),
-        Change::PutPool(p) => put("pools", p.id.to_string(), enc(doc(p))?),
-        Change::PutLoadBalancer(lb) => put("load_balancers", lb.id.to_string(), enc(doc(lb))?),
-        Change::PutZone(z) => tx.execute(
-            "INSERT INTO zones (id, name, doc) VALUES (?1, ?2, ?3)
-             ON CONFLICT(id) DO UPDATE SET name = excluded.name, doc = excluded.doc",
-            params![z.id.to_string(), z.name, enc(doc(z))?],
+    match unique {
+        Some((column, value)) => tx.execute(
+            &format!(
+                "INSERT INTO {kind} (id, {column}, doc) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(id) DO UPDATE SET {column} = excluded.{column}, doc = excluded.doc"
+            ),
+            params![id, value, text],
         ),
-        Change::PutToken(t) => tx.execute(
-            "INSERT INTO tokens (id, digest, doc) VALUES (?1, ?2, ?3)
-             ON CONFLICT(id) DO UPDATE SET digest = excluded.digest, doc = excluded.doc",
-            params![t.id.to_string(), hex_digest(&t.digest.0), enc(doc(t))?],
+        None => tx.execute(
+            &format!(
+                "INSERT INTO {kind} (id, doc) VALUES (?1, ?2)
+                 ON CONFLICT(id) DO UPDATE SET doc = excluded.doc"
+            ),
+            params![id, text],
         ),
-        Change::PutUser(u) => tx.execute(
-            "INSERT INTO users (id, email, doc) VALUES (?1, ?2, ?3)
-             ON CONFLICT(id) DO UPDATE SET email = excluded.email, doc = excluded.doc",
-            params![u.id.to_string(), u.email, enc(doc(u))?],
-        ),
-        Change::DeleteZone(id) => delete("zones", id.to_string()),
-        Change::DeleteMonitor(id) => delete("monitors", id.to_string()),
-        Change::DeletePool(id) => delete("pools", id.to_string()),
-        Change::DeleteLoadBalancer(id) => delete("load_balancers", id.to_string()),
-        Change::PutWebhook(w) => put("webhooks", w.id.to_string(), enc(doc(w))?),
-        Change::DeleteWebhook(id) => delete("webhooks", id.to_string()),
-        Change::PutPolicy(p) => put("policies", p.id.to_string(), enc(doc(p))?),
-        Change::DeletePolicy(id) => delete("policies", id.to_string()),
     }
+    .map_err(sql)
 }
 
 fn query_deliveries(
@@ -329,17 +326,7 @@ impl Store for SqliteStore {
                     .map_err(io)?;
                 for row in rows {
                     let (id, text) = row.map_err(io)?;
-                    out.push(match table {
-                        "accounts" => Change::PutAccount(decode(table, &id, &text)?),
-                        "users" => Change::PutUser(decode(table, &id, &text)?),
-                        "tokens" => Change::PutToken(decode(table, &id, &text)?),
-                        "zones" => Change::PutZone(decode(table, &id, &text)?),
-                        "monitors" => Change::PutMonitor(decode(table, &id, &text)?),
-                        "pools" => Change::PutPool(decode(table, &id, &text)?),
-                        "webhooks" => Change::PutWebhook(decode(table, &id, &text)?),
-                        "policies" => Change::PutPolicy(decode(table, &id, &text)?),
-                        _ => Change::PutLoadBalancer(decode(table, &id, &text)?),
-                    });
+                    out.push(rows::decode_object(table, &id, &text)?);
                 }
             }
             Ok(out)
@@ -355,10 +342,7 @@ impl Store for SqliteStore {
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(io)?;
             for change in changes {
-                write(&tx, change).map_err(|e| match e.sqlite_error_code() {
-                    Some(ErrorCode::ConstraintViolation) => StoreError::Conflict(e.to_string()),
-                    _ => io(e),
-                })?;
+                write(&tx, change)?;
             }
             tx.commit().map_err(io)
         })
@@ -382,9 +366,9 @@ impl Store for SqliteStore {
             for row in rows {
                 let (target, location, doc) = row.map_err(io)?;
                 out.push((
-                    decode("location_states", &target, &target)?,
-                    decode("location_states", &target, &location)?,
-                    decode("location_states", &target, &doc)?,
+                    decode::<ProbeKeyRow>("location_states", &target, &target)?.into(),
+                    decode::<LocationRow>("location_states", &target, &location)?.into(),
+                    decode::<LocationStateRow>("location_states", &target, &doc)?.into(),
                 ));
             }
             Ok(out)
@@ -408,14 +392,22 @@ impl Store for SqliteStore {
                 tx.execute(
                     "INSERT INTO location_states (target, location, doc) VALUES (?1, ?2, ?3)
                      ON CONFLICT(target, location) DO UPDATE SET doc = excluded.doc",
-                    params![doc(key)?, doc(location)?, doc(state)?],
+                    params![
+                        doc(&ProbeKeyRow::from(key))?,
+                        doc(&LocationRow::from(location))?,
+                        doc(&LocationStateRow::from(state))?
+                    ],
                 )
                 .map_err(io)?;
             }
             for e in events {
                 tx.execute(
                     "INSERT INTO health_events (at, pool, doc) VALUES (?1, ?2, ?3)",
-                    params![e.at.unix_micros(), e.pool.to_string(), doc(e)?],
+                    params![
+                        e.at.unix_micros(),
+                        e.pool.to_string(),
+                        doc(&EventRow::from(e))?
+                    ],
                 )
                 .map_err(io)?;
             }
@@ -497,7 +489,8 @@ impl Store for SqliteStore {
                 let rows = stmt.query_map([], |r| r.get::<_, String>(0)).map_err(io)?;
                 for row in rows {
                     let target = row.map_err(io)?;
-                    let key: ProbeKey = decode("location_states", &target, &target)?;
+                    let key: ProbeKey =
+                        decode::<ProbeKeyRow>("location_states", &target, &target)?.into();
                     if !live(&key) {
                         dead.push(target);
                     }
@@ -513,7 +506,7 @@ impl Store for SqliteStore {
                 states += tx
                     .execute(
                         "DELETE FROM location_states WHERE location = ?1",
-                        [doc(location)?],
+                        [doc(&LocationRow::from(location))?],
                     )
                     .map_err(io)?;
             }
@@ -602,7 +595,10 @@ impl Store for SqliteStore {
             let mut out = Vec::new();
             for row in rows {
                 let (seq, text) = row.map_err(io)?;
-                out.push((seq, decode("health_events", &seq.to_string(), &text)?));
+                out.push((
+                    seq,
+                    decode::<EventRow>("health_events", &seq.to_string(), &text)?.into(),
+                ));
             }
             out.reverse();
             Ok(out)

@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 pub mod memory;
+pub mod rows;
 
 use vantage_core::catalog::{Catalog, Change};
 use vantage_core::health::engine::Event;

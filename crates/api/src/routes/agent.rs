@@ -120,7 +120,13 @@ pub async fn results(
         let mut refused: BTreeMap<&'static str, usize> = BTreeMap::new();
         let mut accepted = 0usize;
         for r in report.results {
-            match st2.record(&loc, binding.accounts(), &r.key, &r.facts, r.at) {
+            match st2.record(
+                &loc,
+                binding.accounts(),
+                &r.key.into(),
+                &r.facts.into(),
+                r.at,
+            ) {
                 Ok(()) => accepted += 1,
                 Err(why) => *refused.entry(why.as_str()).or_default() += 1,
             }

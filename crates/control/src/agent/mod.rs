@@ -106,7 +106,7 @@ impl Link {
                 tokio::task::spawn_blocking(move || {
                     for r in results {
                         // A refusal is counted by the controller; nothing more to do here.
-                        let _ = state.record(&location, None, &r.key, &r.facts, r.at);
+                        let _ = state.record(&location, None, &r.key.into(), &r.facts.into(), r.at);
                     }
                 })
                 .await?;
@@ -274,14 +274,25 @@ pub async fn run(
             received = assignments.recv() => {
                 let Some(a) = received else { break };
                 let version = a.version;
-                let monitors: HashMap<_, Arc<MonitorSpec>> = a.monitors.into_iter().map(|(id, m)| (id, Arc::new(m))).collect();
+                let monitors: HashMap<_, Arc<MonitorSpec>> = a
+                    .monitors
+                    .into_iter()
+                    .filter_map(|(id, m)| match MonitorSpec::try_from(m) {
+                        Ok(spec) => Some((id, Arc::new(spec))),
+                        Err(e) => {
+                            tracing::warn!(monitor = %id, "monitor of the assignment refused, its targets are not probed: {e}");
+                            None
+                        }
+                    })
+                    .collect();
                 targets = a
                     .targets
                     .into_iter()
                     .filter_map(|t| {
                         let monitor = Arc::clone(monitors.get(&t.key.monitor)?);
                         let user_agent = user_agent(&t.pools);
-                        Some((t.key.clone(), Arc::new(Probe { key: t.key, monitor, user_agent })))
+                        let key = ProbeKey::from(t.key);
+                        Some((key.clone(), Arc::new(Probe { key, monitor, user_agent })))
                     })
                     .collect();
                 schedule.set(targets.values().map(|p| (p.key.clone(), p.monitor.interval)), now());
@@ -320,7 +331,7 @@ pub async fn run(
                             }
                             return;
                         }
-                        let _ = results.send(Reported { key: t.key.clone(), facts, at: started });
+                        let _ = results.send(Reported { key: (&t.key).into(), facts: (&facts).into(), at: started });
                         drop(permit);
                     });
                 }

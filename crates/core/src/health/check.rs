@@ -1,6 +1,5 @@
 //! One check: the facts a prober reports, and the core's judgement of them.
 
-use serde::{Deserialize, Serialize};
 
 use crate::monitor::MonitorSpec;
 
@@ -29,7 +28,7 @@ crate::string_enum!(
 );
 
 /// What a prober saw. Probers report facts, never verdicts.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     /// An HTTP(S) answer (the last one, after any redirects the prober was asked to follow).
     /// `body_matched`: `expected_body` occurs in the first 10 KiB (true when none is expected).
@@ -42,7 +41,7 @@ pub enum Outcome {
     Error(FailureReason),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Facts {
     pub outcome: Outcome,
     /// Round-trip time of the successful exchange, microseconds.
@@ -50,7 +49,7 @@ pub struct Facts {
 }
 
 /// One check's judgement.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CheckResult {
     pub healthy: bool,
     pub reason: FailureReason,

@@ -61,7 +61,7 @@ pub struct PoolHealth {
 }
 
 /// A change of an origin's or a pool's verdict (contract §5 rule 8).
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Event {
     pub at: Timestamp,
     pub account: AccountId,
@@ -69,7 +69,6 @@ pub struct Event {
     pub pool_name: String,
     pub pool_healthy: Verdict,
     /// The pool's verdict before this change (unknown when this is its first).
-    #[serde(default)]
     pub pool_was: Verdict,
     pub pool_changed: bool,
     pub minimum_origins: u16,
@@ -77,14 +76,13 @@ pub struct Event {
     pub origins: Vec<OriginEvent>,
 }
 
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct OriginEvent {
     pub name: String,
     pub address: String,
     pub enabled: bool,
     pub healthy: Verdict,
     /// The verdict before this change.
-    #[serde(default)]
     pub was: Verdict,
     pub reason: FailureReason,
 }

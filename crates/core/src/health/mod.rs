@@ -27,13 +27,12 @@ pub use view::{HealthView, OriginVerdict, PoolVerdicts};
 
 use std::fmt;
 
-use serde::{Deserialize, Serialize};
 
 use crate::region::RegionCode;
 use crate::MonitorId;
 
 /// A probe location: one agent, in one region (`WEU` / `ams1`).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Location {
     pub region: RegionCode,
     pub name: String,
@@ -59,7 +58,7 @@ impl Location {
 
 /// What one probe checks: a monitor against one endpoint. Pools that share a monitor and
 /// an origin endpoint share its probes.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ProbeKey {
     pub monitor: MonitorId,
     pub address: String,

@@ -88,7 +88,7 @@ impl<'de> Deserialize<'de> for Verdict {
 }
 
 /// One location's view of one probe target.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LocationState {
     pub verdict: Verdict,
     /// Consecutive results that disagree with `verdict`.
@@ -97,7 +97,6 @@ pub struct LocationState {
     pub last_at: Option<Timestamp>,
     /// This location's RTTs to the target, smoothed per sample (dynamic latency); kept in
     /// memory only.
-    #[serde(skip)]
     pub latency: Option<super::latency::Smoothed>,
 }
 

@@ -10,6 +10,7 @@ use vantage_core::health::{Location, LocationState};
 use vantage_core::region::RegionCode;
 use vantage_core::zone::Zone;
 use vantage_core::{AccountId, Timestamp, TokenId, ZoneId};
+use vantage_store::rows::{LocationStateRow, TokenRow, ZoneRow};
 
 const T: Timestamp = Timestamp::from_unix_micros(1_764_547_200_000_000);
 
@@ -29,13 +30,17 @@ fn zones_are_pinned_and_old_rows_read() {
     };
     let written = json!({"id": "01010101010101010101010101010101", "account": "02020202020202020202020202020202",
                          "name": "example.com", "created_on": T.unix_micros(), "modified_on": T.unix_micros()});
-    assert_eq!(row(&zone), written, "the flag is left out while false");
+    assert_eq!(
+        row(&ZoneRow::from(&zone)),
+        written,
+        "the flag is left out while false"
+    );
     let delegated = Zone {
         overlap_allowed: true,
         ..zone.clone()
     };
-    assert_eq!(row(&delegated)["overlap_allowed"], true);
-    let read: Zone = serde_json::from_value(written).unwrap();
+    assert_eq!(row(&ZoneRow::from(&delegated))["overlap_allowed"], true);
+    let read: Zone = serde_json::from_value::<ZoneRow>(written).unwrap().into();
     assert_eq!(
         read, zone,
         "a row from before delegation reads as not delegated"
@@ -62,7 +67,7 @@ fn agent_tokens_are_pinned_and_unbound_old_rows_read() {
             accounts: vec![AccountId::from_bytes([2; 16])],
         }),
     };
-    let written = row(&token);
+    let written = row(&TokenRow::from(&token));
     assert_eq!(
         written["agent"],
         // Regions are stored by their variant name (`Weu`), not the API code (`WEU`).
@@ -76,10 +81,12 @@ fn agent_tokens_are_pinned_and_unbound_old_rows_read() {
     // Written before bindings (and before token kinds): an unbound agent token, an API token.
     let mut old = written.clone();
     old.as_object_mut().unwrap().remove("agent");
-    let read: Token = serde_json::from_value(old.clone()).unwrap();
+    let read: Token = serde_json::from_value::<TokenRow>(old.clone())
+        .unwrap()
+        .into();
     assert_eq!(read.agent, None);
     old.as_object_mut().unwrap().remove("kind");
-    let read: Token = serde_json::from_value(old).unwrap();
+    let read: Token = serde_json::from_value::<TokenRow>(old).unwrap().into();
     assert_eq!(read.kind, TokenKind::Api);
 }
 
@@ -98,8 +105,55 @@ fn location_states_are_pinned() {
         latency: None,
     };
     assert_eq!(
-        row(&state),
+        row(&LocationStateRow::from(&state)),
         json!({"verdict": false, "streak": 1, "last_at": T.unix_micros(),
                "last": {"healthy": false, "reason": "TcpTimeout", "response_code": null, "rtt_micros": null}})
+    );
+}
+
+#[test]
+fn rows_that_make_no_valid_value_are_refused_naming_the_row() {
+    let pool = serde_json::json!({
+        "id": "04040404040404040404040404040404", "account": "01010101010101010101010101010101",
+        "created_on": 1, "modified_on": 1, "disabled_at": null,
+        "spec": {"name": "eu", "minimum_origins": 1, "monitor": null, "check_regions": "AllRegions",
+                 "enabled": true, "description": "", "coordinates": null, "origin_steering": "Random",
+                 "load_shedding": {"default_percent": 0.0, "default_policy": "Random",
+                                   "session_percent": 0.0, "session_policy": "Hash"},
+                 "notification_email": "", "notification_filter": null,
+                 "origins": [{"name": "a", "address": "192.0.2.1", "enabled": true, "weight": 100,
+                              "port": 0, "host": null}]}
+    });
+    let read =
+        |v: &serde_json::Value| vantage_store::rows::decode_object("pools", "p1", &v.to_string());
+    assert!(read(&pool).is_ok(), "{:?}", read(&pool).err());
+    let mut heavy = pool.clone();
+    heavy["spec"]["origins"][0]["weight"] = 101.into();
+    let err = read(&heavy).unwrap_err().to_string();
+    assert!(
+        err.contains("pools row p1") && err.contains("weight 101"),
+        "{err}"
+    );
+    let mut renamed = pool.clone();
+    renamed["spec"]["origin_steering"] = "round_robin".into();
+    let err = read(&renamed).unwrap_err().to_string();
+    assert!(
+        err.contains("pools row p1") && err.contains("round_robin"),
+        "{err}"
+    );
+    let monitor = serde_json::json!({
+        "id": "03030303030303030303030303030303", "account": "01010101010101010101010101010101",
+        "created_on": 1, "modified_on": 1,
+        "spec": {"kind": "Http", "method": "GET", "path": "/", "header": {}, "port": 0, "timeout": 5,
+                 "retries": 2, "interval": 60, "expected_codes": "2xx,banana", "expected_body": "",
+                 "follow_redirects": false, "allow_insecure": false, "consecutive_up": 1,
+                 "consecutive_down": 1, "probe_zone": "", "description": ""}
+    });
+    let err = vantage_store::rows::decode_object("monitors", "m1", &monitor.to_string())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("monitors row m1") && err.contains("2xx,banana"),
+        "{err}"
     );
 }
