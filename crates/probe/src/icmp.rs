@@ -103,7 +103,12 @@ pub(crate) async fn udp_icmp(
         .send(b"vantage health check")
         .await
         .map_err(|e| refused(&e))?;
-    let wait = limit.saturating_sub(spent).min(Duration::from_secs(1));
+    // Silence means open, so this wait must end before the check's own time limit does
+    // (else a busy machine turns an open port into a timeout): it keeps a margin.
+    let wait = limit
+        .saturating_sub(spent)
+        .saturating_sub(Duration::from_millis(100))
+        .min(Duration::from_secs(1));
     let mut buf = [0u8; 64];
     match tokio::time::timeout(wait, socket.recv(&mut buf)).await {
         Err(_) | Ok(Ok(_)) => Ok(Outcome::Reached),
