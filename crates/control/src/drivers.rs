@@ -10,8 +10,10 @@ use vantage_core::routing::RoutingTable;
 
 use crate::Controller;
 
-/// Keeps the health engine in step with the catalog. Bursts of writes are coalesced, so a
-/// change takes effect about 100 ms after the write that made it.
+/// Keeps the health engine in step with the catalog. Bursts of writes are coalesced: a
+/// change takes effect once writes have paused for 100 ms, or at the latest
+/// [`COALESCE_AT_MOST`] after the first one (a bulk load re-plans once a second, not once
+/// per write: each re-plan walks every pool).
 ///
 /// It listens from the moment it is called, not from when the returned future first runs: a
 /// change committed in between is not missed.
@@ -22,8 +24,15 @@ pub fn follow_config(state: Arc<Controller>) -> impl std::future::Future<Output 
             if changes.changed().await.is_err() {
                 return;
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            changes.borrow_and_update();
+            let first = tokio::time::Instant::now();
+            loop {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                let more = changes.has_changed().unwrap_or(false);
+                changes.borrow_and_update();
+                if !more || first.elapsed() >= COALESCE_AT_MOST {
+                    break;
+                }
+            }
             let st = Arc::clone(&state);
             match tokio::task::spawn_blocking(move || {
                 // A revoked agent token takes its location's votes with it.
@@ -39,6 +48,9 @@ pub fn follow_config(state: Arc<Controller>) -> impl std::future::Future<Output 
         }
     }
 }
+
+/// The longest a burst of writes holds back its re-plan.
+pub const COALESCE_AT_MOST: Duration = Duration::from_secs(1);
 
 /// Retired and long-silent locations are looked for this often (it walks every vote).
 const FORGET_EVERY: Duration = Duration::from_secs(30);

@@ -426,8 +426,8 @@ impl Controller {
                             .origins
                             .iter()
                             .map(|o| OriginState {
-                                name: o.name.clone(),
-                                address: o.address.clone(),
+                                name: o.name.to_string(),
+                                address: o.address.to_string(),
                                 healthy: o.healthy.known(),
                                 regions: o
                                     .regions

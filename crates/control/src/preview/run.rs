@@ -119,7 +119,7 @@ fn render(engine: &Engine, pools: &[Pool]) -> Value {
                 if let Some(rtt) = d.rtt_micros {
                     o["rtt"] = json!(vantage_wire::health::rtt(rtt));
                 }
-                json!({ v.address.clone(): o })
+                json!({ v.address.to_string(): o })
             })
             .collect();
         result.insert(

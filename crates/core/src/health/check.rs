@@ -1,6 +1,5 @@
 //! One check: the facts a prober reports, and the core's judgement of them.
 
-
 use crate::monitor::MonitorSpec;
 
 crate::string_enum!(

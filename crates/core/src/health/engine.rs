@@ -7,7 +7,7 @@ use std::sync::Arc;
 use super::check::{CheckResult, FailureReason};
 use super::latency::Smoothed;
 use super::plan::HealthPlan;
-use super::verdict::{majority, pool_verdict, LocationState, Verdict};
+use super::verdict::{majority, pool_verdict, LocationState, RegionVerdicts, Verdict};
 use super::view::{HealthView, OriginVerdict, PoolVerdicts};
 use super::{Location, ProbeKey};
 use crate::monitor::MonitorSpec;
@@ -16,12 +16,19 @@ use crate::{AccountId, PoolId, Timestamp};
 
 #[derive(Debug, Clone, PartialEq)]
 struct OriginPlan {
-    name: String,
-    address: String,
+    name: Arc<str>,
+    address: Arc<str>,
     enabled: bool,
     /// `None` when not probed: a disabled origin, or any origin of a disabled pool. Shared
     /// with the view, which names it for latency lookups.
     key: Option<Arc<ProbeKey>>,
+}
+
+/// A target's monitor and the pools that use it.
+#[derive(Debug, Clone)]
+struct TargetPlan {
+    spec: Arc<MonitorSpec>,
+    users: Vec<PoolId>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -46,7 +53,7 @@ pub struct OriginHealth {
     /// Median of the voting locations' latest round trips.
     pub rtt_micros: Option<u64>,
     /// Per checking region: its verdict (majority of its locations).
-    pub regions: BTreeMap<RegionCode, Verdict>,
+    pub regions: RegionVerdicts,
     /// Every location's latest state for this origin, voting or not.
     pub locations: Vec<(Location, LocationState)>,
 }
@@ -56,7 +63,7 @@ pub struct PoolHealth {
     pub pool: PoolId,
     pub healthy: Verdict,
     /// The pool's threshold over each checking region's verdicts.
-    pub regions: BTreeMap<RegionCode, Verdict>,
+    pub regions: RegionVerdicts,
     pub origins: Vec<OriginHealth>,
 }
 
@@ -100,10 +107,10 @@ pub struct Assignment {
 #[derive(Debug, Clone, Default)]
 pub struct Engine {
     pools: BTreeMap<PoolId, PoolPlan>,
-    monitors: HashMap<ProbeKey, Arc<MonitorSpec>>,
-    /// Which pools use each target.
-    users: HashMap<ProbeKey, Vec<PoolId>>,
-    states: HashMap<ProbeKey, LocationStates>,
+    /// Every target probed now. Keys are shared (one allocation per target) with `states`,
+    /// the plan's origins and the view: at 100,000 targets each copy is megabytes.
+    targets: HashMap<Arc<ProbeKey>, TargetPlan>,
+    states: HashMap<Arc<ProbeKey>, LocationStates>,
     /// The engine's time: the latest `now` it was given. Freshness is judged against it, so
     /// what the API shows and what the events say always agree.
     clock: Timestamp,
@@ -179,10 +186,10 @@ impl Engine {
             ..Engine::default()
         };
         for (key, loc, state) in restored {
-            *e.states.entry(key).or_default().entry(&loc) = state;
+            *e.states.entry(Arc::new(key)).or_default().entry(&loc) = state;
         }
         e.plan(plan);
-        e.states.retain(|k, _| e.monitors.contains_key(k));
+        e.states.retain(|k, _| e.targets.contains_key(k));
         let ids: Vec<PoolId> = e.pools.keys().copied().collect();
         for id in ids {
             let _ = e.evaluate(id, Timestamp::from_unix_micros(0), None);
@@ -224,7 +231,7 @@ impl Engine {
             .origins
             .iter()
             .filter_map(|o| o.key.as_deref())
-            .filter_map(|k| Some((self.monitors.get(k)?, self.states.get(k)?)))
+            .filter_map(|k| Some((&self.targets.get(k)?.spec, self.states.get(k)?)))
             .flat_map(|(spec, states)| states.values().filter_map(|s| self.expiry(spec, s)))
             .filter(|at| *at > clock)
             .min();
@@ -241,8 +248,7 @@ impl Engine {
 
     fn plan(&mut self, plan: &HealthPlan) {
         self.pools.clear();
-        self.monitors.clear();
-        self.users.clear();
+        self.targets.clear();
         self.quiet.clear();
         let mut view: HashMap<PoolId, Arc<PoolVerdicts>> = HashMap::new();
         for p in &plan.pools {
@@ -271,23 +277,35 @@ impl Engine {
                 .iter()
                 .map(|o| {
                     let key = (p.enabled && o.enabled).then(|| {
-                        Arc::new(ProbeKey {
+                        let key = ProbeKey {
                             monitor: *monitor,
                             address: o.address.clone(),
                             port: o.port,
                             host: o.host.clone(),
-                        })
-                    });
-                    if let Some(k) = &key {
-                        self.monitors.insert((**k).clone(), Arc::clone(&spec));
-                        let users = self.users.entry((**k).clone()).or_default();
-                        if !users.contains(&p.id) {
-                            users.push(p.id);
+                        };
+                        // One allocation per target, whoever saw it first.
+                        let shared = match self.targets.get_key_value(&key) {
+                            Some((k, _)) => Arc::clone(k),
+                            None => self
+                                .states
+                                .get_key_value(&key)
+                                .map_or_else(|| Arc::new(key), |(k, _)| Arc::clone(k)),
+                        };
+                        let target =
+                            self.targets
+                                .entry(Arc::clone(&shared))
+                                .or_insert_with(|| TargetPlan {
+                                    spec: Arc::clone(&spec),
+                                    users: Vec::new(),
+                                });
+                        if !target.users.contains(&p.id) {
+                            target.users.push(p.id);
                         }
-                    }
+                        shared
+                    });
                     OriginPlan {
-                        name: o.name.clone(),
-                        address: o.address.clone(),
+                        name: Arc::from(o.name.as_str()),
+                        address: Arc::from(o.address.as_str()),
                         enabled: o.enabled,
                         key,
                     }
@@ -335,8 +353,8 @@ impl Engine {
     pub fn configure(&mut self, plan: &HealthPlan, now: Timestamp) -> Vec<Event> {
         self.clock = self.clock.max(now);
         self.plan(plan);
-        let monitors = &self.monitors;
-        self.states.retain(|k, _| monitors.contains_key(k));
+        let targets = &self.targets;
+        self.states.retain(|k, _| targets.contains_key(k));
         let ids: Vec<PoolId> = self.pools.keys().copied().collect();
         self.wake.clear();
         self.wakes.clear();
@@ -362,28 +380,28 @@ impl Engine {
         accounts: Option<&[AccountId]>,
     ) -> Vec<Assignment> {
         let mut out: Vec<Assignment> = self
-            .users
+            .targets
             .iter()
-            .filter(|(_, pools)| {
-                pools.iter().any(|p| {
+            .filter(|(_, t)| {
+                t.users.iter().any(|p| {
                     self.pools.get(p).is_some_and(|pp| {
                         checks_from(&pp.check_regions, region)
                             && accounts.is_none_or(|a| a.contains(&pp.account))
                     })
                 })
             })
-            .filter_map(|(key, pools)| {
-                let spec = Arc::clone(self.monitors.get(key)?);
-                let names = pools
+            .map(|(key, t)| {
+                let names = t
+                    .users
                     .iter()
                     .filter_map(|p| self.pools.get(p))
                     .map(|p| p.name.clone())
                     .collect();
-                Some(Assignment {
-                    key: key.clone(),
-                    spec,
+                Assignment {
+                    key: (**key).clone(),
+                    spec: Arc::clone(&t.spec),
                     pools: names,
-                })
+                }
             })
             .collect();
         out.sort_by(|a, b| a.key.cmp(&b.key));
@@ -392,12 +410,12 @@ impl Engine {
 
     /// Every target probed now (the store keeps location states of these only).
     pub fn targets(&self) -> impl Iterator<Item = &ProbeKey> {
-        self.monitors.keys()
+        self.targets.keys().map(|k| &**k)
     }
 
     /// The monitor of a target, if it is still assigned.
     pub fn spec(&self, key: &ProbeKey) -> Option<&MonitorSpec> {
-        self.monitors.get(key).map(|s| &**s)
+        self.targets.get(key).map(|t| &*t.spec)
     }
 
     /// Records one check from one location. Returns the new location state when its verdict
@@ -409,16 +427,17 @@ impl Engine {
         result: CheckResult,
         now: Timestamp,
     ) -> (Option<LocationState>, Vec<Event>) {
-        let Some(spec) = self.monitors.get(key) else {
+        let Some((shared, target)) = self.targets.get_key_value(key) else {
             return (None, vec![]);
         };
-        let (up, down) = (spec.consecutive_up, spec.consecutive_down);
-        let spec = Arc::clone(spec);
+        let (up, down) = (target.spec.consecutive_up, target.spec.consecutive_down);
+        let spec = Arc::clone(&target.spec);
+        let shared = Arc::clone(shared);
         self.heartbeat(location, now);
         let clock = self.clock.unix_micros();
         let restored_at = self.restored_at;
         let limit = freshness_micros(&spec);
-        let state = self.states.entry(key.clone()).or_default().entry(location);
+        let state = self.states.entry(shared).or_default().entry(location);
         if let Some(us) = result.rtt_micros {
             let ms = us as f64 / 1000.0;
             match &mut state.latency {
@@ -433,7 +452,11 @@ impl Engine {
             .is_none_or(|t| t.max(restored_at).unix_micros() + limit < clock);
         let changed = state.record(result, up, down, now).is_some() || was_stale;
         let snapshot = state.clone();
-        let pools: Vec<PoolId> = self.users.get(key).map(|s| s.to_vec()).unwrap_or_default();
+        let pools: Vec<PoolId> = self
+            .targets
+            .get(key)
+            .map(|t| t.users.clone())
+            .unwrap_or_default();
         // This vote now counts until its new expiry: its pools must be looked at by then.
         if let Some(at) = self.expiry(&spec, &snapshot) {
             for p in &pools {
@@ -564,7 +587,12 @@ impl Engine {
         let mut touched = std::collections::BTreeSet::new();
         for (key, states) in &mut self.states {
             if states.remove(location) {
-                touched.extend(self.users.get(key).into_iter().flatten().copied());
+                touched.extend(
+                    self.targets
+                        .get(key)
+                        .into_iter()
+                        .flat_map(|t| t.users.iter().copied()),
+                );
             }
         }
         self.locations.remove(location);
@@ -593,13 +621,12 @@ impl Engine {
         if facts.outcome == super::Outcome::Error(FailureReason::LocalResources) {
             return Err(Refusal::LocalFailure);
         }
-        let spec = self.monitors.get(key).ok_or(Refusal::Unassigned)?;
-        let assigned = self.users.get(key).is_some_and(|pools| {
-            pools.iter().any(|p| {
-                self.pools.get(p).is_some_and(|plan| {
-                    checks_from(&plan.check_regions, location.region)
-                        && accounts.is_none_or(|a| a.contains(&plan.account))
-                })
+        let target = self.targets.get(key).ok_or(Refusal::Unassigned)?;
+        let spec = &target.spec;
+        let assigned = target.users.iter().any(|p| {
+            self.pools.get(p).is_some_and(|plan| {
+                checks_from(&plan.check_regions, location.region)
+                    && accounts.is_none_or(|a| a.contains(&plan.account))
             })
         });
         if !assigned {
@@ -656,8 +683,8 @@ impl Engine {
             let v = reported.as_ref()?;
             v.origins
                 .get(i)
-                .filter(|o| o.name == name)
-                .or_else(|| v.origins.iter().find(|o| o.name == name))
+                .filter(|o| *o.name == *name)
+                .or_else(|| v.origins.iter().find(|o| *o.name == *name))
                 .map(|o| o.healthy)
         };
         let mut origins = Vec::new();
@@ -667,8 +694,8 @@ impl Engine {
             let previous = previous_origin(*i, &o.name);
             if previous != Some(healthy) && (previous.is_some() || healthy.is_known()) {
                 origins.push(OriginEvent {
-                    name: o.name.clone(),
-                    address: o.address.clone(),
+                    name: o.name.to_string(),
+                    address: o.address.to_string(),
                     enabled: o.enabled,
                     healthy,
                     was: previous.unwrap_or_default(),
@@ -747,7 +774,7 @@ impl Engine {
                 if !changed {
                     return b.healthy;
                 }
-                let mut regions = b.regions.clone();
+                let mut regions = b.regions;
                 for r in moved {
                     if origins
                         .iter()
@@ -826,7 +853,7 @@ impl Engine {
         self.pools.get(&pool).map_or_else(Vec::new, |plan| {
             plan.origins
                 .iter()
-                .map(|o| (o.name.clone(), o.key.as_deref().cloned()))
+                .map(|o| (o.name.to_string(), o.key.as_deref().cloned()))
                 .collect()
         })
     }
@@ -843,14 +870,14 @@ impl Engine {
             .map(|(o, v)| OriginHealth {
                 healthy: v.healthy,
                 reason: v.reason,
-                regions: v.regions.clone(),
+                regions: v.regions,
                 ..self.origin_health(plan, o, true)
             })
             .collect();
         Some(PoolHealth {
             pool,
             healthy: decided.healthy,
-            regions: decided.regions.clone(),
+            regions: decided.regions,
             origins,
         })
     }
@@ -866,8 +893,8 @@ impl Engine {
         let limit = origin
             .key
             .as_deref()
-            .and_then(|k| self.monitors.get(k))
-            .map_or(0, |s| freshness_micros(s));
+            .and_then(|k| self.targets.get(k))
+            .map_or(0, |t| freshness_micros(&t.spec));
         let clock = self.clock.unix_micros();
         let since = self.restored_at;
         let fresh = move |s: &LocationState| {
@@ -879,7 +906,7 @@ impl Engine {
                 .iter()
                 .filter(move |(l, s)| l.region == r && fresh(s))
         };
-        let mut regions = BTreeMap::new();
+        let mut regions = RegionVerdicts::default();
         let voters: Vec<&LocationState> = match &plan.check_regions {
             CheckRegions::AllLocations => {
                 for l in states.keys() {
@@ -933,8 +960,8 @@ impl Engine {
         rtts.sort_unstable();
         let rtt_micros = (!rtts.is_empty()).then(|| rtts[rtts.len() / 2]);
         OriginHealth {
-            name: origin.name.clone(),
-            address: origin.address.clone(),
+            name: origin.name.to_string(),
+            address: origin.address.to_string(),
             enabled: origin.enabled,
             healthy,
             reason,
@@ -951,7 +978,7 @@ impl Engine {
 }
 
 /// One origin re-derived: its index, verdict, reason and per-region verdicts.
-type Recomputed = (usize, Verdict, FailureReason, BTreeMap<RegionCode, Verdict>);
+type Recomputed = (usize, Verdict, FailureReason, RegionVerdicts);
 
 /// A pool without a monitor: every origin counts as healthy, the pool as healthy while
 /// enabled.
@@ -962,18 +989,18 @@ fn unmonitored(p: &super::plan::PlannedPool) -> PoolVerdicts {
         enabled: p.enabled,
         monitored: false,
         healthy: Verdict::of(p.enabled),
-        regions: BTreeMap::new(),
+        regions: RegionVerdicts::default(),
         origins: p
             .origins
             .iter()
             .map(|o| {
                 Arc::new(OriginVerdict {
-                    name: o.name.clone(),
-                    address: o.address.clone(),
+                    name: Arc::from(o.name.as_str()),
+                    address: Arc::from(o.address.as_str()),
                     enabled: o.enabled,
                     healthy: Verdict::Healthy,
                     reason: FailureReason::None,
-                    regions: BTreeMap::new(),
+                    regions: RegionVerdicts::default(),
                     key: None,
                 })
             })

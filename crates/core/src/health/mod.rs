@@ -22,11 +22,10 @@ pub use check::{CheckResult, Facts, FailureReason, Outcome};
 pub use engine::{Engine, Event, OriginHealth, PoolHealth};
 pub use plan::HealthPlan;
 pub use schedule::Schedule;
-pub use verdict::{LocationState, Verdict};
+pub use verdict::{LocationState, RegionVerdicts, Verdict};
 pub use view::{HealthView, OriginVerdict, PoolVerdicts};
 
 use std::fmt;
-
 
 use crate::region::RegionCode;
 use crate::MonitorId;

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::check::CheckResult;
+use crate::region::RegionCode;
 use crate::Timestamp;
 
 /// A verdict: healthy, unhealthy, or not known yet. Stored and rendered as `true`, `false`
@@ -275,5 +276,149 @@ mod tests {
         );
         assert_eq!(pool_verdict(true, 1, [N, N]), N);
         assert_eq!(pool_verdict(false, 1, [H]), U);
+    }
+}
+
+/// A verdict per region, for the regions that check (a map from [`RegionCode`] to
+/// [`Verdict`] in region order). Thirteen bytes and `Copy`: every origin of every pool holds
+/// one, and a map would be an allocation each.
+#[derive(Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct RegionVerdicts([Option<Verdict>; 13]);
+
+/// Regions by their index in [`RegionVerdicts`]: declaration order, which is also their
+/// `Ord` order, so iteration comes out as a `BTreeMap`'s would.
+static BY_INDEX: [RegionCode; 13] = [
+    RegionCode::Wnam,
+    RegionCode::Enam,
+    RegionCode::Weu,
+    RegionCode::Eeu,
+    RegionCode::Nsam,
+    RegionCode::Ssam,
+    RegionCode::Oc,
+    RegionCode::Me,
+    RegionCode::Naf,
+    RegionCode::Saf,
+    RegionCode::Sas,
+    RegionCode::Seas,
+    RegionCode::Neas,
+];
+
+impl RegionVerdicts {
+    pub fn get(&self, region: &RegionCode) -> Option<&Verdict> {
+        self.0[*region as usize].as_ref()
+    }
+
+    pub fn contains_key(&self, region: &RegionCode) -> bool {
+        self.0[*region as usize].is_some()
+    }
+
+    /// Sets a region's verdict; returns the one it had.
+    pub fn insert(&mut self, region: RegionCode, verdict: Verdict) -> Option<Verdict> {
+        self.0[region as usize].replace(verdict)
+    }
+
+    pub fn remove(&mut self, region: &RegionCode) -> Option<Verdict> {
+        self.0[*region as usize].take()
+    }
+
+    pub fn iter(&self) -> RegionVerdictsIter<'_> {
+        RegionVerdictsIter(BY_INDEX.iter().zip(self.0.iter()))
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = &'static RegionCode> + '_ {
+        self.iter().map(|(r, _)| r)
+    }
+
+    pub fn values(&self) -> impl Iterator<Item = &Verdict> + '_ {
+        self.0.iter().flatten()
+    }
+
+    pub fn len(&self) -> usize {
+        self.values().count()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.iter().all(Option::is_none)
+    }
+}
+
+impl std::fmt::Debug for RegionVerdicts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map().entries(self.iter()).finish()
+    }
+}
+
+/// The regions that have a verdict, in region order.
+#[derive(Debug)]
+pub struct RegionVerdictsIter<'a>(
+    std::iter::Zip<std::slice::Iter<'static, RegionCode>, std::slice::Iter<'a, Option<Verdict>>>,
+);
+
+impl<'a> Iterator for RegionVerdictsIter<'a> {
+    type Item = (&'static RegionCode, &'a Verdict);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.0.find_map(|(r, v)| Some((r, v.as_ref()?)))
+    }
+}
+
+impl<'a> IntoIterator for &'a RegionVerdicts {
+    type Item = (&'static RegionCode, &'a Verdict);
+    type IntoIter = RegionVerdictsIter<'a>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
+impl FromIterator<(RegionCode, Verdict)> for RegionVerdicts {
+    fn from_iter<I: IntoIterator<Item = (RegionCode, Verdict)>>(iter: I) -> Self {
+        let mut out = Self::default();
+        for (r, v) in iter {
+            out.insert(r, v);
+        }
+        out
+    }
+}
+
+impl<const N: usize> From<[(RegionCode, Verdict); N]> for RegionVerdicts {
+    fn from(pairs: [(RegionCode, Verdict); N]) -> Self {
+        pairs.into_iter().collect()
+    }
+}
+
+#[cfg(test)]
+mod region_verdicts {
+    use super::*;
+
+    #[test]
+    fn behaves_as_an_ordered_map() {
+        for (i, r) in BY_INDEX.iter().enumerate() {
+            assert_eq!(*r as usize, i, "{r:?} is at its own index");
+        }
+        let mut sorted = RegionCode::ALL;
+        sorted.sort();
+        assert_eq!(sorted, BY_INDEX, "index order is Ord order");
+        let mut v = RegionVerdicts::default();
+        assert!(v.is_empty());
+        assert_eq!(v.insert(RegionCode::Weu, Verdict::Healthy), None);
+        assert_eq!(v.insert(RegionCode::Enam, Verdict::Unknown), None);
+        assert_eq!(
+            v.insert(RegionCode::Weu, Verdict::Unhealthy),
+            Some(Verdict::Healthy)
+        );
+        let listed: Vec<(RegionCode, Verdict)> = v.iter().map(|(r, v)| (*r, *v)).collect();
+        assert_eq!(
+            listed,
+            vec![
+                (RegionCode::Enam, Verdict::Unknown),
+                (RegionCode::Weu, Verdict::Unhealthy)
+            ]
+        );
+        assert_eq!(v.len(), 2);
+        assert!(v.contains_key(&RegionCode::Enam) && !v.contains_key(&RegionCode::Oc));
+        assert_eq!(v.remove(&RegionCode::Enam), Some(Verdict::Unknown));
+        assert_eq!(v.get(&RegionCode::Enam), None);
+        assert_eq!(format!("{v:?}"), "{Weu: Unhealthy}");
     }
 }

@@ -2,13 +2,12 @@
 //! immutable value. Routing, the dashboard, metrics, the pool health JSON and pool responses
 //! all read it; none of them re-derives a verdict, a majority or the enabled gate.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::check::FailureReason;
-use super::verdict::{PoolState, Verdict};
+use super::verdict::{PoolState, RegionVerdicts, Verdict};
 use super::ProbeKey;
-use crate::region::RegionCode;
 use crate::{AccountId, PoolId};
 
 /// Cheap to clone: a published view is shared, and the engine copies its map only when it
@@ -53,7 +52,7 @@ pub struct PoolVerdicts {
     /// never healthy.
     pub healthy: Verdict,
     /// The same threshold over each checking region's verdicts.
-    pub regions: BTreeMap<RegionCode, Verdict>,
+    pub regions: RegionVerdicts,
     /// Parallel to the pool's origins; shared with earlier views while unchanged, so a
     /// verdict change in a large pool copies one origin, not all.
     pub origins: Vec<Arc<OriginVerdict>>,
@@ -62,14 +61,15 @@ pub struct PoolVerdicts {
 /// One origin's verdicts as its pool sees them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OriginVerdict {
-    pub name: String,
-    pub address: String,
+    /// Shared with the engine's plan: views are rebuilt often, names and addresses are not.
+    pub name: Arc<str>,
+    pub address: Arc<str>,
     pub enabled: bool,
     pub healthy: Verdict,
     /// The most common failure among the locations that judged it unhealthy.
     pub reason: FailureReason,
     /// Per checking region: the majority of its locations.
-    pub regions: BTreeMap<RegionCode, Verdict>,
+    pub regions: RegionVerdicts,
     /// What probes it (`None`: not probed — no monitor, or disabled).
     pub key: Option<Arc<ProbeKey>>,
 }
