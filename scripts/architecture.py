@@ -26,11 +26,12 @@ LAYERS = {
     "vantage-wire": {"vantage-core"},
     "vantage-dataplane": {"vantage-core", "vantage-metrics"},
     "vantage-store-sqlite": {"vantage-core", "vantage-store"},
+    "vantage-store-postgres": {"vantage-core", "vantage-store"},
     "vantage-control": {"vantage-core", "vantage-metrics", "vantage-probe", "vantage-store", "vantage-wire"},
     "vantage-api": {"vantage-control", "vantage-core", "vantage-metrics", "vantage-store", "vantage-wire"},
     "vantage": {
         "vantage-api", "vantage-control", "vantage-core", "vantage-dataplane", "vantage-metrics",
-        "vantage-probe", "vantage-store", "vantage-store-sqlite", "vantage-wire",
+        "vantage-probe", "vantage-store", "vantage-store-postgres", "vantage-store-sqlite", "vantage-wire",
     },
 }
 

@@ -618,64 +618,7 @@ impl Store for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use vantage_core::account::Account;
-    use vantage_core::zone::Zone;
-    use vantage_core::{AccountId, Timestamp, ZoneId};
-
-    const T: Timestamp = Timestamp::from_unix_micros(1_700_000_000_000_001);
-
-    fn account(b: u8) -> Account {
-        Account {
-            id: AccountId::from_bytes([b; 16]),
-            name: format!("acct{b}"),
-            created_on: T,
-        }
-    }
-
-    fn zone(b: u8, name: &str) -> Zone {
-        Zone {
-            id: ZoneId::from_bytes([b; 16]),
-            account: AccountId::from_bytes([1; 16]),
-            name: name.into(),
-            created_on: T,
-            modified_on: T,
-            overlap_allowed: false,
-        }
-    }
-
-    #[test]
-    fn commits_survive_reopen() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("v.db");
-        {
-            let s = SqliteStore::open(&path, Durability::Process).unwrap();
-            s.commit(&[
-                Change::PutAccount(account(1)),
-                Change::PutZone(zone(2, "example.com")),
-            ])
-            .unwrap();
-        }
-        let s = SqliteStore::open(&path, Durability::Process).unwrap();
-        let c = s.load_catalog().unwrap();
-        assert_eq!(c.accounts().next(), Some(&account(1)));
-        assert_eq!(c.zones().next(), Some(&zone(2, "example.com")));
-    }
-
-    #[test]
-    fn a_failed_commit_writes_nothing() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = SqliteStore::open(&dir.path().join("v.db"), Durability::Process).unwrap();
-        s.commit(&[Change::PutZone(zone(2, "example.com"))])
-            .unwrap();
-        let err = s
-            .commit(&[
-                Change::PutAccount(account(1)),
-                Change::PutZone(zone(3, "example.com")),
-            ])
-            .unwrap_err();
-        assert!(matches!(err, StoreError::Conflict(_)), "{err}");
-        assert_eq!(s.load_catalog().unwrap().accounts().count(), 0);
-    }
+    use vantage_store::contract::account;
 
     #[test]
     fn newer_schema_and_garbage_files_are_refused_untouched() {
@@ -735,112 +678,43 @@ mod tests {
         assert_eq!(mode & 0o777, 0o600);
     }
 
-    fn event(at: i64) -> Event {
-        Event {
-            at: Timestamp::from_unix_micros(at),
-            account: AccountId::from_bytes([1; 16]),
-            pool: vantage_core::PoolId::from_bytes([2; 16]),
-            pool_name: "p".into(),
-            pool_healthy: vantage_core::health::Verdict::Unhealthy,
-            pool_was: vantage_core::health::Verdict::Healthy,
-            pool_changed: true,
-            minimum_origins: 1,
-            origins: vec![],
-        }
+    use vantage_store::contract;
+
+    fn open(path: &Path) -> SqliteStore {
+        SqliteStore::open(path, Durability::Process).unwrap()
     }
 
-    fn alert(webhook: u8, at: i64) -> NewDelivery {
-        NewDelivery {
-            account: AccountId::from_bytes([1; 16]),
-            policy: vantage_core::PolicyId::from_bytes([3; 16]),
-            policy_name: "ops".into(),
-            webhook: vantage_core::WebhookId::from_bytes([webhook; 16]),
-            payload: "{}".into(),
-            at: Timestamp::from_unix_micros(at),
-        }
+    #[test]
+    fn commits_survive_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v.db");
+        contract::commits_survive_reopen(&open(&path), &|| Box::new(open(&path)));
+    }
+
+    #[test]
+    fn a_failed_commit_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        contract::a_failed_commit_writes_nothing(&open(&dir.path().join("v.db")));
     }
 
     #[test]
     fn storage_is_bounded_and_one_destination_cannot_hide_another() {
         let dir = tempfile::tempdir().unwrap();
-        let s = SqliteStore::open(&dir.path().join("v.db"), Durability::Process).unwrap();
-        // A dead destination fills its share of the outbox; the rest is left out and counted.
-        let flood: Vec<NewDelivery> = (0..PENDING_PER_DESTINATION as i64 + 5)
-            .map(|i| alert(7, i))
-            .collect();
-        assert_eq!(s.record_health(&[], &[], &flood).unwrap(), 5);
-        assert_eq!(s.record_health(&[], &[], &[alert(8, 1_000)]).unwrap(), 0);
-        let due = s
-            .due_deliveries(Timestamp::from_unix_micros(10_000), 10)
-            .unwrap();
-        let hooks: Vec<u8> = due.iter().map(|d| d.item.webhook.as_bytes()[0]).collect();
-        assert_eq!(
-            hooks,
-            [7, 8],
-            "the oldest due of each destination, not 10 of the flood"
-        );
+        contract::storage_is_bounded_and_one_destination_cannot_hide_another(&open(
+            &dir.path().join("v.db"),
+        ));
+    }
 
-        // History keeps the newest rows within the age.
-        let events: Vec<Event> = (1..=5).map(|i| event(i * 1_000_000)).collect();
-        s.record_health(&[], &events, &[]).unwrap();
-        for d in &due {
-            s.delivery_attempted(d.seq, Timestamp::from_unix_micros(5_000_000), Ok(()))
-                .unwrap();
-        }
-        let retention = Retention {
-            max_age_micros: 10_000_000,
-            max_rows: 3,
-        };
-        let pruned = s
-            .prune(
-                &retention,
-                Timestamp::from_unix_micros(12_500_000),
-                &|_| true,
-                &[],
-            )
-            .unwrap();
-        // Events at 1 s and 2 s are past the age; of the rest, the newest three stay.
-        assert_eq!(pruned.events, 2);
-        assert_eq!(
-            pruned.deliveries, 0,
-            "finished deliveries within the age and count"
-        );
-        let left = s
-            .events(&EventFilter {
-                limit: 100,
-                ..Default::default()
-            })
-            .unwrap();
-        assert_eq!(left.len(), 3);
-        let pruned = s
-            .prune(
-                &retention,
-                Timestamp::from_unix_micros(60_000_000),
-                &|_| true,
-                &[],
-            )
-            .unwrap();
-        assert_eq!((pruned.events, pruned.deliveries), (3, 2));
-        assert_eq!(
-            s.due_deliveries(Timestamp::from_unix_micros(10_000), 10)
-                .unwrap()
-                .len(),
-            1,
-            "pending deliveries are never pruned"
-        );
-        assert!(s.size_bytes().unwrap() > 0);
+    #[test]
+    fn failed_deliveries_wait_and_give_up() {
+        let dir = tempfile::tempdir().unwrap();
+        contract::failed_deliveries_wait_and_give_up(&open(&dir.path().join("v.db")));
     }
 
     #[test]
     fn external_version_sees_other_connections_only() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("v.db");
-        let server = SqliteStore::open(&path, Durability::Process).unwrap();
-        let v0 = server.external_version().unwrap();
-        server.commit(&[Change::PutAccount(account(1))]).unwrap();
-        assert_eq!(server.external_version().unwrap(), v0);
-        let cli = SqliteStore::open(&path, Durability::Process).unwrap();
-        cli.commit(&[Change::PutAccount(account(2))]).unwrap();
-        assert_ne!(server.external_version().unwrap(), v0);
+        contract::external_version_sees_other_connections_only(&open(&path), &open(&path));
     }
 }

@@ -2,6 +2,7 @@
 //! about how it is kept. The SQLite implementation lives in `vantage-store-sqlite`.
 #![forbid(unsafe_code)]
 
+pub mod contract;
 pub mod memory;
 pub mod rows;
 

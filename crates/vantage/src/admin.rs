@@ -2,6 +2,8 @@
 //! directly (SQLite allows it while the server runs) and the server picks the change up
 //! within a second, so a leaked token can be revoked without downtime.
 
+use std::sync::Arc;
+
 use anyhow::{anyhow, bail, Context};
 use clap::Subcommand;
 use serde_json::json;
@@ -14,7 +16,7 @@ use vantage_core::region::RegionCode;
 use vantage_core::zone::Overlap;
 use vantage_core::{AccountId, TokenId, ZoneId};
 use vantage_store::Store;
-use vantage_store_sqlite::{Durability, SqliteStore};
+use vantage_store_sqlite::Durability;
 
 use crate::bootstrap::new_token;
 use crate::process::open_store;
@@ -113,8 +115,8 @@ fn print_created(output: Output, id: &str, name: &str) {
     }
 }
 
-fn open(data: &DataDir) -> anyhow::Result<(SqliteStore, Catalog)> {
-    let store = open_store(&data.data_dir, Durability::Power)?;
+fn open(data: &DataDir) -> anyhow::Result<(Arc<dyn Store>, Catalog)> {
+    let store = open_store(data, Durability::Power)?.into_shared();
     let catalog = store.load_catalog()?;
     Ok((store, catalog))
 }
@@ -131,7 +133,7 @@ fn explain(e: CatalogError) -> anyhow::Error {
     }
 }
 
-fn commit(store: &SqliteStore, changes: Vec<Change>) -> anyhow::Result<()> {
+fn commit(store: &Arc<dyn Store>, changes: Vec<Change>) -> anyhow::Result<()> {
     store.commit(&changes).context("writing the store")
 }
 

@@ -49,6 +49,11 @@ pub struct DataDir {
     /// Directory holding the store (vantage.db) and the bootstrap token.
     #[arg(long, env = "VANTAGE_DATA_DIR", default_value = "./vantage-data")]
     pub data_dir: PathBuf,
+    /// Keep the catalog in PostgreSQL instead: `postgres://user:password@host:port/database`
+    /// (a database of its own; its schema is created and migrated at start). Without it, the
+    /// SQLite file vantage.db in the data directory.
+    #[arg(long, env = "VANTAGE_STORE", value_name = "URL")]
+    pub store: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -3,11 +3,16 @@
 
 use std::io::IsTerminal;
 use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::Context;
 use vantage_core::health::Location;
 use vantage_core::region::RegionCode;
+use vantage_store::Store;
+use vantage_store_postgres::PostgresStore;
 use vantage_store_sqlite::{Durability, SqliteStore};
+
+use crate::DataDir;
 
 pub fn parse_location(s: &str) -> Result<String, String> {
     if Location::is_valid_name(s) {
@@ -34,10 +39,43 @@ pub fn init_logging() {
         .init();
 }
 
-/// Opens the data directory's store, creating the directory if needed.
-pub fn open_store(dir: &Path, durability: Durability) -> anyhow::Result<SqliteStore> {
-    create_private_dir(dir)?;
-    Ok(SqliteStore::open(&dir.join("vantage.db"), durability)?)
+/// The store a process works on.
+pub enum OpenedStore {
+    /// `vantage.db` in the data directory.
+    Sqlite(SqliteStore),
+    /// A PostgreSQL database (`--store postgres://…`).
+    Postgres(PostgresStore),
+}
+
+impl OpenedStore {
+    pub fn into_shared(self) -> Arc<dyn Store> {
+        match self {
+            Self::Sqlite(s) => Arc::new(s),
+            Self::Postgres(s) => Arc::new(s),
+        }
+    }
+}
+
+/// Opens the store `data` names: PostgreSQL when `--store` gives a `postgres://` URL, else
+/// the data directory's SQLite file (creating the directory if needed).
+pub fn open_store(data: &DataDir, durability: Durability) -> anyhow::Result<OpenedStore> {
+    match data.store.as_deref() {
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            Ok(OpenedStore::Postgres(PostgresStore::open(url)?))
+        }
+        Some(other) => anyhow::bail!(
+            "--store {:?} is not a postgres:// URL (leave --store out for the SQLite file in the \
+             data directory)",
+            other.split('@').next_back().unwrap_or_default()
+        ),
+        None => {
+            create_private_dir(&data.data_dir)?;
+            Ok(OpenedStore::Sqlite(SqliteStore::open(
+                &data.data_dir.join("vantage.db"),
+                durability,
+            )?))
+        }
+    }
 }
 
 pub fn create_private_dir(dir: &Path) -> anyhow::Result<()> {

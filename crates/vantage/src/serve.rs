@@ -9,7 +9,6 @@ use anyhow::{bail, Context};
 use fs4::fs_std::FileExt;
 use vantage_control::Controller;
 use vantage_core::routing::RoutingTable;
-use vantage_store::Store;
 use vantage_store_sqlite::Durability;
 
 use vantage_core::health::Location;
@@ -19,6 +18,7 @@ use vantage_probe::Prober;
 use crate::bootstrap::{self, Seed};
 use crate::process::{
     create_private_dir, init_logging, open_store, parse_location, parse_region, shutdown_signal,
+    OpenedStore,
 };
 use crate::DataDir;
 
@@ -170,7 +170,17 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     } else {
         Durability::Process
     };
-    let store: Arc<dyn Store> = Arc::new(open_store(dir, durability)?);
+    let store = match open_store(&args.data, durability)? {
+        // The data directory's lock guards a SQLite store; a database is claimed in itself,
+        // from whichever machine a second controller would start on.
+        OpenedStore::Postgres(pg) => {
+            pg.claim_controller()?;
+            tracing::info!(store = ?pg, "the catalog is kept in PostgreSQL");
+            OpenedStore::Postgres(pg)
+        }
+        sqlite => sqlite,
+    }
+    .into_shared();
 
     let catalog = store.load_catalog()?;
     let served: std::collections::HashSet<_> = catalog.served_zones().map(|z| z.id).collect();
@@ -408,14 +418,26 @@ async fn serve_metrics(
 /// Picks up tokens, accounts and zones the CLI wrote to the store while the server runs.
 async fn watch_store(state: Arc<Controller>) {
     let mut tick = tokio::time::interval(RELOAD_EVERY);
+    // An unreachable store (a database restarting) is said once, and its return once: not
+    // twice a second for as long as it lasts.
+    let mut failing = false;
     loop {
         tick.tick().await;
         let st = Arc::clone(&state);
-        match tokio::task::spawn_blocking(move || st.reload_if_changed()).await {
-            Ok(Ok(true)) => tracing::info!("reloaded the catalog after an external change"),
-            Ok(Ok(false)) => {}
+        let outcome = tokio::task::spawn_blocking(move || st.reload_if_changed()).await;
+        match outcome {
+            Ok(Ok(reloaded)) => {
+                if std::mem::take(&mut failing) {
+                    tracing::info!("the store answers again");
+                }
+                if reloaded {
+                    tracing::info!("reloaded the catalog after an external change");
+                }
+            }
             Ok(Err(e)) => {
-                tracing::warn!(error = %e, "checking the store for external changes failed")
+                if !std::mem::replace(&mut failing, true) {
+                    tracing::warn!(error = %e, "checking the store for external changes failed; writes fail until it answers");
+                }
             }
             Err(e) => tracing::warn!(error = %e, "store watcher job failed"),
         }

@@ -1,0 +1,611 @@
+//! The catalog on a PostgreSQL server: the same row documents and guarantees as the SQLite
+//! store (versioned migrations, one transaction per command, nothing half-written), for
+//! installations that keep their state on a database their operators already run and make
+//! highly available (Patroni, a managed service, streaming replication).
+//!
+//! One connection, owned by a thread of its own: the `Store` trait is synchronous and its
+//! callers are blocking threads, while the `postgres` client drives its own small runtime,
+//! which must never run inside one of Tokio's. Jobs go to that thread and answers come back.
+//! A connection that breaks (the server restarted, failed over) is dropped and made again on
+//! the next job; the job that saw it break fails with `StoreError::Io`, changing nothing.
+#![forbid(unsafe_code)]
+
+mod migrations;
+pub mod testing;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use postgres::error::SqlState;
+use postgres::{Client, Config, NoTls, Transaction};
+use vantage_core::catalog::Change;
+use vantage_core::health::engine::Event;
+use vantage_core::health::{Location, LocationState, ProbeKey};
+use vantage_core::{AccountId, Timestamp};
+use vantage_store::rows::{self, EventRow, LocationRow, LocationStateRow, ProbeKeyRow, RowWrite};
+use vantage_store::{
+    Delivery, EventFilter, NewDelivery, Pruned, Retention, Store, StoreError,
+    PENDING_PER_DESTINATION,
+};
+
+pub use migrations::SCHEMA_VERSION;
+
+/// The advisory lock a controller holds for as long as it runs on a database (two
+/// controllers on one catalog would each take their memory for the truth). The number is
+/// arbitrary and fixed: "vantage" in ASCII.
+const CONTROLLER_LOCK: i64 = 0x0076_616e_7461_6765;
+
+type Job = Box<dyn FnOnce(&mut Connection) + Send>;
+
+/// A PostgreSQL store. Cheap to share behind an `Arc`.
+pub struct PostgresStore {
+    jobs: mpsc::Sender<Job>,
+    /// Commits this store made (each moves the catalog head by one), so `external_version`
+    /// moves for other writers' commits only.
+    own_commits: AtomicU64,
+    /// Where it connects, without the password (for messages).
+    shown: String,
+}
+
+impl std::fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresStore")
+            .field("server", &self.shown)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The connection thread's state.
+struct Connection {
+    config: Config,
+    client: Option<Client>,
+    /// Whether this process holds [`CONTROLLER_LOCK`] (taken again after a reconnect).
+    controller: bool,
+}
+
+impl Connection {
+    fn client(&mut self) -> Result<&mut Client, StoreError> {
+        if self.client.as_ref().is_some_and(Client::is_closed) {
+            self.client = None;
+        }
+        if self.client.is_none() {
+            let mut client = self
+                .config
+                .connect(NoTls)
+                .map_err(|e| StoreError::Io(format!("connecting to PostgreSQL: {e}")))?;
+            if self.controller && !try_lock(&mut client)? {
+                return Err(StoreError::Io(
+                    "reconnected to PostgreSQL, but another controller took this database \
+                     meanwhile; this one stops writing"
+                        .into(),
+                ));
+            }
+            self.client = Some(client);
+        }
+        self.client
+            .as_mut()
+            .ok_or_else(|| StoreError::Io("no connection".into()))
+    }
+}
+
+fn try_lock(client: &mut Client) -> Result<bool, StoreError> {
+    client
+        .query_one("SELECT pg_try_advisory_lock($1)", &[&CONTROLLER_LOCK])
+        .map(|r| r.get(0))
+        .map_err(pg)
+}
+
+/// A PostgreSQL error as the store reports it: a broken uniqueness rule is a conflict with a
+/// concurrent writer; anything else failed and changed nothing.
+fn pg(e: postgres::Error) -> StoreError {
+    if e.code() == Some(&SqlState::UNIQUE_VIOLATION) {
+        return StoreError::Conflict(e.to_string());
+    }
+    match e.as_db_error() {
+        Some(db) => StoreError::Io(format!("PostgreSQL: {}", db.message())),
+        None => StoreError::Io(format!("PostgreSQL: {e}")),
+    }
+}
+
+/// `postgres://user:secret@host/db` without the secret.
+fn without_password(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) => {
+            if u.password().is_some() {
+                let _ = u.set_password(Some("***"));
+            }
+            u.to_string()
+        }
+        Err(_) => "(an unparsable URL)".into(),
+    }
+}
+
+impl PostgresStore {
+    /// Connects to the database at `url` (`postgres://user:password@host:port/database`) and
+    /// brings its schema up to date. A database with a newer schema than this Vantage
+    /// understands is refused, untouched.
+    pub fn open(url: &str) -> Result<Self, StoreError> {
+        let shown = without_password(url);
+        let mut config: Config = url.parse().map_err(|e| {
+            StoreError::Unusable(format!(
+                "the store URL {shown} is not a PostgreSQL URL: {e}"
+            ))
+        })?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(Duration::from_secs(5));
+        }
+        config.keepalives_idle(Duration::from_secs(30));
+        config.application_name("vantage");
+        let mut connection = Connection {
+            config,
+            client: None,
+            controller: false,
+        };
+        let (jobs, rx) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("vantage-postgres".into())
+            .spawn(move || {
+                while let Ok(job) = rx.recv() {
+                    job(&mut connection);
+                }
+            })
+            .map_err(|e| StoreError::Unusable(format!("starting the store's thread: {e}")))?;
+        let store = Self {
+            jobs,
+            own_commits: AtomicU64::new(0),
+            shown,
+        };
+        // Connecting and migrating happen on the store's thread too, so opening is safe from
+        // any thread, async or not.
+        store
+            .call(|conn| migrations::migrate(conn.client()?))
+            .map_err(|e| StoreError::Unusable(format!("{}: {e}", store.shown)))?;
+        Ok(store)
+    }
+
+    /// Claims the database for this process's controller, for as long as it runs: a second
+    /// `vantage serve` on the same database is refused, naming the reason. (The CLI does not
+    /// claim: it commits beside a running controller, as with SQLite.)
+    pub fn claim_controller(&self) -> Result<(), StoreError> {
+        let shown = self.shown.clone();
+        self.call(move |conn| {
+            let client = conn.client()?;
+            if !try_lock(client)? {
+                return Err(StoreError::Unusable(format!(
+                    "another `vantage serve` is running on {shown}; one controller per database \
+                     (replicas that share one are not built yet)"
+                )));
+            }
+            conn.controller = true;
+            Ok(())
+        })
+    }
+
+    /// Runs `f` on the connection thread. A job that finds the connection broken drops it, so
+    /// the next job connects again.
+    fn call<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let (tx, rx) = mpsc::sync_channel(1);
+        let job: Job = Box::new(move |conn| {
+            let out = f(conn);
+            if conn.client.as_ref().is_some_and(Client::is_closed) {
+                conn.client = None;
+            }
+            let _ = tx.send(out);
+        });
+        self.jobs
+            .send(job)
+            .map_err(|_| StoreError::Io("the store's connection thread stopped".into()))?;
+        rx.recv()
+            .map_err(|_| StoreError::Io("the store's connection thread stopped".into()))?
+    }
+
+    /// Runs `f` in one transaction, committed when it returns `Ok`.
+    fn transaction<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        self.call(move |conn| {
+            let mut tx = conn.client()?.transaction().map_err(pg)?;
+            let out = f(&mut tx)?;
+            tx.commit().map_err(pg)?;
+            Ok(out)
+        })
+    }
+}
+
+fn micros(t: Timestamp) -> i64 {
+    t.unix_micros()
+}
+
+fn limit(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+fn write(tx: &mut Transaction<'_>, row: RowWrite, change: &Change) -> Result<(), StoreError> {
+    let (kind, id, text) = match row {
+        RowWrite::Delete { kind, id } => {
+            tx.execute(&format!("DELETE FROM {kind} WHERE id = $1"), &[&id])
+                .map_err(pg)?;
+            return Ok(());
+        }
+        RowWrite::Put { kind, id, text } => (kind, id, text),
+    };
+    // Zones, tokens and users carry a column the database keeps unique for every writer.
+    let unique = match change {
+        Change::PutZone(z) => Some(("name", z.name.clone())),
+        Change::PutToken(t) => Some(("digest", hex::encode(t.digest.0))),
+        Change::PutUser(u) => Some(("email", u.email.clone())),
+        _ => None,
+    };
+    match unique {
+        Some((column, value)) => tx.execute(
+            &format!(
+                "INSERT INTO {kind} (id, {column}, doc) VALUES ($1, $2, $3)
+                 ON CONFLICT (id) DO UPDATE SET {column} = excluded.{column}, doc = excluded.doc"
+            ),
+            &[&id, &value, &text],
+        ),
+        None => tx.execute(
+            &format!(
+                "INSERT INTO {kind} (id, doc) VALUES ($1, $2)
+                 ON CONFLICT (id) DO UPDATE SET doc = excluded.doc"
+            ),
+            &[&id, &text],
+        ),
+    }
+    .map(|_| ())
+    .map_err(pg)
+}
+
+const DELIVERY_COLUMNS: &str = "seq, account, policy, policy_name, webhook, payload, created_at,
+    attempts, delivered_at, failed, last_error, last_attempt";
+
+fn delivery(row: &postgres::Row) -> Result<Delivery, StoreError> {
+    let seq: i64 = row.get(0);
+    fn id<T: std::str::FromStr>(seq: i64, text: String) -> Result<T, StoreError> {
+        text.parse().map_err(|_| {
+            StoreError::Io(format!(
+                "outbox row {seq} holds an invalid identifier {text:?}"
+            ))
+        })
+    }
+    Ok(Delivery {
+        seq,
+        item: NewDelivery {
+            account: id(seq, row.get(1))?,
+            policy: id(seq, row.get(2))?,
+            policy_name: row.get(3),
+            webhook: id(seq, row.get(4))?,
+            payload: row.get(5),
+            at: Timestamp::from_unix_micros(row.get(6)),
+        },
+        attempts: u32::try_from(row.get::<_, i32>(7)).unwrap_or(0),
+        delivered_at: row
+            .get::<_, Option<i64>>(8)
+            .map(Timestamp::from_unix_micros),
+        failed: row.get(9),
+        last_error: row.get(10),
+        last_attempt: row
+            .get::<_, Option<i64>>(11)
+            .map(Timestamp::from_unix_micros),
+    })
+}
+
+impl Store for PostgresStore {
+    fn load(&self) -> Result<Vec<Change>, StoreError> {
+        self.transaction(|tx| {
+            let mut out = Vec::new();
+            for kind in vantage_store::KINDS {
+                for row in tx
+                    .query(&format!("SELECT id, doc FROM {kind} ORDER BY id"), &[])
+                    .map_err(pg)?
+                {
+                    let (id, text): (String, String) = (row.get(0), row.get(1));
+                    out.push(rows::decode_object(kind, &id, &text)?);
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    fn commit(&self, changes: &[Change]) -> Result<(), StoreError> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let writes = changes
+            .iter()
+            .map(|c| Ok((rows::encode(c)?, c.clone())))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        self.transaction(move |tx| {
+            // The head row serializes catalog commits and counts them.
+            tx.execute("UPDATE catalog_head SET version = version + 1", &[])
+                .map_err(pg)?;
+            for (row, change) in writes {
+                write(tx, row, &change)?;
+            }
+            Ok(())
+        })?;
+        self.own_commits.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+
+    fn external_version(&self) -> Result<u64, StoreError> {
+        let head: i64 = self.call(|conn| {
+            conn.client()?
+                .query_one("SELECT version FROM catalog_head", &[])
+                .map(|r| r.get(0))
+                .map_err(pg)
+        })?;
+        Ok(u64::try_from(head)
+            .unwrap_or(0)
+            .wrapping_sub(self.own_commits.load(Ordering::SeqCst)))
+    }
+
+    fn load_health(&self) -> Result<Vec<(ProbeKey, Location, LocationState)>, StoreError> {
+        self.call(|conn| {
+            let mut out = Vec::new();
+            for row in conn
+                .client()?
+                .query("SELECT target, location, doc FROM location_states", &[])
+                .map_err(pg)?
+            {
+                let (target, location, doc): (String, String, String) =
+                    (row.get(0), row.get(1), row.get(2));
+                let key: ProbeKeyRow = rows::from_text("location_states", &target, &target)?;
+                let place: LocationRow = rows::from_text("location_states", &target, &location)?;
+                let state: LocationStateRow = rows::from_text("location_states", &target, &doc)?;
+                out.push((key.into(), place.into(), state.into()));
+            }
+            Ok(out)
+        })
+    }
+
+    fn record_health(
+        &self,
+        states: &[(ProbeKey, Location, LocationState)],
+        events: &[Event],
+        alerts: &[NewDelivery],
+    ) -> Result<usize, StoreError> {
+        if states.is_empty() && events.is_empty() && alerts.is_empty() {
+            return Ok(0);
+        }
+        let states = states
+            .iter()
+            .map(|(k, l, s)| {
+                Ok((
+                    rows::to_text(&ProbeKeyRow::from(k))?,
+                    rows::to_text(&LocationRow::from(l))?,
+                    rows::to_text(&LocationStateRow::from(s))?,
+                ))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let events = events
+            .iter()
+            .map(|e| {
+                Ok((
+                    micros(e.at),
+                    e.pool.to_string(),
+                    rows::to_text(&EventRow::from(e))?,
+                ))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let alerts = alerts.to_vec();
+        self.transaction(move |tx| {
+            for (target, location, doc) in &states {
+                tx.execute(
+                    "INSERT INTO location_states (target, location, doc) VALUES ($1, $2, $3)
+                     ON CONFLICT (target, location) DO UPDATE SET doc = excluded.doc",
+                    &[target, location, doc],
+                )
+                .map_err(pg)?;
+            }
+            for (at, pool, doc) in &events {
+                tx.execute(
+                    "INSERT INTO health_events (at, pool, doc) VALUES ($1, $2, $3)",
+                    &[at, pool, doc],
+                )
+                .map_err(pg)?;
+            }
+            let mut left_out = 0;
+            for a in &alerts {
+                let inserted = tx
+                    .execute(
+                        "INSERT INTO outbox (account, policy, policy_name, webhook, payload,
+                                             created_at, next_at)
+                         SELECT $1, $2, $3, $4, $5, $6, $6
+                         WHERE (SELECT COUNT(*) FROM outbox WHERE webhook = $4
+                                AND delivered_at IS NULL AND NOT failed) < $7",
+                        &[
+                            &a.account.to_string(),
+                            &a.policy.to_string(),
+                            &a.policy_name,
+                            &a.webhook.to_string(),
+                            &a.payload,
+                            &micros(a.at),
+                            &limit(PENDING_PER_DESTINATION),
+                        ],
+                    )
+                    .map_err(pg)?;
+                left_out += usize::from(inserted == 0);
+            }
+            Ok(left_out)
+        })
+    }
+
+    fn due_deliveries(&self, now: Timestamp, max: usize) -> Result<Vec<Delivery>, StoreError> {
+        self.call(move |conn| {
+            conn.client()?
+                .query(
+                    &format!(
+                        "SELECT {DELIVERY_COLUMNS} FROM outbox
+                         WHERE seq IN (SELECT MIN(seq) FROM outbox
+                                       WHERE delivered_at IS NULL AND NOT failed AND next_at <= $1
+                                       GROUP BY webhook)
+                         ORDER BY seq LIMIT $2"
+                    ),
+                    &[&micros(now), &limit(max)],
+                )
+                .map_err(pg)?
+                .iter()
+                .map(delivery)
+                .collect()
+        })
+    }
+
+    fn delivery_attempted(
+        &self,
+        seq: i64,
+        at: Timestamp,
+        outcome: Result<(), (String, Option<Timestamp>)>,
+    ) -> Result<(), StoreError> {
+        self.call(move |conn| {
+            let client = conn.client()?;
+            match outcome {
+                Ok(()) => client.execute(
+                    "UPDATE outbox SET attempts = attempts + 1, last_attempt = $2,
+                                       delivered_at = $2, last_error = NULL WHERE seq = $1",
+                    &[&seq, &micros(at)],
+                ),
+                Err((error, next)) => client.execute(
+                    "UPDATE outbox SET attempts = attempts + 1, last_attempt = $2, last_error = $3,
+                                       next_at = COALESCE($4, next_at), failed = $5 WHERE seq = $1",
+                    &[
+                        &seq,
+                        &micros(at),
+                        &error,
+                        &next.map(micros),
+                        &next.is_none(),
+                    ],
+                ),
+            }
+            .map(|_| ())
+            .map_err(pg)
+        })
+    }
+
+    fn deliveries(&self, account: AccountId, max: usize) -> Result<Vec<Delivery>, StoreError> {
+        self.call(move |conn| {
+            conn.client()?
+                .query(
+                    &format!(
+                        "SELECT {DELIVERY_COLUMNS} FROM outbox WHERE account = $1
+                         ORDER BY seq DESC LIMIT $2"
+                    ),
+                    &[&account.to_string(), &limit(max)],
+                )
+                .map_err(pg)?
+                .iter()
+                .map(delivery)
+                .collect()
+        })
+    }
+
+    fn events(&self, filter: &EventFilter) -> Result<Vec<(i64, Event)>, StoreError> {
+        let since = filter.since.map_or(i64::MIN, micros);
+        let until = filter.until.map_or(i64::MAX, micros);
+        let pools: Option<Vec<String>> = filter
+            .pools
+            .as_ref()
+            .map(|p| p.iter().map(ToString::to_string).collect());
+        let max = limit(filter.limit);
+        self.call(move |conn| {
+            let mut out = conn
+                .client()?
+                .query(
+                    "SELECT seq, doc FROM health_events
+                     WHERE at >= $1 AND at <= $2 AND ($3::text[] IS NULL OR pool = ANY($3))
+                     ORDER BY seq DESC LIMIT $4",
+                    &[&since, &until, &pools, &max],
+                )
+                .map_err(pg)?
+                .iter()
+                .map(|row| {
+                    let (seq, text): (i64, String) = (row.get(0), row.get(1));
+                    let event: EventRow =
+                        rows::from_text("health_events", &seq.to_string(), &text)?;
+                    Ok((seq, event.into()))
+                })
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            out.reverse();
+            Ok(out)
+        })
+    }
+
+    fn prune(
+        &self,
+        retention: &Retention,
+        now: Timestamp,
+        live: &dyn Fn(&ProbeKey) -> bool,
+        forgotten: &[Location],
+    ) -> Result<Pruned, StoreError> {
+        // Which targets are dead is the caller's to say, on the caller's thread.
+        let targets: Vec<String> = self.call(|conn| {
+            Ok(conn
+                .client()?
+                .query("SELECT DISTINCT target FROM location_states", &[])
+                .map_err(pg)?
+                .iter()
+                .map(|r| r.get(0))
+                .collect())
+        })?;
+        let mut dead = Vec::new();
+        for target in targets {
+            let key: ProbeKeyRow = rows::from_text("location_states", &target, &target)?;
+            if !live(&key.into()) {
+                dead.push(target);
+            }
+        }
+        let forgotten = forgotten
+            .iter()
+            .map(|l| rows::to_text(&LocationRow::from(l)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let before = now.unix_micros().saturating_sub(retention.max_age_micros);
+        let keep = limit(retention.max_rows);
+        self.transaction(move |tx| {
+            let events = tx
+                .execute(
+                    "DELETE FROM health_events WHERE at < $1 OR seq <= (
+                         SELECT seq FROM health_events ORDER BY seq DESC LIMIT 1 OFFSET $2)",
+                    &[&before, &keep],
+                )
+                .map_err(pg)?;
+            // Only finished deliveries: a pending one is still owed to its receiver.
+            let deliveries = tx
+                .execute(
+                    "DELETE FROM outbox WHERE (delivered_at IS NOT NULL OR failed) AND (
+                         COALESCE(last_attempt, created_at) < $1 OR seq <= (
+                             SELECT seq FROM outbox WHERE delivered_at IS NOT NULL OR failed
+                             ORDER BY seq DESC LIMIT 1 OFFSET $2))",
+                    &[&before, &keep],
+                )
+                .map_err(pg)?;
+            let states = tx
+                .execute(
+                    "DELETE FROM location_states WHERE target = ANY($1) OR location = ANY($2)",
+                    &[&dead, &forgotten],
+                )
+                .map_err(pg)?;
+            let count = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
+            Ok(Pruned {
+                events: count(events),
+                deliveries: count(deliveries),
+                states: count(states),
+            })
+        })
+    }
+
+    fn size_bytes(&self) -> Result<u64, StoreError> {
+        self.call(|conn| {
+            let bytes: i64 = conn
+                .client()?
+                .query_one("SELECT pg_database_size(current_database())", &[])
+                .map(|r| r.get(0))
+                .map_err(pg)?;
+            Ok(u64::try_from(bytes).unwrap_or(0))
+        })
+    }
+}

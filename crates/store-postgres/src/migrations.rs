@@ -1,0 +1,80 @@
+//! The schema, in versioned steps. `vantage_schema` records how many have run; a database
+//! that records more than this build knows is refused untouched. Starting processes migrate
+//! under a transaction-scoped advisory lock, so two never run the same step.
+
+use postgres::Client;
+use vantage_store::StoreError;
+
+use crate::pg;
+
+/// Schema migrations, in order. The row documents are `vantage_store::rows` (version 1).
+const MIGRATIONS: &[&str] = &[
+    // 1: the first schema, the SQLite store's four steps in one. Documents are kept as the
+    // exact text written (a probe target's and a location's text are keys).
+    "CREATE TABLE catalog_head (only_row BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (only_row),
+                                version BIGINT NOT NULL);
+     INSERT INTO catalog_head (version) VALUES (0);
+     CREATE TABLE accounts (id TEXT PRIMARY KEY, doc TEXT NOT NULL);
+     CREATE TABLE users (id TEXT PRIMARY KEY, email TEXT NOT NULL UNIQUE, doc TEXT NOT NULL);
+     CREATE TABLE tokens (id TEXT PRIMARY KEY, digest TEXT NOT NULL UNIQUE, doc TEXT NOT NULL);
+     CREATE TABLE zones (id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, doc TEXT NOT NULL);
+     CREATE TABLE monitors (id TEXT PRIMARY KEY, doc TEXT NOT NULL);
+     CREATE TABLE pools (id TEXT PRIMARY KEY, doc TEXT NOT NULL);
+     CREATE TABLE load_balancers (id TEXT PRIMARY KEY, doc TEXT NOT NULL);
+     CREATE TABLE webhooks (id TEXT PRIMARY KEY, doc TEXT NOT NULL);
+     CREATE TABLE policies (id TEXT PRIMARY KEY, doc TEXT NOT NULL);
+     CREATE TABLE location_states (target TEXT NOT NULL, location TEXT NOT NULL,
+                                   doc TEXT NOT NULL, PRIMARY KEY (target, location));
+     CREATE INDEX location_states_location ON location_states (location);
+     CREATE TABLE health_events (seq BIGSERIAL PRIMARY KEY, at BIGINT NOT NULL,
+                                 pool TEXT NOT NULL, doc TEXT NOT NULL);
+     CREATE INDEX health_events_at ON health_events (at);
+     CREATE INDEX health_events_pool ON health_events (pool, at);
+     CREATE TABLE outbox (seq BIGSERIAL PRIMARY KEY, account TEXT NOT NULL, policy TEXT NOT NULL,
+                          policy_name TEXT NOT NULL, webhook TEXT NOT NULL, payload TEXT NOT NULL,
+                          created_at BIGINT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
+                          next_at BIGINT NOT NULL, last_attempt BIGINT, delivered_at BIGINT,
+                          failed BOOLEAN NOT NULL DEFAULT FALSE, last_error TEXT);
+     CREATE INDEX outbox_due ON outbox (delivered_at, failed, next_at);
+     CREATE INDEX outbox_account ON outbox (account, seq);
+     CREATE INDEX outbox_pending ON outbox (webhook, delivered_at, failed);",
+];
+
+pub const SCHEMA_VERSION: usize = MIGRATIONS.len();
+
+/// "vantage-migrate" as a lock number.
+const MIGRATION_LOCK: i64 = 0x0076_6d69_6772_6174;
+
+pub(crate) fn migrate(client: &mut Client) -> Result<(), StoreError> {
+    let mut tx = client.transaction().map_err(pg)?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+        .map_err(pg)?;
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS vantage_schema (
+             only_row BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (only_row),
+             version INTEGER NOT NULL)",
+    )
+    .map_err(pg)?;
+    let version: i32 = tx
+        .query_opt("SELECT version FROM vantage_schema", &[])
+        .map_err(pg)?
+        .map_or(0, |r| r.get(0));
+    let version = usize::try_from(version).unwrap_or(usize::MAX);
+    if version > SCHEMA_VERSION {
+        return Err(StoreError::Unusable(format!(
+            "the database has schema version {version}, newer than this Vantage understands \
+             ({SCHEMA_VERSION}); run a newer Vantage or restore a backup"
+        )));
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
+        tx.batch_execute(sql).map_err(pg)?;
+        let done = i32::try_from(i + 1).unwrap_or(i32::MAX);
+        tx.execute(
+            "INSERT INTO vantage_schema (version) VALUES ($1)
+             ON CONFLICT (only_row) DO UPDATE SET version = excluded.version",
+            &[&done],
+        )
+        .map_err(pg)?;
+    }
+    tx.commit().map_err(pg)
+}

@@ -1,0 +1,213 @@
+//! A throwaway PostgreSQL cluster for tests: `initdb` and `pg_ctl` on a temporary directory
+//! and a free loopback port, stopped and deleted on drop. Real PostgreSQL, no mocks: it needs
+//! the server binaries (Debian's `postgresql` package), and says so when they are missing.
+//! Run as root (as CI is), the server runs as the `postgres` user, which refuses root.
+#![allow(clippy::missing_panics_doc)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// A running cluster; `url(db)` names a database in it.
+#[derive(Debug)]
+pub struct Cluster {
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+    port: u16,
+    as_postgres: bool,
+}
+
+fn find_bin() -> PathBuf {
+    if let Ok(dir) = std::env::var("VANTAGE_PG_BIN") {
+        return PathBuf::from(dir);
+    }
+    let on_path = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter()
+        .find(|d| d.join("initdb").exists() && d.join("pg_ctl").exists());
+    if let Some(dir) = on_path {
+        return dir;
+    }
+    // Debian keeps the server's programs off PATH, one directory per major version.
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| Some((e.file_name().to_str()?.parse().ok()?, e.path().join("bin"))))
+        .filter(|(_, bin): &(u32, PathBuf)| bin.join("initdb").exists())
+        .collect();
+    versions.sort();
+    versions.pop().map(|(_, bin)| bin).unwrap_or_else(|| {
+        panic!(
+            "PostgreSQL's server programs (initdb, pg_ctl) were not found on PATH or under \
+             /usr/lib/postgresql: install Debian's `postgresql` package (.ci/run does), or set \
+             VANTAGE_PG_BIN to their directory"
+        )
+    })
+}
+
+fn is_root() -> bool {
+    std::env::var("USER").is_ok_and(|u| u == "root")
+        || Command::new("id")
+            .arg("-u")
+            .output()
+            .is_ok_and(|o| o.stdout.starts_with(b"0\n"))
+}
+
+impl Cluster {
+    /// Initializes and starts a cluster (a few seconds).
+    pub fn start() -> Cluster {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let as_postgres = is_root();
+        if as_postgres {
+            let status = Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(dir.path())
+                .status()
+                .expect("chown");
+            assert!(
+                status.success(),
+                "running as root, the test cluster must belong to the `postgres` user (Debian's \
+                 postgresql package creates it)"
+            );
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let cluster = Cluster {
+            bin: find_bin(),
+            dir,
+            port,
+            as_postgres,
+        };
+        let data = cluster.data();
+        cluster.run(
+            "initdb",
+            &[
+                "-D",
+                data.to_str().unwrap_or_default(),
+                "-U",
+                "vantage",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--no-sync",
+            ],
+        );
+        cluster.start_server();
+        cluster
+    }
+
+    fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    fn run(&self, program: &str, args: &[&str]) {
+        let path = self.bin.join(program);
+        let mut cmd = if self.as_postgres {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(&path);
+            c
+        } else {
+            Command::new(&path)
+        };
+        let out = cmd.args(args).output().unwrap_or_else(|e| {
+            panic!("running {}: {e}", path.display());
+        });
+        assert!(
+            out.status.success(),
+            "{program} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Starts the server again (after [`Cluster::stop`]), on the same port and data.
+    pub fn start_server(&self) {
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200",
+            self.port,
+            self.dir.path().display()
+        );
+        let log = self.dir.path().join("server.log");
+        self.run(
+            "pg_ctl",
+            &[
+                "-D",
+                self.data().to_str().unwrap_or_default(),
+                "-o",
+                &options,
+                "-l",
+                log.to_str().unwrap_or_default(),
+                "-w",
+                "start",
+            ],
+        );
+    }
+
+    /// Stops the server at once (as a crash would: no checkpoint); the data stays.
+    pub fn stop(&self) {
+        self.run(
+            "pg_ctl",
+            &[
+                "-D",
+                self.data().to_str().unwrap_or_default(),
+                "-m",
+                "immediate",
+                "-w",
+                "stop",
+            ],
+        );
+    }
+
+    /// A new, empty database in the cluster; its URL.
+    pub fn database(&self, name: &str) -> String {
+        let admin = self.url("postgres");
+        // The client runs a runtime of its own: never on a thread inside an async test's.
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let mut admin = postgres::Client::connect(&admin, postgres::NoTls)
+                    .expect("connecting to the test cluster");
+                admin
+                    .batch_execute(&format!("CREATE DATABASE {name}"))
+                    .expect("creating a database");
+            })
+            .join()
+            .expect("creating a database");
+        });
+        self.url(name)
+    }
+
+    pub fn url(&self, database: &str) -> String {
+        format!("postgres://vantage@127.0.0.1:{}/{database}", self.port)
+    }
+
+    /// Where the server logs (for a test that failed).
+    pub fn log(&self) -> PathBuf {
+        self.dir.path().join("server.log")
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let path = self.bin.join("pg_ctl");
+        let data = self.data();
+        let mut cmd = if self.as_postgres {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(&path);
+            c
+        } else {
+            Command::new(&path)
+        };
+        let _ = cmd
+            .arg("-D")
+            .arg(&data)
+            .args(["-m", "immediate", "-w", "stop"])
+            .output();
+    }
+}

@@ -1,0 +1,130 @@
+//! The store contract against a real PostgreSQL server (a throwaway cluster per test file),
+//! plus what only a server can do wrong: a newer schema, a second controller, an outage.
+#![allow(clippy::unwrap_used)]
+
+use vantage_core::catalog::Change;
+use vantage_store::contract;
+use vantage_store::{Store, StoreError};
+use vantage_store_postgres::testing::Cluster;
+use vantage_store_postgres::PostgresStore;
+
+/// A fresh cluster and database for one test, stopped when the test ends (a static cluster
+/// would never be dropped, and would outlive the test process).
+fn fresh(name: &str) -> (Cluster, String) {
+    let cluster = Cluster::start();
+    let url = cluster.database(name);
+    (cluster, url)
+}
+
+#[test]
+fn commits_survive_reopen() {
+    let (_cluster, url) = fresh("reopen");
+    let first = PostgresStore::open(&url).unwrap();
+    contract::commits_survive_reopen(&first, &|| Box::new(PostgresStore::open(&url).unwrap()));
+}
+
+#[test]
+fn a_failed_commit_writes_nothing() {
+    let (_cluster, url) = fresh("atomic");
+    contract::a_failed_commit_writes_nothing(&PostgresStore::open(&url).unwrap());
+}
+
+#[test]
+fn storage_is_bounded_and_one_destination_cannot_hide_another() {
+    let (_cluster, url) = fresh("bounded");
+    contract::storage_is_bounded_and_one_destination_cannot_hide_another(
+        &PostgresStore::open(&url).unwrap(),
+    );
+}
+
+#[test]
+fn failed_deliveries_wait_and_give_up() {
+    let (_cluster, url) = fresh("retries");
+    contract::failed_deliveries_wait_and_give_up(&PostgresStore::open(&url).unwrap());
+}
+
+#[test]
+fn external_version_sees_other_connections_only() {
+    let (_cluster, url) = fresh("external");
+    let server = PostgresStore::open(&url).unwrap();
+    let cli = PostgresStore::open(&url).unwrap();
+    contract::external_version_sees_other_connections_only(&server, &cli);
+}
+
+#[test]
+fn a_newer_schema_is_refused_untouched() {
+    let (_cluster, url) = fresh("newer");
+    drop(PostgresStore::open(&url).unwrap());
+    let mut admin = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    admin
+        .batch_execute("UPDATE vantage_schema SET version = 99")
+        .unwrap();
+    let err = PostgresStore::open(&url).unwrap_err();
+    assert!(
+        matches!(err, StoreError::Unusable(_)) && err.to_string().contains("schema version 99"),
+        "{err}"
+    );
+    let version: i32 = admin
+        .query_one("SELECT version FROM vantage_schema", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(version, 99, "left as found");
+}
+
+#[test]
+fn one_controller_per_database_and_no_password_in_messages() {
+    let (_cluster, url) = fresh("claimed");
+    let first = PostgresStore::open(&url).unwrap();
+    first.claim_controller().unwrap();
+    let second = PostgresStore::open(&url).unwrap();
+    let err = second.claim_controller().unwrap_err();
+    assert!(err.to_string().contains("another `vantage serve`"), "{err}");
+    // The CLI's commits go through beside the controller.
+    second
+        .commit(&[Change::PutAccount(contract::account(4))])
+        .unwrap();
+    drop(first);
+    // A dead controller's claim goes with its connection.
+    let third = PostgresStore::open(&url).unwrap();
+    let mut tries = 0;
+    while third.claim_controller().is_err() {
+        tries += 1;
+        assert!(
+            tries < 100,
+            "the claim of a closed store was never released"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+
+    let secret = url
+        .replace("vantage@", "vantage:hunter2@")
+        .replace("claimed", "nowhere");
+    let err = PostgresStore::open(&secret).unwrap_err().to_string();
+    assert!(!err.contains("hunter2") && err.contains("***"), "{err}");
+}
+
+#[test]
+fn an_outage_fails_writes_cleanly_and_recovery_needs_no_restart() {
+    let (own, url) = fresh("outage");
+    let store = PostgresStore::open(&url).unwrap();
+    store
+        .commit(&[Change::PutAccount(contract::account(1))])
+        .unwrap();
+    own.stop();
+    let err = store
+        .commit(&[Change::PutAccount(contract::account(2))])
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Io(_)), "{err}");
+    assert!(store.load().is_err());
+    own.start_server();
+    store
+        .commit(&[Change::PutAccount(contract::account(3))])
+        .unwrap();
+    let names: Vec<String> = store
+        .load_catalog()
+        .unwrap()
+        .accounts()
+        .map(|a| a.name.clone())
+        .collect();
+    assert_eq!(names, ["acct1", "acct3"], "the failed commit wrote nothing");
+}

@@ -1,0 +1,161 @@
+//! `vantage serve --store postgres://…` end to end: a real server process on a real
+//! PostgreSQL cluster (initdb + pg_ctl on a temporary directory), the CLI beside it, a second
+//! controller refused, and a database outage answered with 503 envelopes while reads and the
+//! process carry on, recovering by itself.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::{bin, error_code, eventually, Server, TOKEN};
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+use vantage_store_postgres::testing::Cluster;
+
+fn start(dir: &std::path::Path, url: &str) -> Result<Server, String> {
+    Server::start_with(
+        dir,
+        &[("VANTAGE_BOOTSTRAP_TOKEN", TOKEN)],
+        &["--store", url],
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_on_postgres_with_the_cli_beside_it_and_through_an_outage() {
+    let cluster = Cluster::start();
+    let url = cluster.database("vantage");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let server = start(&dir, &url).expect("serve starts on PostgreSQL");
+    assert!(
+        server.startup_log.contains("kept in PostgreSQL")
+            && !server.startup_log.contains("vantage.db"),
+        "{}",
+        server.startup_log
+    );
+    assert!(
+        !dir.join("vantage.db").exists(),
+        "no SQLite file beside a database"
+    );
+    let account = server.account_id().await;
+    let pools = format!("/accounts/{account}/load_balancers/pools");
+    let pool = server
+        .create(
+            &pools,
+            json!({"name": "eu", "origins": [{"name": "a", "address": "192.0.2.1"}]}),
+        )
+        .await;
+
+    // The CLI writes to the same database while the server runs, and the server sees it.
+    let out = Command::new(bin())
+        .args(["token", "create", "--name", "ops", "--account", &account])
+        .args(["--permission", "Load Balancers Read", "--store", &url])
+        .arg("--data-dir")
+        .arg(tmp.path().join("cli"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    eventually(
+        Duration::from_secs(10),
+        "the server sees the CLI's token",
+        || async {
+            server
+                .call_as(&token, Method::GET, "/user/tokens/verify", None)
+                .await
+                .0
+                == StatusCode::OK
+        },
+    )
+    .await;
+
+    // One controller per database, wherever the second would run.
+    let refused = start(&tmp.path().join("other"), &url)
+        .err()
+        .expect("a second serve is refused");
+    assert!(refused.contains("another `vantage serve`"), "{refused}");
+
+    // The database goes away: writes answer 503 with the envelope and change nothing; reads
+    // come from memory.
+    cluster.stop();
+    let (status, body) = server
+        .call(
+            Method::POST,
+            &pools,
+            Some(json!({"name": "us", "origins": [{"name": "b", "address": "192.0.2.2"}]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["success"], false);
+    assert!(error_code(&body) > 0, "{body}");
+    let (status, body) = server
+        .call(Method::GET, &format!("{pools}/{pool}"), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    // It comes back, and writes go through without a restart.
+    cluster.start_server();
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let (status, body) = server
+            .call(
+                Method::POST,
+                &pools,
+                Some(json!({"name": "us", "origins": [{"name": "b", "address": "192.0.2.2"}]})),
+            )
+            .await;
+        if status == StatusCode::OK {
+            break;
+        }
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "writes still fail after the database returned: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Everything answered 2xx is there after a restart, and nothing else.
+    let status = server.terminate();
+    assert!(status.success(), "{status:?}");
+    let server = start(&dir, &url).expect("serve starts again");
+    let (status, body) = server.call(Method::GET, &pools, None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let mut names: Vec<&str> = body["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    names.sort_unstable();
+    assert_eq!(names, ["eu", "us"], "{body}");
+}
+
+#[test]
+fn a_store_that_is_not_postgres_is_refused_without_echoing_credentials() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = Command::new(bin())
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--store",
+            "mysql://root:hunter2@db/vantage",
+        ])
+        .arg("--data-dir")
+        .arg(tmp.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("not a postgres:// URL") && !err.contains("hunter2"),
+        "{err}"
+    );
+}
