@@ -25,7 +25,7 @@ use vantage_core::health::{Location, LocationState, ProbeKey};
 use vantage_core::{AccountId, Timestamp};
 use vantage_store::rows::{self, EventRow, LocationRow, LocationStateRow, ProbeKeyRow, RowWrite};
 use vantage_store::{
-    Delivery, EventFilter, NewDelivery, Pruned, Retention, Store, StoreError,
+    Delivery, EventFilter, Export, NewDelivery, OutboxRow, Pruned, Retention, Store, StoreError,
     PENDING_PER_DESTINATION,
 };
 
@@ -595,6 +595,164 @@ impl Store for PostgresStore {
                 deliveries: count(deliveries),
                 states: count(states),
             })
+        })
+    }
+
+    fn export(&self) -> Result<Export, StoreError> {
+        let objects = self.load()?;
+        let states = self.load_health()?;
+        let (events, outbox) = self.transaction(|tx| {
+            let events = tx
+                .query("SELECT seq, doc FROM health_events ORDER BY seq", &[])
+                .map_err(pg)?
+                .iter()
+                .map(|row| {
+                    let (seq, text): (i64, String) = (row.get(0), row.get(1));
+                    let event: EventRow =
+                        rows::from_text("health_events", &seq.to_string(), &text)?;
+                    Ok((seq, event.into()))
+                })
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            let outbox = tx
+                .query(
+                    &format!("SELECT {DELIVERY_COLUMNS}, next_at FROM outbox ORDER BY seq"),
+                    &[],
+                )
+                .map_err(pg)?
+                .iter()
+                .map(|row| {
+                    Ok(OutboxRow {
+                        delivery: delivery(row)?,
+                        next_at: Timestamp::from_unix_micros(row.get(12)),
+                    })
+                })
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            Ok((events, outbox))
+        })?;
+        Ok(Export {
+            objects,
+            states,
+            events,
+            outbox,
+        })
+    }
+
+    fn import(&self, data: &Export) -> Result<(), StoreError> {
+        let writes = data
+            .objects
+            .iter()
+            .map(|c| Ok((rows::encode(c)?, c.clone())))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let states = data
+            .states
+            .iter()
+            .map(|(k, l, s)| {
+                Ok((
+                    rows::to_text(&ProbeKeyRow::from(k))?,
+                    rows::to_text(&LocationRow::from(l))?,
+                    rows::to_text(&LocationStateRow::from(s))?,
+                ))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let events = data
+            .events
+            .iter()
+            .map(|(seq, e)| {
+                Ok((
+                    *seq,
+                    micros(e.at),
+                    e.pool.to_string(),
+                    rows::to_text(&EventRow::from(e))?,
+                ))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let outbox = data.outbox.clone();
+        self.transaction(move |tx| {
+            for table in vantage_store::TABLES {
+                let n: i64 = tx
+                    .query_one(&format!("SELECT COUNT(*) FROM {table}"), &[])
+                    .map_err(pg)?
+                    .get(0);
+                if n > 0 {
+                    return Err(StoreError::Conflict(format!(
+                        "the target store is not empty ({table} holds {n} rows)"
+                    )));
+                }
+            }
+            if !writes.is_empty() {
+                tx.execute("UPDATE catalog_head SET version = version + 1", &[])
+                    .map_err(pg)?;
+            }
+            for (row, change) in writes {
+                write(tx, row, &change)?;
+            }
+            for (target, location, doc) in &states {
+                tx.execute(
+                    "INSERT INTO location_states (target, location, doc) VALUES ($1, $2, $3)",
+                    &[target, location, doc],
+                )
+                .map_err(pg)?;
+            }
+            for (seq, at, pool, doc) in &events {
+                tx.execute(
+                    "INSERT INTO health_events (seq, at, pool, doc) VALUES ($1, $2, $3, $4)",
+                    &[seq, at, pool, doc],
+                )
+                .map_err(pg)?;
+            }
+            for r in &outbox {
+                let d = &r.delivery;
+                tx.execute(
+                    "INSERT INTO outbox (seq, account, policy, policy_name, webhook, payload,
+                                         created_at, attempts, next_at, last_attempt, delivered_at,
+                                         failed, last_error)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+                    &[
+                        &d.seq,
+                        &d.item.account.to_string(),
+                        &d.item.policy.to_string(),
+                        &d.item.policy_name,
+                        &d.item.webhook.to_string(),
+                        &d.item.payload,
+                        &micros(d.item.at),
+                        &i32::try_from(d.attempts).unwrap_or(i32::MAX),
+                        &micros(r.next_at),
+                        &d.last_attempt.map(micros),
+                        &d.delivered_at.map(micros),
+                        &d.failed,
+                        &d.last_error,
+                    ],
+                )
+                .map_err(pg)?;
+            }
+            // New rows continue after the copied ones.
+            for table in ["health_events", "outbox"] {
+                tx.execute(
+                    &format!(
+                        "SELECT setval(pg_get_serial_sequence('{table}', 'seq'),
+                                       COALESCE((SELECT MAX(seq) FROM {table}), 1),
+                                       (SELECT MAX(seq) FROM {table}) IS NOT NULL)"
+                    ),
+                    &[],
+                )
+                .map_err(pg)?;
+            }
+            Ok(())
+        })
+    }
+
+    fn counts(&self) -> Result<std::collections::BTreeMap<&'static str, u64>, StoreError> {
+        self.transaction(|tx| {
+            vantage_store::TABLES
+                .into_iter()
+                .map(|table| {
+                    let n: i64 = tx
+                        .query_one(&format!("SELECT COUNT(*) FROM {table}"), &[])
+                        .map_err(pg)?
+                        .get(0);
+                    Ok((table, u64::try_from(n).unwrap_or(0)))
+                })
+                .collect()
         })
     }
 

@@ -38,6 +38,12 @@ fn storage_is_bounded_and_one_destination_cannot_hide_another() {
 }
 
 #[test]
+fn reports_its_size() {
+    let (_cluster, url) = fresh("size");
+    contract::reports_its_size(&PostgresStore::open(&url).unwrap());
+}
+
+#[test]
 fn failed_deliveries_wait_and_give_up() {
     let (_cluster, url) = fresh("retries");
     contract::failed_deliveries_wait_and_give_up(&PostgresStore::open(&url).unwrap());
@@ -127,4 +133,24 @@ fn an_outage_fails_writes_cleanly_and_recovery_needs_no_restart() {
         .map(|a| a.name.clone())
         .collect();
     assert_eq!(names, ["acct1", "acct3"], "the failed commit wrote nothing");
+}
+
+#[test]
+fn export_and_import_carry_everything_both_ways() {
+    let (cluster, url) = fresh("moved");
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = vantage_store_sqlite::SqliteStore::open(
+        &dir.path().join("v.db"),
+        vantage_store_sqlite::Durability::Process,
+    )
+    .unwrap();
+    contract::export_and_import_carry_everything(&sqlite, &PostgresStore::open(&url).unwrap());
+    // And back down, from PostgreSQL into a new SQLite file.
+    let back = cluster.database("source");
+    let down = vantage_store_sqlite::SqliteStore::open(
+        &dir.path().join("down.db"),
+        vantage_store_sqlite::Durability::Process,
+    )
+    .unwrap();
+    contract::export_and_import_carry_everything(&PostgresStore::open(&back).unwrap(), &down);
 }

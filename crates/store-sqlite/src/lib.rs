@@ -17,7 +17,7 @@ use vantage_core::health::{Location, LocationState, ProbeKey};
 use vantage_core::{AccountId, Timestamp};
 use vantage_store::rows::{self, EventRow, LocationRow, LocationStateRow, ProbeKeyRow, RowWrite};
 use vantage_store::{
-    Delivery, EventFilter, NewDelivery, Pruned, Retention, Store, StoreError,
+    Delivery, EventFilter, Export, NewDelivery, OutboxRow, Pruned, Retention, Store, StoreError,
     PENDING_PER_DESTINATION,
 };
 
@@ -605,6 +605,137 @@ impl Store for SqliteStore {
         })
     }
 
+    fn export(&self) -> Result<Export, StoreError> {
+        let objects = self.load()?;
+        let states = self.load_health()?;
+        self.with_conn(|conn| {
+            let mut stmt = conn
+                .prepare("SELECT seq, doc FROM health_events ORDER BY seq")
+                .map_err(io)?;
+            let rows = stmt
+                .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))
+                .map_err(io)?;
+            let mut events = Vec::new();
+            for row in rows {
+                let (seq, text) = row.map_err(io)?;
+                let event: EventRow = decode("health_events", &seq.to_string(), &text)?;
+                events.push((seq, event.into()));
+            }
+            let deliveries = query_deliveries(conn, "ORDER BY seq", [])?;
+            let mut stmt = conn
+                .prepare("SELECT next_at FROM outbox ORDER BY seq")
+                .map_err(io)?;
+            let next: Vec<i64> = stmt
+                .query_map([], |r| r.get(0))
+                .map_err(io)?
+                .collect::<Result<_, _>>()
+                .map_err(io)?;
+            let outbox = deliveries
+                .into_iter()
+                .zip(next)
+                .map(|(delivery, next_at)| OutboxRow {
+                    delivery,
+                    next_at: Timestamp::from_unix_micros(next_at),
+                })
+                .collect();
+            Ok(Export {
+                objects,
+                states,
+                events,
+                outbox,
+            })
+        })
+    }
+
+    fn import(&self, data: &Export) -> Result<(), StoreError> {
+        let writes = data
+            .objects
+            .iter()
+            .map(|c| Ok((rows::encode(c)?, c)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        self.with_conn(|conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(io)?;
+            for table in vantage_store::TABLES {
+                let n: i64 = tx
+                    .query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))
+                    .map_err(io)?;
+                if n > 0 {
+                    return Err(StoreError::Conflict(format!(
+                        "the target store is not empty ({table} holds {n} rows)"
+                    )));
+                }
+            }
+            for (_, change) in &writes {
+                write(&tx, change)?;
+            }
+            for (key, location, state) in &data.states {
+                tx.execute(
+                    "INSERT INTO location_states (target, location, doc) VALUES (?1, ?2, ?3)",
+                    params![
+                        doc(&ProbeKeyRow::from(key))?,
+                        doc(&LocationRow::from(location))?,
+                        doc(&LocationStateRow::from(state))?
+                    ],
+                )
+                .map_err(io)?;
+            }
+            for (seq, e) in &data.events {
+                tx.execute(
+                    "INSERT INTO health_events (seq, at, pool, doc) VALUES (?1, ?2, ?3, ?4)",
+                    params![
+                        seq,
+                        e.at.unix_micros(),
+                        e.pool.to_string(),
+                        doc(&EventRow::from(e))?
+                    ],
+                )
+                .map_err(io)?;
+            }
+            for r in &data.outbox {
+                let d = &r.delivery;
+                tx.execute(
+                    "INSERT INTO outbox (seq, account, policy, policy_name, webhook, payload,
+                                         created_at, attempts, next_at, last_attempt, delivered_at,
+                                         failed, last_error)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                    params![
+                        d.seq,
+                        d.item.account.to_string(),
+                        d.item.policy.to_string(),
+                        d.item.policy_name,
+                        d.item.webhook.to_string(),
+                        d.item.payload,
+                        d.item.at.unix_micros(),
+                        i64::from(d.attempts),
+                        r.next_at.unix_micros(),
+                        d.last_attempt.map(Timestamp::unix_micros),
+                        d.delivered_at.map(Timestamp::unix_micros),
+                        i64::from(d.failed),
+                        d.last_error
+                    ],
+                )
+                .map_err(io)?;
+            }
+            tx.commit().map_err(io)
+        })
+    }
+
+    fn counts(&self) -> Result<std::collections::BTreeMap<&'static str, u64>, StoreError> {
+        self.with_conn(|conn| {
+            vantage_store::TABLES
+                .into_iter()
+                .map(|table| {
+                    let n: i64 = conn
+                        .query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))
+                        .map_err(io)?;
+                    Ok((table, u64::try_from(n).unwrap_or(0)))
+                })
+                .collect()
+        })
+    }
+
     fn external_version(&self) -> Result<u64, StoreError> {
         self.with_conn(|conn| {
             let v: i64 = conn
@@ -709,6 +840,21 @@ mod tests {
     fn failed_deliveries_wait_and_give_up() {
         let dir = tempfile::tempdir().unwrap();
         contract::failed_deliveries_wait_and_give_up(&open(&dir.path().join("v.db")));
+    }
+
+    #[test]
+    fn reports_its_size() {
+        let dir = tempfile::tempdir().unwrap();
+        contract::reports_its_size(&open(&dir.path().join("v.db")));
+    }
+
+    #[test]
+    fn export_and_import_carry_everything() {
+        let dir = tempfile::tempdir().unwrap();
+        contract::export_and_import_carry_everything(
+            &open(&dir.path().join("a.db")),
+            &open(&dir.path().join("b.db")),
+        );
     }
 
     #[test]

@@ -167,6 +167,11 @@ pub fn storage_is_bounded_and_one_destination_cannot_hide_another(s: &dyn Store)
         !log.is_empty() && log.windows(2).all(|w| w[0].seq > w[1].seq),
         "newest first"
     );
+}
+
+/// A store on disk reports what it takes there (the `vantage_store_bytes` gauge).
+pub fn reports_its_size(s: &dyn Store) {
+    s.commit(&[Change::PutAccount(account(1))]).unwrap();
     assert!(s.size_bytes().unwrap() > 0);
 }
 
@@ -212,4 +217,89 @@ pub fn external_version_sees_other_connections_only(server: &dyn Store, cli: &dy
     assert_eq!(server.external_version().unwrap(), v0);
     cli.commit(&[Change::PutAccount(account(2))]).unwrap();
     assert_ne!(server.external_version().unwrap(), v0);
+}
+
+/// Everything one store holds moves to an empty other store intact — objects, location
+/// states, events and the outbox in every state, with their sequence numbers — and new rows
+/// continue after the copied ones; a store that is not empty is refused, unchanged.
+pub fn export_and_import_carry_everything(from: &dyn Store, to: &dyn Store) {
+    use vantage_core::health::check::{CheckResult, FailureReason};
+    use vantage_core::health::{Location, LocationState, ProbeKey, Verdict};
+    use vantage_core::region::RegionCode;
+    from.commit(&[
+        Change::PutAccount(account(1)),
+        Change::PutZone(zone(2, "example.com")),
+    ])
+    .unwrap();
+    let key = ProbeKey {
+        monitor: vantage_core::MonitorId::from_bytes([5; 16]),
+        address: "192.0.2.1".into(),
+        port: 0,
+        host: None,
+    };
+    let here = Location {
+        region: RegionCode::Weu,
+        name: "ams1".into(),
+    };
+    let state = LocationState {
+        verdict: Verdict::Unhealthy,
+        streak: 2,
+        last: Some(CheckResult {
+            healthy: false,
+            reason: FailureReason::TcpTimeout,
+            response_code: None,
+            rtt_micros: None,
+        }),
+        last_at: Some(T),
+        latency: None,
+    };
+    from.record_health(
+        &[(key, here, state)],
+        &[event(1_000), event(2_000)],
+        &[alert(7, 10), alert(7, 20), alert(8, 30)],
+    )
+    .unwrap();
+    let due = from
+        .due_deliveries(Timestamp::from_unix_micros(100), 10)
+        .unwrap();
+    from.delivery_attempted(due[0].seq, Timestamp::from_unix_micros(200), Ok(()))
+        .unwrap();
+    from.delivery_attempted(
+        due[1].seq,
+        Timestamp::from_unix_micros(200),
+        Err(("refused".into(), Some(Timestamp::from_unix_micros(9_000)))),
+    )
+    .unwrap();
+    let data = from.export().unwrap();
+    assert_eq!(data.objects.len(), 2);
+    assert_eq!(data.outbox.len(), 3);
+    to.import(&data).unwrap();
+    assert_eq!(to.export().unwrap(), data, "what arrived is what left");
+    assert_eq!(to.counts().unwrap(), from.counts().unwrap());
+    let again = to.import(&data).unwrap_err();
+    assert!(matches!(again, StoreError::Conflict(_)), "{again}");
+    assert_eq!(
+        to.export().unwrap(),
+        data,
+        "a refused import changes nothing"
+    );
+    // The pending retry keeps its time; new rows come after the copied ones.
+    assert!(to
+        .due_deliveries(Timestamp::from_unix_micros(8_999), 10)
+        .unwrap()
+        .iter()
+        .all(|d| d.item.webhook.as_bytes()[0] == 7));
+    to.record_health(&[], &[event(3_000)], &[alert(9, 40)])
+        .unwrap();
+    let events = to
+        .events(&EventFilter {
+            limit: 10,
+            ..Default::default()
+        })
+        .unwrap();
+    let top = data.events.iter().map(|(s, _)| *s).max().unwrap();
+    assert!(events.last().unwrap().0 > top, "{events:?}");
+    let log = to.deliveries(AccountId::from_bytes([1; 16]), 10).unwrap();
+    let top = data.outbox.iter().map(|r| r.delivery.seq).max().unwrap();
+    assert!(log[0].seq > top);
 }

@@ -90,6 +90,16 @@ pub trait Store: Send + Sync + 'static {
     /// The bytes the store takes on disk (for the `vantage_store_bytes` gauge).
     fn size_bytes(&self) -> Result<u64, StoreError>;
 
+    /// Everything stored, to move it to another store (`vantage store copy`).
+    fn export(&self) -> Result<Export, StoreError>;
+
+    /// Writes `data` into this store, which must be empty, in one transaction: all of it or
+    /// nothing. Event and outbox sequence numbers are kept.
+    fn import(&self, data: &Export) -> Result<(), StoreError>;
+
+    /// Rows held, per table (the object kinds, `location_states`, `health_events`, `outbox`).
+    fn counts(&self) -> Result<std::collections::BTreeMap<&'static str, u64>, StoreError>;
+
     /// Builds the catalog from everything stored.
     fn load_catalog(&self) -> Result<Catalog, StoreError> {
         let mut catalog = Catalog::default();
@@ -113,6 +123,42 @@ pub const KINDS: [&str; 9] = [
     "webhooks",
     "policies",
 ];
+
+/// The tables [`Store::counts`] reports, in order: the object kinds, then health and the outbox.
+pub const TABLES: [&str; 12] = [
+    "accounts",
+    "users",
+    "tokens",
+    "zones",
+    "monitors",
+    "pools",
+    "load_balancers",
+    "webhooks",
+    "policies",
+    "location_states",
+    "health_events",
+    "outbox",
+];
+
+/// Everything a store holds (see [`Store::export`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Export {
+    /// Every object, as the changes that rebuild the catalog from empty (referenced kinds first).
+    pub objects: Vec<Change>,
+    pub states: Vec<(ProbeKey, Location, LocationState)>,
+    /// With their sequence numbers, oldest first.
+    pub events: Vec<(i64, Event)>,
+    /// Every notification, delivered, pending or given up, oldest first.
+    pub outbox: Vec<OutboxRow>,
+}
+
+/// One notification in the outbox, every column of it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboxRow {
+    pub delivery: Delivery,
+    /// When it is due next (pending ones).
+    pub next_at: Timestamp,
+}
 
 /// Notifications waiting for one destination, at most (see [`Store::record_health`]).
 pub const PENDING_PER_DESTINATION: usize = 100;

@@ -33,25 +33,12 @@ pub struct MemoryStore {
 }
 
 /// Where a change lands: its kind's index, the object's id, and whether it is kept.
-fn slot(change: &Change) -> (usize, String, bool) {
+fn slot(change: &Change) -> Result<(usize, String, bool), StoreError> {
     let kind = |name: &str| KINDS.iter().position(|k| *k == name).unwrap_or(0);
-    match change {
-        Change::PutAccount(a) => (kind("accounts"), a.id.to_string(), true),
-        Change::PutUser(u) => (kind("users"), u.id.to_string(), true),
-        Change::PutToken(t) => (kind("tokens"), t.id.to_string(), true),
-        Change::PutZone(z) => (kind("zones"), z.id.to_string(), true),
-        Change::DeleteZone(id) => (kind("zones"), id.to_string(), false),
-        Change::PutMonitor(m) => (kind("monitors"), m.id.to_string(), true),
-        Change::DeleteMonitor(id) => (kind("monitors"), id.to_string(), false),
-        Change::PutPool(p) => (kind("pools"), p.id.to_string(), true),
-        Change::DeletePool(id) => (kind("pools"), id.to_string(), false),
-        Change::PutLoadBalancer(lb) => (kind("load_balancers"), lb.id.to_string(), true),
-        Change::DeleteLoadBalancer(id) => (kind("load_balancers"), id.to_string(), false),
-        Change::PutWebhook(w) => (kind("webhooks"), w.id.to_string(), true),
-        Change::DeleteWebhook(id) => (kind("webhooks"), id.to_string(), false),
-        Change::PutPolicy(p) => (kind("policies"), p.id.to_string(), true),
-        Change::DeletePolicy(id) => (kind("policies"), id.to_string(), false),
-    }
+    Ok(match crate::rows::encode(change)? {
+        crate::rows::RowWrite::Put { kind: k, id, .. } => (kind(k), id, true),
+        crate::rows::RowWrite::Delete { kind: k, id } => (kind(k), id, false),
+    })
 }
 
 impl MemoryStore {
@@ -72,8 +59,8 @@ impl Store for MemoryStore {
     fn commit(&self, changes: &[Change]) -> Result<(), StoreError> {
         // Under one lock: all of them or, since nothing here can fail half-way, none.
         let mut inner = self.inner();
-        for change in changes {
-            let (kind, id, keep) = slot(change);
+        let slots = changes.iter().map(slot).collect::<Result<Vec<_>, _>>()?;
+        for (change, (kind, id, keep)) in changes.iter().zip(slots) {
             if keep {
                 inner.objects.insert((kind, id), change.clone());
             } else {
@@ -246,6 +233,76 @@ impl Store for MemoryStore {
             deliveries,
             states: s - inner.states.len(),
         })
+    }
+
+    fn export(&self) -> Result<crate::Export, StoreError> {
+        let inner = self.inner();
+        Ok(crate::Export {
+            objects: inner.objects.values().cloned().collect(),
+            states: inner
+                .states
+                .iter()
+                .map(|((k, l), s)| (k.clone(), l.clone(), s.clone()))
+                .collect(),
+            events: inner.events.clone(),
+            outbox: inner
+                .outbox
+                .iter()
+                .map(|(d, next_at)| crate::OutboxRow {
+                    delivery: d.clone(),
+                    next_at: *next_at,
+                })
+                .collect(),
+        })
+    }
+
+    fn import(&self, data: &crate::Export) -> Result<(), StoreError> {
+        let mut inner = self.inner();
+        if !inner.objects.is_empty()
+            || !inner.states.is_empty()
+            || !inner.events.is_empty()
+            || !inner.outbox.is_empty()
+        {
+            return Err(StoreError::Conflict("the target store is not empty".into()));
+        }
+        let slots = data
+            .objects
+            .iter()
+            .map(slot)
+            .collect::<Result<Vec<_>, _>>()?;
+        for (change, (kind, id, _)) in data.objects.iter().zip(slots) {
+            inner.objects.insert((kind, id), change.clone());
+        }
+        for (k, l, st) in &data.states {
+            inner.states.insert((k.clone(), l.clone()), st.clone());
+        }
+        inner.events = data.events.clone();
+        inner.outbox = data
+            .outbox
+            .iter()
+            .map(|r| (r.delivery.clone(), r.next_at))
+            .collect();
+        let top = data
+            .events
+            .iter()
+            .map(|(seq, _)| *seq)
+            .chain(data.outbox.iter().map(|r| r.delivery.seq))
+            .max()
+            .unwrap_or(0);
+        inner.next_seq = inner.next_seq.max(top);
+        Ok(())
+    }
+
+    fn counts(&self) -> Result<BTreeMap<&'static str, u64>, StoreError> {
+        let inner = self.inner();
+        let mut out: BTreeMap<&'static str, u64> = crate::TABLES.iter().map(|t| (*t, 0)).collect();
+        for (kind, _) in inner.objects.keys() {
+            *out.entry(KINDS[*kind]).or_default() += 1;
+        }
+        out.insert("location_states", inner.states.len() as u64);
+        out.insert("health_events", inner.events.len() as u64);
+        out.insert("outbox", inner.outbox.len() as u64);
+        Ok(out)
     }
 
     fn size_bytes(&self) -> Result<u64, StoreError> {

@@ -115,7 +115,7 @@ pub fn run(args: EdgeArgs) -> anyhow::Result<()> {
         let agent = match (&args.agent_token, &args.location, dataplane.region()) {
             (Some(token), Some(name), Some(region)) => {
                 let client = vantage_control::agent::client::Client::new(
-                    &args.controllers[0],
+                    &args.controllers,
                     token.clone(),
                     ca.as_deref(),
                 )?;

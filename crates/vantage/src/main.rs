@@ -15,6 +15,7 @@ mod process;
 mod remote;
 mod serve;
 mod status;
+mod store_copy;
 mod tls;
 
 use std::path::PathBuf;
@@ -75,6 +76,9 @@ enum Command {
     /// Manage zones in a data directory.
     #[command(subcommand)]
     Zone(admin::ZoneCommand),
+    /// Move a store: from a data directory's SQLite file to PostgreSQL, or back.
+    #[command(subcommand)]
+    Store(store_copy::StoreCommand),
     /// Run one health check with monitor semantics and print the verdict (exit 1 when
     /// unhealthy).
     Check(check::CheckArgs),
@@ -99,6 +103,7 @@ fn main() -> ExitCode {
         Command::Token(cmd) => admin::token(cmd),
         Command::Account(cmd) => admin::account(cmd),
         Command::Zone(cmd) => admin::zone(cmd),
+        Command::Store(cmd) => store_copy::run(cmd),
         Command::Status(args) => status::run(args),
         Command::Apply(args) => config::apply(args),
         Command::Export(args) => config::export(args),

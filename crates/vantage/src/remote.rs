@@ -12,9 +12,16 @@ use vantage_probe::Prober;
 
 #[derive(Debug, clap::Args)]
 pub struct AgentArgs {
-    /// The controller (`vantage serve`), e.g. `https://vantage.example:8080`.
-    #[arg(long, env = "VANTAGE_CONTROLLER")]
-    controller: String,
+    /// The controller (`vantage serve`), e.g. `https://vantage.example:8080`; repeatable (or
+    /// comma-separated): the agent talks to one at a time and moves to the next when it does
+    /// not answer.
+    #[arg(
+        long = "controller",
+        env = "VANTAGE_CONTROLLER",
+        value_delimiter = ',',
+        required = true
+    )]
+    controllers: Vec<String>,
     /// An agent token (`vantage token create --agent`).
     #[arg(long, env = "VANTAGE_AGENT_TOKEN", hide_env_values = true)]
     token: String,
@@ -49,7 +56,7 @@ pub fn run(args: AgentArgs) -> anyhow::Result<()> {
         }
         None => None,
     };
-    let controller = Client::new(&args.controller, args.token.clone(), ca.as_deref())?;
+    let controller = Client::new(&args.controllers, args.token.clone(), ca.as_deref())?;
     let location = Location {
         region: args.region,
         name: args.location.clone(),

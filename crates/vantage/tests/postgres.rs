@@ -159,3 +159,59 @@ fn a_store_that_is_not_postgres_is_refused_without_echoing_credentials() {
         "{err}"
     );
 }
+
+fn copy(from: &str, to: &str) -> std::process::Output {
+    Command::new(bin())
+        .args(["store", "copy", "--from", from, "--to", to])
+        .output()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sqlite_store_moves_up_to_postgres() {
+    let cluster = Cluster::start();
+    let url = cluster.database("moved");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let server = Server::start_with(&dir, &[("VANTAGE_BOOTSTRAP_TOKEN", TOKEN)], &[])
+        .expect("serve starts on SQLite");
+    let account = server.account_id().await;
+    let pools = format!("/accounts/{account}/load_balancers/pools");
+    server
+        .create(
+            &pools,
+            json!({"name": "eu", "origins": [{"name": "a", "address": "192.0.2.1"}]}),
+        )
+        .await;
+    let source = dir.to_str().unwrap().to_owned();
+    let running = copy(&source, &url);
+    assert!(!running.status.success());
+    assert!(
+        String::from_utf8_lossy(&running.stderr).contains("stop it first"),
+        "{}",
+        String::from_utf8_lossy(&running.stderr)
+    );
+    assert!(server.terminate().success());
+
+    let out = copy(&source, &url);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        report.contains("pools") && report.contains("as many rows"),
+        "{report}"
+    );
+    let again = copy(&source, &url);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("not empty"));
+
+    // The same token, account and pool, now served from PostgreSQL.
+    let moved = start(&tmp.path().join("elsewhere"), &url).expect("serve starts on the copy");
+    assert_eq!(moved.account_id().await, account);
+    let (status, body) = moved.call(Method::GET, &pools, None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["result"][0]["name"], "eu", "{body}");
+}

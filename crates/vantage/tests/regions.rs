@@ -165,10 +165,21 @@ async fn four_agents_two_regions_vote() {
         )
         .await;
     }
+    // The first agent is told of a dead controller first: it must move on to the live one by
+    // itself for its location to report.
+    let with_a_dead_one = format!("http://127.0.0.1:9,{controller}");
     let mut running: Vec<Option<Agent>> = agents
         .iter()
         .zip(&tokens)
-        .map(|((r, l, src), token)| Some(Agent::start(&controller, token, r, l, src)))
+        .enumerate()
+        .map(|(i, ((r, l, src), token))| {
+            let controllers = if i == 0 {
+                &with_a_dead_one
+            } else {
+                &controller
+            };
+            Some(Agent::start(controllers, token, r, l, src))
+        })
         .collect();
     let limit = Duration::from_secs(40);
     eventually(limit, "all four locations report on every pool", || async {

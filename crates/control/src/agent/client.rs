@@ -33,12 +33,15 @@ pub(crate) fn controller_client(
     Ok((builder.build()?, base))
 }
 
-/// The controller as seen from a remote agent (`vantage agent`): the agent protocol's
-/// client end, over HTTP(S) with an agent token.
+/// The controllers as seen from a remote agent (`vantage agent`): the agent protocol's
+/// client end, over HTTP(S) with an agent token. With several controllers it talks to one at
+/// a time and moves to the next when that one does not answer (or answers 5xx): the callers'
+/// backoff and jitter pace the turns, and no restart is ever needed.
 #[derive(Debug)]
 pub struct Client {
     client: reqwest::Client,
-    base: String,
+    bases: Vec<String>,
+    current: std::sync::atomic::AtomicUsize,
     token: String,
 }
 
@@ -50,37 +53,73 @@ struct Envelope<T> {
 }
 
 impl Client {
-    /// A client of the controller at `base` (an http:// or https:// URL); `ca_pem` adds a
-    /// root certificate to trust for it.
-    pub fn new(base: &str, token: String, ca_pem: Option<&[u8]>) -> anyhow::Result<Self> {
-        let (client, base) = controller_client(
-            base,
-            ca_pem,
-            Duration::from_secs(5),
-            Duration::from_secs(40),
-        )?;
+    /// A client of the controllers at `bases` (http:// or https:// URLs, tried in turn);
+    /// `ca_pem` adds a root certificate to trust for them.
+    pub fn new(bases: &[String], token: String, ca_pem: Option<&[u8]>) -> anyhow::Result<Self> {
+        let mut client = None;
+        let mut checked = Vec::new();
+        for base in bases {
+            let (c, base) = controller_client(
+                base,
+                ca_pem,
+                Duration::from_secs(5),
+                Duration::from_secs(40),
+            )?;
+            client.get_or_insert(c);
+            checked.push(base);
+        }
+        let Some(client) = client else {
+            bail!("name at least one --controller");
+        };
         Ok(Self {
             client,
-            base,
+            bases: checked,
+            current: std::sync::atomic::AtomicUsize::new(0),
             token,
         })
     }
 
-    /// The controller's base URL (for logs).
+    /// The controller talked to now (for logs).
     pub fn base(&self) -> &str {
-        &self.base
+        let i = self.current.load(std::sync::atomic::Ordering::Relaxed);
+        &self.bases[i % self.bases.len()]
     }
 
-    /// Sends `request` with the agent's token and protocol version; the envelope's result.
+    /// Moves on to the next controller (after `failed` did not answer well).
+    fn next_controller(&self, failed: &str) {
+        if self.bases.len() > 1 {
+            let i = self
+                .current
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                + 1;
+            let next = &self.bases[i % self.bases.len()];
+            tracing::info!(failed, next = %next, "trying the next controller");
+        }
+    }
+
+    /// Sends `build(base)` with the agent's token and protocol version; the envelope's
+    /// result. A controller that cannot be reached or answers 5xx hands over to the next.
     async fn send<T: serde::de::DeserializeOwned>(
         &self,
-        request: reqwest::RequestBuilder,
+        build: impl FnOnce(&str) -> reqwest::RequestBuilder,
     ) -> anyhow::Result<T> {
-        let resp = request
+        let base = self.base().to_owned();
+        let sent = build(&base)
             .bearer_auth(&self.token)
             .header(VERSION_HEADER, VERSION)
             .send()
-            .await?;
+            .await;
+        let resp = match sent {
+            Ok(r) if !r.status().is_server_error() => r,
+            Ok(r) => {
+                self.next_controller(&base);
+                bail!("controller {base} answered {}", r.status());
+            }
+            Err(e) => {
+                self.next_controller(&base);
+                return Err(e).with_context(|| format!("controller {base}"));
+            }
+        };
         let status = resp.status();
         let body: Envelope<T> = resp
             .json()
@@ -107,8 +146,12 @@ impl Client {
         if let Some(v) = known {
             query.push(("version", v.to_string()));
         }
-        let request = self.client.get(format!("{}{ASSIGNMENT_PATH}", self.base));
-        self.send(request.query(&query)).await
+        self.send(|base| {
+            self.client
+                .get(format!("{base}{ASSIGNMENT_PATH}"))
+                .query(&query)
+        })
+        .await
     }
 
     pub async fn report(&self, location: &Location, results: Vec<Reported>) -> anyhow::Result<()> {
@@ -117,9 +160,12 @@ impl Client {
             location: location.name.clone(),
             results,
         };
-        let request = self.client.post(format!("{}{RESULTS_PATH}", self.base));
-        self.send::<serde_json::Value>(request.json(&report))
-            .await
-            .map(|_| ())
+        self.send::<serde_json::Value>(|base| {
+            self.client
+                .post(format!("{base}{RESULTS_PATH}"))
+                .json(&report)
+        })
+        .await
+        .map(|_| ())
     }
 }
