@@ -5,13 +5,24 @@
 #  2. Create 10,000 pools of 8 origins through the API (wrk with a Lua script that stops after
 #     10,000 answers): creates/s, the server's peak RSS, and its RSS after a restart with all of
 #     them loaded.
-# Usage: bench/api.sh            (installs wrk and nginx from Debian if missing; builds --release)
+# Usage: bench/api.sh [--postgres | --fsync]   (installs wrk and nginx from Debian if missing;
+#        builds --release). With --postgres the server keeps its catalog in a throwaway
+#        PostgreSQL cluster on this machine (`--store postgres://…`) instead of the SQLite file;
+#        with --fsync the SQLite file is fsynced on every commit (PostgreSQL's own default
+#        durability: a commit survives a power loss).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 source bench/lib.sh
 
-start_vantage "$WORK/data" "$WORK/vantage.log"
+STORE=sqlite; STORE_FLAGS=()
+if [[ ${1:-} == --postgres ]]; then
+  start_postgres
+  STORE=postgres; STORE_FLAGS=(--store "$PG_URL")
+elif [[ ${1:-} == --fsync ]]; then
+  STORE=sqlite-fsync; STORE_FLAGS=(--fsync)
+fi
+start_vantage "$WORK/data" "$WORK/vantage.log" "${STORE_FLAGS[@]}"
 BASE=http://$VADDR/client/v4
 ACCOUNT=$(api "$BASE/accounts" | json 'd["result"][0]["id"]')
 POOL_BODY='{"name":"bench","origins":[{"name":"o1","address":"192.0.2.1"},{"name":"o2","address":"192.0.2.2"},{"name":"o3","address":"192.0.2.3"},{"name":"o4","address":"192.0.2.4"},{"name":"o5","address":"192.0.2.5"},{"name":"o6","address":"192.0.2.6"},{"name":"o7","address":"192.0.2.7"},{"name":"o8","address":"192.0.2.8"}]}'
@@ -49,10 +60,10 @@ echo "-- vantage"
 wrk -t1 -c64 -d10s --latency -H "Authorization: Bearer $TOKEN" "http://$VADDR$POOL_PATH" | tee "$WORK/vantage.out"
 rps() { awk '/^Requests\/sec/ {print $2}' "$1"; }
 p99() { awk '$1=="99%" {print $2}' "$1"; }
-python3 - "$(rps "$WORK/nginx.out")" "$(rps "$WORK/vantage.out")" "$(p99 "$WORK/vantage.out")" <<'PY'
+python3 - "$(rps "$WORK/nginx.out")" "$(rps "$WORK/vantage.out")" "$(p99 "$WORK/vantage.out")" "$STORE" <<'PY'
 import sys
 n, v, p99 = float(sys.argv[1]), float(sys.argv[2]), sys.argv[3]
-print(f"RESULT get_pool nginx_rps={n:.0f} vantage_rps={v:.0f} ratio={v/n:.2f} (goal >= 0.5) vantage_p99={p99} (goal <= 5ms)")
+print(f"RESULT get_pool store={sys.argv[4]} nginx_rps={n:.0f} vantage_rps={v:.0f} ratio={v/n:.2f} (goal >= 0.5) vantage_p99={p99} (goal <= 5ms)")
 PY
 
 echo "== create 10,000 pools of 8 origins: wrk -t1 -c16, timed until the 10,000th is stored"
@@ -82,13 +93,13 @@ kill "$WRK"; wait "$WRK" 2>/dev/null || true
 COUNT=$(pool_count)
 PEAK=$(hwm_kb "$VPID")
 kill -TERM "$VPID"; wait "$VPID" || true
-start_vantage "$WORK/data" "$WORK/vantage-restarted.log"
+start_vantage "$WORK/data" "$WORK/vantage-restarted.log" "${STORE_FLAGS[@]}"
 api "http://$VADDR/client/v4/accounts/$ACCOUNT/load_balancers/pools?per_page=1" >/dev/null
 LOADED=$(rss_kb "$VPID")
-python3 - "$T0" "$T1" "$COUNT" "$PEAK" "$LOADED" <<'PY'
+python3 - "$T0" "$T1" "$COUNT" "$PEAK" "$LOADED" "$STORE" <<'PY'
 import sys
 t0, t1, count, peak, loaded = float(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
 rate = 10000 / (t1 - t0)
-print(f"RESULT create_pools stored={count} seconds={t1 - t0:.2f} creates_per_s={rate:.0f} (goal >= 1000) peak_rss={peak/1024:.1f}MB "
+print(f"RESULT create_pools store={sys.argv[6]} stored={count} seconds={t1 - t0:.2f} creates_per_s={rate:.0f} (goal >= 1000) peak_rss={peak/1024:.1f}MB "
       f"rss_after_restart_with_all_loaded={loaded/1024:.1f}MB (goal <= 150MB)")
 PY

@@ -62,6 +62,8 @@ struct Connection {
     client: Option<Client>,
     /// Whether this process holds [`CONTROLLER_LOCK`] (taken again after a reconnect).
     controller: bool,
+    /// Statements prepared on this connection (gone with it).
+    prepared: std::collections::HashMap<&'static str, postgres::Statement>,
 }
 
 impl Connection {
@@ -82,10 +84,30 @@ impl Connection {
                 ));
             }
             self.client = Some(client);
+            self.prepared.clear();
         }
         self.client
             .as_mut()
             .ok_or_else(|| StoreError::Io("no connection".into()))
+    }
+
+    /// The client and `sql` prepared on it (once per connection: a prepared statement runs
+    /// in one round trip).
+    fn prepared(&mut self, sql: &'static str) -> Result<(&mut Client, postgres::Statement), StoreError> {
+        self.client()?;
+        let client = self
+            .client
+            .as_mut()
+            .ok_or_else(|| StoreError::Io("no connection".into()))?;
+        let statement = match self.prepared.get(sql) {
+            Some(s) => s.clone(),
+            None => {
+                let s = client.prepare(sql).map_err(pg)?;
+                self.prepared.insert(sql, s.clone());
+                s
+            }
+        };
+        Ok((client, statement))
     }
 }
 
@@ -141,6 +163,7 @@ impl PostgresStore {
             config,
             client: None,
             controller: false,
+            prepared: std::collections::HashMap::new(),
         };
         let (jobs, rx) = mpsc::channel::<Job>();
         std::thread::Builder::new()
@@ -225,6 +248,16 @@ fn limit(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
+/// Zones, tokens and users carry a column the database keeps unique for every writer.
+fn unique_column(change: &Change) -> Option<(&'static str, String)> {
+    match change {
+        Change::PutZone(z) => Some(("name", z.name.clone())),
+        Change::PutToken(t) => Some(("digest", hex::encode(t.digest.0))),
+        Change::PutUser(u) => Some(("email", u.email.clone())),
+        _ => None,
+    }
+}
+
 fn write(tx: &mut Transaction<'_>, row: RowWrite, change: &Change) -> Result<(), StoreError> {
     let (kind, id, text) = match row {
         RowWrite::Delete { kind, id } => {
@@ -234,14 +267,7 @@ fn write(tx: &mut Transaction<'_>, row: RowWrite, change: &Change) -> Result<(),
         }
         RowWrite::Put { kind, id, text } => (kind, id, text),
     };
-    // Zones, tokens and users carry a column the database keeps unique for every writer.
-    let unique = match change {
-        Change::PutZone(z) => Some(("name", z.name.clone())),
-        Change::PutToken(t) => Some(("digest", hex::encode(t.digest.0))),
-        Change::PutUser(u) => Some(("email", u.email.clone())),
-        _ => None,
-    };
-    match unique {
+    match unique_column(change) {
         Some((column, value)) => tx.execute(
             &format!(
                 "INSERT INTO {kind} (id, {column}, doc) VALUES ($1, $2, $3)
@@ -316,17 +342,26 @@ impl Store for PostgresStore {
         if changes.is_empty() {
             return Ok(());
         }
-        let writes = changes
-            .iter()
-            .map(|c| Ok((rows::encode(c)?, c.clone())))
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        self.transaction(move |tx| {
-            // The head row serializes catalog commits and counts them.
-            tx.execute("UPDATE catalog_head SET version = version + 1", &[])
+        let (mut kinds, mut ids, mut docs, mut uniq_cols, mut uniq_vals) =
+            (vec![], vec![], vec![], vec![], vec![]);
+        for change in changes {
+            let (kind, id, doc) = match rows::encode(change)? {
+                RowWrite::Put { kind, id, text } => (kind, id, Some(text)),
+                RowWrite::Delete { kind, id } => (kind, id, None),
+            };
+            let (column, value) = unique_column(change).unzip();
+            kinds.push(kind.to_owned());
+            ids.push(id);
+            docs.push(doc);
+            uniq_cols.push(column.map(str::to_owned));
+            uniq_vals.push(value);
+        }
+        self.call(move |conn| {
+            let (client, commit) =
+                conn.prepared("SELECT vantage_commit($1, $2, $3, $4, $5)")?;
+            client
+                .query_one(&commit, &[&kinds, &ids, &docs, &uniq_cols, &uniq_vals])
                 .map_err(pg)?;
-            for (row, change) in writes {
-                write(tx, row, &change)?;
-            }
             Ok(())
         })?;
         self.own_commits.fetch_add(1, Ordering::SeqCst);

@@ -38,6 +38,33 @@ const MIGRATIONS: &[&str] = &[
      CREATE INDEX outbox_due ON outbox (delivered_at, failed, next_at);
      CREATE INDEX outbox_account ON outbox (account, seq);
      CREATE INDEX outbox_pending ON outbox (webhook, delivered_at, failed);",
+    // 2: a catalog commit in one statement (one round trip, atomic as any single statement):
+    // moves the head and writes every row. A row with no document is a deletion; a unique
+    // column (zone name, token digest, user e-mail) comes with its value.
+    "CREATE FUNCTION vantage_commit(kinds TEXT[], ids TEXT[], docs TEXT[], uniq_cols TEXT[],
+                                    uniq_vals TEXT[]) RETURNS BIGINT AS $$
+     DECLARE
+         i INTEGER;
+         v BIGINT;
+     BEGIN
+         UPDATE catalog_head SET version = version + 1 RETURNING version INTO v;
+         FOR i IN 1 .. COALESCE(array_length(kinds, 1), 0) LOOP
+             IF docs[i] IS NULL THEN
+                 EXECUTE format('DELETE FROM %I WHERE id = $1', kinds[i]) USING ids[i];
+             ELSIF uniq_cols[i] IS NULL THEN
+                 EXECUTE format('INSERT INTO %I (id, doc) VALUES ($1, $2)
+                                 ON CONFLICT (id) DO UPDATE SET doc = excluded.doc', kinds[i])
+                     USING ids[i], docs[i];
+             ELSE
+                 EXECUTE format('INSERT INTO %I (id, %I, doc) VALUES ($1, $2, $3)
+                                 ON CONFLICT (id) DO UPDATE SET %I = excluded.%I, doc = excluded.doc',
+                                kinds[i], uniq_cols[i], uniq_cols[i], uniq_cols[i])
+                     USING ids[i], uniq_vals[i], docs[i];
+             END IF;
+         END LOOP;
+         RETURN v;
+     END
+     $$ LANGUAGE plpgsql;",
 ];
 
 pub const SCHEMA_VERSION: usize = MIGRATIONS.len();
