@@ -93,7 +93,10 @@ impl Connection {
 
     /// The client and `sql` prepared on it (once per connection: a prepared statement runs
     /// in one round trip).
-    fn prepared(&mut self, sql: &'static str) -> Result<(&mut Client, postgres::Statement), StoreError> {
+    fn prepared(
+        &mut self,
+        sql: &'static str,
+    ) -> Result<(&mut Client, postgres::Statement), StoreError> {
         self.client()?;
         let client = self
             .client
@@ -357,8 +360,7 @@ impl Store for PostgresStore {
             uniq_vals.push(value);
         }
         self.call(move |conn| {
-            let (client, commit) =
-                conn.prepared("SELECT vantage_commit($1, $2, $3, $4, $5)")?;
+            let (client, commit) = conn.prepared("SELECT vantage_commit($1, $2, $3, $4, $5)")?;
             client
                 .query_one(&commit, &[&kinds, &ids, &docs, &uniq_cols, &uniq_vals])
                 .map_err(pg)?;
