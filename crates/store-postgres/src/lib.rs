@@ -18,7 +18,8 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use postgres::error::SqlState;
-use postgres::{Client, Config, NoTls, Transaction};
+use postgres::{Client, Config, Transaction};
+use tokio_postgres_rustls::MakeRustlsConnect;
 use vantage_core::catalog::Change;
 use vantage_core::health::engine::Event;
 use vantage_core::health::{Location, LocationState, ProbeKey};
@@ -59,6 +60,10 @@ impl std::fmt::Debug for PostgresStore {
 /// The connection thread's state.
 struct Connection {
     config: Config,
+    /// TLS as the URL's `sslmode` asks (`prefer`, the default, uses it when the server offers
+    /// it; `require` insists), verifying the server's certificate and name against the Mozilla
+    /// roots and any `ca_file` given.
+    tls: MakeRustlsConnect,
     client: Option<Client>,
     /// Whether this process holds [`CONTROLLER_LOCK`] (taken again after a reconnect).
     controller: bool,
@@ -74,8 +79,8 @@ impl Connection {
         if self.client.is_none() {
             let mut client = self
                 .config
-                .connect(NoTls)
-                .map_err(|e| StoreError::Io(format!("connecting to PostgreSQL: {e}")))?;
+                .connect(self.tls.clone())
+                .map_err(|e| StoreError::Io(format!("connecting to PostgreSQL: {}", chain(&e))))?;
             if self.controller && !try_lock(&mut client)? {
                 return Err(StoreError::Io(
                     "reconnected to PostgreSQL, but another controller took this database \
@@ -114,11 +119,49 @@ impl Connection {
     }
 }
 
+fn tls_config(ca_file: Option<&std::path::Path>) -> Result<MakeRustlsConnect, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if let Some(path) = ca_file {
+        let pem = std::fs::read(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+        let mut added = 0;
+        for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
+            let cert = cert.map_err(|e| format!("{}: {e}", path.display()))?;
+            roots
+                .add(cert)
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            added += 1;
+        }
+        if added == 0 {
+            return Err(format!("{} holds no PEM certificate", path.display()));
+        }
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(MakeRustlsConnect::new(config))
+}
+
 fn try_lock(client: &mut Client) -> Result<bool, StoreError> {
     client
         .query_one("SELECT pg_try_advisory_lock($1)", &[&CONTROLLER_LOCK])
         .map(|r| r.get(0))
         .map_err(pg)
+}
+
+/// An error and its causes, as one line (a TLS failure's reason is in its source).
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        out.push_str(": ");
+        out.push_str(&c.to_string());
+        cause = c.source();
+    }
+    out
 }
 
 /// A PostgreSQL error as the store reports it: a broken uniqueness rule is a conflict with a
@@ -129,7 +172,7 @@ fn pg(e: postgres::Error) -> StoreError {
     }
     match e.as_db_error() {
         Some(db) => StoreError::Io(format!("PostgreSQL: {}", db.message())),
-        None => StoreError::Io(format!("PostgreSQL: {e}")),
+        None => StoreError::Io(format!("PostgreSQL: {}", chain(&e))),
     }
 }
 
@@ -151,6 +194,12 @@ impl PostgresStore {
     /// brings its schema up to date. A database with a newer schema than this Vantage
     /// understands is refused, untouched.
     pub fn open(url: &str) -> Result<Self, StoreError> {
+        Self::open_with(url, None)
+    }
+
+    /// [`PostgresStore::open`], trusting the CA certificates in the PEM file `ca_file` (a
+    /// private PKI, or a managed service's CA) besides the Mozilla roots.
+    pub fn open_with(url: &str, ca_file: Option<&std::path::Path>) -> Result<Self, StoreError> {
         let shown = without_password(url);
         let mut config: Config = url.parse().map_err(|e| {
             StoreError::Unusable(format!(
@@ -162,8 +211,10 @@ impl PostgresStore {
         }
         config.keepalives_idle(Duration::from_secs(30));
         config.application_name("vantage");
+        let tls = tls_config(ca_file).map_err(|e| StoreError::Unusable(format!("{shown}: {e}")))?;
         let mut connection = Connection {
             config,
+            tls,
             client: None,
             controller: false,
             prepared: std::collections::HashMap::new(),
@@ -205,6 +256,19 @@ impl PostgresStore {
             }
             conn.controller = true;
             Ok(())
+        })
+    }
+
+    /// Whether the connection to the server is encrypted (TLS).
+    pub fn tls_in_use(&self) -> Result<bool, StoreError> {
+        self.call(|conn| {
+            conn.client()?
+                .query_one(
+                    "SELECT COALESCE((SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()), false)",
+                    &[],
+                )
+                .map(|r| r.get(0))
+                .map_err(pg)
         })
     }
 

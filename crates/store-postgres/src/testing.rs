@@ -14,6 +14,8 @@ pub struct Cluster {
     bin: PathBuf,
     port: u16,
     as_postgres: bool,
+    /// Server options for TLS, when it offers it.
+    tls: Option<String>,
 }
 
 fn find_bin() -> PathBuf {
@@ -57,6 +59,16 @@ fn is_root() -> bool {
 impl Cluster {
     /// Initializes and starts a cluster (a few seconds).
     pub fn start() -> Cluster {
+        Self::start_with_tls(None)
+    }
+
+    /// A cluster that offers TLS with this certificate chain and key (PEM), besides plain
+    /// connections.
+    pub fn start_tls(cert_pem: &str, key_pem: &str) -> Cluster {
+        Self::start_with_tls(Some((cert_pem, key_pem)))
+    }
+
+    fn start_with_tls(tls: Option<(&str, &str)>) -> Cluster {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let as_postgres = is_root();
         if as_postgres {
@@ -75,11 +87,36 @@ impl Cluster {
             .and_then(|l| l.local_addr())
             .expect("a free port")
             .port();
+        let tls = tls.map(|(cert, key)| {
+            let (cert_file, key_file) =
+                (dir.path().join("server.crt"), dir.path().join("server.key"));
+            std::fs::write(&cert_file, cert).expect("writing the server certificate");
+            std::fs::write(&key_file, key).expect("writing the server key");
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600))
+                    .expect("the key private");
+            }
+            if as_postgres {
+                let _ = Command::new("chown")
+                    .arg("postgres:postgres")
+                    .arg(&cert_file)
+                    .arg(&key_file)
+                    .status();
+            }
+            format!(
+                " -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
+                cert_file.display(),
+                key_file.display()
+            )
+        });
         let cluster = Cluster {
             bin: find_bin(),
             dir,
             port,
             as_postgres,
+            tls,
         };
         let data = cluster.data();
         cluster.run(
@@ -126,9 +163,10 @@ impl Cluster {
     /// Starts the server again (after [`Cluster::stop`]), on the same port and data.
     pub fn start_server(&self) {
         let options = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200",
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200{}",
             self.port,
-            self.dir.path().display()
+            self.dir.path().display(),
+            self.tls.as_deref().unwrap_or_default()
         );
         let log = self.dir.path().join("server.log");
         self.run(

@@ -154,3 +154,37 @@ fn export_and_import_carry_everything_both_ways() {
     .unwrap();
     contract::export_and_import_carry_everything(&PostgresStore::open(&back).unwrap(), &down);
 }
+
+#[test]
+fn tls_to_the_database_is_verified() {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(vec!["localhost".to_owned()])
+        .unwrap()
+        .signed_by(&key, &ca)
+        .unwrap();
+    let cluster = Cluster::start_tls(&cert.pem(), &key.serialize_pem());
+    cluster.database("secure");
+    let tmp = tempfile::tempdir().unwrap();
+    let ca_file = tmp.path().join("ca.pem");
+    std::fs::write(&ca_file, ca.pem()).unwrap();
+    // By name (the certificate's), insisting on TLS.
+    let url = cluster.url("secure").replace("127.0.0.1", "localhost") + "?sslmode=require";
+
+    let store = PostgresStore::open_with(&url, Some(&ca_file)).unwrap();
+    store
+        .commit(&[Change::PutAccount(contract::account(1))])
+        .unwrap();
+    assert!(store.tls_in_use().unwrap(), "the session is encrypted");
+
+    // A certificate nobody vouched for is refused, naming the reason.
+    let err = PostgresStore::open(&url).unwrap_err().to_string();
+    assert!(err.to_lowercase().contains("certificate"), "{err}");
+    let err = PostgresStore::open_with(&url, Some(&tmp.path().join("missing.pem")))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("missing.pem"), "{err}");
+}

@@ -55,6 +55,16 @@ pub struct DataDir {
     /// SQLite file vantage.db in the data directory.
     #[arg(long, env = "VANTAGE_STORE", value_name = "URL")]
     pub store: Option<String>,
+    /// CA certificates (PEM) to trust for PostgreSQL's TLS certificate besides the Mozilla
+    /// roots (a private PKI, a managed service's CA). Add `sslmode=require` to the URL to
+    /// refuse a server that does not offer TLS.
+    #[arg(
+        long,
+        env = "VANTAGE_STORE_CA_FILE",
+        value_name = "PEM",
+        requires = "store"
+    )]
+    pub store_ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

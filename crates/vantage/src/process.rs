@@ -61,7 +61,10 @@ impl OpenedStore {
 pub fn open_store(data: &DataDir, durability: Durability) -> anyhow::Result<OpenedStore> {
     match data.store.as_deref() {
         Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-            Ok(OpenedStore::Postgres(PostgresStore::open(url)?))
+            Ok(OpenedStore::Postgres(PostgresStore::open_with(
+                url,
+                data.store_ca_file.as_deref(),
+            )?))
         }
         Some(other) => anyhow::bail!(
             "--store {:?} is not a postgres:// URL (leave --store out for the SQLite file in the \

@@ -23,20 +23,25 @@ pub enum StoreCommand {
         /// The target, which must be empty: a data directory or a postgres:// URL.
         #[arg(long)]
         to: String,
+        /// CA certificates (PEM) to trust for PostgreSQL's TLS certificate.
+        #[arg(long, env = "VANTAGE_STORE_CA_FILE", value_name = "PEM")]
+        ca_file: Option<PathBuf>,
     },
 }
 
 /// A store named on the command line: a `postgres://` URL, or a data directory.
-fn open(place: &str) -> anyhow::Result<OpenedStore> {
+fn open(place: &str, ca_file: Option<&PathBuf>) -> anyhow::Result<OpenedStore> {
     let data = if place.starts_with("postgres://") || place.starts_with("postgresql://") {
         DataDir {
             data_dir: PathBuf::from("."),
             store: Some(place.to_owned()),
+            store_ca_file: ca_file.cloned(),
         }
     } else {
         DataDir {
             data_dir: PathBuf::from(place),
             store: None,
+            store_ca_file: None,
         }
     };
     open_store(&data, Durability::Power)
@@ -65,10 +70,12 @@ fn refuse_running(place: &str, store: &OpenedStore) -> anyhow::Result<Option<std
 }
 
 pub fn run(cmd: StoreCommand) -> anyhow::Result<()> {
-    let StoreCommand::Copy { from, to } = cmd;
-    let source = open(&from).context("opening the source")?;
+    let StoreCommand::Copy { from, to, ca_file } = cmd;
+    let source = open(&from, ca_file.as_ref()).context("opening the source")?;
     let _held = refuse_running(&from, &source)?;
-    let target = open(&to).context("opening the target")?.into_shared();
+    let target = open(&to, ca_file.as_ref())
+        .context("opening the target")?
+        .into_shared();
     let source = source.into_shared();
     let data = source.export().context("reading the source")?;
     target.import(&data).context("writing the target")?;
