@@ -93,8 +93,8 @@ impl Controller {
     }
 }
 
-/// Cloudflare's preview shape, from the engine's view: per pool its verdict and, per origin
-/// checked so far, the verdict with the reason, response code and round trip.
+/// Cloudflare's preview shape, from the engine's view: per pool its verdict once known and, per
+/// origin checked so far, the verdict with the reason, response code and round trip.
 fn render(engine: &Engine, pools: &[Pool]) -> Value {
     let view = engine.view();
     let mut result = serde_json::Map::new();
@@ -122,10 +122,13 @@ fn render(engine: &Engine, pools: &[Pool]) -> Value {
                 json!({ v.address.to_string(): o })
             })
             .collect();
-        result.insert(
-            pool.id.to_string(),
-            json!({"healthy": verdicts.healthy.is_healthy(), "origins": origins}),
-        );
+        // Until an origin has been judged the pool's verdict is unknown: left out (as the
+        // SDKs' optional `healthy`), never "unhealthy".
+        let mut entry = json!({ "origins": origins });
+        if let Some(healthy) = verdicts.healthy.known() {
+            entry["healthy"] = json!(healthy);
+        }
+        result.insert(pool.id.to_string(), entry);
     }
     Value::Object(result)
 }
