@@ -92,21 +92,9 @@ create_zone() {
   ZONE=$(api -X POST "$BASE/zones" -d "{\"name\":\"$1\",\"account\":{\"id\":\"$ACCOUNT\"}}" | json 'd["result"]["id"]')
 }
 
-# start_postgres: a throwaway PostgreSQL cluster in $WORK on a free port (as the postgres user
-# when run as root); sets PG_URL to a fresh database in it. Stopped on exit with the rest.
+# start_postgres: a throwaway PostgreSQL cluster in $WORK (scripts/pg-cluster); sets PG_URL to
+# a fresh database in it. Stopped on exit with the rest.
 start_postgres() {
-  bash scripts/need-postgres
-  local bin dir port run=()
-  bin=$(dirname "$(command -v initdb 2>/dev/null || ls /usr/lib/postgresql/*/bin/initdb | sort -V | tail -1)")
-  dir=$WORK/pg; mkdir -p "$dir"
-  if [[ $(id -u) == 0 ]]; then chown -R postgres:postgres "$dir"; run=(runuser -u postgres --); fi
-  port=$((20000 + RANDOM % 20000))
-  "${run[@]}" "$bin/initdb" -D "$dir/data" -U vantage --auth=trust -E UTF8 >/dev/null
-  "${run[@]}" "$bin/pg_ctl" -D "$dir/data" -l "$dir/log" -w \
-    -o "-p $port -k $dir -c listen_addresses=127.0.0.1" start >/dev/null
-  PG_STOP=("${run[@]}" "$bin/pg_ctl" -D "$dir/data" -m immediate stop)
-  trap '"${PG_STOP[@]}" >/dev/null 2>&1 || true; cleanup' EXIT
-  "${run[@]}" "$bin/psql" -h 127.0.0.1 -p "$port" -U vantage -d postgres -qc "CREATE DATABASE bench" >/dev/null 2>&1 \
-    || psql -h 127.0.0.1 -p "$port" -U vantage -d postgres -qc "CREATE DATABASE bench" >/dev/null
-  PG_URL=postgres://vantage@127.0.0.1:$port/bench
+  PG_URL=$(bash scripts/pg-cluster start "$WORK/pg")
+  trap 'bash scripts/pg-cluster stop "$WORK/pg"; cleanup' EXIT
 }
