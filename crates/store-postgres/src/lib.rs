@@ -839,7 +839,11 @@ impl Store for PostgresStore {
                 .map_err(pg)?;
             }
             Ok(())
-        })
+        })?;
+        if !data.objects.is_empty() {
+            self.own_commits.fetch_add(1, Ordering::SeqCst);
+        }
+        Ok(())
     }
 
     fn counts(&self) -> Result<std::collections::BTreeMap<&'static str, u64>, StoreError> {

@@ -47,7 +47,9 @@ fn open(place: &str, ca_file: Option<&PathBuf>) -> anyhow::Result<OpenedStore> {
     open_store(&data, Durability::Power)
 }
 
-/// A copy of a running server's store would miss what it writes meanwhile.
+/// A server must not run on either side: a copy of a running server's store would miss what it
+/// writes meanwhile, and a server on the target would not hold in memory what arrives. Holds
+/// the server's lock (the data directory's, or the database's) until dropped.
 fn refuse_running(place: &str, store: &OpenedStore) -> anyhow::Result<Option<std::fs::File>> {
     match store {
         OpenedStore::Sqlite(_) => {
@@ -56,14 +58,13 @@ fn refuse_running(place: &str, store: &OpenedStore) -> anyhow::Result<Option<std
                 return Ok(None);
             };
             if !file.try_lock_exclusive().unwrap_or(false) {
-                bail!("a `vantage serve` is running on {place}: stop it first (a copy would miss what it writes meanwhile)");
+                bail!("a `vantage serve` is running on {place}: stop it first");
             }
             Ok(Some(file))
         }
         OpenedStore::Postgres(pg) => {
-            pg.claim_controller().context(
-                "a `vantage serve` is running on the source database: stop it first (a copy would miss what it writes meanwhile)",
-            )?;
+            pg.claim_controller()
+                .context("a `vantage serve` is running on that database: stop it first")?;
             Ok(None)
         }
     }
@@ -73,9 +74,10 @@ pub fn run(cmd: StoreCommand) -> anyhow::Result<()> {
     let StoreCommand::Copy { from, to, ca_file } = cmd;
     let source = open(&from, ca_file.as_ref()).context("opening the source")?;
     let _held = refuse_running(&from, &source)?;
-    let target = open(&to, ca_file.as_ref())
-        .context("opening the target")?
-        .into_shared();
+    let target = open(&to, ca_file.as_ref()).context("opening the target")?;
+    // Nor may a server run on the target: its memory would not hold what arrives.
+    let _held_target = refuse_running(&to, &target)?;
+    let target = target.into_shared();
     let source = source.into_shared();
     let data = source.export().context("reading the source")?;
     target.import(&data).context("writing the target")?;
