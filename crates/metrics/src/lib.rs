@@ -575,6 +575,10 @@ pub struct AgentMetrics {
     pub results_dropped: Counter,
     pub controller_up: Gauge,
     pub targets: Gauge,
+    /// Checks due and not yet started (this machine is behind while it stays above zero).
+    pub backlog: Gauge,
+    /// Checks that started more than a second after they were due.
+    pub late: Counter,
 }
 
 impl Default for AgentMetrics {
@@ -586,6 +590,8 @@ impl Default for AgentMetrics {
             results_dropped: Counter::default(),
             controller_up: Gauge::default(),
             targets: Gauge::default(),
+            backlog: Gauge::default(),
+            late: Counter::default(),
         }
     }
 }
@@ -626,6 +632,16 @@ impl AgentMetrics {
             "targets",
             "Targets in the current assignment",
             self.targets.clone(),
+        );
+        registry.register(
+            "backlog",
+            "Checks due and not yet started: above zero for long, this machine cannot run the offered rate",
+            self.backlog.clone(),
+        );
+        registry.register(
+            "checks_late",
+            "Checks that started more than a second after they were due",
+            self.late.clone(),
         );
         let mut out = String::new();
         if prometheus_client::encoding::text::encode(&mut out, &registry).is_err() {

@@ -61,6 +61,40 @@ impl Lateness {
     }
 }
 
+/// Says when this machine cannot keep up with its assignment: a check that starts more than
+/// [`Behind::LATE`] after it was due counts as late, and while checks are late a warning with
+/// the backlog is logged, at most once per [`Behind::EVERY`] (never one per check).
+#[derive(Debug, Default)]
+struct Behind {
+    late_since_warning: u64,
+    warned_at: Option<i64>,
+}
+
+impl Behind {
+    const LATE: u64 = 1_000_000;
+    const EVERY: i64 = 30_000_000;
+
+    /// A check started `late` µs after it was due, with `waiting` more due behind it. Returns
+    /// the warning to log, when one is due.
+    fn started(&mut self, late: u64, waiting: usize, now: i64) -> Option<String> {
+        if late <= Self::LATE {
+            return None;
+        }
+        self.late_since_warning += 1;
+        if self.warned_at.is_some_and(|at| now - at < Self::EVERY) {
+            return None;
+        }
+        self.warned_at = Some(now);
+        let late_checks = std::mem::take(&mut self.late_since_warning);
+        Some(format!(
+            "probes are falling behind: {waiting} due checks waiting, this one started {:.1} s late, \
+             {late_checks} late since the last warning; this machine cannot run every check on \
+             time (at most {MAX_IN_FLIGHT} at once): add probe locations or lengthen intervals",
+            late as f64 / 1e6
+        ))
+    }
+}
+
 /// Where an agent gets its work and sends its facts: the controller in this process (the
 /// built-in agent), or one across the network (`vantage agent`). Everything else is shared.
 pub enum Link {
@@ -266,6 +300,7 @@ pub async fn run(
     let mut targets: HashMap<ProbeKey, Arc<Probe>> = HashMap::new();
     let limit = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
     let mut lateness = Lateness::default();
+    let mut behind = Behind::default();
     loop {
         let wait = schedule.next_deadline().map(|d| {
             Duration::from_micros(u64::try_from(d.unix_micros() - now().unix_micros()).unwrap_or(0))
@@ -302,12 +337,25 @@ pub async fn run(
                 tracing::debug!(targets = targets.len(), version, "assignment loaded");
             }
             () = crate::drivers::sleep_or_forever(wait) => {
-                for (key, due_at) in schedule.due(now()) {
+                let due = schedule.due(now());
+                let total = due.len();
+                for (i, (key, due_at)) in due.into_iter().enumerate() {
                     let Some(target) = targets.get(&key).cloned() else { continue };
+                    if let Some(m) = &metrics {
+                        m.backlog.set(i64::try_from(total - i).unwrap_or(i64::MAX));
+                    }
                     let Ok(permit) = Arc::clone(&limit).acquire_owned().await else { break };
                     let started = now();
                     let late = u64::try_from(started.unix_micros() - due_at.unix_micros()).unwrap_or(0);
                     lateness.add(late, started.unix_micros());
+                    if late > Behind::LATE {
+                        if let Some(m) = &metrics {
+                            m.late.inc();
+                        }
+                    }
+                    if let Some(warning) = behind.started(late, total - i - 1, started.unix_micros()) {
+                        tracing::warn!("{warning}");
+                    }
                     let (prober, results, metrics) = (prober.clone(), results_tx.clone(), metrics.clone());
                     if let Some(m) = &metrics {
                         m.lateness.observe(late as f64 / 1e6);
@@ -334,6 +382,9 @@ pub async fn run(
                         let _ = results.send(Reported { key: (&t.key).into(), facts: (&facts).into(), at: started });
                         drop(permit);
                     });
+                }
+                if let Some(m) = &metrics {
+                    m.backlog.set(0);
                 }
             }
         }
@@ -378,5 +429,31 @@ impl crate::preview::PreviewRunner for LocalPreviews {
                 })
                 .await
         })
+    }
+}
+
+#[cfg(test)]
+mod behind_tests {
+    use super::Behind;
+
+    #[test]
+    fn warns_with_the_backlog_at_most_every_thirty_seconds() {
+        let mut b = Behind::default();
+        assert_eq!(b.started(999_999, 10, 0), None, "a second late is on time");
+        let first = b.started(2_500_000, 7, 1_000_000).expect("a warning");
+        assert!(
+            first.contains("7 due checks waiting") && first.contains("2.5 s late"),
+            "{first}"
+        );
+        assert_eq!(
+            b.started(3_000_000, 6, 2_000_000),
+            None,
+            "not again so soon"
+        );
+        assert_eq!(b.started(3_000_000, 5, 20_000_000), None);
+        let again = b
+            .started(4_000_000, 9, 31_000_001)
+            .expect("after thirty seconds");
+        assert!(again.contains("3 late since the last warning"), "{again}");
     }
 }
