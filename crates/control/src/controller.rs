@@ -271,9 +271,20 @@ impl Controller {
     where
         F: FnOnce(&Catalog, Timestamp) -> Result<Vec<Change>, E>,
     {
-        let _writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let mut writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        // Validate against what the store holds now: another process (the CLI) may have
+        // committed since the last look.
+        self.reload_locked(&mut writer)
+            .map_err(CommitError::Store)?;
         let changes = command(&self.catalog(), self.now()).map_err(CommitError::Command)?;
-        self.store.commit(&changes).map_err(CommitError::Store)?;
+        // And write only if nobody committed in between (a store that can check it).
+        if let Err(e) = self.store.commit_at(&changes, writer.seen_version) {
+            if matches!(e, vantage_store::StoreError::Conflict(_)) {
+                // The next write validates against the fresh catalog.
+                let _ = self.reload_locked(&mut writer);
+            }
+            return Err(CommitError::Store(e));
+        }
         let mut catalog = self.catalog.write().unwrap_or_else(|p| p.into_inner());
         for change in &changes {
             catalog.apply(change.clone());
@@ -289,6 +300,10 @@ impl Controller {
     /// last look. Returns whether it reloaded. Blocking: call from a blocking thread.
     pub fn reload_if_changed(&self) -> Result<bool, StoreError> {
         let mut writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        self.reload_locked(&mut writer)
+    }
+
+    fn reload_locked(&self, writer: &mut WriterState) -> Result<bool, StoreError> {
         let version = self.store.external_version()?;
         if version == writer.seen_version {
             return Ok(false);

@@ -170,6 +170,12 @@ fn pg(e: postgres::Error) -> StoreError {
     if e.code() == Some(&SqlState::UNIQUE_VIOLATION) {
         return StoreError::Conflict(e.to_string());
     }
+    if e.code() == Some(&SqlState::T_R_SERIALIZATION_FAILURE) {
+        let detail = e
+            .as_db_error()
+            .map_or_else(|| e.to_string(), |d| d.message().to_owned());
+        return StoreError::Conflict(detail);
+    }
     match e.as_db_error() {
         Some(db) => StoreError::Io(format!("PostgreSQL: {}", db.message())),
         None => StoreError::Io(format!("PostgreSQL: {}", chain(&e))),
@@ -257,6 +263,45 @@ impl PostgresStore {
             conn.controller = true;
             Ok(())
         })
+    }
+
+    /// Commits in one round trip: the catalog head moves, every row is written; with
+    /// `expected`, only if the head is still there.
+    fn commit_expecting(
+        &self,
+        changes: &[Change],
+        expected: Option<i64>,
+    ) -> Result<(), StoreError> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let (mut kinds, mut ids, mut docs, mut uniq_cols, mut uniq_vals) =
+            (vec![], vec![], vec![], vec![], vec![]);
+        for change in changes {
+            let (kind, id, doc) = match rows::encode(change)? {
+                RowWrite::Put { kind, id, text } => (kind, id, Some(text)),
+                RowWrite::Delete { kind, id } => (kind, id, None),
+            };
+            let (column, value) = unique_column(change).unzip();
+            kinds.push(kind.to_owned());
+            ids.push(id);
+            docs.push(doc);
+            uniq_cols.push(column.map(str::to_owned));
+            uniq_vals.push(value);
+        }
+        self.call(move |conn| {
+            let (client, commit) =
+                conn.prepared("SELECT vantage_commit($1, $2, $3, $4, $5, $6)")?;
+            client
+                .query_one(
+                    &commit,
+                    &[&expected, &kinds, &ids, &docs, &uniq_cols, &uniq_vals],
+                )
+                .map_err(pg)?;
+            Ok(())
+        })?;
+        self.own_commits.fetch_add(1, Ordering::SeqCst);
+        Ok(())
     }
 
     /// Whether the connection to the server is encrypted (TLS).
@@ -406,32 +451,14 @@ impl Store for PostgresStore {
     }
 
     fn commit(&self, changes: &[Change]) -> Result<(), StoreError> {
-        if changes.is_empty() {
-            return Ok(());
-        }
-        let (mut kinds, mut ids, mut docs, mut uniq_cols, mut uniq_vals) =
-            (vec![], vec![], vec![], vec![], vec![]);
-        for change in changes {
-            let (kind, id, doc) = match rows::encode(change)? {
-                RowWrite::Put { kind, id, text } => (kind, id, Some(text)),
-                RowWrite::Delete { kind, id } => (kind, id, None),
-            };
-            let (column, value) = unique_column(change).unzip();
-            kinds.push(kind.to_owned());
-            ids.push(id);
-            docs.push(doc);
-            uniq_cols.push(column.map(str::to_owned));
-            uniq_vals.push(value);
-        }
-        self.call(move |conn| {
-            let (client, commit) = conn.prepared("SELECT vantage_commit($1, $2, $3, $4, $5)")?;
-            client
-                .query_one(&commit, &[&kinds, &ids, &docs, &uniq_cols, &uniq_vals])
-                .map_err(pg)?;
-            Ok(())
-        })?;
-        self.own_commits.fetch_add(1, Ordering::SeqCst);
-        Ok(())
+        self.commit_expecting(changes, None)
+    }
+
+    fn commit_at(&self, changes: &[Change], seen: u64) -> Result<(), StoreError> {
+        // `seen` counts other writers' commits; the head counts this store's too.
+        let own = self.own_commits.load(Ordering::SeqCst);
+        let expected = i64::try_from(seen.wrapping_add(own)).unwrap_or(i64::MAX);
+        self.commit_expecting(changes, Some(expected))
     }
 
     fn external_version(&self) -> Result<u64, StoreError> {

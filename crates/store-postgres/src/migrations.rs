@@ -39,14 +39,21 @@ const MIGRATIONS: &[&str] = &[
      CREATE INDEX outbox_account ON outbox (account, seq);
      CREATE INDEX outbox_pending ON outbox (webhook, delivered_at, failed);",
     // 2: a catalog commit in one statement (one round trip, atomic as any single statement):
-    // moves the head and writes every row. A row with no document is a deletion; a unique
-    // column (zone name, token digest, user e-mail) comes with its value.
-    "CREATE FUNCTION vantage_commit(kinds TEXT[], ids TEXT[], docs TEXT[], uniq_cols TEXT[],
-                                    uniq_vals TEXT[]) RETURNS BIGINT AS $$
+    // moves the head and writes every row. With `expected`, only if the head is still there
+    // (else SQLSTATE 40001, nothing written: another writer committed first). A row with no
+    // document is a deletion; a unique column (zone name, token digest, user e-mail) comes
+    // with its value.
+    "CREATE FUNCTION vantage_commit(expected BIGINT, kinds TEXT[], ids TEXT[], docs TEXT[],
+                                    uniq_cols TEXT[], uniq_vals TEXT[]) RETURNS BIGINT AS $$
      DECLARE
          i INTEGER;
          v BIGINT;
      BEGIN
+         SELECT version INTO v FROM catalog_head FOR UPDATE;
+         IF expected IS NOT NULL AND v <> expected THEN
+             RAISE EXCEPTION 'the catalog changed under this write (version % is not %)', v, expected
+                 USING ERRCODE = '40001';
+         END IF;
          UPDATE catalog_head SET version = version + 1 RETURNING version INTO v;
          FOR i IN 1 .. COALESCE(array_length(kinds, 1), 0) LOOP
              IF docs[i] IS NULL THEN

@@ -188,3 +188,44 @@ fn tls_to_the_database_is_verified() {
         .to_string();
     assert!(err.contains("missing.pem"), "{err}");
 }
+
+#[test]
+fn a_commit_validated_against_an_older_catalog_is_refused() {
+    let (_cluster, url) = fresh("stale");
+    let server = PostgresStore::open(&url).unwrap();
+    let cli = PostgresStore::open(&url).unwrap();
+    let seen = server.external_version().unwrap();
+    // Its own commits do not make the server's view stale.
+    server
+        .commit_at(&[Change::PutAccount(contract::account(1))], seen)
+        .unwrap();
+    server
+        .commit_at(&[Change::PutAccount(contract::account(2))], seen)
+        .unwrap();
+    // Another writer's do.
+    cli.commit(&[Change::PutAccount(contract::account(3))])
+        .unwrap();
+    let err = server
+        .commit_at(&[Change::PutAccount(contract::account(4))], seen)
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::Conflict(_)) && err.to_string().contains("changed"),
+        "{err}"
+    );
+    let names: Vec<String> = server
+        .load_catalog()
+        .unwrap()
+        .accounts()
+        .map(|a| a.name.clone())
+        .collect();
+    assert_eq!(
+        names,
+        ["acct1", "acct2", "acct3"],
+        "the stale write wrote nothing"
+    );
+    // Validated again at the version it now sees, it goes through.
+    let now = server.external_version().unwrap();
+    server
+        .commit_at(&[Change::PutAccount(contract::account(4))], now)
+        .unwrap();
+}

@@ -39,6 +39,17 @@ pub trait Store: Send + Sync + 'static {
     /// long-running server can notice edits made by the CLI.
     fn external_version(&self) -> Result<u64, StoreError>;
 
+    /// Commits `changes` only if no other process committed since `external_version` was
+    /// `seen` (the version the caller's catalog reflects, against which it validated them);
+    /// else nothing is written and the answer is [`StoreError::Conflict`]. A store that
+    /// cannot check this inside its transaction commits as [`Store::commit`] does (SQLite: its
+    /// one server re-reads the file's version before every write, and the CLI's writes are
+    /// rare and unique-keyed).
+    fn commit_at(&self, changes: &[Change], seen: u64) -> Result<(), StoreError> {
+        let _ = seen;
+        self.commit(changes)
+    }
+
     /// Every stored per-location health state, to resume verdicts after a restart.
     fn load_health(&self) -> Result<Vec<(ProbeKey, Location, LocationState)>, StoreError>;
 
