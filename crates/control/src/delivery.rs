@@ -138,7 +138,26 @@ pub async fn deliver(state: Arc<Controller>) {
     }
 }
 
+/// How long one attempt holds its claim on a notification: well past the request's timeout,
+/// so it ends by itself only when the controller died mid-attempt.
+const CLAIM: Duration = Duration::from_secs(60);
+
 async fn attempt(state: &Arc<Controller>, http: &reqwest::Client, d: Delivery) {
+    // Another controller on the same store may have taken it since it was listed as due.
+    let st = Arc::clone(state);
+    let seq = d.seq;
+    match tokio::task::spawn_blocking(move || st.claim_delivery(seq, CLAIM)).await {
+        Ok(Ok(true)) => {}
+        Ok(Ok(false)) => return,
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "notifications: claiming a delivery");
+            return;
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "notifications: claiming a delivery");
+            return;
+        }
+    }
     let webhook = d.item.webhook;
     let result = match state.webhook(webhook) {
         None => Err("the webhook destination was deleted".to_owned()),

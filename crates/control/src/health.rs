@@ -359,6 +359,21 @@ impl Controller {
         self.store.due_deliveries(self.now(), limit)
     }
 
+    /// Claims a due notification for one attempt by this controller (blocking: writes the
+    /// store); `false` when another controller sharing the store holds it.
+    pub fn claim_delivery(
+        &self,
+        seq: i64,
+        lease: std::time::Duration,
+    ) -> Result<bool, vantage_store::StoreError> {
+        let now = self.now();
+        let until = vantage_core::Timestamp::from_unix_micros(
+            now.unix_micros()
+                .saturating_add(i64::try_from(lease.as_micros()).unwrap_or(i64::MAX)),
+        );
+        self.store.claim_delivery(seq, now, until)
+    }
+
     /// Records a delivery attempt (blocking: writes the store).
     pub fn delivery_attempted(
         &self,

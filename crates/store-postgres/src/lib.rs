@@ -573,6 +573,7 @@ impl Store for PostgresStore {
                          WHERE seq IN (SELECT MIN(seq) FROM outbox
                                        WHERE delivered_at IS NULL AND NOT failed AND next_at <= $1
                                        GROUP BY webhook)
+                           AND (claimed_until IS NULL OR claimed_until <= $1)
                          ORDER BY seq LIMIT $2"
                     ),
                     &[&micros(now), &limit(max)],
@@ -581,6 +582,26 @@ impl Store for PostgresStore {
                 .iter()
                 .map(delivery)
                 .collect()
+        })
+    }
+
+    fn claim_delivery(
+        &self,
+        seq: i64,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> Result<bool, StoreError> {
+        self.call(move |conn| {
+            let claimed = conn
+                .client()?
+                .execute(
+                    "UPDATE outbox SET claimed_until = $3
+                     WHERE seq = $1 AND delivered_at IS NULL AND NOT failed
+                       AND (claimed_until IS NULL OR claimed_until <= $2)",
+                    &[&seq, &micros(now), &micros(until)],
+                )
+                .map_err(pg)?;
+            Ok(claimed == 1)
         })
     }
 
@@ -595,12 +616,14 @@ impl Store for PostgresStore {
             match outcome {
                 Ok(()) => client.execute(
                     "UPDATE outbox SET attempts = attempts + 1, last_attempt = $2,
-                                       delivered_at = $2, last_error = NULL WHERE seq = $1",
+                                       delivered_at = $2, last_error = NULL, claimed_until = NULL
+                     WHERE seq = $1",
                     &[&seq, &micros(at)],
                 ),
                 Err((error, next)) => client.execute(
                     "UPDATE outbox SET attempts = attempts + 1, last_attempt = $2, last_error = $3,
-                                       next_at = COALESCE($4, next_at), failed = $5 WHERE seq = $1",
+                                       next_at = COALESCE($4, next_at), failed = $5,
+                                       claimed_until = NULL WHERE seq = $1",
                     &[
                         &seq,
                         &micros(at),

@@ -72,6 +72,8 @@ const MIGRATIONS: &[&str] = &[
          RETURN v;
      END
      $$ LANGUAGE plpgsql;",
+    // 3: a notification claimed for one attempt by one process, until this time.
+    "ALTER TABLE outbox ADD COLUMN claimed_until BIGINT;",
 ];
 
 pub const SCHEMA_VERSION: usize = MIGRATIONS.len();

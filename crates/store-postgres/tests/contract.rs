@@ -229,3 +229,65 @@ fn a_commit_validated_against_an_older_catalog_is_refused() {
         .commit_at(&[Change::PutAccount(contract::account(4))], now)
         .unwrap();
 }
+
+#[test]
+fn a_notification_is_attempted_by_one_process_at_a_time() {
+    use vantage_core::notification::NewDelivery;
+    use vantage_core::{AccountId, PolicyId, Timestamp, WebhookId};
+    let (_cluster, url) = fresh("claims");
+    let (a, b) = (
+        PostgresStore::open(&url).unwrap(),
+        PostgresStore::open(&url).unwrap(),
+    );
+    let t = Timestamp::from_unix_micros;
+    let alert = |hook: u8, at: i64| NewDelivery {
+        account: AccountId::from_bytes([1; 16]),
+        policy: PolicyId::from_bytes([3; 16]),
+        policy_name: "ops".into(),
+        webhook: WebhookId::from_bytes([hook; 16]),
+        payload: "{}".into(),
+        at: t(at),
+    };
+    a.record_health(&[], &[], &[alert(7, 10), alert(7, 20), alert(8, 30)])
+        .unwrap();
+    let due = a.due_deliveries(t(100), 10).unwrap();
+    assert_eq!(due.len(), 2, "the oldest of each destination");
+    let (first, second) = (due[0].seq, due[1].seq);
+    assert!(a.claim_delivery(first, t(100), t(60_000_100)).unwrap());
+    // The other process no longer sees it due, and cannot take it, nor the destination's next.
+    let seen_by_b: Vec<i64> = b
+        .due_deliveries(t(100), 10)
+        .unwrap()
+        .iter()
+        .map(|d| d.seq)
+        .collect();
+    assert_eq!(seen_by_b, [second]);
+    assert!(!b.claim_delivery(first, t(100), t(60_000_100)).unwrap());
+    assert!(b.claim_delivery(second, t(100), t(60_000_100)).unwrap());
+    assert!(!a.claim_delivery(second, t(200), t(60_000_200)).unwrap());
+    // An attempt ends its claim: failed, it is due again at its next time, for anyone.
+    a.delivery_attempted(first, t(300), Err(("503".into(), Some(t(5_000)))))
+        .unwrap();
+    let seqs = |at| -> Vec<i64> {
+        b.due_deliveries(t(at), 10)
+            .unwrap()
+            .iter()
+            .map(|d| d.seq)
+            .collect()
+    };
+    assert!(!seqs(4_999).contains(&first), "not before its retry time");
+    assert!(seqs(5_000).contains(&first));
+    assert!(b.claim_delivery(first, t(5_000), t(60_005_000)).unwrap());
+    // A claim left by a process that died expires.
+    assert!(!a
+        .claim_delivery(second, t(60_000_099), t(120_000_000))
+        .unwrap());
+    assert!(a
+        .claim_delivery(second, t(60_000_100), t(120_000_100))
+        .unwrap());
+    // Delivered, it is never due again.
+    a.delivery_attempted(second, t(60_000_200), Ok(())).unwrap();
+    assert!(!b
+        .claim_delivery(second, t(i64::MAX / 2), t(i64::MAX / 2))
+        .unwrap());
+}

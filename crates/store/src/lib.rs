@@ -71,8 +71,22 @@ pub trait Store: Send + Sync + 'static {
     /// first: a destination with a long backlog never hides the others' notifications.
     fn due_deliveries(&self, now: Timestamp, limit: usize) -> Result<Vec<Delivery>, StoreError>;
 
+    /// Claims a due notification for one attempt by this process until `until`: while the
+    /// claim holds, another process sharing the store neither sees it due nor claims it (so a
+    /// change is delivered by one controller at a time; a claim left by a dead one expires).
+    /// `false`: someone else holds it. A store only one process delivers from needs no claims.
+    fn claim_delivery(
+        &self,
+        seq: i64,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let _ = (seq, now, until);
+        Ok(true)
+    }
+
     /// Records an attempt: delivered, or failed with an error and the time of the next
-    /// attempt (`None`: give up).
+    /// attempt (`None`: give up). It ends the attempt's claim.
     fn delivery_attempted(
         &self,
         seq: i64,
