@@ -24,7 +24,7 @@ use vantage_core::catalog::Change;
 use vantage_core::health::engine::Event;
 use vantage_core::health::{Location, LocationState, ProbeKey};
 use vantage_core::{AccountId, Timestamp};
-use vantage_store::rows::{self, EventRow, LocationRow, LocationStateRow, ProbeKeyRow, RowWrite};
+use vantage_store::rows::{self, RowWrite};
 use vantage_store::{
     Delivery, EventFilter, Export, NewDelivery, OutboxRow, Pruned, Retention, Store, StoreError,
     PENDING_PER_DESTINATION,
@@ -483,10 +483,7 @@ impl Store for PostgresStore {
             {
                 let (target, location, doc): (String, String, String) =
                     (row.get(0), row.get(1), row.get(2));
-                let key: ProbeKeyRow = rows::from_text("location_states", &target, &target)?;
-                let place: LocationRow = rows::from_text("location_states", &target, &location)?;
-                let state: LocationStateRow = rows::from_text("location_states", &target, &doc)?;
-                out.push((key.into(), place.into(), state.into()));
+                out.push(rows::decode_state(&target, &location, &doc)?);
             }
             Ok(out)
         })
@@ -503,23 +500,11 @@ impl Store for PostgresStore {
         }
         let states = states
             .iter()
-            .map(|(k, l, s)| {
-                Ok((
-                    rows::to_text(&ProbeKeyRow::from(k))?,
-                    rows::to_text(&LocationRow::from(l))?,
-                    rows::to_text(&LocationStateRow::from(s))?,
-                ))
-            })
+            .map(|(k, l, s)| rows::encode_state(k, l, s))
             .collect::<Result<Vec<_>, StoreError>>()?;
         let events = events
             .iter()
-            .map(|e| {
-                Ok((
-                    micros(e.at),
-                    e.pool.to_string(),
-                    rows::to_text(&EventRow::from(e))?,
-                ))
-            })
+            .map(|e| Ok((micros(e.at), e.pool.to_string(), rows::encode_event(e)?)))
             .collect::<Result<Vec<_>, StoreError>>()?;
         let alerts = alerts.to_vec();
         self.transaction(move |tx| {
@@ -676,9 +661,7 @@ impl Store for PostgresStore {
                 .iter()
                 .map(|row| {
                     let (seq, text): (i64, String) = (row.get(0), row.get(1));
-                    let event: EventRow =
-                        rows::from_text("health_events", &seq.to_string(), &text)?;
-                    Ok((seq, event.into()))
+                    Ok((seq, rows::decode_event(seq, &text)?))
                 })
                 .collect::<Result<Vec<_>, StoreError>>()?;
             out.reverse();
@@ -705,14 +688,13 @@ impl Store for PostgresStore {
         })?;
         let mut dead = Vec::new();
         for target in targets {
-            let key: ProbeKeyRow = rows::from_text("location_states", &target, &target)?;
-            if !live(&key.into()) {
+            if !live(&rows::decode_target(&target)?) {
                 dead.push(target);
             }
         }
         let forgotten = forgotten
             .iter()
-            .map(|l| rows::to_text(&LocationRow::from(l)))
+            .map(rows::encode_location)
             .collect::<Result<Vec<_>, StoreError>>()?;
         let before = now.unix_micros().saturating_sub(retention.max_age_micros);
         let keep = limit(retention.max_rows);
@@ -759,9 +741,7 @@ impl Store for PostgresStore {
                 .iter()
                 .map(|row| {
                     let (seq, text): (i64, String) = (row.get(0), row.get(1));
-                    let event: EventRow =
-                        rows::from_text("health_events", &seq.to_string(), &text)?;
-                    Ok((seq, event.into()))
+                    Ok((seq, rows::decode_event(seq, &text)?))
                 })
                 .collect::<Result<Vec<_>, StoreError>>()?;
             let outbox = tx
@@ -797,13 +777,7 @@ impl Store for PostgresStore {
         let states = data
             .states
             .iter()
-            .map(|(k, l, s)| {
-                Ok((
-                    rows::to_text(&ProbeKeyRow::from(k))?,
-                    rows::to_text(&LocationRow::from(l))?,
-                    rows::to_text(&LocationStateRow::from(s))?,
-                ))
-            })
+            .map(|(k, l, s)| rows::encode_state(k, l, s))
             .collect::<Result<Vec<_>, StoreError>>()?;
         let events = data
             .events
@@ -813,13 +787,13 @@ impl Store for PostgresStore {
                     *seq,
                     micros(e.at),
                     e.pool.to_string(),
-                    rows::to_text(&EventRow::from(e))?,
+                    rows::encode_event(e)?,
                 ))
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
         let outbox = data.outbox.clone();
         self.transaction(move |tx| {
-            for table in vantage_store::TABLES {
+            for table in vantage_store::tables() {
                 let n: i64 = tx
                     .query_one(&format!("SELECT COUNT(*) FROM {table}"), &[])
                     .map_err(pg)?
@@ -898,8 +872,7 @@ impl Store for PostgresStore {
 
     fn counts(&self) -> Result<std::collections::BTreeMap<&'static str, u64>, StoreError> {
         self.transaction(|tx| {
-            vantage_store::TABLES
-                .into_iter()
+            vantage_store::tables()
                 .map(|table| {
                     let n: i64 = tx
                         .query_one(&format!("SELECT COUNT(*) FROM {table}"), &[])

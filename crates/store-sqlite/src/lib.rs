@@ -10,12 +10,11 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use rusqlite::{params, Connection, ErrorCode, OpenFlags, TransactionBehavior};
-use serde::de::DeserializeOwned;
 use vantage_core::catalog::Change;
 use vantage_core::health::engine::Event;
 use vantage_core::health::{Location, LocationState, ProbeKey};
 use vantage_core::{AccountId, Timestamp};
-use vantage_store::rows::{self, EventRow, LocationRow, LocationStateRow, ProbeKeyRow, RowWrite};
+use vantage_store::rows::{self, RowWrite};
 use vantage_store::{
     Delivery, EventFilter, Export, NewDelivery, OutboxRow, Pruned, Retention, Store, StoreError,
     PENDING_PER_DESTINATION,
@@ -54,9 +53,6 @@ const MIGRATIONS: &[&str] = &[
 ];
 
 pub const SCHEMA_VERSION: usize = MIGRATIONS.len();
-
-/// One table per kind, named after it, loaded in the order the kinds are listed.
-const TABLES: [&str; 9] = vantage_store::KINDS;
 
 #[derive(Debug)]
 pub struct SqliteStore {
@@ -195,14 +191,6 @@ impl SqliteStore {
     }
 }
 
-fn doc<T: serde::Serialize>(v: &T) -> Result<String, StoreError> {
-    rows::to_text(v)
-}
-
-fn decode<T: DeserializeOwned>(table: &str, id: &str, text: &str) -> Result<T, StoreError> {
-    rows::from_text(table, id, text)
-}
-
 fn write(tx: &rusqlite::Transaction<'_>, change: &Change) -> Result<usize, StoreError> {
     let sql = |e: rusqlite::Error| match e.sqlite_error_code() {
         Some(ErrorCode::ConstraintViolation) => StoreError::Conflict(e.to_string()),
@@ -317,7 +305,7 @@ impl Store for SqliteStore {
     fn load(&self) -> Result<Vec<Change>, StoreError> {
         self.with_conn(|conn| {
             let mut out = Vec::new();
-            for table in TABLES {
+            for table in vantage_store::KINDS {
                 let mut stmt = conn
                     .prepare(&format!("SELECT id, doc FROM {table} ORDER BY id"))
                     .map_err(io)?;
@@ -365,11 +353,7 @@ impl Store for SqliteStore {
             let mut out = Vec::new();
             for row in rows {
                 let (target, location, doc) = row.map_err(io)?;
-                out.push((
-                    decode::<ProbeKeyRow>("location_states", &target, &target)?.into(),
-                    decode::<LocationRow>("location_states", &target, &location)?.into(),
-                    decode::<LocationStateRow>("location_states", &target, &doc)?.into(),
-                ));
+                out.push(rows::decode_state(&target, &location, &doc)?);
             }
             Ok(out)
         })
@@ -392,11 +376,7 @@ impl Store for SqliteStore {
                 tx.execute(
                     "INSERT INTO location_states (target, location, doc) VALUES (?1, ?2, ?3)
                      ON CONFLICT(target, location) DO UPDATE SET doc = excluded.doc",
-                    params![
-                        doc(&ProbeKeyRow::from(key))?,
-                        doc(&LocationRow::from(location))?,
-                        doc(&LocationStateRow::from(state))?
-                    ],
+                    rows::encode_state(key, location, state)?,
                 )
                 .map_err(io)?;
             }
@@ -406,7 +386,7 @@ impl Store for SqliteStore {
                     params![
                         e.at.unix_micros(),
                         e.pool.to_string(),
-                        doc(&EventRow::from(e))?
+                        rows::encode_event(e)?
                     ],
                 )
                 .map_err(io)?;
@@ -489,8 +469,7 @@ impl Store for SqliteStore {
                 let rows = stmt.query_map([], |r| r.get::<_, String>(0)).map_err(io)?;
                 for row in rows {
                     let target = row.map_err(io)?;
-                    let key: ProbeKey =
-                        decode::<ProbeKeyRow>("location_states", &target, &target)?.into();
+                    let key: ProbeKey = rows::decode_target(&target)?;
                     if !live(&key) {
                         dead.push(target);
                     }
@@ -506,7 +485,7 @@ impl Store for SqliteStore {
                 states += tx
                     .execute(
                         "DELETE FROM location_states WHERE location = ?1",
-                        [doc(&LocationRow::from(location))?],
+                        [rows::encode_location(location)?],
                     )
                     .map_err(io)?;
             }
@@ -595,10 +574,7 @@ impl Store for SqliteStore {
             let mut out = Vec::new();
             for row in rows {
                 let (seq, text) = row.map_err(io)?;
-                out.push((
-                    seq,
-                    decode::<EventRow>("health_events", &seq.to_string(), &text)?.into(),
-                ));
+                out.push((seq, rows::decode_event(seq, &text)?));
             }
             out.reverse();
             Ok(out)
@@ -618,8 +594,7 @@ impl Store for SqliteStore {
             let mut events = Vec::new();
             for row in rows {
                 let (seq, text) = row.map_err(io)?;
-                let event: EventRow = decode("health_events", &seq.to_string(), &text)?;
-                events.push((seq, event.into()));
+                events.push((seq, rows::decode_event(seq, &text)?));
             }
             let deliveries = query_deliveries(conn, "ORDER BY seq", [])?;
             let mut stmt = conn
@@ -657,7 +632,7 @@ impl Store for SqliteStore {
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(io)?;
-            for table in vantage_store::TABLES {
+            for table in vantage_store::tables() {
                 let n: i64 = tx
                     .query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))
                     .map_err(io)?;
@@ -673,11 +648,7 @@ impl Store for SqliteStore {
             for (key, location, state) in &data.states {
                 tx.execute(
                     "INSERT INTO location_states (target, location, doc) VALUES (?1, ?2, ?3)",
-                    params![
-                        doc(&ProbeKeyRow::from(key))?,
-                        doc(&LocationRow::from(location))?,
-                        doc(&LocationStateRow::from(state))?
-                    ],
+                    rows::encode_state(key, location, state)?,
                 )
                 .map_err(io)?;
             }
@@ -688,7 +659,7 @@ impl Store for SqliteStore {
                         seq,
                         e.at.unix_micros(),
                         e.pool.to_string(),
-                        doc(&EventRow::from(e))?
+                        rows::encode_event(e)?
                     ],
                 )
                 .map_err(io)?;
@@ -724,8 +695,7 @@ impl Store for SqliteStore {
 
     fn counts(&self) -> Result<std::collections::BTreeMap<&'static str, u64>, StoreError> {
         self.with_conn(|conn| {
-            vantage_store::TABLES
-                .into_iter()
+            vantage_store::tables()
                 .map(|table| {
                     let n: i64 = conn
                         .query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))

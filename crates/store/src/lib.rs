@@ -149,21 +149,14 @@ pub const KINDS: [&str; 9] = [
     "policies",
 ];
 
-/// The tables [`Store::counts`] reports, in order: the object kinds, then health and the outbox.
-pub const TABLES: [&str; 12] = [
-    "accounts",
-    "users",
-    "tokens",
-    "zones",
-    "monitors",
-    "pools",
-    "load_balancers",
-    "webhooks",
-    "policies",
-    "location_states",
-    "health_events",
-    "outbox",
-];
+/// The tables of health and notifications, kept beside the object kinds' tables.
+pub const HEALTH_TABLES: [&str; 3] = ["location_states", "health_events", "outbox"];
+
+/// Every table a store holds, as [`Store::counts`] reports them: the object kinds in load
+/// order, then [`HEALTH_TABLES`].
+pub fn tables() -> impl Iterator<Item = &'static str> {
+    KINDS.into_iter().chain(HEALTH_TABLES)
+}
 
 /// Everything a store holds (see [`Store::export`]).
 #[derive(Debug, Clone, Default, PartialEq)]

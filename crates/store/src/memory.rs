@@ -295,7 +295,7 @@ impl Store for MemoryStore {
 
     fn counts(&self) -> Result<BTreeMap<&'static str, u64>, StoreError> {
         let inner = self.inner();
-        let mut out: BTreeMap<&'static str, u64> = crate::TABLES.iter().map(|t| (*t, 0)).collect();
+        let mut out: BTreeMap<&'static str, u64> = crate::tables().map(|t| (t, 0)).collect();
         for (kind, _) in inner.objects.keys() {
             *out.entry(KINDS[*kind]).or_default() += 1;
         }

@@ -1164,3 +1164,49 @@ pub fn from_text<R: serde::de::DeserializeOwned>(
     serde_json::from_str(text)
         .map_err(|e| StoreError::Unusable(format!("stored {table} row {id} cannot be read: {e}")))
 }
+
+// ---- health rows as stored text ----
+
+/// A location state as its three stored texts: probe target, location, document. The first
+/// two are the row's key, so their text must always come out the same.
+pub fn encode_state(
+    key: &ProbeKey,
+    location: &Location,
+    state: &LocationState,
+) -> Result<(String, String, String), StoreError> {
+    Ok((
+        to_text(&ProbeKeyRow::from(key))?,
+        encode_location(location)?,
+        to_text(&LocationStateRow::from(state))?,
+    ))
+}
+
+/// A location state read back from its three stored texts.
+pub fn decode_state(
+    target: &str,
+    location: &str,
+    doc: &str,
+) -> Result<(ProbeKey, Location, LocationState), StoreError> {
+    let place: LocationRow = from_text("location_states", target, location)?;
+    let state: LocationStateRow = from_text("location_states", target, doc)?;
+    Ok((decode_target(target)?, place.into(), state.into()))
+}
+
+/// A stored probe target's text read back.
+pub fn decode_target(target: &str) -> Result<ProbeKey, StoreError> {
+    Ok(from_text::<ProbeKeyRow>("location_states", target, target)?.into())
+}
+
+/// A location's stored text (a key of the location states).
+pub fn encode_location(location: &Location) -> Result<String, StoreError> {
+    to_text(&LocationRow::from(location))
+}
+
+pub fn encode_event(event: &Event) -> Result<String, StoreError> {
+    to_text(&EventRow::from(event))
+}
+
+/// Health event `seq`, read back from its stored text.
+pub fn decode_event(seq: i64, text: &str) -> Result<Event, StoreError> {
+    Ok(from_text::<EventRow>("health_events", &seq.to_string(), text)?.into())
+}

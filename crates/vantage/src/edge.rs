@@ -13,21 +13,11 @@ use crate::dataplane::{DataPlane, DataPlaneArgs};
 
 #[derive(Debug, clap::Args)]
 pub struct EdgeArgs {
-    /// A controller (`vantage serve`) to follow, e.g. `https://vantage.example:8080`;
-    /// repeatable: they are tried in turn while one is unreachable.
-    #[arg(
-        long = "controller",
-        env = "VANTAGE_CONTROLLER",
-        value_delimiter = ',',
-        required = true
-    )]
-    controllers: Vec<String>,
+    #[command(flatten)]
+    controller: crate::process::ControllerArgs,
     /// An edge token (`vantage token create --edge`).
     #[arg(long, env = "VANTAGE_EDGE_TOKEN", hide_env_values = true)]
     token: String,
-    /// CA certificate (PEM) that signs the controllers' certificates, for a private PKI.
-    #[arg(long, env = "VANTAGE_CONTROLLER_CA_FILE")]
-    controller_ca_file: Option<PathBuf>,
     /// Where the edge keeps the last routing snapshot it applied (mode 0600, checked with
     /// the edge token), to serve at once after a restart while no controller answers.
     #[arg(
@@ -56,13 +46,9 @@ pub fn run(args: EdgeArgs) -> anyhow::Result<()> {
     if !args.dataplane.wanted() {
         bail!("an edge serves traffic: give --proxy-listen, --dns-listen or both");
     }
-    let ca = match &args.controller_ca_file {
-        Some(path) => {
-            Some(std::fs::read(path).with_context(|| format!("reading {}", path.display()))?)
-        }
-        None => None,
-    };
+    let ca = args.controller.ca_pem()?;
     let controllers = args
+        .controller
         .controllers
         .iter()
         .map(|c| Client::new(c, args.token.clone(), ca.as_deref()))
@@ -108,14 +94,14 @@ pub fn run(args: EdgeArgs) -> anyhow::Result<()> {
             serve_metrics(addr, Arc::clone(&metrics), edge.status()).await?;
         }
         tracing::info!(
-            controllers = %args.controllers.join(", "),
+            controllers = %args.controller.controllers.join(", "),
             "edge following its controllers"
         );
         let mut own = dataplane.local_addrs();
         let agent = match (&args.agent_token, &args.location, dataplane.region()) {
             (Some(token), Some(name), Some(region)) => {
                 let client = vantage_control::agent::client::Client::new(
-                    &args.controllers,
+                    &args.controller.controllers,
                     token.clone(),
                     ca.as_deref(),
                 )?;

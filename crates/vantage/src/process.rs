@@ -56,16 +56,19 @@ impl OpenedStore {
     }
 }
 
+/// Whether `place` names a PostgreSQL database rather than a data directory.
+pub fn is_postgres_url(place: &str) -> bool {
+    place.starts_with("postgres://") || place.starts_with("postgresql://")
+}
+
 /// Opens the store `data` names: PostgreSQL when `--store` gives a `postgres://` URL, else
 /// the data directory's SQLite file (creating the directory if needed).
 pub fn open_store(data: &DataDir, durability: Durability) -> anyhow::Result<OpenedStore> {
     match data.store.as_deref() {
-        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-            Ok(OpenedStore::Postgres(PostgresStore::open_with(
-                url,
-                data.store_ca_file.as_deref(),
-            )?))
-        }
+        Some(url) if is_postgres_url(url) => Ok(OpenedStore::Postgres(PostgresStore::open_with(
+            url,
+            data.store_ca_file.as_deref(),
+        )?)),
         Some(other) => anyhow::bail!(
             "--store {:?} is not a postgres:// URL (leave --store out for the SQLite file in the \
              data directory)",
@@ -123,4 +126,31 @@ pub async fn shutdown_signal() {
         () = term => {},
     }
     tracing::info!("shutting down: finishing in-flight requests");
+}
+
+/// How an agent or an edge reaches its controllers.
+#[derive(Debug, clap::Args)]
+pub struct ControllerArgs {
+    /// A controller (`vantage serve`), e.g. `https://vantage.example:8080`; repeatable (or
+    /// comma-separated): one is used at a time, and the next when it does not answer.
+    #[arg(
+        long = "controller",
+        env = "VANTAGE_CONTROLLER",
+        value_delimiter = ',',
+        required = true
+    )]
+    pub controllers: Vec<String>,
+    /// CA certificate (PEM) that signs the controllers' certificates, for a private PKI.
+    #[arg(long, env = "VANTAGE_CONTROLLER_CA_FILE")]
+    pub controller_ca_file: Option<std::path::PathBuf>,
+}
+
+impl ControllerArgs {
+    /// The CA file's bytes, when one is given.
+    pub fn ca_pem(&self) -> anyhow::Result<Option<Vec<u8>>> {
+        self.controller_ca_file
+            .as_ref()
+            .map(|path| std::fs::read(path).with_context(|| format!("reading {}", path.display())))
+            .transpose()
+    }
 }

@@ -12,16 +12,8 @@ use vantage_probe::Prober;
 
 #[derive(Debug, clap::Args)]
 pub struct AgentArgs {
-    /// The controller (`vantage serve`), e.g. `https://vantage.example:8080`; repeatable (or
-    /// comma-separated): the agent talks to one at a time and moves to the next when it does
-    /// not answer.
-    #[arg(
-        long = "controller",
-        env = "VANTAGE_CONTROLLER",
-        value_delimiter = ',',
-        required = true
-    )]
-    controllers: Vec<String>,
+    #[command(flatten)]
+    controller: crate::process::ControllerArgs,
     /// An agent token (`vantage token create --agent`).
     #[arg(long, env = "VANTAGE_AGENT_TOKEN", hide_env_values = true)]
     token: String,
@@ -37,9 +29,6 @@ pub struct AgentArgs {
     /// Extra CA certificates (PEM) that HTTPS checks trust.
     #[arg(long, env = "VANTAGE_PROBE_CA_FILE")]
     probe_ca_file: Option<PathBuf>,
-    /// CA certificate (PEM) that signs the controller's certificate, for a private PKI.
-    #[arg(long, env = "VANTAGE_CONTROLLER_CA_FILE")]
-    controller_ca_file: Option<PathBuf>,
     /// Results kept while the controller is unreachable; beyond it the oldest are dropped.
     #[arg(long, default_value_t = 100_000)]
     buffer: usize,
@@ -50,13 +39,12 @@ pub struct AgentArgs {
 
 pub fn run(args: AgentArgs) -> anyhow::Result<()> {
     crate::process::init_logging();
-    let ca = match &args.controller_ca_file {
-        Some(path) => {
-            Some(std::fs::read(path).with_context(|| format!("reading {}", path.display()))?)
-        }
-        None => None,
-    };
-    let controller = Client::new(&args.controllers, args.token.clone(), ca.as_deref())?;
+    let ca = args.controller.ca_pem()?;
+    let controller = Client::new(
+        &args.controller.controllers,
+        args.token.clone(),
+        ca.as_deref(),
+    )?;
     let location = Location {
         region: args.region,
         name: args.location.clone(),

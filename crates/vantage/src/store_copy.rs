@@ -9,7 +9,7 @@ use clap::Subcommand;
 use fs4::fs_std::FileExt;
 use vantage_store_sqlite::Durability;
 
-use crate::process::{open_store, OpenedStore};
+use crate::process::{is_postgres_url, open_store, OpenedStore};
 use crate::DataDir;
 
 #[derive(Debug, Subcommand)]
@@ -31,7 +31,7 @@ pub enum StoreCommand {
 
 /// A store named on the command line: a `postgres://` URL, or a data directory.
 fn open(place: &str, ca_file: Option<&PathBuf>) -> anyhow::Result<OpenedStore> {
-    let data = if place.starts_with("postgres://") || place.starts_with("postgresql://") {
+    let data = if is_postgres_url(place) {
         DataDir {
             data_dir: PathBuf::from("."),
             store: Some(place.to_owned()),
@@ -72,6 +72,10 @@ fn refuse_running(place: &str, store: &OpenedStore) -> anyhow::Result<Option<std
 
 pub fn run(cmd: StoreCommand) -> anyhow::Result<()> {
     let StoreCommand::Copy { from, to, ca_file } = cmd;
+    // A mistyped source directory must not read as an empty store (opening would create one).
+    if !is_postgres_url(&from) && !PathBuf::from(&from).join("vantage.db").is_file() {
+        bail!("there is no store at {from} (no vantage.db in it): name the data directory of the server to copy");
+    }
     let source = open(&from, ca_file.as_ref()).context("opening the source")?;
     let _held = refuse_running(&from, &source)?;
     let target = open(&to, ca_file.as_ref()).context("opening the target")?;

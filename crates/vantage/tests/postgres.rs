@@ -84,13 +84,8 @@ async fn serve_on_postgres_with_the_cli_beside_it_and_through_an_outage() {
     // The database goes away: writes answer 503 with the envelope and change nothing; reads
     // come from memory.
     cluster.stop();
-    let (status, body) = server
-        .call(
-            Method::POST,
-            &pools,
-            Some(json!({"name": "us", "origins": [{"name": "b", "address": "192.0.2.2"}]})),
-        )
-        .await;
+    let us = json!({"name": "us", "origins": [{"name": "b", "address": "192.0.2.2"}]});
+    let (status, body) = server.call(Method::POST, &pools, Some(us.clone())).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert_eq!(body["success"], false);
     assert!(error_code(&body) > 0, "{body}");
@@ -103,13 +98,7 @@ async fn serve_on_postgres_with_the_cli_beside_it_and_through_an_outage() {
     cluster.start_server();
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
     loop {
-        let (status, body) = server
-            .call(
-                Method::POST,
-                &pools,
-                Some(json!({"name": "us", "origins": [{"name": "b", "address": "192.0.2.2"}]})),
-            )
-            .await;
+        let (status, body) = server.call(Method::POST, &pools, Some(us.clone())).await;
         if status == StatusCode::OK {
             break;
         }
@@ -184,6 +173,11 @@ async fn a_sqlite_store_moves_up_to_postgres() {
         )
         .await;
     let source = dir.to_str().unwrap().to_owned();
+    let typo = tmp.path().join("dta");
+    let mistyped = copy(typo.to_str().unwrap(), &url);
+    assert!(!mistyped.status.success());
+    assert!(String::from_utf8_lossy(&mistyped.stderr).contains("no store at"));
+    assert!(!typo.exists(), "a mistyped source is not created");
     let running = copy(&source, &url);
     assert!(!running.status.success());
     assert!(
