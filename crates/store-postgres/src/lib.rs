@@ -399,6 +399,12 @@ fn write(tx: &mut Transaction<'_>, row: RowWrite, change: &Change) -> Result<(),
     .map_err(pg)
 }
 
+/// A `SELECT seq, doc FROM health_events` row.
+fn event(row: &postgres::Row) -> Result<(i64, Event), StoreError> {
+    let (seq, text): (i64, String) = (row.get(0), row.get(1));
+    Ok((seq, rows::decode_event(seq, &text)?))
+}
+
 const DELIVERY_COLUMNS: &str = "seq, account, policy, policy_name, webhook, payload, created_at,
     attempts, delivered_at, failed, last_error, last_attempt";
 
@@ -659,10 +665,7 @@ impl Store for PostgresStore {
                 )
                 .map_err(pg)?
                 .iter()
-                .map(|row| {
-                    let (seq, text): (i64, String) = (row.get(0), row.get(1));
-                    Ok((seq, rows::decode_event(seq, &text)?))
-                })
+                .map(event)
                 .collect::<Result<Vec<_>, StoreError>>()?;
             out.reverse();
             Ok(out)
@@ -739,10 +742,7 @@ impl Store for PostgresStore {
                 .query("SELECT seq, doc FROM health_events ORDER BY seq", &[])
                 .map_err(pg)?
                 .iter()
-                .map(|row| {
-                    let (seq, text): (i64, String) = (row.get(0), row.get(1));
-                    Ok((seq, rows::decode_event(seq, &text)?))
-                })
+                .map(event)
                 .collect::<Result<Vec<_>, StoreError>>()?;
             let outbox = tx
                 .query(
