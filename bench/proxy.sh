@@ -5,6 +5,9 @@
 #   nginx proxy_pass  upstream keepalive 64, worker_processes auto
 #   HAProxy           mode http, nbthread 2, http-reuse always
 #   Vantage           --proxy-listen, a proxied load balancer over one pool of that backend
+#   vantage_rules     the same, through a second load balancer with 10 rules of typical
+#                     conditions (paths, headers, methods, a regular expression, networks);
+#                     none matches wrk's request, so every condition is evaluated on each
 # Added latency = proxy p99 − direct p99 (same round), twice: under that saturating load (three
 # busy processes on two cores: queueing dominates), and for one connection at a time
 # (`wrk -t1 -c1 -d10s`: the cost of the hop itself).
@@ -89,16 +92,40 @@ POOL=$(api -X POST "$BASE/accounts/$ACCOUNT/load_balancers/pools" \
   -d "{\"name\":\"backend\",\"origins\":[{\"name\":\"b1\",\"address\":\"127.0.0.1\",\"port\":$BACKEND_PORT}]}" | json 'd["result"]["id"]')
 api -X POST "$BASE/zones/$ZONE/load_balancers" \
   -d "{\"name\":\"bench.example.com\",\"proxied\":true,\"default_pools\":[\"$POOL\"],\"fallback_pool\":\"$POOL\"}" >/dev/null
-for _ in $(seq 100); do
-  [[ $(curl -s -o /dev/null -w '%{http_code}' -H 'Host: bench.example.com' "http://$PROXY/") == 200 ]] && break
-  sleep 0.05
+python3 - "$POOL" > "$WORK/rules-lb.json" <<'PY'
+import json, sys
+pool = sys.argv[1]
+conditions = [
+    'starts_with(http.request.uri.path, "/api/")',
+    'http.request.uri.path eq "/maintenance"',
+    'any(http.request.headers["x-canary"][*] eq "1")',
+    'http.request.method in {"POST" "PUT" "DELETE"} and http.host eq "admin.example.com"',
+    'http.request.uri.path matches "^/v[0-9]+/(users|orders)/[0-9]+$"',
+    'ip.src in {10.0.0.0/8 172.16.0.0/12 192.168.0.0/16}',
+    'http.request.uri.args["beta"][0] eq "true"',
+    'lower(http.request.headers["user-agent"][0]) contains "bot"',
+    'http.cookie contains "region=eu" or cf.load_balancer.region eq "WEU"',
+    'ends_with(http.request.uri.path, ".php")',
+]
+print(json.dumps({
+    "name": "rules.example.com", "proxied": True, "default_pools": [pool], "fallback_pool": pool,
+    "rules": [{"name": f"rule-{i}", "condition": c, "overrides": {"default_pools": [pool]}}
+              for i, c in enumerate(conditions)],
+}))
+PY
+api -X POST "$BASE/zones/$ZONE/load_balancers" -d @"$WORK/rules-lb.json" >/dev/null
+for host in bench.example.com rules.example.com; do
+  for _ in $(seq 100); do
+    [[ $(curl -s -o /dev/null -w '%{http_code}' -H "Host: $host" "http://$PROXY/") == 200 ]] && break
+    sleep 0.05
+  done
 done
 for url in "http://127.0.0.1:$BACKEND_PORT/" "http://127.0.0.1:$NGINX_PROXY_PORT/" "http://127.0.0.1:$HAPROXY_PORT/" "http://$PROXY/"; do
   [[ $(curl -s -H 'Host: bench.example.com' "$url") == ok ]] || { echo "$url does not answer ok" >&2; exit 1; }
 done
 
-run() { # NAME URL ROUND
-  wrk -t1 -c64 -d10s --latency -H 'Host: bench.example.com' "$2" > "$WORK/$1.$3.out"
+run() { # NAME URL ROUND [HOST]
+  wrk -t1 -c64 -d10s --latency -H "Host: ${4:-bench.example.com}" "$2" > "$WORK/$1.$3.out"
   printf '%-8s round %s: %8.0f req/s  p99 %6.3f ms\n' "$1" "$3" "$(wrk_rps "$WORK/$1.$3.out")" "$(wrk_p99_ms "$WORK/$1.$3.out")"
 }
 echo "== wrk -t1 -c64 -d10s through each proxy to the same backend ($(nproc) cores)"
@@ -107,6 +134,12 @@ for round in 1 2; do
   run nginx "http://127.0.0.1:$NGINX_PROXY_PORT/" $round
   run haproxy "http://127.0.0.1:$HAPROXY_PORT/" $round
   run vantage "http://$PROXY/" $round
+  run vantage_rules "http://$PROXY/" $round rules.example.com
+done
+echo "== two more rounds of Vantage without and with rules, alternating (machine noise moves single runs by ±5 %)"
+for round in 3 4; do
+  run vantage "http://$PROXY/" $round
+  run vantage_rules "http://$PROXY/" $round rules.example.com
 done
 echo "== wrk -t1 -c1 -d10s (one request at a time: the hop's own latency)"
 for name in direct nginx haproxy vantage; do
@@ -133,6 +166,10 @@ added = lambda n: statistics.mean(res[n][r][1] - res["direct"][r][1] for r in (0
 print(f"RESULT proxy nginx_rps={med('nginx',0):.0f} haproxy_rps={med('haproxy',0):.0f} "
       f"vantage_rps={med('vantage',0):.0f} ratio_vs_nginx={med('vantage',0)/med('nginx',0):.2f} (goal >= 0.9) "
       f"ratio_vs_haproxy={med('vantage',0)/med('haproxy',0):.2f}")
+plain = statistics.mean(read("vantage", r)[0] for r in (1, 2, 3, 4))
+ruled = statistics.mean(read("vantage_rules", r)[0] for r in (1, 2, 3, 4))
+print(f"RESULT rules vantage_rps={plain:.0f} vantage_10_rules_rps={ruled:.0f} "
+      f"ratio={ruled/plain:.2f} (goal >= 0.95; four alternating rounds each)")
 print(f"RESULT added_p99_ms_c64 nginx={added('nginx'):.3f} haproxy={added('haproxy'):.3f} "
       f"vantage={added('vantage'):.3f} (goal <= 1 ms) vantage_rss_mb={rss/1024:.1f}")
 c1 = {n: read(n, "c1") for n in ("direct", "nginx", "haproxy", "vantage")}

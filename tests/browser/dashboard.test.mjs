@@ -67,7 +67,9 @@ try {
   const backup = await call(base, "POST", `/accounts/${account.id}/load_balancers/pools`,
     { name: "backup", origins: [{ name: "static-1", address: "192.0.2.80" }] });
   await call(base, "POST", `/zones/${zone.id}/load_balancers`,
-    { name: "www.example.com", default_pools: [pool.id], fallback_pool: backup.id, proxied: true });
+    { name: "www.example.com", default_pools: [pool.id], fallback_pool: backup.id, proxied: true,
+      rules: [{ name: "static", priority: 5, condition: 'starts_with(http.request.uri.path, "/static/")', overrides: { default_pools: [backup.id] } },
+              { name: "down", condition: 'http.request.uri.path eq "/down"', fixed_response: { status_code: 503 }, priority: 0, disabled: true }] });
 
   browser = await chromium.launch({
     executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
@@ -86,6 +88,11 @@ try {
   await page.waitForSelector('[data-pool="web"][data-state="Healthy"]', { timeout: 20000 });
   assert.equal(await page.locator('[data-lb="www.example.com"] .pool[data-pool="web"] .star').textContent(), "★");
   await page.waitForSelector("#live.on");
+  // The rules, in evaluation order (priority 0 first), with what each does.
+  const rules = await page.locator('[data-lb="www.example.com"] .rule').allTextContents();
+  assert.equal(rules.length, 2);
+  assert.match(rules[0], /^down .*answers 503.*disabled/);
+  assert.match(rules[1], /^static starts_with\(http.request.uri.path, "\/static\/"\) → pools backup$/);
   await page.screenshot({ path: join(shots, "dashboard.png") });
 
   // The origins × regions grid, with the verdict per region.

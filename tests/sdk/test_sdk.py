@@ -709,6 +709,72 @@ def test_lb_edit_patch_merges(client: cloudflare.Cloudflare, account_id: str, zo
     assert echoed(got) == after
 
 
+def test_lb_rules_get_cloudflares_defaults_and_survive_update_and_edit(
+    client: cloudflare.Cloudflare, account_id: str, zone_id: str
+):
+    p1 = make_pool(client, account_id)
+    p2 = make_pool(client, account_id)
+    lb = client.load_balancers.create(
+        zone_id=zone_id,
+        name=f"{uid('lb')}.example.com",
+        default_pools=[p1.id],
+        fallback_pool=p1.id,
+        proxied=True,
+        rules=[
+            {"name": "api", "condition": 'starts_with(http.request.uri.path, "/api/")', "overrides": {"default_pools": [p2.id]}},
+            {"name": "maintenance", "condition": 'http.request.uri.path eq "/down"', "fixed_response": {"status_code": 503}},
+        ],
+    )
+    rules = echoed(lb)["rules"]
+    # Priorities from array order when no rule sets one; a fixed response terminates.
+    assert [r["priority"] for r in rules] == [0, 1], rules
+    assert [r["terminates"] for r in rules] == [False, True], rules
+    assert [r["disabled"] for r in rules] == [False, False], rules
+    assert rules[0]["overrides"] == {"default_pools": [p2.id]}, rules
+    assert rules[1]["fixed_response"] == {"status_code": 503}, rules
+    assert lb.rules is not None and lb.rules[0].overrides is not None
+    assert lb.rules[0].overrides.default_pools == [p2.id]
+
+    # A pool a rule names is one of the load balancer's references: it cannot go.
+    with raises(BadRequestError) as ei:
+        client.load_balancers.pools.delete(p2.id, account_id=account_id)
+    assert_api_error(ei.value, 400, 1004)
+
+    # PATCH keeps the rules; PUT replaces them.
+    edited = client.load_balancers.edit(lb.id, zone_id=zone_id, description="edited")
+    assert echoed(edited)["rules"] == rules
+    updated = client.load_balancers.update(
+        lb.id,
+        zone_id=zone_id,
+        name=lb.name,
+        default_pools=[p1.id],
+        fallback_pool=p1.id,
+        proxied=True,
+        rules=[{"name": "late", "condition": "", "priority": 7, "disabled": True}],
+    )
+    assert echoed(updated)["rules"] == [
+        {"name": "late", "condition": "", "priority": 7, "disabled": True, "terminates": False, "overrides": {}}
+    ]
+    assert echoed(client.load_balancers.get(lb.id, zone_id=zone_id))["rules"] == echoed(updated)["rules"]
+
+
+def test_lb_bad_rule_is_1002_with_pointer(client: cloudflare.Cloudflare, account_id: str, zone_id: str):
+    p1 = make_pool(client, account_id)
+    name = f"{uid('lb')}.example.com"
+    with raises(BadRequestError) as ei:
+        client.load_balancers.create(
+            zone_id=zone_id,
+            name=name,
+            default_pools=[p1.id],
+            fallback_pool=p1.id,
+            proxied=True,
+            rules=[{"name": "ok", "condition": ""}, {"name": "bad", "condition": "http.request.uri.path eq"}],
+        )
+    assert_api_error(ei.value, 400, 1002, pointer="/rules/1/condition")
+    # Nothing half-written: no load balancer by that name.
+    assert name not in [l.name for l in client.load_balancers.list(zone_id=zone_id)]
+
+
 def test_lb_with_unknown_pool_is_1002(client: cloudflare.Cloudflare, account_id: str, zone_id: str):
     good = make_pool(client, account_id)
     with raises(BadRequestError) as ei:

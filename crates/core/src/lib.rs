@@ -19,6 +19,7 @@ pub mod pool;
 pub mod region;
 pub mod region_map;
 pub mod routing;
+pub mod rules;
 pub mod steering;
 pub mod time;
 pub mod violation;

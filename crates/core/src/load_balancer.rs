@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use crate::choice::choose;
 use crate::name::{is_http_token, normalize_lb_name};
 use crate::region::{RegionCode, UnknownRegion};
+use crate::rules::{Mode, RuleDraft, Rules};
 use crate::violation::{in_range, Path, Violations};
 use crate::{LoadBalancerId, PoolId, Timestamp, ZoneId};
 
@@ -93,14 +94,15 @@ pub struct LoadBalancerSpec {
     pub proxied: bool,
     pub ttl: u32,
     pub enabled: bool,
-    /// Rules are stored verbatim (canonical JSON text of an array of objects) until rule
-    /// evaluation exists; they are echoed, never interpreted.
-    pub rules: String,
+    /// Evaluated on every request before steering (shared: cloning a spec to apply a
+    /// rule's overrides does not copy them).
+    pub rules: Rules,
     pub description: String,
 }
 
 impl LoadBalancerSpec {
-    /// Every pool this load balancer can send traffic to, each once, in first-mention order.
+    /// Every pool this load balancer can send traffic to (its rules' included), each once,
+    /// in first-mention order.
     pub fn referenced_pools(&self) -> Vec<PoolId> {
         let mut out: Vec<PoolId> = Vec::new();
         let all = self
@@ -109,13 +111,26 @@ impl LoadBalancerSpec {
             .chain(std::iter::once(&self.fallback_pool))
             .chain(self.region_pools.values().flatten())
             .chain(self.country_pools.values().flatten())
-            .chain(self.pop_pools.values().flatten());
+            .chain(self.pop_pools.values().flatten())
+            .chain(self.rules.iter().flat_map(|r| r.overrides.pools()));
         for p in all {
             if !out.contains(p) {
                 out.push(*p);
             }
         }
         out
+    }
+}
+
+impl LoadBalancerSpec {
+    /// Whether steering by this spec (its own fields, not its rules) can send to `pool`.
+    pub fn names_pool(&self, pool: PoolId) -> bool {
+        self.fallback_pool == pool
+            || self.default_pools.contains(&pool)
+            || [&self.country_pools, &self.pop_pools]
+                .iter()
+                .any(|m| m.values().any(|l| l.contains(&pool)))
+            || self.region_pools.values().any(|l| l.contains(&pool))
     }
 }
 
@@ -158,8 +173,7 @@ pub struct LoadBalancerDraft {
     pub proxied: Option<bool>,
     pub ttl: Option<i64>,
     pub enabled: Option<bool>,
-    /// Canonical JSON text of the `rules` array, already checked to be an array of objects.
-    pub rules: Option<String>,
+    pub rules: Option<Vec<RuleDraft>>,
     pub description: Option<String>,
 }
 
@@ -244,6 +258,182 @@ fn weight(v: &mut Violations, path: Path, name: &str, raw: Option<f64>, default:
     v.take(checked, default)
 }
 
+/// The checks of one field, shared by the load balancer and its rules' overrides (which
+/// accept the same fields under the same rules). Each records its violations under `at`.
+pub(crate) mod field {
+    use super::*;
+
+    pub fn default_pools(
+        v: &mut Violations,
+        at: &Path,
+        raw: Vec<String>,
+        pools: &dyn PoolLookup,
+    ) -> Vec<PoolId> {
+        if raw.is_empty() {
+            v.push(at.clone(), "default_pools must name at least one pool");
+        }
+        pool_list(v, at, &raw, pools)
+    }
+
+    pub fn fallback_pool(
+        v: &mut Violations,
+        at: &Path,
+        raw: Option<&str>,
+        pools: &dyn PoolLookup,
+    ) -> Option<PoolId> {
+        match raw {
+            None | Some("") => {
+                v.push(at.clone(), "fallback_pool is required");
+                None
+            }
+            Some(raw) => pool_ref(v, at.clone(), raw, pools),
+        }
+    }
+
+    pub fn region_pools(
+        v: &mut Violations,
+        at: &Path,
+        raw: Option<BTreeMap<String, Vec<String>>>,
+        pools: &dyn PoolLookup,
+    ) -> BTreeMap<RegionCode, Vec<PoolId>> {
+        pool_map(v, at, raw, pools, |k| {
+            k.parse::<RegionCode>()
+                .map_err(|UnknownRegion| format!("{k:?} is not a region code"))
+        })
+    }
+
+    pub fn country_pools(
+        v: &mut Violations,
+        at: &Path,
+        raw: Option<BTreeMap<String, Vec<String>>>,
+        pools: &dyn PoolLookup,
+    ) -> BTreeMap<String, Vec<PoolId>> {
+        pool_map(v, at, raw, pools, |k| {
+            let upper = k.to_ascii_uppercase();
+            if RegionCode::is_known_country(&upper) {
+                Ok(upper)
+            } else {
+                Err(format!("{k:?} is not an ISO 3166-1 alpha-2 country code"))
+            }
+        })
+    }
+
+    pub fn pop_pools(
+        v: &mut Violations,
+        at: &Path,
+        raw: Option<BTreeMap<String, Vec<String>>>,
+        pools: &dyn PoolLookup,
+    ) -> BTreeMap<String, Vec<PoolId>> {
+        pool_map(v, at, raw, pools, |k| {
+            if k.len() == 3 && k.bytes().all(|b| b.is_ascii_alphabetic()) {
+                Ok(k.to_ascii_uppercase())
+            } else {
+                Err(format!("{k:?} is not a three-letter data center code"))
+            }
+        })
+    }
+
+    pub fn random_steering(
+        v: &mut Violations,
+        at: &Path,
+        default_weight: Option<f64>,
+        pool_weights: Option<BTreeMap<String, f64>>,
+        pools: &dyn PoolLookup,
+    ) -> RandomSteering {
+        let default_weight = weight(
+            v,
+            at.key("default_weight"),
+            "default_weight",
+            default_weight,
+            1.0,
+        );
+        let mut weights = BTreeMap::new();
+        for (k, w) in pool_weights.unwrap_or_default() {
+            let here = at.key("pool_weights").key(k.clone());
+            let w = weight(v, here.clone(), "pool weight", Some(w), 1.0);
+            if let Some(id) = pool_ref(v, here, &k, pools) {
+                weights.insert(id, w);
+            }
+        }
+        RandomSteering {
+            default_weight,
+            pool_weights: weights,
+        }
+    }
+
+    /// The TTL's range depends on the kind of affinity it is for.
+    pub fn affinity_ttl(
+        v: &mut Violations,
+        at: &Path,
+        affinity: SessionAffinity,
+        raw: Option<i64>,
+    ) -> u32 {
+        let (default, lo, hi) = match affinity {
+            SessionAffinity::Header => (HEADER_TTL_DEFAULT, 30, 3600),
+            SessionAffinity::Cookie | SessionAffinity::IpCookie => {
+                (COOKIE_TTL_DEFAULT, 1800, 604_800)
+            }
+            SessionAffinity::None => (COOKIE_TTL_DEFAULT, 0, 604_800),
+        };
+        let checked = in_range(
+            at,
+            "session_affinity_ttl",
+            raw.unwrap_or(default.into()),
+            lo,
+            hi,
+        );
+        v.take(checked, default.into()) as u32
+    }
+
+    pub fn affinity_attributes(
+        v: &mut Violations,
+        ap: &Path,
+        affinity: SessionAffinity,
+        a: AffinityAttributesDraft,
+    ) -> AffinityAttributes {
+        let drain = in_range(
+            &ap.key("drain_duration"),
+            "drain_duration",
+            a.drain_duration.unwrap_or(0),
+            0,
+            3600,
+        );
+        let headers = a.headers.unwrap_or_default();
+        for (i, h) in headers.iter().enumerate() {
+            if !is_http_token(h) {
+                v.push(
+                    ap.key("headers").index(i),
+                    format!("{h:?} is not a valid HTTP header name"),
+                );
+            }
+        }
+        if affinity == SessionAffinity::Header && headers.is_empty() {
+            v.push(
+                ap.key("headers"),
+                "header session affinity needs at least one header name",
+            );
+        }
+        AffinityAttributes {
+            samesite: choose(v, ap.key("samesite"), a.samesite.as_deref(), SameSite::Auto),
+            secure: choose(v, ap.key("secure"), a.secure.as_deref(), Secure::Auto),
+            zero_downtime_failover: choose(
+                v,
+                ap.key("zero_downtime_failover"),
+                a.zero_downtime_failover.as_deref(),
+                ZeroDowntimeFailover::None,
+            ),
+            drain_duration: v.take(drain, 0) as u32,
+            headers,
+            require_all_headers: a.require_all_headers.unwrap_or(false),
+        }
+    }
+
+    pub fn ttl(v: &mut Violations, at: &Path, raw: Option<i64>) -> u32 {
+        let ttl = in_range(at, "ttl", raw.unwrap_or(DEFAULT_TTL.into()), 1, 86_400);
+        v.take(ttl, DEFAULT_TTL.into()) as u32
+    }
+}
+
 impl LoadBalancerDraft {
     /// Applies defaults and every rule; `zone_name` is the zone the balancer lives in and
     /// `pools` tells which pool identifiers exist in the zone's account.
@@ -269,54 +459,27 @@ impl LoadBalancerDraft {
             })
         };
 
-        let raw_defaults = self.default_pools.unwrap_or_default();
-        if raw_defaults.is_empty() {
-            v.push(
-                root.key("default_pools"),
-                "default_pools must name at least one pool",
-            );
-        }
-        let default_pools = pool_list(&mut v, &root.key("default_pools"), &raw_defaults, pools);
-
-        let fallback_pool = match self.fallback_pool.as_deref() {
-            None | Some("") => {
-                v.push(root.key("fallback_pool"), "fallback_pool is required");
-                None
-            }
-            Some(raw) => pool_ref(&mut v, root.key("fallback_pool"), raw, pools),
-        };
-
-        let region_pools = pool_map(
+        let default_pools = field::default_pools(
             &mut v,
-            &root.key("region_pools"),
-            self.region_pools,
+            &root.key("default_pools"),
+            self.default_pools.unwrap_or_default(),
             pools,
-            |k| {
-                k.parse::<RegionCode>()
-                    .map_err(|UnknownRegion| format!("{k:?} is not a region code"))
-            },
         );
-        let country_pools = pool_map(
+        let fallback_pool = field::fallback_pool(
+            &mut v,
+            &root.key("fallback_pool"),
+            self.fallback_pool.as_deref(),
+            pools,
+        );
+        let region_pools =
+            field::region_pools(&mut v, &root.key("region_pools"), self.region_pools, pools);
+        let country_pools = field::country_pools(
             &mut v,
             &root.key("country_pools"),
             self.country_pools,
             pools,
-            |k| {
-                let upper = k.to_ascii_uppercase();
-                if RegionCode::is_known_country(&upper) {
-                    Ok(upper)
-                } else {
-                    Err(format!("{k:?} is not an ISO 3166-1 alpha-2 country code"))
-                }
-            },
         );
-        let pop_pools = pool_map(&mut v, &root.key("pop_pools"), self.pop_pools, pools, |k| {
-            if k.len() == 3 && k.bytes().all(|b| b.is_ascii_alphabetic()) {
-                Ok(k.to_ascii_uppercase())
-            } else {
-                Err(format!("{k:?} is not a three-letter data center code"))
-            }
-        });
+        let pop_pools = field::pop_pools(&mut v, &root.key("pop_pools"), self.pop_pools, pools);
 
         let steering_policy = choose(
             &mut v,
@@ -324,23 +487,13 @@ impl LoadBalancerDraft {
             self.steering_policy.as_deref(),
             SteeringPolicy::Unset,
         );
-
-        let rs = root.key("random_steering");
-        let default_weight = weight(
+        let random_steering = field::random_steering(
             &mut v,
-            rs.key("default_weight"),
-            "default_weight",
+            &root.key("random_steering"),
             self.random_default_weight,
-            1.0,
+            self.random_pool_weights,
+            pools,
         );
-        let mut pool_weights = BTreeMap::new();
-        for (k, w) in self.random_pool_weights.unwrap_or_default() {
-            let at = rs.key("pool_weights").key(k.clone());
-            let w = weight(&mut v, at.clone(), "pool weight", Some(w), 1.0);
-            if let Some(id) = pool_ref(&mut v, at, &k, pools) {
-                pool_weights.insert(id, w);
-            }
-        }
 
         let location_mode = choose(
             &mut v,
@@ -361,91 +514,19 @@ impl LoadBalancerDraft {
             self.session_affinity.as_deref(),
             SessionAffinity::None,
         );
-        let ttl_path = root.key("session_affinity_ttl");
-        let session_affinity_ttl = match (session_affinity, self.session_affinity_ttl) {
-            (SessionAffinity::Header, raw) => {
-                let checked = in_range(
-                    &ttl_path,
-                    "session_affinity_ttl",
-                    raw.unwrap_or(HEADER_TTL_DEFAULT.into()),
-                    30,
-                    3600,
-                );
-                v.take(checked, HEADER_TTL_DEFAULT.into())
-            }
-            (SessionAffinity::Cookie | SessionAffinity::IpCookie, raw) => {
-                let checked = in_range(
-                    &ttl_path,
-                    "session_affinity_ttl",
-                    raw.unwrap_or(COOKIE_TTL_DEFAULT.into()),
-                    1800,
-                    604_800,
-                );
-                v.take(checked, COOKIE_TTL_DEFAULT.into())
-            }
-            (SessionAffinity::None, raw) => {
-                let checked = in_range(
-                    &ttl_path,
-                    "session_affinity_ttl",
-                    raw.unwrap_or(COOKIE_TTL_DEFAULT.into()),
-                    0,
-                    604_800,
-                );
-                v.take(checked, COOKIE_TTL_DEFAULT.into())
-            }
-        } as u32;
-
-        let a = self.session_affinity_attributes.unwrap_or_default();
-        let ap = root.key("session_affinity_attributes");
-        let drain = in_range(
-            &ap.key("drain_duration"),
-            "drain_duration",
-            a.drain_duration.unwrap_or(0),
-            0,
-            3600,
+        let session_affinity_ttl = field::affinity_ttl(
+            &mut v,
+            &root.key("session_affinity_ttl"),
+            session_affinity,
+            self.session_affinity_ttl,
         );
-        let headers = a.headers.unwrap_or_default();
-        for (i, h) in headers.iter().enumerate() {
-            if !is_http_token(h) {
-                v.push(
-                    ap.key("headers").index(i),
-                    format!("{h:?} is not a valid HTTP header name"),
-                );
-            }
-        }
-        if session_affinity == SessionAffinity::Header && headers.is_empty() {
-            v.push(
-                ap.key("headers"),
-                "header session affinity needs at least one header name",
-            );
-        }
-        let session_affinity_attributes = AffinityAttributes {
-            samesite: choose(
-                &mut v,
-                ap.key("samesite"),
-                a.samesite.as_deref(),
-                SameSite::Auto,
-            ),
-            secure: choose(&mut v, ap.key("secure"), a.secure.as_deref(), Secure::Auto),
-            zero_downtime_failover: choose(
-                &mut v,
-                ap.key("zero_downtime_failover"),
-                a.zero_downtime_failover.as_deref(),
-                ZeroDowntimeFailover::None,
-            ),
-            drain_duration: v.take(drain, 0) as u32,
-            headers,
-            require_all_headers: a.require_all_headers.unwrap_or(false),
-        };
-
-        let ttl = in_range(
-            &root.key("ttl"),
-            "ttl",
-            self.ttl.unwrap_or(DEFAULT_TTL.into()),
-            1,
-            86_400,
+        let session_affinity_attributes = field::affinity_attributes(
+            &mut v,
+            &root.key("session_affinity_attributes"),
+            session_affinity,
+            self.session_affinity_attributes.unwrap_or_default(),
         );
-        let ttl = v.take(ttl, DEFAULT_TTL.into()) as u32;
+        let ttl = field::ttl(&mut v, &root.key("ttl"), self.ttl);
 
         let description = self.description.unwrap_or_default();
         if description.chars().count() > crate::monitor::MAX_DESCRIPTION {
@@ -454,6 +535,21 @@ impl LoadBalancerDraft {
                 "description is longer than 1024 characters",
             );
         }
+
+        let proxied = self.proxied.unwrap_or(false);
+        let mode = if proxied {
+            Mode::Proxied
+        } else {
+            Mode::DnsOnly
+        };
+        let rules = crate::rules::validate(
+            &mut v,
+            &root.key("rules"),
+            self.rules.unwrap_or_default(),
+            mode,
+            session_affinity,
+            pools,
+        );
 
         let Some(fallback_pool) = fallback_pool else {
             return Err(v);
@@ -466,20 +562,17 @@ impl LoadBalancerDraft {
             country_pools,
             pop_pools,
             steering_policy,
-            random_steering: RandomSteering {
-                default_weight,
-                pool_weights,
-            },
+            random_steering,
             failover_across_pools: self.failover_across_pools.unwrap_or(false),
             location_mode,
             prefer_ecs,
             session_affinity,
             session_affinity_ttl,
             session_affinity_attributes,
-            proxied: self.proxied.unwrap_or(false),
+            proxied,
             ttl,
             enabled: self.enabled.unwrap_or(true),
-            rules: self.rules.unwrap_or_else(|| "[]".to_owned()),
+            rules,
             description,
         })
     }
@@ -515,7 +608,7 @@ mod tests {
         assert_eq!(spec.steering_policy, SteeringPolicy::Unset);
         assert_eq!(spec.ttl, 30);
         assert_eq!(spec.session_affinity_ttl, COOKIE_TTL_DEFAULT);
-        assert_eq!(spec.rules, "[]");
+        assert!(spec.rules.is_empty());
         assert_eq!(spec.referenced_pools().len(), 2);
     }
 

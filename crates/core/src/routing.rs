@@ -4,6 +4,7 @@
 //! the proxy and the DNS listener only ever read a published table, so they never wait on
 //! the catalog's lock, the engine or the store.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -125,6 +126,8 @@ pub enum Keep {
 #[derive(Debug, Clone)]
 pub struct Session<'r> {
     route: &'r Route,
+    /// The load balancer as the request's rules left it.
+    spec: Cow<'r, LoadBalancerSpec>,
     ctx: Context,
     pin_in: Option<Pin>,
     pinned: bool,
@@ -134,6 +137,11 @@ pub struct Session<'r> {
 }
 
 impl<'r> Session<'r> {
+    /// The load balancer this request is steered by (its rules' overrides applied).
+    pub fn spec(&self) -> &LoadBalancerSpec {
+        &self.spec
+    }
+
     /// The first choice. `None`: no pool can take it (530).
     pub fn target(&self) -> Option<(PoolId, usize)> {
         self.first.target()
@@ -142,7 +150,7 @@ impl<'r> Session<'r> {
     /// Where the request goes after its connection to `failed` could not be made, if it may
     /// go anywhere else: a pinned client with `zero_downtime_failover: none` may not.
     pub fn retry(&self, failed: (PoolId, usize)) -> Option<(PoolId, usize)> {
-        let spec = &self.route.spec;
+        let spec = &*self.spec;
         if !steering::may_fail_over(spec, self.pinned) {
             return None;
         }
@@ -151,7 +159,7 @@ impl<'r> Session<'r> {
 
     /// What the client's affinity becomes once `used` served the request.
     pub fn keep(&self, used: (PoolId, usize)) -> Keep {
-        let spec = &self.route.spec;
+        let spec = &*self.spec;
         let moved = self.first.target() != Some(used);
         let pin = if steering::keeps_pin(spec, self.pinned, moved) {
             self.pin_in
@@ -187,8 +195,8 @@ impl Route {
 
     /// The context steering sees: the data plane's facts plus what the route knows itself
     /// (its pools' RTTs, for dynamic latency).
-    fn context(&self, mut ctx: Context) -> Context {
-        if self.spec.steering_policy == SteeringPolicy::DynamicLatency {
+    fn context(&self, spec: &LoadBalancerSpec, mut ctx: Context) -> Context {
+        if spec.steering_policy == SteeringPolicy::DynamicLatency {
             ctx.rtt_ewma = self.rtt.clone();
         }
         ctx
@@ -197,21 +205,25 @@ impl Route {
     /// Steers one proxied request. `ctx.random` is a fresh random number; `pin_in` the pin
     /// the client brought (its cookie, or the one remembered under its session header, which
     /// it named when `session_key`).
-    pub fn session(
-        &self,
+    ///
+    /// `spec` is what the request's rules made of this load balancer (`self.spec.ruled`).
+    pub fn session<'r>(
+        &'r self,
+        spec: Cow<'r, LoadBalancerSpec>,
         ctx: Context,
         client: IpAddr,
         pin_in: Option<Pin>,
         session_key: bool,
-    ) -> Session<'_> {
-        let mut ctx = self.context(ctx);
-        let pinned = pin_in.and_then(|p| self.pinned(p));
-        if self.spec.session_affinity == SessionAffinity::IpCookie && pinned.is_none() {
+    ) -> Session<'r> {
+        let mut ctx = self.context(&spec, ctx);
+        let pinned = pin_in.and_then(|p| self.pinned(&spec, p));
+        if spec.session_affinity == SessionAffinity::IpCookie && pinned.is_none() {
             ctx.random = steering::hash_ip(&client);
         }
-        let first = pinned.unwrap_or_else(|| steering::steer(&self.spec, &self.pools, &ctx));
+        let first = pinned.unwrap_or_else(|| steering::steer(&spec, &self.pools, &ctx));
         Session {
             route: self,
+            spec,
             ctx,
             pin_in,
             pinned: pinned.is_some(),
@@ -222,19 +234,25 @@ impl Route {
 
     /// Answers a DNS query for this load balancer: the proxy's addresses when proxied,
     /// nothing when disabled, else steering's answer.
-    pub fn dns(&self, ctx: Context) -> DnsAnswer {
+    ///
+    /// `spec` is what the query's rules made of this load balancer (`self.spec.ruled`).
+    pub fn dns(&self, spec: &LoadBalancerSpec, ctx: Context) -> DnsAnswer {
         if !self.spec.enabled {
             return DnsAnswer::Nothing;
         }
         if self.spec.proxied {
             return DnsAnswer::Proxied;
         }
-        self.dns_answer(&self.context(ctx))
+        self.dns_answer(spec, &self.context(spec, ctx))
     }
 
-    /// The origin a pin names, when it may still take traffic: its pool is one of this load
-    /// balancer's, usable, and the origin eligible.
-    pub fn pinned(&self, pin: Pin) -> Option<Decision> {
+    /// The origin a pin names, when it may still take traffic: its pool is one `spec` can
+    /// send to (a rule may have moved this request elsewhere), usable, and the origin
+    /// eligible.
+    pub fn pinned(&self, spec: &LoadBalancerSpec, pin: Pin) -> Option<Decision> {
+        if !spec.names_pool(pin.pool) {
+            return None;
+        }
         let pool = self.pools.get(&pin.pool).filter(|p| p.usable())?;
         let origin = self
             .upstreams
@@ -262,8 +280,8 @@ impl Route {
     /// Answers a DNS query (contract §5 rule 6): the pool steering selects, then every origin
     /// of it that can take traffic and has an IP address (host-name origins cannot be put in
     /// an A record).
-    pub fn dns_answer(&self, ctx: &Context) -> DnsAnswer {
-        let (pool, fallback) = match steering::steer(&self.spec, &self.pools, ctx) {
+    pub fn dns_answer(&self, spec: &LoadBalancerSpec, ctx: &Context) -> DnsAnswer {
+        let (pool, fallback) = match steering::steer(spec, &self.pools, ctx) {
             Decision::Pool { pool, .. } => (pool, false),
             Decision::Fallback { pool, .. } => (pool, true),
             Decision::Nowhere => return DnsAnswer::Nothing,

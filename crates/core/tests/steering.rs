@@ -25,6 +25,16 @@
 //!   expect pin POOL ORIGIN kept|lost         `Route::pinned` for a pin to that origin
 //!   expect may_fail_over pinned|unpinned yes|no
 //!   expect keeps_pin pinned|unpinned moved|stayed yes|no
+//!   rule NAME [priority=N] [terminates=B] [disabled=B] [fixed=STATUS] [default=P1,P2…]
+//!      [fallback=P] [policy=NAME] [country_pools=…] [region_pools=…] when CONDITION…
+//!      a load-balancing rule (the condition runs to the end of the line); rules must come
+//!      before the `lb` line, which takes them all (and `proxied=B`, default false)
+//!   request [method=M] [path=/P?Q] [host=H] [header=NAME:VALUE]…   the proxied request the
+//!      rules see (default GET / on www.example.com); ip.src is the client's ip
+//!   request dns [type=N] [ecs=IP]             the DNS query the rules see instead
+//!   expect fixed STATUS|none                   the fixed response the rules answer
+//!   expect matched R1,R2…|none                 the rules that matched, in evaluation order
+//!   Every other `expect` steers by the load balancer as the request's rules leave it.
 //!   expect spread N [within TOL] KEY=SHARE…  steers the client N times with pseudo-random
 //!       numbers from a fixed seed; KEY is POOL, POOL/ORIGIN or nowhere (a fallback decision
 //!       counts under its pool); every decision must fall under a listed key and every listed
@@ -46,6 +56,9 @@ use vantage_core::load_balancer::{AffinityAttributesDraft, LoadBalancerDraft, Lo
 use vantage_core::pool::{OriginDraft, PoolDraft};
 use vantage_core::region::RegionCode;
 use vantage_core::routing::{origin_key, DnsAnswer, Pin, Route, Upstream};
+use vantage_core::rules::{
+    DnsFacts, Facts, FixedResponseDraft, HttpFacts, OverridesDraft, RuleDraft,
+};
 use vantage_core::steering::{
     keeps_pin, may_fail_over, retry, serving, steer, Context, Decision, OriginView, PoolView,
 };
@@ -70,6 +83,24 @@ struct World {
     outstanding_pools: HashMap<PoolId, u32>,
     outstanding_origins: HashMap<(PoolId, usize), u32>,
     addresses: u32,
+    rules: Vec<RuleDraft>,
+    request: Request,
+}
+
+#[derive(Default)]
+enum Request {
+    #[default]
+    Root,
+    Http {
+        method: String,
+        path: String,
+        host: String,
+        headers: Vec<(String, String)>,
+    },
+    Dns {
+        qtype: u16,
+        ecs: Option<IpAddr>,
+    },
 }
 
 /// `KEY=VALUE` words, refusing a key outside `known` so that a misspelt option fails the
@@ -144,13 +175,72 @@ impl World {
         &self.pools.iter().find(|p| p.id == id).unwrap().name
     }
 
-    fn lb(&self) -> &LoadBalancerSpec {
+    fn declared(&self) -> &LoadBalancerSpec {
         self.lb.as_ref().expect("no lb declared yet")
+    }
+
+    /// The facts the rules read for the current request.
+    fn facts(&self) -> Facts<'_> {
+        let name = "www.example.com";
+        let http = |method: &'static str, path: &'static str| HttpFacts {
+            method,
+            host: name.into(),
+            uri: path,
+            version: "HTTP/1.1",
+            ..HttpFacts::default()
+        };
+        let (http, dns) = match &self.request {
+            Request::Root => (Some(http("GET", "/")), None),
+            Request::Http {
+                method,
+                path,
+                host,
+                headers,
+            } => (
+                Some(HttpFacts {
+                    method,
+                    host: host.as_str().into(),
+                    uri: path,
+                    version: "HTTP/1.1",
+                    headers: headers
+                        .iter()
+                        .map(|(n, v)| (n.as_str().into(), v.as_str().into()))
+                        .collect(),
+                    timestamp: 1_700_000_000,
+                }),
+                None,
+            ),
+            Request::Dns { qtype, ecs } => (
+                None,
+                Some(DnsFacts {
+                    name: "www.example.com.",
+                    qtype: *qtype,
+                    qu: true,
+                    ecs: *ecs,
+                }),
+            ),
+        };
+        let ecs = match &self.request {
+            Request::Dns { ecs, .. } => *ecs,
+            _ => None,
+        };
+        Facts {
+            name,
+            region: None,
+            ip: ecs.or(self.client.client_ip),
+            http,
+            dns,
+        }
+    }
+
+    /// The load balancer as the current request's rules leave it.
+    fn lb(&self) -> LoadBalancerSpec {
+        self.declared().ruled(&self.facts()).spec.into_owned()
     }
 
     /// The route the data plane would hold: only the pools the load balancer references.
     fn route(&self) -> Route {
-        let spec = self.lb().clone();
+        let spec = self.declared().clone();
         let mut route = Route {
             id: LoadBalancerId::from_bytes([9; 16]),
             zone: ZoneId::from_bytes([8; 16]),
@@ -303,6 +393,7 @@ impl World {
                 "default_weight",
                 "across",
                 "zero_downtime_failover",
+                "proxied",
             ],
         );
         let ids = |list: &str| -> Vec<String> {
@@ -346,6 +437,8 @@ impl World {
                     ..Default::default()
                 }
             }),
+            proxied: Some(o.get("proxied").is_some_and(|b| boolean(b))),
+            rules: Some(self.rules.clone()),
             ..Default::default()
         };
         let known: Vec<PoolId> = self.pools.iter().map(|p| p.id).collect();
@@ -353,6 +446,62 @@ impl World {
             .validate("example.com", &|id| known.contains(&id))
             .unwrap_or_else(|v| panic!("lb refused: {v:?}"));
         self.lb = Some(spec);
+    }
+
+    fn declare_rule(&mut self, name: &str, rest: &[&str]) {
+        let split = rest
+            .iter()
+            .position(|w| *w == "when")
+            .expect("rule … when CONDITION");
+        let o = kv(
+            &rest[..split],
+            &[
+                "priority",
+                "terminates",
+                "disabled",
+                "fixed",
+                "default",
+                "fallback",
+                "policy",
+                "country_pools",
+                "region_pools",
+            ],
+        );
+        let ids = |list: &str| -> Vec<String> {
+            list.split(',')
+                .map(|n| self.pool(n).id.to_string())
+                .collect()
+        };
+        let map = |key: &str| {
+            o.get(key).map(|raw| {
+                raw.split(';')
+                    .map(|entry| {
+                        let (place, list) = entry.split_once(':').expect("PLACE:p1,p2");
+                        (place.to_owned(), ids(list))
+                    })
+                    .collect::<BTreeMap<_, _>>()
+            })
+        };
+        let overrides = OverridesDraft {
+            default_pools: o.get("default").map(|l| ids(l)),
+            fallback_pool: o.get("fallback").map(|p| self.pool(p).id.to_string()),
+            steering_policy: o.get("policy").map(|p| p.trim_matches('"').to_owned()),
+            country_pools: map("country_pools"),
+            region_pools: map("region_pools"),
+            ..OverridesDraft::default()
+        };
+        self.rules.push(RuleDraft {
+            name: Some(name.to_owned()),
+            condition: Some(rest[split + 1..].join(" ")),
+            priority: o.get("priority").map(|p| p.parse().unwrap()),
+            terminates: o.get("terminates").map(|b| boolean(b)),
+            disabled: o.get("disabled").map(|b| boolean(b)),
+            fixed_response: o.get("fixed").map(|code| FixedResponseDraft {
+                status_code: Some(code.parse().unwrap()),
+                ..FixedResponseDraft::default()
+            }),
+            overrides: Some(overrides),
+        });
     }
 
     fn declare_client(&mut self, rest: &[&str]) {
@@ -392,6 +541,7 @@ impl World {
             })
             .collect();
         let lb = self.lb();
+        let lb = &lb;
         let pools = self.route().pools;
         let mut ctx = self.context();
         let mut counts: BTreeMap<String, u32> = BTreeMap::new();
@@ -471,12 +621,12 @@ impl World {
             ["expect", "retry", pool, origin, "->", want @ ..] => {
                 let failed = (self.pool(pool).id, self.origin_index(pool, origin));
                 let route = self.route();
-                let got = retry(&route.spec, &route.pools, &self.context(), failed);
+                let got = retry(&self.lb(), &route.pools, &self.context(), failed);
                 self.check(want, got);
             }
             ["expect", "serving", list] => {
                 let route = self.route();
-                let got: Vec<&str> = serving(&route.spec, &route.pools)
+                let got: Vec<&str> = serving(&self.lb(), &route.pools)
                     .into_iter()
                     .map(|id| self.name_of(id))
                     .collect();
@@ -487,14 +637,14 @@ impl World {
                 assert_eq!(got, want, "serving");
             }
             ["expect", "dns", "nothing"] => {
-                let got = self.route().dns_answer(&self.context());
+                let got = self.route().dns_answer(&self.lb(), &self.context());
                 assert_eq!(got, DnsAnswer::Nothing, "dns");
             }
             ["expect", "dns", pool, list] => {
                 let DnsAnswer::Addresses {
                     pool: id,
                     addresses,
-                } = self.route().dns_answer(&self.context())
+                } = self.route().dns_answer(&self.lb(), &self.context())
                 else {
                     panic!("dns answered nothing");
                 };
@@ -523,7 +673,7 @@ impl World {
                     pool: def.id,
                     origin: origin_key(SECRET, &def.origins[i].0, &def.origins[i].1),
                 };
-                let got = self.route().pinned(pin);
+                let got = self.route().pinned(&self.lb(), pin);
                 let want = either(outcome, "kept", "lost").then_some(Decision::Pool {
                     pool: def.id,
                     origin: i,
@@ -533,7 +683,7 @@ impl World {
             ["expect", "may_fail_over", pinned, answer] => {
                 let pinned = either(pinned, "pinned", "unpinned");
                 assert_eq!(
-                    may_fail_over(self.lb(), pinned),
+                    may_fail_over(&self.lb(), pinned),
                     either(answer, "yes", "no"),
                     "may_fail_over"
                 );
@@ -544,15 +694,71 @@ impl World {
                     either(moved, "moved", "stayed"),
                 );
                 assert_eq!(
-                    keeps_pin(self.lb(), pinned, moved),
+                    keeps_pin(&self.lb(), pinned, moved),
                     either(answer, "yes", "no"),
                     "keeps_pin"
                 );
             }
             ["expect", "spread", n, rest @ ..] => self.spread(n, rest),
+            ["expect", "fixed", want] => {
+                let lb = self.declared();
+                let facts = self.facts();
+                let got = lb
+                    .ruled(&facts)
+                    .fixed
+                    .map_or("none".to_owned(), |f| f.status_code.to_string());
+                assert_eq!(got, *want, "fixed response");
+            }
+            ["expect", "matched", want] => {
+                let lb = self.declared();
+                let facts = self.facts();
+                let got: Vec<String> = lb
+                    .ruled(&facts)
+                    .matched
+                    .iter()
+                    .map(|i| lb.rules.get(*i).unwrap().name.clone())
+                    .collect();
+                let got = if got.is_empty() {
+                    "none".to_owned()
+                } else {
+                    got.join(",")
+                };
+                assert_eq!(got, *want, "matched rules");
+            }
+            ["rule", name, rest @ ..] => self.declare_rule(name, rest),
+            ["request", "dns", rest @ ..] => {
+                let o = kv(rest, &["type", "ecs"]);
+                self.request = Request::Dns {
+                    qtype: o.get("type").map_or(1, |t| t.parse().unwrap()),
+                    ecs: o.get("ecs").map(|a| a.parse().unwrap()),
+                };
+            }
+            ["request", rest @ ..] => {
+                let mut headers = Vec::new();
+                let mut plain = Vec::new();
+                for w in rest {
+                    match w.strip_prefix("header=") {
+                        Some(h) => {
+                            let (n, v) = h.split_once(':').expect("header=NAME:VALUE");
+                            headers.push((n.to_ascii_lowercase(), v.to_owned()));
+                        }
+                        None => plain.push(*w),
+                    }
+                }
+                let o = kv(&plain, &["method", "path", "host"]);
+                self.request = Request::Http {
+                    method: o.get("method").cloned().unwrap_or_else(|| "GET".into()),
+                    path: o.get("path").cloned().unwrap_or_else(|| "/".into()),
+                    host: o
+                        .get("host")
+                        .cloned()
+                        .unwrap_or_else(|| "www.example.com".into()),
+                    headers,
+                };
+            }
             ["expect", want @ ..] => {
                 let route = self.route();
-                let got = steer(&route.spec, &route.pools, &self.context());
+                let got = steer(&self.lb(), &route.pools, &self.context());
                 self.check(want, got);
             }
             other => panic!("cannot read {other:?}"),

@@ -24,6 +24,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, UdpSocket};
 use vantage_core::load_balancer::PreferEcs;
 use vantage_core::routing::{DnsAnswer, DnsLookup, Route, RoutingTable, ZoneView};
+use vantage_core::rules::{DnsFacts, Facts, Ruled};
 
 use crate::geo::{self, GeoTable, Locality};
 use crate::rrl::{RateLimiter, Verdict};
@@ -120,6 +121,13 @@ pub struct Dns {
 }
 
 /// A lower-case name without the trailing dot, from the raw labels (no IDNA, no escapes).
+/// The question a load-balanced answer is for, as rules see it.
+struct Question<'a> {
+    /// Lower case, without the final dot.
+    name: &'a str,
+    qtype: u16,
+}
+
 fn name_key(name: &Name) -> String {
     let mut s = String::with_capacity(name.len());
     for (i, label) in name.iter().enumerate() {
@@ -358,7 +366,11 @@ impl Dns {
         let mut scope = 0;
         match found {
             DnsLookup::Route(route) if wants(RecordType::A) || wants(RecordType::AAAA) => {
-                let (addresses, used) = self.addresses(&route, client, ecs);
+                let question = Question {
+                    name: &name,
+                    qtype: u16::from(qtype),
+                };
+                let (addresses, used, ttl) = self.addresses(&route, client, ecs, &question);
                 scope = used;
                 for ip in addresses {
                     let data = match ip {
@@ -366,7 +378,7 @@ impl Dns {
                         IpAddr::V6(v6) if wants(RecordType::AAAA) => RData::AAAA(AAAA(v6)),
                         _ => continue,
                     };
-                    r.add_answer(Record::from_rdata(owner.clone(), route.spec.ttl, data));
+                    r.add_answer(Record::from_rdata(owner.clone(), ttl, data));
                 }
             }
             DnsLookup::Route(_) | DnsLookup::Exists => {}
@@ -388,16 +400,47 @@ impl Dns {
         r
     }
 
-    /// The addresses for a load-balanced name and the ECS scope they were chosen for (the
-    /// source prefix when the client subnet steered the answer, else 0).
+    /// The addresses for a load-balanced name, the ECS scope they were chosen for (the
+    /// source prefix when the client subnet steered the answer, else 0), and their TTL.
     fn addresses(
         &self,
         route: &Route,
         resolver: IpAddr,
         ecs: Option<ClientSubnet>,
-    ) -> (Vec<IpAddr>, u8) {
-        let subnet =
-            ecs.filter(|cs| cs.source_prefix() > 0 && route.spec.prefer_ecs != PreferEcs::Never);
+        question: &Question<'_>,
+    ) -> (Vec<IpAddr>, u8, u32) {
+        let ruled = if route.spec.rules.is_empty() || route.spec.proxied || !route.spec.enabled {
+            Ruled::none(&route.spec)
+        } else {
+            let ecs_addr = ecs.filter(|cs| cs.source_prefix() > 0).map(|cs| cs.addr());
+            let qname = format!("{}.", question.name);
+            let facts = Facts {
+                name: &route.spec.name,
+                region: self.config.locality.region.map(|r| r.code()),
+                // Cloudflare: the client subnet's address when the query has one, else the
+                // resolver's, whatever the load balancer's location strategy.
+                ip: Some(ecs_addr.unwrap_or(resolver)),
+                http: None,
+                dns: Some(DnsFacts {
+                    name: &qname,
+                    qtype: question.qtype,
+                    // Every message answered here is a question (Cloudflare's meaning).
+                    qu: true,
+                    ecs: ecs_addr,
+                }),
+            };
+            let ruled = route.spec.ruled(&facts);
+            for &i in &ruled.matched {
+                if let Some(rule) = route.spec.rules.get(i) {
+                    self.config
+                        .metrics
+                        .rule_match(&route.spec.name, &rule.label(i), "dns");
+                }
+            }
+            ruled
+        };
+        let spec = &*ruled.spec;
+        let subnet = ecs.filter(|cs| cs.source_prefix() > 0 && spec.prefer_ecs != PreferEcs::Never);
         let client = subnet.map_or(resolver, |cs| cs.addr());
         let mut ctx = geo::context(
             &self.config.locality,
@@ -405,18 +448,23 @@ impl Dns {
             Some(client),
         );
         ctx.random = rand::random();
-        let scope = match (subnet, self.config.geo.is_some()) {
-            (Some(cs), true) => cs.source_prefix(),
+        // The answer depends on the client subnet when it steered by geography, or when a
+        // rule read the client's address.
+        let by_rules = route.spec.rules.read_client() && !ruled.spec.proxied;
+        let scope = match (ecs.filter(|cs| cs.source_prefix() > 0), subnet) {
+            (Some(cs), _) if by_rules => cs.source_prefix(),
+            (_, Some(cs)) if self.config.geo.is_some() => cs.source_prefix(),
             _ => 0,
         };
-        match route.dns(ctx) {
+        let ttl = spec.ttl;
+        match route.dns(spec, ctx) {
             DnsAnswer::Addresses { addresses, pool } => {
                 let pool = route.pool_names.get(&pool).map_or("", String::as_str);
                 self.config.metrics.dns_answer(&route.spec.name, pool);
-                (addresses, scope)
+                (addresses, scope, ttl)
             }
-            DnsAnswer::Proxied => (self.config.proxy_addresses.clone(), 0),
-            DnsAnswer::Nothing => (Vec::new(), scope),
+            DnsAnswer::Proxied => (self.config.proxy_addresses.clone(), 0, ttl),
+            DnsAnswer::Nothing => (Vec::new(), scope, ttl),
         }
     }
 

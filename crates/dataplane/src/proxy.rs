@@ -20,6 +20,7 @@
 //! response body: a stalled one has its client's response aborted mid-stream (the client
 //! must not take a truncated body for a whole one) and counts as an upstream error.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
@@ -42,16 +43,19 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
-use vantage_core::load_balancer::{SessionAffinity, SteeringPolicy};
+use vantage_core::load_balancer::{LoadBalancerSpec, SessionAffinity, SteeringPolicy};
 use vantage_core::pool::OriginSteeringPolicy;
 use vantage_core::routing::{normalize_host, Keep, Refused, Route, RoutingTable};
+use vantage_core::rules::{Facts, FixedResponse, HttpFacts, Ruled};
 
 use crate::affinity::{self, Sessions};
 use crate::geo::{self, GeoTable, Locality};
 use crate::load::Load;
 use crate::upstream::{Failure, Upstreams};
 use vantage_core::{LoadBalancerId, PoolId};
-use vantage_metrics::{CounterHandle, HistogramHandle, Metrics, ProxyLabels, RouteLabels};
+use vantage_metrics::{
+    CounterHandle, HistogramHandle, Metrics, ProxyLabels, RouteLabels, RuleLabels,
+};
 
 pub use crate::upstream::Body;
 
@@ -86,6 +90,9 @@ pub struct ProxyConfig {
     /// `response_timeout`, during which a client legitimately waits in silence.
     pub client_idle_timeout: Duration,
     pub metrics: Arc<Metrics>,
+    /// Answer `Vantage-Debug: rules` with the rules that matched (`Vantage-Rules-Matched`).
+    /// Off by default: rule names are the operator's, not every client's.
+    pub rules_debug: bool,
 }
 
 impl Default for ProxyConfig {
@@ -105,6 +112,7 @@ impl Default for ProxyConfig {
             connections: crate::limit::ConnectionLimit::new(10_000),
             client_idle_timeout: Duration::from_secs(120),
             metrics: Metrics::new(),
+            rules_debug: false,
         }
     }
 }
@@ -121,9 +129,19 @@ pub struct Proxy {
     sessions: Arc<Sessions>,
     /// This worker's handles on its metric series, so a request never builds label strings.
     series: std::sync::Mutex<HashMap<SeriesKey, Series>>,
+    /// The same for rule matches, by load balancer and rule index, with the names the
+    /// series was made for (a renamed load balancer or rule gets a new one).
+    rule_series: std::sync::Mutex<HashMap<(LoadBalancerId, usize), RuleSeries>>,
 }
 
 type SeriesKey = (Option<LoadBalancerId>, Option<PoolId>, u16);
+
+#[derive(Debug)]
+struct RuleSeries {
+    load_balancer: String,
+    rule: String,
+    counter: CounterHandle,
+}
 type Series = (CounterHandle, HistogramHandle);
 
 /// Which load balancer and pool answered, attached to a response for the metrics.
@@ -345,9 +363,105 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
-fn uses_load(route: &Route) -> bool {
+const RULES_MATCHED: HeaderName = HeaderName::from_static("vantage-rules-matched");
+
+/// The rules that matched, for the debug header: their names (a name that cannot be a header
+/// value by its position, `#3`), or `none`.
+fn matched_header(route: &Route, matched: &[usize]) -> HeaderValue {
+    let labels: Vec<String> = matched
+        .iter()
+        .map(|&i| {
+            let label = route
+                .spec
+                .rules
+                .get(i)
+                .map(|r| r.label(i))
+                .unwrap_or_default();
+            if HeaderValue::from_str(&label).is_ok() && !label.contains(',') {
+                label.into_owned()
+            } else {
+                format!("#{i}")
+            }
+        })
+        .collect();
+    let text = if labels.is_empty() {
+        "none".to_owned()
+    } else {
+        labels.join(", ")
+    };
+    HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static("none"))
+}
+
+/// A rule's fixed response, answered without touching an origin.
+fn fixed_response(f: &FixedResponse) -> Response<Reply> {
+    let body = f.message_body.clone().unwrap_or_default();
+    let mut r = Response::new(
+        Full::new(Bytes::from(body))
+            .map_err(|never| match never {})
+            .boxed_unsync(),
+    );
+    *r.status_mut() = StatusCode::from_u16(f.status_code).unwrap_or(StatusCode::OK);
+    // Validated as header-safe with the rule; a value that still is not is left out.
+    let content_type = f.content_type.as_deref().unwrap_or("text/plain");
+    if let Ok(v) = HeaderValue::from_str(content_type) {
+        r.headers_mut().insert(header::CONTENT_TYPE, v);
+    }
+    if let Some(v) = f
+        .location
+        .as_deref()
+        .and_then(|l| HeaderValue::from_str(l).ok())
+    {
+        r.headers_mut().insert(header::LOCATION, v);
+    }
+    r
+}
+
+/// What a rule's condition can read of a proxied request.
+fn request_facts<'a>(
+    req: &'a Request<Incoming>,
+    host: &'a str,
+    route: &'a Route,
+    client: IpAddr,
+    locality: &'a Locality,
+) -> Facts<'a> {
+    let version = match req.version() {
+        Version::HTTP_09 => "HTTP/0.9",
+        Version::HTTP_10 => "HTTP/1.0",
+        Version::HTTP_2 => "HTTP/2",
+        Version::HTTP_3 => "HTTP/3",
+        _ => "HTTP/1.1",
+    };
+    let timestamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    Facts {
+        name: &route.spec.name,
+        region: locality.region.map(|r| r.code()),
+        ip: Some(client),
+        http: Some(HttpFacts {
+            method: req.method().as_str(),
+            host: normalize_host(host),
+            uri: req.uri().path_and_query().map_or("/", |p| p.as_str()),
+            version,
+            headers: req
+                .headers()
+                .iter()
+                .map(|(n, v)| {
+                    (
+                        Cow::Borrowed(n.as_str()),
+                        String::from_utf8_lossy(v.as_bytes()),
+                    )
+                })
+                .collect(),
+            timestamp,
+        }),
+        dns: None,
+    }
+}
+
+fn uses_load(spec: &LoadBalancerSpec, route: &Route) -> bool {
     matches!(
-        route.spec.steering_policy,
+        spec.steering_policy,
         SteeringPolicy::LeastOutstandingRequests | SteeringPolicy::LeastConnections
     ) || route.pools.values().any(|p| {
         matches!(
@@ -367,6 +481,7 @@ impl Proxy {
             load: Arc::default(),
             sessions: Arc::default(),
             series: std::sync::Mutex::default(),
+            rule_series: std::sync::Mutex::default(),
         }
     }
 
@@ -383,6 +498,7 @@ impl Proxy {
             load: Arc::clone(&self.load),
             sessions: Arc::clone(&self.sessions),
             series: std::sync::Mutex::default(),
+            rule_series: std::sync::Mutex::default(),
         }
     }
 
@@ -522,15 +638,37 @@ impl Proxy {
             Some(client_ip),
         );
         ctx.random = rand::random();
-        if uses_load(&route) {
+        let ruled = if route.spec.rules.is_empty() {
+            Ruled::none(&route.spec)
+        } else {
+            let facts = request_facts(&req, &host, &route, client_ip, &self.config.locality);
+            route.spec.ruled(&facts)
+        };
+        self.count_rules(&route, &ruled.matched);
+        let debug = (self.config.rules_debug
+            && req
+                .headers()
+                .get("vantage-debug")
+                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"rules")))
+        .then(|| matched_header(&route, &ruled.matched));
+        if let Some(fixed) = ruled.fixed {
+            let mut r = fixed_response(fixed);
+            if let Some(h) = debug {
+                r.headers_mut().insert(RULES_MATCHED, h);
+            }
+            return tag(r, &route, None, false);
+        }
+        let spec = ruled.spec;
+        if uses_load(&spec, &route) {
             self.load.fill(&route, &mut ctx);
         }
 
-        let affinity_mode = route.spec.session_affinity;
-        let attributes = &route.spec.session_affinity_attributes;
+        let affinity_mode = spec.session_affinity;
         let now = Instant::now();
         let session_key = match affinity_mode {
-            SessionAffinity::Header => affinity::header_key(req.headers(), attributes),
+            SessionAffinity::Header => {
+                affinity::header_key(req.headers(), &spec.session_affinity_attributes)
+            }
             _ => None,
         };
         let pin_in = match affinity_mode {
@@ -542,9 +680,12 @@ impl Proxy {
             }
             SessionAffinity::None => None,
         };
-        let session = route.session(ctx, client_ip, pin_in, session_key.is_some());
+        let session = route.session(spec, ctx, client_ip, pin_in, session_key.is_some());
         let Some(target) = session.target() else {
-            let r = page(530, "No pool of this load balancer can take the request.");
+            let mut r = page(530, "No pool of this load balancer can take the request.");
+            if let Some(h) = debug {
+                r.headers_mut().insert(RULES_MATCHED, h);
+            }
             return tag(r, &route, None, false);
         };
 
@@ -567,7 +708,7 @@ impl Proxy {
             .unwrap_or_else(|| Uri::from_static("/"));
         *upstream_req.version_mut() = Version::HTTP_11;
         *upstream_req.headers_mut() = headers;
-        let tracked = uses_load(&route);
+        let tracked = uses_load(session.spec(), &route);
         let (response, used) = match self
             .send(&route, target, upstream_req, &client_host, tracked)
             .await
@@ -604,12 +745,16 @@ impl Proxy {
         };
         let idle = self.config.body_idle_timeout;
         let mut response = response.map(|body| Idle::new(body, idle, stalled).boxed_unsync());
+        if let Some(h) = debug {
+            response.headers_mut().insert(RULES_MATCHED, h);
+        }
+        let spec = session.spec();
         match session.keep(used) {
             Keep::SetCookie(pin) => {
                 let cookie = affinity::set_cookie(
                     pin,
-                    route.spec.session_affinity_ttl,
-                    attributes,
+                    spec.session_affinity_ttl,
+                    &spec.session_affinity_attributes,
                     peer.https,
                 );
                 if let Ok(v) = HeaderValue::from_str(&cookie) {
@@ -618,13 +763,56 @@ impl Proxy {
             }
             Keep::Remember(pin) => {
                 if let Some(k) = session_key {
-                    let ttl = Duration::from_secs(u64::from(route.spec.session_affinity_ttl));
+                    let ttl = Duration::from_secs(u64::from(spec.session_affinity_ttl));
                     self.sessions.put(route.id, k, pin, now, ttl);
                 }
             }
             Keep::Nothing => {}
         }
         tag(response, &route, Some(used.0), false)
+    }
+
+    /// Counts the rules a request matched, through this worker's handles on their series.
+    fn count_rules(&self, route: &Route, matched: &[usize]) {
+        if matched.is_empty() {
+            return;
+        }
+        let rules = &route.spec.rules;
+        let mut series = self.rule_series.lock().unwrap_or_else(|p| p.into_inner());
+        for &i in matched {
+            let Some(rule) = rules.get(i) else { continue };
+            let current =
+                |s: &RuleSeries| s.load_balancer == route.spec.name && s.rule == rule.name;
+            let entry = series.entry((route.id, i));
+            let slot = match entry {
+                std::collections::hash_map::Entry::Occupied(o) if current(o.get()) => o.into_mut(),
+                other => {
+                    let counter = self
+                        .config
+                        .metrics
+                        .rule_matches
+                        .get_or_create(&RuleLabels {
+                            load_balancer: route.spec.name.clone(),
+                            rule: rule.label(i).into_owned(),
+                            via: "proxy".to_owned(),
+                        })
+                        .clone();
+                    let made = RuleSeries {
+                        load_balancer: route.spec.name.clone(),
+                        rule: rule.name.clone(),
+                        counter,
+                    };
+                    match other {
+                        std::collections::hash_map::Entry::Occupied(mut o) => {
+                            o.insert(made);
+                            o.into_mut()
+                        }
+                        std::collections::hash_map::Entry::Vacant(v) => v.insert(made),
+                    }
+                }
+            };
+            slot.counter.inc();
+        }
     }
 
     /// Counts a response in the metrics, by load balancer, pool and status.

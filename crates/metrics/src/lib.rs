@@ -52,6 +52,15 @@ pub struct RouteLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RuleLabels {
+    pub load_balancer: String,
+    /// The rule's name, else `#` and its position in the load balancer's `rules`.
+    pub rule: String,
+    /// `proxy` or `dns`.
+    pub via: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct DnsLabels {
     pub rcode: String,
 }
@@ -118,6 +127,8 @@ pub struct Metrics {
     pub results_refused: Family<RefusedLabels, Counter>,
     /// DNS answers with addresses, by load balancer and pool.
     pub dns_answers: Family<RouteLabels, Counter>,
+    /// Requests and queries a load-balancing rule matched, by load balancer and rule.
+    pub rule_matches: Family<RuleLabels, Counter>,
     /// Routing snapshots an edge applied from a controller, and refused.
     pub snapshots_applied: Counter,
     pub snapshots_refused: Counter,
@@ -139,6 +150,7 @@ impl Default for Metrics {
             pruned: Family::default(),
             results_refused: Family::default(),
             dns_answers: Family::default(),
+            rule_matches: Family::default(),
             snapshots_applied: Counter::default(),
             snapshots_refused: Counter::default(),
             snapshot_propagation: latency(),
@@ -234,6 +246,17 @@ impl Metrics {
             .inc();
     }
 
+    /// Counts one request or query that `rule` of `load_balancer` matched.
+    pub fn rule_match(&self, load_balancer: &str, rule: &str, via: &str) {
+        self.rule_matches
+            .get_or_create(&RuleLabels {
+                load_balancer: load_balancer.to_owned(),
+                rule: rule.to_owned(),
+                via: via.to_owned(),
+            })
+            .inc();
+    }
+
     /// Counts one judged check.
     pub fn check(&self, monitor: &str, location: &str, healthy: bool, seconds: Option<f64>) {
         let result = if healthy { "healthy" } else { "unhealthy" };
@@ -325,6 +348,11 @@ impl Metrics {
                 "dns_answers",
                 "DNS answers with addresses, by load balancer and pool",
                 self.dns_answers.clone(),
+            );
+            registry.register(
+                "rule_matches",
+                "Proxied requests and DNS queries a load-balancing rule matched, by load balancer, rule and listener",
+                self.rule_matches.clone(),
             );
         }
         registry.register(

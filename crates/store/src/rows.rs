@@ -35,6 +35,7 @@ use vantage_core::pool::{
     self, LoadShedding, NotificationFilter, NotificationRule, OriginSpec, Pool, PoolSpec, Weight,
 };
 use vantage_core::region::{self, CheckRegions};
+use vantage_core::rules::{Condition, FixedResponse, Mode, Overrides, Rule, Rules};
 use vantage_core::zone::Zone;
 use vantage_core::{
     AccountId, LoadBalancerId, MonitorId, PolicyId, PoolId, Timestamp, TokenId, UserId, WebhookId,
@@ -671,7 +672,8 @@ pub struct LoadBalancerSpecRow {
     pub proxied: bool,
     pub ttl: u32,
     pub enabled: bool,
-    /// Canonical JSON text of the rules array, as given.
+    /// JSON text of the rules, `[RuleRow]` (text, so rows written before rules were
+    /// validated keep their shape).
     pub rules: String,
     pub description: String,
 }
@@ -724,7 +726,7 @@ impl From<&LoadBalancer> for LoadBalancerRow {
                 proxied: s.proxied,
                 ttl: s.ttl,
                 enabled: s.enabled,
-                rules: s.rules.clone(),
+                rules: rules_text(&s.rules),
                 description: s.description.clone(),
             },
             created_on: l.created_on,
@@ -736,6 +738,18 @@ impl From<&LoadBalancer> for LoadBalancerRow {
 impl From<LoadBalancerRow> for LoadBalancer {
     fn from(r: LoadBalancerRow) -> Self {
         let s = r.spec;
+        let mode = if s.proxied {
+            Mode::Proxied
+        } else {
+            Mode::DnsOnly
+        };
+        // Rules stored before they were validated (they were echoed, never applied) may not
+        // read back: the load balancer loads without them, as it always behaved, and says so.
+        let rules = read_rules(&s.rules, mode).unwrap_or_else(|e| {
+            tracing::warn!(load_balancer = %r.id, name = %s.name, error = %e,
+                "stored rules cannot be read and are left out; set them again through the API");
+            Rules::default()
+        });
         let a = s.session_affinity_attributes;
         Self {
             id: r.id,
@@ -772,13 +786,193 @@ impl From<LoadBalancerRow> for LoadBalancer {
                 proxied: s.proxied,
                 ttl: s.ttl,
                 enabled: s.enabled,
-                rules: s.rules,
+                rules,
                 description: s.description,
             },
             created_on: r.created_on,
             modified_on: r.modified_on,
         }
     }
+}
+
+// ---- load-balancing rules ----
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RuleRow {
+    pub name: String,
+    pub condition: String,
+    pub disabled: bool,
+    pub priority: u32,
+    pub terminates: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fixed_response: Option<FixedResponseRow>,
+    pub overrides: OverridesRow,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FixedResponseRow {
+    pub status_code: u16,
+    pub content_type: Option<String>,
+    pub message_body: Option<String>,
+    pub location: Option<String>,
+}
+
+/// Only the overridden fields are written.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct OverridesRow {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failover_across_pools: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub country_pools: Option<BTreeMap<String, Vec<PoolId>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub default_pools: Option<Vec<PoolId>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fallback_pool: Option<PoolId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub location_mode: Option<LocationModeRow>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prefer_ecs: Option<PreferEcsRow>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pop_pools: Option<BTreeMap<String, Vec<PoolId>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub random_steering: Option<RandomSteeringRow>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region_pools: Option<BTreeMap<RegionRow, Vec<PoolId>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_affinity: Option<SessionAffinityRow>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_affinity_attributes: Option<AffinityAttributesRow>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_affinity_ttl: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub steering_policy: Option<SteeringPolicyRow>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<u32>,
+}
+
+fn attributes_row(a: &AffinityAttributes) -> AffinityAttributesRow {
+    AffinityAttributesRow {
+        samesite: a.samesite.into(),
+        secure: a.secure.into(),
+        zero_downtime_failover: a.zero_downtime_failover.into(),
+        drain_duration: a.drain_duration,
+        headers: a.headers.clone(),
+        require_all_headers: a.require_all_headers,
+    }
+}
+
+fn attributes_of(a: AffinityAttributesRow) -> AffinityAttributes {
+    AffinityAttributes {
+        samesite: a.samesite.into(),
+        secure: a.secure.into(),
+        zero_downtime_failover: a.zero_downtime_failover.into(),
+        drain_duration: a.drain_duration,
+        headers: a.headers,
+        require_all_headers: a.require_all_headers,
+    }
+}
+
+impl From<&Rule> for RuleRow {
+    fn from(r: &Rule) -> Self {
+        let o = &r.overrides;
+        RuleRow {
+            name: r.name.clone(),
+            condition: r.condition.source().to_owned(),
+            disabled: r.disabled,
+            priority: r.priority,
+            terminates: r.terminates,
+            fixed_response: r.fixed_response.as_ref().map(|f| FixedResponseRow {
+                status_code: f.status_code,
+                content_type: f.content_type.clone(),
+                message_body: f.message_body.clone(),
+                location: f.location.clone(),
+            }),
+            overrides: OverridesRow {
+                failover_across_pools: o.failover_across_pools,
+                country_pools: o.country_pools.clone(),
+                default_pools: o.default_pools.clone(),
+                fallback_pool: o.fallback_pool,
+                location_mode: o.location_mode.map(Into::into),
+                prefer_ecs: o.prefer_ecs.map(Into::into),
+                pop_pools: o.pop_pools.clone(),
+                random_steering: o.random_steering.as_ref().map(|r| RandomSteeringRow {
+                    default_weight: r.default_weight,
+                    pool_weights: r.pool_weights.clone(),
+                }),
+                region_pools: o
+                    .region_pools
+                    .as_ref()
+                    .map(|m| m.iter().map(|(&r, p)| (r.into(), p.clone())).collect()),
+                session_affinity: o.session_affinity.map(Into::into),
+                session_affinity_attributes: o
+                    .session_affinity_attributes
+                    .as_ref()
+                    .map(attributes_row),
+                session_affinity_ttl: o.session_affinity_ttl,
+                steering_policy: o.steering_policy.map(Into::into),
+                ttl: o.ttl,
+            },
+        }
+    }
+}
+
+impl RuleRow {
+    fn into_rule(self, mode: Mode) -> Result<Rule, BadRow> {
+        let o = self.overrides;
+        let condition = Condition::parse(&self.condition, mode)
+            .map_err(|e| BadRow(format!("rule {:?}: condition: {e}", self.name)))?;
+        Ok(Rule {
+            name: self.name,
+            condition,
+            disabled: self.disabled,
+            priority: self.priority,
+            terminates: self.terminates,
+            fixed_response: self.fixed_response.map(|f| FixedResponse {
+                status_code: f.status_code,
+                content_type: f.content_type,
+                message_body: f.message_body,
+                location: f.location,
+            }),
+            overrides: Overrides {
+                failover_across_pools: o.failover_across_pools,
+                country_pools: o.country_pools,
+                default_pools: o.default_pools,
+                fallback_pool: o.fallback_pool,
+                location_mode: o.location_mode.map(Into::into),
+                prefer_ecs: o.prefer_ecs.map(Into::into),
+                pop_pools: o.pop_pools,
+                random_steering: o.random_steering.map(|r| lb::RandomSteering {
+                    default_weight: r.default_weight,
+                    pool_weights: r.pool_weights,
+                }),
+                region_pools: o
+                    .region_pools
+                    .map(|m| m.into_iter().map(|(r, p)| (r.into(), p)).collect()),
+                session_affinity: o.session_affinity.map(Into::into),
+                session_affinity_attributes: o.session_affinity_attributes.map(attributes_of),
+                session_affinity_ttl: o.session_affinity_ttl,
+                steering_policy: o.steering_policy.map(Into::into),
+                ttl: o.ttl,
+            },
+        })
+    }
+}
+
+fn rules_text(rules: &Rules) -> String {
+    let rows: Vec<RuleRow> = rules.iter().map(RuleRow::from).collect();
+    serde_json::to_string(&rows).unwrap_or_else(|_| "[]".to_owned())
+}
+
+/// A load balancer's stored rules, each condition parsed again for its mode.
+pub fn read_rules(text: &str, mode: Mode) -> Result<Rules, BadRow> {
+    let rows: Vec<RuleRow> =
+        serde_json::from_str(text).map_err(|e| BadRow(format!("rules: {e}")))?;
+    let rules = rows
+        .into_iter()
+        .map(|r| r.into_rule(mode))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Rules::new(rules))
 }
 
 // ---- notifications ----

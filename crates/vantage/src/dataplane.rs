@@ -44,6 +44,10 @@ pub struct DataPlaneArgs {
     /// Largest request header block accepted; larger ones answer 431.
     #[arg(long, default_value_t = 32 * 1024, value_parser = clap::value_parser!(u64).range(8192..=1_048_576))]
     proxy_max_header_bytes: u64,
+    /// Answer a request carrying `Vantage-Debug: rules` with a `Vantage-Rules-Matched`
+    /// header naming the load-balancing rules that matched it (`none` when none did).
+    #[arg(long, env = "VANTAGE_PROXY_RULES_DEBUG")]
+    proxy_rules_debug: bool,
     /// This data plane's PoP code (three letters, as `pop_pools` keys), for `pop_pools`.
     #[arg(long, env = "VANTAGE_PROXY_POP", value_parser = parse_pop)]
     proxy_pop: Option<String>,
@@ -239,6 +243,7 @@ impl DataPlane {
                     connections: ConnectionLimit::new(connections),
                     client_idle_timeout: Duration::from_secs(120),
                     metrics: Arc::clone(&metrics),
+                    rules_debug: args.proxy_rules_debug,
                 };
                 let proxy = Proxy::new(Arc::clone(&routes), config);
                 Some((proxy, sockets, tls))

@@ -35,6 +35,22 @@ struct LbStatus {
     fallback_pool: String,
     /// The pools taking traffic now.
     serving: Vec<String>,
+    /// As the API renders them, in array order.
+    #[serde(default)]
+    rules: Vec<RuleStatus>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct RuleStatus {
+    name: String,
+    condition: String,
+    disabled: bool,
+    priority: u64,
+    terminates: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    fixed_response: Option<serde_json::Value>,
+    #[serde(default)]
+    overrides: serde_json::Map<String, serde_json::Value>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -128,6 +144,9 @@ fn print_text(report: &Report) {
                 && !lb.default_pools.contains(&lb.fallback_pool);
             print_pool(p, star);
         }
+        print_rules(&paint, &lb.rules, &|id: &str| {
+            by_id(id).map_or(id.to_owned(), |p| p.name.clone())
+        });
         println!();
     }
     let unused: Vec<&PoolStatus> = report
@@ -148,6 +167,65 @@ fn print_text(report: &Report) {
     }
     if report.load_balancers.is_empty() && report.pools.is_empty() {
         println!("No load balancers or pools yet.");
+    }
+}
+
+/// A load balancer's rules in evaluation order: what each tests and what it does.
+fn print_rules(paint: &Paint, rules: &[RuleStatus], pool_name: &dyn Fn(&str) -> String) {
+    if rules.is_empty() {
+        return;
+    }
+    println!("  {}", paint.dim("rules, in order:"));
+    let mut order: Vec<(usize, &RuleStatus)> = rules.iter().enumerate().collect();
+    order.sort_by_key(|(i, r)| (r.priority, *i));
+    for (i, r) in order {
+        let mut does: Vec<String> = Vec::new();
+        if let Some(f) = &r.fixed_response {
+            does.push(format!("answers {}", f["status_code"]));
+        }
+        for (k, v) in &r.overrides {
+            does.push(match (k.as_str(), v) {
+                ("default_pools", serde_json::Value::Array(ids)) => format!(
+                    "pools {}",
+                    ids.iter()
+                        .map(|id| pool_name(id.as_str().unwrap_or_default()))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                ("fallback_pool", id) => {
+                    format!("fallback {}", pool_name(id.as_str().unwrap_or_default()))
+                }
+                (k, _) => k.to_owned(),
+            });
+        }
+        if r.terminates && r.fixed_response.is_none() {
+            does.push("stops".to_owned());
+        }
+        let name = if r.name.is_empty() {
+            format!("#{i}")
+        } else {
+            r.name.clone()
+        };
+        let condition = if r.condition.is_empty() {
+            "always"
+        } else {
+            &r.condition
+        };
+        let line = format!(
+            "    {} when {} → {}",
+            paint.bold(&printable(&name)),
+            printable(condition),
+            printable(&if does.is_empty() {
+                "nothing".to_owned()
+            } else {
+                does.join("; ")
+            })
+        );
+        if r.disabled {
+            println!("{} {}", paint.dim(&line), paint.dim("(disabled)"));
+        } else {
+            println!("{line}");
+        }
     }
 }
 

@@ -124,7 +124,8 @@ async fn status_shows_pools_origins_regions_and_reasons() {
         .await;
     s.create(
         &format!("/zones/{zone}/load_balancers"),
-        json!({"name": "www.example.com", "default_pools": [pool], "fallback_pool": pool}),
+        json!({"name": "www.example.com", "default_pools": [pool], "fallback_pool": pool,
+               "rules": [{"name": "v6", "condition": "dns.qry.type eq 28", "overrides": {"ttl": 5}}]}),
     )
     .await;
     let url = format!("http://{}", s.addr);
@@ -167,6 +168,11 @@ async fn status_shows_pools_origins_regions_and_reasons() {
         text.contains("TCP connection failed") && text.contains("★"),
         "{text}"
     );
+    assert!(
+        text.contains("v6 when dns.qry.type eq 28 → ttl"),
+        "the rules are shown: {text}"
+    );
+    assert_eq!(v["load_balancers"][0]["rules"][0]["name"], "v6", "{v}");
 
     let (code, script, _) = vantage(args(&["completions", "bash"])).await;
     assert_eq!(code, 0);

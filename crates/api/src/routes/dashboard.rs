@@ -203,6 +203,7 @@ fn dashboard(
                 "default_pools": s.default_pools.iter().map(ToString::to_string).collect::<Vec<_>>(),
                 "fallback_pool": s.fallback_pool.to_string(),
                 "serving": steering::serving(s, &r.pools).iter().map(ToString::to_string).collect::<Vec<_>>(),
+                "rules": vantage_wire::load_balancer::render_rules(&s.rules),
             })
         })
         .collect();
