@@ -396,22 +396,8 @@ impl World {
                 "proxied",
             ],
         );
-        let ids = |list: &str| -> Vec<String> {
-            list.split(',')
-                .filter(|n| !n.is_empty())
-                .map(|n| self.pool(n).id.to_string())
-                .collect()
-        };
-        let map = |key: &str| {
-            o.get(key).map(|raw| {
-                raw.split(';')
-                    .map(|entry| {
-                        let (place, list) = entry.split_once(':').expect("PLACE:p1,p2");
-                        (place.to_owned(), ids(list))
-                    })
-                    .collect::<BTreeMap<_, _>>()
-            })
-        };
+        let ids = |list: &str| self.ids(list);
+        let map = |key: &str| o.get(key).map(|raw| self.pool_map(raw));
         let weights = o.get("random_steering").map(|raw| {
             raw.split(',')
                 .map(|entry| {
@@ -448,6 +434,24 @@ impl World {
         self.lb = Some(spec);
     }
 
+    /// `p1,p2` as pool ids.
+    fn ids(&self, list: &str) -> Vec<String> {
+        list.split(',')
+            .filter(|n| !n.is_empty())
+            .map(|n| self.pool(n).id.to_string())
+            .collect()
+    }
+
+    /// `PLACE:p1,p2;PLACE:p3` as a map of pool ids.
+    fn pool_map(&self, raw: &str) -> BTreeMap<String, Vec<String>> {
+        raw.split(';')
+            .map(|entry| {
+                let (place, list) = entry.split_once(':').expect("PLACE:p1,p2");
+                (place.to_owned(), self.ids(list))
+            })
+            .collect()
+    }
+
     fn declare_rule(&mut self, name: &str, rest: &[&str]) {
         let split = rest
             .iter()
@@ -467,21 +471,8 @@ impl World {
                 "region_pools",
             ],
         );
-        let ids = |list: &str| -> Vec<String> {
-            list.split(',')
-                .map(|n| self.pool(n).id.to_string())
-                .collect()
-        };
-        let map = |key: &str| {
-            o.get(key).map(|raw| {
-                raw.split(';')
-                    .map(|entry| {
-                        let (place, list) = entry.split_once(':').expect("PLACE:p1,p2");
-                        (place.to_owned(), ids(list))
-                    })
-                    .collect::<BTreeMap<_, _>>()
-            })
-        };
+        let ids = |list: &str| self.ids(list);
+        let map = |key: &str| o.get(key).map(|raw| self.pool_map(raw));
         let overrides = OverridesDraft {
             default_pools: o.get("default").map(|l| ids(l)),
             fallback_pool: o.get("fallback").map(|p| self.pool(p).id.to_string()),

@@ -12,6 +12,7 @@ use vantage_core::catalog::{Catalog, Change};
 use vantage_core::health::check::{CheckResult, FailureReason};
 use vantage_core::health::{Location, LocationState, ProbeKey, Verdict};
 use vantage_core::load_balancer::{AffinityAttributesDraft, LoadBalancerDraft};
+use vantage_core::rules::{FixedResponseDraft, OverridesDraft, RuleDraft};
 use vantage_core::monitor::MonitorDraft;
 use vantage_core::notification::{NewDelivery, PolicyDraft, WebhookDraft};
 use vantage_core::pool::{OriginDraft, PoolDraft};
@@ -158,6 +159,39 @@ fn everything() -> Vec<Change> {
         }),
         proxied: Some(true),
         description: Some("front".into()),
+        rules: Some(vec![
+            RuleDraft {
+                name: Some("api".into()),
+                condition: Some(r#"starts_with(http.request.uri.path, "/api/")"#.into()),
+                priority: Some(10),
+                overrides: Some(OverridesDraft {
+                    default_pools: Some(vec![p.to_string()]),
+                    location_mode: Some("resolver_ip".into()),
+                    random_steering: true,
+                    random_default_weight: Some(0.5),
+                    session_affinity: Some("header".into()),
+                    session_affinity_attributes: Some(AffinityAttributesDraft {
+                        headers: Some(vec!["x-session".into()]),
+                        ..Default::default()
+                    }),
+                    ttl: Some(60),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            RuleDraft {
+                name: Some("down".into()),
+                condition: Some(r#"http.request.uri.path eq "/down""#.into()),
+                disabled: Some(true),
+                fixed_response: Some(FixedResponseDraft {
+                    status_code: Some(503),
+                    content_type: Some("text/plain".into()),
+                    message_body: Some("maintenance".into()),
+                    location: None,
+                }),
+                ..Default::default()
+            },
+        ]),
         ..Default::default()
     };
     let out = c

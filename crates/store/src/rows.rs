@@ -690,7 +690,6 @@ pub struct LoadBalancerRow {
 impl From<&LoadBalancer> for LoadBalancerRow {
     fn from(l: &LoadBalancer) -> Self {
         let s = &l.spec;
-        let a = &s.session_affinity_attributes;
         Self {
             id: l.id,
             zone: l.zone,
@@ -715,14 +714,7 @@ impl From<&LoadBalancer> for LoadBalancerRow {
                 prefer_ecs: s.prefer_ecs.into(),
                 session_affinity: s.session_affinity.into(),
                 session_affinity_ttl: s.session_affinity_ttl,
-                session_affinity_attributes: AffinityAttributesRow {
-                    samesite: a.samesite.into(),
-                    secure: a.secure.into(),
-                    zero_downtime_failover: a.zero_downtime_failover.into(),
-                    drain_duration: a.drain_duration,
-                    headers: a.headers.clone(),
-                    require_all_headers: a.require_all_headers,
-                },
+                session_affinity_attributes: attributes_row(&s.session_affinity_attributes),
                 proxied: s.proxied,
                 ttl: s.ttl,
                 enabled: s.enabled,
@@ -750,7 +742,6 @@ impl From<LoadBalancerRow> for LoadBalancer {
                 "stored rules cannot be read and are left out; set them again through the API");
             Rules::default()
         });
-        let a = s.session_affinity_attributes;
         Self {
             id: r.id,
             zone: r.zone,
@@ -775,14 +766,7 @@ impl From<LoadBalancerRow> for LoadBalancer {
                 prefer_ecs: s.prefer_ecs.into(),
                 session_affinity: s.session_affinity.into(),
                 session_affinity_ttl: s.session_affinity_ttl,
-                session_affinity_attributes: AffinityAttributes {
-                    samesite: a.samesite.into(),
-                    secure: a.secure.into(),
-                    zero_downtime_failover: a.zero_downtime_failover.into(),
-                    drain_duration: a.drain_duration,
-                    headers: a.headers,
-                    require_all_headers: a.require_all_headers,
-                },
+                session_affinity_attributes: attributes_of(s.session_affinity_attributes),
                 proxied: s.proxied,
                 ttl: s.ttl,
                 enabled: s.enabled,
