@@ -12,11 +12,11 @@ use vantage_core::catalog::{Catalog, Change};
 use vantage_core::health::check::{CheckResult, FailureReason};
 use vantage_core::health::{Location, LocationState, ProbeKey, Verdict};
 use vantage_core::load_balancer::{AffinityAttributesDraft, LoadBalancerDraft};
-use vantage_core::rules::{FixedResponseDraft, OverridesDraft, RuleDraft};
 use vantage_core::monitor::MonitorDraft;
 use vantage_core::notification::{NewDelivery, PolicyDraft, WebhookDraft};
 use vantage_core::pool::{OriginDraft, PoolDraft};
 use vantage_core::region::RegionCode;
+use vantage_core::rules::{FixedResponseDraft, OverridesDraft, RuleDraft};
 use vantage_core::zone::Overlap;
 use vantage_core::{
     AccountId, LoadBalancerId, MonitorId, PolicyId, PoolId, Timestamp, WebhookId, ZoneId,
