@@ -19,7 +19,6 @@ pub mod pool;
 pub mod region;
 pub mod region_map;
 pub mod routing;
-pub mod rules;
 pub mod steering;
 pub mod time;
 pub mod violation;
@@ -28,5 +27,7 @@ pub mod zone;
 pub use id::{
     AccountId, LoadBalancerId, MonitorId, PolicyId, PoolId, TokenId, UserId, WebhookId, ZoneId,
 };
+/// Load-balancing rules live with the load balancer they belong to; named here for short.
+pub use load_balancer::rules;
 pub use time::Timestamp;
 pub use violation::{Path, Violation, Violations};

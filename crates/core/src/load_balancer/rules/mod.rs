@@ -12,11 +12,11 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::choice::choose;
-use crate::load_balancer::{
+use super::{
     field, AffinityAttributes, AffinityAttributesDraft, LoadBalancerSpec, LocationMode, PoolLookup,
     PreferEcs, RandomSteering, SessionAffinity, SteeringPolicy,
 };
+use crate::choice::choose;
 use crate::region::RegionCode;
 use crate::violation::{in_range, Path, Violations};
 use crate::PoolId;

@@ -5,9 +5,11 @@ use std::collections::BTreeMap;
 use crate::choice::choose;
 use crate::name::{is_http_token, normalize_lb_name};
 use crate::region::{RegionCode, UnknownRegion};
-use crate::rules::{Mode, RuleDraft, Rules};
+pub mod rules;
+
 use crate::violation::{in_range, Path, Violations};
 use crate::{LoadBalancerId, PoolId, Timestamp, ZoneId};
+use rules::{Mode, RuleDraft, Rules};
 
 crate::string_enum!(SteeringPolicy {
     Unset = "",
@@ -542,7 +544,7 @@ impl LoadBalancerDraft {
         } else {
             Mode::DnsOnly
         };
-        let rules = crate::rules::validate(
+        let rules = rules::validate(
             &mut v,
             &root.key("rules"),
             self.rules.unwrap_or_default(),
