@@ -775,6 +775,47 @@ def test_lb_bad_rule_is_1002_with_pointer(client: cloudflare.Cloudflare, account
     assert name not in [l.name for l in client.load_balancers.list(zone_id=zone_id)]
 
 
+def test_fields_vantage_does_not_read_are_refused_not_dropped(
+    client: cloudflare.Cloudflare, account_id: str, zone_id: str
+):
+    origins = [{"name": "o1", "address": "192.0.2.1"}]
+    # A field no type reads: 400 with a pointer, nothing created.
+    name = uid("pool")
+    with raises(BadRequestError) as ei:
+        client.load_balancers.pools.create(account_id=account_id, name=name, origins=origins, extra_body={"colour": "red"})
+    assert_api_error(ei.value, 400, 1002, pointer="/colour")
+    assert name not in [p.name for p in client.load_balancers.pools.list(account_id=account_id)]
+    # Cloudflare fields Vantage does not implement: refused when they would do something.
+    with raises(BadRequestError) as ei:
+        client.load_balancers.pools.create(
+            account_id=account_id,
+            name=uid("pool"),
+            origins=[{"name": "o1", "address": "192.0.2.1", "virtual_network_id": "a5624d4e-044a-4ff0-b3e1-e2465353d4b4"}],
+        )
+    assert_api_error(ei.value, 400, 1002, pointer="/origins/0/virtual_network_id")
+    assert "not supported" in ei.value.errors[0].message
+    with raises(BadRequestError) as ei:
+        client.load_balancers.pools.create(
+            account_id=account_id, name=uid("pool"), origins=origins, load_shedding={"default_percent": 10}
+        )
+    assert_api_error(ei.value, 400, 1002, pointer="/load_shedding")
+    with raises(BadRequestError) as ei:
+        make_monitor(client, account_id, probe_zone="example.com")
+    assert_api_error(ei.value, 400, 1002, pointer="/probe_zone")
+    pool = make_pool(client, account_id)
+    with raises(BadRequestError) as ei:
+        make_lb(client, zone_id, [pool.id], networks=["cloudflare"])
+    assert_api_error(ei.value, 400, 1002, pointer="/networks")
+    # Empty, they change nothing and pass; so do the read-only fields of a document read back.
+    lb = make_lb(client, zone_id, [pool.id], networks=[])
+    doc = echoed(client.load_balancers.get(lb.id, zone_id=zone_id))
+    put = client.put(
+        f"/zones/{zone_id}/load_balancers/{lb.id}", body=doc, cast_to=object
+    )
+    assert put["success"] is True, put
+    assert put["result"]["id"] == lb.id and put["result"]["created_on"] == doc["created_on"]
+
+
 def test_lb_with_unknown_pool_is_1002(client: cloudflare.Cloudflare, account_id: str, zone_id: str):
     good = make_pool(client, account_id)
     with raises(BadRequestError) as ei:

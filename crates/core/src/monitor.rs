@@ -356,6 +356,14 @@ impl MonitorDraft {
             );
         }
 
+        // Cloudflare probes as if for that zone from its own network; Vantage's agents have
+        // no zone to emulate, so a value would be accepted and do nothing.
+        if self.probe_zone.as_deref().is_some_and(|z| !z.is_empty()) {
+            v.push(
+                root.key("probe_zone"),
+                "probe_zone is not supported: Vantage's agents probe origins directly; set header.Host to choose the Host a check sends",
+            );
+        }
         v.finish(MonitorSpec {
             kind,
             method,

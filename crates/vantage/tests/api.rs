@@ -627,7 +627,7 @@ async fn concurrent_patches_lose_no_update() {
         json!({"consecutive_up": 3}),
         json!({"consecutive_down": 4}),
         json!({"follow_redirects": true}),
-        json!({"probe_zone": "example.com"}),
+        json!({"method": "HEAD"}),
         json!({"header": {"X-A": ["1"]}}),
         json!({"interval": 120}),
     ];

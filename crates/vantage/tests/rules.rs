@@ -287,8 +287,8 @@ async fn rules_steer_dns_answers_and_bad_rules_are_refused() {
         ),
         (
             json!({"condition": "", "overrides": {"name": "x"}}),
-            "/rules/0/overrides",
-            "unknown field",
+            "/rules/0/overrides/name",
+            "not a field Vantage knows",
         ),
         (
             json!({"condition": "", "priority": -1}),
@@ -325,4 +325,94 @@ async fn rules_steer_dns_answers_and_bad_rules_are_refused() {
         )
         .await;
     assert_eq!(list["result"].as_array().unwrap().len(), 1, "{list}");
+}
+
+#[tokio::test]
+async fn location_strategy_decides_what_locates_a_dns_client() {
+    // The resolver (127.0.0.1) and the client subnet 203.0.113.0/24 are both in the US by the
+    // geo file; the data plane itself is in Germany (--proxy-country DE).
+    let dir = tempfile::tempdir().unwrap();
+    let geo = dir.path().join("geo.txt");
+    std::fs::write(&geo, "127.0.0.0/8 US\n203.0.113.0/24 US\n").unwrap();
+    let server = Server::start_flags(&[
+        "--dns-listen",
+        "127.0.0.1:0",
+        "--dns-rrl-rate",
+        "0",
+        "--proxy-country",
+        "DE",
+        "--geo-file",
+        geo.to_str().unwrap(),
+    ]);
+    let account = server.account_id().await;
+    let zone = server.zone(&account, "example.com").await;
+    let dns = server.serving("dns");
+    let t = Setup {
+        proxy: dns,
+        dns,
+        server,
+        account,
+        zone,
+    };
+    let home = Origin::on("home", "127.0.0.41").await;
+    let us = Origin::on("us", "127.0.0.42").await;
+    let (p_home, p_us) = (t.pool(&home).await, t.pool(&us).await);
+    let (st, v) = t
+        .load_balancer(json!({
+            "name": "geo.example.com",
+            "steering_policy": "geo",
+            "default_pools": [p_home],
+            "fallback_pool": p_home,
+            "country_pools": {"US": [p_us]},
+        }))
+        .await;
+    assert_eq!(st, 200, "{v}");
+    let id = v["result"]["id"].as_str().unwrap().to_owned();
+    let subnet: IpAddr = "203.0.113.0".parse().unwrap();
+    let ask = |ecs: bool| {
+        let r = if ecs {
+            common::dns::query_ecs(t.dns, "geo.example.com.", RecordType::A, subnet, 24)
+        } else {
+            common::dns::query(t.dns, "geo.example.com.", RecordType::A)
+        };
+        r.unwrap().1
+    };
+    let ip = |o: &Origin| vec![o.addr().ip()];
+    // Cloudflare's default, pop + proximity: under geo steering the subnet is not preferred,
+    // and the query is located where it arrived (Germany): the default pools.
+    eventually(Duration::from_secs(10), "DNS answers", || async {
+        ask(true) == ip(&home)
+    })
+    .await;
+    assert_eq!(ask(false), ip(&home));
+    let strategy = |mode: &str, prefer: &str| {
+        let path = format!("/zones/{}/load_balancers/{id}", t.zone);
+        let body = json!({"location_strategy": {"mode": mode, "prefer_ecs": prefer}});
+        let server = &t.server;
+        async move {
+            let (st, v) = server.call(Method::PATCH, &path, Some(body)).await;
+            assert_eq!(st.as_u16(), 200, "{v}");
+        }
+    };
+    // prefer_ecs geo: the subnet (US) steers; without one, still where the query arrived.
+    strategy("pop", "geo").await;
+    eventually(Duration::from_secs(10), "the subnet steers", || async {
+        ask(true) == ip(&us)
+    })
+    .await;
+    assert_eq!(ask(false), ip(&home));
+    // resolver_ip: the resolver's address (US) steers, the subnet only when preferred.
+    strategy("resolver_ip", "never").await;
+    eventually(Duration::from_secs(10), "the resolver steers", || async {
+        ask(false) == ip(&us)
+    })
+    .await;
+    assert_eq!(ask(true), ip(&us));
+    strategy("pop", "never").await;
+    eventually(
+        Duration::from_secs(10),
+        "back to where it arrived",
+        || async { ask(true) == ip(&home) },
+    )
+    .await;
 }

@@ -6,6 +6,7 @@
 pub mod account;
 pub mod envelope;
 pub mod error;
+pub mod fields;
 pub mod health;
 pub mod load_balancer;
 pub mod monitor;

@@ -41,7 +41,7 @@ fn pool_round_trip() {
         json!({"name": "p", "origins": [{"name": "a", "address": "192.0.2.1", "weight": 0.35, "header": {"Host": ["x.example"]}}]}),
         json!({"name": "p", "origins": [{"name": "a", "address": "::1", "enabled": false}], "check_regions": ["WEU", "ENAM"],
                "latitude": 52.5, "longitude": 13.4, "notification_filter": null, "origin_steering": {"policy": "hash"},
-               "load_shedding": {"default_percent": 12.5, "default_policy": "hash"}}),
+               "load_shedding": {"default_percent": 0, "default_policy": "hash"}}),
         json!({"name": "p", "origins": [{"name": "a", "address": "o.example"}], "check_regions": ["ALL_REGIONS"], "enabled": false}),
     ] {
         let (spec, _) = PoolDraft::from(parse::typed::<pool::PoolIn>(body).unwrap())

@@ -11,13 +11,14 @@ use vantage_core::auth::Permission;
 use vantage_core::catalog::Change;
 use vantage_core::load_balancer::LoadBalancerDraft;
 use vantage_core::{LoadBalancerId, ZoneId};
-use vantage_wire::{load_balancer, parse, ApiError, Page};
+use vantage_wire::{fields, load_balancer, parse, ApiError, Page};
 
 use super::{deleted, ok, ok_list, zone, Reply};
 use crate::extract::{Caller, JsonObject, Params, PathParams as Path};
 use vantage_control::Controller;
 
 fn draft_of(doc: Value) -> Result<LoadBalancerDraft, ApiError> {
+    fields::known::<load_balancer::LoadBalancerIn>(&doc)?;
     parse::typed::<load_balancer::LoadBalancerIn>(doc)?.into_draft()
 }
 

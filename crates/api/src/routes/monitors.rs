@@ -10,7 +10,7 @@ use vantage_core::auth::Permission;
 use vantage_core::catalog::{Catalog, Change, Outcome, Reference, ReferenceType};
 use vantage_core::monitor::{MonitorDraft, MonitorSpec};
 use vantage_core::{AccountId, MonitorId, Timestamp};
-use vantage_wire::{envelope, monitor, parse, reference, ApiError, Page};
+use vantage_wire::{envelope, fields, monitor, parse, reference, ApiError, Page};
 
 use super::account_object::AccountObject;
 use super::{account, ok_list, Reply};
@@ -19,6 +19,7 @@ use vantage_control::Controller;
 
 /// Parses and validates a complete monitor document.
 pub(crate) fn spec_of(doc: Value) -> Result<MonitorSpec, ApiError> {
+    fields::known::<monitor::MonitorIn>(&doc)?;
     let draft: MonitorDraft = parse::typed::<monitor::MonitorIn>(doc)?.into();
     Ok(draft.validate()?)
 }

@@ -8,7 +8,7 @@ use vantage_core::auth::Permission;
 use vantage_core::catalog::{Catalog, Change, Outcome, Reference};
 use vantage_core::pool::{Pool, PoolDraft, PoolSpec};
 use vantage_core::{AccountId, MonitorId, PoolId, Timestamp};
-use vantage_wire::{parse, pool, ApiError, Page};
+use vantage_wire::{fields, parse, pool, ApiError, Page};
 
 use super::account_object::AccountObject;
 use super::{account, ok_list, Reply};
@@ -18,6 +18,7 @@ use vantage_control::Controller;
 /// Parses and validates a complete pool document; the monitor reference is resolved later,
 /// against the catalog.
 fn spec_of(doc: Value) -> Result<(PoolSpec, Option<String>), ApiError> {
+    fields::known::<pool::PoolIn>(&doc)?;
     let draft: PoolDraft = parse::typed::<pool::PoolIn>(doc)?.into();
     Ok(draft.validate()?)
 }
