@@ -329,7 +329,10 @@ impl Controller {
         let c = self.catalog();
         let mut out = Vec::new();
         for e in events {
-            for alert in vantage_core::notification::alerts(c.policies_of(e.account), e) {
+            let filter = c
+                .pool(e.account, e.pool)
+                .and_then(|p| p.spec.notification_filter.as_ref());
+            for alert in vantage_core::notification::alerts(c.policies_of(e.account), e, filter) {
                 let Some(policy) = c.policy(e.account, alert.policy) else {
                     continue;
                 };

@@ -5,6 +5,7 @@
 use crate::choice::choose;
 use crate::health::engine::Event;
 use crate::health::Verdict;
+use crate::pool::NotificationFilter;
 use crate::violation::{Path, Violations};
 use crate::{AccountId, PolicyId, PoolId, Timestamp, WebhookId};
 
@@ -297,7 +298,14 @@ fn announced(was: Verdict, now: Verdict) -> Option<bool> {
 }
 
 /// The alerts `event` calls for under `policies` (those of its account, enabled, matching).
-pub fn alerts<'a>(policies: impl Iterator<Item = &'a Policy>, event: &Event) -> Vec<Alert> {
+///
+/// `pool_filter` is the pool's own `notification_filter`: which of its pool and origin
+/// changes notify at all (`disable`), and of which new health (`healthy`).
+pub fn alerts<'a>(
+    policies: impl Iterator<Item = &'a Policy>,
+    event: &Event,
+    pool_filter: Option<&NotificationFilter>,
+) -> Vec<Alert> {
     let mut changes: Vec<(EventSource, Option<usize>, bool)> = Vec::new();
     if event.pool_changed {
         if let Some(h) = announced(event.pool_was, event.pool_healthy) {
@@ -308,6 +316,15 @@ pub fn alerts<'a>(policies: impl Iterator<Item = &'a Policy>, event: &Event) -> 
         if let Some(h) = announced(o.was, o.healthy) {
             changes.push((EventSource::Origin, Some(i), h));
         }
+    }
+    if let Some(f) = pool_filter {
+        changes.retain(|(source, _, healthy)| {
+            let rule = match source {
+                EventSource::Pool => &f.pool,
+                EventSource::Origin => &f.origin,
+            };
+            !rule.disable && rule.healthy.is_none_or(|h| h == *healthy)
+        });
     }
     let mut out = Vec::new();
     for p in policies.filter(|p| p.account == event.account && p.spec.enabled) {
@@ -481,6 +498,47 @@ mod tests {
             ),
         );
         assert_eq!(new_and_down.len(), 1);
+    }
+
+    /// Alerts without a pool filter (the pool's `notification_filter: null`).
+    fn alerts<'a>(policies: impl Iterator<Item = &'a Policy>, event: &Event) -> Vec<Alert> {
+        super::alerts(policies, event, None)
+    }
+
+    #[test]
+    fn a_pools_notification_filter_chooses_its_changes() {
+        use crate::pool::NotificationRule;
+        let all = policy(PolicyFilters::default());
+        let down = event(
+            (Verdict::Healthy, Verdict::Unhealthy),
+            (Verdict::Healthy, Verdict::Unhealthy),
+        );
+        let up = event(
+            (Verdict::Unhealthy, Verdict::Healthy),
+            (Verdict::Unhealthy, Verdict::Healthy),
+        );
+        let default = NotificationFilter::default();
+        assert_eq!(
+            super::alerts([&all].into_iter(), &down, Some(&default)).len(),
+            2
+        );
+        let no_origins = NotificationFilter {
+            origin: NotificationRule {
+                disable: true,
+                healthy: None,
+            },
+            pool: NotificationRule {
+                disable: false,
+                healthy: Some(false),
+            },
+        };
+        let got = super::alerts([&all].into_iter(), &down, Some(&no_origins));
+        assert_eq!(got.len(), 1);
+        assert_eq!((got[0].source, got[0].healthy), (EventSource::Pool, false));
+        assert!(
+            super::alerts([&all].into_iter(), &up, Some(&no_origins)).is_empty(),
+            "only the pool's DOWN changes notify"
+        );
     }
 
     #[test]

@@ -386,8 +386,8 @@ impl PoolDraft {
             ),
         };
 
-        // Neither is applied yet: a value that would change something is refused rather than
-        // stored and ignored.
+        // Not applied yet: a value that would change something is refused rather than stored
+        // and ignored.
         if load_shedding.default_percent > 0.0 || load_shedding.session_percent > 0.0 {
             v.push(
                 lsp.clone(),
@@ -399,15 +399,6 @@ impl PoolDraft {
             Field::Null => None,
             Field::Value(f) => Some(f),
         };
-        if notification_filter
-            .as_ref()
-            .is_some_and(|f| *f != NotificationFilter::default())
-        {
-            v.push(
-                root.key("notification_filter"),
-                "notification_filter is not supported: use notification policies' filters (alerting/v3/policies) to choose which health changes notify",
-            );
-        }
 
         let description = self.description.unwrap_or_default();
         if description.chars().count() > crate::monitor::MAX_DESCRIPTION {

@@ -321,6 +321,79 @@ async fn alerted_pool(s: &Server, token: &str, account: &str, port: u16, urls: &
 /// delivered while all ten still hold their requests. Webhooks to loopback and metadata
 /// addresses are refused without the operator's allowance.
 #[tokio::test]
+async fn a_pools_notification_filter_chooses_what_notifies() {
+    let mut up = Origin::start("ok").await;
+    let port = up.port();
+    let (url, got, _) = receiver(0).await;
+    let s = Server::start_flags(&["--allow-internal-webhooks"]);
+    let a = s.account_id().await;
+    let m = s.fast_monitor(&a).await;
+    // Origin changes never notify; the pool's only when it goes down.
+    let pool = s
+        .create(
+            &format!("/accounts/{a}/load_balancers/pools"),
+            json!({"name": "quiet", "monitor": m,
+                   "origins": [{"name": "o1", "address": "127.0.0.1", "port": port}],
+                   "notification_filter": {"origin": {"disable": true}, "pool": {"healthy": false}}}),
+        )
+        .await;
+    let hook = s
+        .create(
+            &format!("/accounts/{a}/alerting/v3/destinations/webhooks"),
+            json!({"name": "ops", "url": url, "secret": "s3cret-value"}),
+        )
+        .await;
+    s.create(
+        &format!("/accounts/{a}/alerting/v3/policies"),
+        json!({"name": "all", "alert_type": "load_balancing_health_alert", "enabled": true,
+               "mechanisms": {"webhooks": [{"id": hook}]}}),
+    )
+    .await;
+    let healthy = || async {
+        let (_, v) = s
+            .call(
+                Method::GET,
+                &format!("/accounts/{a}/load_balancers/pools/{pool}"),
+                None,
+            )
+            .await;
+        v["result"]["healthy"].as_bool()
+    };
+    eventually(Duration::from_secs(15), "the pool is healthy", || async {
+        healthy().await == Some(true)
+    })
+    .await;
+    up.kill();
+    eventually(
+        Duration::from_secs(20),
+        "the pool's START arrives",
+        || async { !events(&got, "START").is_empty() },
+    )
+    .await;
+    up.revive().await;
+    eventually(
+        Duration::from_secs(20),
+        "the pool is healthy again",
+        || async { healthy().await == Some(true) },
+    )
+    .await;
+    // Alerts are recorded with the health change that calls for them, so the history is
+    // complete once the pool reads healthy: one pool START, no origin alert, no END.
+    let (_, history) = s
+        .call(
+            Method::GET,
+            &format!("/accounts/{a}/alerting/v3/history"),
+            None,
+        )
+        .await;
+    let log = history["result"].as_array().unwrap();
+    assert_eq!(log.len(), 1, "{history}");
+    let starts = events(&got, "START");
+    assert_eq!(starts.len(), 1);
+    assert_eq!(starts[0].body["data"]["event_source"], "pool");
+}
+
+#[tokio::test]
 async fn a_stalled_receiver_of_one_account_delays_no_other() {
     let strict = Server::start();
     let a = strict.account_id().await;
