@@ -794,11 +794,19 @@ def test_fields_vantage_does_not_read_are_refused_not_dropped(
         )
     assert_api_error(ei.value, 400, 1002, pointer="/origins/0/virtual_network_id")
     assert "not supported" in ei.value.errors[0].message
+    # Load shedding is applied; sessions are shed by address only, as Cloudflare allows.
+    shed = client.load_balancers.pools.create(
+        account_id=account_id, name=uid("pool"), origins=origins, load_shedding={"default_percent": 10}
+    )
+    assert echoed(shed)["load_shedding"]["default_percent"] == 10
     with raises(BadRequestError) as ei:
         client.load_balancers.pools.create(
-            account_id=account_id, name=uid("pool"), origins=origins, load_shedding={"default_percent": 10}
+            account_id=account_id,
+            name=uid("pool"),
+            origins=origins,
+            load_shedding={"session_percent": 10, "session_policy": "random"},
         )
-    assert_api_error(ei.value, 400, 1002, pointer="/load_shedding")
+    assert_api_error(ei.value, 400, 1002, pointer="/load_shedding/session_policy")
     with raises(BadRequestError) as ei:
         make_monitor(client, account_id, probe_zone="example.com")
     assert_api_error(ei.value, 400, 1002, pointer="/probe_zone")

@@ -17,7 +17,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use vantage_core::choice::Choice;
-use vantage_core::pool::{OriginSteeringPolicy, Weight};
+use vantage_core::pool::{LoadShedding, OriginSteeringPolicy, SheddingPolicy, Weight};
 use vantage_core::region::RegionCode;
 use vantage_core::routing::{
     authority, PoolRtt, Snapshot, SnapshotLoadBalancer, SnapshotPool, Upstream, ZoneView,
@@ -107,6 +107,19 @@ pub struct PoolV1 {
     pub rtt_ms: Option<f64>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub rtt_ms_by_region: BTreeMap<String, f64>,
+    /// Left out while the pool sheds nothing. An edge older than this field steers as if
+    /// it were left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load_shedding: Option<LoadSheddingV1>,
+}
+
+/// A pool's load shedding: percentages and `random`/`hash`, as Cloudflare's API spells them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoadSheddingV1 {
+    pub default_percent: f64,
+    pub default_policy: String,
+    pub session_percent: f64,
+    pub session_policy: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -427,7 +440,39 @@ fn pool_v1(id: PoolId, p: &SnapshotPool) -> PoolV1 {
             .iter()
             .map(|(r, ms)| (r.to_string(), *ms))
             .collect(),
+        load_shedding: (p.view.shedding != LoadShedding::default()).then(|| {
+            let s = &p.view.shedding;
+            LoadSheddingV1 {
+                default_percent: s.default_percent,
+                default_policy: s.default_policy.as_str().to_owned(),
+                session_percent: s.session_percent,
+                session_policy: s.session_policy.as_str().to_owned(),
+            }
+        }),
     }
+}
+
+fn shedding_core(s: Option<LoadSheddingV1>) -> Result<LoadShedding, String> {
+    let Some(s) = s else {
+        return Ok(LoadShedding::default());
+    };
+    let policy = |name: &str| {
+        SheddingPolicy::parse(name)
+            .ok_or_else(|| format!("load shedding policy {name:?} is unknown"))
+    };
+    let percent = |p: f64| {
+        if (0.0..=100.0).contains(&p) {
+            Ok(p)
+        } else {
+            Err(format!("load shedding percent {p} is not in [0, 100]"))
+        }
+    };
+    Ok(LoadShedding {
+        default_percent: percent(s.default_percent)?,
+        default_policy: policy(&s.default_policy)?,
+        session_percent: percent(s.session_percent)?,
+        session_policy: policy(&s.session_policy)?,
+    })
 }
 
 fn pool_core(p: PoolV1) -> Result<SnapshotPool, String> {
@@ -489,6 +534,7 @@ fn pool_core(p: PoolV1) -> Result<SnapshotPool, String> {
             coordinates,
             origin_steering,
             origins,
+            shedding: shedding_core(p.load_shedding)?,
         },
         upstreams,
         rtt: PoolRtt {

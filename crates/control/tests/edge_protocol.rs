@@ -14,7 +14,7 @@ use vantage_core::catalog::{Catalog, Change};
 use vantage_core::health::engine::Engine;
 use vantage_core::health::HealthView;
 use vantage_core::load_balancer::LoadBalancerDraft;
-use vantage_core::pool::{OriginDraft, PoolDraft};
+use vantage_core::pool::{LoadSheddingDraft, OriginDraft, PoolDraft};
 use vantage_core::region::RegionCode;
 use vantage_core::routing::{PoolRtt, RoutingTable, Snapshot};
 use vantage_core::zone::Overlap;
@@ -70,6 +70,12 @@ fn catalog() -> Catalog {
             enabled: Some(false),
             ..origin("c", "origin.example.net")
         }]),
+        load_shedding: Some(LoadSheddingDraft {
+            default_percent: Some(25.0),
+            default_policy: Some("hash".into()),
+            session_percent: Some(10.0),
+            session_policy: None,
+        }),
         ..Default::default()
     }
     .validate()

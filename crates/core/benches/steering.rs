@@ -12,7 +12,7 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use vantage_core::load_balancer::LoadBalancerDraft;
-use vantage_core::pool::{OriginSteeringPolicy, Weight};
+use vantage_core::pool::{LoadShedding, OriginSteeringPolicy, Weight};
 use vantage_core::steering::{steer, Context, Decision, OriginView, PoolView};
 use vantage_core::PoolId;
 
@@ -45,6 +45,7 @@ fn main() {
                     coordinates: None,
                     origin_steering: OriginSteeringPolicy::Random,
                     origins,
+                    shedding: LoadShedding::default(),
                 },
             )
         })

@@ -386,12 +386,14 @@ impl PoolDraft {
             ),
         };
 
-        // Not applied yet: a value that would change something is refused rather than stored
-        // and ignored.
-        if load_shedding.default_percent > 0.0 || load_shedding.session_percent > 0.0 {
+        // Sessions are pinned to a client, so only a draw by client address sheds the same
+        // ones every time (Cloudflare allows `hash` alone for them).
+        if load_shedding.session_percent > 0.0
+            && load_shedding.session_policy != SheddingPolicy::Hash
+        {
             v.push(
-                lsp.clone(),
-                "load_shedding is not supported: Vantage does not shed a pool's traffic; leave both percentages 0",
+                lsp.key("session_policy"),
+                "session_policy must be \"hash\": sessions are shed by client address",
             );
         }
         let notification_filter = match self.notification_filter {

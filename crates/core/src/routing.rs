@@ -216,7 +216,16 @@ impl Route {
         session_key: bool,
     ) -> Session<'r> {
         let mut ctx = self.context(&spec, ctx);
-        let pinned = pin_in.and_then(|p| self.pinned(&spec, p));
+        // A pin to a pool shedding this client's session is dropped: the client is steered
+        // anew (and may land in the same pool, under its default shedding).
+        let pinned = pin_in.and_then(|p| self.pinned(&spec, p)).filter(|d| {
+            d.target().is_none_or(|(pool, _)| {
+                !self
+                    .pools
+                    .get(&pool)
+                    .is_some_and(|v| v.sheds_session(pool, &ctx))
+            })
+        });
         if spec.session_affinity == SessionAffinity::IpCookie && pinned.is_none() {
             ctx.random = steering::hash_ip(&client);
         }

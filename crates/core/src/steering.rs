@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 
 use crate::load_balancer::{LoadBalancerSpec, SteeringPolicy, ZeroDowntimeFailover};
-use crate::pool::{OriginSteeringPolicy, Weight};
+use crate::pool::{LoadShedding, OriginSteeringPolicy, SheddingPolicy, Weight};
 use crate::region::RegionCode;
 use crate::PoolId;
 
@@ -41,6 +41,8 @@ pub struct PoolView {
     pub coordinates: Option<(f64, f64)>,
     pub origin_steering: OriginSteeringPolicy,
     pub origins: Vec<OriginView>,
+    /// The share of traffic the pool turns away while healthy (Cloudflare's load shedding).
+    pub shedding: LoadShedding,
 }
 
 impl PoolView {
@@ -48,6 +50,37 @@ impl PoolView {
     pub fn usable(&self) -> bool {
         self.enabled && self.healthy && self.origins.iter().any(OriginView::eligible)
     }
+
+    /// Whether this pool (`id`) sheds this request when it would otherwise take it as new
+    /// traffic: `default_percent` of requests, drawn at random or by the client's address.
+    pub fn sheds(&self, id: PoolId, ctx: &Context) -> bool {
+        let s = &self.shedding;
+        shed(id, s.default_percent, s.default_policy, ctx)
+    }
+
+    /// Whether this pool sheds this client's session (an affinity pin to it):
+    /// `session_percent` of clients, by address.
+    pub fn sheds_session(&self, id: PoolId, ctx: &Context) -> bool {
+        let s = &self.shedding;
+        shed(id, s.session_percent, s.session_policy, ctx)
+    }
+}
+
+/// Whether a request falls in a pool's shed share: a draw in [0, 10 000) below the percent
+/// in hundredths. The draw mixes in the pool, so two pools shedding 50 % do not shed the
+/// same requests; by client address (`hash`) it is the same for a client every time.
+fn shed(id: PoolId, percent: f64, policy: SheddingPolicy, ctx: &Context) -> bool {
+    if percent <= 0.0 {
+        return false;
+    }
+    let base = match policy {
+        SheddingPolicy::Random => ctx.random,
+        SheddingPolicy::Hash => ctx.client_ip.as_ref().map_or(ctx.random, hash_ip),
+    };
+    let mut salt = [0u8; 8];
+    salt.copy_from_slice(&id.as_bytes()[..8]);
+    let draw = remix(base ^ u64::from_le_bytes(salt).rotate_left(17)) % 10_000;
+    draw < (percent * 100.0).round() as u64
 }
 
 /// Where the request comes from and what the data plane knows about load. `random` is a
@@ -168,7 +201,14 @@ fn choose_pool(
     ctx: &Context,
     skip: Option<PoolId>,
 ) -> Option<PoolId> {
-    let usable = |id: &PoolId| Some(*id) != skip && pools.get(id).is_some_and(PoolView::usable);
+    // A pool shedding this request is passed over like one that is down: the next pool in
+    // the policy's order takes it, the fallback when none is left.
+    let usable = |id: &PoolId| {
+        Some(*id) != skip
+            && pools
+                .get(id)
+                .is_some_and(|p| p.usable() && !p.sheds(*id, ctx))
+    };
     let listed = candidates(lb, ctx);
     let mut list: Vec<PoolId> = listed.iter().copied().filter(|p| usable(p)).collect();
     if list.is_empty() && !std::ptr::eq(listed, lb.default_pools.as_slice()) {

@@ -6,6 +6,7 @@
 //!
 //! Grammar (one statement per line, `#` starts a comment; B is true|false):
 //!   pool NAME origins=O[,O…] [healthy=B] [enabled=B] [coords=LAT,LON] [origin_steering=P]
+//!       [shed=PERCENT[:random|hash]] [shed_sessions=PERCENT]   load shedding
 //!       O is ONAME[:WEIGHT][@ADDRESS]; addresses default to 192.0.2.N (N counts origins);
 //!       pools start healthy and enabled, origins up; P as the API spells it
 //!   set POOL [healthy=B] [enabled=B]
@@ -53,7 +54,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use vantage_core::load_balancer::{AffinityAttributesDraft, LoadBalancerDraft, LoadBalancerSpec};
-use vantage_core::pool::{OriginDraft, PoolDraft};
+use vantage_core::pool::{LoadSheddingDraft, OriginDraft, PoolDraft};
 use vantage_core::region::RegionCode;
 use vantage_core::routing::{origin_key, DnsAnswer, Pin, Route, Upstream};
 use vantage_core::rules::{
@@ -316,7 +317,15 @@ impl World {
     fn declare_pool(&mut self, name: &str, rest: &[&str]) {
         let o = kv(
             rest,
-            &["origins", "healthy", "enabled", "coords", "origin_steering"],
+            &[
+                "origins",
+                "healthy",
+                "enabled",
+                "coords",
+                "origin_steering",
+                "shed",
+                "shed_sessions",
+            ],
         );
         let mut origins = Vec::new();
         let mut drafts = Vec::new();
@@ -347,6 +356,17 @@ impl World {
             latitude: lat,
             longitude: lon,
             origin_steering_policy: o.get("origin_steering").cloned(),
+            load_shedding: Some(LoadSheddingDraft {
+                default_percent: o
+                    .get("shed")
+                    .map(|s| s.split(':').next().unwrap().parse().unwrap()),
+                default_policy: o
+                    .get("shed")
+                    .and_then(|s| s.split_once(':'))
+                    .map(|(_, p)| p.to_owned()),
+                session_percent: o.get("shed_sessions").map(|s| s.parse().unwrap()),
+                session_policy: None,
+            }),
             ..Default::default()
         }
         .validate()
@@ -365,6 +385,7 @@ impl World {
                     weight: s.weight,
                 })
                 .collect(),
+            shedding: spec.load_shedding.clone(),
         };
         assert!(
             self.pools.iter().all(|p| p.name != name),

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 
 use proptest::prelude::*;
 use vantage_core::load_balancer::{LoadBalancerDraft, LoadBalancerSpec};
-use vantage_core::pool::{OriginSteeringPolicy, Weight};
+use vantage_core::pool::{LoadShedding, OriginSteeringPolicy, Weight};
 use vantage_core::steering::{retry, steer, Context, Decision, OriginView, PoolView};
 use vantage_core::PoolId;
 
@@ -48,6 +48,7 @@ fn pool(enabled: bool, healthy: bool, origins: Vec<OriginView>) -> PoolView {
         coordinates: None,
         origin_steering: OriginSteeringPolicy::Random,
         origins,
+        shedding: LoadShedding::default(),
     }
 }
 

@@ -444,6 +444,48 @@ async fn weights_hold_within_five_percent_over_ten_thousand_requests() {
 }
 
 #[tokio::test]
+async fn load_shedding_sends_its_share_to_the_next_pool() {
+    let t = setup().await;
+    let main = Origin::on("main", "127.0.0.51").await;
+    let next = Origin::on("next", "127.0.0.52").await;
+    let mut shedding = json!({"name": "main", "origins": [origin_json(&main)]});
+    shedding["load_shedding"] = json!({"default_percent": 40, "default_policy": "random"});
+    let p_main = t
+        .server
+        .create(
+            &format!("/accounts/{}/load_balancers/pools", t.account),
+            shedding,
+        )
+        .await;
+    let p_next = t.pool("next", vec![origin_json(&next)], None).await;
+    t.load_balancer(json!({"name": "shed.example.com", "proxied": true,
+                           "default_pools": [p_main, p_next], "fallback_pool": p_next}))
+        .await;
+    let http = client(t.proxy, &["shed.example.com"]);
+    eventually(Duration::from_secs(5), "the route is published", || async {
+        get(&http, t.proxy, "shed.example.com").await.0 == 200
+    })
+    .await;
+    let mut counts = HashMap::<String, usize>::new();
+    let n = 2_000;
+    for _ in 0..n {
+        *counts
+            .entry(served_by(&http, t.proxy, "shed.example.com").await)
+            .or_default() += 1;
+    }
+    let main_share = counts.get("main").copied().unwrap_or(0) as f64 / n as f64;
+    // 60 % stays; 2,000 draws put it within ±0.04 with overwhelming probability.
+    assert!(
+        (main_share - 0.6).abs() <= 0.04,
+        "main took {main_share:.3}: {counts:?}"
+    );
+    assert_eq!(
+        counts.get("main").copied().unwrap_or(0) + counts.get("next").copied().unwrap_or(0),
+        n
+    );
+}
+
+#[tokio::test]
 async fn an_affinity_cookie_holds_until_its_origin_is_unhealthy() {
     let t = setup().await;
     let origins = [

@@ -321,6 +321,7 @@ fn pool_entry(
             coordinates: spec.coordinates,
             origin_steering: spec.origin_steering,
             origins,
+            shedding: spec.load_shedding.clone(),
         },
         upstreams,
         rtt: PoolRtt::default(),
