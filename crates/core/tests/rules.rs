@@ -268,3 +268,40 @@ fn rule_validation_points_at_each_problem() {
     assert_eq!((rules[0].priority, rules[1].priority), (0, 1));
     assert!(!rules[0].terminates && rules[1].terminates);
 }
+
+#[test]
+fn header_affinity_entries_are_names_or_cookie_lists() {
+    use vantage_core::load_balancer::{AffinityAttributesDraft, LoadBalancerDraft};
+    use vantage_core::PoolId;
+    let p = PoolId::from_bytes([1; 16]).to_string();
+    let with = |headers: Vec<&str>| {
+        LoadBalancerDraft {
+            name: Some("www.example.com".into()),
+            default_pools: Some(vec![p.clone()]),
+            fallback_pool: Some(p.clone()),
+            session_affinity: Some("header".into()),
+            session_affinity_attributes: Some(AffinityAttributesDraft {
+                headers: Some(headers.into_iter().map(str::to_owned).collect()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+        .validate("example.com", &|_| true)
+        .map_err(|v| v.iter().map(|v| v.path.to_pointer()).collect::<Vec<_>>())
+    };
+    assert!(with(vec!["x-user", "cookie:session,region", "Cookie"]).is_ok());
+    let long = "x".repeat(257);
+    assert_eq!(
+        with(vec!["x-user", "X-User", "cookie:", "bad header", &long]).unwrap_err(),
+        [
+            "/session_affinity_attributes/headers/1",
+            "/session_affinity_attributes/headers/2",
+            "/session_affinity_attributes/headers/3",
+            "/session_affinity_attributes/headers/4",
+        ]
+    );
+    assert_eq!(
+        with(vec!["a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k"]).unwrap_err(),
+        ["/session_affinity_attributes/headers"]
+    );
+}

@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use http::header::{HeaderMap, COOKIE};
-use vantage_core::load_balancer::{AffinityAttributes, SameSite, Secure};
+use http::header::{HeaderMap, HeaderValue, COOKIE};
+use vantage_core::load_balancer::{affinity_cookies, AffinityAttributes, SameSite, Secure};
 use vantage_core::routing::Pin;
 use vantage_core::LoadBalancerId;
 
@@ -59,23 +59,53 @@ pub fn set_cookie(pin: Pin, ttl: u32, attributes: &AffinityAttributes, https: bo
 /// The session key of a request under header affinity: a hash of the configured headers'
 /// values, or `None` when they are absent (any missing with `require_all_headers`, all
 /// missing otherwise).
+///
+/// An entry `cookie:<name>,<name>` stands for those cookies of the `Cookie` header, each
+/// counted as one header.
 pub fn header_key(headers: &HeaderMap, attributes: &AffinityAttributes) -> Option<u64> {
     let mut h = 0xcbf2_9ce4_8422_2325u64;
     let mut seen = 0usize;
-    for name in &attributes.headers {
-        let value = headers.get(name.as_str()).map(|v| v.as_bytes());
-        match value {
-            Some(v) => {
-                seen += 1;
-                for b in name.bytes().chain([0]).chain(v.iter().copied()).chain([0]) {
-                    h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    let mut mix = |name: &[u8], value: &[u8]| {
+        for b in name.iter().chain(&[0]).chain(value).chain(&[0]) {
+            h = (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    };
+    for entry in &attributes.headers {
+        let values: Vec<(&[u8], Option<&[u8]>)> = match affinity_cookies(entry) {
+            Some(names) => names
+                .into_iter()
+                .map(|n| (n.as_bytes(), cookie(headers, n)))
+                .collect(),
+            None => vec![(
+                entry.as_bytes(),
+                headers.get(entry.as_str()).map(HeaderValue::as_bytes),
+            )],
+        };
+        for (name, value) in values {
+            match value {
+                Some(v) => {
+                    seen += 1;
+                    mix(name, v);
                 }
+                None if attributes.require_all_headers => return None,
+                None => {}
             }
-            None if attributes.require_all_headers => return None,
-            None => {}
         }
     }
     (seen > 0).then_some(h)
+}
+
+/// The value of the cookie `name` in the request's `Cookie` headers.
+fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a [u8]> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .flat_map(|v| v.as_bytes().split(|b| *b == b';'))
+        .find_map(|pair| {
+            let pair = pair.trim_ascii();
+            let eq = pair.iter().position(|b| *b == b'=')?;
+            (&pair[..eq] == name.as_bytes()).then(|| &pair[eq + 1..])
+        })
 }
 
 /// Header-keyed sessions with a sliding expiry.
@@ -159,6 +189,31 @@ mod tests {
         bad.append(COOKIE, HeaderValue::from_static("__cflb=nonsense"));
         assert_eq!(cookie_pin(&bad), None);
         assert!(!set_cookie(pin, 0, &attrs(&[], false), false).contains("Max-Age"));
+    }
+
+    #[test]
+    fn cookie_entries_key_on_the_named_cookies_only() {
+        let with = |cookies: &str| {
+            let mut h = HeaderMap::new();
+            h.append(COOKIE, HeaderValue::from_str(cookies).unwrap());
+            h
+        };
+        let some = attrs(&["cookie:session,region"], false);
+        let all = attrs(&["cookie:session,region"], true);
+        // Other cookies do not move the key; the named ones do.
+        let a = header_key(&with("session=s1; region=eu; theme=dark"), &some);
+        assert_eq!(
+            a,
+            header_key(&with("theme=light; region=eu; session=s1"), &some)
+        );
+        assert_ne!(a, header_key(&with("session=s2; region=eu"), &some));
+        assert!(a.is_some());
+        // Each named cookie counts as one header for require_all_headers.
+        assert!(header_key(&with("session=s1"), &some).is_some());
+        assert!(header_key(&with("session=s1"), &all).is_none());
+        assert!(header_key(&with("theme=dark"), &some).is_none());
+        // A name inside another's value is not that cookie.
+        assert!(header_key(&with("x=session=s1"), &some).is_none());
     }
 
     #[test]

@@ -92,6 +92,18 @@ fn events(got: &Arc<Mutex<Vec<Received>>>, alert_event: &str) -> Vec<Received> {
         .collect()
 }
 
+/// A pool's `healthy` as the API renders it (`None` while unknown).
+async fn pool_health(s: &Server, account: &str, pool: &str) -> Option<bool> {
+    let (_, v) = s
+        .call(
+            Method::GET,
+            &format!("/accounts/{account}/load_balancers/pools/{pool}"),
+            None,
+        )
+        .await;
+    v["result"]["healthy"].as_bool()
+}
+
 #[tokio::test]
 async fn health_alerts_reach_a_webhook_once_each() {
     let mut up = Origin::start("ok").await;
@@ -155,16 +167,7 @@ async fn health_alerts_reach_a_webhook_once_each() {
         .await;
     assert_eq!(st, 400, "{refused}");
 
-    let pool_healthy = || async {
-        let (_, v) = s
-            .call(
-                Method::GET,
-                &format!("/accounts/{a}/load_balancers/pools/{pool}"),
-                None,
-            )
-            .await;
-        v["result"]["healthy"].as_bool()
-    };
+    let pool_healthy = || pool_health(&s, &a, &pool);
     eventually(Duration::from_secs(15), "the pool is healthy", || async {
         pool_healthy().await == Some(true)
     })
@@ -349,16 +352,7 @@ async fn a_pools_notification_filter_chooses_what_notifies() {
                "mechanisms": {"webhooks": [{"id": hook}]}}),
     )
     .await;
-    let healthy = || async {
-        let (_, v) = s
-            .call(
-                Method::GET,
-                &format!("/accounts/{a}/load_balancers/pools/{pool}"),
-                None,
-            )
-            .await;
-        v["result"]["healthy"].as_bool()
-    };
+    let healthy = || pool_health(&s, &a, &pool);
     eventually(Duration::from_secs(15), "the pool is healthy", || async {
         healthy().await == Some(true)
     })

@@ -180,6 +180,24 @@ pub struct LoadBalancerDraft {
 }
 
 pub const DEFAULT_TTL: u32 = 30;
+/// Header affinity: how many entries key a session, and how long one may be.
+pub const MAX_AFFINITY_HEADERS: usize = 10;
+pub const MAX_AFFINITY_HEADER: usize = 256;
+
+/// A header-affinity entry `cookie:<name>,<name>…` (Cloudflare's way of keying a session on
+/// some cookies only): the cookie names; `None` for a header name.
+pub fn affinity_cookies(entry: &str) -> Option<Vec<&str>> {
+    let rest = entry
+        .get(..7)
+        .filter(|p| p.eq_ignore_ascii_case("cookie:"))
+        .map(|_| &entry[7..])?;
+    Some(
+        rest.split(',')
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .collect(),
+    )
+}
 pub const COOKIE_TTL_DEFAULT: u32 = 82_800;
 pub const HEADER_TTL_DEFAULT: u32 = 1_800;
 
@@ -407,12 +425,37 @@ pub(crate) mod field {
             );
         }
         let headers = a.headers.unwrap_or_default();
+        if headers.len() > MAX_AFFINITY_HEADERS {
+            v.push(
+                ap.key("headers"),
+                format!("at most {MAX_AFFINITY_HEADERS} headers key a session"),
+            );
+        }
+        let mut seen = std::collections::HashSet::new();
         for (i, h) in headers.iter().enumerate() {
-            if !is_http_token(h) {
+            let at = ap.key("headers").index(i);
+            if h.len() > MAX_AFFINITY_HEADER {
                 v.push(
-                    ap.key("headers").index(i),
-                    format!("{h:?} is not a valid HTTP header name"),
+                    at,
+                    format!("a header entry is at most {MAX_AFFINITY_HEADER} bytes"),
                 );
+                continue;
+            }
+            match affinity_cookies(h) {
+                Some(names) if names.is_empty() || !names.iter().all(|n| is_http_token(n)) => v
+                    .push(
+                        at,
+                        format!("{h:?}: after \"cookie:\" come cookie names separated by commas"),
+                    ),
+                Some(_) => {}
+                None if !is_http_token(h) => {
+                    v.push(at, format!("{h:?} is not a valid HTTP header name"));
+                    continue;
+                }
+                None => {}
+            }
+            if !seen.insert(h.to_ascii_lowercase()) {
+                v.push(ap.key("headers").index(i), format!("{h:?} is listed twice"));
             }
         }
         if affinity == SessionAffinity::Header && headers.is_empty() {
