@@ -147,7 +147,8 @@ impl FromStr for RegionCode {
     fn from_str(s: &str) -> Result<Self, UnknownRegion> {
         Self::ALL
             .into_iter()
-            .find(|r| r.code() == s)
+            // Any case, as clients and Terraform configurations write them; rendered upper.
+            .find(|r| r.code().eq_ignore_ascii_case(s))
             .ok_or(UnknownRegion)
     }
 }
@@ -186,7 +187,8 @@ mod tests {
             assert_eq!(r.code().parse::<RegionCode>(), Ok(r));
         }
         assert_eq!("ALL_REGIONS".parse::<RegionCode>(), Err(UnknownRegion));
-        assert_eq!("weu".parse::<RegionCode>(), Err(UnknownRegion));
+        assert_eq!("weu".parse::<RegionCode>(), Ok(RegionCode::Weu));
+        assert_eq!("WEUX".parse::<RegionCode>(), Err(UnknownRegion));
     }
 
     #[test]

@@ -305,3 +305,33 @@ fn header_affinity_entries_are_names_or_cookie_lists() {
         ["/session_affinity_attributes/headers"]
     );
 }
+
+#[test]
+fn region_codes_in_any_case_and_one_list_per_place() {
+    use vantage_core::load_balancer::LoadBalancerDraft;
+    use vantage_core::region::RegionCode;
+    use vantage_core::PoolId;
+    let p = PoolId::from_bytes([1; 16]).to_string();
+    let lb = |region_pools: Vec<(&str, &str)>| {
+        LoadBalancerDraft {
+            name: Some("www.example.com".into()),
+            default_pools: Some(vec![p.clone()]),
+            fallback_pool: Some(p.clone()),
+            region_pools: Some(
+                region_pools
+                    .into_iter()
+                    .map(|(k, v)| (k.to_owned(), vec![v.to_owned()]))
+                    .collect(),
+            ),
+            ..Default::default()
+        }
+        .validate("example.com", &|_| true)
+    };
+    let spec = lb(vec![("weu", &p)]).unwrap();
+    assert!(spec.region_pools.contains_key(&RegionCode::Weu));
+    let err = lb(vec![("WEU", &p), ("weu", &p)]).unwrap_err();
+    assert_eq!(
+        err.iter().map(|v| v.path.to_pointer()).collect::<Vec<_>>(),
+        ["/region_pools/weu"]
+    );
+}

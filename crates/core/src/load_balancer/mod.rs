@@ -264,6 +264,10 @@ fn pool_map<K: Ord>(
                 let ids = pool_list(v, &at, &list, pools);
                 if list.is_empty() {
                     v.push(at, "a pool list must name at least one pool");
+                } else if out.contains_key(&parsed) {
+                    // `de` and `DE` are one place; keeping either list would drop the other.
+                    v.push(at, format!("{k:?} names a place listed already"));
+                    continue;
                 }
                 out.insert(parsed, ids);
             }
