@@ -110,6 +110,11 @@ fn limits() {
         .contains("nests deeper than 32"));
     let nots = format!("{}http.host eq \"a\"", "not ".repeat(40));
     assert!(Condition::parse(&nots, Mode::Proxied).is_err());
+    // Patterns are bounded in number per condition, and in size each.
+    let nine = [r#"http.host matches "a""#; 9].join(" or ");
+    assert!(Condition::parse(&nine, Mode::Proxied)
+        .unwrap_err()
+        .contains("at most 8 `matches` patterns"));
     // A pattern whose compiled program outgrows the size limit is refused, not built.
     assert!(Condition::parse(r#"http.host matches "\w{500}\w{500}""#, Mode::Proxied).is_err());
 }
@@ -245,6 +250,27 @@ fn rule_validation_points_at_each_problem() {
             "/rules/1/overrides/ttl",
         ]
     );
+    // … and in number across the load balancer's rules.
+    let eight = [r#"http.host matches "a""#; 8].join(" or ");
+    let patterns = LoadBalancerDraft {
+        name: Some("www.example.com".into()),
+        default_pools: Some(vec![p.clone()]),
+        fallback_pool: Some(p.clone()),
+        proxied: Some(true),
+        rules: Some(vec![
+            RuleDraft {
+                condition: Some(eight),
+                ..RuleDraft::default()
+            };
+            5
+        ]),
+        ..Default::default()
+    }
+    .validate("example.com", &|_| true)
+    .unwrap_err();
+    assert!(patterns
+        .iter()
+        .any(|v| v.path.to_pointer() == "/rules" && v.detail.contains("at most 32")));
     let too_many = LoadBalancerDraft {
         name: Some("www.example.com".into()),
         default_pools: Some(vec![p.clone()]),

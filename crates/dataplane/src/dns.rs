@@ -22,7 +22,7 @@ use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, UdpSocket};
-use vantage_core::load_balancer::{LoadBalancerSpec, LocationMode, PreferEcs, SteeringPolicy};
+
 use vantage_core::routing::{DnsAnswer, DnsLookup, Route, RoutingTable, ZoneView};
 use vantage_core::rules::{DnsFacts, Facts, Ruled};
 
@@ -121,24 +121,6 @@ pub struct Dns {
 }
 
 /// A lower-case name without the trailing dot, from the raw labels (no IDNA, no escapes).
-/// Whether `spec`'s location strategy steers by an EDNS client subnet when a query has one:
-/// `always`, `never`, or only under the steering policy it names (`proximity`, `geo`; a load
-/// balancer without a policy steers by geography when it has geographic pool lists).
-fn prefers_ecs(spec: &LoadBalancerSpec) -> bool {
-    let geo_lists = !(spec.region_pools.is_empty()
-        && spec.country_pools.is_empty()
-        && spec.pop_pools.is_empty());
-    match spec.prefer_ecs {
-        PreferEcs::Always => true,
-        PreferEcs::Never => false,
-        PreferEcs::Proximity => spec.steering_policy == SteeringPolicy::Proximity,
-        PreferEcs::Geo => {
-            spec.steering_policy == SteeringPolicy::Geo
-                || (spec.steering_policy == SteeringPolicy::Unset && geo_lists)
-        }
-    }
-}
-
 /// The question a load-balanced answer is for, as rules see it.
 struct Question<'a> {
     /// Lower case, without the final dot.
@@ -458,15 +440,8 @@ impl Dns {
             ruled
         };
         let spec = &*ruled.spec;
-        let subnet = ecs.filter(|cs| cs.source_prefix() > 0 && prefers_ecs(spec));
-        // Cloudflare's location strategy: the client subnet when preferred, else the
-        // resolver's address (`resolver_ip`) or where the query arrived (`pop`: this data
-        // plane's own place).
-        let client = match (subnet, spec.location_mode) {
-            (Some(cs), _) => Some(cs.addr()),
-            (None, LocationMode::ResolverIp) => Some(resolver),
-            (None, LocationMode::Pop) => None,
-        };
+        let subnet = ecs.filter(|cs| cs.source_prefix() > 0 && spec.prefers_ecs());
+        let client = spec.locate(resolver, subnet.map(|cs| cs.addr()));
         let mut ctx = geo::context(&self.config.locality, self.config.geo.as_deref(), client);
         ctx.random = rand::random();
         // The answer depends on the client subnet when it steered by geography, or when a

@@ -166,18 +166,25 @@ fn tag(
     r
 }
 
-fn page(status: u16, message: &str) -> Response<Reply> {
+/// A response the proxy answers itself: `status` (502 if it is no status), the body, and
+/// its content type.
+fn reply(status: u16, body: impl Into<Bytes>, content_type: HeaderValue) -> Response<Reply> {
     let mut r = Response::new(
-        Full::new(Bytes::from(format!("error code: {status}\n{message}\n")))
+        Full::new(body.into())
             .map_err(|never| match never {})
             .boxed_unsync(),
     );
     *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
+    r.headers_mut().insert(header::CONTENT_TYPE, content_type);
     r
+}
+
+fn page(status: u16, message: &str) -> Response<Reply> {
+    reply(
+        status,
+        format!("error code: {status}\n{message}\n"),
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    )
 }
 
 /// The size of a header list as HTTP/2 counts it (RFC 9113 §6.5.2), so that one limit
@@ -394,18 +401,18 @@ fn matched_header(route: &Route, matched: &[usize]) -> HeaderValue {
 
 /// A rule's fixed response, answered without touching an origin.
 fn fixed_response(f: &FixedResponse) -> Response<Reply> {
-    let body = f.message_body.clone().unwrap_or_default();
-    let mut r = Response::new(
-        Full::new(Bytes::from(body))
-            .map_err(|never| match never {})
-            .boxed_unsync(),
+    // Content type and location were checked header-safe with the rule; one that still is
+    // not a header value falls back to the default, or is left out.
+    let content_type = f
+        .content_type
+        .as_deref()
+        .and_then(|c| HeaderValue::from_str(c).ok())
+        .unwrap_or(HeaderValue::from_static("text/plain"));
+    let mut r = reply(
+        f.status_code,
+        f.message_body.clone().unwrap_or_default(),
+        content_type,
     );
-    *r.status_mut() = StatusCode::from_u16(f.status_code).unwrap_or(StatusCode::OK);
-    // Validated as header-safe with the rule; a value that still is not is left out.
-    let content_type = f.content_type.as_deref().unwrap_or("text/plain");
-    if let Ok(v) = HeaderValue::from_str(content_type) {
-        r.headers_mut().insert(header::CONTENT_TYPE, v);
-    }
     if let Some(v) = f
         .location
         .as_deref()

@@ -474,9 +474,11 @@ async fn load_shedding_sends_its_share_to_the_next_pool() {
             .or_default() += 1;
     }
     let main_share = counts.get("main").copied().unwrap_or(0) as f64 / n as f64;
-    // 60 % stays; 2,000 draws put it within ±0.04 with overwhelming probability.
+    // 60 % stays. Over 2,000 independent draws the share's standard deviation is 0.011, so
+    // ±0.05 (4.5 of them) fails by chance about once in 150,000 runs, while a pool that shed
+    // nothing (1.0) or everything shed (0.0) fails every time.
     assert!(
-        (main_share - 0.6).abs() <= 0.04,
+        (main_share - 0.6).abs() <= 0.05,
         "main took {main_share:.3}: {counts:?}"
     );
     assert_eq!(

@@ -1,6 +1,7 @@
 //! Load balancers: a hostname in a zone and how its traffic is steered across pools.
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 
 use crate::choice::choose;
 use crate::name::{is_http_token, normalize_lb_name};
@@ -125,6 +126,36 @@ impl LoadBalancerSpec {
 }
 
 impl LoadBalancerSpec {
+    /// Whether the location strategy steers a DNS query by its EDNS client subnet, when it
+    /// has one: `always`, `never`, or only under the steering policy `prefer_ecs` names (a
+    /// load balancer without a policy steers by geography when it has geographic lists).
+    pub fn prefers_ecs(&self) -> bool {
+        let geo_lists = !(self.region_pools.is_empty()
+            && self.country_pools.is_empty()
+            && self.pop_pools.is_empty());
+        match self.prefer_ecs {
+            PreferEcs::Always => true,
+            PreferEcs::Never => false,
+            PreferEcs::Proximity => self.steering_policy == SteeringPolicy::Proximity,
+            PreferEcs::Geo => {
+                self.steering_policy == SteeringPolicy::Geo
+                    || (self.steering_policy == SteeringPolicy::Unset && geo_lists)
+            }
+        }
+    }
+
+    /// The address a DNS query is located by (Cloudflare's location strategy): the client
+    /// subnet's when the caller found it preferred (`prefers_ecs`), else the resolver's
+    /// (`resolver_ip`), else none — where the query arrived, the data plane's own place
+    /// (`pop`).
+    pub fn locate(&self, resolver: IpAddr, preferred_subnet: Option<IpAddr>) -> Option<IpAddr> {
+        match (preferred_subnet, self.location_mode) {
+            (Some(subnet), _) => Some(subnet),
+            (None, LocationMode::ResolverIp) => Some(resolver),
+            (None, LocationMode::Pop) => None,
+        }
+    }
+
     /// Whether steering by this spec (its own fields, not its rules) can send to `pool`.
     pub fn names_pool(&self, pool: PoolId) -> bool {
         self.fallback_pool == pool
@@ -665,6 +696,33 @@ mod tests {
         assert_eq!(spec.session_affinity_ttl, COOKIE_TTL_DEFAULT);
         assert!(spec.rules.is_empty());
         assert_eq!(spec.referenced_pools().len(), 2);
+    }
+
+    #[test]
+    fn location_strategy_decides_what_locates_a_query() {
+        let resolver: IpAddr = "198.51.100.53".parse().unwrap();
+        let subnet: IpAddr = "203.0.113.0".parse().unwrap();
+        let spec = |mode: &str, prefer: &str, policy: &str| {
+            let mut d = draft();
+            d.location_mode = Some(mode.into());
+            d.prefer_ecs = Some(prefer.into());
+            d.steering_policy = Some(policy.into());
+            d.validate("example.com", &exists).unwrap()
+        };
+        let located = |s: &LoadBalancerSpec| s.locate(resolver, s.prefers_ecs().then_some(subnet));
+        // Cloudflare's default: pop + proximity; under geo the subnet is not preferred.
+        assert_eq!(located(&spec("pop", "proximity", "geo")), None);
+        assert_eq!(
+            located(&spec("pop", "proximity", "proximity")),
+            Some(subnet)
+        );
+        assert_eq!(located(&spec("pop", "geo", "geo")), Some(subnet));
+        assert_eq!(
+            located(&spec("resolver_ip", "never", "geo")),
+            Some(resolver)
+        );
+        assert_eq!(located(&spec("resolver_ip", "always", "")), Some(subnet));
+        assert_eq!(located(&spec("pop", "never", "random")), None);
     }
 
     #[test]

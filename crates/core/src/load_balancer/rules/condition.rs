@@ -21,6 +21,9 @@ pub const MAX_CONDITION: usize = 4096;
 pub const MAX_DEPTH: usize = 32;
 /// The compiled size limit of one `matches` pattern, in bytes.
 pub const MAX_REGEX: usize = 256 * 1024;
+/// The most `matches` patterns in one condition (with [`MAX_REGEX`], a bound on what one
+/// condition's patterns hold in memory).
+pub const MAX_PATTERNS: usize = 8;
 
 /// Which load balancer a condition is written for: the fields it may read differ.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,6 +40,7 @@ pub struct Condition {
     /// `None`: the empty condition, always true.
     root: Option<Node>,
     reads_client: bool,
+    patterns: usize,
 }
 
 impl PartialEq for Condition {
@@ -62,6 +66,7 @@ impl Condition {
             depth: 0,
             end: source.len(),
             reads_client: false,
+            patterns: 0,
         };
         let root = if p.toks.is_empty() {
             None
@@ -91,6 +96,7 @@ impl Condition {
             mode,
             root,
             reads_client: p.reads_client,
+            patterns: p.patterns,
         })
     }
 
@@ -101,7 +107,13 @@ impl Condition {
             mode,
             root: None,
             reads_client: false,
+            patterns: 0,
         }
+    }
+
+    /// How many `matches` patterns it compiled.
+    pub fn patterns(&self) -> usize {
+        self.patterns
     }
 
     pub fn source(&self) -> &str {
@@ -200,6 +212,7 @@ struct Parser {
     /// Where the source ends, for "at the end" messages.
     end: usize,
     reads_client: bool,
+    patterns: usize,
 }
 
 type Typed = (Node, Type);
@@ -392,6 +405,12 @@ impl Parser {
             ("contains", Type::Bytes) => Ok(Test::Contains(self.string()?)),
             ("matches", Type::Bytes) => {
                 let at = self.here();
+                self.patterns += 1;
+                if self.patterns > MAX_PATTERNS {
+                    return Err(format!(
+                        "at character {at}: a condition has at most {MAX_PATTERNS} `matches` patterns"
+                    ));
+                }
                 let pattern = self.pattern()?;
                 let re = regex::RegexBuilder::new(&pattern)
                     .size_limit(MAX_REGEX)

@@ -25,11 +25,15 @@ mod condition;
 mod fields;
 mod lexer;
 
-pub use condition::{Condition, Mode, MAX_CONDITION, MAX_DEPTH, MAX_REGEX};
+pub use condition::{Condition, Mode, MAX_CONDITION, MAX_DEPTH, MAX_PATTERNS, MAX_REGEX};
 pub use fields::{DnsFacts, Facts, Field, HttpFacts, Scope, Type};
 
 /// The most rules one load balancer may have.
 pub const MAX_RULES: usize = 100;
+/// The most `matches` patterns across one load balancer's rules: compiled patterns are the
+/// one part of a rule that can be large (up to [`MAX_REGEX`] each), so their number is
+/// bounded per load balancer, not only per condition.
+pub const MAX_LB_PATTERNS: usize = 32;
 /// Longest rule name, in characters (Cloudflare's limit).
 pub const MAX_NAME: usize = 200;
 
@@ -470,6 +474,15 @@ pub fn validate(
             fixed_response: fixed,
             overrides,
         });
+    }
+    let patterns: usize = out.iter().map(|r| r.condition.patterns()).sum();
+    if patterns > MAX_LB_PATTERNS {
+        v.push(
+            at.clone(),
+            format!(
+                "a load balancer's rules have at most {MAX_LB_PATTERNS} `matches` patterns in all, not {patterns}"
+            ),
+        );
     }
     Rules::new(out)
 }
