@@ -5,7 +5,7 @@
 
 use schemars::{JsonSchema, SchemaGenerator};
 use serde_json::{json, Map, Value};
-use vantage_wire::{load_balancer, monitor, notification, pool, zone};
+use vantage_wire::{load_balancer, monitor, monitor_group, notification, pool, zone};
 
 type BodySchema = fn(&mut SchemaGenerator) -> schemars::Schema;
 
@@ -221,6 +221,53 @@ fn build_operations() -> Vec<Operation> {
             "Preview a monitor",
             "Monitors",
             body::<monitor::MonitorIn>
+        ),
+        op!(
+            "get",
+            lb("/monitor_groups"),
+            "List monitor groups",
+            "Monitor groups",
+            list
+        ),
+        op!(
+            "post",
+            lb("/monitor_groups"),
+            "Create a monitor group",
+            "Monitor groups",
+            body::<monitor_group::MonitorGroupIn>
+        ),
+        op!(
+            "get",
+            lb("/monitor_groups/{monitor_group_id}"),
+            "Monitor group details",
+            "Monitor groups"
+        ),
+        op!(
+            "put",
+            lb("/monitor_groups/{monitor_group_id}"),
+            "Replace a monitor group",
+            "Monitor groups",
+            body::<monitor_group::MonitorGroupIn>
+        ),
+        op!(
+            "patch",
+            lb("/monitor_groups/{monitor_group_id}"),
+            "Update a monitor group",
+            "Monitor groups",
+            body::<monitor_group::MonitorGroupIn>
+        ),
+        op!(
+            "delete",
+            lb("/monitor_groups/{monitor_group_id}"),
+            "Delete a monitor group",
+            "Monitor groups"
+        ),
+        op!(
+            "get",
+            lb("/monitor_groups/{monitor_group_id}/references"),
+            "Monitor group references",
+            "Monitor groups",
+            list
         ),
         op!("get", lb("/pools"), "List pools", "Pools", list),
         op!(

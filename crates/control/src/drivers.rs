@@ -301,7 +301,7 @@ mod tests {
                 cat,
                 vec![
                     Box::new(move |c| c.create_zone(a, z, "example.com", Overlap::Refuse, now)),
-                    Box::new(move |c| c.create_pool(a, p, pool, None, now)),
+                    Box::new(move |c| c.create_pool(a, p, pool, Default::default(), now)),
                     Box::new(move |c| {
                         c.create_load_balancer(z, LoadBalancerId::from_bytes([5; 16]), lb, now)
                     }),

@@ -63,7 +63,9 @@ fn catalog() -> Catalog {
     }
     .validate()
     .unwrap();
-    apply(&mut c, |c| c.create_pool(a, p1, spec, None, NOW));
+    apply(&mut c, |c| {
+        c.create_pool(a, p1, spec, Default::default(), NOW)
+    });
     let (spec, _) = PoolDraft {
         name: Some("secondary".into()),
         origins: Some(vec![OriginDraft {
@@ -80,7 +82,9 @@ fn catalog() -> Catalog {
     }
     .validate()
     .unwrap();
-    apply(&mut c, |c| c.create_pool(a, p2, spec, None, NOW));
+    apply(&mut c, |c| {
+        c.create_pool(a, p2, spec, Default::default(), NOW)
+    });
     let lb = LoadBalancerDraft {
         name: Some("www.example.com".into()),
         default_pools: Some(vec![p1.to_string(), p2.to_string()]),
@@ -314,7 +318,9 @@ fn a_build_on_the_previous_snapshot_reuses_only_what_did_not_move() {
     }
     .validate()
     .unwrap();
-    apply(&mut c, |c| c.replace_pool(a, p1, spec, None, NOW));
+    apply(&mut c, |c| {
+        c.replace_pool(a, p1, spec, Default::default(), NOW)
+    });
     // The very same view (its entries are the previous build's), so only the configuration
     // tells the pool apart.
     let edited = build(&c, &view, Some(&again), NOW);

@@ -12,13 +12,14 @@ use crate::account::Account;
 use crate::auth::{SecretDigest, Token, User};
 use crate::load_balancer::{LoadBalancer, LoadBalancerDraft, LoadBalancerSpec};
 use crate::monitor::{Monitor, MonitorSpec};
+use crate::monitor_group::{MonitorGroup, MonitorGroupSpec};
 use crate::notification::{Policy, PolicySpec, Webhook, WebhookSpec};
-use crate::pool::{Pool, PoolSpec};
+use crate::pool::{CheckRefs, Pool, PoolSpec};
 use crate::violation::{Path, Violation, Violations};
 use crate::zone::{ancestors, is_within, Overlap, Zone};
 use crate::{
-    AccountId, LoadBalancerId, MonitorId, PolicyId, PoolId, Timestamp, TokenId, UserId, WebhookId,
-    ZoneId,
+    AccountId, LoadBalancerId, MonitorGroupId, MonitorId, PolicyId, PoolId, Timestamp, TokenId,
+    UserId, WebhookId, ZoneId,
 };
 
 /// One durable mutation.
@@ -29,6 +30,8 @@ pub enum Change {
     DeleteZone(ZoneId),
     PutMonitor(Monitor),
     DeleteMonitor(MonitorId),
+    PutMonitorGroup(MonitorGroup),
+    DeleteMonitorGroup(MonitorGroupId),
     PutPool(Pool),
     DeletePool(PoolId),
     PutLoadBalancer(LoadBalancer),
@@ -44,6 +47,7 @@ pub enum Change {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum ResourceType {
     Monitor,
+    MonitorGroup,
     Pool,
     LoadBalancer,
     NotificationPolicy,
@@ -53,6 +57,7 @@ impl ResourceType {
     pub const fn as_str(self) -> &'static str {
         match self {
             Self::Monitor => "monitor",
+            Self::MonitorGroup => "monitor_group",
             Self::Pool => "pool",
             Self::LoadBalancer => "load_balancer",
             Self::NotificationPolicy => "notification_policy",
@@ -107,6 +112,7 @@ pub struct Catalog {
     accounts: BTreeMap<AccountId, Account>,
     zones: BTreeMap<ZoneId, Zone>,
     monitors: BTreeMap<MonitorId, Monitor>,
+    monitor_groups: BTreeMap<MonitorGroupId, MonitorGroup>,
     pools: BTreeMap<PoolId, Pool>,
     load_balancers: BTreeMap<LoadBalancerId, LoadBalancer>,
     tokens: BTreeMap<TokenId, Token>,
@@ -141,6 +147,12 @@ impl Catalog {
             }
             Change::DeleteMonitor(id) => {
                 self.monitors.remove(&id);
+            }
+            Change::PutMonitorGroup(g) => {
+                self.monitor_groups.insert(g.id, g);
+            }
+            Change::DeleteMonitorGroup(id) => {
+                self.monitor_groups.remove(&id);
             }
             Change::PutPool(p) => {
                 self.pools.insert(p.id, p);
@@ -388,19 +400,41 @@ impl Catalog {
     /// A monitor by id, whichever account owns it (for the health engine, which serves all).
     /// What the health engine judges: every pool, with its monitor when it has one.
     pub fn health_plan(&self) -> crate::health::HealthPlan {
-        use crate::health::plan::PlannedPool;
+        use crate::health::plan::{PlannedCheck, PlannedPool};
         let mut shared: HashMap<MonitorId, Arc<MonitorSpec>> = HashMap::new();
+        let mut spec_of = |m: MonitorId| {
+            let monitor = self.any_monitor(m)?;
+            let spec = shared
+                .entry(m)
+                .or_insert_with(|| Arc::new(monitor.spec.clone()));
+            Some(Arc::clone(spec))
+        };
         let pools = self
             .all_pools()
             .map(|p| {
-                let monitor = p.spec.monitor.and_then(|m| {
-                    let monitor = self.any_monitor(m)?;
-                    let spec = shared
-                        .entry(m)
-                        .or_insert_with(|| Arc::new(monitor.spec.clone()));
-                    Some((m, Arc::clone(spec)))
-                });
-                PlannedPool::of(p, monitor)
+                let group = p
+                    .spec
+                    .monitor_group
+                    .and_then(|g| self.monitor_groups.get(&g));
+                let checks: Vec<PlannedCheck> = match group {
+                    Some(g) => g
+                        .enabled_members()
+                        .filter_map(|m| {
+                            Some(PlannedCheck {
+                                monitor: m.monitor,
+                                spec: spec_of(m.monitor)?,
+                                role: m.role,
+                            })
+                        })
+                        .collect(),
+                    None => p
+                        .spec
+                        .monitor
+                        .and_then(|m| Some(PlannedCheck::sole(m, spec_of(m)?)))
+                        .into_iter()
+                        .collect(),
+                };
+                PlannedPool::of(p, checks, group.is_some())
             })
             .collect();
         crate::health::HealthPlan { pools }
@@ -452,7 +486,7 @@ impl Catalog {
             .find(|u| u.email.eq_ignore_ascii_case(email))
     }
 
-    /// Everything that points at `monitor` (pools) — its referrers.
+    /// Everything that points at `monitor` (pools and monitor groups) — its referrers.
     pub fn monitor_references(&self, monitor: &Monitor) -> Vec<Reference> {
         let mut out: Vec<Reference> = self
             .pools_of(monitor.account)
@@ -466,6 +500,35 @@ impl Catalog {
                 )
             })
             .collect();
+        out.extend(
+            self.monitor_groups_of(monitor.account)
+                .filter(|g| g.members.iter().any(|m| m.monitor == monitor.id))
+                .map(|g| group_reference(ReferenceType::Referrer, g)),
+        );
+        out.sort();
+        out
+    }
+
+    /// A group's monitors (referrals) and the pools it judges (referrers).
+    pub fn monitor_group_references(&self, group: &MonitorGroup) -> Vec<Reference> {
+        let mut out: Vec<Reference> = group
+            .members
+            .iter()
+            .filter_map(|m| self.monitor(group.account, m.monitor))
+            .map(|m| monitor_reference(ReferenceType::Referral, m))
+            .collect();
+        out.extend(
+            self.pools_of(group.account)
+                .filter(|p| p.spec.monitor_group == Some(group.id))
+                .map(|p| {
+                    reference(
+                        ReferenceType::Referrer,
+                        ResourceType::Pool,
+                        p.id.to_string(),
+                        &p.spec.name,
+                    )
+                }),
+        );
         out.sort();
         out
     }
@@ -478,17 +541,14 @@ impl Catalog {
             .monitor
             .and_then(|m| self.monitor(pool.account, m))
         {
-            let name = if m.spec.description.is_empty() {
-                m.id.to_string()
-            } else {
-                m.spec.description.clone()
-            };
-            out.push(reference(
-                ReferenceType::Referral,
-                ResourceType::Monitor,
-                m.id.to_string(),
-                &name,
-            ));
+            out.push(monitor_reference(ReferenceType::Referral, m));
+        }
+        if let Some(g) = pool
+            .spec
+            .monitor_group
+            .and_then(|g| self.monitor_group(pool.account, g))
+        {
+            out.push(group_reference(ReferenceType::Referral, g));
         }
         out.extend(self.load_balancers_using(pool).map(|lb| {
             reference(
@@ -535,6 +595,12 @@ impl Catalog {
                 .ok()
                 .and_then(|m| self.monitor(account, m))
                 .map(|m| self.monitor_references(m))
+                .unwrap_or_default(),
+            ResourceType::MonitorGroup => id
+                .parse()
+                .ok()
+                .and_then(|g| self.monitor_group(account, g))
+                .map(|g| self.monitor_group_references(g))
                 .unwrap_or_default(),
             ResourceType::Pool => id
                 .parse()
@@ -766,21 +832,116 @@ impl Catalog {
         Ok(vec![Change::DeleteMonitor(id)])
     }
 
-    /// Resolves the monitor a pool draft names and checks the pool name is free.
+    pub fn monitor_groups_of(&self, account: AccountId) -> impl Iterator<Item = &MonitorGroup> {
+        self.monitor_groups
+            .values()
+            .filter(move |g| g.account == account)
+    }
+
+    pub fn monitor_group(&self, account: AccountId, id: MonitorGroupId) -> Option<&MonitorGroup> {
+        self.monitor_groups
+            .get(&id)
+            .filter(|g| g.account == account)
+    }
+
+    /// Every member must be a monitor of the account.
+    fn check_monitor_group(
+        &self,
+        account: AccountId,
+        spec: &MonitorGroupSpec,
+    ) -> Result<(), CatalogError> {
+        let mut v = Violations::default();
+        for (i, m) in spec.members.iter().enumerate() {
+            if self.monitor(account, m.monitor).is_none() {
+                v.push(
+                    Path::root().key("members").index(i).key("monitor_id"),
+                    format!("monitor {} does not exist in this account", m.monitor),
+                );
+            }
+        }
+        v.finish(()).map_err(CatalogError::Invalid)
+    }
+
+    pub fn create_monitor_group(
+        &self,
+        account: AccountId,
+        id: MonitorGroupId,
+        spec: MonitorGroupSpec,
+        now: Timestamp,
+    ) -> Outcome {
+        self.check_monitor_group(account, &spec)?;
+        Ok(vec![Change::PutMonitorGroup(MonitorGroup {
+            id,
+            account,
+            description: spec.description,
+            members: MonitorGroup::stamp(&[], &spec.members, now),
+            created_on: now,
+            modified_on: now,
+        })])
+    }
+
+    pub fn replace_monitor_group(
+        &self,
+        account: AccountId,
+        id: MonitorGroupId,
+        spec: MonitorGroupSpec,
+        now: Timestamp,
+    ) -> Outcome {
+        let old = self
+            .monitor_group(account, id)
+            .ok_or(CatalogError::NotFound)?;
+        self.check_monitor_group(account, &spec)?;
+        Ok(vec![Change::PutMonitorGroup(MonitorGroup {
+            description: spec.description,
+            members: MonitorGroup::stamp(&old.members, &spec.members, now),
+            modified_on: now,
+            ..old.clone()
+        })])
+    }
+
+    /// Refused while a pool is judged by the group.
+    pub fn delete_monitor_group(&self, account: AccountId, id: MonitorGroupId) -> Outcome {
+        let g = self
+            .monitor_group(account, id)
+            .ok_or(CatalogError::NotFound)?;
+        let refs: Vec<Reference> = self
+            .monitor_group_references(g)
+            .into_iter()
+            .filter(|r| r.reference_type == ReferenceType::Referrer)
+            .collect();
+        if !refs.is_empty() {
+            return Err(CatalogError::Referenced(refs));
+        }
+        Ok(vec![Change::DeleteMonitorGroup(id)])
+    }
+
+    /// Resolves the monitor or monitor group a pool draft names and checks the pool name is
+    /// free.
     fn finish_pool(
         &self,
         account: AccountId,
         self_id: Option<PoolId>,
         mut spec: PoolSpec,
-        monitor: Option<String>,
+        checks: CheckRefs,
     ) -> Result<PoolSpec, CatalogError> {
         let mut v = Violations::default();
-        if let Some(raw) = monitor {
+        if let Some(raw) = checks.monitor {
             match raw.parse::<MonitorId>() {
                 Ok(id) if self.monitor(account, id).is_some() => spec.monitor = Some(id),
                 _ => v.push(
                     Path::root().key("monitor"),
                     format!("monitor {raw:?} does not exist in this account"),
+                ),
+            }
+        }
+        if let Some(raw) = checks.monitor_group {
+            match raw.parse::<MonitorGroupId>() {
+                Ok(id) if self.monitor_group(account, id).is_some() => {
+                    spec.monitor_group = Some(id);
+                }
+                _ => v.push(
+                    Path::root().key("monitor_group"),
+                    format!("monitor group {raw:?} does not exist in this account"),
                 ),
             }
         }
@@ -798,10 +959,10 @@ impl Catalog {
         account: AccountId,
         id: PoolId,
         spec: PoolSpec,
-        monitor: Option<String>,
+        checks: CheckRefs,
         now: Timestamp,
     ) -> Outcome {
-        let spec = self.finish_pool(account, None, spec, monitor)?;
+        let spec = self.finish_pool(account, None, spec, checks)?;
         let disabled_at = (!spec.enabled).then_some(now);
         Ok(vec![Change::PutPool(Pool {
             id,
@@ -818,11 +979,11 @@ impl Catalog {
         account: AccountId,
         id: PoolId,
         spec: PoolSpec,
-        monitor: Option<String>,
+        checks: CheckRefs,
         now: Timestamp,
     ) -> Outcome {
         let old = self.pool(account, id).ok_or(CatalogError::NotFound)?;
-        let spec = self.finish_pool(account, Some(id), spec, monitor)?;
+        let spec = self.finish_pool(account, Some(id), spec, checks)?;
         let disabled_at = match (old.spec.enabled, spec.enabled) {
             (_, true) => None,
             (true, false) => Some(now),
@@ -958,6 +1119,15 @@ impl Catalog {
                 ));
             }
         }
+        for g in self.monitor_groups_of(account) {
+            if hit(&g.description) || hit(&g.id.to_string()) {
+                out.push((
+                    ResourceType::MonitorGroup,
+                    g.id.to_string(),
+                    g.description.clone(),
+                ));
+            }
+        }
         for p in self.pools_of(account) {
             if hit(&p.spec.name)
                 || hit(&p.spec.description)
@@ -998,6 +1168,36 @@ fn reference(
     }
 }
 
+/// A monitor as a reference names it: its description, else its id.
+fn monitor_reference(reference_type: ReferenceType, m: &Monitor) -> Reference {
+    let name = if m.spec.description.is_empty() {
+        m.id.to_string()
+    } else {
+        m.spec.description.clone()
+    };
+    reference(
+        reference_type,
+        ResourceType::Monitor,
+        m.id.to_string(),
+        &name,
+    )
+}
+
+/// A monitor group as a reference names it, the same way.
+fn group_reference(reference_type: ReferenceType, g: &MonitorGroup) -> Reference {
+    let name = if g.description.is_empty() {
+        g.id.to_string()
+    } else {
+        g.description.clone()
+    };
+    reference(
+        reference_type,
+        ResourceType::MonitorGroup,
+        g.id.to_string(),
+        &name,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1033,9 +1233,9 @@ mod tests {
         applied(&mut c, |c| c.create_monitor(A, m, spec, T0));
         let p = PoolId::from_bytes([4; 16]);
         let (spec, mon) = pool_draft("p1").validate().unwrap();
-        assert_eq!(mon, None);
+        assert_eq!(mon, CheckRefs::default());
         applied(&mut c, |c| {
-            c.create_pool(A, p, spec, Some(m.to_string()), T0)
+            c.create_pool(A, p, spec, CheckRefs::monitor(m), T0)
         });
         (c, m, p, z)
     }
@@ -1160,7 +1360,7 @@ mod tests {
                 B,
                 PoolId::from_bytes([5; 16]),
                 spec,
-                Some(m.to_string()),
+                CheckRefs::monitor(m),
                 T0,
             )
             .unwrap_err();
@@ -1175,10 +1375,22 @@ mod tests {
         let (c, ..) = setup();
         let (spec, _) = pool_draft("p1").validate().unwrap();
         assert!(c
-            .create_pool(A, PoolId::from_bytes([5; 16]), spec.clone(), None, T0)
+            .create_pool(
+                A,
+                PoolId::from_bytes([5; 16]),
+                spec.clone(),
+                CheckRefs::default(),
+                T0
+            )
             .is_err());
         assert!(c
-            .create_pool(B, PoolId::from_bytes([5; 16]), spec, None, T0)
+            .create_pool(
+                B,
+                PoolId::from_bytes([5; 16]),
+                spec,
+                CheckRefs::default(),
+                T0
+            )
             .is_ok());
     }
 
@@ -1222,7 +1434,7 @@ mod tests {
         let (mut spec, _) = pool_draft("p1").validate().unwrap();
         spec.enabled = false;
         applied(&mut c, |c| {
-            c.replace_pool(A, p, spec.clone(), Some(m.to_string()), T1)
+            c.replace_pool(A, p, spec.clone(), CheckRefs::monitor(m), T1)
         });
         let pool = c.pool(A, p).unwrap();
         assert_eq!(
@@ -1230,7 +1442,9 @@ mod tests {
             (T0, T1, Some(T1))
         );
         spec.enabled = true;
-        applied(&mut c, |c| c.replace_pool(A, p, spec, None, T1));
+        applied(&mut c, |c| {
+            c.replace_pool(A, p, spec, CheckRefs::default(), T1)
+        });
         assert_eq!(c.pool(A, p).unwrap().disabled_at, None);
         assert_eq!(c.pool(A, p).unwrap().spec.monitor, None);
     }

@@ -104,6 +104,10 @@ define_id!(
     MonitorId
 );
 define_id!(
+    /// A monitor group: several monitors judging each origin of a pool together.
+    MonitorGroupId
+);
+define_id!(
     /// A pool of origins.
     PoolId
 );

@@ -13,6 +13,7 @@ pub mod health;
 pub mod id;
 pub mod load_balancer;
 pub mod monitor;
+pub mod monitor_group;
 pub mod name;
 pub mod notification;
 pub mod pool;
@@ -25,7 +26,8 @@ pub mod violation;
 pub mod zone;
 
 pub use id::{
-    AccountId, LoadBalancerId, MonitorId, PolicyId, PoolId, TokenId, UserId, WebhookId, ZoneId,
+    AccountId, LoadBalancerId, MonitorGroupId, MonitorId, PolicyId, PoolId, TokenId, UserId,
+    WebhookId, ZoneId,
 };
 /// Load-balancing rules live with the load balancer they belong to; named here for short.
 pub use load_balancer::rules;

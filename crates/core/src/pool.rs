@@ -9,7 +9,7 @@ use crate::monitor::Headers;
 use crate::name::{is_header_value, is_origin_address, is_pool_name};
 use crate::region::{CheckRegions, RegionCode};
 use crate::violation::{in_range, Path, Violations};
-use crate::{AccountId, MonitorId, PoolId, Timestamp};
+use crate::{AccountId, MonitorGroupId, MonitorId, PoolId, Timestamp};
 
 pub const MAX_ORIGINS: usize = 64;
 
@@ -104,6 +104,8 @@ pub struct PoolSpec {
     pub origins: Vec<OriginSpec>,
     pub minimum_origins: u16,
     pub monitor: Option<MonitorId>,
+    /// Judged by a monitor group instead of `monitor` (never both).
+    pub monitor_group: Option<MonitorGroupId>,
     pub check_regions: CheckRegions,
     pub enabled: bool,
     pub description: String,
@@ -113,6 +115,23 @@ pub struct PoolSpec {
     pub notification_email: String,
     /// `None` when the client set it to `null`.
     pub notification_filter: Option<NotificationFilter>,
+}
+
+/// What judges a pool, as the draft names it: resolved against the catalog, which knows
+/// whether the monitor or group exists in the account.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CheckRefs {
+    pub monitor: Option<String>,
+    pub monitor_group: Option<String>,
+}
+
+impl CheckRefs {
+    pub fn monitor(id: impl ToString) -> CheckRefs {
+        CheckRefs {
+            monitor: Some(id.to_string()),
+            monitor_group: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -160,6 +179,8 @@ pub struct PoolDraft {
     pub minimum_origins: Option<i64>,
     /// The monitor id as given; its existence is checked against the catalog.
     pub monitor: Option<String>,
+    /// The monitor group id as given, likewise.
+    pub monitor_group: Option<String>,
     pub check_regions: Option<Vec<String>>,
     pub enabled: Option<bool>,
     pub description: Option<String>,
@@ -253,7 +274,7 @@ impl OriginDraft {
 impl PoolDraft {
     /// Applies defaults and every rule that concerns the pool alone; the caller resolves the
     /// monitor reference and name uniqueness against the catalog.
-    pub fn validate(self) -> Result<(PoolSpec, Option<String>), Violations> {
+    pub fn validate(self) -> Result<(PoolSpec, CheckRefs), Violations> {
         let root = Path::root();
         let mut v = Violations::default();
 
@@ -415,6 +436,7 @@ impl PoolDraft {
             origins,
             minimum_origins,
             monitor: None,
+            monitor_group: None,
             check_regions,
             enabled: self.enabled.unwrap_or(true),
             description,
@@ -424,7 +446,17 @@ impl PoolDraft {
             notification_email: self.notification_email.unwrap_or_default(),
             notification_filter,
         };
-        v.finish((spec, self.monitor.filter(|m| !m.is_empty())))
+        let checks = CheckRefs {
+            monitor: self.monitor.filter(|m| !m.is_empty()),
+            monitor_group: self.monitor_group.filter(|m| !m.is_empty()),
+        };
+        if checks.monitor.is_some() && checks.monitor_group.is_some() {
+            v.push(
+                root.key("monitor_group"),
+                "a pool is judged by a monitor or by a monitor group, not both",
+            );
+        }
+        v.finish((spec, checks))
     }
 }
 
@@ -469,8 +501,8 @@ mod tests {
 
     #[test]
     fn defaults() {
-        let (spec, monitor) = draft().validate().unwrap();
-        assert_eq!(monitor, None);
+        let (spec, checks) = draft().validate().unwrap();
+        assert_eq!(checks, CheckRefs::default());
         assert_eq!(spec.minimum_origins, 1);
         assert_eq!(spec.check_regions, CheckRegions::AllLocations);
         assert!(spec.enabled);

@@ -3,13 +3,20 @@
 //! against the engine in virtual time.
 //!
 //! Grammar (one statement per line, `#` starts a comment):
-//!   monitor up=N down=N                     consecutive thresholds (before any pool)
-//!   pool NAME min=N regions=null|ALL_REGIONS|WEU,ENAM origins=a,b[,c:0]   (`:0` = weight 0)
+//!   monitor [MON] up=N down=N               consecutive thresholds (before any pool);
+//!                                           MON defaults to `m`
+//!   group NAME MON[:must|:only|:off],…      a monitor group: `must` = must_be_healthy,
+//!                                           `only` = monitoring_only, `off` = disabled
+//!   pool NAME min=N regions=null|ALL_REGIONS|WEU,ENAM origins=a,b[,c:0] [group=NAME]
+//!                                           (`:0` = weight 0; judged by monitor `m` unless
+//!                                           a group is named)
 //!   config NAME [min=N] [regions=…] [disable=ORIGIN] [enable=ORIGIN] [enabled=true|false]
-//!   at SECONDS REGION/LOC ORIGIN pass|fail [REASON…]   (ORIGIN's check, for every pool)
+//!   at SECONDS REGION/LOC ORIGIN[@MON] pass|fail [REASON…]   (ORIGIN's check by MON,
+//!                                           default `m`, for every pool)
 //!   expect origin POOL ORIGIN healthy|unhealthy|unknown [REASON…]
 //!   expect pool POOL healthy|unhealthy|unknown
 //!   expect region POOL ORIGIN REGION healthy|unhealthy|unknown
+//!   expect member POOL ORIGIN MON healthy|unhealthy|unknown   one group member's verdict
 //!   tick SECONDS                             advance time with no result (stale votes expire)
 //!   expect silent REGION/LOC                 the location fell silent at the last tick
 //!   expect events N                          events raised since the previous `expect events`
@@ -30,12 +37,29 @@ use vantage_core::health::check::{CheckResult, FailureReason};
 use vantage_core::health::engine::Event;
 use vantage_core::health::{Engine, Location, ProbeKey, Verdict};
 use vantage_core::monitor::MonitorDraft;
+use vantage_core::monitor_group::{MemberDraft, MonitorGroupDraft};
 use vantage_core::pool::{OriginDraft, PoolDraft};
 use vantage_core::region::RegionCode;
-use vantage_core::{AccountId, MonitorId, PoolId, Timestamp};
+use vantage_core::{AccountId, MonitorGroupId, MonitorId, PoolId, Timestamp};
 
 const ACCOUNT: AccountId = AccountId::from_bytes([1; 16]);
-const MONITOR: MonitorId = MonitorId::from_bytes([2; 16]);
+
+/// The monitor called `name` in a scenario (`m`, the default, included).
+fn monitor_id(name: &str) -> MonitorId {
+    let mut bytes = [2; 16];
+    for (b, c) in bytes.iter_mut().zip(name.bytes()) {
+        *b = c;
+    }
+    MonitorId::from_bytes(bytes)
+}
+
+fn group_id(name: &str) -> MonitorGroupId {
+    let mut bytes = [3; 16];
+    for (b, c) in bytes.iter_mut().zip(name.bytes()) {
+        *b = c;
+    }
+    MonitorGroupId::from_bytes(bytes)
+}
 const T0: Timestamp = Timestamp::from_unix_micros(0);
 
 struct World {
@@ -137,6 +161,10 @@ impl World {
         };
         match words.as_slice() {
             ["monitor", rest @ ..] => {
+                let (name, rest) = match rest {
+                    [n, more @ ..] if !n.contains('=') => (*n, more),
+                    _ => ("m", rest),
+                };
                 let o = kv(rest);
                 let draft = MonitorDraft {
                     expected_codes: Some("2xx".into()),
@@ -146,7 +174,30 @@ impl World {
                 };
                 let c = self
                     .catalog
-                    .create_monitor(ACCOUNT, MONITOR, draft.validate().unwrap(), T0)
+                    .create_monitor(ACCOUNT, monitor_id(name), draft.validate().unwrap(), T0)
+                    .unwrap();
+                apply(&mut self.catalog, c);
+            }
+            ["group", name, members] => {
+                let members = members
+                    .split(',')
+                    .map(|m| {
+                        let (mon, flag) = m.split_once(':').unwrap_or((m, ""));
+                        MemberDraft {
+                            monitor_id: Some(monitor_id(mon).to_string()),
+                            enabled: Some(flag != "off"),
+                            monitoring_only: Some(flag == "only"),
+                            must_be_healthy: Some(flag == "must"),
+                        }
+                    })
+                    .collect();
+                let draft = MonitorGroupDraft {
+                    description: Some((*name).to_owned()),
+                    members: Some(members),
+                };
+                let c = self
+                    .catalog
+                    .create_monitor_group(ACCOUNT, group_id(name), draft.validate().unwrap(), T0)
                     .unwrap();
                 apply(&mut self.catalog, c);
             }
@@ -171,7 +222,8 @@ impl World {
                     origins: Some(origins),
                     minimum_origins: o.get("min").map(|v| v.parse().unwrap()),
                     check_regions: o.get("regions").and_then(|r| regions(r)),
-                    monitor: Some(MONITOR.to_string()),
+                    monitor: (!o.contains_key("group")).then(|| monitor_id("m").to_string()),
+                    monitor_group: o.get("group").map(|g| group_id(g).to_string()),
                     ..Default::default()
                 };
                 let id = PoolId::from_bytes([self.drafts.len() as u8 + 10; 16]);
@@ -220,8 +272,9 @@ impl World {
                     response_code: healthy.then_some(200),
                     rtt_micros: Some(1000),
                 };
+                let (origin, monitor) = origin.split_once('@').unwrap_or((origin, "m"));
                 let key = ProbeKey {
-                    monitor: MONITOR,
+                    monitor: monitor_id(monitor),
                     address: format!("{origin}.example"),
                     port: 0,
                     host: None,
@@ -271,6 +324,17 @@ impl World {
                     verdict(v),
                     "{at}: region {region} for {origin}"
                 );
+            }
+            ["expect", "member", pool, origin, monitor, v] => {
+                let id = self.pool_id(pool);
+                let h = self.engine().pool_health(id).unwrap();
+                let o = h.origins.iter().find(|o| o.name == *origin).unwrap();
+                let m = o
+                    .members
+                    .iter()
+                    .find(|m| m.monitor == monitor_id(monitor))
+                    .unwrap_or_else(|| panic!("{at}: {monitor} is no member: {:?}", o.members));
+                assert_eq!(m.healthy, verdict(v), "{at}: {monitor} on {origin}");
             }
             ["expect", "events", n] => {
                 let fresh = &self.events[self.counted..];

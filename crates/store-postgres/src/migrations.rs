@@ -74,6 +74,8 @@ const MIGRATIONS: &[&str] = &[
      $$ LANGUAGE plpgsql;",
     // 3: a notification claimed for one attempt by one process, until this time.
     "ALTER TABLE outbox ADD COLUMN claimed_until BIGINT;",
+    // 4: monitor groups.
+    "CREATE TABLE monitor_groups (id TEXT PRIMARY KEY, doc TEXT NOT NULL);",
 ];
 
 pub const SCHEMA_VERSION: usize = MIGRATIONS.len();

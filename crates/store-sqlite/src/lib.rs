@@ -50,6 +50,8 @@ const MIGRATIONS: &[&str] = &[
      CREATE INDEX outbox_account ON outbox (account, seq);",
     // 4: bounded storage — pending notifications counted per destination.
     "CREATE INDEX outbox_pending ON outbox (webhook, delivered_at, failed);",
+    // 5: monitor groups.
+    "CREATE TABLE monitor_groups (id TEXT PRIMARY KEY, doc TEXT NOT NULL);",
 ];
 
 pub const SCHEMA_VERSION: usize = MIGRATIONS.len();

@@ -13,13 +13,15 @@ use vantage_core::health::check::{CheckResult, FailureReason};
 use vantage_core::health::{Location, LocationState, ProbeKey, Verdict};
 use vantage_core::load_balancer::{AffinityAttributesDraft, LoadBalancerDraft};
 use vantage_core::monitor::MonitorDraft;
+use vantage_core::monitor_group::{MemberDraft, MonitorGroupDraft};
 use vantage_core::notification::{NewDelivery, PolicyDraft, WebhookDraft};
 use vantage_core::pool::{OriginDraft, PoolDraft};
 use vantage_core::region::RegionCode;
 use vantage_core::rules::{FixedResponseDraft, OverridesDraft, RuleDraft};
 use vantage_core::zone::Overlap;
 use vantage_core::{
-    AccountId, LoadBalancerId, MonitorId, PolicyId, PoolId, Timestamp, WebhookId, ZoneId,
+    AccountId, LoadBalancerId, MonitorGroupId, MonitorId, PolicyId, PoolId, Timestamp, WebhookId,
+    ZoneId,
 };
 use vantage_store::Store;
 use vantage_store_sqlite::{Durability, SqliteStore};
@@ -141,6 +143,35 @@ fn everything() -> Vec<Change> {
     .validate()
     .unwrap();
     let out = c.create_pool(A, p, spec, monitor, T).unwrap();
+    apply(&mut c, &mut all, out);
+    let g = MonitorGroupId::from_bytes([9; 16]);
+    let group = MonitorGroupDraft {
+        description: Some("checks".into()),
+        members: Some(vec![MemberDraft {
+            monitor_id: Some(m.to_string()),
+            must_be_healthy: Some(true),
+            ..Default::default()
+        }]),
+    }
+    .validate()
+    .unwrap();
+    let out = c.create_monitor_group(A, g, group, T).unwrap();
+    apply(&mut c, &mut all, out);
+    let (spec, checks) = PoolDraft {
+        name: Some("grouped".into()),
+        origins: Some(vec![OriginDraft {
+            name: Some("c".into()),
+            address: Some("192.0.2.3".into()),
+            ..Default::default()
+        }]),
+        monitor_group: Some(g.to_string()),
+        ..Default::default()
+    }
+    .validate()
+    .unwrap();
+    let out = c
+        .create_pool(A, PoolId::from_bytes([10; 16]), spec, checks, T)
+        .unwrap();
     apply(&mut c, &mut all, out);
     let lb = LoadBalancerDraft {
         name: Some("www.example.com".into()),

@@ -137,12 +137,13 @@ pub trait Store: Send + Sync + 'static {
 
 /// The kinds of stored objects in load order: referenced kinds before the kinds that
 /// reference them (every store keeps and loads them so).
-pub const KINDS: [&str; 9] = [
+pub const KINDS: [&str; 10] = [
     "accounts",
     "users",
     "tokens",
     "zones",
     "monitors",
+    "monitor_groups",
     "pools",
     "load_balancers",
     "webhooks",

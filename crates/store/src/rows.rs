@@ -28,6 +28,7 @@ use vantage_core::health::engine::{Event, OriginEvent};
 use vantage_core::health::{Location, LocationState, ProbeKey, Verdict};
 use vantage_core::load_balancer::{self as lb, AffinityAttributes, LoadBalancer, LoadBalancerSpec};
 use vantage_core::monitor::{self, ExpectedCodes, Monitor, MonitorSpec};
+use vantage_core::monitor_group::{Member, MonitorGroup, Role};
 use vantage_core::notification::{
     self as note, Policy, PolicyFilters, PolicySpec, Webhook, WebhookSpec,
 };
@@ -38,8 +39,8 @@ use vantage_core::region::{self, CheckRegions};
 use vantage_core::rules::{Condition, FixedResponse, Mode, Overrides, Rule, Rules};
 use vantage_core::zone::Zone;
 use vantage_core::{
-    AccountId, LoadBalancerId, MonitorId, PolicyId, PoolId, Timestamp, TokenId, UserId, WebhookId,
-    ZoneId,
+    AccountId, LoadBalancerId, MonitorGroupId, MonitorId, PolicyId, PoolId, Timestamp, TokenId,
+    UserId, WebhookId, ZoneId,
 };
 
 use crate::StoreError;
@@ -345,6 +346,78 @@ impl From<TokenRow> for Token {
     }
 }
 
+// ---- monitor groups ----
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberRow {
+    pub monitor: MonitorId,
+    pub enabled: bool,
+    pub must_be_healthy: bool,
+    pub monitoring_only: bool,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MonitorGroupRow {
+    pub id: MonitorGroupId,
+    pub account: AccountId,
+    pub description: String,
+    pub members: Vec<MemberRow>,
+    pub created_on: Timestamp,
+    pub modified_on: Timestamp,
+}
+
+impl From<&MonitorGroup> for MonitorGroupRow {
+    fn from(g: &MonitorGroup) -> Self {
+        Self {
+            id: g.id,
+            account: g.account,
+            description: g.description.clone(),
+            members: g
+                .members
+                .iter()
+                .map(|m| MemberRow {
+                    monitor: m.monitor,
+                    enabled: m.enabled,
+                    must_be_healthy: m.role.must_be_healthy,
+                    monitoring_only: m.role.monitoring_only,
+                    created_at: m.created_at,
+                    updated_at: m.updated_at,
+                })
+                .collect(),
+            created_on: g.created_on,
+            modified_on: g.modified_on,
+        }
+    }
+}
+
+impl From<MonitorGroupRow> for MonitorGroup {
+    fn from(r: MonitorGroupRow) -> Self {
+        Self {
+            id: r.id,
+            account: r.account,
+            description: r.description,
+            members: r
+                .members
+                .into_iter()
+                .map(|m| Member {
+                    monitor: m.monitor,
+                    enabled: m.enabled,
+                    role: Role {
+                        must_be_healthy: m.must_be_healthy,
+                        monitoring_only: m.monitoring_only,
+                    },
+                    created_at: m.created_at,
+                    updated_at: m.updated_at,
+                })
+                .collect(),
+            created_on: r.created_on,
+            modified_on: r.modified_on,
+        }
+    }
+}
+
 // ---- monitors ----
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -491,6 +564,9 @@ pub struct PoolSpecRow {
     pub origins: Vec<OriginRow>,
     pub minimum_origins: u16,
     pub monitor: Option<MonitorId>,
+    /// Added with monitor groups; rows without it have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monitor_group: Option<MonitorGroupId>,
     pub check_regions: CheckRegionsRow,
     pub enabled: bool,
     pub description: String,
@@ -547,6 +623,7 @@ impl From<&Pool> for PoolRow {
                     .collect(),
                 minimum_origins: s.minimum_origins,
                 monitor: s.monitor,
+                monitor_group: s.monitor_group,
                 check_regions: match &s.check_regions {
                     CheckRegions::AllLocations => CheckRegionsRow::AllLocations,
                     CheckRegions::AllRegions => CheckRegionsRow::AllRegions,
@@ -607,6 +684,7 @@ impl TryFrom<PoolRow> for Pool {
                 origins,
                 minimum_origins: s.minimum_origins,
                 monitor: s.monitor,
+                monitor_group: s.monitor_group,
                 check_regions: match s.check_regions {
                     CheckRegionsRow::AllLocations => CheckRegions::AllLocations,
                     CheckRegionsRow::AllRegions => CheckRegions::AllRegions,
@@ -1278,6 +1356,11 @@ pub fn encode(change: &Change) -> Result<RowWrite, StoreError> {
         Change::PutToken(t) => put("tokens", t.id.to_string(), to_text(&TokenRow::from(t))),
         Change::PutZone(z) => put("zones", z.id.to_string(), to_text(&ZoneRow::from(z))),
         Change::PutMonitor(m) => put("monitors", m.id.to_string(), to_text(&MonitorRow::from(m))),
+        Change::PutMonitorGroup(g) => put(
+            "monitor_groups",
+            g.id.to_string(),
+            to_text(&MonitorGroupRow::from(g)),
+        ),
         Change::PutPool(p) => put("pools", p.id.to_string(), to_text(&PoolRow::from(p))),
         Change::PutLoadBalancer(l) => put(
             "load_balancers",
@@ -1288,6 +1371,7 @@ pub fn encode(change: &Change) -> Result<RowWrite, StoreError> {
         Change::PutPolicy(p) => put("policies", p.id.to_string(), to_text(&PolicyRow::from(p))),
         Change::DeleteZone(id) => delete("zones", id.to_string()),
         Change::DeleteMonitor(id) => delete("monitors", id.to_string()),
+        Change::DeleteMonitorGroup(id) => delete("monitor_groups", id.to_string()),
         Change::DeletePool(id) => delete("pools", id.to_string()),
         Change::DeleteLoadBalancer(id) => delete("load_balancers", id.to_string()),
         Change::DeleteWebhook(id) => delete("webhooks", id.to_string()),
@@ -1310,6 +1394,9 @@ pub fn decode_object(kind: &str, id: &str, text: &str) -> Result<Change, StoreEr
                 .try_into()
                 .map_err(bad)?,
         ),
+        "monitor_groups" => {
+            Change::PutMonitorGroup(from_text::<MonitorGroupRow>(kind, id, text)?.into())
+        }
         "pools" => Change::PutPool(
             from_text::<PoolRow>(kind, id, text)?
                 .try_into()

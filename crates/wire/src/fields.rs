@@ -27,6 +27,9 @@ const READ_ONLY: &[&str] = &[
     "healthy",
     "disabled_at",
     "failure_reason",
+    // A monitor group member's times.
+    "created_at",
+    "updated_at",
 ];
 
 /// Cloudflare fields Vantage does not implement, and why; accepted only empty.
@@ -34,10 +37,6 @@ const UNSUPPORTED: &[(&str, &str)] = &[
     (
         "networks",
         "Vantage serves every load balancer and pool on every network",
-    ),
-    (
-        "monitor_group",
-        "monitor groups are not implemented; give the pool a monitor",
     ),
     (
         "health_sources",

@@ -35,6 +35,31 @@ fn origin_detail(o: &OriginHealth) -> Value {
     v
 }
 
+/// A Vantage extension for pools judged by a monitor group: each member's verdict on the
+/// origin, so which member failed it can be seen.
+fn members_detail(o: &OriginHealth) -> Value {
+    Value::Array(
+        o.members
+            .iter()
+            .map(|m| {
+                let mut v = json!({
+                    "monitor_id": m.monitor.to_string(),
+                    "must_be_healthy": m.role.must_be_healthy,
+                    "monitoring_only": m.role.monitoring_only,
+                });
+                verdict_fields(&mut v, m.healthy, m.reason.as_str());
+                if let Some(code) = m.response_code {
+                    v["response_code"] = json!(code);
+                }
+                if let Some(r) = m.rtt_micros {
+                    v["rtt"] = json!(rtt(r));
+                }
+                v
+            })
+            .collect(),
+    )
+}
+
 fn location_detail(address: &str, s: &LocationState) -> Value {
     let mut v = json!({"address": address, "healthy": s.verdict});
     if let Some(last) = &s.last {
@@ -55,6 +80,8 @@ fn location_detail(address: &str, s: &LocationState) -> Value {
 /// The §6 superset: `pop_health.healthy` and `pop_health.origins[].ip` (the overall
 /// verdicts), one key per checking region with its origins keyed by address, and the
 /// Vantage extension `pop_health.locations`: every probe location's latest result per origin.
+/// An origin of a pool judged by a monitor group also carries `members`: each member's own
+/// verdict.
 pub fn render_pool_health(pool: &Pool, h: &PoolHealth) -> Value {
     let mut pop = Map::new();
     pop.insert("healthy".into(), json!(h.healthy.is_healthy()));
@@ -67,6 +94,9 @@ pub fn render_pool_health(pool: &Pool, h: &PoolHealth) -> Value {
                 .map(|o| {
                     let mut d = origin_detail(o);
                     d["address"] = json!(o.address);
+                    if !o.members.is_empty() {
+                        d["members"] = members_detail(o);
+                    }
                     json!({"ip": d})
                 })
                 .collect(),
@@ -180,6 +210,7 @@ mod tests {
             rtt_micros: None,
             regions: [(RegionCode::Weu, healthy)].into(),
             locations: vec![],
+            members: vec![],
         }
     }
 

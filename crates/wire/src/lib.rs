@@ -10,6 +10,7 @@ pub mod fields;
 pub mod health;
 pub mod load_balancer;
 pub mod monitor;
+pub mod monitor_group;
 pub mod notification;
 pub mod number;
 pub mod parse;

@@ -68,6 +68,7 @@ pub struct PoolIn {
     origins: Option<Vec<OriginIn>>,
     minimum_origins: Option<Whole>,
     monitor: Option<String>,
+    monitor_group: Option<String>,
     check_regions: Option<Vec<String>>,
     enabled: Option<bool>,
     description: Option<String>,
@@ -107,6 +108,7 @@ impl From<PoolIn> for PoolDraft {
             }),
             minimum_origins: whole(p.minimum_origins),
             monitor: p.monitor,
+            monitor_group: p.monitor_group,
             check_regions: p.check_regions,
             enabled: p.enabled,
             description: p.description,
@@ -164,6 +166,9 @@ pub fn render(p: &Pool) -> Value {
     v.insert("minimum_origins".into(), json!(s.minimum_origins));
     if let Some(m) = s.monitor {
         v.insert("monitor".into(), json!(m.to_string()));
+    }
+    if let Some(g) = s.monitor_group {
+        v.insert("monitor_group".into(), json!(g.to_string()));
     }
     v.insert(
         "check_regions".into(),

@@ -141,6 +141,21 @@ fn dashboard(
         .map(|pool| {
             pool_ids.push(pool.id);
             let verdicts = health.pool(pool.id);
+            let group = pool
+                .spec
+                .monitor_group
+                .and_then(|g| c.monitor_group(pool.account, g));
+            // Each member's verdict per origin: the view holds only the group's.
+            let members = group
+                .and_then(|_| st.engine().pool_health(pool.id))
+                .map(|h| h.origins)
+                .unwrap_or_default();
+            let member_name = |m: vantage_core::MonitorId| {
+                c.monitor(pool.account, m)
+                    .map(|m| m.spec.description.clone())
+                    .filter(|d| !d.is_empty())
+                    .unwrap_or_else(|| m.to_string())
+            };
             let origins: Vec<Value> = pool
                 .spec
                 .origins
@@ -157,8 +172,15 @@ fn dashboard(
                         "weight": o.weight.as_f64(),
                         "healthy": healthy,
                         "failure_reason": v.filter(|v| v.healthy.is_unhealthy()).map(|v| v.reason.as_str()),
-                        "rtt_ms": v.and_then(|v| st.latency_ms(v.key.as_ref()?)),
+                        "rtt_ms": v.and_then(|v| v.latency(|k| st.latency_ms(k))),
                         "regions": v.filter(|_| monitored).map(|v| v.regions.iter().map(|(r, x)| (r.code().to_owned(), json!(x))).collect::<serde_json::Map<_, _>>()),
+                        "members": members.get(i).map(|h| h.members.iter().map(|m| json!({
+                            "monitor": member_name(m.monitor),
+                            "healthy": m.healthy,
+                            "failure_reason": m.healthy.is_unhealthy().then(|| m.reason.as_str()),
+                            "must_be_healthy": m.role.must_be_healthy,
+                            "monitoring_only": m.role.monitoring_only,
+                        })).collect::<Vec<_>>()),
                     })
                 })
                 .collect();
@@ -167,7 +189,8 @@ fn dashboard(
                 "id": pool.id.to_string(),
                 "name": pool.spec.name,
                 "account": pool.account.to_string(),
-                "monitored": pool.spec.monitor.is_some(),
+                "monitored": pool.spec.monitor.is_some() || group.is_some(),
+                "monitor_group": group.map(|g| if g.description.is_empty() { g.id.to_string() } else { g.description.clone() }),
                 "minimum_origins": pool.spec.minimum_origins,
                 "state": state,
                 "origins": origins,

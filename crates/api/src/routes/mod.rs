@@ -24,6 +24,7 @@ mod dashboard;
 mod edge;
 mod health;
 mod load_balancers;
+mod monitor_groups;
 mod monitors;
 mod notifications;
 mod pools;
@@ -31,6 +32,7 @@ mod regions;
 mod zones;
 
 use account_object as object;
+use monitor_groups::MonitorGroups;
 use monitors::Monitors;
 use notifications::{Policies, Webhooks};
 use pools::Pools;
@@ -118,6 +120,21 @@ pub fn router(state: Arc<Controller>) -> Router {
         .route(
             &format!("{LB}/monitors/{{monitor_id}}/preview"),
             axum::routing::post(health::preview_monitor),
+        )
+        .route(
+            &format!("{LB}/monitor_groups"),
+            get(monitor_groups::list).post(object::create::<MonitorGroups>),
+        )
+        .route(
+            &format!("{LB}/monitor_groups/{{monitor_group_id}}"),
+            get(object::get::<MonitorGroups>)
+                .put(object::replace::<MonitorGroups>)
+                .patch(object::patch::<MonitorGroups>)
+                .delete(object::delete::<MonitorGroups>),
+        )
+        .route(
+            &format!("{LB}/monitor_groups/{{monitor_group_id}}/references"),
+            get(object::references::<MonitorGroups>),
         )
         .route(
             &format!("{LB}/pools"),

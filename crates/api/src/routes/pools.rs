@@ -6,7 +6,7 @@ use axum::extract::State;
 use serde_json::Value;
 use vantage_core::auth::Permission;
 use vantage_core::catalog::{Catalog, Change, Outcome, Reference};
-use vantage_core::pool::{Pool, PoolDraft, PoolSpec};
+use vantage_core::pool::{CheckRefs, Pool, PoolDraft, PoolSpec};
 use vantage_core::{AccountId, MonitorId, PoolId, Timestamp};
 use vantage_wire::{fields, parse, pool, ApiError, Page};
 
@@ -15,9 +15,9 @@ use super::{account, ok_list, Reply};
 use crate::extract::{Caller, JsonObject, Params, PathParams as Path};
 use vantage_control::Controller;
 
-/// Parses and validates a complete pool document; the monitor reference is resolved later,
+/// Parses and validates a complete pool document; the monitor or group reference is resolved later,
 /// against the catalog.
-fn spec_of(doc: Value) -> Result<(PoolSpec, Option<String>), ApiError> {
+fn spec_of(doc: Value) -> Result<(PoolSpec, CheckRefs), ApiError> {
     fields::known::<pool::PoolIn>(&doc)?;
     let draft: PoolDraft = parse::typed::<pool::PoolIn>(doc)?.into();
     Ok(draft.validate()?)
@@ -28,8 +28,8 @@ pub struct Pools;
 
 impl AccountObject for Pools {
     type Id = PoolId;
-    /// The spec and the monitor reference, resolved against the catalog on commit.
-    type Spec = (PoolSpec, Option<String>);
+    /// The spec and the monitor or group reference, resolved against the catalog on commit.
+    type Spec = (PoolSpec, CheckRefs);
 
     fn parse(_: &Controller, doc: Value) -> Result<Self::Spec, ApiError> {
         spec_of(doc)
@@ -43,10 +43,10 @@ impl AccountObject for Pools {
         c: &Catalog,
         account: AccountId,
         id: PoolId,
-        (spec, monitor): Self::Spec,
+        (spec, checks): Self::Spec,
         now: Timestamp,
     ) -> Outcome {
-        c.create_pool(account, id, spec, monitor, now)
+        c.create_pool(account, id, spec, checks, now)
     }
 
     fn current(c: &Catalog, account: AccountId, id: PoolId) -> Option<Value> {
@@ -68,10 +68,10 @@ impl AccountObject for Pools {
         c: &Catalog,
         account: AccountId,
         id: PoolId,
-        (spec, monitor): Self::Spec,
+        (spec, checks): Self::Spec,
         now: Timestamp,
     ) -> Outcome {
-        c.replace_pool(account, id, spec, monitor, now)
+        c.replace_pool(account, id, spec, checks, now)
     }
 
     fn delete(c: &Catalog, account: AccountId, id: PoolId) -> Outcome {

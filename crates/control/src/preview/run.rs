@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use vantage_core::choice::Choice;
 
 use vantage_core::health::check::judge;
-use vantage_core::health::plan::{HealthPlan, PlannedPool};
+use vantage_core::health::plan::{HealthPlan, PlannedCheck, PlannedPool};
 use vantage_core::health::{Engine, ProbeKey};
 use vantage_core::monitor::MonitorSpec;
 use vantage_core::pool::Pool;
@@ -54,7 +54,10 @@ impl Controller {
         let plan = HealthPlan {
             pools: pools
                 .iter()
-                .map(|p| PlannedPool::of(p, Some((CANDIDATE, Arc::clone(&candidate)))))
+                .map(|p| {
+                    let check = PlannedCheck::sole(CANDIDATE, Arc::clone(&candidate));
+                    PlannedPool::of(p, vec![check], false)
+                })
                 .collect(),
         };
         let mut engine = Engine::new(&plan, [], self.now());

@@ -7,21 +7,24 @@ use std::sync::Arc;
 use super::check::{CheckResult, FailureReason};
 use super::latency::Smoothed;
 use super::plan::HealthPlan;
-use super::verdict::{majority, pool_verdict, LocationState, RegionVerdicts, Verdict};
-use super::view::{HealthView, OriginVerdict, PoolVerdicts};
+use super::verdict::{
+    group_verdict, majority, pool_verdict, LocationState, RegionVerdicts, Verdict,
+};
+use super::view::{HealthView, OriginVerdict, PoolVerdicts, Probe, Probes};
 use super::{Location, ProbeKey};
 use crate::monitor::MonitorSpec;
+use crate::monitor_group::Role;
 use crate::region::{CheckRegions, RegionCode};
-use crate::{AccountId, PoolId, Timestamp};
+use crate::{AccountId, MonitorId, PoolId, Timestamp};
 
 #[derive(Debug, Clone, PartialEq)]
 struct OriginPlan {
     name: Arc<str>,
     address: Arc<str>,
     enabled: bool,
-    /// `None` when not probed: a disabled origin, or any origin of a disabled pool. Shared
-    /// with the view, which names it for latency lookups.
-    key: Option<Arc<ProbeKey>>,
+    /// Empty when not probed: a disabled origin, or any origin of a disabled pool. Shared
+    /// with the view, which names them for latency lookups.
+    probes: Probes,
 }
 
 /// A target's monitor and the pools that use it.
@@ -38,6 +41,8 @@ struct PoolPlan {
     enabled: bool,
     minimum: u16,
     check_regions: CheckRegions,
+    /// Judged by a monitor group: its health shows each member.
+    grouped: bool,
     origins: Vec<OriginPlan>,
 }
 
@@ -54,8 +59,33 @@ pub struct OriginHealth {
     pub rtt_micros: Option<u64>,
     /// Per checking region: its verdict (majority of its locations).
     pub regions: RegionVerdicts,
-    /// Every location's latest state for this origin, voting or not.
+    /// Every location's latest state for this origin, voting or not (by its monitor; in a
+    /// monitor group, by the first member that counts — each member's own verdict is in
+    /// `members`).
     pub locations: Vec<(Location, LocationState)>,
+    /// In a pool judged by a monitor group: each enabled member's verdict on this origin, in
+    /// the group's order. Empty otherwise.
+    pub members: Vec<MemberHealth>,
+}
+
+/// One monitor group member's verdict on one origin.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MemberHealth {
+    pub monitor: MonitorId,
+    pub role: Role,
+    pub healthy: Verdict,
+    pub reason: FailureReason,
+    pub response_code: Option<u16>,
+    pub rtt_micros: Option<u64>,
+}
+
+/// One target's verdicts for one pool: what a monitor alone says of an origin.
+struct Judged {
+    healthy: Verdict,
+    reason: FailureReason,
+    response_code: Option<u16>,
+    rtt_micros: Option<u64>,
+    regions: RegionVerdicts,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -230,8 +260,8 @@ impl Engine {
         let next = plan
             .origins
             .iter()
-            .filter_map(|o| o.key.as_deref())
-            .filter_map(|k| Some((&self.targets.get(k)?.spec, self.states.get(k)?)))
+            .flat_map(|o| o.probes.iter())
+            .filter_map(|p| Some((&self.targets.get(&*p.key)?.spec, self.states.get(&*p.key)?)))
             .flat_map(|(spec, states)| states.values().filter_map(|s| self.expiry(spec, s)))
             .filter(|at| *at > clock)
             .min();
@@ -252,62 +282,57 @@ impl Engine {
         self.quiet.clear();
         let mut view: HashMap<PoolId, Arc<PoolVerdicts>> = HashMap::new();
         for p in &plan.pools {
-            let Some((monitor, spec)) = &p.monitor else {
+            if p.checks.is_empty() {
                 let entry = unmonitored(p);
                 let kept = self.view.pools.get(&p.id).filter(|b| ***b == entry);
                 view.insert(p.id, kept.map_or_else(|| Arc::new(entry), Arc::clone));
                 continue;
-            };
-            let spec = Arc::clone(spec);
+            }
             // Until evaluated, the last verdicts stand (a configuration change keeps them).
             if let Some(before) = self.view.pools.get(&p.id) {
                 view.insert(p.id, Arc::clone(before));
             }
-            let gap = (i64::from(spec.interval)
-                + i64::from(spec.timeout) * (i64::from(spec.retries) + 1))
-                * 1_000_000;
-            for region in RegionCode::ALL {
-                if checks_from(&p.check_regions, region) {
-                    let q = self.quiet.entry(region).or_insert(0);
-                    *q = (*q).max(gap);
+            for check in &p.checks {
+                let spec = &check.spec;
+                let gap = (i64::from(spec.interval)
+                    + i64::from(spec.timeout) * (i64::from(spec.retries) + 1))
+                    * 1_000_000;
+                for region in RegionCode::ALL {
+                    if checks_from(&p.check_regions, region) {
+                        let q = self.quiet.entry(region).or_insert(0);
+                        *q = (*q).max(gap);
+                    }
                 }
             }
             let origins = p
                 .origins
                 .iter()
                 .map(|o| {
-                    let key = (p.enabled && o.enabled).then(|| {
-                        let key = ProbeKey {
-                            monitor: *monitor,
-                            address: o.address.clone(),
-                            port: o.port,
-                            host: o.host.clone(),
-                        };
-                        // One allocation per target, whoever saw it first.
-                        let shared = match self.targets.get_key_value(&key) {
-                            Some((k, _)) => Arc::clone(k),
-                            None => self
-                                .states
-                                .get_key_value(&key)
-                                .map_or_else(|| Arc::new(key), |(k, _)| Arc::clone(k)),
-                        };
-                        let target =
-                            self.targets
-                                .entry(Arc::clone(&shared))
-                                .or_insert_with(|| TargetPlan {
-                                    spec: Arc::clone(&spec),
-                                    users: Vec::new(),
-                                });
-                        if !target.users.contains(&p.id) {
-                            target.users.push(p.id);
-                        }
-                        shared
-                    });
+                    let probes: Vec<Probe> = if p.enabled && o.enabled {
+                        p.checks
+                            .iter()
+                            .map(|check| Probe {
+                                key: self.target(
+                                    ProbeKey {
+                                        monitor: check.monitor,
+                                        address: o.address.clone(),
+                                        port: o.port,
+                                        host: o.host.clone(),
+                                    },
+                                    &check.spec,
+                                    p.id,
+                                ),
+                                role: check.role,
+                            })
+                            .collect()
+                    } else {
+                        Vec::new()
+                    };
                     OriginPlan {
                         name: Arc::from(o.name.as_str()),
                         address: Arc::from(o.address.as_str()),
                         enabled: o.enabled,
-                        key,
+                        probes: Probes::from(probes),
                     }
                 })
                 .collect();
@@ -319,6 +344,7 @@ impl Engine {
                     enabled: p.enabled,
                     minimum: p.minimum,
                     check_regions: p.check_regions.clone(),
+                    grouped: p.grouped,
                     origins,
                 },
             );
@@ -326,6 +352,29 @@ impl Engine {
         self.view = HealthView {
             pools: Arc::new(view),
         };
+    }
+
+    /// The shared key of a target `pool` probes with `spec`, noting the pool as its user.
+    fn target(&mut self, key: ProbeKey, spec: &Arc<MonitorSpec>, pool: PoolId) -> Arc<ProbeKey> {
+        // One allocation per target, whoever saw it first.
+        let shared = match self.targets.get_key_value(&key) {
+            Some((k, _)) => Arc::clone(k),
+            None => self
+                .states
+                .get_key_value(&key)
+                .map_or_else(|| Arc::new(key), |(k, _)| Arc::clone(k)),
+        };
+        let target = self
+            .targets
+            .entry(Arc::clone(&shared))
+            .or_insert_with(|| TargetPlan {
+                spec: Arc::clone(spec),
+                users: Vec::new(),
+            });
+        if !target.users.contains(&pool) {
+            target.users.push(pool);
+        }
+        shared
     }
 
     /// A target's smoothed RTT in ms as seen from `region`; from a region that has none,
@@ -670,7 +719,7 @@ impl Engine {
             .origins
             .iter()
             .enumerate()
-            .filter(|(_, o)| full || only.is_some_and(|k| o.key.as_deref() == Some(k)))
+            .filter(|(_, o)| full || only.is_some_and(|k| o.probes.iter().any(|p| *p.key == *k)))
             .map(|(i, o)| {
                 let h = self.origin_health(plan, o, false);
                 (i, h.healthy, h.reason, h.regions)
@@ -738,7 +787,7 @@ impl Engine {
                 healthy,
                 reason,
                 regions,
-                key: o.key.clone(),
+                probes: Probes::clone(&o.probes),
             })
         };
         let pool_regions = |origins: &[Arc<OriginVerdict>], r: RegionCode| {
@@ -798,7 +847,7 @@ impl Engine {
                         b.name == o.name
                             && b.address == o.address
                             && b.enabled == o.enabled
-                            && b.key == o.key
+                            && b.probes == o.probes
                             && b.healthy == healthy
                             && b.reason == reason
                             && b.regions == regions
@@ -853,7 +902,10 @@ impl Engine {
         self.pools.get(&pool).map_or_else(Vec::new, |plan| {
             plan.origins
                 .iter()
-                .map(|o| (o.name.to_string(), o.key.as_deref().cloned()))
+                .map(|o| {
+                    let key = o.probes.iter().find(|p| p.role.counts());
+                    (o.name.to_string(), key.map(|p| ProbeKey::clone(&p.key)))
+                })
                 .collect()
         })
     }
@@ -882,17 +934,95 @@ impl Engine {
         })
     }
 
+    /// An origin's health in `plan`: each of its monitors' verdicts, combined by
+    /// [`group_verdict`] (one monitor alone decides by itself).
     fn origin_health(&self, plan: &PoolPlan, origin: &OriginPlan, detailed: bool) -> OriginHealth {
+        let first = origin.probes.iter().position(|p| p.role.counts());
+        let states = |i: Option<usize>| {
+            i.and_then(|i| self.states.get(&*origin.probes[i].key))
+                .map(|s| s.iter().map(|(l, s)| (l.clone(), s.clone())).collect())
+                .unwrap_or_default()
+        };
+        let named = |j: Judged, members: Vec<MemberHealth>| OriginHealth {
+            name: origin.name.to_string(),
+            address: origin.address.to_string(),
+            enabled: origin.enabled,
+            healthy: j.healthy,
+            reason: j.reason,
+            response_code: j.response_code,
+            rtt_micros: j.rtt_micros,
+            regions: j.regions,
+            locations: if detailed { states(first) } else { Vec::new() },
+            members,
+        };
+        if let [only] = &*origin.probes {
+            if !plan.grouped {
+                return named(self.judge(plan, Some(&only.key)), Vec::new());
+            }
+        }
+        if origin.probes.is_empty() {
+            return named(self.judge(plan, None), Vec::new());
+        }
+        let judged: Vec<Judged> = origin
+            .probes
+            .iter()
+            .map(|p| self.judge(plan, Some(&p.key)))
+            .collect();
+        let roles = || origin.probes.iter().map(|p| p.role);
+        let (healthy, decider) = group_verdict(judged.iter().map(|j| j.healthy).zip(roles()));
+        let mut regions = RegionVerdicts::default();
+        for (r, _) in judged.iter().flat_map(|j| j.regions.iter()) {
+            if !regions.contains_key(r) {
+                let votes = judged
+                    .iter()
+                    .map(|j| j.regions.get(r).copied().unwrap_or_default());
+                regions.insert(*r, group_verdict(votes.zip(roles())).0);
+            }
+        }
+        let counting: Vec<&Judged> = judged
+            .iter()
+            .zip(roles())
+            .filter(|(_, r)| r.counts())
+            .map(|(j, _)| j)
+            .collect();
+        let rtts: Vec<u64> = counting.iter().filter_map(|j| j.rtt_micros).collect();
+        let combined = Judged {
+            healthy,
+            reason: decider.map_or(FailureReason::None, |i| judged[i].reason),
+            response_code: decider
+                .map(|i| &judged[i])
+                .or(counting.first().copied())
+                .and_then(|j| j.response_code),
+            rtt_micros: (!rtts.is_empty()).then(|| rtts.iter().sum::<u64>() / rtts.len() as u64),
+            regions,
+        };
+        let members = if detailed {
+            origin
+                .probes
+                .iter()
+                .zip(&judged)
+                .map(|(p, j)| MemberHealth {
+                    monitor: p.key.monitor,
+                    role: p.role,
+                    healthy: j.healthy,
+                    reason: j.reason,
+                    response_code: j.response_code,
+                    rtt_micros: j.rtt_micros,
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        named(combined, members)
+    }
+
+    /// What the target `key` alone says of an origin of `plan`: the majority of its regions'
+    /// (or, checked from every location, of its locations') fresh verdicts.
+    fn judge(&self, plan: &PoolPlan, key: Option<&ProbeKey>) -> Judged {
         let empty = LocationStates::default();
-        let states = origin
-            .key
-            .as_deref()
-            .and_then(|k| self.states.get(k))
-            .unwrap_or(&empty);
+        let states = key.and_then(|k| self.states.get(k)).unwrap_or(&empty);
         // Only fresh states vote: a location that stopped reporting on this target loses its say.
-        let limit = origin
-            .key
-            .as_deref()
+        let limit = key
             .and_then(|k| self.targets.get(k))
             .map_or(0, |t| freshness_micros(&t.spec));
         let clock = self.clock.unix_micros();
@@ -933,7 +1063,7 @@ impl Engine {
                 voters
             }
         };
-        let healthy = match (&plan.check_regions, origin.key.is_some()) {
+        let healthy = match (&plan.check_regions, key.is_some()) {
             (_, false) => Verdict::Unknown,
             (CheckRegions::AllLocations, true) => majority(voters.iter().map(|s| s.verdict)),
             (_, true) => majority(regions.values().copied()),
@@ -959,20 +1089,12 @@ impl Engine {
             .collect();
         rtts.sort_unstable();
         let rtt_micros = (!rtts.is_empty()).then(|| rtts[rtts.len() / 2]);
-        OriginHealth {
-            name: origin.name.to_string(),
-            address: origin.address.to_string(),
-            enabled: origin.enabled,
+        Judged {
             healthy,
             reason,
             response_code,
             rtt_micros,
             regions,
-            locations: if detailed {
-                states.iter().map(|(l, s)| (l.clone(), s.clone())).collect()
-            } else {
-                Vec::new()
-            },
         }
     }
 }
@@ -1001,7 +1123,7 @@ fn unmonitored(p: &super::plan::PlannedPool) -> PoolVerdicts {
                     healthy: Verdict::Healthy,
                     reason: FailureReason::None,
                     regions: RegionVerdicts::default(),
-                    key: None,
+                    probes: Probes::from(Vec::new()),
                 })
             })
             .collect(),

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use crate::monitor::MonitorSpec;
+use crate::monitor_group::Role;
 use crate::pool::Pool;
 use crate::region::CheckRegions;
 use crate::{AccountId, MonitorId, PoolId};
@@ -21,16 +22,38 @@ pub struct PlannedPool {
     pub enabled: bool,
     pub minimum: u16,
     pub check_regions: CheckRegions,
-    /// The pool's monitor; `None` for a pool without one (every enabled origin takes
-    /// traffic unjudged).
-    pub monitor: Option<(MonitorId, Arc<MonitorSpec>)>,
+    /// The monitors that judge each origin: the pool's own monitor as the one that counts,
+    /// or its monitor group's enabled members. Empty for a pool without either (every
+    /// enabled origin takes traffic unjudged).
+    pub checks: Vec<PlannedCheck>,
+    /// Whether `checks` come from a monitor group (its health shows each member).
+    pub grouped: bool,
     pub origins: Vec<PlannedOrigin>,
 }
 
+/// One monitor judging a pool's origins, and what its verdict counts for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlannedCheck {
+    pub monitor: MonitorId,
+    pub spec: Arc<MonitorSpec>,
+    pub role: Role,
+}
+
+impl PlannedCheck {
+    /// A pool's own monitor (or a preview's candidate).
+    pub fn sole(monitor: MonitorId, spec: Arc<MonitorSpec>) -> PlannedCheck {
+        PlannedCheck {
+            monitor,
+            spec,
+            role: Role::SOLE,
+        }
+    }
+}
+
 impl PlannedPool {
-    /// `pool` as the engine judges it, under `monitor` (its own, or a candidate's in a
-    /// preview).
-    pub fn of(pool: &Pool, monitor: Option<(MonitorId, Arc<MonitorSpec>)>) -> PlannedPool {
+    /// `pool` as the engine judges it, under `checks` (its own monitor or group, or a
+    /// candidate's in a preview).
+    pub fn of(pool: &Pool, checks: Vec<PlannedCheck>, grouped: bool) -> PlannedPool {
         PlannedPool {
             id: pool.id,
             account: pool.account,
@@ -38,7 +61,8 @@ impl PlannedPool {
             enabled: pool.spec.enabled,
             minimum: pool.spec.minimum_origins,
             check_regions: pool.spec.check_regions.clone(),
-            monitor,
+            checks,
+            grouped,
             origins: pool
                 .spec
                 .origins

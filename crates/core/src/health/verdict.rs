@@ -153,6 +153,51 @@ pub fn majority(votes: impl IntoIterator<Item = Verdict>) -> Verdict {
     }
 }
 
+/// An origin's verdict from its monitors' verdicts, as Cloudflare documents monitor groups
+/// (a pool's own monitor is a group of one member that counts):
+///
+/// 1. a member that must be healthy and is unhealthy makes the origin unhealthy, whatever the
+///    others say; while such a member has no verdict yet, neither has the origin (its veto
+///    may still come);
+/// 2. otherwise the members that count (enabled, not monitoring-only; those that must be
+///    healthy included) vote by [`majority`]: unhealthy only when more than half of those
+///    with a verdict say unhealthy, unknown while none has one.
+///
+/// Also returns which member decided an unhealthy verdict (the first vetoing member, else
+/// the first unhealthy voter), so its failure reason can be told.
+pub fn group_verdict(
+    members: impl IntoIterator<Item = (Verdict, crate::monitor_group::Role)>,
+) -> (Verdict, Option<usize>) {
+    let (mut up, mut voters) = (0usize, 0usize);
+    let (mut first_down, mut veto_pending) = (None, false);
+    for (i, (verdict, role)) in members.into_iter().enumerate() {
+        if role.must_be_healthy {
+            match verdict {
+                Verdict::Unhealthy => return (Verdict::Unhealthy, Some(i)),
+                Verdict::Unknown => veto_pending = true,
+                Verdict::Healthy => {}
+            }
+        }
+        if !role.counts() {
+            continue;
+        }
+        if let Some(healthy) = verdict.known() {
+            voters += 1;
+            up += usize::from(healthy);
+            if !healthy && first_down.is_none() {
+                first_down = Some(i);
+            }
+        }
+    }
+    if veto_pending || voters == 0 {
+        return (Verdict::Unknown, None);
+    }
+    match Verdict::of(up * 2 >= voters) {
+        Verdict::Unhealthy => (Verdict::Unhealthy, first_down),
+        healthy => (healthy, None),
+    }
+}
+
 /// A pool's verdict (contract §5 rule 5) from its enabled origins' verdicts: healthy with at
 /// least `minimum` healthy origins; unknown while no origin has a verdict; a disabled pool is
 /// never healthy. An unknown origin counts as down.

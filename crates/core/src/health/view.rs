@@ -8,6 +8,7 @@ use std::sync::Arc;
 use super::check::FailureReason;
 use super::verdict::{PoolState, RegionVerdicts, Verdict};
 use super::ProbeKey;
+use crate::monitor_group::Role;
 use crate::{AccountId, PoolId};
 
 /// Cheap to clone: a published view is shared, and the engine copies its map only when it
@@ -70,11 +71,42 @@ pub struct OriginVerdict {
     pub reason: FailureReason,
     /// Per checking region: the majority of its locations.
     pub regions: RegionVerdicts,
-    /// What probes it (`None`: not probed — no monitor, or disabled).
-    pub key: Option<Arc<ProbeKey>>,
+    /// What probes it (empty: not probed — no monitor, or disabled).
+    pub probes: Probes,
+}
+
+/// The monitors probing one origin, each with what its verdict counts for: the pool's own
+/// monitor alone, or its group's enabled members. Shared between the engine's plan and every
+/// view.
+pub type Probes = Arc<[Probe]>;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Probe {
+    pub key: Arc<ProbeKey>,
+    pub role: Role,
 }
 
 impl OriginVerdict {
+    /// The probes whose round trips stand for the origin's latency: those that count (a
+    /// group's latency is the mean of its enabled, not monitoring-only members').
+    pub fn latency_keys(&self) -> impl Iterator<Item = &ProbeKey> {
+        self.probes
+            .iter()
+            .filter(|p| p.role.counts())
+            .map(|p| &*p.key)
+    }
+
+    /// The origin's latency from the per-target `latency`: the mean over
+    /// [`Self::latency_keys`] that have one.
+    pub fn latency(&self, latency: impl Fn(&ProbeKey) -> Option<f64>) -> Option<f64> {
+        let (mut sum, mut n) = (0.0, 0u32);
+        for ms in self.latency_keys().filter_map(latency) {
+            sum += ms;
+            n += 1;
+        }
+        (n > 0).then(|| sum / f64::from(n))
+    }
+
     /// May take traffic: enabled and healthy (unknown is down).
     pub fn takes_traffic(&self) -> bool {
         self.enabled && self.healthy.is_healthy()

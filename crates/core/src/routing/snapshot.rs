@@ -334,7 +334,7 @@ fn pool_rtt(v: &PoolVerdicts, latency: Latency<'_>, regions: &[RegionCode]) -> P
             .origins
             .iter()
             .filter(|o| o.takes_traffic())
-            .filter_map(|o| latency(o.key.as_deref()?, region))
+            .filter_map(|o| o.latency(|k| latency(k, region)))
             .collect();
         (!per_origin.is_empty()).then(|| per_origin.iter().sum::<f64>() / per_origin.len() as f64)
     };
