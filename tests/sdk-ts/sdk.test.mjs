@@ -184,6 +184,81 @@ test("pool health: the built-in location judges a live origin healthy", async ()
   assert.equal(health.pool_id, pool.id);
 });
 
+test("monitor groups: CRUD, references, and a pool judged by the group", async () => {
+  const ok = await client.loadBalancers.monitors.create(monitorBody());
+  const wrong = await client.loadBalancers.monitors.create(monitorBody({ expected_codes: "204" }));
+  const member = (m, extra = {}) => ({
+    monitor_id: m.id,
+    enabled: true,
+    monitoring_only: false,
+    must_be_healthy: false,
+    ...extra,
+  });
+  const group = await client.loadBalancers.monitorGroups.create({
+    account_id: accountId,
+    description: uid("group"),
+    members: [member(ok), member(wrong)],
+  });
+  assert.match(group.id, /^[0-9a-f]{32}$/);
+  assert.equal(group.members.length, 2);
+  assert.ok(group.members[0].created_at, JSON.stringify(group));
+  const got = await client.loadBalancers.monitorGroups.get(group.id, { account_id: accountId });
+  assert.deepEqual(got.members.map((m) => m.monitor_id), [ok.id, wrong.id]);
+  const all = await collect(client.loadBalancers.monitorGroups.list({ account_id: accountId }));
+  assert.ok(all.some((g) => g.id === group.id));
+
+  const pool = await client.loadBalancers.pools.create({
+    account_id: accountId,
+    name: uid("grouped"),
+    monitor_group: group.id,
+    origins: [{ name: "live", address: "127.0.0.1" }],
+  });
+  assert.equal(pool.monitor_group, group.id);
+  // One of two voters fails: a tie is healthy, and the failing member is shown.
+  const health = await eventually("the group's verdict", 30_000, async () => {
+    const h = await client.loadBalancers.pools.health.get(pool.id, { account_id: accountId });
+    const members = h.pop_health?.origins?.[0]?.ip?.members ?? [];
+    return h.pop_health?.healthy === true && members[1]?.healthy === false ? h : null;
+  });
+  assert.equal(health.pop_health.origins[0].ip.members[1].monitor_id, wrong.id);
+
+  // Made critical, the failing member takes the pool down.
+  const edited = await client.loadBalancers.monitorGroups.edit(group.id, {
+    account_id: accountId,
+    description: group.description,
+    members: [member(ok), member(wrong, { must_be_healthy: true })],
+  });
+  assert.equal(edited.members[1].must_be_healthy, true);
+  await eventually("the critical member decides", 30_000, async () => {
+    const h = await client.loadBalancers.pools.health.get(pool.id, { account_id: accountId });
+    return h.pop_health?.healthy === false;
+  });
+
+  const refs = await collect(client.loadBalancers.monitorGroups.references.get(group.id, { account_id: accountId }));
+  assert.deepEqual(
+    refs.map((r) => `${r.reference_type}:${r.resource_type}`).sort(),
+    ["referral:monitor", "referral:monitor", "referrer:pool"],
+  );
+  await assert.rejects(
+    client.loadBalancers.monitorGroups.delete(group.id, { account_id: accountId }),
+    (e) => (assertApiError(e, BadRequestError, 400, 1004), true),
+  );
+  await assert.rejects(
+    client.loadBalancers.monitorGroups.create({
+      account_id: accountId,
+      description: "duplicate members",
+      members: [member(ok), member(ok)],
+    }),
+    (e) => (assertApiError(e, BadRequestError, 400, 1002), true),
+  );
+  await client.loadBalancers.pools.delete(pool.id, { account_id: accountId });
+  await client.loadBalancers.monitorGroups.delete(group.id, { account_id: accountId });
+  await assert.rejects(
+    client.loadBalancers.monitorGroups.get(group.id, { account_id: accountId }),
+    (e) => (assertApiError(e, NotFoundError, 404, 1003), true),
+  );
+});
+
 test("monitor preview: answered at once, then the result", async () => {
   const monitor = await client.loadBalancers.monitors.create(monitorBody());
   await client.loadBalancers.pools.create({

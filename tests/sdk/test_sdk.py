@@ -824,6 +824,41 @@ def test_fields_vantage_does_not_read_are_refused_not_dropped(
     assert put["result"]["id"] == lb.id and put["result"]["created_on"] == doc["created_on"]
 
 
+def test_monitor_groups_through_the_sdk_client(client: cloudflare.Cloudflare, account_id: str):
+    # The pinned Python SDK predates monitor groups: its generic client speaks to them, as a
+    # script would.
+    base = f"/accounts/{account_id}/load_balancers/monitor_groups"
+    first, second = make_monitor(client, account_id), make_monitor(client, account_id)
+    member = lambda m, **kw: {"monitor_id": m.id, "enabled": True, "monitoring_only": False, "must_be_healthy": False, **kw}
+    created = client.post(base, body={"description": "pair", "members": [member(first), member(second)]}, cast_to=object)
+    group = created["result"]
+    assert [m["monitor_id"] for m in group["members"]] == [first.id, second.id]
+    # A document read back can be PUT back (read-only times included).
+    put = client.put(f"{base}/{group['id']}", body=group, cast_to=object)
+    assert put["result"]["created_on"] == group["created_on"], put
+    pool = make_pool(client, account_id, extra_body={"monitor_group": group["id"]})
+    assert echoed(client.load_balancers.pools.get(pool.id, account_id=account_id))["monitor_group"] == group["id"]
+    # A member in use, and the group in use, cannot be deleted.
+    with raises(BadRequestError) as ei:
+        client.load_balancers.monitors.delete(second.id, account_id=account_id)
+    assert_api_error(ei.value, 400, 1004)
+    with raises(BadRequestError) as ei:
+        client.delete(f"{base}/{group['id']}", cast_to=object)
+    assert_api_error(ei.value, 400, 1004)
+    # Both a monitor and a group: refused at the group's pointer, nothing created.
+    name = uid("pool")
+    with raises(BadRequestError) as ei:
+        make_pool(client, account_id, name=name, monitor=first.id, extra_body={"monitor_group": group["id"]})
+    assert_api_error(ei.value, 400, 1002, pointer="/monitor_group")
+    assert name not in [p.name for p in client.load_balancers.pools.list(account_id=account_id)]
+    # A veto holder that is only watched is a contradiction.
+    with raises(BadRequestError) as ei:
+        client.post(base, body={"members": [member(first, must_be_healthy=True, monitoring_only=True)]}, cast_to=object)
+    assert_api_error(ei.value, 400, 1002, pointer="/members/0/must_be_healthy")
+    client.load_balancers.pools.delete(pool.id, account_id=account_id)
+    assert client.delete(f"{base}/{group['id']}", cast_to=object)["result"]["id"] == group["id"]
+
+
 def test_lb_with_unknown_pool_is_1002(client: cloudflare.Cloudflare, account_id: str, zone_id: str):
     good = make_pool(client, account_id)
     with raises(BadRequestError) as ei:

@@ -323,3 +323,168 @@ async fn previews_run_a_candidate_monitor_at_once() {
         "a preview changes nothing"
     );
 }
+
+/// A monitor group judges a real origin through the built-in agent: each member probes it,
+/// the group's rule decides, pool health shows which member failed, and references keep
+/// what is in use from being deleted.
+#[tokio::test]
+async fn monitor_groups_judge_an_origin_together() {
+    let origin = Origin::start("grouped").await;
+    let s = Server::start();
+    let a = s.account_id().await;
+    let lb = format!("/accounts/{a}/load_balancers");
+    let monitor = |path: &str| {
+        json!({"type": "http", "path": path, "expected_codes": "200", "interval": 5, "timeout": 1, "retries": 0, "description": path})
+    };
+    let ok = s.create(&format!("{lb}/monitors"), monitor("/")).await;
+    let bad = s
+        .create(&format!("{lb}/monitors"), monitor("/status/500"))
+        .await;
+    let (st, g) = s
+        .call(
+            Method::POST,
+            &format!("{lb}/monitor_groups"),
+            Some(json!({"description": "checks", "members": [
+                {"monitor_id": ok, "enabled": true, "monitoring_only": false, "must_be_healthy": false},
+                {"monitor_id": bad, "enabled": true, "monitoring_only": false, "must_be_healthy": false},
+            ]})),
+        )
+        .await;
+    assert_eq!(st, 200, "{g}");
+    let gid = g["result"]["id"].as_str().unwrap().to_owned();
+    assert!(g["result"]["members"][1]["created_at"].is_string(), "{g}");
+
+    // A pool takes a monitor or a group, never both.
+    let pool = |extra: Value| {
+        let mut p = json!({"name": "grouped", "origins": [{"name": "o1", "address": "127.0.0.1", "port": origin.port()}]});
+        p.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        p
+    };
+    let (st, both) = s
+        .call(
+            Method::POST,
+            &format!("{lb}/pools"),
+            Some(pool(json!({"monitor": ok, "monitor_group": gid}))),
+        )
+        .await;
+    assert_eq!(
+        (st.as_u16(), common::pointer(&both)),
+        (400, "/monitor_group"),
+        "{both}"
+    );
+    let pid = s
+        .create(&format!("{lb}/pools"), pool(json!({"monitor_group": gid})))
+        .await;
+
+    // One of two voters fails: a tie, and a tie is healthy. The failing member is named.
+    let limit = Duration::from_secs(20);
+    let member_failed = |h: &Value| {
+        h["result"]["pop_health"]["origins"][0]["ip"]["members"][1]["healthy"] == json!(false)
+    };
+    eventually(limit, "both members judged", || async {
+        let h = health(&s, &a, &pid).await.1;
+        pool_healthy(&h) == Some(true) && member_failed(&h)
+    })
+    .await;
+    let (_, h) = health(&s, &a, &pid).await;
+    let ip = &h["result"]["pop_health"]["origins"][0]["ip"];
+    assert_eq!(ip["healthy"], true, "{h}");
+    assert_eq!(ip["members"][0]["monitor_id"], ok.as_str());
+    assert_eq!(ip["members"][1]["monitor_id"], bad.as_str());
+    assert_eq!(
+        ip["members"][1]["failure_reason"], "Response code mismatch error",
+        "{h}"
+    );
+
+    // The failing member made critical: it alone takes the origin down, with its reason.
+    let (st, patched) = s
+        .call(
+            Method::PATCH,
+            &format!("{lb}/monitor_groups/{gid}"),
+            Some(json!({"members": [
+                {"monitor_id": ok},
+                {"monitor_id": bad, "must_be_healthy": true},
+            ]})),
+        )
+        .await;
+    assert_eq!(st, 200, "{patched}");
+    eventually(limit, "the critical member takes the origin down", || async {
+        pool_healthy(&health(&s, &a, &pid).await.1) == Some(false)
+    })
+    .await;
+    let (_, h) = health(&s, &a, &pid).await;
+    assert_eq!(
+        h["result"]["pop_health"]["origins"][0]["ip"]["failure_reason"],
+        "Response code mismatch error"
+    );
+
+    // What is in use cannot be deleted; references say by what.
+    let (st, refused) = s
+        .call(Method::DELETE, &format!("{lb}/monitors/{bad}"), None)
+        .await;
+    assert_eq!(st, 400, "{refused}");
+    let (st, refused) = s
+        .call(Method::DELETE, &format!("{lb}/monitor_groups/{gid}"), None)
+        .await;
+    assert_eq!(st, 400, "{refused}");
+    let (_, refs) = s
+        .call(
+            Method::GET,
+            &format!("{lb}/monitor_groups/{gid}/references"),
+            None,
+        )
+        .await;
+    let kinds: Vec<(&str, &str)> = refs["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["reference_type"].as_str().unwrap(),
+                r["resource_type"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("referrer", "pool"),
+            ("referral", "monitor"),
+            ("referral", "monitor")
+        ],
+        "{refs}"
+    );
+    let (_, refs) = s
+        .call(Method::GET, &format!("{lb}/monitors/{bad}/references"), None)
+        .await;
+    assert_eq!(refs["result"][0]["resource_type"], "monitor_group", "{refs}");
+
+    // A member must be a monitor of this account.
+    let other = s.cli(&["account", "create", "--name", "other"]);
+    let foreign = s.cli_token(&other, "f", "all").await;
+    let (st, v) = s
+        .call_as(
+            &foreign,
+            Method::POST,
+            &format!("/accounts/{other}/load_balancers/monitor_groups"),
+            Some(json!({"description": "x", "members": [{"monitor_id": ok}]})),
+        )
+        .await;
+    assert_eq!(
+        (st.as_u16(), common::pointer(&v)),
+        (400, "/members/0/monitor_id"),
+        "{v}"
+    );
+
+    // Once the pool lets go, both can go.
+    let (st, _) = s
+        .call(Method::DELETE, &format!("{lb}/pools/{pid}"), None)
+        .await;
+    assert_eq!(st, 200);
+    let (st, v) = s
+        .call(Method::DELETE, &format!("{lb}/monitor_groups/{gid}"), None)
+        .await;
+    assert_eq!((st.as_u16(), &v["result"]["id"]), (200, &json!(gid)), "{v}");
+}
