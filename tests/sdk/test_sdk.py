@@ -254,6 +254,14 @@ def test_monitor_minimal_create_echoes_defaults(client: cloudflare.Cloudflare, a
     assert_fields(got, {**MONITOR_DEFAULTS, "expected_codes": "200"})
 
 
+def test_monitor_type_in_any_case_is_echoed_as_written(client: cloudflare.Cloudflare, account_id: str):
+    # Terraform's validator takes the type in any case; echoing another spelling would make
+    # every plan show a change.
+    mon = make_monitor(client, account_id, type="HTTPS")
+    assert echoed(mon)["type"] == "HTTPS"
+    assert echoed(client.load_balancers.monitors.get(mon.id, account_id=account_id))["type"] == "HTTPS"
+
+
 def test_monitor_expected_codes_default_to_200(client: cloudflare.Cloudflare, account_id: str):
     # Cloudflare's schema defaults expected_codes to "200"; Terraform sends "" when unset.
     assert client.load_balancers.monitors.create(account_id=account_id).expected_codes == "200"
@@ -807,8 +815,10 @@ def test_fields_vantage_does_not_read_are_refused_not_dropped(
             load_shedding={"session_percent": 10, "session_policy": "random"},
         )
     assert_api_error(ei.value, 400, 1002, pointer="/load_shedding/session_policy")
+    # probe_zone is applied (the check's Host and server name); it means nothing to a TCP check.
+    assert echoed(make_monitor(client, account_id, probe_zone="Example.com."))["probe_zone"] == "example.com"
     with raises(BadRequestError) as ei:
-        make_monitor(client, account_id, probe_zone="example.com")
+        make_monitor(client, account_id, type="tcp", port=443, expected_codes=None, path=None, probe_zone="example.com")
     assert_api_error(ei.value, 400, 1002, pointer="/probe_zone")
     pool = make_pool(client, account_id)
     with raises(BadRequestError) as ei:

@@ -105,6 +105,8 @@ impl TryFrom<Monitor> for MonitorSpec {
         };
         Ok(Self {
             kind: m.kind.into(),
+            // Agents never render a monitor.
+            kind_as_written: None,
             method: m.method,
             path: m.path,
             header: m.header,

@@ -114,6 +114,9 @@ pub type Headers = BTreeMap<String, Vec<String>>;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MonitorSpec {
     pub kind: MonitorType,
+    /// `type` as the client spelled it when not in the API's lower case (`"HTTP"`, which
+    /// Terraform's validator accepts): echoed back as written, so a plan sees no change.
+    pub kind_as_written: Option<String>,
     pub method: String,
     pub path: String,
     pub header: Headers,
@@ -189,12 +192,17 @@ impl MonitorDraft {
         let root = Path::root();
         let mut v = Violations::default();
 
+        // Any case, as Terraform's validator takes it; the spelling is kept to echo back.
+        let lower = self.kind.as_deref().map(str::to_ascii_lowercase);
         let kind = choose(
             &mut v,
             root.key("type"),
-            self.kind.as_deref(),
+            lower.as_deref(),
             MonitorType::Http,
         );
+        let kind_as_written = self.kind.filter(|raw| {
+            raw.as_str() != kind.as_str() && MonitorType::parse(&raw.to_ascii_lowercase()).is_some()
+        });
 
         let method = match (self.method, kind) {
             (Some(m), MonitorType::Http | MonitorType::Https) => {
@@ -356,16 +364,28 @@ impl MonitorDraft {
             );
         }
 
-        // Cloudflare probes as if for that zone from its own network; Vantage's agents have
-        // no zone to emulate, so a value would be accepted and do nothing.
-        if self.probe_zone.as_deref().is_some_and(|z| !z.is_empty()) {
-            v.push(
-                root.key("probe_zone"),
-                "probe_zone is not supported: Vantage's agents probe origins directly; set header.Host to choose the Host a check sends",
-            );
+        // Cloudflare probes as if for that zone; a Vantage agent does so by sending the zone as
+        // the check's Host and TLS server name, unless the origin or the monitor names a Host.
+        let probe_zone = self
+            .probe_zone
+            .map(|z| z.trim_end_matches('.').to_ascii_lowercase())
+            .unwrap_or_default();
+        if !probe_zone.is_empty() {
+            if !kind.is_http() {
+                v.push(
+                    root.key("probe_zone"),
+                    "probe_zone applies only to http and https monitors",
+                );
+            } else if !crate::name::is_hostname(&probe_zone) {
+                v.push(
+                    root.key("probe_zone"),
+                    format!("probe_zone {probe_zone:?} is not a host name"),
+                );
+            }
         }
         v.finish(MonitorSpec {
             kind,
+            kind_as_written,
             method,
             path,
             header,
@@ -379,7 +399,7 @@ impl MonitorDraft {
             allow_insecure: self.allow_insecure.unwrap_or(false),
             consecutive_up,
             consecutive_down,
-            probe_zone: self.probe_zone.unwrap_or_default(),
+            probe_zone,
             description,
         })
     }
@@ -428,6 +448,28 @@ mod tests {
         .unwrap();
         assert_eq!(spec.method, "connection_established");
         assert_eq!(spec.expected_codes, None);
+    }
+
+    #[test]
+    fn types_in_any_case_are_echoed_as_written() {
+        let spec = |t: &str| {
+            MonitorDraft {
+                kind: Some(t.into()),
+                port: Some(443),
+                ..http("2xx")
+            }
+            .validate()
+        };
+        let upper = spec("HTTPS").unwrap();
+        assert_eq!(
+            (upper.kind, upper.kind_as_written.as_deref()),
+            (MonitorType::Https, Some("HTTPS"))
+        );
+        let mixed = spec("Icmp_Ping").unwrap();
+        assert_eq!(mixed.kind, MonitorType::IcmpPing);
+        assert_eq!(spec("http").unwrap().kind_as_written, None);
+        // Terraform's validator takes the underscore spellings only.
+        assert!(spec("ICMP-PING").is_err());
     }
 
     #[test]

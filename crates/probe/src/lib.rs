@@ -44,7 +44,8 @@ impl Target<'_> {
             .unwrap_or(0)
     }
 
-    /// Origin `Host` > monitor `Host` header > the origin address (contract §5 rule 1).
+    /// Origin `Host` > monitor `Host` header > the monitor's `probe_zone` > the origin address
+    /// (contract §5 rule 1; `probe_zone` is how Cloudflare emulates a zone while probing).
     fn host_header(&self) -> String {
         if let Some(h) = self.host {
             return h.to_owned();
@@ -57,6 +58,7 @@ impl Target<'_> {
             .and_then(|(_, v)| v.first());
         from_monitor
             .cloned()
+            .or_else(|| (!self.spec.probe_zone.is_empty()).then(|| self.spec.probe_zone.clone()))
             .unwrap_or_else(|| self.address.to_owned())
     }
 }

@@ -87,7 +87,7 @@ fn everything() -> Vec<Change> {
     apply(&mut c, &mut all, out);
     let m = MonitorId::from_bytes([3; 16]);
     let spec = MonitorDraft {
-        kind: Some("https".into()),
+        kind: Some("HTTPS".into()),
         method: Some("GET".into()),
         path: Some("/health".into()),
         header: Some(BTreeMap::from([(
@@ -101,6 +101,7 @@ fn everything() -> Vec<Change> {
         allow_insecure: Some(true),
         consecutive_up: Some(2),
         consecutive_down: Some(3),
+        probe_zone: Some("example.com".into()),
         description: Some("api".into()),
         ..Default::default()
     }

@@ -423,6 +423,9 @@ impl From<MonitorGroupRow> for MonitorGroup {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MonitorSpecRow {
     pub kind: MonitorTypeRow,
+    /// Added with case-insensitive types; absent when the type was written in lower case.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind_as_written: Option<String>,
     pub method: String,
     pub path: String,
     pub header: BTreeMap<String, Vec<String>>,
@@ -457,6 +460,7 @@ impl From<&Monitor> for MonitorRow {
             account: m.account,
             spec: MonitorSpecRow {
                 kind: s.kind.into(),
+                kind_as_written: s.kind_as_written.clone(),
                 method: s.method.clone(),
                 path: s.path.clone(),
                 header: s.header.clone(),
@@ -496,6 +500,7 @@ impl TryFrom<MonitorRow> for Monitor {
             account: r.account,
             spec: MonitorSpec {
                 kind: s.kind.into(),
+                kind_as_written: s.kind_as_written,
                 method: s.method,
                 path: s.path,
                 header: s.header,

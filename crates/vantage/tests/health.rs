@@ -333,9 +333,7 @@ async fn monitor_groups_judge_an_origin_together() {
     let s = Server::start();
     let a = s.account_id().await;
     let lb = format!("/accounts/{a}/load_balancers");
-    let monitor = |path: &str| {
-        json!({"type": "http", "path": path, "expected_codes": "200", "interval": 5, "timeout": 1, "retries": 0, "description": path})
-    };
+    let monitor = |path: &str| json!({"type": "http", "path": path, "expected_codes": "200", "interval": 5, "timeout": 1, "retries": 0, "description": path});
     let ok = s.create(&format!("{lb}/monitors"), monitor("/")).await;
     let bad = s
         .create(&format!("{lb}/monitors"), monitor("/status/500"))
@@ -410,9 +408,11 @@ async fn monitor_groups_judge_an_origin_together() {
         )
         .await;
     assert_eq!(st, 200, "{patched}");
-    eventually(limit, "the critical member takes the origin down", || async {
-        pool_healthy(&health(&s, &a, &pid).await.1) == Some(false)
-    })
+    eventually(
+        limit,
+        "the critical member takes the origin down",
+        || async { pool_healthy(&health(&s, &a, &pid).await.1) == Some(false) },
+    )
     .await;
     let (_, h) = health(&s, &a, &pid).await;
     assert_eq!(
@@ -457,9 +457,16 @@ async fn monitor_groups_judge_an_origin_together() {
         "{refs}"
     );
     let (_, refs) = s
-        .call(Method::GET, &format!("{lb}/monitors/{bad}/references"), None)
+        .call(
+            Method::GET,
+            &format!("{lb}/monitors/{bad}/references"),
+            None,
+        )
         .await;
-    assert_eq!(refs["result"][0]["resource_type"], "monitor_group", "{refs}");
+    assert_eq!(
+        refs["result"][0]["resource_type"], "monitor_group",
+        "{refs}"
+    );
 
     // A member must be a monitor of this account.
     let other = s.cli(&["account", "create", "--name", "other"]);
@@ -487,4 +494,53 @@ async fn monitor_groups_judge_an_origin_together() {
         .call(Method::DELETE, &format!("{lb}/monitor_groups/{gid}"), None)
         .await;
     assert_eq!((st.as_u16(), &v["result"]["id"]), (200, &json!(gid)), "{v}");
+}
+
+/// A monitor's `probe_zone` is the Host a check sends (the origin echoes it back, and the
+/// monitor expects it in the body), unless the monitor names a Host itself.
+#[tokio::test]
+async fn probe_zone_is_the_host_a_check_sends() {
+    let origin = Origin::start("zoned").await;
+    let s = Server::start();
+    let a = s.account_id().await;
+    let lb = format!("/accounts/{a}/load_balancers");
+    let monitor = |extra: Value| {
+        let mut m = json!({"type": "http", "expected_codes": "200", "expected_body": "\"host\":\"zone.example\"", "interval": 5, "timeout": 1, "retries": 0});
+        m.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        m
+    };
+    let zoned = s
+        .create(
+            &format!("{lb}/monitors"),
+            monitor(json!({"probe_zone": "zone.example"})),
+        )
+        .await;
+    let plain = s
+        .create(&format!("{lb}/monitors"), monitor(json!({})))
+        .await;
+    let pool = |name: &str, m: &str| json!({"name": name, "monitor": m, "origins": [{"name": "o1", "address": "127.0.0.1", "port": origin.port()}]});
+    let with_zone = s
+        .create(&format!("{lb}/pools"), pool("with-zone", &zoned))
+        .await;
+    let without = s
+        .create(&format!("{lb}/pools"), pool("without", &plain))
+        .await;
+    let limit = Duration::from_secs(20);
+    eventually(limit, "both pools judged", || async {
+        pool_healthy(&health(&s, &a, &with_zone).await.1).is_some()
+            && pool_healthy(&health(&s, &a, &without).await.1).is_some()
+    })
+    .await;
+    assert_eq!(
+        pool_healthy(&health(&s, &a, &with_zone).await.1),
+        Some(true)
+    );
+    let (_, h) = health(&s, &a, &without).await;
+    assert_eq!(pool_healthy(&h), Some(false), "{h}");
+    assert_eq!(
+        h["result"]["pop_health"]["origins"][0]["ip"]["failure_reason"],
+        "Response body mismatch error"
+    );
 }

@@ -61,7 +61,7 @@ pub fn render(m: &Monitor) -> Value {
         "id": m.id.to_string(),
         "created_on": time::format(m.created_on),
         "modified_on": time::format(m.modified_on),
-        "type": s.kind.as_str(),
+        "type": s.kind_as_written.as_deref().unwrap_or(s.kind.as_str()),
         "description": s.description,
         "method": s.method,
         "path": s.path,
