@@ -10,18 +10,27 @@ use vantage_core::{mirror_enum, MonitorId, Timestamp};
 
 pub const ASSIGNMENT_PATH: &str = "/agent/v1/assignment";
 pub const RESULTS_PATH: &str = "/agent/v1/results";
+/// Preview checks: `GET` long-polls for the checks a preview asks of this location, `POST`
+/// answers them (protocol version 3).
+pub const PREVIEW_CHECKS_PATH: &str = "/agent/v1/preview_checks";
 
 /// The protocol's version. Agents send it in [`VERSION_HEADER`] on every request; a request
 /// without it is version 1 (agents from before the header). Version 2: agent tokens are
-/// bound to one location, and the results answer says what was refused and why.
-pub const VERSION: u32 = 2;
+/// bound to one location, and the results answer says what was refused and why. Version 3:
+/// agents run previews' checks ([`PREVIEW_CHECKS_PATH`]); a version 2 agent simply never asks
+/// for them, and previews run from the locations that do.
+pub const VERSION: u32 = 3;
 pub const VERSION_HEADER: &str = "vantage-agent-protocol";
+/// The oldest agent a controller still serves: every version since only added to what the
+/// one before said (version 2 a binding and a fuller answer, version 3 endpoints), so an older
+/// agent is served what it understands. A change that breaks one raises this.
+pub const OLDEST: u32 = 1;
 
-/// Whether a controller speaking [`VERSION`] takes an agent speaking `agent`: its own
-/// version and the one before, so controllers can be upgraded first and agents after. The
-/// refusal names both versions.
+/// Whether a controller speaking [`VERSION`] takes an agent speaking `agent`: every version
+/// from [`OLDEST`] to its own, so controllers can be upgraded first and agents after. The
+/// refusal names the versions it takes.
 pub fn accepts(agent: u32) -> Result<(), String> {
-    if agent == VERSION || agent + 1 == VERSION {
+    if (OLDEST..=VERSION).contains(&agent) {
         return Ok(());
     }
     let upgrade = if agent < VERSION {
@@ -30,8 +39,7 @@ pub fn accepts(agent: u32) -> Result<(), String> {
         "the controller"
     };
     Err(format!(
-        "this agent speaks protocol version {agent}; this controller speaks {VERSION} and accepts {} and {VERSION}: upgrade {upgrade}",
-        VERSION - 1
+        "this agent speaks protocol version {agent}; this controller speaks {VERSION} and accepts {OLDEST} to {VERSION}: upgrade {upgrade}"
     ))
 }
 
@@ -274,18 +282,52 @@ pub struct Report {
     pub results: Vec<Reported>,
 }
 
+/// One check a preview asks of a location: a candidate monitor against one origin. Its facts
+/// go back under `id`; they never reach the health engine.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PreviewCheck {
+    pub id: u64,
+    pub monitor: Monitor,
+    pub address: String,
+    /// The origin's port override (0: the monitor's).
+    pub port: u16,
+    /// The origin's `Host` override.
+    pub host: Option<String>,
+}
+
+/// `GET preview_checks` answers this: the checks waiting for this location (possibly none,
+/// after the long poll's wait).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PreviewChecks {
+    pub checks: Vec<PreviewCheck>,
+}
+
+/// One preview check's facts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PreviewFacts {
+    pub id: u64,
+    pub facts: CheckFacts,
+}
+
+/// `POST preview_checks` body.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PreviewReport {
+    pub results: Vec<PreviewFacts>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn one_version_behind_is_accepted_and_others_named() {
+    fn older_versions_are_accepted_and_others_named() {
         assert!(accepts(VERSION).is_ok());
         assert!(accepts(VERSION - 1).is_ok());
-        let old = accepts(VERSION - 2).unwrap_err();
+        assert!(accepts(OLDEST).is_ok());
+        let old = accepts(OLDEST - 1).unwrap_err();
         assert!(
             old.contains("version 0")
-                && old.contains("speaks 2")
+                && old.contains("speaks 3")
                 && old.contains("upgrade the agent"),
             "{old}"
         );

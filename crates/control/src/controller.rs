@@ -55,6 +55,8 @@ pub struct Controller {
     /// Runs preview checks; absent when this Vantage has no probe location.
     pub(crate) previewer: std::sync::OnceLock<Arc<dyn crate::preview::PreviewRunner>>,
     pub(crate) previews: crate::preview::Previews,
+    /// The checks previews ask of remote agents.
+    pub(crate) remote_previews: crate::preview::remote::RemoteChecks,
     /// Recent RTTs per probe target, for the dashboard's charts.
     pub(crate) rtt: Mutex<crate::rtt::RttHistory>,
     /// Prometheus counters, shared with the data plane.
@@ -177,6 +179,7 @@ impl Controller {
             outbox_version: tokio::sync::watch::Sender::new(0),
             previewer: std::sync::OnceLock::new(),
             previews: crate::preview::Previews::default(),
+            remote_previews: crate::preview::remote::RemoteChecks::default(),
             rtt: Mutex::default(),
             metrics: vantage_metrics::Metrics::new(),
             installation: std::sync::OnceLock::new(),

@@ -8,7 +8,10 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use vantage_control::agent_protocol::{Assignment, Monitor, Report, Reported, Target, VERSION};
+use vantage_control::agent_protocol::{
+    Assignment, Monitor, PreviewCheck, PreviewChecks, PreviewFacts, PreviewReport, Report,
+    Reported, Target, VERSION,
+};
 use vantage_core::health::{Facts, FailureReason, Outcome, ProbeKey};
 use vantage_core::monitor::MonitorDraft;
 use vantage_core::monitor::MonitorSpec;
@@ -88,7 +91,42 @@ fn the_results_message_is_pinned() {
     let back: Vec<Facts> = report.results.into_iter().map(|r| r.facts.into()).collect();
     assert_eq!(back, facts);
     assert_eq!(
-        VERSION, 2,
+        VERSION, 3,
         "a new version needs its golden messages reviewed"
     );
+}
+
+#[test]
+fn the_preview_messages_are_pinned() {
+    let spec = MonitorDraft {
+        expected_codes: Some("200".into()),
+        ..Default::default()
+    }
+    .validate()
+    .unwrap();
+    let checks = PreviewChecks {
+        checks: vec![PreviewCheck {
+            id: 17,
+            monitor: Monitor::from(&spec),
+            address: "192.0.2.10".into(),
+            port: 0,
+            host: Some("www.example.com".into()),
+        }],
+    };
+    common::pinned("preview_checks", &checks);
+    let facts = Facts {
+        outcome: Outcome::Http {
+            status: 503,
+            body_matched: false,
+        },
+        rtt_micros: Some(2_500),
+    };
+    let report = PreviewReport {
+        results: vec![PreviewFacts {
+            id: 17,
+            facts: (&facts).into(),
+        }],
+    };
+    common::pinned("preview_results", &report);
+    assert_eq!(Facts::from(report.results[0].facts.clone()), facts);
 }

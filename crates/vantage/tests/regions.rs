@@ -308,3 +308,71 @@ async fn four_agents_two_regions_vote() {
     .await;
     drop(running);
 }
+
+/// A controller without a built-in location previews from the remote agents that ask for
+/// preview checks: the candidate runs at once from `WEU/ams`, which this origin refuses.
+#[tokio::test]
+async fn previews_run_from_remote_agents() {
+    let refusing = origin(&["127.0.0.2"]).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let env = [
+        ("VANTAGE_BOOTSTRAP_TOKEN", TOKEN),
+        ("VANTAGE_BOOTSTRAP_AGENT_TOKEN", AGENT_TOKEN),
+        ("VANTAGE_BOOTSTRAP_AGENT_LOCATION", "WEU/ams"),
+    ];
+    let s = Server::start_with(&dir, &env, &["--no-agent"]).unwrap();
+    let acct = s.account_id().await;
+    let lb = format!("/accounts/{acct}/load_balancers");
+    let monitor = json!({"expected_codes": "200", "interval": 60, "timeout": 2, "retries": 0});
+    let mid = s.create(&format!("{lb}/monitors"), monitor.clone()).await;
+    let pid = s
+        .create(
+            &format!("{lb}/pools"),
+            json!({"name": "p", "monitor": mid, "origins": [{"name": "o", "address": "127.0.0.1", "port": refusing.port()}]}),
+        )
+        .await;
+    let preview = format!("{lb}/pools/{pid}/preview");
+    // No location yet: refused, not left hanging.
+    let (st, v) = s.call(Method::POST, &preview, Some(monitor.clone())).await;
+    assert!(st.is_client_error(), "{st} {v}");
+
+    let _agent = Agent::start(
+        &format!("http://{}", s.addr),
+        AGENT_TOKEN,
+        "WEU",
+        "ams",
+        "127.0.0.2",
+    );
+    // Awaited conditions, not guesses: each loop ends as soon as it holds.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let id = loop {
+        let (st, v) = s.call(Method::POST, &preview, Some(monitor.clone())).await;
+        if st == 200 {
+            break v["result"]["preview_id"].as_str().unwrap().to_owned();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the agent never offered previews: {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let result_path = format!("{lb}/preview/{id}");
+    let result = loop {
+        let v = s.call(Method::GET, &result_path, None).await.1;
+        if v["result"][&pid]["healthy"].is_boolean() {
+            break v;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no result from the agent: {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let pool = &result["result"][&pid];
+    assert_eq!(pool["healthy"], false, "{result}");
+    let origin = &pool["origins"][0]["127.0.0.1"];
+    assert_eq!(origin["failure_reason"], "Response code mismatch error");
+    assert_eq!(origin["locations"][0]["region"], "WEU", "{result}");
+    assert_eq!(origin["locations"][0]["location"], "ams");
+}

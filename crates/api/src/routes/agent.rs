@@ -16,7 +16,9 @@ use vantage_wire::{parse, ApiError};
 
 use super::{ok, Reply};
 use crate::extract::{JsonObject, Params};
-use vantage_control::agent_protocol::{accepts, Assignment, Report, VERSION_HEADER};
+use vantage_control::agent_protocol::{
+    accepts, Assignment, PreviewChecks, PreviewReport, Report, VERSION_HEADER,
+};
 use vantage_control::Controller;
 
 /// How long an assignment request waits for a change before answering unchanged.
@@ -135,5 +137,55 @@ pub async fn results(
     })
     .await
     .map_err(|_| ApiError::failed("Result ingestion"))?;
+    ok(json!({"accepted": accepted, "refused": refused}))
+}
+
+/// `GET /agent/v1/preview_checks`: the checks previews ask of this location, at once if any
+/// wait, else as soon as one is queued, else (none) after [`LONG_POLL`]. Asking is also what
+/// makes the location one previews run from.
+pub async fn preview_checks(
+    State(st): State<Arc<Controller>>,
+    headers: HeaderMap,
+    q: Params,
+) -> Reply {
+    let (loc, binding) = authorize(&st, &headers, q.get("region"), q.get("location"))?;
+    let remote = st.remote_previews();
+    let mut queued = remote.poll(&loc, binding.accounts(), st.now());
+    queued.borrow_and_update();
+    let mut checks = remote.take(&loc);
+    if checks.is_empty() {
+        let _ = tokio::time::timeout(LONG_POLL, async {
+            while queued.changed().await.is_ok() {
+                checks = remote.take(&loc);
+                if !checks.is_empty() {
+                    return;
+                }
+            }
+        })
+        .await;
+    }
+    let body = serde_json::to_value(PreviewChecks { checks })
+        .map_err(|_| ApiError::failed("The preview checks"))?;
+    ok(body)
+}
+
+/// `POST /agent/v1/preview_checks`: facts of the checks this location was handed. An id it
+/// was not handed (another location's, or one given up on) is counted as refused.
+pub async fn preview_results(
+    State(st): State<Arc<Controller>>,
+    headers: HeaderMap,
+    JsonObject(body): JsonObject,
+) -> Reply {
+    let report: PreviewReport = parse::typed(Value::Object(body))?;
+    let (loc, _) = authorize(&st, &headers, None, None)?;
+    let mut accepted = 0usize;
+    let mut refused = 0usize;
+    for r in report.results {
+        if st.remote_previews().answer(&loc, r.id, r.facts.into()) {
+            accepted += 1;
+        } else {
+            refused += 1;
+        }
+    }
     ok(json!({"accepted": accepted, "refused": refused}))
 }

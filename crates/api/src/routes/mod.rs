@@ -183,6 +183,10 @@ pub fn router(state: Arc<Controller>) -> Router {
         )
         .route("/agent/v1/assignment", get(agent::assignment))
         .route("/agent/v1/results", axum::routing::post(agent::results))
+        .route(
+            "/agent/v1/preview_checks",
+            get(agent::preview_checks).post(agent::preview_results),
+        )
         .fallback(|| async { Failure(ApiError::no_route()) })
         .method_not_allowed_fallback(|| async { Failure(ApiError::method_not_allowed()) })
         .layer(axum::middleware::map_response(security_headers));

@@ -7,7 +7,8 @@ use anyhow::{bail, Context};
 use vantage_core::health::Location;
 
 use crate::agent_protocol::{
-    Assignment, Report, Reported, ASSIGNMENT_PATH, RESULTS_PATH, VERSION, VERSION_HEADER,
+    Assignment, PreviewChecks, PreviewFacts, PreviewReport, Report, Reported, ASSIGNMENT_PATH,
+    PREVIEW_CHECKS_PATH, RESULTS_PATH, VERSION, VERSION_HEADER,
 };
 
 /// An HTTP client of the controller at `base` (an http:// or https:// URL, returned without a
@@ -163,6 +164,32 @@ impl Client {
         self.send::<serde_json::Value>(|base| {
             self.client
                 .post(format!("{base}{RESULTS_PATH}"))
+                .json(&report)
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// The checks previews ask of this location (long-poll).
+    pub async fn preview_checks(&self, location: &Location) -> anyhow::Result<PreviewChecks> {
+        let query = [
+            ("region", location.region.code().to_owned()),
+            ("location", location.name.clone()),
+        ];
+        self.send(|base| {
+            self.client
+                .get(format!("{base}{PREVIEW_CHECKS_PATH}"))
+                .query(&query)
+        })
+        .await
+    }
+
+    /// Answers preview checks with their facts.
+    pub async fn preview_results(&self, results: Vec<PreviewFacts>) -> anyhow::Result<()> {
+        let report = PreviewReport { results };
+        self.send::<serde_json::Value>(|base| {
+            self.client
+                .post(format!("{base}{PREVIEW_CHECKS_PATH}"))
                 .json(&report)
         })
         .await

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use vantage_metrics::AgentMetrics;
 
-use crate::agent_protocol::{Assignment, Reported};
+use crate::agent_protocol::{Assignment, PreviewFacts, Reported};
 use crate::clock::now;
 use crate::Controller;
 use tokio::sync::Semaphore;
@@ -295,6 +295,16 @@ pub async fn run(
         buffer_capacity,
         metrics.clone(),
     ));
+    // The built-in agent's previews run in-process (LocalPreviews); a remote one asks for
+    // them.
+    let previews = match &*link {
+        Link::Remote(_) => Some(tokio::spawn(run_previews(
+            Arc::clone(&link),
+            prober.clone(),
+            location.clone(),
+        ))),
+        Link::Local(_) => None,
+    };
 
     let mut schedule = Schedule::default();
     let mut targets: HashMap<ProbeKey, Arc<Probe>> = HashMap::new();
@@ -391,6 +401,69 @@ pub async fn run(
     }
     follower.abort();
     reporter.abort();
+    if let Some(p) = previews {
+        p.abort();
+    }
+}
+
+/// Preview checks at once, at most: a preview's checks beyond it wait their turn.
+const MAX_PREVIEW_CHECKS: usize = 256;
+
+/// Runs the checks previews ask of this location: long-polls for them, runs each at once
+/// (bounded), and answers with the facts as they come. Never touches the schedule or the
+/// results stream: a preview's candidate monitor judges nothing real.
+async fn run_previews(link: Arc<Link>, prober: Prober, location: Location) {
+    let Link::Remote(client) = &*link else {
+        return;
+    };
+    let limit = Arc::new(Semaphore::new(MAX_PREVIEW_CHECKS));
+    let ua = format!(
+        "Mozilla/5.0 (compatible; Vantage-Health-Check/{}; preview)",
+        env!("CARGO_PKG_VERSION")
+    );
+    let mut backoff = Backoff::new();
+    loop {
+        let checks = match client.preview_checks(&location).await {
+            Ok(c) => {
+                backoff.reset();
+                c.checks
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot fetch preview checks");
+                backoff.wait().await;
+                continue;
+            }
+        };
+        for check in checks {
+            let Ok(permit) = Arc::clone(&limit).acquire_owned().await else {
+                return;
+            };
+            let (link, prober, ua) = (Arc::clone(&link), prober.clone(), ua.clone());
+            tokio::spawn(async move {
+                let Link::Remote(client) = &*link else { return };
+                let Ok(spec) = MonitorSpec::try_from(check.monitor) else {
+                    return;
+                };
+                let facts = prober
+                    .check(&ProbeTarget {
+                        spec: &spec,
+                        address: &check.address,
+                        port: check.port,
+                        host: check.host.as_deref(),
+                        user_agent: &ua,
+                    })
+                    .await;
+                drop(permit);
+                let answer = vec![PreviewFacts {
+                    id: check.id,
+                    facts: (&facts).into(),
+                }];
+                if let Err(e) = client.preview_results(answer).await {
+                    tracing::debug!(error = %e, "cannot answer a preview check");
+                }
+            });
+        }
+    }
 }
 
 /// Previews from the built-in location.

@@ -129,6 +129,7 @@ impl Previews {
     }
 }
 
+pub mod remote;
 mod run;
 
 #[cfg(test)]

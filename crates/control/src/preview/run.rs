@@ -9,7 +9,7 @@ use vantage_core::choice::Choice;
 
 use vantage_core::health::check::judge;
 use vantage_core::health::plan::{HealthPlan, PlannedCheck, PlannedPool};
-use vantage_core::health::{Engine, ProbeKey};
+use vantage_core::health::{Engine, Location, ProbeKey};
 use vantage_core::monitor::MonitorSpec;
 use vantage_core::pool::Pool;
 use vantage_core::{AccountId, MonitorId};
@@ -32,7 +32,22 @@ impl Controller {
         spec: MonitorSpec,
         pools: Vec<Pool>,
     ) -> Result<String, PreviewError> {
-        let runner = Arc::clone(self.previewer.get().ok_or(PreviewError::NoLocations)?);
+        // The built-in location, if this controller runs one, and every remote agent that
+        // asks for preview checks with a token covering the account.
+        let local = self.previewer.get().cloned();
+        let mut from: Vec<(Location, bool)> = local
+            .iter()
+            .flat_map(|r| r.locations())
+            .map(|l| (l, false))
+            .collect();
+        for l in self.remote_previews.locations(account, self.now()) {
+            if !from.iter().any(|(x, _)| *x == l) {
+                from.push((l, true));
+            }
+        }
+        if from.is_empty() {
+            return Err(PreviewError::NoLocations);
+        }
         let limits = self.installation();
         let slot =
             self.previews
@@ -68,27 +83,42 @@ impl Controller {
         let preview = id.clone();
         tokio::spawn(async move {
             let _slot = slot;
-            let locations = runner.locations();
             let spec = &*candidate;
+            let (local, st_ref) = (&local, &st);
             let mut checks: FuturesUnordered<_> = targets
                 .iter()
                 .flat_map(|key| {
-                    let runner = &runner;
-                    locations.iter().map(move |l| async move {
-                        let facts = runner
-                            .check(l, spec, &key.address, key.port, key.host.as_deref())
-                            .await;
-                        (key, l, judge(spec, &facts))
+                    from.iter().map(move |(l, remote)| async move {
+                        let (address, host) = (&key.address, key.host.as_deref());
+                        let facts = match (remote, local) {
+                            (false, Some(runner)) => {
+                                Some(runner.check(l, spec, address, key.port, host).await)
+                            }
+                            _ => {
+                                st_ref
+                                    .remote_previews
+                                    .check(l, spec, address, key.port, host)
+                                    .await
+                            }
+                        };
+                        (key, l, facts.map(|f| judge(spec, &f)))
                     })
                 })
                 .collect();
             while let Some((key, location, result)) = checks.next().await {
+                // A remote location that did not answer in time says nothing.
+                let Some(result) = result else { continue };
                 engine.record(location, key, result, st.now());
                 st.previews
                     .put(preview.clone(), account, st.now(), render(&engine, &pools));
             }
         });
         Ok(id)
+    }
+
+    /// The checks previews ask of remote agents (the agent protocol's preview endpoints).
+    pub fn remote_previews(&self) -> &super::remote::RemoteChecks {
+        &self.remote_previews
     }
 
     pub fn preview_result(&self, id: &str, account: AccountId) -> Option<Value> {
@@ -122,6 +152,20 @@ fn render(engine: &Engine, pools: &[Pool]) -> Value {
                 if let Some(rtt) = d.rtt_micros {
                     o["rtt"] = json!(vantage_wire::health::rtt(rtt));
                 }
+                // A Vantage extension: where the candidate was checked from, and what each
+                // location saw.
+                o["locations"] = d
+                    .locations
+                    .iter()
+                    .map(|(l, s)| {
+                        json!({
+                            "region": l.region.code(),
+                            "location": l.name,
+                            "healthy": s.verdict,
+                            "failure_reason": s.last.as_ref().map(|r| r.reason.as_str()),
+                        })
+                    })
+                    .collect();
                 json!({ v.address.to_string(): o })
             })
             .collect();
