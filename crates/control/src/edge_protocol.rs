@@ -23,7 +23,7 @@ use vantage_core::routing::{
     authority, PoolRtt, Snapshot, SnapshotLoadBalancer, SnapshotPool, Upstream, ZoneView,
 };
 use vantage_core::steering::{OriginView, PoolView};
-use vantage_core::{LoadBalancerId, PoolId, ZoneId};
+use vantage_core::{LoadBalancerId, PoolId, Timestamp, ZoneId};
 
 pub const SNAPSHOT_PATH: &str = "/edge/v1/snapshot";
 
@@ -137,6 +137,10 @@ pub struct OriginV1 {
     /// The origin's traffic verdict.
     pub healthy: bool,
     pub weight: f64,
+    /// When a disabled origin was disabled (µs since the epoch), for draining its sessions;
+    /// left out otherwise. An edge older than this drains nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disabled_at: Option<i64>,
 }
 
 impl SnapshotV1 {
@@ -431,6 +435,7 @@ fn pool_v1(id: PoolId, p: &SnapshotPool) -> PoolV1 {
                 enabled: o.enabled,
                 healthy: o.healthy,
                 weight: f64::from(o.weight.hundredths()) / 100.0,
+                disabled_at: o.disabled_at.map(Timestamp::unix_micros),
             })
             .collect(),
         rtt_ms: p.rtt.anywhere,
@@ -510,6 +515,7 @@ fn pool_core(p: PoolV1) -> Result<SnapshotPool, String> {
             enabled: o.enabled,
             healthy: o.healthy,
             weight,
+            disabled_at: o.disabled_at.map(Timestamp::from_unix_micros),
         });
         upstreams.push(Upstream {
             authority: authority(&o.address, o.port).into(),

@@ -35,6 +35,7 @@ fn main() {
                     enabled: true,
                     healthy: o % 7 != 0,
                     weight: Weight::from_f64(f64::from(o + 1) / 10.0).unwrap(),
+                    disabled_at: None,
                 })
                 .collect();
             (

@@ -962,7 +962,8 @@ impl Catalog {
         checks: CheckRefs,
         now: Timestamp,
     ) -> Outcome {
-        let spec = self.finish_pool(account, None, spec, checks)?;
+        let mut spec = self.finish_pool(account, None, spec, checks)?;
+        stamp_disabled_origins(&mut spec, &[], now);
         let disabled_at = (!spec.enabled).then_some(now);
         Ok(vec![Change::PutPool(Pool {
             id,
@@ -983,7 +984,8 @@ impl Catalog {
         now: Timestamp,
     ) -> Outcome {
         let old = self.pool(account, id).ok_or(CatalogError::NotFound)?;
-        let spec = self.finish_pool(account, Some(id), spec, checks)?;
+        let mut spec = self.finish_pool(account, Some(id), spec, checks)?;
+        stamp_disabled_origins(&mut spec, &old.spec.origins, now);
         let disabled_at = match (old.spec.enabled, spec.enabled) {
             (_, true) => None,
             (true, false) => Some(now),
@@ -1165,6 +1167,20 @@ fn reference(
         resource_type,
         resource_id: id,
         resource_name: name.to_owned(),
+    }
+}
+
+/// Sets when each disabled origin was disabled: kept from `before` (by name) while it stays
+/// disabled, `now` when it was enabled before or is new.
+fn stamp_disabled_origins(spec: &mut PoolSpec, before: &[crate::pool::OriginSpec], now: Timestamp) {
+    for o in &mut spec.origins {
+        o.disabled_at = (!o.enabled).then(|| {
+            before
+                .iter()
+                .find(|b| b.name == o.name && !b.enabled)
+                .and_then(|b| b.disabled_at)
+                .unwrap_or(now)
+        });
     }
 }
 

@@ -51,6 +51,9 @@ pub struct OriginSpec {
     pub port: u16,
     /// The `Host` override, the only header an origin may carry.
     pub host: Option<String>,
+    /// When the origin was last disabled, kept while it stays disabled (set by the catalog,
+    /// never by a client): a load balancer's `drain_duration` counts from it.
+    pub disabled_at: Option<Timestamp>,
 }
 
 crate::string_enum!(OriginSteeringPolicy {
@@ -267,6 +270,7 @@ impl OriginDraft {
             weight,
             port,
             host,
+            disabled_at: None,
         }
     }
 }

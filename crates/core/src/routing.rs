@@ -14,7 +14,7 @@ use crate::health::HealthView;
 use crate::load_balancer::{LoadBalancerSpec, SessionAffinity, SteeringPolicy};
 use crate::region::RegionCode;
 use crate::steering::{self, Context, Decision, OriginView, PoolView};
-use crate::{LoadBalancerId, PoolId, ZoneId};
+use crate::{LoadBalancerId, PoolId, Timestamp, ZoneId};
 
 mod snapshot;
 
@@ -218,14 +218,16 @@ impl Route {
         let mut ctx = self.context(&spec, ctx);
         // A pin to a pool shedding this client's session is dropped: the client is steered
         // anew (and may land in the same pool, under its default shedding).
-        let pinned = pin_in.and_then(|p| self.pinned(&spec, p)).filter(|d| {
-            d.target().is_none_or(|(pool, _)| {
-                !self
-                    .pools
-                    .get(&pool)
-                    .is_some_and(|v| v.sheds_session(pool, &ctx))
-            })
-        });
+        let pinned = pin_in
+            .and_then(|p| self.pinned(&spec, p, ctx.now))
+            .filter(|d| {
+                d.target().is_none_or(|(pool, _)| {
+                    !self
+                        .pools
+                        .get(&pool)
+                        .is_some_and(|v| v.sheds_session(pool, &ctx))
+                })
+            });
         if spec.session_affinity == SessionAffinity::IpCookie && pinned.is_none() {
             ctx.random = steering::hash_ip(&client);
         }
@@ -257,8 +259,9 @@ impl Route {
 
     /// The origin a pin names, when it may still take traffic: its pool is one `spec` can
     /// send to (a rule may have moved this request elsewhere), usable, and the origin
-    /// eligible.
-    pub fn pinned(&self, spec: &LoadBalancerSpec, pin: Pin) -> Option<Decision> {
+    /// eligible, or disabled less than the load balancer's `drain_duration` before `now`
+    /// (a session drains; no new one starts there).
+    pub fn pinned(&self, spec: &LoadBalancerSpec, pin: Pin, now: Timestamp) -> Option<Decision> {
         if !spec.names_pool(pin.pool) {
             return None;
         }
@@ -268,7 +271,10 @@ impl Route {
             .get(&pin.pool)?
             .iter()
             .position(|u| u.key == pin.origin)
-            .filter(|i| pool.origins[*i].eligible())?;
+            .filter(|i| {
+                let o = &pool.origins[*i];
+                o.eligible() || o.drains(spec.session_affinity_attributes.drain_duration, now)
+            })?;
         Some(Decision::Pool {
             pool: pin.pool,
             origin,

@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use crate::load_balancer::{LoadBalancerSpec, SteeringPolicy, ZeroDowntimeFailover};
 use crate::pool::{LoadShedding, OriginSteeringPolicy, SheddingPolicy, Weight};
 use crate::region::RegionCode;
-use crate::PoolId;
+use crate::{PoolId, Timestamp};
 
 /// An origin as steering sees it.
 #[derive(Debug, Clone, PartialEq)]
@@ -18,9 +18,23 @@ pub struct OriginView {
     /// monitor every enabled origin is taken as up.
     pub healthy: bool,
     pub weight: Weight,
+    /// When a disabled origin was disabled: sessions pinned to it may drain until a load
+    /// balancer's `drain_duration` has passed.
+    pub disabled_at: Option<Timestamp>,
 }
 
 impl OriginView {
+    /// A disabled origin still taking the sessions pinned to it at `now`: disabled less than
+    /// `drain_secs` ago (Cloudflare's `drain_duration`; 0 drains nothing). New sessions never
+    /// go to it, and its health is not judged (a disabled origin is not probed).
+    pub fn drains(&self, drain_secs: u32, now: Timestamp) -> bool {
+        !self.enabled
+            && self.weight.hundredths() > 0
+            && self.disabled_at.is_some_and(|at| {
+                now.unix_micros() < at.unix_micros() + i64::from(drain_secs) * 1_000_000
+            })
+    }
+
     /// May take new traffic.
     pub fn eligible(&self) -> bool {
         self.enabled && self.healthy && self.weight.hundredths() > 0
@@ -99,6 +113,8 @@ pub struct Context {
     /// Requests (or connections) in flight per pool and per (pool, origin index).
     pub outstanding_pools: HashMap<PoolId, u32>,
     pub outstanding_origins: HashMap<(PoolId, usize), u32>,
+    /// The request's time (for draining sessions of a disabled origin).
+    pub now: Timestamp,
 }
 
 /// The outcome of steering one request.

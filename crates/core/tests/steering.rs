@@ -10,10 +10,12 @@
 //!       O is ONAME[:WEIGHT][@ADDRESS]; addresses default to 192.0.2.N (N counts origins);
 //!       pools start healthy and enabled, origins up; P as the API spells it
 //!   set POOL [healthy=B] [enabled=B]
-//!   origin POOL ORIGIN up|down|disabled      up and down leave it enabled; disabled, healthy
+//!   origin POOL ORIGIN up|down|disabled[@SECONDS]   up and down leave it enabled; disabled,
+//!                                           healthy (disabled at SECONDS, default 0)
 //!   lb default=P1,P2… fallback=P [policy=NAME|""] [region_pools=WNAM:p1,p2;EEU:p3]
 //!      [country_pools=DE:p1;FR:p2] [pop_pools=AMS:p1] [random_steering=p1:0.5,p2:0.25]
 //!      [default_weight=W] [across=B] [zero_downtime_failover=none|temporary|sticky]
+//!      [drain=SECONDS]                      session_affinity_attributes.drain_duration
 //!      validated as the API would; replaces any earlier lb (pools must be declared first)
 //!   client [ip=IP] [region=R] [country=CC] [pop=XYZ] [here=LAT,LON] [random=N]
 //!      replaces the previous client (the default client knows nothing, random=0)
@@ -23,7 +25,8 @@
 //!   expect retry POOL ORIGIN -> DECISION     where `retry` goes once POOL/ORIGIN failed
 //!   expect serving P1,P2…|nothing            `serving`, in order
 //!   expect dns POOL O1,O2…|nothing           `Route::dns_answer`: the pool and its A records
-//!   expect pin POOL ORIGIN kept|lost         `Route::pinned` for a pin to that origin
+//!   expect pin POOL ORIGIN kept|lost [at=SECONDS]   `Route::pinned` for a pin to that
+//!                                           origin, at that time (default 0)
 //!   expect may_fail_over pinned|unpinned yes|no
 //!   expect keeps_pin pinned|unpinned moved|stayed yes|no
 //!   rule NAME [priority=N] [terminates=B] [disabled=B] [fixed=STATUS] [default=P1,P2…]
@@ -63,7 +66,7 @@ use vantage_core::rules::{
 use vantage_core::steering::{
     keeps_pin, may_fail_over, retry, serving, steer, Context, Decision, OriginView, PoolView,
 };
-use vantage_core::{LoadBalancerId, PoolId, ZoneId};
+use vantage_core::{LoadBalancerId, PoolId, Timestamp, ZoneId};
 
 const SECRET: &[u8] = b"steering scenarios";
 
@@ -383,6 +386,7 @@ impl World {
                     enabled: s.enabled,
                     healthy: true,
                     weight: s.weight,
+                    disabled_at: None,
                 })
                 .collect(),
             shedding: spec.load_shedding.clone(),
@@ -414,6 +418,7 @@ impl World {
                 "default_weight",
                 "across",
                 "zero_downtime_failover",
+                "drain",
                 "proxied",
             ],
         );
@@ -438,11 +443,12 @@ impl World {
             random_default_weight: o.get("default_weight").map(|w| w.parse().unwrap()),
             random_pool_weights: weights,
             failover_across_pools: o.get("across").map(|b| boolean(b)),
-            session_affinity_attributes: o.get("zero_downtime_failover").map(|z| {
-                AffinityAttributesDraft {
-                    zero_downtime_failover: Some(z.clone()),
-                    ..Default::default()
-                }
+            session_affinity_attributes: (o.contains_key("zero_downtime_failover")
+                || o.contains_key("drain"))
+            .then(|| AffinityAttributesDraft {
+                zero_downtime_failover: o.get("zero_downtime_failover").cloned(),
+                drain_duration: o.get("drain").map(|d| d.parse().unwrap()),
+                ..Default::default()
             }),
             proxied: Some(o.get("proxied").is_some_and(|b| boolean(b))),
             rules: Some(self.rules.clone()),
@@ -605,12 +611,16 @@ impl World {
             ["origin", pool, origin, state] => {
                 let i = self.origin_index(pool, origin);
                 let view = &mut self.pool_mut(pool).view.origins[i];
-                (view.enabled, view.healthy) = match *state {
+                let (state, since) = state.split_once('@').unwrap_or((state, "0"));
+                (view.enabled, view.healthy) = match state {
                     "up" => (true, true),
                     "down" => (true, false),
                     "disabled" => (false, true),
                     other => panic!("not an origin state: {other}"),
                 };
+                view.disabled_at = (!view.enabled).then(|| {
+                    Timestamp::from_unix_micros(since.parse::<i64>().unwrap() * 1_000_000)
+                });
             }
             ["lb", rest @ ..] => self.declare_lb(rest),
             ["client", rest @ ..] => self.declare_client(rest),
@@ -678,14 +688,21 @@ impl World {
                     "dns"
                 );
             }
-            ["expect", "pin", pool, origin, outcome] => {
+            ["expect", "pin", pool, origin, outcome, at @ ..] => {
+                let now = match at {
+                    [] => Timestamp::default(),
+                    [at] => Timestamp::from_unix_micros(
+                        at.strip_prefix("at=").unwrap().parse::<i64>().unwrap() * 1_000_000,
+                    ),
+                    other => panic!("expect pin: cannot read {other:?}"),
+                };
                 let i = self.origin_index(pool, origin);
                 let def = self.pool(pool);
                 let pin = Pin {
                     pool: def.id,
                     origin: origin_key(SECRET, &def.origins[i].0, &def.origins[i].1),
                 };
-                let got = self.route().pinned(&self.lb(), pin);
+                let got = self.route().pinned(&self.lb(), pin, now);
                 let want = either(outcome, "kept", "lost").then_some(Decision::Pool {
                     pool: def.id,
                     origin: i,

@@ -38,6 +38,7 @@ fn origin(enabled: bool, healthy: bool, weight: u8) -> OriginView {
         enabled,
         healthy,
         weight: Weight::from_f64(f64::from(weight) / 100.0).unwrap(),
+        disabled_at: None,
     }
 }
 

@@ -645,6 +645,12 @@ impl Proxy {
             Some(client_ip),
         );
         ctx.random = rand::random();
+        // Only a presented pin to a disabled origin reads it (draining), but it is cheap.
+        ctx.now = vantage_core::Timestamp::from_unix_micros(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX)),
+        );
         let ruled = if route.spec.rules.is_empty() {
             Ruled::none(&route.spec)
         } else {

@@ -534,6 +534,9 @@ pub struct OriginRow {
     pub weight: u8,
     pub port: u16,
     pub host: Option<String>,
+    /// Added with draining; absent on enabled origins and rows written before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disabled_at: Option<Timestamp>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -624,6 +627,7 @@ impl From<&Pool> for PoolRow {
                         weight: o.weight.hundredths(),
                         port: o.port,
                         host: o.host.clone(),
+                        disabled_at: o.disabled_at,
                     })
                     .collect(),
                 minimum_origins: s.minimum_origins,
@@ -678,6 +682,7 @@ impl TryFrom<PoolRow> for Pool {
                     weight,
                     port: o.port,
                     host: o.host,
+                    disabled_at: o.disabled_at,
                 })
             })
             .collect::<Result<_, BadRow>>()?;

@@ -935,3 +935,89 @@ async fn another_account_cannot_capture_a_zones_names() {
         vec![mine.addr().ip()]
     );
 }
+
+/// `drain_duration`: once an origin is disabled, the sessions pinned to it keep going there
+/// (until the drain ends) while new sessions never do; without a drain the pin moves at once.
+#[tokio::test]
+async fn a_disabled_origin_drains_its_pinned_sessions() {
+    let t = setup().await;
+    let origins = [
+        Origin::on("d1", "127.0.0.51").await,
+        Origin::on("d2", "127.0.0.52").await,
+    ];
+    let pool = t
+        .pool("draining", origins.iter().map(origin_json).collect(), None)
+        .await;
+    for (name, drain) in [("drain.example.com", 3600), ("nodrain.example.com", 0)] {
+        t.load_balancer(json!({
+            "name": name, "proxied": true, "default_pools": [pool], "fallback_pool": pool,
+            "session_affinity": "cookie", "session_affinity_attributes": {"drain_duration": drain},
+        }))
+        .await;
+    }
+    let http = client(t.proxy, &["drain.example.com", "nodrain.example.com"]);
+    let ask = |host: &'static str, cookie: Option<String>| {
+        let http = http.clone();
+        let url = format!("http://{host}:{}/", t.proxy.port());
+        async move {
+            let mut req = http.get(&url);
+            if let Some(c) = cookie {
+                req = req.header("cookie", c);
+            }
+            let r = req.send().await.unwrap();
+            let set = r
+                .headers()
+                .get("set-cookie")
+                .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned());
+            // Until the data plane has the load balancer, its status stands for the origin.
+            let origin = match r.status().as_u16() {
+                200 => r.json::<Value>().await.unwrap()["origin"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+                other => other.to_string(),
+            };
+            (origin, set)
+        }
+    };
+    // Pin a session of each load balancer to d1 (fresh sessions land on either origin).
+    let mut pins = Vec::new();
+    for host in ["drain.example.com", "nodrain.example.com"] {
+        let cookie = until(Duration::from_secs(15), "a session on d1", || async {
+            match ask(host, None).await {
+                (o, Some(c)) if o == "d1" => Some(c),
+                _ => None,
+            }
+        })
+        .await;
+        pins.push(cookie);
+    }
+
+    let mut disabled = vec![origin_json(&origins[0]), origin_json(&origins[1])];
+    disabled[0]["enabled"] = json!(false);
+    t.patch_pool(&pool, json!({"origins": disabled})).await;
+    let rendered = t.get_pool(&pool).await;
+    assert!(
+        rendered["origins"][0]["disabled_at"].is_string(),
+        "{rendered}"
+    );
+    assert!(rendered["origins"][1].get("disabled_at").is_none());
+
+    // Without a drain the pinned session moves as soon as the data plane has the change.
+    until(
+        Duration::from_secs(15),
+        "the undrained pin moves",
+        || async {
+            (ask("nodrain.example.com", Some(pins[1].clone())).await.0 == "d2").then_some(())
+        },
+    )
+    .await;
+    // From then on: the draining session stays on d1, and no new session goes there.
+    for _ in 0..20 {
+        assert_eq!(
+            ask("drain.example.com", Some(pins[0].clone())).await.0,
+            "d1"
+        );
+        assert_eq!(ask("drain.example.com", None).await.0, "d2");
+    }
+}

@@ -145,6 +145,9 @@ fn render_origin(o: &OriginSpec) -> Value {
     if let Some(h) = &o.host {
         v["header"] = json!({"Host": [h]});
     }
+    if let Some(at) = o.disabled_at {
+        v["disabled_at"] = json!(time::format(at));
+    }
     v
 }
 

@@ -453,12 +453,6 @@ pub(crate) mod field {
             0,
             3600,
         );
-        if a.drain_duration.is_some_and(|d| d > 0) {
-            v.push(
-                ap.key("drain_duration"),
-                "drain_duration is not supported: Vantage does not drain the sessions of a disabled origin; leave it 0",
-            );
-        }
         let headers = a.headers.unwrap_or_default();
         if headers.len() > MAX_AFFINITY_HEADERS {
             v.push(

@@ -300,6 +300,7 @@ fn pool_entry(
             enabled: o.enabled,
             healthy: origin(i).is_some_and(|v| v.healthy.is_healthy()),
             weight: o.weight,
+            disabled_at: o.disabled_at,
         })
         .collect();
     let upstreams = spec
