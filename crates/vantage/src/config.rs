@@ -1,7 +1,8 @@
 //! Configuration as code: `vantage apply -f vantage.yaml` makes a running server match a file,
 //! and `vantage export` writes the server's state in the same format. Objects are known by
-//! their names — a monitor by its `description`, a pool by `name`, a load balancer by
-//! `zone` + `name`, webhooks and policies by `name` — and refer to each other by those names.
+//! their names — a monitor or monitor group by its `description`, a pool by `name`, a load
+//! balancer by `zone` + `name`, webhooks and policies by `name` — and refer to each other by
+//! those names.
 //!
 //! Every field a document gives is the API's own; the file is sent through the API, so the
 //! server's validation (with its pointers) applies. A kind the file lists is made to match
@@ -30,6 +31,8 @@ pub struct Config {
     pub account: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub monitors: Option<Vec<Doc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monitor_groups: Option<Vec<Doc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pools: Option<Vec<Doc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -69,6 +72,7 @@ const READ_ONLY: &[&str] = &[
     "created_on",
     "modified_on",
     "created_at",
+    "updated_at",
     "created",
     "modified",
     "healthy",
@@ -158,6 +162,22 @@ fn swap_refs(
     Ok(())
 }
 
+/// Names ⇄ ids of the monitors a group's members name (`members[].monitor_id`).
+fn swap_members(
+    doc: &mut Doc,
+    lookup: &BTreeMap<String, String>,
+    what: &str,
+) -> anyhow::Result<()> {
+    if let Some(Value::Array(members)) = doc.get_mut("members") {
+        for m in members {
+            if let Value::Object(m) = m {
+                swap_refs(m, &["monitor_id"], lookup, what)?;
+            }
+        }
+    }
+    Ok(())
+}
+
 const LB_POOL_KEYS: &[&str] = &[
     "default_pools",
     "fallback_pool",
@@ -170,6 +190,7 @@ const LB_POOL_KEYS: &[&str] = &[
 struct Current {
     account: String,
     monitors: BTreeMap<String, Value>,
+    monitor_groups: BTreeMap<String, Value>,
     pools: BTreeMap<String, Value>,
     /// By `zone/name`, with the zone's id.
     load_balancers: BTreeMap<String, (String, Value)>,
@@ -215,6 +236,12 @@ async fn current(client: &Client, account: String) -> anyhow::Result<Current> {
             .await?,
         "description",
     );
+    let monitor_groups = by(
+        client
+            .list(&format!("/accounts/{a}/load_balancers/monitor_groups"))
+            .await?,
+        "description",
+    );
     let pools = by(
         client
             .list(&format!("/accounts/{a}/load_balancers/pools"))
@@ -249,6 +276,7 @@ async fn current(client: &Client, account: String) -> anyhow::Result<Current> {
     Ok(Current {
         account,
         monitors,
+        monitor_groups,
         pools,
         load_balancers,
         zones,
@@ -430,6 +458,26 @@ async fn apply_config(
         }
         None => Current::ids(&cur.monitors),
     };
+    let groups = match &config.monitor_groups {
+        Some(docs) => {
+            upsert(
+                &mut plan,
+                "monitor_group",
+                "description",
+                &format!("/accounts/{a}/load_balancers/monitor_groups"),
+                docs,
+                &cur.monitor_groups,
+                true,
+                &|d| {
+                    let mut d = d.clone();
+                    swap_members(&mut d, &monitors, "monitor (by description)")?;
+                    Ok(d)
+                },
+            )
+            .await?
+        }
+        None => Current::ids(&cur.monitor_groups),
+    };
     let pools = match &config.pools {
         Some(docs) => {
             upsert(
@@ -443,6 +491,12 @@ async fn apply_config(
                 &|d| {
                     let mut d = d.clone();
                     swap_refs(&mut d, &["monitor"], &monitors, "monitor (by description)")?;
+                    swap_refs(
+                        &mut d,
+                        &["monitor_group"],
+                        &groups,
+                        "monitor group (by description)",
+                    )?;
                     Ok(d)
                 },
             )
@@ -611,6 +665,18 @@ async fn apply_config(
     .await?;
     prune(
         &mut plan,
+        "monitor_group",
+        "description",
+        &config.monitor_groups,
+        path_of(
+            format!("/accounts/{a}/load_balancers/monitor_groups"),
+            &cur.monitor_groups,
+        )
+        .into_iter(),
+    )
+    .await?;
+    prune(
+        &mut plan,
         "monitor",
         "description",
         &config.monitors,
@@ -719,6 +785,7 @@ pub fn export(args: ExportArgs) -> anyhow::Result<()> {
         current(&client, account).await
     })?;
     let monitor_names = names_of(&cur.monitors);
+    let group_names = names_of(&cur.monitor_groups);
     let pool_names = names_of(&cur.pools);
     let webhook_names = names_of(&cur.webhooks);
     let mut config = Config {
@@ -726,10 +793,18 @@ pub fn export(args: ExportArgs) -> anyhow::Result<()> {
         ..Config::default()
     };
     config.monitors = Some(cur.monitors.values().map(|m| strip(m.clone())).collect());
+    let mut groups = Vec::new();
+    for g in cur.monitor_groups.values() {
+        let mut d = strip(g.clone());
+        swap_members(&mut d, &monitor_names, "monitor")?;
+        groups.push(d);
+    }
+    config.monitor_groups = Some(groups);
     let mut pools = Vec::new();
     for p in cur.pools.values() {
         let mut d = strip(p.clone());
         swap_refs(&mut d, &["monitor"], &monitor_names, "monitor")?;
+        swap_refs(&mut d, &["monitor_group"], &group_names, "monitor group")?;
         pools.push(d);
     }
     config.pools = Some(pools);

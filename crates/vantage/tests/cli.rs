@@ -195,6 +195,16 @@ monitors:
     path: /health
     expected_codes: "200"
     interval: 30
+  - description: deep-health
+    type: http
+    path: /deep
+    expected_codes: "200"
+    interval: 60
+monitor_groups:
+  - description: both
+    members:
+      - {monitor_id: web-health}
+      - {monitor_id: deep-health, must_be_healthy: true}
 pools:
   - name: primary
     monitor: web-health
@@ -203,6 +213,9 @@ pools:
       - {name: b, address: 192.0.2.11, weight: 0.5}
   - name: backup
     origins: [{name: c, address: 192.0.2.20}]
+  - name: grouped
+    monitor_group: both
+    origins: [{name: g, address: 192.0.2.30}]
 load_balancers:
   - zone: example.com
     name: www.example.com
@@ -251,7 +264,7 @@ notification_policies:
     // A dry run says everything and changes nothing.
     let (code, out, err) = vantage(apply(&["--dry-run"])).await;
     assert_eq!(code, 0, "{err}");
-    assert_eq!(changes(&out).len(), 6, "{out}");
+    assert_eq!(changes(&out).len(), 9, "{out}");
     let pools_path = format!("/accounts/{a}/load_balancers/pools");
     assert_eq!(
         s.call(Method::GET, &pools_path, None).await.1["result"],
@@ -264,8 +277,11 @@ notification_policies:
         changes(&out),
         [
             "create monitor web-health",
+            "create monitor deep-health",
+            "create monitor_group both",
             "create pool primary",
             "create pool backup",
+            "create pool grouped",
             "create load_balancer example.com/www.example.com",
             "create webhook ops",
             "create notification_policy prod",
@@ -297,7 +313,10 @@ notification_policies:
     assert_eq!(code, 0, "{err}");
     let text = std::fs::read_to_string(&exported).unwrap();
     assert!(
-        text.contains("fallback_pool: backup") && text.contains("monitor: web-health"),
+        text.contains("fallback_pool: backup")
+            && text.contains("monitor: web-health")
+            && text.contains("monitor_group: both")
+            && text.contains("monitor_id: deep-health"),
         "{text}"
     );
     std::env::set_var("VANTAGE_WEBHOOK_SECRET", "from-the-environment");
@@ -331,7 +350,7 @@ notification_policies:
         ]
     );
     let (_, pools) = s.call(Method::GET, &pools_path, None).await;
-    assert_eq!(pools["result"].as_array().unwrap().len(), 1);
+    assert_eq!(pools["result"].as_array().unwrap().len(), 2);
 
     // A bad reference is reported, and nothing is changed.
     write(&edited.replace("fallback_pool: primary", "fallback_pool: nowhere"));
