@@ -45,6 +45,8 @@ ZONE=$(api -X POST "$B/zones" -d "{\"name\":\"example.com\",\"account\":{\"id\":
 MONITOR=$(api -X POST "$B/accounts/$ACCOUNT/load_balancers/monitors" -d '{"type":"http","expected_codes":"200"}' | id)
 POOL=$(api -X POST "$B/accounts/$ACCOUNT/load_balancers/pools" \
   -d "{\"name\":\"p\",\"monitor\":\"$MONITOR\",\"origins\":[{\"name\":\"o\",\"address\":\"192.0.2.1\"}]}" | id)
+GROUP=$(api -X POST "$B/accounts/$ACCOUNT/load_balancers/monitor_groups" \
+  -d "{\"description\":\"g\",\"members\":[{\"monitor_id\":\"$MONITOR\"}]}" | id)
 LB=$(api -X POST "$B/zones/$ZONE/load_balancers" \
   -d "{\"name\":\"www.example.com\",\"default_pools\":[\"$POOL\"],\"fallback_pool\":\"$POOL\"}" | id)
 cat > "$WORK/schemathesis.toml" <<TOML
@@ -53,6 +55,7 @@ account_id = "$ACCOUNT"
 zone_id = "$ZONE"
 monitor_id = "$MONITOR"
 pool_id = "$POOL"
+monitor_group_id = "$GROUP"
 lb_id = "$LB"
 region_id = "WNAM"
 TOML
