@@ -869,6 +869,28 @@ def test_monitor_groups_through_the_sdk_client(client: cloudflare.Cloudflare, ac
     assert client.delete(f"{base}/{group['id']}", cast_to=object)["result"]["id"] == group["id"]
 
 
+def test_drain_duration_and_origin_disabled_at(client: cloudflare.Cloudflare, account_id: str, zone_id: str):
+    pool = make_pool(
+        client,
+        account_id,
+        origins=[{"name": "o1", "address": "192.0.2.1"}, {"name": "o2", "address": "192.0.2.2", "enabled": False}],
+    )
+    got = echoed(client.load_balancers.pools.get(pool.id, account_id=account_id))
+    assert "disabled_at" not in got["origins"][0]
+    assert got["origins"][1]["disabled_at"], got
+    lb = make_lb(
+        client,
+        zone_id,
+        [pool.id],
+        session_affinity="cookie",
+        session_affinity_attributes={"drain_duration": 120},
+    )
+    assert echoed(lb)["session_affinity_attributes"]["drain_duration"] == 120
+    with raises(BadRequestError) as ei:
+        make_lb(client, zone_id, [pool.id], session_affinity_attributes={"drain_duration": 3601})
+    assert_api_error(ei.value, 400, 1002, pointer="/session_affinity_attributes/drain_duration")
+
+
 def test_lb_with_unknown_pool_is_1002(client: cloudflare.Cloudflare, account_id: str, zone_id: str):
     good = make_pool(client, account_id)
     with raises(BadRequestError) as ei:
