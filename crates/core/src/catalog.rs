@@ -255,10 +255,7 @@ impl Catalog {
 
     pub fn delete_webhook(&self, account: AccountId, id: WebhookId) -> Outcome {
         let w = self.webhook(account, id).ok_or(CatalogError::NotFound)?;
-        let refs = self.webhook_references(w);
-        if !refs.is_empty() {
-            return Err(CatalogError::Referenced(refs));
-        }
+        unreferenced(self.webhook_references(w))?;
         Ok(vec![Change::DeleteWebhook(id)])
     }
 
@@ -825,10 +822,7 @@ impl Catalog {
 
     pub fn delete_monitor(&self, account: AccountId, id: MonitorId) -> Outcome {
         let m = self.monitor(account, id).ok_or(CatalogError::NotFound)?;
-        let refs = self.monitor_references(m);
-        if !refs.is_empty() {
-            return Err(CatalogError::Referenced(refs));
-        }
+        unreferenced(self.monitor_references(m))?;
         Ok(vec![Change::DeleteMonitor(id)])
     }
 
@@ -904,14 +898,7 @@ impl Catalog {
         let g = self
             .monitor_group(account, id)
             .ok_or(CatalogError::NotFound)?;
-        let refs: Vec<Reference> = self
-            .monitor_group_references(g)
-            .into_iter()
-            .filter(|r| r.reference_type == ReferenceType::Referrer)
-            .collect();
-        if !refs.is_empty() {
-            return Err(CatalogError::Referenced(refs));
-        }
+        unreferenced(self.monitor_group_references(g))?;
         Ok(vec![Change::DeleteMonitorGroup(id)])
     }
 
@@ -1019,14 +1006,7 @@ impl Catalog {
 
     pub fn delete_pool(&self, account: AccountId, id: PoolId) -> Outcome {
         let pool = self.pool(account, id).ok_or(CatalogError::NotFound)?;
-        let refs: Vec<Reference> = self
-            .pool_references(pool)
-            .into_iter()
-            .filter(|r| r.reference_type == ReferenceType::Referrer)
-            .collect();
-        if !refs.is_empty() {
-            return Err(CatalogError::Referenced(refs));
-        }
+        unreferenced(self.pool_references(pool))?;
         Ok(vec![Change::DeletePool(id)])
     }
 
@@ -1167,6 +1147,18 @@ fn reference(
         resource_type,
         resource_id: id,
         resource_name: name.to_owned(),
+    }
+}
+
+/// Refuses a deletion while anything refers to the object; what it refers to does not count.
+fn unreferenced(refs: Vec<Reference>) -> Result<(), CatalogError> {
+    let referrers: Vec<Reference> = refs
+        .into_iter()
+        .filter(|r| r.reference_type == ReferenceType::Referrer)
+        .collect();
+    match referrers.is_empty() {
+        true => Ok(()),
+        false => Err(CatalogError::Referenced(referrers)),
     }
 }
 

@@ -199,17 +199,7 @@ async fn pools_references_and_refused_deletes() {
             None,
         )
         .await;
-    let kinds: Vec<(&str, &str)> = prefs["result"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            (
-                r["reference_type"].as_str().unwrap(),
-                r["resource_type"].as_str().unwrap(),
-            )
-        })
-        .collect();
+    let kinds = common::reference_kinds(&prefs);
     assert_eq!(
         kinds,
         [("referrer", "load_balancer"), ("referral", "monitor")]

@@ -436,17 +436,7 @@ async fn monitor_groups_judge_an_origin_together() {
             None,
         )
         .await;
-    let kinds: Vec<(&str, &str)> = refs["result"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            (
-                r["reference_type"].as_str().unwrap(),
-                r["resource_type"].as_str().unwrap(),
-            )
-        })
-        .collect();
+    let kinds = common::reference_kinds(&refs);
     assert_eq!(
         kinds,
         [

@@ -326,3 +326,18 @@ pub fn error_code(v: &Value) -> i64 {
 pub fn pointer(v: &Value) -> &str {
     v["errors"][0]["source"]["pointer"].as_str().unwrap_or("")
 }
+
+/// `(reference_type, resource_type)` of each reference in a references answer, in order.
+pub fn reference_kinds(v: &Value) -> Vec<(&str, &str)> {
+    v["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["reference_type"].as_str().unwrap(),
+                r["resource_type"].as_str().unwrap(),
+            )
+        })
+        .collect()
+}
