@@ -26,8 +26,8 @@ use vantage_core::health::{Location, LocationState, ProbeKey};
 use vantage_core::{AccountId, Timestamp};
 use vantage_store::rows::{self, RowWrite};
 use vantage_store::{
-    Delivery, EventFilter, Export, NewDelivery, OutboxRow, Pruned, Retention, Store, StoreError,
-    PENDING_PER_DESTINATION,
+    Delivery, EventFilter, Export, Lease, NewDelivery, OutboxRow, Pruned, Retention, Store,
+    StoreError, PENDING_PER_DESTINATION,
 };
 
 pub use migrations::SCHEMA_VERSION;
@@ -67,6 +67,8 @@ struct Connection {
     client: Option<Client>,
     /// Whether this process holds [`CONTROLLER_LOCK`] (taken again after a reconnect).
     controller: bool,
+    /// The judge lease as this process last saw it: health is written only under it.
+    fence: Fence,
     /// Statements prepared on this connection (gone with it).
     prepared: std::collections::HashMap<&'static str, postgres::Statement>,
 }
@@ -143,6 +145,24 @@ fn tls_config(ca_file: Option<&std::path::Path>) -> Result<MakeRustlsConnect, St
         .with_root_certificates(roots)
         .with_no_client_auth();
     Ok(MakeRustlsConnect::new(config))
+}
+
+/// A health write refused because this process does not hold the judge lease.
+fn deposed() -> StoreError {
+    StoreError::Conflict(
+        "this controller does not hold the judge lease: another one judges health now".into(),
+    )
+}
+
+/// Whether this process may write health.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Fence {
+    /// The lease was never asked for (the CLI, tests of the store alone): no check.
+    Unasked,
+    /// Held under this holder and epoch: checked inside every health write.
+    Holding { holder: String, epoch: i64 },
+    /// Another controller holds it: health writes are refused.
+    Deposed,
 }
 
 fn try_lock(client: &mut Client) -> Result<bool, StoreError> {
@@ -223,6 +243,7 @@ impl PostgresStore {
             tls,
             client: None,
             controller: false,
+            fence: Fence::Unasked,
             prepared: std::collections::HashMap::new(),
         };
         let (jobs, rx) = mpsc::channel::<Job>();
@@ -495,6 +516,50 @@ impl Store for PostgresStore {
         })
     }
 
+    fn judge_lease(
+        &self,
+        holder: &str,
+        address: &str,
+        lease_micros: i64,
+    ) -> Result<Lease, StoreError> {
+        let (holder, address) = (holder.to_owned(), address.to_owned());
+        self.call(move |conn| {
+            // Taken when free or lapsed, renewed when ours; the epoch grows whenever the
+            // holder changes or the lease lapsed in between (so a fence from before a lapse
+            // never matches again).
+            let taken = conn
+                .client()?
+                .query_opt(
+                    "UPDATE judge_lease SET
+                         epoch = CASE WHEN holder = $1 AND expires_at > clock_timestamp()
+                                      THEN epoch ELSE epoch + 1 END,
+                         holder = $1, address = $2,
+                         expires_at = clock_timestamp() + make_interval(secs => $3::float8 / 1e6)
+                     WHERE holder = $1 OR expires_at <= clock_timestamp()
+                     RETURNING epoch",
+                    &[&holder, &address, &(lease_micros as f64)],
+                )
+                .map_err(pg)?;
+            if let Some(row) = taken {
+                let epoch: i64 = row.get(0);
+                conn.fence = Fence::Holding {
+                    holder: holder.clone(),
+                    epoch,
+                };
+                return Ok(Lease::Held { epoch });
+            }
+            conn.fence = Fence::Deposed;
+            let row = conn
+                .client()?
+                .query_one("SELECT holder, address FROM judge_lease", &[])
+                .map_err(pg)?;
+            Ok(Lease::Other {
+                holder: row.get(0),
+                address: row.get(1),
+            })
+        })
+    }
+
     fn record_health(
         &self,
         states: &[(ProbeKey, Location, LocationState)],
@@ -513,7 +578,27 @@ impl Store for PostgresStore {
             .map(|e| Ok((micros(e.at), e.pool.to_string(), rows::encode_event(e)?)))
             .collect::<Result<Vec<_>, StoreError>>()?;
         let alerts = alerts.to_vec();
-        self.transaction(move |tx| {
+        self.call(move |conn| {
+            let fence = conn.fence.clone();
+            let mut tx = conn.client()?.transaction().map_err(pg)?;
+            match fence {
+                Fence::Unasked => {}
+                Fence::Deposed => return Err(deposed()),
+                Fence::Holding { holder, epoch } => {
+                    // FOR SHARE: a controller taking the lease over waits for this write to
+                    // end, and a write under a lapsed or lost lease finds no row.
+                    let held = tx
+                        .query_opt(
+                            "SELECT 1 FROM judge_lease WHERE holder = $1 AND epoch = $2
+                             AND expires_at > clock_timestamp() FOR SHARE",
+                            &[&holder, &epoch],
+                        )
+                        .map_err(pg)?;
+                    if held.is_none() {
+                        return Err(deposed());
+                    }
+                }
+            }
             for (target, location, doc) in &states {
                 tx.execute(
                     "INSERT INTO location_states (target, location, doc) VALUES ($1, $2, $3)
@@ -551,6 +636,7 @@ impl Store for PostgresStore {
                     .map_err(pg)?;
                 left_out += usize::from(inserted == 0);
             }
+            tx.commit().map_err(pg)?;
             Ok(left_out)
         })
     }

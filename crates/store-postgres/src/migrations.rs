@@ -76,6 +76,13 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE outbox ADD COLUMN claimed_until BIGINT;",
     // 4: monitor groups.
     "CREATE TABLE monitor_groups (id TEXT PRIMARY KEY, doc TEXT NOT NULL);",
+    // 5: the judge lease among controllers sharing the database: one row, its holder, how to
+    // reach it, an epoch that grows with every change of holder, and when it lapses (the
+    // database's clock decides, so controllers' clocks need not agree).
+    "CREATE TABLE judge_lease (only_row BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (only_row),
+                               holder TEXT NOT NULL, address TEXT NOT NULL,
+                               epoch BIGINT NOT NULL, expires_at TIMESTAMPTZ NOT NULL);
+     INSERT INTO judge_lease (holder, address, epoch, expires_at) VALUES ('', '', 0, 'epoch');",
 ];
 
 pub const SCHEMA_VERSION: usize = MIGRATIONS.len();

@@ -4,7 +4,7 @@
 
 use vantage_core::catalog::Change;
 use vantage_store::contract;
-use vantage_store::{Store, StoreError};
+use vantage_store::{Lease, Store, StoreError};
 use vantage_store_postgres::testing::Cluster;
 use vantage_store_postgres::PostgresStore;
 
@@ -290,4 +290,68 @@ fn a_notification_is_attempted_by_one_process_at_a_time() {
     assert!(!b
         .claim_delivery(second, t(i64::MAX / 2), t(i64::MAX / 2))
         .unwrap());
+}
+
+/// Controllers sharing a database take turns judging: one holds the lease at a time, the
+/// epoch grows with each holder, and a deposed holder's late health write fails inside its
+/// own transaction, writing nothing.
+#[test]
+fn one_judge_at_a_time_and_a_deposed_one_writes_nothing() {
+    let (_cluster, url) = fresh("judges");
+    let a = PostgresStore::open(&url).unwrap();
+    let b = PostgresStore::open(&url).unwrap();
+    let lease = 300_000; // 0.3 s, so a lapse comes quickly
+    let first = match a.judge_lease("a", "http://a", lease).unwrap() {
+        Lease::Held { epoch } => epoch,
+        other => panic!("a free lease is taken: {other:?}"),
+    };
+    assert_eq!(
+        b.judge_lease("b", "http://b", lease).unwrap(),
+        Lease::Other {
+            holder: "a".into(),
+            address: "http://a".into()
+        }
+    );
+    // Renewed by its holder: the same epoch.
+    assert_eq!(
+        a.judge_lease("a", "http://a", lease).unwrap(),
+        Lease::Held { epoch: first }
+    );
+    a.record_health(&[], &[contract::event(1)], &[]).unwrap();
+    let err = b
+        .record_health(&[], &[contract::event(2)], &[])
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err}");
+
+    // a stops renewing (it hangs, say): once the lease lapses b takes it, under a new epoch.
+    let mut tries = 0;
+    let second = loop {
+        if let Lease::Held { epoch } = b.judge_lease("b", "http://b", 60_000_000).unwrap() {
+            break epoch;
+        }
+        tries += 1;
+        assert!(tries < 200, "the lapsed lease was never taken over");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert!(second > first);
+    // a wakes up and writes under its old fence: refused, nothing written.
+    let late = a
+        .record_health(&[], &[contract::event(3)], &[])
+        .unwrap_err();
+    assert!(late.to_string().contains("judge lease"), "{late}");
+    b.record_health(&[], &[contract::event(4)], &[]).unwrap();
+    let ats: Vec<i64> = b
+        .events(&vantage_store::EventFilter {
+            limit: 10,
+            ..Default::default()
+        })
+        .unwrap()
+        .into_iter()
+        .map(|(_, e)| e.at.unix_micros())
+        .collect();
+    assert_eq!(ats, [1, 4], "only the holders' writes are there");
+    assert!(matches!(
+        a.judge_lease("a", "http://a", lease).unwrap(),
+        Lease::Other { .. }
+    ));
 }

@@ -32,7 +32,8 @@ pub fn zone(b: u8, name: &str) -> Zone {
     }
 }
 
-fn event(at: i64) -> Event {
+/// A health event at `at` (µs).
+pub fn event(at: i64) -> Event {
     Event {
         at: Timestamp::from_unix_micros(at),
         account: AccountId::from_bytes([1; 16]),

@@ -125,6 +125,22 @@ pub trait Store: Send + Sync + 'static {
     /// Rows held, per table (the object kinds, `location_states`, `health_events`, `outbox`).
     fn counts(&self) -> Result<std::collections::BTreeMap<&'static str, u64>, StoreError>;
 
+    /// Takes or renews the judge lease for `lease_micros` as `holder`, whom other controllers
+    /// reach at `address` (to hand it agents' results). Only the holder judges health: once
+    /// a store has been asked, [`Store::record_health`] refuses to write for a controller
+    /// that does not hold the lease under the epoch it was given, checked inside the write's
+    /// own transaction, so a deposed judge's late write fails. A store only one controller
+    /// uses has no lease: that controller always judges.
+    fn judge_lease(
+        &self,
+        holder: &str,
+        address: &str,
+        lease_micros: i64,
+    ) -> Result<Lease, StoreError> {
+        let _ = (holder, address, lease_micros);
+        Ok(Lease::Sole)
+    }
+
     /// Builds the catalog from everything stored.
     fn load_catalog(&self) -> Result<Catalog, StoreError> {
         let mut catalog = Catalog::default();
@@ -133,6 +149,17 @@ pub trait Store: Send + Sync + 'static {
         }
         Ok(catalog)
     }
+}
+
+/// Who judges health among the controllers sharing a store (see [`Store::judge_lease`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lease {
+    /// The store has one controller, which always judges.
+    Sole,
+    /// The caller holds the lease under `epoch` (which grows with every change of holder).
+    Held { epoch: i64 },
+    /// Another controller holds it, reachable at `address`.
+    Other { holder: String, address: String },
 }
 
 /// The kinds of stored objects in load order: referenced kinds before the kinds that
