@@ -57,6 +57,8 @@ pub struct Controller {
     pub(crate) previews: crate::preview::Previews,
     /// The checks previews ask of remote agents.
     pub(crate) remote_previews: crate::preview::remote::RemoteChecks,
+    /// Whether this controller judges health or follows another that does.
+    pub(crate) role: crate::judge::Role,
     /// Recent RTTs per probe target, for the dashboard's charts.
     pub(crate) rtt: Mutex<crate::rtt::RttHistory>,
     /// Prometheus counters, shared with the data plane.
@@ -180,6 +182,7 @@ impl Controller {
             previewer: std::sync::OnceLock::new(),
             previews: crate::preview::Previews::default(),
             remote_previews: crate::preview::remote::RemoteChecks::default(),
+            role: crate::judge::Role::default(),
             rtt: Mutex::default(),
             metrics: vantage_metrics::Metrics::new(),
             installation: std::sync::OnceLock::new(),

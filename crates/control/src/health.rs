@@ -285,7 +285,8 @@ impl Controller {
     }
 
     fn persist(&self, states: Vec<(ProbeKey, Location, LocationState)>, events: Vec<Event>) {
-        if states.is_empty() && events.is_empty() {
+        // Only the judge writes health (the store would refuse a follower anyway).
+        if (states.is_empty() && events.is_empty()) || !self.judges() {
             return;
         }
         if !events.is_empty() {

@@ -16,6 +16,7 @@ pub mod edge_protocol;
 pub mod edges;
 mod health;
 pub mod ids;
+pub mod judge;
 pub mod preview;
 mod rtt;
 pub mod secrets;

@@ -32,9 +32,9 @@ use vantage_store::{
 
 pub use migrations::SCHEMA_VERSION;
 
-/// The advisory lock a controller holds for as long as it runs on a database (two
-/// controllers on one catalog would each take their memory for the truth). The number is
-/// arbitrary and fixed: "vantage" in ASCII.
+/// The advisory lock every controller holds, shared, for as long as it runs on a database, and
+/// `vantage store copy` takes exclusively (so it never copies from or into a database a
+/// controller is using). The number is arbitrary and fixed: "vantage" in ASCII.
 const CONTROLLER_LOCK: i64 = 0x0076_616e_7461_6765;
 
 type Job = Box<dyn FnOnce(&mut Connection) + Send>;
@@ -65,8 +65,8 @@ struct Connection {
     /// roots and any `ca_file` given.
     tls: MakeRustlsConnect,
     client: Option<Client>,
-    /// Whether this process holds [`CONTROLLER_LOCK`] (taken again after a reconnect).
-    controller: bool,
+    /// How this process holds [`CONTROLLER_LOCK`], if it does (taken again after a reconnect).
+    controller: Option<LockMode>,
     /// The judge lease as this process last saw it: health is written only under it.
     fence: Fence,
     /// Statements prepared on this connection (gone with it).
@@ -83,12 +83,14 @@ impl Connection {
                 .config
                 .connect(self.tls.clone())
                 .map_err(|e| StoreError::Io(format!("connecting to PostgreSQL: {}", chain(&e))))?;
-            if self.controller && !try_lock(&mut client)? {
-                return Err(StoreError::Io(
-                    "reconnected to PostgreSQL, but another controller took this database \
-                     meanwhile; this one stops writing"
-                        .into(),
-                ));
+            if let Some(mode) = self.controller {
+                if !try_lock(&mut client, mode)? {
+                    return Err(StoreError::Io(
+                        "reconnected to PostgreSQL, but the database is being copied; \
+                         this controller does not write meanwhile"
+                            .into(),
+                    ));
+                }
             }
             self.client = Some(client);
             self.prepared.clear();
@@ -165,9 +167,20 @@ enum Fence {
     Deposed,
 }
 
-fn try_lock(client: &mut Client) -> Result<bool, StoreError> {
+/// Controllers share the database; a copy has it alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LockMode {
+    Shared,
+    Exclusive,
+}
+
+fn try_lock(client: &mut Client, mode: LockMode) -> Result<bool, StoreError> {
+    let sql = match mode {
+        LockMode::Shared => "SELECT pg_try_advisory_lock_shared($1)",
+        LockMode::Exclusive => "SELECT pg_try_advisory_lock($1)",
+    };
     client
-        .query_one("SELECT pg_try_advisory_lock($1)", &[&CONTROLLER_LOCK])
+        .query_one(sql, &[&CONTROLLER_LOCK])
         .map(|r| r.get(0))
         .map_err(pg)
 }
@@ -242,7 +255,7 @@ impl PostgresStore {
             config,
             tls,
             client: None,
-            controller: false,
+            controller: None,
             fence: Fence::Unasked,
             prepared: std::collections::HashMap::new(),
         };
@@ -268,20 +281,30 @@ impl PostgresStore {
         Ok(store)
     }
 
-    /// Claims the database for this process's controller, for as long as it runs: a second
-    /// `vantage serve` on the same database is refused, naming the reason. (The CLI does not
-    /// claim: it commits beside a running controller, as with SQLite.)
+    /// Claims the database for this process alone (`vantage store copy`), for as long as it
+    /// runs: refused, naming the reason, while any `vantage serve` uses it. (The CLI does not
+    /// claim: it commits beside running controllers, as with SQLite.)
     pub fn claim_controller(&self) -> Result<(), StoreError> {
+        self.lock(LockMode::Exclusive)
+    }
+
+    /// Joins the controllers serving this database (`vantage serve`): any number may, taking
+    /// turns judging health by the lease; a copy is refused meanwhile.
+    pub fn join_controllers(&self) -> Result<(), StoreError> {
+        self.lock(LockMode::Shared)
+    }
+
+    fn lock(&self, mode: LockMode) -> Result<(), StoreError> {
         let shown = self.shown.clone();
         self.call(move |conn| {
             let client = conn.client()?;
-            if !try_lock(client)? {
-                return Err(StoreError::Unusable(format!(
-                    "another `vantage serve` is running on {shown}; one controller per database \
-                     (replicas that share one are not built yet)"
-                )));
+            if !try_lock(client, mode)? {
+                return Err(StoreError::Unusable(match mode {
+                    LockMode::Exclusive => format!("a `vantage serve` is running on {shown}"),
+                    LockMode::Shared => format!("{shown} is being copied; start when that ends"),
+                }));
             }
-            conn.controller = true;
+            conn.controller = Some(mode);
             Ok(())
         })
     }

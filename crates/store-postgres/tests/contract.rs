@@ -78,13 +78,25 @@ fn a_newer_schema_is_refused_untouched() {
 }
 
 #[test]
-fn one_controller_per_database_and_no_password_in_messages() {
+fn replicas_share_a_database_a_copy_has_it_alone_and_no_password_in_messages() {
     let (_cluster, url) = fresh("claimed");
+    // Controllers share the database; a copy, which wants it alone, is refused meanwhile.
+    let serving = PostgresStore::open(&url).unwrap();
+    serving.join_controllers().unwrap();
+    let replica = PostgresStore::open(&url).unwrap();
+    replica.join_controllers().unwrap();
+    let copy = PostgresStore::open(&url).unwrap();
+    let err = copy.claim_controller().unwrap_err();
+    assert!(
+        err.to_string().contains("`vantage serve` is running"),
+        "{err}"
+    );
+    drop((serving, replica, copy));
     let first = PostgresStore::open(&url).unwrap();
     first.claim_controller().unwrap();
     let second = PostgresStore::open(&url).unwrap();
-    let err = second.claim_controller().unwrap_err();
-    assert!(err.to_string().contains("another `vantage serve`"), "{err}");
+    let err = second.join_controllers().unwrap_err();
+    assert!(err.to_string().contains("being copied"), "{err}");
     // The CLI's commits go through beside the controller.
     second
         .commit(&[Change::PutAccount(contract::account(4))])

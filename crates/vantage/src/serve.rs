@@ -60,6 +60,21 @@ pub struct ServeArgs {
     dataplane: crate::dataplane::DataPlaneArgs,
     #[command(flatten)]
     limits: LimitArgs,
+    #[command(flatten)]
+    replicas: ReplicaArgs,
+}
+
+/// Several controllers on one PostgreSQL database (README: "Replicas").
+#[derive(Debug, clap::Args)]
+pub struct ReplicaArgs {
+    /// The URL other controllers reach this one's API at, to hand it agents' results while it
+    /// judges health (default: http:// and the address --listen bound).
+    #[arg(long, env = "VANTAGE_ADVERTISE_URL")]
+    advertise_url: Option<String>,
+    /// Seconds the judge lease lasts unless renewed (renewed three times per lease): how long
+    /// health may go unjudged when the judging controller dies.
+    #[arg(long, env = "VANTAGE_JUDGE_LEASE", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=300))]
+    judge_lease: u64,
 }
 
 /// Installation-wide limits and allowances (README: "Limits").
@@ -171,16 +186,17 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         Durability::Process
     };
     let store = match open_store(&args.data, durability)? {
-        // The data directory's lock guards a SQLite store; a database is claimed in itself,
-        // from whichever machine a second controller would start on.
+        // The data directory's lock guards a SQLite store; controllers sharing a database take
+        // turns judging health by its lease.
         OpenedStore::Postgres(pg) => {
-            pg.claim_controller()?;
+            pg.join_controllers()?;
             tracing::info!(store = ?pg, "the catalog is kept in PostgreSQL");
             OpenedStore::Postgres(pg)
         }
         sqlite => sqlite,
-    }
-    .into_shared();
+    };
+    let shared = matches!(store, OpenedStore::Postgres(_));
+    let store = store.into_shared();
 
     let catalog = store.load_catalog()?;
     let served: std::collections::HashSet<_> = catalog.served_zones().map(|z| z.id).collect();
@@ -249,6 +265,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         _ => None,
     };
     runtime.spawn(prune(Arc::clone(&state), args.limits.retention()));
+    let replicas = shared.then_some(&args.replicas);
     let served = runtime.block_on(serve(
         args.metrics_listen,
         args.listen,
@@ -258,6 +275,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         &args.dataplane,
         dir,
         connections,
+        replicas,
     ));
     drop(runtime);
     // Every state handle is gone with the runtime: the writer finishes queued work and exits,
@@ -278,6 +296,7 @@ async fn serve(
     dataplane: &crate::dataplane::DataPlaneArgs,
     data_dir: &Path,
     connections: usize,
+    replicas: Option<&ReplicaArgs>,
 ) -> anyhow::Result<()> {
     let dataplane = if dataplane.wanted() {
         Some(
@@ -303,6 +322,10 @@ async fn serve(
         None => None,
     };
     vantage_probe::exclude_own_listeners(own);
+    let lease = match replicas {
+        Some(r) => Some(take_first_turn(&state, r, listener.local_addr()?, tls.is_some()).await?),
+        None => None,
+    };
     // Routing snapshots are published whether or not this process serves traffic itself:
     // edges may follow it at any time.
     let secret = crate::dataplane::affinity_secret(data_dir)?;
@@ -322,6 +345,7 @@ async fn serve(
         tokio::spawn(vantage_control::drivers::publish_health(Arc::clone(&state))),
         tokio::spawn(vantage_control::delivery::deliver(Arc::clone(&state))),
     ];
+    background.extend(lease);
     if let Some((prober, location)) = agent {
         state.set_preview_runner(Arc::new(vantage_control::agent::LocalPreviews {
             prober: prober.clone(),
@@ -413,6 +437,49 @@ async fn serve_metrics(
         std::future::pending(),
     ));
     Ok((bound, task))
+}
+
+/// Takes this controller's first turn at the judge lease (before anything probes, so it knows
+/// whether it judges) and returns the task that keeps taking turns.
+async fn take_first_turn(
+    state: &Arc<Controller>,
+    replicas: &ReplicaArgs,
+    bound: SocketAddr,
+    tls: bool,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let scheme = if tls { "https" } else { "http" };
+    let address = replicas
+        .advertise_url
+        .clone()
+        .unwrap_or_else(|| format!("{scheme}://{bound}"));
+    if bound.ip().is_unspecified() && replicas.advertise_url.is_none() {
+        tracing::warn!(%address, "listening on every address: set --advertise-url so the other controllers can reach this one");
+    }
+    let holder = hex::encode(vantage_control::secrets::random_bytes());
+    let lease = std::time::Duration::from_secs(replicas.judge_lease);
+    let first = {
+        let (st, h, a) = (Arc::clone(state), holder.clone(), address.clone());
+        tokio::task::spawn_blocking(move || {
+            st.take_turn(&h, &a, lease)?;
+            st.follow_judge()
+        })
+        .await?
+    };
+    first.context("taking a first turn at the judge lease")?;
+    if state.judges() {
+        tracing::info!(%address, "this controller judges health (it holds the judge lease)");
+    } else {
+        tracing::info!(
+            judge = state.judge_address().unwrap_or_default(),
+            "another controller judges health; this one follows and serves"
+        );
+    }
+    Ok(tokio::spawn(vantage_control::judge::follow_lease(
+        Arc::clone(state),
+        holder,
+        address,
+        lease,
+    )))
 }
 
 /// Picks up tokens, accounts and zones the CLI wrote to the store while the server runs.

@@ -1,7 +1,7 @@
 //! `vantage serve --store postgres://…` end to end: a real server process on a real
-//! PostgreSQL cluster (initdb + pg_ctl on a temporary directory), the CLI beside it, a second
-//! controller refused, and a database outage answered with 503 envelopes while reads and the
-//! process carry on, recovering by itself.
+//! PostgreSQL cluster (initdb + pg_ctl on a temporary directory), the CLI beside it, replicas
+//! taking turns judging health, and a database outage answered with 503 envelopes while reads
+//! and the process carry on, recovering by itself.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -9,10 +9,22 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
+use common::origin::Origin;
 use common::{bin, error_code, eventually, Server, TOKEN};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 use vantage_store_postgres::testing::Cluster;
+
+const AGENT_TOKEN: &str = "vantage-test-agent-token_0123456789abcdefghijklmnopqrs";
+
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
 
 fn start(dir: &std::path::Path, url: &str) -> Result<Server, String> {
     Server::start_with(
@@ -75,11 +87,18 @@ async fn serve_on_postgres_with_the_cli_beside_it_and_through_an_outage() {
     )
     .await;
 
-    // One controller per database, wherever the second would run.
-    let refused = start(&tmp.path().join("other"), &url)
-        .err()
-        .expect("a second serve is refused");
-    assert!(refused.contains("another `vantage serve`"), "{refused}");
+    // A second controller on the same database serves beside it, following its judge.
+    let second = start(&tmp.path().join("other"), &url).expect("a second serve starts");
+    assert!(
+        second.startup_log.contains("this one follows"),
+        "{}",
+        second.startup_log
+    );
+    let (status, body) = second
+        .call(Method::GET, &format!("{pools}/{pool}"), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    drop(second);
 
     // The database goes away: writes answer 503 with the envelope and change nothing; reads
     // come from memory.
@@ -208,4 +227,126 @@ async fn a_sqlite_store_moves_up_to_postgres() {
     let (status, body) = moved.call(Method::GET, &pools, None).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["result"][0]["name"], "eu", "{body}");
+}
+
+/// Two controllers on one database: both serve, one judges. Writes go through the follower,
+/// the follower shows the judge's verdicts, and when the judge is killed the follower takes
+/// the lease and goes on judging from the stored states: the outage that follows is one
+/// event, not a burst.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_takes_over_judging_when_the_judge_dies() {
+    let cluster = Cluster::start();
+    let url = cluster.database("replicas");
+    let origin = Origin::start("replicated").await;
+    let tmp = tempfile::tempdir().unwrap();
+    let replica = |name: &str| {
+        Server::start_with(
+            &tmp.path().join(name),
+            &[
+                ("VANTAGE_BOOTSTRAP_TOKEN", TOKEN),
+                ("VANTAGE_BOOTSTRAP_AGENT_TOKEN", AGENT_TOKEN),
+                ("VANTAGE_BOOTSTRAP_AGENT_LOCATION", "WEU/ams"),
+            ],
+            &["--store", &url, "--judge-lease", "2"],
+        )
+        .expect("a replica starts")
+    };
+    let judge = replica("a");
+    assert!(
+        judge.startup_log.contains("judges health"),
+        "{}",
+        judge.startup_log
+    );
+    let follower = replica("b");
+    assert!(
+        follower.startup_log.contains("this one follows"),
+        "{}",
+        follower.startup_log
+    );
+
+    // Written through the follower; probed by the judge's built-in location.
+    let account = follower.account_id().await;
+    let lb = format!("/accounts/{account}/load_balancers");
+    let monitor = follower
+        .create(
+            &format!("{lb}/monitors"),
+            json!({"type": "http", "expected_codes": "200", "interval": 5, "timeout": 1, "retries": 0}),
+        )
+        .await;
+    let pool = follower
+        .create(
+            &format!("{lb}/pools"),
+            json!({"name": "web", "monitor": monitor, "origins": [{"name": "o", "address": "127.0.0.1", "port": origin.port()}]}),
+        )
+        .await;
+    let health = format!("{lb}/pools/{pool}/health");
+    let healthy = |s: &Server| {
+        let url = s.url(&health);
+        async move {
+            let v: serde_json::Value = reqwest::Client::new()
+                .get(url)
+                .bearer_auth(TOKEN)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            v["result"]["pop_health"]["healthy"].as_bool()
+        }
+    };
+    let limit = Duration::from_secs(30);
+    eventually(limit, "the judge's verdict, on the follower", || async {
+        healthy(&follower).await == Some(true)
+    })
+    .await;
+
+    // A remote agent that knows only the follower: its results reach the judge through it.
+    let agent = std::process::Command::new(bin())
+        .args([
+            "agent",
+            "--controller",
+            &format!("http://{}", follower.addr),
+        ])
+        .args([
+            "--token",
+            AGENT_TOKEN,
+            "--region",
+            "WEU",
+            "--location",
+            "ams",
+        ])
+        .env("VANTAGE_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let _agent = KillOnDrop(agent);
+    eventually(limit, "the agent's results, at the judge", || async {
+        let (_, v) = judge.call(Method::GET, &health, None).await;
+        v["result"]["pop_health"]["locations"]
+            .as_array()
+            .is_some_and(|l| l.iter().any(|l| l["location"] == "ams"))
+    })
+    .await;
+
+    // The judge dies; so does the origin. The follower takes the lease and judges.
+    let _ = judge.sigkill();
+    origin.kill();
+    eventually(limit, "the new judge sees the outage", || async {
+        healthy(&follower).await == Some(false)
+    })
+    .await;
+    let (_, events) = follower
+        .call(
+            Method::GET,
+            &format!("/user/load_balancing_analytics/events?pool_id={pool}&pool_healthy=false"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        events["result"].as_array().unwrap().len(),
+        1,
+        "one outage, one event: {events}"
+    );
 }

@@ -18,6 +18,7 @@
 //! | `rate_limited` | 429 | 10429 | with `Retry-After` |
 //! | `health_unavailable`, `unavailable` | 400 | 1002 | nothing to answer yet (never 5xx: SDKs retry those) |
 //! | `not_stored`, `storage_unavailable`, `failed` | 503 | 1000 | storage or a worker failed; nothing changed |
+//! | `judge_unreachable` | 503 | 1000 | a follower could not hand an agent's results to the judge (the agent retries, or moves to the next controller) |
 
 use serde_json::{json, Value};
 use vantage_core::catalog::{CatalogError, Reference};
@@ -251,6 +252,16 @@ impl ApiError {
     /// changed, and the same request may succeed later.
     pub fn failed(what: &str) -> Self {
         Self::one(503, 1000, format!("{what} failed on the server; try again"))
+    }
+
+    /// 503/1000: a follower could not hand an agent's results to the judge; nothing was
+    /// recorded, and the agent tries again (or the next controller).
+    pub fn judge_unreachable(why: &str) -> Self {
+        Self::one(
+            503,
+            1000,
+            format!("The results could not be handed to the controller that judges health ({why}); nothing was recorded"),
+        )
     }
 
     /// 400 for a capability this build does not provide yet. Never a 5xx: SDKs retry those.

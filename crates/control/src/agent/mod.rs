@@ -124,9 +124,16 @@ impl Link {
                 if known == Some(*changes.borrow_and_update()) {
                     changes.changed().await?;
                 }
+                // A follower's built-in location rests: the judge's own probes, and remote
+                // agents, feed the verdicts (its results would be refused).
+                let assigned = if state.judges() {
+                    state.assignment(location.region, None)
+                } else {
+                    Vec::new()
+                };
                 Ok(Assignment::from_engine(
                     state.assignment_version(),
-                    state.assignment(location.region, None),
+                    assigned,
                 ))
             }
             Link::Remote(c) => c.assignment(location, known).await,
