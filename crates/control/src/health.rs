@@ -193,6 +193,11 @@ impl Controller {
     /// bound to a usable agent token (revoked, expired or deleted), and those silent longer
     /// than the installation allows. Their votes go, and verdicts follow.
     pub fn forget_retired_locations(&self) {
+        // The judge's to decide: a follower's engine is rebuilt from the stored states, and
+        // must never delete those.
+        if !self.judges() {
+            return;
+        }
         let now = self.now();
         let silent_for = self.installation().forget_silent_after_micros;
         let allowed: std::collections::BTreeSet<Location> = {
