@@ -192,6 +192,12 @@ impl Controller {
         Ok((Arc::clone(&state), Writer { state, jobs: rx }))
     }
 
+    /// Calls `wake` when another process may have committed to the store (see
+    /// [`Store::on_external_change`]); the binary's store watcher reloads then.
+    pub fn on_external_change(&self, wake: Box<dyn Fn() + Send + Sync>) {
+        self.store.on_external_change(wake);
+    }
+
     /// The controller's time.
     pub fn now(&self) -> Timestamp {
         self.clock.now()

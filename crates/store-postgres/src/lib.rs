@@ -18,6 +18,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use postgres::error::SqlState;
+use postgres::fallible_iterator::FallibleIterator;
 use postgres::{Client, Config, Transaction};
 use tokio_postgres_rustls::MakeRustlsConnect;
 use vantage_core::catalog::Change;
@@ -47,6 +48,17 @@ pub struct PostgresStore {
     own_commits: AtomicU64,
     /// Where it connects, without the password (for messages).
     shown: String,
+    /// How to connect again (the listener for change notifications has its own connection);
+    /// boxed, being large and rarely used.
+    connect: Box<(Config, MakeRustlsConnect)>,
+    /// Set when the store is dropped: its listener stops.
+    closed: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Drop for PostgresStore {
+    fn drop(&mut self) {
+        self.closed.store(true, Ordering::Release);
+    }
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -252,8 +264,8 @@ impl PostgresStore {
         config.application_name("vantage");
         let tls = tls_config(ca_file).map_err(|e| StoreError::Unusable(format!("{shown}: {e}")))?;
         let mut connection = Connection {
-            config,
-            tls,
+            config: config.clone(),
+            tls: tls.clone(),
             client: None,
             controller: None,
             fence: Fence::Unasked,
@@ -272,6 +284,8 @@ impl PostgresStore {
             jobs,
             own_commits: AtomicU64::new(0),
             shown,
+            connect: Box::new((config, tls)),
+            closed: std::sync::Arc::default(),
         };
         // Connecting and migrating happen on the store's thread too, so opening is safe from
         // any thread, async or not.
@@ -484,6 +498,37 @@ fn delivery(row: &postgres::Row) -> Result<Delivery, StoreError> {
 }
 
 impl Store for PostgresStore {
+    fn on_external_change(&self, wake: Box<dyn Fn() + Send + Sync>) {
+        let (config, tls) = (*self.connect).clone();
+        let closed = std::sync::Arc::clone(&self.closed);
+        // A connection of its own, LISTENing; remade a second after it breaks. Every
+        // (re)connection wakes the caller once, for what was committed while not listening.
+        let listen = move || {
+            while !closed.load(Ordering::Acquire) {
+                if let Ok(mut client) = config.connect(tls.clone()) {
+                    if client.batch_execute("LISTEN vantage_catalog").is_ok() {
+                        wake();
+                        while !closed.load(Ordering::Acquire) {
+                            let next = client
+                                .notifications()
+                                .timeout_iter(Duration::from_secs(1))
+                                .next();
+                            match next {
+                                Ok(Some(_)) => wake(),
+                                Ok(None) if !client.is_closed() => {}
+                                _ => break,
+                            }
+                        }
+                    }
+                }
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        };
+        let _ = std::thread::Builder::new()
+            .name("vantage-postgres-listen".into())
+            .spawn(listen);
+    }
+
     fn load(&self) -> Result<Vec<Change>, StoreError> {
         self.transaction(|tx| {
             let mut out = Vec::new();

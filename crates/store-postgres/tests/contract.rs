@@ -367,3 +367,23 @@ fn one_judge_at_a_time_and_a_deposed_one_writes_nothing() {
         Lease::Other { .. }
     ));
 }
+
+/// A commit by another process wakes a listener at once (LISTEN/NOTIFY); the head it then
+/// reads says what changed.
+#[test]
+fn another_writers_commit_wakes_a_listener() {
+    let (_cluster, url) = fresh("notified");
+    let server = PostgresStore::open(&url).unwrap();
+    let cli = PostgresStore::open(&url).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    server.on_external_change(Box::new(move || {
+        let _ = tx.send(());
+    }));
+    let wait = std::time::Duration::from_secs(10);
+    rx.recv_timeout(wait).expect("a wake-up once listening");
+    let before = server.external_version().unwrap();
+    cli.commit(&[Change::PutAccount(contract::account(7))])
+        .unwrap();
+    rx.recv_timeout(wait).expect("a wake-up for the commit");
+    assert!(server.external_version().unwrap() > before);
+}

@@ -125,6 +125,14 @@ pub trait Store: Send + Sync + 'static {
     /// Rows held, per table (the object kinds, `location_states`, `health_events`, `outbox`).
     fn counts(&self) -> Result<std::collections::BTreeMap<&'static str, u64>, StoreError>;
 
+    /// Calls `wake` whenever another process may have committed (a notification from the
+    /// database), so a controller reloads at once rather than at its next look at
+    /// [`Store::external_version`], which stays the truth: a wake-up may be spurious, and a
+    /// missed one is caught up by that look. Stores without notifications never call it.
+    fn on_external_change(&self, wake: Box<dyn Fn() + Send + Sync>) {
+        let _ = wake;
+    }
+
     /// Takes or renews the judge lease for `lease_micros` as `holder`, whom other controllers
     /// reach at `address` (to hand it agents' results). Only the holder judges health: once
     /// a store has been asked, [`Store::record_health`] refuses to write for a controller

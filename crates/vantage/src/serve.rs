@@ -485,11 +485,21 @@ async fn take_first_turn(
 /// Picks up tokens, accounts and zones the CLI wrote to the store while the server runs.
 async fn watch_store(state: Arc<Controller>) {
     let mut tick = tokio::time::interval(RELOAD_EVERY);
+    // A database says when it was written to (LISTEN/NOTIFY): reload at once then. The
+    // periodic look stays, so a notification missed while reconnecting costs at most a tick.
+    let changed = Arc::new(tokio::sync::Notify::new());
+    {
+        let changed = Arc::clone(&changed);
+        state.on_external_change(Box::new(move || changed.notify_one()));
+    }
     // An unreachable store (a database restarting) is said once, and its return once: not
     // twice a second for as long as it lasts.
     let mut failing = false;
     loop {
-        tick.tick().await;
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = changed.notified() => {}
+        }
         let st = Arc::clone(&state);
         let outcome = tokio::task::spawn_blocking(move || st.reload_if_changed()).await;
         match outcome {
