@@ -248,6 +248,26 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VantageServer]:
     env = dict(os.environ, VANTAGE_BOOTSTRAP_TOKEN=token)
     env.setdefault("RUST_BACKTRACE", "1")
 
+    # With VANTAGE_SDK_REPLICAS=2 (and VANTAGE_STORE a PostgreSQL URL) a first replica takes the
+    # database and judges; the suite then drives the second, a follower: every write goes
+    # through a replica that does not judge.
+    judge = None
+    if os.environ.get("VANTAGE_SDK_REPLICAS") == "2":
+        judge_cmd = [bin_path, "serve", "--listen", "127.0.0.1:0",
+                     "--data-dir", str(tmp_path_factory.mktemp("vantage-judge"))] + cmd[6:]
+        judge = subprocess.Popen(judge_cmd, env=env, stdin=subprocess.DEVNULL,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, bufsize=1)
+        judge_lines: List[str] = []
+        judge_ready = threading.Event()
+        threading.Thread(
+            target=_drain,
+            args=(judge.stderr, judge_lines, lambda line: LISTENING_RE.search(line) and judge_ready.set()),
+            daemon=True,
+        ).start()
+        if not judge_ready.wait(timeout=STARTUP_DEADLINE_S):
+            judge.kill()
+            pytest.fail("the judging replica did not start:\n" + "\n".join(judge_lines[-50:]), pytrace=False)
+
     proc = subprocess.Popen(
         cmd,
         env=env,
@@ -305,10 +325,15 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VantageServer]:
         stderr_lines=stderr_lines,
     )
     _STATE["server"] = srv
+    if judge is not None:
+        assert any("this one follows" in line for line in stderr_lines), "\n".join(stderr_lines[-20:])
     try:
         yield srv
     finally:
         _STATE.pop("server", None)
+        if judge is not None:
+            judge.send_signal(signal.SIGTERM)
+            judge.wait(timeout=SHUTDOWN_DEADLINE_S)
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
             try:
