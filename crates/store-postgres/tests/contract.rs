@@ -92,8 +92,17 @@ fn replicas_share_a_database_a_copy_has_it_alone_and_no_password_in_messages() {
         "{err}"
     );
     drop((serving, replica, copy));
+    // A closed store's lock goes with its connection, once the server notices: awaited.
+    let claimed = |store: &PostgresStore| {
+        let mut tries = 0;
+        while store.claim_controller().is_err() {
+            tries += 1;
+            assert!(tries < 100, "the lock of a closed store was never released");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    };
     let first = PostgresStore::open(&url).unwrap();
-    first.claim_controller().unwrap();
+    claimed(&first);
     let second = PostgresStore::open(&url).unwrap();
     let err = second.join_controllers().unwrap_err();
     assert!(err.to_string().contains("being copied"), "{err}");
@@ -102,17 +111,9 @@ fn replicas_share_a_database_a_copy_has_it_alone_and_no_password_in_messages() {
         .commit(&[Change::PutAccount(contract::account(4))])
         .unwrap();
     drop(first);
-    // A dead controller's claim goes with its connection.
+    // A dead claimant's lock goes with its connection.
     let third = PostgresStore::open(&url).unwrap();
-    let mut tries = 0;
-    while third.claim_controller().is_err() {
-        tries += 1;
-        assert!(
-            tries < 100,
-            "the claim of a closed store was never released"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    claimed(&third);
 
     let secret = url
         .replace("vantage@", "vantage:hunter2@")
@@ -312,7 +313,8 @@ fn one_judge_at_a_time_and_a_deposed_one_writes_nothing() {
     let (_cluster, url) = fresh("judges");
     let a = PostgresStore::open(&url).unwrap();
     let b = PostgresStore::open(&url).unwrap();
-    let lease = 300_000; // 0.3 s, so a lapse comes quickly
+    // Long enough that no lapse comes by itself, however slow the machine.
+    let lease = 60_000_000;
     let first = match a.judge_lease("a", "http://a", lease).unwrap() {
         Lease::Held { epoch } => epoch,
         other => panic!("a free lease is taken: {other:?}"),
@@ -335,7 +337,9 @@ fn one_judge_at_a_time_and_a_deposed_one_writes_nothing() {
         .unwrap_err();
     assert!(matches!(err, StoreError::Conflict(_)), "{err}");
 
-    // a stops renewing (it hangs, say): once the lease lapses b takes it, under a new epoch.
+    // a's lease runs out (it hung, say: renewed last for a microsecond); b takes it over,
+    // under a new epoch.
+    a.judge_lease("a", "http://a", 1).unwrap();
     let mut tries = 0;
     let second = loop {
         if let Lease::Held { epoch } = b.judge_lease("b", "http://b", 60_000_000).unwrap() {
@@ -366,6 +370,11 @@ fn one_judge_at_a_time_and_a_deposed_one_writes_nothing() {
         a.judge_lease("a", "http://a", lease).unwrap(),
         Lease::Other { .. }
     ));
+    // And b keeps it: renewed under the same epoch.
+    assert_eq!(
+        b.judge_lease("b", "http://b", lease).unwrap(),
+        Lease::Held { epoch: second }
+    );
 }
 
 /// A commit by another process wakes a listener at once (LISTEN/NOTIFY); the head it then
