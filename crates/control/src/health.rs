@@ -485,6 +485,11 @@ impl Controller {
     /// location states of targets the engine no longer has (blocking: runs on the writer
     /// thread's turn, like any other write).
     pub fn prune(&self, retention: vantage_store::Retention) {
+        // Retention is the judge's: a follower's catalog may lag and take the states the
+        // judge just wrote for targets no longer probed.
+        if !self.judges() {
+            return;
+        }
         self.enqueue(move |st| {
             let live: std::collections::HashSet<ProbeKey> = {
                 let engine = st.engine();

@@ -27,6 +27,9 @@ pub(crate) struct Role {
     following: std::sync::atomic::AtomicBool,
     /// Where the judge is, when this controller follows.
     judge: std::sync::Mutex<Option<String>>,
+    /// The epoch this controller last judged under (0: never): held again under another,
+    /// someone else judged in between, so it resumes from the store.
+    epoch: std::sync::atomic::AtomicI64,
     /// Hands agents' results to the judge.
     client: std::sync::OnceLock<reqwest::Client>,
 }
@@ -59,7 +62,8 @@ impl Controller {
             Lease::Sole => {}
             Lease::Held { epoch } => {
                 *self.role.judge.lock().unwrap_or_else(|p| p.into_inner()) = None;
-                if self.role.following.load(Ordering::Acquire) {
+                let before = self.role.epoch.swap(epoch, Ordering::AcqRel);
+                if self.role.following.load(Ordering::Acquire) || before != epoch {
                     tracing::info!(epoch, "this controller judges health now");
                     self.resume_from_store()?;
                     self.role.following.store(false, Ordering::Release);
@@ -98,11 +102,17 @@ impl Controller {
     /// count, with the usual grace), and publishes its verdicts.
     fn resume_from_store(&self) -> Result<(), StoreError> {
         let states = self.store.load_health()?;
-        let plan = self.catalog().health_plan();
+        // The catalog stays locked while the engine is rebuilt from its plan (catalog before
+        // engine, as everywhere): a reconfiguration cannot slip in between and be lost.
+        let catalog = self.catalog();
         let mut engine = self.engine();
-        *engine = Engine::new(&plan, states, self.now());
-        self.health.store(Arc::new(engine.view()));
-        self.verdict_version.send_modify(|v| *v += 1);
+        *engine = Engine::new(&catalog.health_plan(), states, self.now());
+        let view = engine.view();
+        drop((engine, catalog));
+        if !view.same_verdicts(&self.health.load()) {
+            self.health.store(Arc::new(view));
+            self.verdict_version.send_modify(|v| *v += 1);
+        }
         Ok(())
     }
 

@@ -135,6 +135,13 @@ pub struct MonitorSpec {
     pub description: String,
 }
 
+impl MonitorSpec {
+    /// The longest one check may take: its timeout for the first try and every retry (µs).
+    pub fn check_micros(&self) -> u64 {
+        u64::from(self.timeout) * (u64::from(self.retries) + 1) * 1_000_000
+    }
+}
+
 /// A stored monitor.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Monitor {

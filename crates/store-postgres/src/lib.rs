@@ -602,10 +602,10 @@ impl Store for PostgresStore {
                          epoch = CASE WHEN holder = $1 AND expires_at > clock_timestamp()
                                       THEN epoch ELSE epoch + 1 END,
                          holder = $1, address = $2,
-                         expires_at = clock_timestamp() + make_interval(secs => $3::float8 / 1e6)
+                         expires_at = clock_timestamp() + $3::bigint * interval '1 microsecond'
                      WHERE holder = $1 OR expires_at <= clock_timestamp()
                      RETURNING epoch",
-                    &[&holder, &address, &(lease_micros as f64)],
+                    &[&holder, &address, &lease_micros],
                 )
                 .map_err(pg)?;
             if let Some(row) = taken {

@@ -83,40 +83,18 @@ const MIGRATIONS: &[&str] = &[
                                holder TEXT NOT NULL, address TEXT NOT NULL,
                                epoch BIGINT NOT NULL, expires_at TIMESTAMPTZ NOT NULL);
      INSERT INTO judge_lease (holder, address, epoch, expires_at) VALUES ('', '', 0, 'epoch');",
-    // 6: a catalog commit also says so on the `vantage_catalog` channel (delivered when it
-    // commits): controllers listening reload at once instead of at their next look at the
-    // head, which stays the truth (a notification missed while disconnected is caught up
-    // from it).
-    "CREATE OR REPLACE FUNCTION vantage_commit(expected BIGINT, kinds TEXT[], ids TEXT[], docs TEXT[],
-                                    uniq_cols TEXT[], uniq_vals TEXT[]) RETURNS BIGINT AS $$
-     DECLARE
-         i INTEGER;
-         v BIGINT;
+    // 6: every move of the catalog head (a command's commit, an import) is said on the
+    // `vantage_catalog` channel, delivered when its transaction commits: controllers
+    // listening reload at once instead of at their next look at the head, which stays the
+    // truth (a notification missed while disconnected is caught up from it).
+    "CREATE FUNCTION vantage_notify_catalog() RETURNS trigger AS $$
      BEGIN
-         SELECT version INTO v FROM catalog_head FOR UPDATE;
-         IF expected IS NOT NULL AND v <> expected THEN
-             RAISE EXCEPTION 'the catalog changed under this write (version % is not %)', v, expected
-                 USING ERRCODE = '40001';
-         END IF;
-         UPDATE catalog_head SET version = version + 1 RETURNING version INTO v;
-         FOR i IN 1 .. COALESCE(array_length(kinds, 1), 0) LOOP
-             IF docs[i] IS NULL THEN
-                 EXECUTE format('DELETE FROM %I WHERE id = $1', kinds[i]) USING ids[i];
-             ELSIF uniq_cols[i] IS NULL THEN
-                 EXECUTE format('INSERT INTO %I (id, doc) VALUES ($1, $2)
-                                 ON CONFLICT (id) DO UPDATE SET doc = excluded.doc', kinds[i])
-                     USING ids[i], docs[i];
-             ELSE
-                 EXECUTE format('INSERT INTO %I (id, %I, doc) VALUES ($1, $2, $3)
-                                 ON CONFLICT (id) DO UPDATE SET %I = excluded.%I, doc = excluded.doc',
-                                kinds[i], uniq_cols[i], uniq_cols[i], uniq_cols[i])
-                     USING ids[i], uniq_vals[i], docs[i];
-             END IF;
-         END LOOP;
-         PERFORM pg_notify('vantage_catalog', v::text);
-         RETURN v;
+         PERFORM pg_notify('vantage_catalog', NEW.version::text);
+         RETURN NEW;
      END
-     $$ LANGUAGE plpgsql;",
+     $$ LANGUAGE plpgsql;
+     CREATE TRIGGER vantage_catalog_moved AFTER UPDATE ON catalog_head
+         FOR EACH ROW EXECUTE FUNCTION vantage_notify_catalog();",
 ];
 
 pub const SCHEMA_VERSION: usize = MIGRATIONS.len();

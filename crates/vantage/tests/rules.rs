@@ -8,48 +8,23 @@ mod common;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
+use common::dataplane::Setup;
 use common::origin::Origin;
 use common::{eventually, Server};
 use hickory_proto::rr::RecordType;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-struct Setup {
-    server: Server,
-    account: String,
-    zone: String,
-    proxy: SocketAddr,
-    dns: SocketAddr,
-}
-
 async fn setup() -> Setup {
-    let server = Server::start_flags(&[
-        "--proxy-listen",
-        "127.0.0.1:0",
-        "--dns-listen",
-        "127.0.0.1:0",
-        "--dns-rrl-rate",
-        "0",
-        "--metrics-listen",
-        "127.0.0.1:0",
+    Setup::start(&[
         // The data plane's own place: every client is taken to be in Germany, in WEU.
         "--proxy-country",
         "DE",
         "--proxy-region",
         "WEU",
         "--proxy-rules-debug",
-    ]);
-    let account = server.account_id().await;
-    let zone = server.zone(&account, "example.com").await;
-    let proxy = server.serving("proxy");
-    let dns = server.serving("dns");
-    Setup {
-        server,
-        account,
-        zone,
-        proxy,
-        dns,
-    }
+    ])
+    .await
 }
 
 impl Setup {

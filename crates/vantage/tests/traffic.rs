@@ -10,6 +10,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::dataplane::Setup;
 use common::origin::Origin;
 use common::{eventually, Server};
 use hickory_proto::op::{Message, ResponseCode};
@@ -74,38 +75,8 @@ fn origin_json(o: &Origin) -> Value {
     json!({"name": o.name, "address": o.ip(), "port": o.port()})
 }
 
-struct Setup {
-    server: Server,
-    account: String,
-    zone: String,
-    proxy: SocketAddr,
-    dns: SocketAddr,
-}
-
 async fn setup() -> Setup {
-    let server = Server::start_flags(&[
-        "--proxy-listen",
-        "127.0.0.1:0",
-        "--dns-listen",
-        "127.0.0.1:0",
-        // These tests poll DNS from one address as fast as they like; response-rate limiting
-        // is tested on its own (crates/dataplane).
-        "--dns-rrl-rate",
-        "0",
-        "--metrics-listen",
-        "127.0.0.1:0",
-    ]);
-    let account = server.account_id().await;
-    let zone = server.zone(&account, "example.com").await;
-    let proxy = server.serving("proxy");
-    let dns = server.serving("dns");
-    Setup {
-        server,
-        account,
-        zone,
-        proxy,
-        dns,
-    }
+    Setup::start(&[]).await
 }
 
 impl Setup {

@@ -171,11 +171,11 @@ pub async fn preview_checks(
     let remote = st.remote_previews();
     let mut queued = remote.poll(&loc, binding.accounts(), st.now());
     queued.borrow_and_update();
-    let mut checks = remote.take(&loc);
+    let mut checks = remote.take(&loc, binding.accounts());
     if checks.is_empty() {
         let _ = tokio::time::timeout(LONG_POLL, async {
             while queued.changed().await.is_ok() {
-                checks = remote.take(&loc);
+                checks = remote.take(&loc, binding.accounts());
                 if !checks.is_empty() {
                     return;
                 }

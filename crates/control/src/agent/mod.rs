@@ -424,13 +424,11 @@ async fn run_previews(link: Arc<Link>, prober: Prober, location: Location) {
         return;
     };
     let limit = Arc::new(Semaphore::new(MAX_PREVIEW_CHECKS));
-    let ua = format!(
-        "Mozilla/5.0 (compatible; Vantage-Health-Check/{}; preview)",
-        env!("CARGO_PKG_VERSION")
-    );
+    // The same checks the built-in location runs for a preview.
+    let local = Arc::new(LocalPreviews { prober, location });
     let mut backoff = Backoff::new();
     loop {
-        let checks = match client.preview_checks(&location).await {
+        let checks = match client.preview_checks(&local.location).await {
             Ok(c) => {
                 backoff.reset();
                 c.checks
@@ -445,21 +443,21 @@ async fn run_previews(link: Arc<Link>, prober: Prober, location: Location) {
             let Ok(permit) = Arc::clone(&limit).acquire_owned().await else {
                 return;
             };
-            let (link, prober, ua) = (Arc::clone(&link), prober.clone(), ua.clone());
+            let (link, local) = (Arc::clone(&link), Arc::clone(&local));
             tokio::spawn(async move {
                 let Link::Remote(client) = &*link else { return };
                 let Ok(spec) = MonitorSpec::try_from(check.monitor) else {
                     return;
                 };
-                let facts = prober
-                    .check(&ProbeTarget {
-                        spec: &spec,
-                        address: &check.address,
-                        port: check.port,
-                        host: check.host.as_deref(),
-                        user_agent: &ua,
-                    })
-                    .await;
+                let facts = crate::preview::PreviewRunner::check(
+                    &*local,
+                    &local.location,
+                    &spec,
+                    &check.address,
+                    check.port,
+                    check.host.as_deref(),
+                )
+                .await;
                 drop(permit);
                 let answer = vec![PreviewFacts {
                     id: check.id,

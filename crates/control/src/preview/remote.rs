@@ -15,6 +15,8 @@ use crate::agent_protocol::{Monitor, PreviewCheck};
 
 /// Checks waiting for one location at most; a preview asking more gets no result from it.
 pub const MAX_WAITING: usize = 10_000;
+/// Of those, one account's at most: one account's previews cannot fill a location's queue.
+pub const MAX_WAITING_PER_ACCOUNT: usize = 2_000;
 /// Checks handed to an agent in one answer at most.
 pub const MAX_PER_ANSWER: usize = 500;
 /// A location counts as able to run previews this long after its last poll (the long poll
@@ -24,6 +26,8 @@ const POLLER_FRESH_MICROS: i64 = 60_000_000;
 const PICKUP: Duration = Duration::from_secs(30);
 
 struct Waiting {
+    /// Whose preview asked: handed only to an agent whose token covers the account.
+    account: AccountId,
     check: PreviewCheck,
     reply: oneshot::Sender<Facts>,
 }
@@ -36,7 +40,6 @@ struct Poller {
 
 #[derive(Default)]
 struct Inner {
-    next: u64,
     waiting: HashMap<Location, VecDeque<Waiting>>,
     /// Taken by an agent, not answered yet: by id, with the location that took it.
     handed: HashMap<u64, (Location, oneshot::Sender<Facts>)>,
@@ -87,14 +90,25 @@ impl RemoteChecks {
         self.queued.subscribe()
     }
 
-    /// Hands the checks waiting for `location` (at most [`MAX_PER_ANSWER`]) to its agent.
-    pub fn take(&self, location: &Location) -> Vec<PreviewCheck> {
+    /// Hands the checks waiting for `location` (at most [`MAX_PER_ANSWER`]) to its agent, as
+    /// far as its token covers their accounts (`accounts`, as the token says now; `None`:
+    /// every account); the rest wait (and are given up in time).
+    pub fn take(&self, location: &Location, accounts: Option<&[AccountId]>) -> Vec<PreviewCheck> {
         let mut inner = self.inner();
         let Some(queue) = inner.waiting.get_mut(location) else {
             return Vec::new();
         };
-        let n = queue.len().min(MAX_PER_ANSWER);
-        let taken: Vec<Waiting> = queue.drain(..n).collect();
+        let covered = |w: &Waiting| accounts.is_none_or(|a| a.contains(&w.account));
+        let mut taken = Vec::new();
+        let mut kept = VecDeque::new();
+        for w in queue.drain(..) {
+            if taken.len() < MAX_PER_ANSWER && covered(&w) {
+                taken.push(w);
+            } else {
+                kept.push_back(w);
+            }
+        }
+        *queue = kept;
         if queue.is_empty() {
             inner.waiting.remove(location);
         }
@@ -112,14 +126,14 @@ impl RemoteChecks {
     /// check, or one given up on).
     pub fn answer(&self, location: &Location, id: u64, facts: Facts) -> bool {
         let mut inner = self.inner();
-        match inner.handed.get(&id) {
-            Some((asked, _)) if asked == location => {}
-            _ => return false,
+        match inner.handed.remove(&id) {
+            Some((asked, reply)) if asked == *location => reply.send(facts).is_ok(),
+            Some(other) => {
+                inner.handed.insert(id, other);
+                false
+            }
+            None => false,
         }
-        let Some((_, reply)) = inner.handed.remove(&id) else {
-            return false;
-        };
-        reply.send(facts).is_ok()
     }
 
     /// The remote locations that can run a preview for `account` now: those that polled
@@ -137,11 +151,12 @@ impl RemoteChecks {
         out
     }
 
-    /// Asks `location` for one check and waits for its facts: `None` when the location has
-    /// too much waiting already, or does not answer within the monitor's time plus
-    /// [`PICKUP`].
+    /// Asks `location` for one check of `account`'s preview and waits for its facts: `None`
+    /// when the location (or the account there) has too much waiting already, or does not
+    /// answer within the monitor's time plus [`PICKUP`].
     pub async fn check(
         &self,
+        account: AccountId,
         location: &Location,
         spec: &MonitorSpec,
         address: &str,
@@ -151,13 +166,21 @@ impl RemoteChecks {
         let (reply, facts) = oneshot::channel();
         let id = {
             let mut inner = self.inner();
-            let id = inner.next;
-            inner.next += 1;
+            // Random, not counted: an agent that moved from another controller may still
+            // answer that one's ids, which must not name a check here.
+            let id = loop {
+                let id = u64::from_le_bytes(rand::random());
+                if !inner.handed.contains_key(&id) {
+                    break id;
+                }
+            };
             let queue = inner.waiting.entry(location.clone()).or_default();
-            if queue.len() >= MAX_WAITING {
+            let mine = queue.iter().filter(|w| w.account == account).count();
+            if queue.len() >= MAX_WAITING || mine >= MAX_WAITING_PER_ACCOUNT {
                 return None;
             }
             queue.push_back(Waiting {
+                account,
                 check: PreviewCheck {
                     id,
                     monitor: Monitor::from(spec),
@@ -170,8 +193,7 @@ impl RemoteChecks {
             id
         };
         self.queued.send_modify(|v| *v += 1);
-        let allowed =
-            Duration::from_secs(u64::from(spec.timeout) * (u64::from(spec.retries) + 1)) + PICKUP;
+        let allowed = Duration::from_micros(spec.check_micros()) + PICKUP;
         match tokio::time::timeout(allowed, facts).await {
             Ok(Ok(facts)) => Some(facts),
             _ => {
@@ -220,18 +242,22 @@ mod tests {
         let spec = MonitorDraft::default().validate().unwrap();
         let asking = {
             let remote = std::sync::Arc::clone(&remote);
-            tokio::spawn(
-                async move { remote.check(&loc("ams"), &spec, "192.0.2.1", 0, None).await },
-            )
+            tokio::spawn(async move {
+                remote
+                    .check(a, &loc("ams"), &spec, "192.0.2.1", 0, None)
+                    .await
+            })
         };
         let checks = loop {
-            let taken = remote.take(&loc("ams"));
+            // A token that no longer covers the account is handed nothing of it.
+            assert!(remote.take(&loc("ams"), Some(&[only_b])).is_empty());
+            let taken = remote.take(&loc("ams"), None);
             if !taken.is_empty() {
                 break taken;
             }
             tokio::task::yield_now().await;
         };
-        assert!(remote.take(&loc("fra")).is_empty());
+        assert!(remote.take(&loc("fra"), None).is_empty());
         assert_eq!(checks[0].address, "192.0.2.1");
         let facts = Facts {
             outcome: Outcome::Reached,
@@ -253,8 +279,50 @@ mod tests {
     async fn an_unanswered_check_is_given_up_and_forgotten() {
         let remote = RemoteChecks::default();
         let spec = MonitorDraft::default().validate().unwrap();
-        let got = remote.check(&loc("ams"), &spec, "192.0.2.1", 0, None).await;
+        let a = AccountId::from_bytes([1; 16]);
+        let got = remote
+            .check(a, &loc("ams"), &spec, "192.0.2.1", 0, None)
+            .await;
         assert_eq!(got, None);
-        assert!(remote.take(&loc("ams")).is_empty(), "nothing left waiting");
+        assert!(
+            remote.take(&loc("ams"), None).is_empty(),
+            "nothing left waiting"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn one_account_cannot_fill_a_locations_queue() {
+        let remote = std::sync::Arc::new(RemoteChecks::default());
+        let spec = std::sync::Arc::new(MonitorDraft::default().validate().unwrap());
+        let (greedy, other) = (
+            AccountId::from_bytes([1; 16]),
+            AccountId::from_bytes([2; 16]),
+        );
+        let ask = |account| {
+            let (remote, spec) = (std::sync::Arc::clone(&remote), std::sync::Arc::clone(&spec));
+            tokio::spawn(async move {
+                remote
+                    .check(account, &loc("ams"), &spec, "192.0.2.1", 0, None)
+                    .await
+            })
+        };
+        let flood: Vec<_> = (0..MAX_WAITING_PER_ACCOUNT).map(|_| ask(greedy)).collect();
+        tokio::task::yield_now().await;
+        // The greedy account's next check is refused at once; another account's still waits.
+        assert_eq!(ask(greedy).await.unwrap(), None);
+        let waiting = ask(other);
+        tokio::task::yield_now().await;
+        let taken = remote.take(&loc("ams"), Some(&[other]));
+        assert_eq!(taken.len(), 1, "the other account's check was queued");
+        assert!(remote.answer(
+            &loc("ams"),
+            taken[0].id,
+            Facts {
+                outcome: vantage_core::health::Outcome::Reached,
+                rtt_micros: None
+            }
+        ));
+        assert!(waiting.await.unwrap().is_some());
+        drop(flood);
     }
 }

@@ -97,7 +97,7 @@ impl Controller {
                             _ => {
                                 st_ref
                                     .remote_previews
-                                    .check(l, spec, address, key.port, host)
+                                    .check(account, l, spec, address, key.port, host)
                                     .await
                             }
                         };

@@ -39,6 +39,12 @@ impl HealthView {
     pub fn same(&self, other: &HealthView) -> bool {
         Arc::ptr_eq(&self.pools, &other.pools)
     }
+
+    /// Every pool's verdicts equal between the two (a rebuilt engine's view against the
+    /// published one).
+    pub fn same_verdicts(&self, other: &HealthView) -> bool {
+        self.same(other) || self.pools == other.pools
+    }
 }
 
 /// One pool's verdicts.

@@ -1,6 +1,7 @@
 //! A real `vantage serve` process on a free loopback port with its own data directory.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod dataplane;
 pub mod dns;
 pub mod origin;
 

@@ -118,7 +118,14 @@ fn quoted(chars: &[(usize, char)], mut i: usize, at: usize) -> Result<(Kind, usi
                         pattern.push_str("\\\\");
                     }
                     Some('x') => {
-                        let hex: String = chars.iter().skip(i + 2).take(2).map(|p| p.1).collect();
+                        // Hex digits only (ASCII, so one byte each: `i` counts characters).
+                        let hex: String = chars
+                            .iter()
+                            .skip(i + 2)
+                            .take(2)
+                            .map(|p| p.1)
+                            .take_while(char::is_ascii_hexdigit)
+                            .collect();
                         match u8::from_str_radix(&hex, 16).ok().filter(|_| hex.len() == 2) {
                             Some(byte) => text.push(char::from(byte)),
                             None => {
@@ -247,5 +254,15 @@ mod tests {
                 Kind::Str("a\\bA".into()),
             ]
         );
+    }
+
+    #[test]
+    fn a_bad_hex_escape_never_swallows_the_closing_quote() {
+        // Before: "\xé" skipped two bytes' worth of characters, past the quote.
+        for text in [r#""\xé" eq "x""#, r#""\x+f" eq "x""#, r#""\x4" eq "x""#] {
+            let k = kinds(text);
+            assert!(matches!(k[0], Kind::Pattern(..)), "{text}: {k:?}");
+            assert_eq!(k[1], Kind::Word("eq".into()), "{text}: {k:?}");
+        }
     }
 }

@@ -167,10 +167,6 @@ impl Rules {
         self.list.is_empty()
     }
 
-    pub fn len(&self) -> usize {
-        self.list.len()
-    }
-
     pub fn iter(&self) -> std::slice::Iter<'_, Rule> {
         self.list.iter()
     }
@@ -426,14 +422,22 @@ pub fn validate(
     // to assign a priority" (Cloudflare's API schema).
     let positional = drafts.iter().all(|d| d.priority.is_none());
     let mut out = Vec::with_capacity(drafts.len());
+    // Patterns compiled so far: once over the load balancer's budget, no further condition
+    // is compiled (a refused document must not cost 100 rules' worth of regexes first).
+    let mut patterns = 0usize;
     for (i, d) in drafts.into_iter().enumerate() {
         let here = at.index(i);
         let name = text(v, here.key("name"), d.name, MAX_NAME).unwrap_or_default();
         let source = d.condition.unwrap_or_default();
-        let condition = Condition::parse(&source, mode).unwrap_or_else(|e| {
-            v.push(here.key("condition"), e);
+        let condition = if patterns > MAX_LB_PATTERNS {
             Condition::always(mode)
-        });
+        } else {
+            Condition::parse(&source, mode).unwrap_or_else(|e| {
+                v.push(here.key("condition"), e);
+                Condition::always(mode)
+            })
+        };
+        patterns += condition.patterns();
         let priority = match d.priority {
             None if positional => i as u32,
             None => 0,
@@ -475,12 +479,11 @@ pub fn validate(
             overrides,
         });
     }
-    let patterns: usize = out.iter().map(|r| r.condition.patterns()).sum();
     if patterns > MAX_LB_PATTERNS {
         v.push(
             at.clone(),
             format!(
-                "a load balancer's rules have at most {MAX_LB_PATTERNS} `matches` patterns in all, not {patterns}"
+                "a load balancer's rules have at most {MAX_LB_PATTERNS} `matches` patterns in all"
             ),
         );
     }
