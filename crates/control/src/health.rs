@@ -75,6 +75,7 @@ impl Controller {
     fn store_health(&self, view: HealthView, now: i64) {
         self.health.store(Arc::new(view));
         self.health_published_at.store(now, Ordering::Release);
+        self.hand_verdicts_on();
     }
 
     /// Publishes the engine's view now if a change is waiting (the publishing driver calls
@@ -98,7 +99,8 @@ impl Controller {
     /// interrupts its sleep (through [`Controller::woken`]).
     pub fn plan_wake(&self) -> Option<vantage_core::Timestamp> {
         let engine = self.engine();
-        let due = engine.poll_timeout();
+        // A follower's verdicts are the judge's: its engine is never advanced in time.
+        let due = engine.poll_timeout().filter(|_| self.judges());
         self.planned_wake
             .store(due.map_or(i64::MAX, |t| t.unix_micros()), Ordering::Release);
         due
@@ -121,6 +123,7 @@ impl Controller {
             let plan = self.catalog().health_plan();
             let mut engine = self.engine();
             let events = engine.configure(&plan, self.now());
+            self.adopt_judged(&mut engine);
             self.publish_health(&engine);
             events
         };
@@ -134,6 +137,9 @@ impl Controller {
     /// asked to be woken for (`Engine::poll_timeout`) are looked at; the driver calls it when
     /// that time comes ([`Controller::plan_wake`]).
     pub fn tick(&self) {
+        if !self.judges() {
+            return;
+        }
         self.ticks.fetch_add(1, Ordering::Relaxed);
         let (events, silent) = {
             let mut engine = self.engine();

@@ -5,8 +5,11 @@
 //! - the **judge** runs the engine on agents' results and writes states, events and alerts
 //!   (the store refuses them from anyone else, inside the write's own transaction);
 //! - a **follower** serves the API as every replica does, hands the agents' results it gets to
-//!   the judge at the address the lease names, pauses its built-in agent, and shows the
-//!   verdicts the judge's stored location states add up to, replayed every few seconds;
+//!   the judge at the address the lease names, pauses its built-in agent, and serves the
+//!   judge's verdicts: the judge publishes every pool whose verdicts changed, numbered in
+//!   sequence, and followers adopt what changed since they last read (the core's
+//!   `Engine::adopt`); their engines are rebuilt from the stored location states every few
+//!   seconds only for per-location detail, and never advanced in time;
 //! - when the lease lapses (the judge died or hangs), a follower takes it and resumes from
 //!   the stored states: verdicts carry on, with no burst of events.
 
@@ -14,8 +17,11 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::collections::HashMap;
+
 use serde_json::Value;
-use vantage_core::health::Engine;
+use vantage_core::health::{Decided, Engine, PoolVerdicts};
+use vantage_core::PoolId;
 use vantage_store::{Lease, StoreError};
 
 use crate::Controller;
@@ -32,7 +38,21 @@ pub(crate) struct Role {
     epoch: std::sync::atomic::AtomicI64,
     /// Hands agents' results to the judge.
     client: std::sync::OnceLock<reqwest::Client>,
+    /// Shares its store with other controllers (it has been answered about the lease): a
+    /// judge publishes its verdicts for them.
+    replicated: std::sync::atomic::AtomicBool,
+    /// The judge's verdicts as last published to the store, per pool (compared by pointer:
+    /// a view shares every pool it did not change), and whether a publication is queued.
+    published: std::sync::Mutex<HashMap<PoolId, Arc<PoolVerdicts>>>,
+    publishing: std::sync::atomic::AtomicBool,
+    /// A follower's copy of the judge's verdicts, and the sequence number read up to.
+    adopted: std::sync::Mutex<HashMap<PoolId, Decided>>,
+    seen: std::sync::atomic::AtomicI64,
 }
+
+/// How often a follower reads the verdicts the judge published: a verdict change reaches
+/// every replica within this, plus the judge's write.
+pub const FOLLOW_VERDICTS_EVERY: Duration = Duration::from_millis(200);
 
 impl Controller {
     /// Whether this controller judges health now (always, alone on its store).
@@ -58,35 +78,179 @@ impl Controller {
         lease: Duration,
     ) -> Result<(), StoreError> {
         let micros = i64::try_from(lease.as_micros()).unwrap_or(i64::MAX);
-        match self.store.judge_lease(holder, address, micros)? {
+        let lease = self.store.judge_lease(holder, address, micros)?;
+        if lease != Lease::Sole {
+            self.role.replicated.store(true, Ordering::Release);
+        }
+        match lease {
             Lease::Sole => {}
             Lease::Held { epoch } => {
                 *self.role.judge.lock().unwrap_or_else(|p| p.into_inner()) = None;
                 let before = self.role.epoch.swap(epoch, Ordering::AcqRel);
                 if self.role.following.load(Ordering::Acquire) || before != epoch {
                     tracing::info!(epoch, "this controller judges health now");
-                    self.resume_from_store()?;
+                    // Judging first, so that no adoption of the old judge's verdicts slips
+                    // in after the rebuild; then everything is published afresh.
                     self.role.following.store(false, Ordering::Release);
+                    self.resume_from_store()?;
+                    self.role
+                        .published
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .clear();
                     self.assignment_version.send_modify(|v| *v += 1);
+                    self.wake.notify_one();
                 }
+                // Also retries a publication that failed.
+                self.publish_verdicts();
             }
             Lease::Other { holder, address } => {
                 *self.role.judge.lock().unwrap_or_else(|p| p.into_inner()) = Some(address);
-                if !self.role.following.swap(true, Ordering::AcqRel) {
+                if !self.role.following.load(Ordering::Acquire) {
+                    self.start_following();
                     tracing::info!(judge = %holder, "another controller judges health; this one follows");
-                    self.assignment_version.send_modify(|v| *v += 1);
                 }
             }
         }
         Ok(())
     }
 
+    /// Becomes a follower: reads the judge's verdicts from the start.
+    fn start_following(&self) {
+        self.role
+            .adopted
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+        self.role.seen.store(0, Ordering::Release);
+        if !self.role.following.swap(true, Ordering::AcqRel) {
+            self.assignment_version.send_modify(|v| *v += 1);
+        }
+    }
+
+    /// After the published view changed: a judge among replicas queues a publication of its
+    /// verdicts (one at a time; it takes the latest view when it runs).
+    pub(crate) fn hand_verdicts_on(&self) {
+        if self.role.replicated.load(Ordering::Acquire)
+            && self.judges()
+            && !self.role.publishing.swap(true, Ordering::AcqRel)
+        {
+            self.enqueue(Controller::publish_verdicts);
+        }
+    }
+
+    /// Writes the pools whose verdicts changed since the last publication, and drops those
+    /// gone, for followers to read. Blocking (the store). A failure is retried at the next
+    /// turn at the lease.
+    pub fn publish_verdicts(&self) {
+        self.role.publishing.store(false, Ordering::Release);
+        if !self.judges() || !self.role.replicated.load(Ordering::Acquire) {
+            return;
+        }
+        // Held throughout, so two publications never interleave.
+        let mut published = self
+            .role
+            .published
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let view = self.health_view();
+        let changed: Vec<&Arc<PoolVerdicts>> = view
+            .pools()
+            .filter(|p| {
+                published
+                    .get(&p.pool)
+                    .is_none_or(|old| !Arc::ptr_eq(old, p))
+            })
+            .collect();
+        let removed: Vec<PoolId> = published
+            .keys()
+            .filter(|id| view.pool(**id).is_none())
+            .copied()
+            .collect();
+        if changed.is_empty() && removed.is_empty() {
+            return;
+        }
+        let decided: Vec<Decided> = changed.iter().map(|p| p.decided()).collect();
+        match self.store.publish_verdicts(&decided, &removed) {
+            Ok(()) => {
+                for id in &removed {
+                    published.remove(id);
+                }
+                for p in changed {
+                    published.insert(p.pool, Arc::clone(p));
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "verdicts could not be published to the other controllers")
+            }
+        }
+    }
+
+    /// A follower takes the verdicts the judge published since it last looked, and publishes
+    /// them as its own. Blocking (the store).
+    pub fn follow_verdicts(&self) -> Result<(), StoreError> {
+        if self.judges() {
+            return Ok(());
+        }
+        let seen = self.role.seen.load(Ordering::Acquire);
+        let (next, decided) = self.store.verdicts_since(seen)?;
+        if decided.is_empty() {
+            return Ok(());
+        }
+        let mut engine = self.engine();
+        if self.judges() {
+            // Became the judge meanwhile: its own verdicts stand.
+            return Ok(());
+        }
+        {
+            let mut adopted = self.role.adopted.lock().unwrap_or_else(|p| p.into_inner());
+            for d in decided {
+                engine.adopt(&d);
+                adopted.insert(d.pool, d);
+            }
+        }
+        self.role.seen.store(next, Ordering::Release);
+        let view = engine.view();
+        drop(engine);
+        self.publish_adopted(view);
+        Ok(())
+    }
+
+    /// A follower's engine, just rebuilt or reconfigured on its own, takes the judge's
+    /// verdicts again (call with the engine locked). Keeps the copy bounded: verdicts of pools
+    /// this engine does not know are kept for a catalog that is behind, but not past twice
+    /// the pools it knows.
+    pub(crate) fn adopt_judged(&self, engine: &mut Engine) {
+        if self.judges() {
+            return;
+        }
+        let mut adopted = self.role.adopted.lock().unwrap_or_else(|p| p.into_inner());
+        let mut unknown = Vec::new();
+        for (id, d) in adopted.iter() {
+            if !engine.adopt(d) && engine.view().pool(*id).is_none() {
+                unknown.push(*id);
+            }
+        }
+        if unknown.len() > engine.view().len() + 1000 {
+            for id in unknown {
+                adopted.remove(&id);
+            }
+        }
+    }
+
+    fn publish_adopted(&self, view: vantage_core::health::HealthView) {
+        if !view.same(&self.health.load()) {
+            self.health.store(Arc::new(view));
+            self.verdict_version.send_modify(|v| *v += 1);
+        }
+    }
+
     /// Stops judging at once (the lease could not be renewed in time: another controller may
     /// hold it by now).
     pub fn stop_judging(&self) {
-        if !self.role.following.swap(true, Ordering::AcqRel) {
+        if !self.role.following.load(Ordering::Acquire) {
             tracing::warn!("the judge lease could not be renewed; this controller stops judging");
-            self.assignment_version.send_modify(|v| *v += 1);
+            self.start_following();
         }
     }
 
@@ -107,11 +271,11 @@ impl Controller {
         let catalog = self.catalog();
         let mut engine = self.engine();
         *engine = Engine::new(&catalog.health_plan(), states, self.now());
+        self.adopt_judged(&mut engine);
         let view = engine.view();
         drop((engine, catalog));
         if !view.same_verdicts(&self.health.load()) {
-            self.health.store(Arc::new(view));
-            self.verdict_version.send_modify(|v| *v += 1);
+            self.publish_adopted(view);
         }
         Ok(())
     }
@@ -187,5 +351,24 @@ pub async fn follow_lease(
             Err(e) => tracing::warn!(error = %e, "the lease job failed"),
         }
         tokio::time::sleep(every).await;
+    }
+}
+
+/// Keeps a follower's verdicts the judge's: reads what the judge published every
+/// [`FOLLOW_VERDICTS_EVERY`] (nothing while this controller judges).
+pub async fn follow_verdicts(state: Arc<Controller>) {
+    let mut every = tokio::time::interval(FOLLOW_VERDICTS_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        if state.judges() {
+            continue;
+        }
+        let st = Arc::clone(&state);
+        match tokio::task::spawn_blocking(move || st.follow_verdicts()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "the judge's verdicts could not be read"),
+            Err(e) => tracing::warn!(error = %e, "the verdict job failed"),
+        }
     }
 }

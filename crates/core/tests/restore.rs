@@ -95,3 +95,47 @@ fn silence_follows_the_locations_schedule() {
     );
     assert_eq!(e.handle_timeout(secs(96)).1, vec![loc]);
 }
+
+#[test]
+fn a_follower_adopts_the_judges_verdicts_and_refuses_them_for_other_origins() {
+    // Replicas on one database: the judge's votes go stale; the follower, rebuilt from the
+    // stored states with a fresh grace period, would still say healthy on its own. Adopting
+    // the judge's decision, it says what the judge says.
+    let (c, key) = world(CheckRegions::AllLocations);
+    let loc = Location {
+        region: RegionCode::Weu,
+        name: "ams".into(),
+    };
+    let mut judge = Engine::new(&c.health_plan(), [], secs(0));
+    let (stored, _) = judge.record(&loc, &key, ok(), secs(10));
+    judge.handle_timeout(secs(300));
+    assert_eq!(judge.pool_health(p).unwrap().healthy.known(), None);
+
+    let mut follower = Engine::new(
+        &c.health_plan(),
+        [(key.clone(), loc, stored.unwrap())],
+        secs(300),
+    );
+    assert_eq!(follower.pool_health(p).unwrap().healthy.known(), Some(true));
+    let decided = judge.view().pool(p).unwrap().decided();
+    assert!(follower.adopt(&decided));
+    assert_eq!(follower.pool_health(p).unwrap().healthy.known(), None);
+    assert_eq!(
+        follower.view().pool(p).unwrap().decided(),
+        decided,
+        "the follower publishes the judge's verdicts as they are"
+    );
+    let before = follower.view();
+    assert!(follower.adopt(&decided));
+    assert!(
+        follower.view().same(&before),
+        "the same decision changes nothing"
+    );
+
+    // A decision about other origins (one catalog is behind) is refused and changes nothing.
+    let mut renamed = decided.clone();
+    renamed.origins[0].name = "someone-else".into();
+    renamed.healthy = vantage_core::health::Verdict::Healthy;
+    assert!(!follower.adopt(&renamed));
+    assert!(follower.view().same(&before));
+}

@@ -23,8 +23,8 @@ use postgres::{Client, Config, Transaction};
 use tokio_postgres_rustls::MakeRustlsConnect;
 use vantage_core::catalog::Change;
 use vantage_core::health::engine::Event;
-use vantage_core::health::{Location, LocationState, ProbeKey};
-use vantage_core::{AccountId, Timestamp};
+use vantage_core::health::{Decided, Location, LocationState, ProbeKey};
+use vantage_core::{AccountId, PoolId, Timestamp};
 use vantage_store::rows::{self, RowWrite};
 use vantage_store::{
     Delivery, EventFilter, Export, Lease, NewDelivery, OutboxRow, Pruned, Retention, Store,
@@ -649,24 +649,7 @@ impl Store for PostgresStore {
         self.call(move |conn| {
             let fence = conn.fence.clone();
             let mut tx = conn.client()?.transaction().map_err(pg)?;
-            match fence {
-                Fence::Unasked => {}
-                Fence::Deposed => return Err(deposed()),
-                Fence::Holding { holder, epoch } => {
-                    // FOR SHARE: a controller taking the lease over waits for this write to
-                    // end, and a write under a lapsed or lost lease finds no row.
-                    let held = tx
-                        .query_opt(
-                            "SELECT 1 FROM judge_lease WHERE holder = $1 AND epoch = $2
-                             AND expires_at > clock_timestamp() FOR SHARE",
-                            &[&holder, &epoch],
-                        )
-                        .map_err(pg)?;
-                    if held.is_none() {
-                        return Err(deposed());
-                    }
-                }
-            }
+            fenced(&mut tx, &fence)?;
             for (target, location, doc) in &states {
                 tx.execute(
                     "INSERT INTO location_states (target, location, doc) VALUES ($1, $2, $3)
@@ -706,6 +689,57 @@ impl Store for PostgresStore {
             }
             tx.commit().map_err(pg)?;
             Ok(left_out)
+        })
+    }
+
+    fn publish_verdicts(&self, changed: &[Decided], removed: &[PoolId]) -> Result<(), StoreError> {
+        if changed.is_empty() && removed.is_empty() {
+            return Ok(());
+        }
+        let changed = changed
+            .iter()
+            .map(|d| Ok((d.pool.to_string(), rows::encode_decided(d)?)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let removed: Vec<String> = removed.iter().map(ToString::to_string).collect();
+        self.call(move |conn| {
+            let fence = conn.fence.clone();
+            let mut tx = conn.client()?.transaction().map_err(pg)?;
+            fenced(&mut tx, &fence)?;
+            for (pool, doc) in &changed {
+                tx.execute(
+                    "INSERT INTO pool_verdicts (pool, seq, doc)
+                     VALUES ($1, nextval('verdict_seq'), $2)
+                     ON CONFLICT (pool) DO UPDATE SET seq = excluded.seq, doc = excluded.doc",
+                    &[pool, doc],
+                )
+                .map_err(pg)?;
+            }
+            tx.execute(
+                "DELETE FROM pool_verdicts WHERE pool = ANY($1)",
+                &[&removed],
+            )
+            .map_err(pg)?;
+            tx.commit().map_err(pg)
+        })
+    }
+
+    fn verdicts_since(&self, seq: i64) -> Result<(i64, Vec<Decided>), StoreError> {
+        self.call(move |conn| {
+            let mut next = seq;
+            let mut out = Vec::new();
+            for row in conn
+                .client()?
+                .query(
+                    "SELECT pool, seq, doc FROM pool_verdicts WHERE seq > $1 ORDER BY seq",
+                    &[&seq],
+                )
+                .map_err(pg)?
+            {
+                let (pool, at, doc): (String, i64, String) = (row.get(0), row.get(1), row.get(2));
+                out.push(rows::decode_decided(&pool, &doc)?);
+                next = next.max(at);
+            }
+            Ok((next, out))
         })
     }
 
@@ -1047,5 +1081,26 @@ impl Store for PostgresStore {
                 .map_err(pg)?;
             Ok(u64::try_from(bytes).unwrap_or(0))
         })
+    }
+}
+
+/// Fails with [`deposed`] unless this connection may write health now: never asked for the
+/// lease (one controller alone), or holding it under the epoch it was given. `FOR SHARE`: a
+/// controller taking the lease over waits for this transaction to end, and a write under a
+/// lapsed or lost lease finds no row.
+fn fenced(tx: &mut Transaction<'_>, fence: &Fence) -> Result<(), StoreError> {
+    match fence {
+        Fence::Unasked => Ok(()),
+        Fence::Deposed => Err(deposed()),
+        Fence::Holding { holder, epoch } => {
+            let held = tx
+                .query_opt(
+                    "SELECT 1 FROM judge_lease WHERE holder = $1 AND epoch = $2
+                     AND expires_at > clock_timestamp() FOR SHARE",
+                    &[holder, epoch],
+                )
+                .map_err(pg)?;
+            held.map(|_| ()).ok_or_else(deposed)
+        }
     }
 }

@@ -95,6 +95,11 @@ const MIGRATIONS: &[&str] = &[
      $$ LANGUAGE plpgsql;
      CREATE TRIGGER vantage_catalog_moved AFTER UPDATE ON catalog_head
          FOR EACH ROW EXECUTE FUNCTION vantage_notify_catalog();",
+    // 7: the judge's published verdicts, one row per pool, each numbered by its latest
+    // change: followers read what changed after the number they last saw.
+    "CREATE SEQUENCE verdict_seq;
+     CREATE TABLE pool_verdicts (pool TEXT PRIMARY KEY, seq BIGINT NOT NULL, doc TEXT NOT NULL);
+     CREATE INDEX pool_verdicts_by_seq ON pool_verdicts (seq);",
 ];
 
 pub const SCHEMA_VERSION: usize = MIGRATIONS.len();

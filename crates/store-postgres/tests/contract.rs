@@ -396,3 +396,64 @@ fn another_writers_commit_wakes_a_listener() {
     rx.recv_timeout(wait).expect("a wake-up for the commit");
     assert!(server.external_version().unwrap() > before);
 }
+
+/// The judge publishes its verdicts pool by pool; a follower reads what changed after the
+/// sequence number it last saw, so a follower that missed a round catches up by asking
+/// again. Only the lease holder publishes.
+#[test]
+fn followers_read_the_judges_verdicts_by_sequence() {
+    use vantage_core::health::{Decided, Verdict};
+    use vantage_core::PoolId;
+    let (_cluster, url) = fresh("verdicts");
+    let judge = PostgresStore::open(&url).unwrap();
+    let follower = PostgresStore::open(&url).unwrap();
+    let lease = 60_000_000;
+    assert!(matches!(
+        judge.judge_lease("a", "http://a", lease).unwrap(),
+        Lease::Held { .. }
+    ));
+    assert!(matches!(
+        follower.judge_lease("b", "http://b", lease).unwrap(),
+        Lease::Other { .. }
+    ));
+    let decided = |n: u8, healthy: Verdict| Decided {
+        pool: PoolId::from_bytes([n; 16]),
+        healthy,
+        regions: Default::default(),
+        origins: Vec::new(),
+    };
+    assert_eq!(follower.verdicts_since(0).unwrap(), (0, Vec::new()));
+    judge
+        .publish_verdicts(
+            &[decided(1, Verdict::Healthy), decided(2, Verdict::Healthy)],
+            &[],
+        )
+        .unwrap();
+    let (seen, all) = follower.verdicts_since(0).unwrap();
+    assert_eq!(
+        all,
+        [decided(1, Verdict::Healthy), decided(2, Verdict::Healthy)]
+    );
+    // Pool 1 goes down, pool 2 is deleted: a follower asking from where it was sees pool 1
+    // alone; one starting afresh sees pool 1 as it is now, and no row of pool 2 is kept.
+    judge
+        .publish_verdicts(
+            &[decided(1, Verdict::Unhealthy)],
+            &[PoolId::from_bytes([2; 16])],
+        )
+        .unwrap();
+    let (next, changed) = follower.verdicts_since(seen).unwrap();
+    assert!(next > seen);
+    assert_eq!(changed, [decided(1, Verdict::Unhealthy)]);
+    assert_eq!(follower.verdicts_since(next).unwrap(), (next, Vec::new()));
+    assert_eq!(
+        follower.verdicts_since(0).unwrap().1,
+        [decided(1, Verdict::Unhealthy)]
+    );
+    // A controller that does not hold the lease publishes nothing.
+    let err = follower
+        .publish_verdicts(&[decided(1, Verdict::Healthy)], &[])
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err}");
+    assert_eq!(follower.verdicts_since(next).unwrap(), (next, Vec::new()));
+}

@@ -149,6 +149,28 @@ pub trait Store: Send + Sync + 'static {
         Ok(Lease::Sole)
     }
 
+    /// Publishes the judge's verdicts to the controllers following it: the latest of the
+    /// `changed` pools, and `removed` pools gone. Fenced as [`Store::record_health`] is: only
+    /// the lease holder's write lands. A store only one controller uses keeps nothing.
+    fn publish_verdicts(
+        &self,
+        changed: &[vantage_core::health::Decided],
+        removed: &[vantage_core::PoolId],
+    ) -> Result<(), StoreError> {
+        let _ = (changed, removed);
+        Ok(())
+    }
+
+    /// The published verdicts of every pool whose verdicts changed after sequence number
+    /// `seq` (0: all), with the number to ask from next time. Sequence numbers grow with
+    /// every publication, so a follower that missed some catches up by asking again.
+    fn verdicts_since(
+        &self,
+        seq: i64,
+    ) -> Result<(i64, Vec<vantage_core::health::Decided>), StoreError> {
+        Ok((seq, Vec::new()))
+    }
+
     /// Builds the catalog from everything stored.
     fn load_catalog(&self) -> Result<Catalog, StoreError> {
         let mut catalog = Catalog::default();

@@ -25,7 +25,9 @@ use vantage_core::auth::{self, AgentBinding, Grant, SecretDigest, Token, User};
 use vantage_core::catalog::Change;
 use vantage_core::health::check::{self, CheckResult};
 use vantage_core::health::engine::{Event, OriginEvent};
-use vantage_core::health::{Location, LocationState, ProbeKey, Verdict};
+use vantage_core::health::{
+    Decided, DecidedOrigin, Location, LocationState, ProbeKey, RegionVerdicts, Verdict,
+};
 use vantage_core::load_balancer::{self as lb, AffinityAttributes, LoadBalancer, LoadBalancerSpec};
 use vantage_core::monitor::{self, ExpectedCodes, Monitor, MonitorSpec};
 use vantage_core::monitor_group::{Member, MonitorGroup, Role};
@@ -1334,6 +1336,86 @@ impl From<EventRow> for Event {
     }
 }
 
+/// A region's verdict, as a pool or an origin has one per checking region.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegionVerdictRow {
+    pub region: RegionRow,
+    pub healthy: Option<bool>,
+}
+
+fn region_rows(regions: &RegionVerdicts) -> Vec<RegionVerdictRow> {
+    regions
+        .iter()
+        .map(|(r, v)| RegionVerdictRow {
+            region: (*r).into(),
+            healthy: stored_verdict(*v),
+        })
+        .collect()
+}
+
+fn region_verdicts(rows: Vec<RegionVerdictRow>) -> RegionVerdicts {
+    rows.into_iter()
+        .map(|r| (r.region.into(), verdict(r.healthy)))
+        .collect()
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DecidedOriginRow {
+    pub name: String,
+    pub healthy: Option<bool>,
+    pub reason: FailureReasonRow,
+    pub regions: Vec<RegionVerdictRow>,
+}
+
+/// A pool's verdicts as the judging controller published them for its followers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DecidedRow {
+    pub pool: PoolId,
+    pub healthy: Option<bool>,
+    pub regions: Vec<RegionVerdictRow>,
+    pub origins: Vec<DecidedOriginRow>,
+}
+
+impl From<&Decided> for DecidedRow {
+    fn from(d: &Decided) -> Self {
+        Self {
+            pool: d.pool,
+            healthy: stored_verdict(d.healthy),
+            regions: region_rows(&d.regions),
+            origins: d
+                .origins
+                .iter()
+                .map(|o| DecidedOriginRow {
+                    name: o.name.clone(),
+                    healthy: stored_verdict(o.healthy),
+                    reason: o.reason.into(),
+                    regions: region_rows(&o.regions),
+                })
+                .collect(),
+        }
+    }
+}
+
+impl From<DecidedRow> for Decided {
+    fn from(r: DecidedRow) -> Self {
+        Self {
+            pool: r.pool,
+            healthy: verdict(r.healthy),
+            regions: region_verdicts(r.regions),
+            origins: r
+                .origins
+                .into_iter()
+                .map(|o| DecidedOrigin {
+                    name: o.name,
+                    healthy: verdict(o.healthy),
+                    reason: o.reason.into(),
+                    regions: region_verdicts(o.regions),
+                })
+                .collect(),
+        }
+    }
+}
+
 // ---- the catalog's objects as stored text ----
 
 /// What a change does to the stored rows: puts one object's document, or deletes a row.
@@ -1484,4 +1566,14 @@ pub fn encode_event(event: &Event) -> Result<String, StoreError> {
 /// Health event `seq`, read back from its stored text.
 pub fn decode_event(seq: i64, text: &str) -> Result<Event, StoreError> {
     Ok(from_text::<EventRow>("health_events", &seq.to_string(), text)?.into())
+}
+
+/// A pool's published verdicts as stored text.
+pub fn encode_decided(decided: &Decided) -> Result<String, StoreError> {
+    to_text(&DecidedRow::from(decided))
+}
+
+/// Published verdicts read back (`pool` names the row in an error).
+pub fn decode_decided(pool: &str, text: &str) -> Result<Decided, StoreError> {
+    Ok(from_text::<DecidedRow>("pool_verdicts", pool, text)?.into())
 }

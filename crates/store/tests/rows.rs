@@ -157,3 +157,37 @@ fn rows_that_make_no_valid_value_are_refused_naming_the_row() {
         "{err}"
     );
 }
+
+#[test]
+fn published_verdicts_are_pinned_and_read_back() {
+    use vantage_core::health::{Decided, DecidedOrigin, RegionVerdicts, Verdict};
+    let regions: RegionVerdicts = [
+        (RegionCode::Weu, Verdict::Healthy),
+        (RegionCode::Enam, Verdict::Unknown),
+    ]
+    .into_iter()
+    .collect();
+    let decided = Decided {
+        pool: vantage_core::PoolId::from_bytes([3; 16]),
+        healthy: Verdict::Unhealthy,
+        regions,
+        origins: vec![DecidedOrigin {
+            name: "web-1".into(),
+            healthy: Verdict::Unhealthy,
+            reason: FailureReason::TcpConnectionFailed,
+            regions,
+        }],
+    };
+    let text = vantage_store::rows::encode_decided(&decided).unwrap();
+    let regions = json!([{"region": "Enam", "healthy": null}, {"region": "Weu", "healthy": true}]);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&text).unwrap(),
+        json!({"pool": "03030303030303030303030303030303", "healthy": false, "regions": regions,
+               "origins": [{"name": "web-1", "healthy": false, "reason": "TcpConnectionFailed",
+                            "regions": regions}]})
+    );
+    assert_eq!(
+        vantage_store::rows::decode_decided("p", &text).unwrap(),
+        decided
+    );
+}

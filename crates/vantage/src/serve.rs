@@ -345,7 +345,12 @@ async fn serve(
         tokio::spawn(vantage_control::drivers::publish_health(Arc::clone(&state))),
         tokio::spawn(vantage_control::delivery::deliver(Arc::clone(&state))),
     ];
-    background.extend(lease);
+    if let Some(lease) = lease {
+        background.push(lease);
+        background.push(tokio::spawn(vantage_control::judge::follow_verdicts(
+            Arc::clone(&state),
+        )));
+    }
     if let Some((prober, location)) = agent {
         state.set_preview_runner(Arc::new(vantage_control::agent::LocalPreviews {
             prober: prober.clone(),

@@ -350,3 +350,100 @@ async fn a_follower_takes_over_judging_when_the_judge_dies() {
         "one outage, one event: {events}"
     );
 }
+
+/// A follower serves the judge's verdicts, not its own replay of stored states: when the only
+/// location probing a pool falls silent, its vote goes stale on the judge (no state changes,
+/// so nothing new is stored) and the follower says so too, soon after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_serves_the_judges_verdicts_even_when_no_state_changes() {
+    let cluster = Cluster::start();
+    let url = cluster.database("followed");
+    let origin = Origin::start("followed").await;
+    let tmp = tempfile::tempdir().unwrap();
+    let replica = |name: &str| {
+        Server::start_with(
+            &tmp.path().join(name),
+            &[
+                ("VANTAGE_BOOTSTRAP_TOKEN", TOKEN),
+                ("VANTAGE_BOOTSTRAP_AGENT_TOKEN", AGENT_TOKEN),
+                ("VANTAGE_BOOTSTRAP_AGENT_LOCATION", "WEU/ams"),
+            ],
+            &["--store", &url, "--judge-lease", "30"],
+        )
+        .expect("a replica starts")
+    };
+    let judge = replica("a");
+    let follower = replica("b");
+    assert!(
+        follower.startup_log.contains("this one follows"),
+        "{}",
+        follower.startup_log
+    );
+    let account = judge.account_id().await;
+    let lb = format!("/accounts/{account}/load_balancers");
+    let monitor = judge
+        .create(
+            &format!("{lb}/monitors"),
+            json!({"type": "http", "expected_codes": "200", "interval": 5, "timeout": 1, "retries": 0}),
+        )
+        .await;
+    // Checked from western Europe only: the built-in location (WNAM) does not vote.
+    let pool = judge
+        .create(
+            &format!("{lb}/pools"),
+            json!({"name": "web", "monitor": monitor, "check_regions": ["WEU"],
+                   "origins": [{"name": "o", "address": "127.0.0.1", "port": origin.port()}]}),
+        )
+        .await;
+    let agent = Command::new(bin())
+        .args(["agent", "--controller", &format!("http://{}", judge.addr)])
+        .args([
+            "--token",
+            AGENT_TOKEN,
+            "--region",
+            "WEU",
+            "--location",
+            "ams",
+        ])
+        .env("VANTAGE_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let agent = KillOnDrop(agent);
+    let health = format!("{lb}/pools/{pool}/health");
+    let verdict = |s: &Server| {
+        let url = s.url(&health);
+        async move {
+            let v: serde_json::Value = reqwest::Client::new()
+                .get(url)
+                .bearer_auth(TOKEN)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            v["result"]["pop_health"]["healthy"].clone()
+        }
+    };
+    let limit = Duration::from_secs(30);
+    for (who, s) in [("judge", &judge), ("follower", &follower)] {
+        eventually(limit, &format!("healthy, on the {who}"), || async {
+            verdict(s).await == json!(true)
+        })
+        .await;
+    }
+    // The agent stops: its vote goes stale on the judge after three intervals and a check.
+    drop(agent);
+    eventually(limit, "the stale vote, on the judge", || async {
+        verdict(&judge).await.is_null()
+    })
+    .await;
+    eventually(
+        Duration::from_secs(5),
+        "the judge's verdict, on the follower",
+        || async { verdict(&follower).await.is_null() },
+    )
+    .await;
+}

@@ -892,6 +892,56 @@ impl Engine {
         healthy
     }
 
+    /// Takes a pool's verdicts as the judging controller decided them: this engine follows
+    /// it (a replica on a shared database) and publishes them as its own, so every replica
+    /// routes and answers alike. Refused (`false`, nothing changed) when this engine's plan of
+    /// the pool names other origins: one of the two catalogs is behind, and the next
+    /// adoption after it caught up applies. Schedules nothing: a follower is not ticked.
+    pub fn adopt(&mut self, decided: &super::Decided) -> bool {
+        let Some(plan) = self.pools.get(&decided.pool) else {
+            return false;
+        };
+        let Some(old) = self.view.pools.get(&decided.pool) else {
+            return false;
+        };
+        let same_origins = plan.origins.len() == decided.origins.len()
+            && plan
+                .origins
+                .iter()
+                .zip(&decided.origins)
+                .all(|(p, d)| *p.name == *d.name);
+        if !same_origins {
+            return false;
+        }
+        let origins: Vec<Arc<OriginVerdict>> = old
+            .origins
+            .iter()
+            .zip(&decided.origins)
+            .map(|(o, d)| {
+                if o.healthy == d.healthy && o.reason == d.reason && o.regions == d.regions {
+                    Arc::clone(o)
+                } else {
+                    Arc::new(OriginVerdict {
+                        healthy: d.healthy,
+                        reason: d.reason,
+                        regions: d.regions,
+                        ..OriginVerdict::clone(o)
+                    })
+                }
+            })
+            .collect();
+        let entry = PoolVerdicts {
+            healthy: decided.healthy,
+            regions: decided.regions,
+            origins,
+            ..PoolVerdicts::clone(old)
+        };
+        if **old != entry {
+            Arc::make_mut(&mut self.view.pools).insert(decided.pool, Arc::new(entry));
+        }
+        true
+    }
+
     /// The health of a monitored pool, `None` for a pool without a monitor (or unknown).
     pub fn pool_health(&self, pool: PoolId) -> Option<PoolHealth> {
         self.health_of(pool)

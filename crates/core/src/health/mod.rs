@@ -23,7 +23,7 @@ pub use engine::{Engine, Event, OriginHealth, PoolHealth};
 pub use plan::HealthPlan;
 pub use schedule::Schedule;
 pub use verdict::{LocationState, RegionVerdicts, Verdict};
-pub use view::{HealthView, OriginVerdict, PoolVerdicts, Probe, Probes};
+pub use view::{Decided, DecidedOrigin, HealthView, OriginVerdict, PoolVerdicts, Probe, Probes};
 
 use std::fmt;
 

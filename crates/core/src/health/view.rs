@@ -134,3 +134,45 @@ impl PoolVerdicts {
         PoolState::of(self.enabled, self.healthy, all_up)
     }
 }
+
+/// A pool's verdicts without what every controller's own plan already knows (addresses,
+/// probes, whether enabled): what a judging controller hands to the controllers following it
+/// (replicas on one database), which take them as they are ([`super::Engine::adopt`]) instead
+/// of deciding again from older facts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decided {
+    pub pool: PoolId,
+    pub healthy: Verdict,
+    pub regions: RegionVerdicts,
+    /// In the pool's order; names let a follower whose catalog differs see that it does.
+    pub origins: Vec<DecidedOrigin>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecidedOrigin {
+    pub name: String,
+    pub healthy: Verdict,
+    pub reason: FailureReason,
+    pub regions: RegionVerdicts,
+}
+
+impl PoolVerdicts {
+    /// What this pool's judge decided, to hand to followers.
+    pub fn decided(&self) -> Decided {
+        Decided {
+            pool: self.pool,
+            healthy: self.healthy,
+            regions: self.regions,
+            origins: self
+                .origins
+                .iter()
+                .map(|o| DecidedOrigin {
+                    name: o.name.to_string(),
+                    healthy: o.healthy,
+                    reason: o.reason,
+                    regions: o.regions,
+                })
+                .collect(),
+        }
+    }
+}
