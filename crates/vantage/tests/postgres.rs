@@ -10,21 +10,12 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::origin::Origin;
-use common::{bin, error_code, eventually, Server, TOKEN};
+use common::{bin, error_code, eventually, KillOnDrop, Server, TOKEN};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 use vantage_store_postgres::testing::Cluster;
 
 const AGENT_TOKEN: &str = "vantage-test-agent-token_0123456789abcdefghijklmnopqrs";
-
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn start(dir: &std::path::Path, url: &str) -> Result<Server, String> {
     Server::start_with(
