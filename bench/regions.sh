@@ -39,52 +39,7 @@ for r in $REGIONS; do for k in 0 1 2; do
 done; done
 echo "}" >>"$WORK/tokens.json"
 sleep 1   # let the engine follow the new pools and the server see the tokens
-python3 - "http://$VADDR" "$WORK/tokens.json" "$MON" "$VPID" "$(getconf CLK_TCK)" <<'PY'
-import json, sys, threading, time, urllib.request
-base, tokens, monitor, pid, tck = sys.argv[1], json.load(open(sys.argv[2])), sys.argv[3], sys.argv[4], float(sys.argv[5])
-REGIONS = ["WNAM", "ENAM", "WEU", "EEU", "NSAM", "SSAM", "OC", "ME", "NAF", "SAF", "SAS", "SEAS", "NEAS"]
-N, INTERVAL, SECONDS = 10000, 60, 120
-def address(i): return f"127.{1 + i // 65536}.{(i // 256) % 256}.{i % 256}"
-keys = [{"monitor": monitor, "address": address(i), "port": 0, "host": None} for i in range(N)]
-# Index 0: the first interval (every pair's first check: every result changes a verdict);
-# index 1: the second (steady state), which is what the goals are about.
-latencies, lock, sent, marks = [[], []], threading.Lock(), [0, 0], []
-def cpu():
-    f = open(f"/proc/{pid}/stat").read().split()
-    return (int(f[13]) + int(f[14])) / tck
-def location(region, name, offset):
-    start = time.time()
-    for second in range(SECONDS):
-        # This second's share of the interval: every origin once per 60 s, spread evenly.
-        lo = ((second + offset) % INTERVAL) * N // INTERVAL
-        hi = ((second + offset) % INTERVAL + 1) * N // INTERVAL
-        now = int(time.time() * 1e6)
-        results = [{"key": keys[i], "at": now, "rtt_micros": 1000,
-                    "facts": {"outcome": {"Http": {"status": 503 if (i + second) % 997 == 0 else 200, "body_matched": True}}, "rtt_micros": 1000}}
-                   for i in range(lo, hi)]
-        for r in results: del r["rtt_micros"]
-        body = json.dumps({"region": region, "location": name, "results": results}).encode()
-        req = urllib.request.Request(f"{base}/agent/v1/results", body, method="POST",
-                                     headers={"Authorization": f"Bearer {tokens[name]}", "Content-Type": "application/json"})
-        t0 = time.time(); urllib.request.urlopen(req).read(); dt = time.time() - t0
-        with lock:
-            latencies[second >= INTERVAL].append(dt); sent[second >= INTERVAL] += len(results)
-            if second == INTERVAL and not marks:
-                marks.append((cpu(), time.time()))
-        time.sleep(max(0.0, start + second + 1 - time.time()))
-threads = [threading.Thread(target=location, args=(r, f"{r.lower()}{k}", 3 * j + k)) for j, r in enumerate(REGIONS) for k in range(3)]
-c0, w0 = cpu(), time.time()
-for t in threads: t.start()
-for t in threads: t.join()
-c1, w1 = cpu(), time.time()
-cm, wm = marks[0]
-for phase, (name, a, b, ca, cb) in enumerate([("first interval", w0, wm, c0, cm), ("steady state", wm, w1, cm, c1)]):
-    lat = sorted(latencies[phase])
-    pick = lambda q: lat[int((len(lat) - 1) * q)] * 1000
-    print(f"RESULT ingestion {name}: locations=39 results={sent[phase]} results_per_s={sent[phase] / (b - a):.0f} "
-          f"controller_cpu={(cb - ca) / (b - a) * 100:.0f}% of one core (goal <= 100%) "
-          f"verdict_applied_after p50={pick(0.5):.1f}ms p99={pick(0.99):.1f}ms (goal <= 200 ms; a batch's POST returns once its verdicts are recorded)")
-PY
+python3 bench/ingest.py "http://$VADDR" "$WORK/tokens.json" "$MON" "$VPID"
 kill -TERM "$VPID"; wait "$VPID" 2>/dev/null || true
 fi
 

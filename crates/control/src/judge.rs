@@ -8,8 +8,9 @@
 //!   the judge at the address the lease names, pauses its built-in agent, and serves the
 //!   judge's verdicts: the judge publishes every pool whose verdicts changed, numbered in
 //!   sequence, and followers adopt what changed since they last read (the core's
-//!   `Engine::adopt`); their engines are rebuilt from the stored location states every few
-//!   seconds only for per-location detail, and never advanced in time;
+//!   `Engine::adopt`); the judge's per-location detail comes the same way, from the states
+//!   it writes (numbered too; the engine is rebuilt from all of them every five minutes, to
+//!   drop the ones deleted). A follower's engine is never advanced in time;
 //! - when the lease lapses (the judge died or hangs), a follower takes it and resumes from
 //!   the stored states: verdicts carry on, with no burst of events.
 
@@ -48,7 +49,15 @@ pub(crate) struct Role {
     /// A follower's copy of the judge's verdicts, and the sequence number read up to.
     adopted: std::sync::Mutex<HashMap<PoolId, Decided>>,
     seen: std::sync::atomic::AtomicI64,
+    /// A follower's stored states read up to this sequence number (0: none read yet), and
+    /// when it last read them all (µs).
+    states_seen: std::sync::atomic::AtomicI64,
+    rebuilt_at: std::sync::atomic::AtomicI64,
 }
+
+/// How often a follower rebuilds its engine from every stored state (dropping those the
+/// judge deleted); in between it reads only the states written since.
+pub const REBUILD_EVERY_MICROS: i64 = 300 * 1_000_000;
 
 /// How often a follower reads the verdicts the judge published: a verdict change reaches
 /// every replica within this, plus the judge's write.
@@ -123,6 +132,7 @@ impl Controller {
             .unwrap_or_else(|p| p.into_inner())
             .clear();
         self.role.seen.store(0, Ordering::Release);
+        self.role.states_seen.store(0, Ordering::Release);
         if !self.role.following.swap(true, Ordering::AcqRel) {
             self.assignment_version.send_modify(|v| *v += 1);
         }
@@ -192,6 +202,7 @@ impl Controller {
         if self.judges() {
             return Ok(());
         }
+        self.follow_judge()?;
         let seen = self.role.seen.load(Ordering::Acquire);
         let (next, decided) = self.store.verdicts_since(seen)?;
         if decided.is_empty() {
@@ -254,18 +265,45 @@ impl Controller {
         }
     }
 
-    /// A follower's verdicts: the engine rebuilt from the judge's stored location states.
+    /// A follower's engine rebuilt from every stored location state (their per-location
+    /// detail; its verdicts stay the judge's), when it has none yet or its last rebuild is
+    /// older than [`REBUILD_EVERY`] (states the judge deleted go then); otherwise only the
+    /// states written since it last looked. Blocking (the store).
     pub fn follow_judge(&self) -> Result<(), StoreError> {
         if self.judges() {
             return Ok(());
         }
-        self.resume_from_store()
+        let now = self.now().unix_micros();
+        let seen = self.role.states_seen.load(Ordering::Acquire);
+        let rebuilt = self.role.rebuilt_at.load(Ordering::Acquire);
+        if seen == 0 || now.saturating_sub(rebuilt) >= REBUILD_EVERY_MICROS {
+            return self.resume_from_store();
+        }
+        let (next, states) = self.store.states_since(seen)?;
+        if states.is_empty() {
+            return Ok(());
+        }
+        let mut engine = self.engine();
+        if self.judges() {
+            return Ok(());
+        }
+        for (key, location, state) in states {
+            engine.restore_state(&key, &location, state);
+        }
+        self.role.states_seen.store(next, Ordering::Release);
+        Ok(())
     }
 
     /// Rebuilds the engine from the stored location states, as at a restart (their votes
-    /// count, with the usual grace), and publishes its verdicts.
+    /// count, with the usual grace), and publishes its verdicts; a follower's verdicts are
+    /// then the judge's again.
     fn resume_from_store(&self) -> Result<(), StoreError> {
-        let states = self.store.load_health()?;
+        let following = !self.judges();
+        let (seen, states) = if following {
+            self.store.states_since(0)?
+        } else {
+            (0, self.store.load_health()?)
+        };
         // The catalog stays locked while the engine is rebuilt from its plan (catalog before
         // engine, as everywhere): a reconfiguration cannot slip in between and be lost.
         let catalog = self.catalog();
@@ -274,6 +312,12 @@ impl Controller {
         self.adopt_judged(&mut engine);
         let view = engine.view();
         drop((engine, catalog));
+        if following {
+            self.role.states_seen.store(seen.max(1), Ordering::Release);
+            self.role
+                .rebuilt_at
+                .store(self.now().unix_micros(), Ordering::Release);
+        }
         if !view.same_verdicts(&self.health.load()) {
             self.publish_adopted(view);
         }
@@ -321,26 +365,23 @@ impl Controller {
     }
 }
 
-/// Keeps this controller's turn at the lease: renews it (or tries to take it) three times
-/// per lease, follows the judge in between when another holds it, and stops judging when it
-/// could not renew within a lease (another controller may have it by then).
+/// Keeps this controller's turn at the lease: the judge renews it three times per lease; a
+/// follower asks every second at most, so a lapsed lease is taken within a second of
+/// lapsing. A judge that could not renew within a lease stops judging (another controller
+/// may have it by then).
 pub async fn follow_lease(
     state: Arc<Controller>,
     holder: String,
     address: String,
     lease: Duration,
 ) {
-    let every = lease / 3;
+    let renew = lease / 3;
+    let ask = renew.min(Duration::from_secs(1));
     let mut renewed = tokio::time::Instant::now();
     loop {
         let st = Arc::clone(&state);
         let (h, a) = (holder.clone(), address.clone());
-        let turn = tokio::task::spawn_blocking(move || {
-            st.take_turn(&h, &a, lease)?;
-            st.follow_judge()
-        })
-        .await;
-        match turn {
+        match tokio::task::spawn_blocking(move || st.take_turn(&h, &a, lease)).await {
             Ok(Ok(())) => renewed = tokio::time::Instant::now(),
             Ok(Err(e)) => {
                 tracing::warn!(error = %e, "the judge lease could not be taken or renewed");
@@ -350,12 +391,13 @@ pub async fn follow_lease(
             }
             Err(e) => tracing::warn!(error = %e, "the lease job failed"),
         }
-        tokio::time::sleep(every).await;
+        tokio::time::sleep(if state.judges() { renew } else { ask }).await;
     }
 }
 
-/// Keeps a follower's verdicts the judge's: reads what the judge published every
-/// [`FOLLOW_VERDICTS_EVERY`] (nothing while this controller judges).
+/// Keeps a follower's verdicts and per-location detail the judge's: reads what the judge
+/// published and the states it wrote every [`FOLLOW_VERDICTS_EVERY`] (nothing while this
+/// controller judges).
 pub async fn follow_verdicts(state: Arc<Controller>) {
     let mut every = tokio::time::interval(FOLLOW_VERDICTS_EVERY);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

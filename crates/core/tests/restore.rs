@@ -132,10 +132,28 @@ fn a_follower_adopts_the_judges_verdicts_and_refuses_them_for_other_origins() {
         "the same decision changes nothing"
     );
 
+    // The judge's later state of a location is detail only: shown, not judged again.
+    let fresh = judge.record(&loc2(), &key, ok(), secs(301)).0.unwrap();
+    follower.restore_state(&key, &loc2(), fresh);
+    let health = follower.pool_health(p).unwrap();
+    assert_eq!(health.healthy.known(), None, "the adopted verdict stands");
+    assert!(health.origins[0]
+        .locations
+        .iter()
+        .any(|(l, s)| *l == loc2() && s.last_at == Some(secs(301))));
+    let before = follower.view();
+
     // A decision about other origins (one catalog is behind) is refused and changes nothing.
     let mut renamed = decided.clone();
     renamed.origins[0].name = "someone-else".into();
     renamed.healthy = vantage_core::health::Verdict::Healthy;
     assert!(!follower.adopt(&renamed));
     assert!(follower.view().same(&before));
+}
+
+fn loc2() -> Location {
+    Location {
+        region: RegionCode::Weu,
+        name: "fra".into(),
+    }
 }

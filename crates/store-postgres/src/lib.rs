@@ -584,6 +584,28 @@ impl Store for PostgresStore {
         })
     }
 
+    fn states_since(&self, seq: i64) -> Result<(i64, Vec<vantage_store::StoredState>), StoreError> {
+        self.call(move |conn| {
+            let mut next = seq;
+            let mut out = Vec::new();
+            for row in conn
+                .client()?
+                .query(
+                    "SELECT target, location, doc, seq FROM location_states WHERE seq > $1
+                     ORDER BY seq",
+                    &[&seq],
+                )
+                .map_err(pg)?
+            {
+                let (target, location, doc, at): (String, String, String, i64) =
+                    (row.get(0), row.get(1), row.get(2), row.get(3));
+                out.push(rows::decode_state(&target, &location, &doc)?);
+                next = next.max(at);
+            }
+            Ok((next, out))
+        })
+    }
+
     fn judge_lease(
         &self,
         holder: &str,
@@ -653,7 +675,8 @@ impl Store for PostgresStore {
             for (target, location, doc) in &states {
                 tx.execute(
                     "INSERT INTO location_states (target, location, doc) VALUES ($1, $2, $3)
-                     ON CONFLICT (target, location) DO UPDATE SET doc = excluded.doc",
+                     ON CONFLICT (target, location)
+                     DO UPDATE SET doc = excluded.doc, seq = nextval('state_seq')",
                     &[target, location, doc],
                 )
                 .map_err(pg)?;

@@ -100,6 +100,11 @@ const MIGRATIONS: &[&str] = &[
     "CREATE SEQUENCE verdict_seq;
      CREATE TABLE pool_verdicts (pool TEXT PRIMARY KEY, seq BIGINT NOT NULL, doc TEXT NOT NULL);
      CREATE INDEX pool_verdicts_by_seq ON pool_verdicts (seq);",
+    // 8: location states numbered by their latest write, so that followers read only what
+    // changed since they last looked.
+    "CREATE SEQUENCE state_seq;
+     ALTER TABLE location_states ADD COLUMN seq BIGINT NOT NULL DEFAULT nextval('state_seq');
+     CREATE INDEX location_states_by_seq ON location_states (seq);",
 ];
 
 pub const SCHEMA_VERSION: usize = MIGRATIONS.len();

@@ -450,6 +450,26 @@ fn followers_read_the_judges_verdicts_by_sequence() {
         follower.verdicts_since(0).unwrap().1,
         [decided(1, Verdict::Unhealthy)]
     );
+    // Location states too: a follower reads those written since it last looked.
+    let (seen, all) = follower.states_since(0).unwrap();
+    assert!(all.is_empty());
+    judge
+        .record_health(&[contract::location_state(1)], &[], &[])
+        .unwrap();
+    let (seen, got) = follower.states_since(seen).unwrap();
+    assert_eq!(got, [contract::location_state(1)]);
+    assert_eq!(follower.states_since(seen).unwrap(), (seen, Vec::new()));
+    judge
+        .record_health(&[contract::location_state(2)], &[], &[])
+        .unwrap();
+    let (later, got) = follower.states_since(seen).unwrap();
+    assert!(later > seen);
+    assert_eq!(
+        got,
+        [contract::location_state(2)],
+        "an update moves its number"
+    );
+
     // A controller that does not hold the lease publishes nothing.
     let err = follower
         .publish_verdicts(&[decided(1, Verdict::Healthy)], &[])

@@ -59,6 +59,36 @@ fn alert(webhook: u8, at: i64) -> NewDelivery {
 }
 
 /// What one store commits, another opened on the same storage reads back.
+/// One location's state on one probe target, `streak` telling versions apart.
+pub fn location_state(streak: u32) -> crate::StoredState {
+    use vantage_core::health::check::{CheckResult, FailureReason};
+    use vantage_core::health::{Location, LocationState, ProbeKey, Verdict};
+    use vantage_core::region::RegionCode;
+    let key = ProbeKey {
+        monitor: vantage_core::MonitorId::from_bytes([5; 16]),
+        address: "192.0.2.1".into(),
+        port: 0,
+        host: None,
+    };
+    let here = Location {
+        region: RegionCode::Weu,
+        name: "ams1".into(),
+    };
+    let state = LocationState {
+        verdict: Verdict::Unhealthy,
+        streak,
+        last: Some(CheckResult {
+            healthy: false,
+            reason: FailureReason::TcpTimeout,
+            response_code: None,
+            rtt_micros: None,
+        }),
+        last_at: Some(T),
+        latency: None,
+    };
+    (key, here, state)
+}
+
 pub fn commits_survive_reopen(first: &dyn Store, reopen: &dyn Fn() -> Box<dyn Store>) {
     first
         .commit(&[
@@ -224,36 +254,12 @@ pub fn external_version_sees_other_connections_only(server: &dyn Store, cli: &dy
 /// states, events and the outbox in every state, with their sequence numbers — and new rows
 /// continue after the copied ones; a store that is not empty is refused, unchanged.
 pub fn export_and_import_carry_everything(from: &dyn Store, to: &dyn Store) {
-    use vantage_core::health::check::{CheckResult, FailureReason};
-    use vantage_core::health::{Location, LocationState, ProbeKey, Verdict};
-    use vantage_core::region::RegionCode;
     from.commit(&[
         Change::PutAccount(account(1)),
         Change::PutZone(zone(2, "example.com")),
     ])
     .unwrap();
-    let key = ProbeKey {
-        monitor: vantage_core::MonitorId::from_bytes([5; 16]),
-        address: "192.0.2.1".into(),
-        port: 0,
-        host: None,
-    };
-    let here = Location {
-        region: RegionCode::Weu,
-        name: "ams1".into(),
-    };
-    let state = LocationState {
-        verdict: Verdict::Unhealthy,
-        streak: 2,
-        last: Some(CheckResult {
-            healthy: false,
-            reason: FailureReason::TcpTimeout,
-            response_code: None,
-            rtt_micros: None,
-        }),
-        last_at: Some(T),
-        latency: None,
-    };
+    let (key, here, state) = location_state(2);
     from.record_health(
         &[(key, here, state)],
         &[event(1_000), event(2_000)],

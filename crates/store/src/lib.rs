@@ -171,6 +171,13 @@ pub trait Store: Send + Sync + 'static {
         Ok((seq, Vec::new()))
     }
 
+    /// The location states written after sequence number `seq` (0: all), with the number to
+    /// ask from next time: how a follower keeps the judge's per-location detail without
+    /// reading every state again. A store only one controller uses has none to give.
+    fn states_since(&self, seq: i64) -> Result<(i64, Vec<StoredState>), StoreError> {
+        Ok((seq, Vec::new()))
+    }
+
     /// Builds the catalog from everything stored.
     fn load_catalog(&self) -> Result<Catalog, StoreError> {
         let mut catalog = Catalog::default();
@@ -180,6 +187,9 @@ pub trait Store: Send + Sync + 'static {
         Ok(catalog)
     }
 }
+
+/// One location's state on one probe target, as stored.
+pub type StoredState = (ProbeKey, Location, LocationState);
 
 /// Who judges health among the controllers sharing a store (see [`Store::judge_lease`]).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -892,6 +892,17 @@ impl Engine {
         healthy
     }
 
+    /// Sets one location's state on a target as the judging controller's engine recorded it,
+    /// judging nothing: a follower keeps the judge's per-location detail this way (its
+    /// verdicts are the judge's own, [`Engine::adopt`]). Ignored for a target this engine
+    /// does not probe (its catalog is behind; the next full rebuild brings it).
+    pub fn restore_state(&mut self, key: &ProbeKey, location: &Location, state: LocationState) {
+        if let Some((k, _)) = self.targets.get_key_value(key) {
+            let k = Arc::clone(k);
+            *self.states.entry(k).or_default().entry(location) = state;
+        }
+    }
+
     /// Takes a pool's verdicts as the judging controller decided them: this engine follows
     /// it (a replica on a shared database) and publishes them as its own, so every replica
     /// routes and answers alike. Refused (`false`, nothing changed) when this engine's plan of
