@@ -192,10 +192,16 @@ impl Controller {
         Ok((Arc::clone(&state), Writer { state, jobs: rx }))
     }
 
-    /// Calls `wake` when another process may have committed to the store (see
-    /// [`Store::on_external_change`]); the binary's store watcher reloads then.
+    /// Calls `wake` when another process may have committed to the catalog (see
+    /// [`Store::on_external_change`]); the binary's store watcher reloads then. Published
+    /// verdicts wake this controller's follower loop ([`crate::judge::follow_verdicts`]).
     pub fn on_external_change(&self, wake: Box<dyn Fn() + Send + Sync>) {
-        self.store.on_external_change(wake);
+        let verdicts = self.role.verdicts_published();
+        self.store
+            .on_external_change(Box::new(move |what| match what {
+                vantage_store::External::Catalog => wake(),
+                vantage_store::External::Verdicts => verdicts.notify_one(),
+            }));
     }
 
     /// The controller's time.

@@ -53,14 +53,22 @@ pub(crate) struct Role {
     /// when it last read them all (µs).
     states_seen: std::sync::atomic::AtomicI64,
     rebuilt_at: std::sync::atomic::AtomicI64,
+    /// Woken when the store says the judge published.
+    published_now: Arc<tokio::sync::Notify>,
+}
+
+impl Role {
+    pub(crate) fn verdicts_published(&self) -> Arc<tokio::sync::Notify> {
+        Arc::clone(&self.published_now)
+    }
 }
 
 /// How often a follower rebuilds its engine from every stored state (dropping those the
 /// judge deleted); in between it reads only the states written since.
 pub const REBUILD_EVERY_MICROS: i64 = 300 * 1_000_000;
 
-/// How often a follower reads the verdicts the judge published: a verdict change reaches
-/// every replica within this, plus the judge's write.
+/// How often a follower reads the verdicts the judge published when the store's
+/// notification does not come first (a store without them, or one missed while reconnecting).
 pub const FOLLOW_VERDICTS_EVERY: Duration = Duration::from_millis(200);
 
 impl Controller {
@@ -396,13 +404,17 @@ pub async fn follow_lease(
 }
 
 /// Keeps a follower's verdicts and per-location detail the judge's: reads what the judge
-/// published and the states it wrote every [`FOLLOW_VERDICTS_EVERY`] (nothing while this
-/// controller judges).
+/// published and the states it wrote when the store says it did, and every
+/// [`FOLLOW_VERDICTS_EVERY`] anyway (nothing while this controller judges).
 pub async fn follow_verdicts(state: Arc<Controller>) {
     let mut every = tokio::time::interval(FOLLOW_VERDICTS_EVERY);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let published = state.role.verdicts_published();
     loop {
-        every.tick().await;
+        tokio::select! {
+            _ = every.tick() => {}
+            () = published.notified() => {}
+        }
         if state.judges() {
             continue;
         }

@@ -27,8 +27,8 @@ use vantage_core::health::{Decided, Location, LocationState, ProbeKey};
 use vantage_core::{AccountId, PoolId, Timestamp};
 use vantage_store::rows::{self, RowWrite};
 use vantage_store::{
-    Delivery, EventFilter, Export, Lease, NewDelivery, OutboxRow, Pruned, Retention, Store,
-    StoreError, PENDING_PER_DESTINATION,
+    Delivery, EventFilter, Export, External, Lease, NewDelivery, OutboxRow, Pruned, Retention,
+    Store, StoreError, PENDING_PER_DESTINATION,
 };
 
 pub use migrations::SCHEMA_VERSION;
@@ -498,7 +498,7 @@ fn delivery(row: &postgres::Row) -> Result<Delivery, StoreError> {
 }
 
 impl Store for PostgresStore {
-    fn on_external_change(&self, wake: Box<dyn Fn() + Send + Sync>) {
+    fn on_external_change(&self, wake: Box<dyn Fn(External) + Send + Sync>) {
         let (config, tls) = (*self.connect).clone();
         let closed = std::sync::Arc::clone(&self.closed);
         // A connection of its own, LISTENing; remade a second after it breaks. Every
@@ -506,15 +506,22 @@ impl Store for PostgresStore {
         let listen = move || {
             while !closed.load(Ordering::Acquire) {
                 if let Ok(mut client) = config.connect(tls.clone()) {
-                    if client.batch_execute("LISTEN vantage_catalog").is_ok() {
-                        wake();
+                    if client
+                        .batch_execute("LISTEN vantage_catalog; LISTEN vantage_verdicts")
+                        .is_ok()
+                    {
+                        wake(External::Catalog);
+                        wake(External::Verdicts);
                         while !closed.load(Ordering::Acquire) {
                             let next = client
                                 .notifications()
                                 .timeout_iter(Duration::from_secs(1))
                                 .next();
                             match next {
-                                Ok(Some(_)) => wake(),
+                                Ok(Some(n)) if n.channel() == "vantage_verdicts" => {
+                                    wake(External::Verdicts);
+                                }
+                                Ok(Some(_)) => wake(External::Catalog),
                                 Ok(None) if !client.is_closed() => {}
                                 _ => break,
                             }

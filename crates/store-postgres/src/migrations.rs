@@ -96,10 +96,19 @@ const MIGRATIONS: &[&str] = &[
      CREATE TRIGGER vantage_catalog_moved AFTER UPDATE ON catalog_head
          FOR EACH ROW EXECUTE FUNCTION vantage_notify_catalog();",
     // 7: the judge's published verdicts, one row per pool, each numbered by its latest
-    // change: followers read what changed after the number they last saw.
+    // change: followers read what changed after the number they last saw, woken by the
+    // `vantage_verdicts` channel (once per publication, when it commits).
     "CREATE SEQUENCE verdict_seq;
      CREATE TABLE pool_verdicts (pool TEXT PRIMARY KEY, seq BIGINT NOT NULL, doc TEXT NOT NULL);
-     CREATE INDEX pool_verdicts_by_seq ON pool_verdicts (seq);",
+     CREATE INDEX pool_verdicts_by_seq ON pool_verdicts (seq);
+     CREATE FUNCTION vantage_notify_verdicts() RETURNS trigger AS $$
+     BEGIN
+         PERFORM pg_notify('vantage_verdicts', '');
+         RETURN NULL;
+     END
+     $$ LANGUAGE plpgsql;
+     CREATE TRIGGER vantage_verdicts_published AFTER INSERT OR UPDATE ON pool_verdicts
+         FOR EACH STATEMENT EXECUTE FUNCTION vantage_notify_verdicts();",
     // 8: location states numbered by their latest write, so that followers read only what
     // changed since they last looked.
     "CREATE SEQUENCE state_seq;

@@ -385,8 +385,10 @@ fn another_writers_commit_wakes_a_listener() {
     let server = PostgresStore::open(&url).unwrap();
     let cli = PostgresStore::open(&url).unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
-    server.on_external_change(Box::new(move || {
-        let _ = tx.send(());
+    server.on_external_change(Box::new(move |what| {
+        if what == vantage_store::External::Catalog {
+            let _ = tx.send(());
+        }
     }));
     let wait = std::time::Duration::from_secs(10);
     rx.recv_timeout(wait).expect("a wake-up once listening");
@@ -423,12 +425,23 @@ fn followers_read_the_judges_verdicts_by_sequence() {
         origins: Vec::new(),
     };
     assert_eq!(follower.verdicts_since(0).unwrap(), (0, Vec::new()));
+    let (tx, woken) = std::sync::mpsc::channel();
+    follower.on_external_change(Box::new(move |what| {
+        if what == vantage_store::External::Verdicts {
+            let _ = tx.send(());
+        }
+    }));
+    let wait = std::time::Duration::from_secs(10);
+    woken.recv_timeout(wait).expect("a wake-up once listening");
     judge
         .publish_verdicts(
             &[decided(1, Verdict::Healthy), decided(2, Verdict::Healthy)],
             &[],
         )
         .unwrap();
+    woken
+        .recv_timeout(wait)
+        .expect("a wake-up for the publication");
     let (seen, all) = follower.verdicts_since(0).unwrap();
     assert_eq!(
         all,

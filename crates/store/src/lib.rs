@@ -126,10 +126,11 @@ pub trait Store: Send + Sync + 'static {
     fn counts(&self) -> Result<std::collections::BTreeMap<&'static str, u64>, StoreError>;
 
     /// Calls `wake` whenever another process may have committed (a notification from the
-    /// database), so a controller reloads at once rather than at its next look at
-    /// [`Store::external_version`], which stays the truth: a wake-up may be spurious, and a
-    /// missed one is caught up by that look. Stores without notifications never call it.
-    fn on_external_change(&self, wake: Box<dyn Fn() + Send + Sync>) {
+    /// database), saying what moved, so a controller reloads at once rather than at its next
+    /// look ([`Store::external_version`], [`Store::verdicts_since`]), which stays the truth: a
+    /// wake-up may be spurious, and a missed one is caught up by that look. Stores without
+    /// notifications never call it.
+    fn on_external_change(&self, wake: Box<dyn Fn(External) + Send + Sync>) {
         let _ = wake;
     }
 
@@ -186,6 +187,15 @@ pub trait Store: Send + Sync + 'static {
         }
         Ok(catalog)
     }
+}
+
+/// What another process moved (see [`Store::on_external_change`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum External {
+    /// The catalog: a command's commit, an import.
+    Catalog,
+    /// The judge published verdicts or wrote location states.
+    Verdicts,
 }
 
 /// One location's state on one probe target, as stored.
