@@ -192,6 +192,16 @@ impl Controller {
         Ok((Arc::clone(&state), Writer { state, jobs: rx }))
     }
 
+    /// The installation's secret `name` as the store shares it among replicas (`None`: this
+    /// controller is alone on its store). Blocking.
+    pub fn shared_secret(
+        &self,
+        name: &str,
+        proposed: &[u8],
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        self.store.shared_secret(name, proposed)
+    }
+
     /// Calls `wake` when another process may have committed to the catalog (see
     /// [`Store::on_external_change`]); the binary's store watcher reloads then. Published
     /// verdicts wake this controller's follower loop ([`crate::judge::follow_verdicts`]).

@@ -1088,6 +1088,27 @@ impl Store for PostgresStore {
         Ok(())
     }
 
+    fn shared_secret(&self, name: &str, proposed: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        let (name, proposed) = (name.to_owned(), proposed.to_vec());
+        self.call(move |conn| {
+            let client = conn.client()?;
+            client
+                .execute(
+                    "INSERT INTO installation_secrets (name, value) VALUES ($1, $2)
+                     ON CONFLICT (name) DO NOTHING",
+                    &[&name, &proposed],
+                )
+                .map_err(pg)?;
+            let row = client
+                .query_one(
+                    "SELECT value FROM installation_secrets WHERE name = $1",
+                    &[&name],
+                )
+                .map_err(pg)?;
+            Ok(Some(row.get(0)))
+        })
+    }
+
     fn counts(&self) -> Result<std::collections::BTreeMap<&'static str, u64>, StoreError> {
         self.transaction(|tx| {
             vantage_store::tables()

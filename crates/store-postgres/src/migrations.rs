@@ -114,6 +114,9 @@ const MIGRATIONS: &[&str] = &[
     "CREATE SEQUENCE state_seq;
      ALTER TABLE location_states ADD COLUMN seq BIGINT NOT NULL DEFAULT nextval('state_seq');
      CREATE INDEX location_states_by_seq ON location_states (seq);",
+    // 9: secrets every controller must agree on (the affinity cookies' key), by name. Held
+    // as the data directory's file would be: readable only by whoever may read the database.
+    "CREATE TABLE installation_secrets (name TEXT PRIMARY KEY, value BYTEA NOT NULL);",
 ];
 
 pub const SCHEMA_VERSION: usize = MIGRATIONS.len();

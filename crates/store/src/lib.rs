@@ -179,6 +179,16 @@ pub trait Store: Send + Sync + 'static {
         Ok((seq, Vec::new()))
     }
 
+    /// The installation's secret called `name` when controllers share this store: the one
+    /// stored, or `proposed`, stored now if none was (the first controller to ask decides).
+    /// `None`: the store is one controller's, which keeps its secrets in its data directory.
+    /// Secrets every replica must agree on live here (the key of affinity cookies: a cookie
+    /// one replica's edge minted must mean the same origin at another's).
+    fn shared_secret(&self, name: &str, proposed: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        let _ = (name, proposed);
+        Ok(None)
+    }
+
     /// Builds the catalog from everything stored.
     fn load_catalog(&self) -> Result<Catalog, StoreError> {
         let mut catalog = Catalog::default();

@@ -328,7 +328,19 @@ async fn serve(
     };
     // Routing snapshots are published whether or not this process serves traffic itself:
     // edges may follow it at any time.
-    let secret = crate::dataplane::affinity_secret(data_dir)?;
+    // Replicas share one (the first to start brings its own, so a store moved up from
+    // SQLite keeps its cookies valid).
+    let secret = {
+        let local = crate::dataplane::affinity_secret(data_dir)?;
+        let st = Arc::clone(&state);
+        let shared = tokio::task::spawn_blocking(move || {
+            st.shared_secret("affinity", &local)
+                .map(|s| s.map_or(local, Arc::from))
+        })
+        .await?
+        .context("reading the shared affinity secret")?;
+        shared
+    };
     let first = {
         let st = Arc::clone(&state);
         let secret = Arc::clone(&secret);

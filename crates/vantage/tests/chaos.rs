@@ -88,6 +88,41 @@ async fn proxied(http: &reqwest::Client, edge: &EdgeProc) -> Option<String> {
     v["origin"].as_str().map(str::to_owned)
 }
 
+/// Every origin's identity in affinity cookies, by address, as a replica's routing snapshot
+/// gives it to edges.
+async fn cookie_keys(
+    http: &reqwest::Client,
+    replica: &str,
+    token: &str,
+) -> std::collections::BTreeMap<String, String> {
+    fn walk(v: &Value, out: &mut std::collections::BTreeMap<String, String>) {
+        match v {
+            Value::Object(o) => {
+                if let (Some(Value::String(a)), Some(Value::String(k))) =
+                    (o.get("address"), o.get("key"))
+                {
+                    out.insert(a.clone(), k.clone());
+                }
+                o.values().for_each(|v| walk(v, out));
+            }
+            Value::Array(a) => a.iter().for_each(|v| walk(v, out)),
+            _ => {}
+        }
+    }
+    let v: Value = http
+        .get(format!("{replica}/edge/v1/snapshot?after=0"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut out = std::collections::BTreeMap::new();
+    walk(&v, &mut out);
+    out
+}
+
 /// What the writing client saw.
 #[derive(Default)]
 struct Writes {
@@ -266,6 +301,14 @@ async fn three_replicas_survive_the_judges_death_and_a_database_outage() {
         proxied(&http, &edge).await.as_deref() == Some("chaos")
     })
     .await;
+
+    // Every replica keys affinity cookies alike: an edge that moves to another replica
+    // keeps its sessions.
+    let keys = cookie_keys(&http, &controllers[0], &edge_token).await;
+    assert!(keys.contains_key("127.0.0.1"), "{keys:?}");
+    for r in &followers {
+        assert_eq!(cookie_keys(&http, r, &edge_token).await, keys, "{r}");
+    }
 
     // A client writes through every replica from here on.
     let stop = Arc::new(AtomicBool::new(false));
