@@ -23,6 +23,21 @@ pub struct JsonObject(pub Map<String, Value>);
 impl<S: Send + Sync> FromRequest<S> for JsonObject {
     type Rejection = Failure;
 
+    async fn from_request(req: Request<Body>, state: &S) -> Result<Self, Failure> {
+        let RawBody(bytes) = RawBody::from_request(req, state).await?;
+        Ok(Self(parse::object(&bytes)?))
+    }
+}
+
+/// A request body of at most [`BODY_LIMIT`] bytes, not parsed yet: for a handler that may
+/// hand it on as it came (a follower forwarding results) or parse it straight into its type
+/// ([`parse::typed_body`]).
+#[derive(Debug)]
+pub struct RawBody(pub Vec<u8>);
+
+impl<S: Send + Sync> FromRequest<S> for RawBody {
+    type Rejection = Failure;
+
     async fn from_request(req: Request<Body>, _: &S) -> Result<Self, Failure> {
         let declared = req
             .headers()
@@ -32,8 +47,7 @@ impl<S: Send + Sync> FromRequest<S> for JsonObject {
         if declared.is_some_and(|n| n > DRAIN_LIMIT as u64) {
             return Err(ApiError::too_large(BODY_LIMIT).into());
         }
-        let bytes = read_limited(req.into_body()).await?;
-        Ok(Self(parse::object(&bytes)?))
+        Ok(Self(read_limited(req.into_body()).await?))
     }
 }
 

@@ -332,11 +332,12 @@ impl Controller {
         Ok(())
     }
 
-    /// Hands an agent's batch of results to the judge, with the agent's own credentials and
-    /// protocol version: the judge's answer, or why it could not be reached.
+    /// Hands an agent's batch of results to the judge as it came (the judge parses and
+    /// checks it), with the agent's own credentials and protocol version: the judge's answer,
+    /// or why it could not be reached.
     pub async fn forward_results(
         &self,
-        body: &Value,
+        body: Vec<u8>,
         authorization: &str,
         version: Option<&str>,
     ) -> Result<(u16, Value), String> {
@@ -356,7 +357,8 @@ impl Controller {
                 crate::agent_protocol::RESULTS_PATH
             ))
             .header("authorization", authorization)
-            .json(body);
+            .header("content-type", "application/json")
+            .body(body);
         if let Some(v) = version {
             request = request.header(crate::agent_protocol::VERSION_HEADER, v);
         }

@@ -16,7 +16,7 @@ use vantage_core::region::RegionCode;
 use vantage_wire::{parse, ApiError};
 
 use super::{ok, Reply};
-use crate::extract::{JsonObject, Params};
+use crate::extract::{JsonObject, Params, RawBody};
 use vantage_control::agent_protocol::{
     accepts, Assignment, PreviewChecks, PreviewReport, Report, VERSION_HEADER,
 };
@@ -109,7 +109,7 @@ pub async fn assignment(State(st): State<Arc<Controller>>, headers: HeaderMap, q
 pub async fn results(
     State(st): State<Arc<Controller>>,
     headers: HeaderMap,
-    JsonObject(body): JsonObject,
+    RawBody(body): RawBody,
 ) -> Reply {
     if !st.judges() {
         // The agent's credentials are checked here and again by the judge, which takes it.
@@ -120,7 +120,7 @@ pub async fn results(
             .unwrap_or_default();
         let version = headers.get(VERSION_HEADER).and_then(|v| v.to_str().ok());
         let (status, answer) = st
-            .forward_results(&Value::Object(body), auth, version)
+            .forward_results(body, auth, version)
             .await
             .map_err(|why| ApiError::judge_unreachable(&why))?;
         return Ok((
@@ -129,7 +129,7 @@ pub async fn results(
         )
             .into_response());
     }
-    let report: Report = parse::typed(Value::Object(body))?;
+    let report: Report = parse::typed_body(&body)?;
     let (loc, binding) = authorize(
         &st,
         &headers,
