@@ -166,8 +166,16 @@ impl Controller {
                 location.name, other.region
             ));
         }
+        let before = engine
+            .locations()
+            .find(|(l, _)| *l == location)
+            .map(|(_, c)| c.silent);
         engine.heartbeat(location, self.now());
         self.publish_health(&engine);
+        drop(engine);
+        if before != Some(false) {
+            self.contacts_moved();
+        }
         Ok(())
     }
 

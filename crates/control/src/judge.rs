@@ -21,6 +21,7 @@ use std::time::Duration;
 use std::collections::HashMap;
 
 use serde_json::Value;
+use vantage_core::health::engine::LocationContact;
 use vantage_core::health::{Decided, Engine, PoolVerdicts};
 use vantage_core::PoolId;
 use vantage_store::{Lease, StoreError};
@@ -49,12 +50,17 @@ pub(crate) struct Role {
     /// A follower's copy of the judge's verdicts, and the sequence number read up to.
     adopted: std::sync::Mutex<HashMap<PoolId, Decided>>,
     seen: std::sync::atomic::AtomicI64,
-    /// A follower's stored states read up to this sequence number (0: none read yet), and
-    /// when it last read them all (µs).
+    /// A follower's stored states read up to this sequence number, and when it last read
+    /// them all (µs; 0: never, so it must).
     states_seen: std::sync::atomic::AtomicI64,
     rebuilt_at: std::sync::atomic::AtomicI64,
+    /// States of targets this follower's engine did not know yet (its catalog was behind),
+    /// tried again whenever the engine follows the catalog.
+    pending: std::sync::Mutex<Vec<vantage_store::StoredState>>,
     /// Woken when the store says the judge published.
     published_now: Arc<tokio::sync::Notify>,
+    /// The probe-location contacts the judge published last.
+    contacts: std::sync::Mutex<Vec<(vantage_core::health::Location, LocationContact)>>,
 }
 
 impl Role {
@@ -66,6 +72,9 @@ impl Role {
 /// How often a follower rebuilds its engine from every stored state (dropping those the
 /// judge deleted); in between it reads only the states written since.
 pub const REBUILD_EVERY_MICROS: i64 = 300 * 1_000_000;
+
+/// The most states a follower holds for targets it does not know yet.
+const PENDING_STATES_AT_MOST: usize = 100_000;
 
 /// How often a follower reads the verdicts the judge published when the store's
 /// notification does not come first (a store without them, or one missed while reconnecting).
@@ -110,8 +119,16 @@ impl Controller {
                     // in after the rebuild; then everything is published afresh.
                     self.role.following.store(false, Ordering::Release);
                     self.resume_from_store()?;
+                    // Silence is judged on from where the last judge left it.
+                    let contacts = self.store.contacts()?;
+                    self.engine().restore_contacts(contacts);
                     self.role
                         .published
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .clear();
+                    self.role
+                        .contacts
                         .lock()
                         .unwrap_or_else(|p| p.into_inner())
                         .clear();
@@ -120,6 +137,7 @@ impl Controller {
                 }
                 // Also retries a publication that failed.
                 self.publish_verdicts();
+                self.publish_contacts()?;
             }
             Lease::Other { holder, address } => {
                 *self.role.judge.lock().unwrap_or_else(|p| p.into_inner()) = Some(address);
@@ -127,7 +145,47 @@ impl Controller {
                     self.start_following();
                     tracing::info!(judge = %holder, "another controller judges health; this one follows");
                 }
+                self.follow_contacts()?;
             }
+        }
+        Ok(())
+    }
+
+    /// A follower takes the judge's probe-location contacts.
+    fn follow_contacts(&self) -> Result<(), StoreError> {
+        let contacts = self.store.contacts()?;
+        let mut engine = self.engine();
+        if !self.judges() {
+            engine.restore_contacts(contacts);
+        }
+        Ok(())
+    }
+
+    /// After a location was heard from for the first time or again after silence: a judge
+    /// among replicas publishes the contacts at once (queued, so ahead of any verdict the
+    /// location's results change), not only at its next turn at the lease.
+    pub(crate) fn contacts_moved(&self) {
+        if self.role.replicated.load(Ordering::Acquire) && self.judges() {
+            self.enqueue(|st| {
+                if let Err(e) = st.publish_contacts() {
+                    tracing::warn!(error = %e, "probe-location contacts could not be published");
+                }
+            });
+        }
+    }
+
+    /// The judge's probe-location contacts, for followers to list (agents talk to the judge,
+    /// so only it hears from all of them): written at a turn at the lease when they moved.
+    fn publish_contacts(&self) -> Result<(), StoreError> {
+        let contacts: Vec<_> = self
+            .engine()
+            .locations()
+            .map(|(l, c)| (l.clone(), *c))
+            .collect();
+        let mut published = self.role.contacts.lock().unwrap_or_else(|p| p.into_inner());
+        if *published != contacts {
+            self.store.publish_contacts(&contacts)?;
+            *published = contacts;
         }
         Ok(())
     }
@@ -141,6 +199,7 @@ impl Controller {
             .clear();
         self.role.seen.store(0, Ordering::Release);
         self.role.states_seen.store(0, Ordering::Release);
+        self.role.rebuilt_at.store(0, Ordering::Release);
         if !self.role.following.swap(true, Ordering::AcqRel) {
             self.assignment_version.send_modify(|v| *v += 1);
         }
@@ -153,7 +212,9 @@ impl Controller {
             && self.judges()
             && !self.role.publishing.swap(true, Ordering::AcqRel)
         {
-            self.enqueue(Controller::publish_verdicts);
+            // Queued from the writer, so behind the health writes the same change queues
+            // after this call: followers never read a verdict before the states behind it.
+            self.enqueue(|st| st.enqueue(Controller::publish_verdicts));
         }
     }
 
@@ -189,6 +250,10 @@ impl Controller {
             return;
         }
         let decided: Vec<Decided> = changed.iter().map(|p| p.decided()).collect();
+        // The contacts first: a follower woken by the verdicts lists the locations behind them.
+        if let Err(e) = self.publish_contacts() {
+            tracing::warn!(error = %e, "probe-location contacts could not be published");
+        }
         match self.store.publish_verdicts(&decided, &removed) {
             Ok(()) => {
                 for id in &removed {
@@ -210,6 +275,7 @@ impl Controller {
         if self.judges() {
             return Ok(());
         }
+        self.follow_contacts()?;
         self.follow_judge()?;
         let seen = self.role.seen.load(Ordering::Acquire);
         let (next, decided) = self.store.verdicts_since(seen)?;
@@ -242,6 +308,15 @@ impl Controller {
     pub(crate) fn adopt_judged(&self, engine: &mut Engine) {
         if self.judges() {
             return;
+        }
+        {
+            let mut pending = self.role.pending.lock().unwrap_or_else(|p| p.into_inner());
+            let waiting = std::mem::take(&mut *pending);
+            for (key, location, state) in waiting {
+                if let Err(state) = engine.restore_state(&key, &location, state) {
+                    pending.push((key, location, state));
+                }
+            }
         }
         let mut adopted = self.role.adopted.lock().unwrap_or_else(|p| p.into_inner());
         let mut unknown = Vec::new();
@@ -284,7 +359,7 @@ impl Controller {
         let now = self.now().unix_micros();
         let seen = self.role.states_seen.load(Ordering::Acquire);
         let rebuilt = self.role.rebuilt_at.load(Ordering::Acquire);
-        if seen == 0 || now.saturating_sub(rebuilt) >= REBUILD_EVERY_MICROS {
+        if rebuilt == 0 || now.saturating_sub(rebuilt) >= REBUILD_EVERY_MICROS {
             return self.resume_from_store();
         }
         let (next, states) = self.store.states_since(seen)?;
@@ -295,8 +370,16 @@ impl Controller {
         if self.judges() {
             return Ok(());
         }
+        let mut pending = self.role.pending.lock().unwrap_or_else(|p| p.into_inner());
         for (key, location, state) in states {
-            engine.restore_state(&key, &location, state);
+            if let Err(state) = engine.restore_state(&key, &location, state) {
+                pending.push((key, location, state));
+            }
+        }
+        if pending.len() > PENDING_STATES_AT_MOST {
+            // Targets this replica may never know (deleted meanwhile): read all again.
+            pending.clear();
+            self.role.rebuilt_at.store(0, Ordering::Release);
         }
         self.role.states_seen.store(next, Ordering::Release);
         Ok(())
@@ -316,12 +399,18 @@ impl Controller {
         // engine, as everywhere): a reconfiguration cannot slip in between and be lost.
         let catalog = self.catalog();
         let mut engine = self.engine();
+        // Everything is read afresh: what waited for the catalog is older than that.
+        self.role
+            .pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
         *engine = Engine::new(&catalog.health_plan(), states, self.now());
         self.adopt_judged(&mut engine);
         let view = engine.view();
         drop((engine, catalog));
         if following {
-            self.role.states_seen.store(seen.max(1), Ordering::Release);
+            self.role.states_seen.store(seen, Ordering::Release);
             self.role
                 .rebuilt_at
                 .store(self.now().unix_micros(), Ordering::Release);
@@ -341,6 +430,37 @@ impl Controller {
         authorization: &str,
         version: Option<&str>,
     ) -> Result<(u16, Value), String> {
+        let mut headers = vec![("authorization", authorization.to_owned())];
+        if let Some(v) = version {
+            headers.push((crate::agent_protocol::VERSION_HEADER, v.to_owned()));
+        }
+        self.to_judge(
+            reqwest::Method::POST,
+            crate::agent_protocol::RESULTS_PATH,
+            &headers,
+            Some(body),
+        )
+        .await
+    }
+
+    /// Asks the judge for `path` (an API read) with the caller's own credentials: what only
+    /// the judge knows first hand, such as each location's latest check.
+    pub async fn ask_judge(
+        &self,
+        path: &str,
+        credentials: &[(&'static str, String)],
+    ) -> Result<(u16, Value), String> {
+        self.to_judge(reqwest::Method::GET, path, credentials, None)
+            .await
+    }
+
+    async fn to_judge(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        headers: &[(&'static str, String)],
+        body: Option<Vec<u8>>,
+    ) -> Result<(u16, Value), String> {
         let address = self
             .judge_address()
             .ok_or("no judge is known yet; try again")?;
@@ -350,17 +470,15 @@ impl Controller {
                 .build()
                 .unwrap_or_default()
         });
-        let mut request = client
-            .post(format!(
-                "{}{}",
-                address.trim_end_matches('/'),
-                crate::agent_protocol::RESULTS_PATH
-            ))
-            .header("authorization", authorization)
-            .header("content-type", "application/json")
-            .body(body);
-        if let Some(v) = version {
-            request = request.header(crate::agent_protocol::VERSION_HEADER, v);
+        let mut request =
+            client.request(method, format!("{}{path}", address.trim_end_matches('/')));
+        for (name, value) in headers {
+            request = request.header(*name, value);
+        }
+        if let Some(body) = body {
+            request = request
+                .header("content-type", "application/json")
+                .body(body);
         }
         let answer = request
             .send()

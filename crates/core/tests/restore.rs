@@ -134,7 +134,7 @@ fn a_follower_adopts_the_judges_verdicts_and_refuses_them_for_other_origins() {
 
     // The judge's later state of a location is detail only: shown, not judged again.
     let fresh = judge.record(&loc2(), &key, ok(), secs(301)).0.unwrap();
-    follower.restore_state(&key, &loc2(), fresh);
+    follower.restore_state(&key, &loc2(), fresh).unwrap();
     let health = follower.pool_health(p).unwrap();
     assert_eq!(health.healthy.known(), None, "the adopted verdict stands");
     assert!(health.origins[0]

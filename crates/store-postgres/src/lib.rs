@@ -22,7 +22,7 @@ use postgres::fallible_iterator::FallibleIterator;
 use postgres::{Client, Config, Transaction};
 use tokio_postgres_rustls::MakeRustlsConnect;
 use vantage_core::catalog::Change;
-use vantage_core::health::engine::Event;
+use vantage_core::health::engine::{Event, LocationContact};
 use vantage_core::health::{Decided, Location, LocationState, ProbeKey};
 use vantage_core::{AccountId, PoolId, Timestamp};
 use vantage_store::rows::{self, RowWrite};
@@ -1107,6 +1107,33 @@ impl Store for PostgresStore {
                 .map_err(pg)?;
             Ok(Some(row.get(0)))
         })
+    }
+
+    fn publish_contacts(&self, contacts: &[(Location, LocationContact)]) -> Result<(), StoreError> {
+        let doc = rows::encode_contacts(contacts)?;
+        self.call(move |conn| {
+            let fence = conn.fence.clone();
+            let mut tx = conn.client()?.transaction().map_err(pg)?;
+            fenced(&mut tx, &fence)?;
+            tx.execute(
+                "INSERT INTO probe_contacts (doc) VALUES ($1)
+                 ON CONFLICT (only_row) DO UPDATE SET doc = excluded.doc",
+                &[&doc],
+            )
+            .map_err(pg)?;
+            tx.commit().map_err(pg)
+        })
+    }
+
+    fn contacts(&self) -> Result<Vec<(Location, LocationContact)>, StoreError> {
+        let doc: Option<String> = self.call(|conn| {
+            Ok(conn
+                .client()?
+                .query_opt("SELECT doc FROM probe_contacts", &[])
+                .map_err(pg)?
+                .map(|r| r.get(0)))
+        })?;
+        doc.map_or_else(|| Ok(Vec::new()), |d| rows::decode_contacts(&d))
     }
 
     fn counts(&self) -> Result<std::collections::BTreeMap<&'static str, u64>, StoreError> {

@@ -201,20 +201,7 @@ impl Cluster {
 
     /// A new, empty database in the cluster; its URL.
     pub fn database(&self, name: &str) -> String {
-        let admin = self.url("postgres");
-        // The client runs a runtime of its own: never on a thread inside an async test's.
-        std::thread::scope(|s| {
-            s.spawn(|| {
-                let mut admin = postgres::Client::connect(&admin, postgres::NoTls)
-                    .expect("connecting to the test cluster");
-                admin
-                    .batch_execute(&format!("CREATE DATABASE {name}"))
-                    .expect("creating a database");
-            })
-            .join()
-            .expect("creating a database");
-        });
-        self.url(name)
+        create_database(&self.url("postgres"), name)
     }
 
     pub fn url(&self, database: &str) -> String {
@@ -248,4 +235,26 @@ impl Drop for Cluster {
             .args(["-m", "immediate", "-w", "stop"])
             .output();
     }
+}
+
+/// A new, empty database `name` on the server `url` (any database of it) reaches, as user
+/// `vantage` without a password (a test cluster's); its URL.
+pub fn create_database(url: &str, name: &str) -> String {
+    let (server, _) = url
+        .rsplit_once('/')
+        .expect("a postgres:// URL with a database");
+    let admin = format!("{server}/postgres");
+    // The client runs a runtime of its own: never on a thread inside an async test's.
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let mut admin = postgres::Client::connect(&admin, postgres::NoTls)
+                .expect("connecting to the test cluster");
+            admin
+                .batch_execute(&format!("CREATE DATABASE {name}"))
+                .expect("creating a database");
+        })
+        .join()
+        .expect("creating a database");
+    });
+    format!("{server}/{name}")
 }

@@ -483,6 +483,20 @@ fn followers_read_the_judges_verdicts_by_sequence() {
         "an update moves its number"
     );
 
+    // Probe-location contacts: the last published set, whole.
+    assert!(follower.contacts().unwrap().is_empty());
+    let (_, place, _) = contract::location_state(1);
+    let contact = vantage_core::health::engine::LocationContact {
+        last_seen: vantage_core::Timestamp::from_unix_micros(5),
+        silent: false,
+    };
+    judge.publish_contacts(&[(place.clone(), contact)]).unwrap();
+    assert_eq!(follower.contacts().unwrap(), [(place.clone(), contact)]);
+    assert!(matches!(
+        follower.publish_contacts(&[]).unwrap_err(),
+        StoreError::Conflict(_)
+    ));
+
     // A controller that does not hold the lease publishes nothing.
     let err = follower
         .publish_verdicts(&[decided(1, Verdict::Healthy)], &[])

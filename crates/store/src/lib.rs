@@ -189,6 +189,24 @@ pub trait Store: Send + Sync + 'static {
         Ok(None)
     }
 
+    /// Publishes every probe location's last contact, as the judge knows it, for its
+    /// followers (fenced as [`Store::record_health`]). A store only one controller uses keeps
+    /// nothing.
+    fn publish_contacts(
+        &self,
+        contacts: &[(Location, vantage_core::health::engine::LocationContact)],
+    ) -> Result<(), StoreError> {
+        let _ = contacts;
+        Ok(())
+    }
+
+    /// The contacts the judge published last (none from a store only one controller uses).
+    fn contacts(
+        &self,
+    ) -> Result<Vec<(Location, vantage_core::health::engine::LocationContact)>, StoreError> {
+        Ok(Vec::new())
+    }
+
     /// Builds the catalog from everything stored.
     fn load_catalog(&self) -> Result<Catalog, StoreError> {
         let mut catalog = Catalog::default();

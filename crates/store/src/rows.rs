@@ -24,7 +24,7 @@ use vantage_core::account::Account;
 use vantage_core::auth::{self, AgentBinding, Grant, SecretDigest, Token, User};
 use vantage_core::catalog::Change;
 use vantage_core::health::check::{self, CheckResult};
-use vantage_core::health::engine::{Event, OriginEvent};
+use vantage_core::health::engine::{Event, LocationContact, OriginEvent};
 use vantage_core::health::{
     Decided, DecidedOrigin, Location, LocationState, ProbeKey, RegionVerdicts, Verdict,
 };
@@ -1414,6 +1414,44 @@ impl From<DecidedRow> for Decided {
                 .collect(),
         }
     }
+}
+
+/// A probe location's last contact, as the judge publishes it for its followers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContactRow {
+    pub location: LocationRow,
+    pub last_seen: Timestamp,
+    pub silent: bool,
+}
+
+/// Every location's contact as stored text (one document).
+pub fn encode_contacts(contacts: &[(Location, LocationContact)]) -> Result<String, StoreError> {
+    let rows: Vec<ContactRow> = contacts
+        .iter()
+        .map(|(l, c)| ContactRow {
+            location: l.into(),
+            last_seen: c.last_seen,
+            silent: c.silent,
+        })
+        .collect();
+    to_text(&rows)
+}
+
+/// Contacts read back from their stored text.
+pub fn decode_contacts(text: &str) -> Result<Vec<(Location, LocationContact)>, StoreError> {
+    let rows: Vec<ContactRow> = from_text("probe_contacts", "the contacts", text)?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            (
+                r.location.into(),
+                LocationContact {
+                    last_seen: r.last_seen,
+                    silent: r.silent,
+                },
+            )
+        })
+        .collect())
 }
 
 // ---- the catalog's objects as stored text ----

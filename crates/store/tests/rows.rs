@@ -191,3 +191,27 @@ fn published_verdicts_are_pinned_and_read_back() {
         decided
     );
 }
+
+#[test]
+fn published_contacts_are_pinned_and_read_back() {
+    use vantage_core::health::engine::LocationContact;
+    let contacts = vec![(
+        Location {
+            region: RegionCode::Weu,
+            name: "ams".into(),
+        },
+        LocationContact {
+            last_seen: T,
+            silent: true,
+        },
+    )];
+    let text = vantage_store::rows::encode_contacts(&contacts).unwrap();
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&text).unwrap(),
+        json!([{"location": {"region": "Weu", "name": "ams"}, "last_seen": T.unix_micros(), "silent": true}])
+    );
+    assert_eq!(
+        vantage_store::rows::decode_contacts(&text).unwrap(),
+        contacts
+    );
+}

@@ -60,6 +60,10 @@ async fn answered_writes_survive_kill_9_byte_for_byte() {
 
 #[tokio::test]
 async fn first_start_generates_a_private_token_and_later_starts_add_nothing() {
+    // One server's first start in an empty data directory and SQLite file.
+    if common::replica_mode("first_start_generates_a_private_token_and_later_starts_add_nothing") {
+        return;
+    }
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("d");
     let s = Server::start_in(&dir, &[]).unwrap();
@@ -118,6 +122,10 @@ async fn first_start_generates_a_private_token_and_later_starts_add_nothing() {
 
 #[test]
 fn unusable_stores_and_busy_data_dirs_are_refused() {
+    // SQLite files and data-directory locks (a newer PostgreSQL schema: tests/postgres.rs).
+    if common::replica_mode("unusable_stores_and_busy_data_dirs_are_refused") {
+        return;
+    }
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("d");
     std::fs::create_dir_all(&dir).unwrap();

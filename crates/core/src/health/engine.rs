@@ -597,6 +597,16 @@ impl Engine {
         self.locations.iter()
     }
 
+    /// Takes every location's contact as the judging controller's engine knows it (this one
+    /// follows it: agents talk to the judge, so only it hears from all of them). Judges
+    /// nothing.
+    pub fn restore_contacts(
+        &mut self,
+        contacts: impl IntoIterator<Item = (Location, LocationContact)>,
+    ) {
+        self.locations = contacts.into_iter().collect();
+    }
+
     /// Every location the engine holds anything of: contact or a stored vote.
     pub fn known_locations(&self) -> std::collections::BTreeSet<Location> {
         let mut out: std::collections::BTreeSet<Location> =
@@ -894,13 +904,20 @@ impl Engine {
 
     /// Sets one location's state on a target as the judging controller's engine recorded it,
     /// judging nothing: a follower keeps the judge's per-location detail this way (its
-    /// verdicts are the judge's own, [`Engine::adopt`]). Ignored for a target this engine
-    /// does not probe (its catalog is behind; the next full rebuild brings it).
-    pub fn restore_state(&mut self, key: &ProbeKey, location: &Location, state: LocationState) {
-        if let Some((k, _)) = self.targets.get_key_value(key) {
-            let k = Arc::clone(k);
-            *self.states.entry(k).or_default().entry(location) = state;
-        }
+    /// verdicts are the judge's own, [`Engine::adopt`]). Handed back for a target this
+    /// engine does not probe (its catalog is behind), to be tried again after it caught up.
+    pub fn restore_state(
+        &mut self,
+        key: &ProbeKey,
+        location: &Location,
+        state: LocationState,
+    ) -> Result<(), LocationState> {
+        let Some((k, _)) = self.targets.get_key_value(key) else {
+            return Err(state);
+        };
+        let k = Arc::clone(k);
+        *self.states.entry(k).or_default().entry(location) = state;
+        Ok(())
     }
 
     /// Takes a pool's verdicts as the judging controller decided them: this engine follows

@@ -29,6 +29,8 @@ pub struct Server {
     pub addr: String,
     pub dir: PathBuf,
     _tmp: Option<tempfile::TempDir>,
+    /// In replica mode ([`REPLICAS_ENV`]): the replica that judges, beside this one.
+    judge: Option<Box<Server>>,
     pub stderr: mpsc::Receiver<String>,
     /// Everything logged up to and including the `listening on` line.
     pub startup_log: String,
@@ -144,8 +146,29 @@ impl Server {
         Self::start_with(dir, env, &[])
     }
 
-    /// Starts a server on `dir` with extra `serve` flags.
+    /// Starts a server on `dir` with extra `serve` flags. In replica mode ([`REPLICAS_ENV`])
+    /// and without a `--store` of the test's own, two replicas start on a database of their
+    /// own instead: one that judges, then this one, which follows it.
     pub fn start_with(dir: &Path, env: &[(&str, &str)], flags: &[&str]) -> Result<Self, String> {
+        let Some(url) = replica_store(dir, flags) else {
+            return Self::start_one(dir, env, flags);
+        };
+        let mut with_store: Vec<&str> = flags.to_vec();
+        // A short lease: after a restart, the replica that judged before is dead and its
+        // lease must lapse before anyone judges again.
+        with_store.extend(["--store", url.as_str(), "--judge-lease", "3"]);
+        // The judge listens wherever it likes: the test's fixed addresses are the follower's.
+        let judge_flags = without_fixed_listeners(&with_store);
+        let judge = Self::start_one(&judge_dir(dir), env, &judge_flags)?;
+        let mut follower = Self::start_one(dir, env, &with_store)?;
+        if !follower.startup_log.contains("this one follows") {
+            return Err(follower.startup_log.clone());
+        }
+        follower.judge = Some(Box::new(judge));
+        Ok(follower)
+    }
+
+    fn start_one(dir: &Path, env: &[(&str, &str)], flags: &[&str]) -> Result<Self, String> {
         let mut cmd = Command::new(bin());
         cmd.arg("serve");
         if !flags.contains(&"--listen") {
@@ -191,6 +214,7 @@ impl Server {
                             addr,
                             dir: dir.to_owned(),
                             _tmp: None,
+                            judge: None,
                             stderr: rx,
                             startup_log: seen,
                             http: reqwest::Client::new(),
@@ -204,6 +228,12 @@ impl Server {
                 }
             }
         }
+    }
+
+    /// The process that judges health: this one, or in replica mode the replica beside it
+    /// (probing, verdict and check metrics are counted there).
+    pub fn judging(&self) -> &Server {
+        self.judge.as_deref().unwrap_or(self)
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -317,13 +347,94 @@ impl Drop for KillOnDrop {
     }
 }
 
+/// Set (to any database URL of a running PostgreSQL test cluster, as `scripts/test` does), the
+/// suites' servers run as two replicas on a fresh database of that cluster, and the test talks
+/// to the one that follows: the same black-box tests, through a replica that does not judge.
+pub const REPLICAS_ENV: &str = "VANTAGE_TEST_REPLICAS";
+
+/// The databases of replica-mode servers, by data directory: a server restarted on the same
+/// directory finds its data again.
+static REPLICA_STORES: std::sync::Mutex<Vec<(PathBuf, String)>> = std::sync::Mutex::new(Vec::new());
+
+/// In replica mode, the database for a server on `dir` (created on first use); `None` outside
+/// it, or when the test chose its own store.
+fn replica_store(dir: &Path, flags: &[&str]) -> Option<String> {
+    let cluster = std::env::var(REPLICAS_ENV).ok().filter(|u| !u.is_empty())?;
+    if flags.contains(&"--store") {
+        return None;
+    }
+    let mut known = REPLICA_STORES.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((_, url)) = known.iter().find(|(d, _)| d == dir) {
+        return Some(url.clone());
+    }
+    let name = format!("t{}", hex_id());
+    let url = vantage_store_postgres::testing::create_database(&cluster, &name);
+    known.push((dir.to_owned(), url.clone()));
+    Some(url)
+}
+
+fn hex_id() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos(),
+    );
+    format!("{:016x}", h.finish())
+}
+
+fn judge_dir(dir: &Path) -> PathBuf {
+    let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or("data");
+    dir.with_file_name(format!("{name}-judge"))
+}
+
+/// `flags` for the judge replica beside the follower that has the test's addresses: its API
+/// and metrics on free ports, and no data plane (the follower serves the test's traffic).
+fn without_fixed_listeners<'a>(flags: &[&'a str]) -> Vec<&'a str> {
+    let mut out = Vec::new();
+    let mut it = flags.iter();
+    while let Some(f) = it.next() {
+        match *f {
+            "--listen" | "--metrics-listen" => {
+                let _ = it.next();
+                out.extend([*f, "127.0.0.1:0"]);
+            }
+            "--proxy-listen" | "--dns-listen" => {
+                let _ = it.next();
+            }
+            _ => out.push(*f),
+        }
+    }
+    out
+}
+
+/// Whether this run's servers are replicas ([`REPLICAS_ENV`]): a test of what only one
+/// process on one machine can show (a locked SQLite file, its own listeners) says so and
+/// stops.
+pub fn replica_mode(test: &str) -> bool {
+    let on = std::env::var(REPLICAS_ENV).is_ok_and(|u| !u.is_empty());
+    if on {
+        eprintln!("{test}: not run against replicas (it tests one process on one machine)");
+    }
+    on
+}
+
+/// The CLI with `args` on `dir`, on the server's store (the replicas' database in replica
+/// mode).
+pub fn cli_args(dir: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(bin());
+    cmd.args(args).arg("--data-dir").arg(dir);
+    let known = REPLICA_STORES.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((_, url)) = known.iter().find(|(d, _)| d == dir) {
+        cmd.args(["--store", url]);
+    }
+    cmd
+}
+
 pub fn cli_on(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new(bin())
-        .args(args)
-        .arg("--data-dir")
-        .arg(dir)
-        .output()
-        .unwrap();
+    let out = cli_args(dir, args).output().unwrap();
     assert!(
         out.status.success(),
         "vantage {args:?} failed: {}",
