@@ -470,8 +470,16 @@ impl Controller {
                 .build()
                 .unwrap_or_default()
         });
-        let mut request =
-            client.request(method, format!("{}{path}", address.trim_end_matches('/')));
+        // A read falls back to this replica's own answer: it must not wait long for a judge
+        // that died.
+        let patience = if method == reqwest::Method::GET {
+            Duration::from_secs(2)
+        } else {
+            Duration::from_secs(10)
+        };
+        let mut request = client
+            .request(method, format!("{}{path}", address.trim_end_matches('/')))
+            .timeout(patience);
         for (name, value) in headers {
             request = request.header(*name, value);
         }

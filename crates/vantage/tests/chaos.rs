@@ -12,7 +12,7 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -20,12 +20,11 @@ use std::time::{Duration, Instant};
 use common::edge::EdgeProc;
 use common::origin::Origin;
 use common::webhook::{events, receiver};
-use common::{bin, error_code, eventually, KillOnDrop, Server, TOKEN};
+use common::{bin, error_code, eventually, spawn_agent, AGENT_TOKEN, TOKEN};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use vantage_store_postgres::testing::Cluster;
 
-const AGENT_TOKEN: &str = "vantage-test-agent-token_0123456789abcdefghijklmnopqrs";
 /// Seconds: the judge lease the replicas run with, and the monitor's interval (one failure
 /// is enough to go down: `consecutive_down` is left at its default).
 const LEASE: u64 = 2;
@@ -48,22 +47,6 @@ fn admin(url: &str, dir: &std::path::Path, args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
-fn agent(controllers: &[String], token: &str, location: &str) -> KillOnDrop {
-    let mut cmd = Command::new(bin());
-    cmd.arg("agent");
-    for c in controllers {
-        cmd.args(["--controller", c]);
-    }
-    let child = cmd
-        .args(["--token", token, "--region", "WEU", "--location", location])
-        .env("VANTAGE_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    KillOnDrop(child)
-}
-
 /// The pool's verdict as a replica serves it (`None`: unknown, or the replica is gone).
 async fn healthy(http: &reqwest::Client, replica: &str, path: &str) -> Option<bool> {
     let r = http
@@ -76,16 +59,8 @@ async fn healthy(http: &reqwest::Client, replica: &str, path: &str) -> Option<bo
     v["result"]["healthy"].as_bool()
 }
 
-/// The origin that served a proxied request for `web.example.com` through the edge.
 async fn proxied(http: &reqwest::Client, edge: &EdgeProc) -> Option<String> {
-    let r = http
-        .get(format!("http://{}/", edge.proxy))
-        .header("host", "web.example.com")
-        .send()
-        .await
-        .ok()?;
-    let v: Value = r.json().await.ok()?;
-    v["origin"].as_str().map(str::to_owned)
+    common::edge::proxied(http, edge, "web.example.com").await
 }
 
 /// Every origin's identity in affinity cookies, by address, as a replica's routing snapshot
@@ -185,25 +160,9 @@ async fn three_replicas_survive_the_judges_death_and_a_database_outage() {
     let mut origin = Origin::start("chaos").await;
     let (hook_url, got, _) = receiver(0).await;
     let tmp = tempfile::tempdir().unwrap();
-    let replica = |name: &str| {
-        Server::start_with(
-            &tmp.path().join(name),
-            &[
-                ("VANTAGE_BOOTSTRAP_TOKEN", TOKEN),
-                ("VANTAGE_BOOTSTRAP_AGENT_TOKEN", AGENT_TOKEN),
-                ("VANTAGE_BOOTSTRAP_AGENT_LOCATION", "WEU/ams"),
-            ],
-            &[
-                "--store",
-                &url,
-                "--judge-lease",
-                &LEASE.to_string(),
-                "--no-agent",
-                "--allow-internal-webhooks",
-            ],
-        )
-        .expect("a replica starts")
-    };
+    let lease = LEASE.to_string();
+    let extra = ["--no-agent", "--allow-internal-webhooks"];
+    let replica = |name: &str| common::replica(&tmp.path().join(name), &url, &lease, &extra);
     let judge = replica("a");
     assert!(
         judge.startup_log.contains("judges health"),
@@ -273,8 +232,8 @@ async fn three_replicas_survive_the_judges_death_and_a_database_outage() {
         ],
     );
     let edge_token = admin(&url, &cli, &["token", "create", "--name", "edge", "--edge"]);
-    let mut ams = agent(&controllers, AGENT_TOKEN, "ams");
-    let mut fra = agent(&controllers, &fra_token, "fra");
+    let mut ams = spawn_agent(&controllers, AGENT_TOKEN, "ams");
+    let mut fra = spawn_agent(&controllers, &fra_token, "fra");
     let more: Vec<&str> = followers
         .iter()
         .flat_map(|c| ["--controller", c.as_str()])

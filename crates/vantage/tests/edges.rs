@@ -13,13 +13,11 @@ use std::time::Duration;
 
 use common::edge::EdgeProc;
 use common::origin::Origin;
-use common::{eventually, Server, TOKEN};
+use common::{eventually, Server, AGENT_TOKEN, TOKEN};
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::{RData, RecordType};
 use reqwest::Method;
 use serde_json::{json, Value};
-
-const AGENT_TOKEN: &str = "vantage-test-agent-token_0123456789abcdefghijklmnopqrs";
 
 fn dns(
     server: SocketAddr,
@@ -36,14 +34,7 @@ fn www(edge: &EdgeProc) -> Vec<IpAddr> {
 
 /// The origin that served a proxied request for `web.example.com` through `edge`.
 async fn web(http: &reqwest::Client, edge: &EdgeProc) -> Option<String> {
-    let r = http
-        .get(format!("http://{}/", edge.proxy))
-        .header("host", "web.example.com")
-        .send()
-        .await
-        .ok()?;
-    let v: Value = r.json().await.ok()?;
-    v["origin"].as_str().map(str::to_owned)
+    common::edge::proxied(http, edge, "web.example.com").await
 }
 
 /// Waits (up to `limit`) until every edge answers `ip` for `www` and proxies `web` to the

@@ -10,12 +10,10 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::origin::Origin;
-use common::{bin, error_code, eventually, KillOnDrop, Server, TOKEN};
+use common::{bin, error_code, eventually, Server, AGENT_TOKEN, TOKEN};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 use vantage_store_postgres::testing::Cluster;
-
-const AGENT_TOKEN: &str = "vantage-test-agent-token_0123456789abcdefghijklmnopqrs";
 
 fn start(dir: &std::path::Path, url: &str) -> Result<Server, String> {
     Server::start_with(
@@ -230,18 +228,7 @@ async fn a_follower_takes_over_judging_when_the_judge_dies() {
     let url = cluster.database("replicas");
     let origin = Origin::start("replicated").await;
     let tmp = tempfile::tempdir().unwrap();
-    let replica = |name: &str| {
-        Server::start_with(
-            &tmp.path().join(name),
-            &[
-                ("VANTAGE_BOOTSTRAP_TOKEN", TOKEN),
-                ("VANTAGE_BOOTSTRAP_AGENT_TOKEN", AGENT_TOKEN),
-                ("VANTAGE_BOOTSTRAP_AGENT_LOCATION", "WEU/ams"),
-            ],
-            &["--store", &url, "--judge-lease", "2"],
-        )
-        .expect("a replica starts")
-    };
+    let replica = |name: &str| common::replica(&tmp.path().join(name), &url, "2", &[]);
     let judge = replica("a");
     assert!(
         judge.startup_log.contains("judges health"),
@@ -293,26 +280,7 @@ async fn a_follower_takes_over_judging_when_the_judge_dies() {
     .await;
 
     // A remote agent that knows only the follower: its results reach the judge through it.
-    let agent = std::process::Command::new(bin())
-        .args([
-            "agent",
-            "--controller",
-            &format!("http://{}", follower.addr),
-        ])
-        .args([
-            "--token",
-            AGENT_TOKEN,
-            "--region",
-            "WEU",
-            "--location",
-            "ams",
-        ])
-        .env("VANTAGE_LOG", "warn")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let _agent = KillOnDrop(agent);
+    let _agent = common::spawn_agent(&[format!("http://{}", follower.addr)], AGENT_TOKEN, "ams");
     eventually(limit, "the agent's results, at the judge", || async {
         let (_, v) = judge.call(Method::GET, &health, None).await;
         v["result"]["pop_health"]["locations"]
@@ -351,18 +319,7 @@ async fn a_follower_serves_the_judges_verdicts_even_when_no_state_changes() {
     let url = cluster.database("followed");
     let origin = Origin::start("followed").await;
     let tmp = tempfile::tempdir().unwrap();
-    let replica = |name: &str| {
-        Server::start_with(
-            &tmp.path().join(name),
-            &[
-                ("VANTAGE_BOOTSTRAP_TOKEN", TOKEN),
-                ("VANTAGE_BOOTSTRAP_AGENT_TOKEN", AGENT_TOKEN),
-                ("VANTAGE_BOOTSTRAP_AGENT_LOCATION", "WEU/ams"),
-            ],
-            &["--store", &url, "--judge-lease", "30"],
-        )
-        .expect("a replica starts")
-    };
+    let replica = |name: &str| common::replica(&tmp.path().join(name), &url, "30", &[]);
     let judge = replica("a");
     let follower = replica("b");
     assert!(
@@ -386,22 +343,7 @@ async fn a_follower_serves_the_judges_verdicts_even_when_no_state_changes() {
                    "origins": [{"name": "o", "address": "127.0.0.1", "port": origin.port()}]}),
         )
         .await;
-    let agent = Command::new(bin())
-        .args(["agent", "--controller", &format!("http://{}", judge.addr)])
-        .args([
-            "--token",
-            AGENT_TOKEN,
-            "--region",
-            "WEU",
-            "--location",
-            "ams",
-        ])
-        .env("VANTAGE_LOG", "warn")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let agent = KillOnDrop(agent);
+    let agent = common::spawn_agent(&[format!("http://{}", judge.addr)], AGENT_TOKEN, "ams");
     let health = format!("{lb}/pools/{pool}/health");
     let verdict = |s: &Server| {
         let url = s.url(&health);

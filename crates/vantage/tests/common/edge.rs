@@ -135,3 +135,16 @@ impl Drop for EdgeProc {
         let _ = self.child.wait();
     }
 }
+
+/// The origin that served a proxied request for `host` through `edge` (the test origins answer
+/// with their name).
+pub async fn proxied(http: &reqwest::Client, edge: &EdgeProc, host: &str) -> Option<String> {
+    let r = http
+        .get(format!("http://{}/", edge.proxy))
+        .header("host", host)
+        .send()
+        .await
+        .ok()?;
+    let v: serde_json::Value = r.json().await.ok()?;
+    v["origin"].as_str().map(str::to_owned)
+}

@@ -19,6 +19,43 @@ use serde_json::Value;
 pub const TOKEN: &str = "vantage-test-admin-token_0123456789abcdefghijklmnopqrstuv";
 pub const EMAIL: &str = "ops@example.com";
 pub const KEY: &str = "global-key-0123456789abcdefghijklmnopqrstuvwxyz";
+/// The agent token servers started by [`replica`] bootstrap, for the location `WEU/ams`.
+pub const AGENT_TOKEN: &str = "vantage-test-agent-token_0123456789abcdefghijklmnopqrs";
+
+/// A replica on the PostgreSQL database `url` (the test's own cluster) in `dir`, with the
+/// judge lease `lease` (seconds) and `extra` flags; bootstrapped with the admin token and an
+/// agent token for `WEU/ams` ([`AGENT_TOKEN`]).
+pub fn replica(dir: &Path, url: &str, lease: &str, extra: &[&str]) -> Server {
+    let mut flags = vec!["--store", url, "--judge-lease", lease];
+    flags.extend_from_slice(extra);
+    Server::start_with(
+        dir,
+        &[
+            ("VANTAGE_BOOTSTRAP_TOKEN", TOKEN),
+            ("VANTAGE_BOOTSTRAP_AGENT_TOKEN", AGENT_TOKEN),
+            ("VANTAGE_BOOTSTRAP_AGENT_LOCATION", "WEU/ams"),
+        ],
+        &flags,
+    )
+    .expect("a replica starts")
+}
+
+/// A `vantage agent` in `WEU/location` knowing `controllers`, killed when dropped.
+pub fn spawn_agent(controllers: &[String], token: &str, location: &str) -> KillOnDrop {
+    let mut cmd = Command::new(bin());
+    cmd.arg("agent");
+    for c in controllers {
+        cmd.args(["--controller", c]);
+    }
+    let child = cmd
+        .args(["--token", token, "--region", "WEU", "--location", location])
+        .env("VANTAGE_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    KillOnDrop(child)
+}
 
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_vantage")
