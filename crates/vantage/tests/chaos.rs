@@ -25,8 +25,8 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use vantage_store_postgres::testing::Cluster;
 
-/// Seconds: the judge lease the replicas run with, and the monitor's interval (one failure
-/// is enough to go down: `consecutive_down` is left at its default).
+/// Seconds: the judge lease the replicas run with, and the interval of the monitor
+/// (`Server::fast_monitor`: one failure is enough to go down).
 const LEASE: u64 = 2;
 const INTERVAL: u64 = 5;
 
@@ -180,12 +180,7 @@ async fn three_replicas_survive_the_judges_death_and_a_database_outage() {
     // Configured through the judge, which will die: everything must outlive it.
     let account = judge.account_id().await;
     let lb = format!("/accounts/{account}/load_balancers");
-    let monitor = judge
-        .create(
-            &format!("{lb}/monitors"),
-            json!({"type": "http", "expected_codes": "200", "interval": INTERVAL, "timeout": 1, "retries": 0}),
-        )
-        .await;
+    let monitor = judge.fast_monitor(&account).await;
     let pool = judge
         .create(
             &format!("{lb}/pools"),

@@ -245,12 +245,7 @@ async fn a_follower_takes_over_judging_when_the_judge_dies() {
     // Written through the follower; probed by the judge's built-in location.
     let account = follower.account_id().await;
     let lb = format!("/accounts/{account}/load_balancers");
-    let monitor = follower
-        .create(
-            &format!("{lb}/monitors"),
-            json!({"type": "http", "expected_codes": "200", "interval": 5, "timeout": 1, "retries": 0}),
-        )
-        .await;
+    let monitor = follower.fast_monitor(&account).await;
     let pool = follower
         .create(
             &format!("{lb}/pools"),
@@ -329,12 +324,7 @@ async fn a_follower_serves_the_judges_verdicts_even_when_no_state_changes() {
     );
     let account = judge.account_id().await;
     let lb = format!("/accounts/{account}/load_balancers");
-    let monitor = judge
-        .create(
-            &format!("{lb}/monitors"),
-            json!({"type": "http", "expected_codes": "200", "interval": 5, "timeout": 1, "retries": 0}),
-        )
-        .await;
+    let monitor = judge.fast_monitor(&account).await;
     // Checked from western Europe only: the built-in location (WNAM) does not vote.
     let pool = judge
         .create(
