@@ -106,20 +106,31 @@ impl Controller {
         };
         let previous = self.snapshot();
         let started = std::time::Instant::now();
+        // A follower steers dynamic latency by the judge's RTTs: its engine measures none.
+        let given = (!self.judges()).then(|| self.judges_rtts());
         let next = {
             let catalog = self.catalog();
             let health = self.health_view();
             let engine = self.engine();
+            let latency =
+                |key: &vantage_core::health::ProbeKey, region| engine.latency_ms(key, region);
+            let rtts = match &given {
+                Some(given) => vantage_core::routing::Rtts::Given(given),
+                None => vantage_core::routing::Rtts::Measured(&latency),
+            };
             Snapshot::build(
                 &catalog,
                 &health,
-                &|key, region| engine.latency_ms(key, region),
+                rtts,
                 &regions,
                 secret,
                 Some(&previous),
                 self.now(),
             )
         };
+        if given.is_none() {
+            self.hand_rtts_on(next.pool_rtts());
+        }
         tracing::debug!(
             build_ms = started.elapsed().as_secs_f64() * 1e3,
             load_balancers = next.load_balancers.len(),

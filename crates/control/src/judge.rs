@@ -23,6 +23,7 @@ use std::collections::HashMap;
 use serde_json::Value;
 use vantage_core::health::engine::LocationContact;
 use vantage_core::health::{Decided, Engine, PoolVerdicts};
+use vantage_core::routing::PoolRtt;
 use vantage_core::PoolId;
 use vantage_store::{Lease, StoreError};
 
@@ -59,6 +60,9 @@ pub(crate) struct Role {
     pending: std::sync::Mutex<Vec<vantage_store::StoredState>>,
     /// Woken when the store says the judge published.
     published_now: Arc<tokio::sync::Notify>,
+    /// The pools' RTTs the judge published last, and (a follower's) the judge's as read.
+    rtts_published: std::sync::Mutex<HashMap<PoolId, PoolRtt>>,
+    rtts_given: std::sync::Mutex<Arc<HashMap<PoolId, PoolRtt>>>,
     /// The probe-location contacts the judge published last.
     contacts: std::sync::Mutex<Vec<(vantage_core::health::Location, LocationContact)>>,
 }
@@ -132,6 +136,11 @@ impl Controller {
                         .lock()
                         .unwrap_or_else(|p| p.into_inner())
                         .clear();
+                    self.role
+                        .rtts_published
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .clear();
                     self.assignment_version.send_modify(|v| *v += 1);
                     self.wake.notify_one();
                 }
@@ -146,7 +155,64 @@ impl Controller {
                     tracing::info!(judge = %holder, "another controller judges health; this one follows");
                 }
                 self.follow_contacts()?;
+                self.follow_rtts()?;
             }
+        }
+        Ok(())
+    }
+
+    /// The judge's pools' RTTs, as this follower last read them.
+    pub(crate) fn judges_rtts(&self) -> Arc<HashMap<PoolId, PoolRtt>> {
+        Arc::clone(
+            &self
+                .role
+                .rtts_given
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()),
+        )
+    }
+
+    /// After a snapshot build: a judge among replicas publishes its pools' RTTs when they
+    /// moved (snapshots are rebuilt every few seconds, so at most that often).
+    pub(crate) fn hand_rtts_on(&self, rtts: HashMap<PoolId, PoolRtt>) {
+        if !self.role.replicated.load(Ordering::Acquire) || !self.judges() {
+            return;
+        }
+        if *self
+            .role
+            .rtts_published
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            == rtts
+        {
+            return;
+        }
+        self.enqueue(move |st| {
+            let list: Vec<(PoolId, PoolRtt)> = rtts.iter().map(|(k, v)| (*k, v.clone())).collect();
+            match st.store.publish_rtts(&list) {
+                Ok(()) => {
+                    *st.role
+                        .rtts_published
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner()) = rtts;
+                }
+                Err(e) => tracing::warn!(error = %e, "pool RTTs could not be published"),
+            }
+        });
+    }
+
+    /// A follower takes the judge's pools' RTTs; its routing follows when they moved.
+    fn follow_rtts(&self) -> Result<(), StoreError> {
+        let rtts: HashMap<PoolId, PoolRtt> = self.store.rtts()?.into_iter().collect();
+        let mut given = self
+            .role
+            .rtts_given
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if **given != rtts {
+            *given = Arc::new(rtts);
+            drop(given);
+            self.verdict_version.send_modify(|v| *v += 1);
         }
         Ok(())
     }
@@ -275,10 +341,12 @@ impl Controller {
         if self.judges() {
             return Ok(());
         }
-        self.follow_contacts()?;
-        self.follow_judge()?;
+        // The verdicts first, then what the judge wrote before them (their states, the
+        // locations' contacts): read in this order, nothing shown is older than a verdict.
         let seen = self.role.seen.load(Ordering::Acquire);
         let (next, decided) = self.store.verdicts_since(seen)?;
+        self.follow_contacts()?;
+        self.follow_judge()?;
         if decided.is_empty() {
             return Ok(());
         }

@@ -123,11 +123,13 @@ fn build(c: &Catalog, view: &HealthView, previous: Option<&Snapshot>, now: Times
     Snapshot::build(
         c,
         view,
-        &|key, region| match (key.address.as_str(), region) {
-            ("192.0.2.10", Some(RegionCode::Weu)) => Some(12.5),
-            ("192.0.2.10", _) => Some(80.0),
-            _ => None,
-        },
+        vantage_core::routing::Rtts::Measured(
+            &|key, region| match (key.address.as_str(), region) {
+                ("192.0.2.10", Some(RegionCode::Weu)) => Some(12.5),
+                ("192.0.2.10", _) => Some(80.0),
+                _ => None,
+            },
+        ),
         &[RegionCode::Weu, RegionCode::Enam],
         b"the installation's secret",
         previous,

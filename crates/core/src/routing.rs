@@ -18,7 +18,7 @@ use crate::{LoadBalancerId, PoolId, Timestamp, ZoneId};
 
 mod snapshot;
 
-pub use snapshot::{Latency, PoolRtt, Snapshot, SnapshotLoadBalancer, SnapshotPool};
+pub use snapshot::{Latency, PoolRtt, Rtts, Snapshot, SnapshotLoadBalancer, SnapshotPool};
 
 /// Where the data plane sends a request for one origin.
 #[derive(Debug, Clone, PartialEq)]
@@ -498,7 +498,7 @@ impl RoutingTable {
         let snapshot = Snapshot::build(
             catalog,
             health,
-            &|_, _| None,
+            snapshot::Rtts::Measured(&|_, _| None),
             &[],
             secret,
             None,

@@ -24,6 +24,7 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 use vantage_core::catalog::Change;
 use vantage_core::health::engine::{Event, LocationContact};
 use vantage_core::health::{Decided, Location, LocationState, ProbeKey};
+use vantage_core::routing::PoolRtt;
 use vantage_core::{AccountId, PoolId, Timestamp};
 use vantage_store::rows::{self, RowWrite};
 use vantage_store::{
@@ -1110,30 +1111,21 @@ impl Store for PostgresStore {
     }
 
     fn publish_contacts(&self, contacts: &[(Location, LocationContact)]) -> Result<(), StoreError> {
-        let doc = rows::encode_contacts(contacts)?;
-        self.call(move |conn| {
-            let fence = conn.fence.clone();
-            let mut tx = conn.client()?.transaction().map_err(pg)?;
-            fenced(&mut tx, &fence)?;
-            tx.execute(
-                "INSERT INTO probe_contacts (doc) VALUES ($1)
-                 ON CONFLICT (only_row) DO UPDATE SET doc = excluded.doc",
-                &[&doc],
-            )
-            .map_err(pg)?;
-            tx.commit().map_err(pg)
-        })
+        self.publish_document("contacts", rows::encode_contacts(contacts)?)
     }
 
     fn contacts(&self) -> Result<Vec<(Location, LocationContact)>, StoreError> {
-        let doc: Option<String> = self.call(|conn| {
-            Ok(conn
-                .client()?
-                .query_opt("SELECT doc FROM probe_contacts", &[])
-                .map_err(pg)?
-                .map(|r| r.get(0)))
-        })?;
-        doc.map_or_else(|| Ok(Vec::new()), |d| rows::decode_contacts(&d))
+        self.document("contacts")?
+            .map_or_else(|| Ok(Vec::new()), |d| rows::decode_contacts(&d))
+    }
+
+    fn publish_rtts(&self, rtts: &[(PoolId, PoolRtt)]) -> Result<(), StoreError> {
+        self.publish_document("pool_rtts", rows::encode_rtts(rtts)?)
+    }
+
+    fn rtts(&self) -> Result<Vec<(PoolId, PoolRtt)>, StoreError> {
+        self.document("pool_rtts")?
+            .map_or_else(|| Ok(Vec::new()), |d| rows::decode_rtts(&d))
     }
 
     fn counts(&self) -> Result<std::collections::BTreeMap<&'static str, u64>, StoreError> {
@@ -1180,5 +1172,34 @@ fn fenced(tx: &mut Transaction<'_>, fence: &Fence) -> Result<(), StoreError> {
                 .map_err(pg)?;
             held.map(|_| ()).ok_or_else(deposed)
         }
+    }
+}
+
+impl PostgresStore {
+    /// Writes the judge's document `name` for its followers, fenced as health writes are.
+    fn publish_document(&self, name: &'static str, doc: String) -> Result<(), StoreError> {
+        self.call(move |conn| {
+            let fence = conn.fence.clone();
+            let mut tx = conn.client()?.transaction().map_err(pg)?;
+            fenced(&mut tx, &fence)?;
+            tx.execute(
+                "INSERT INTO judge_documents (name, doc) VALUES ($1, $2)
+                 ON CONFLICT (name) DO UPDATE SET doc = excluded.doc",
+                &[&name, &doc],
+            )
+            .map_err(pg)?;
+            tx.commit().map_err(pg)
+        })
+    }
+
+    /// The judge's document `name` as last published.
+    fn document(&self, name: &'static str) -> Result<Option<String>, StoreError> {
+        self.call(move |conn| {
+            Ok(conn
+                .client()?
+                .query_opt("SELECT doc FROM judge_documents WHERE name = $1", &[&name])
+                .map_err(pg)?
+                .map(|r| r.get(0)))
+        })
     }
 }

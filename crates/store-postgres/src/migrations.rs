@@ -117,10 +117,10 @@ const MIGRATIONS: &[&str] = &[
     // 9: secrets every controller must agree on (the affinity cookies' key), by name. Held
     // as the data directory's file would be: readable only by whoever may read the database.
     "CREATE TABLE installation_secrets (name TEXT PRIMARY KEY, value BYTEA NOT NULL);",
-    // 10: every probe location's last contact as the judge knows it (agents talk to the judge,
-    // so only it hears from all of them), one document, for followers to list.
-    "CREATE TABLE probe_contacts (only_row BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (only_row),
-                                  doc TEXT NOT NULL);",
+    // 10: what else the judge publishes for its followers, one document each by name: every
+    // probe location's last contact (agents talk to the judge, so only it hears from all of
+    // them) and the pools' RTTs dynamic latency steers by (kept in the judge's memory).
+    "CREATE TABLE judge_documents (name TEXT PRIMARY KEY, doc TEXT NOT NULL);",
 ];
 
 pub const SCHEMA_VERSION: usize = MIGRATIONS.len();

@@ -497,6 +497,20 @@ fn followers_read_the_judges_verdicts_by_sequence() {
         StoreError::Conflict(_)
     ));
 
+    // The pools' RTTs for dynamic latency: the last published set, whole.
+    assert!(follower.rtts().unwrap().is_empty());
+    let rtt = vantage_core::routing::PoolRtt {
+        anywhere: Some(7.5),
+        by_region: Default::default(),
+    };
+    judge
+        .publish_rtts(&[(PoolId::from_bytes([1; 16]), rtt.clone())])
+        .unwrap();
+    assert_eq!(
+        follower.rtts().unwrap(),
+        [(PoolId::from_bytes([1; 16]), rtt)]
+    );
+
     // A controller that does not hold the lease publishes nothing.
     let err = follower
         .publish_verdicts(&[decided(1, Verdict::Healthy)], &[])

@@ -207,6 +207,24 @@ pub trait Store: Send + Sync + 'static {
         Ok(Vec::new())
     }
 
+    /// Publishes the pools' RTTs dynamic latency steers by, as the judge measured them, for
+    /// its followers (fenced as [`Store::record_health`]). A store only one controller uses
+    /// keeps nothing.
+    fn publish_rtts(
+        &self,
+        rtts: &[(vantage_core::PoolId, vantage_core::routing::PoolRtt)],
+    ) -> Result<(), StoreError> {
+        let _ = rtts;
+        Ok(())
+    }
+
+    /// The pools' RTTs the judge published last.
+    fn rtts(
+        &self,
+    ) -> Result<Vec<(vantage_core::PoolId, vantage_core::routing::PoolRtt)>, StoreError> {
+        Ok(Vec::new())
+    }
+
     /// Builds the catalog from everything stored.
     fn load_catalog(&self) -> Result<Catalog, StoreError> {
         let mut catalog = Catalog::default();

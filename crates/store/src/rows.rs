@@ -38,6 +38,7 @@ use vantage_core::pool::{
     self, LoadShedding, NotificationFilter, NotificationRule, OriginSpec, Pool, PoolSpec, Weight,
 };
 use vantage_core::region::{self, CheckRegions};
+use vantage_core::routing::PoolRtt;
 use vantage_core::rules::{Condition, FixedResponse, Mode, Overrides, Rule, Rules};
 use vantage_core::zone::Zone;
 use vantage_core::{
@@ -1439,7 +1440,7 @@ pub fn encode_contacts(contacts: &[(Location, LocationContact)]) -> Result<Strin
 
 /// Contacts read back from their stored text.
 pub fn decode_contacts(text: &str) -> Result<Vec<(Location, LocationContact)>, StoreError> {
-    let rows: Vec<ContactRow> = from_text("probe_contacts", "the contacts", text)?;
+    let rows: Vec<ContactRow> = from_text("judge_documents", "contacts", text)?;
     Ok(rows
         .into_iter()
         .map(|r| {
@@ -1448,6 +1449,48 @@ pub fn decode_contacts(text: &str) -> Result<Vec<(Location, LocationContact)>, S
                 LocationContact {
                     last_seen: r.last_seen,
                     silent: r.silent,
+                },
+            )
+        })
+        .collect())
+}
+
+/// A pool's RTTs in ms, as the judge published them for dynamic latency.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PoolRttRow {
+    pub pool: PoolId,
+    pub anywhere: Option<f64>,
+    pub by_region: Vec<(RegionRow, f64)>,
+}
+
+/// Every pool's RTTs as stored text (one document).
+pub fn encode_rtts(rtts: &[(PoolId, PoolRtt)]) -> Result<String, StoreError> {
+    let rows: Vec<PoolRttRow> = rtts
+        .iter()
+        .map(|(pool, r)| PoolRttRow {
+            pool: *pool,
+            anywhere: r.anywhere,
+            by_region: r.by_region.iter().map(|(k, v)| ((*k).into(), *v)).collect(),
+        })
+        .collect();
+    to_text(&rows)
+}
+
+/// Pools' RTTs read back from their stored text.
+pub fn decode_rtts(text: &str) -> Result<Vec<(PoolId, PoolRtt)>, StoreError> {
+    let rows: Vec<PoolRttRow> = from_text("judge_documents", "pool_rtts", text)?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            (
+                r.pool,
+                PoolRtt {
+                    anywhere: r.anywhere,
+                    by_region: r
+                        .by_region
+                        .into_iter()
+                        .map(|(k, v)| (k.into(), v))
+                        .collect(),
                 },
             )
         })

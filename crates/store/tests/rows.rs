@@ -215,3 +215,22 @@ fn published_contacts_are_pinned_and_read_back() {
         contacts
     );
 }
+
+#[test]
+fn published_pool_rtts_are_pinned_and_read_back() {
+    use vantage_core::routing::PoolRtt;
+    let rtts = vec![(
+        vantage_core::PoolId::from_bytes([4; 16]),
+        PoolRtt {
+            anywhere: Some(12.5),
+            by_region: [(RegionCode::Weu, 3.25)].into_iter().collect(),
+        },
+    )];
+    let text = vantage_store::rows::encode_rtts(&rtts).unwrap();
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&text).unwrap(),
+        json!([{"pool": "04040404040404040404040404040404", "anywhere": 12.5,
+                "by_region": [["Weu", 3.25]]}])
+    );
+    assert_eq!(vantage_store::rows::decode_rtts(&text).unwrap(), rtts);
+}

@@ -98,6 +98,33 @@ async fn cookie_keys(
     out
 }
 
+/// The pool RTTs a replica's routing snapshot steers dynamic latency by, by pool name.
+async fn snapshot_rtts(
+    http: &reqwest::Client,
+    replica: &str,
+    token: &str,
+) -> std::collections::BTreeMap<String, Value> {
+    let v: Value = http
+        .get(format!("{replica}/edge/v1/snapshot?after=0"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut out = std::collections::BTreeMap::new();
+    for p in v["pools"].as_array().into_iter().flatten() {
+        if let Some(ms) = p.get("rtt_ms") {
+            out.insert(
+                p["name"].as_str().unwrap_or_default().to_owned(),
+                ms.clone(),
+            );
+        }
+    }
+    out
+}
+
 /// What the writing client saw.
 #[derive(Default)]
 struct Writes {
@@ -192,7 +219,8 @@ async fn three_replicas_survive_the_judges_death_and_a_database_outage() {
     judge
         .create(
             &format!("/zones/{zone}/load_balancers"),
-            json!({"name": "web.example.com", "default_pools": [pool], "fallback_pool": pool, "proxied": true}),
+            json!({"name": "web.example.com", "default_pools": [pool], "fallback_pool": pool,
+                   "proxied": true, "steering_policy": "dynamic_latency"}),
         )
         .await;
     let hook = judge
@@ -263,6 +291,24 @@ async fn three_replicas_survive_the_judges_death_and_a_database_outage() {
     for r in &followers {
         assert_eq!(cookie_keys(&http, r, &edge_token).await, keys, "{r}");
     }
+
+    // Dynamic latency steers by the judge's RTTs on every replica (followers measure none).
+    eventually(
+        limit,
+        "the same pool RTTs in every replica's snapshot",
+        || async {
+            let judged = snapshot_rtts(&http, &controllers[0], &edge_token).await;
+            if !judged.contains_key("web") {
+                return false;
+            }
+            let mut same = true;
+            for r in &followers {
+                same &= snapshot_rtts(&http, r, &edge_token).await == judged;
+            }
+            same
+        },
+    )
+    .await;
 
     // A client writes through every replica from here on.
     let stop = Arc::new(AtomicBool::new(false));

@@ -21,6 +21,25 @@ use crate::{LoadBalancerId, PoolId, Timestamp, ZoneId};
 /// measured.
 pub type Latency<'a> = &'a dyn Fn(&ProbeKey, Option<RegionCode>) -> Option<f64>;
 
+/// Where the pools' RTTs of a snapshot come from.
+#[derive(Clone, Copy)]
+pub enum Rtts<'a> {
+    /// Measured: each target's smoothed RTT (the judging controller's engine has them).
+    Measured(Latency<'a>),
+    /// Given whole, per pool: a controller following the judge takes the judge's, so every
+    /// replica steers dynamic latency alike.
+    Given(&'a HashMap<PoolId, PoolRtt>),
+}
+
+impl std::fmt::Debug for Rtts<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Rtts::Measured(_) => f.write_str("Measured"),
+            Rtts::Given(m) => f.debug_tuple("Given").field(m).finish(),
+        }
+    }
+}
+
 /// One published routing state of the installation.
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
@@ -97,15 +116,25 @@ impl Snapshot {
                 .all(|((i, a), (j, b))| i == j && same(a, b))
     }
 
+    /// Every pool's RTT this snapshot measured (the pools dynamic-latency load balancers
+    /// name), to hand to followers as [`Rtts::Given`].
+    pub fn pool_rtts(&self) -> HashMap<PoolId, PoolRtt> {
+        self.pools
+            .iter()
+            .filter(|(_, p)| p.rtt != PoolRtt::default())
+            .map(|(id, p)| (*id, p.rtt.clone()))
+            .collect()
+    }
+
     /// Builds the installation's routing state from the catalog and the published health
-    /// view. `latency` is a target's smoothed RTT as seen from a region, `regions` the
+    /// view. `rtts` gives the pools' RTTs (measured per target, or given per pool), `regions` the
     /// regions that have probe locations, `secret` keys the origin identities in affinity
     /// cookies. `previous` (the last published snapshot) keeps versions and SOA serials
     /// growing; `now` is the time of making.
     pub fn build(
         catalog: &Catalog,
         health: &HealthView,
-        latency: Latency<'_>,
+        rtts: Rtts<'_>,
         regions: &[RegionCode],
         secret: &[u8],
         previous: Option<&Snapshot>,
@@ -173,7 +202,10 @@ impl Snapshot {
                 continue;
             };
             if measured.insert(id) {
-                let rtt = pool_rtt(v, latency, regions);
+                let rtt = match rtts {
+                    Rtts::Measured(latency) => pool_rtt(v, latency, regions),
+                    Rtts::Given(given) => given.get(&id).cloned().unwrap_or_default(),
+                };
                 if entry.rtt != rtt {
                     Arc::make_mut(entry).rtt = rtt;
                 }
