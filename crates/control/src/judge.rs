@@ -14,11 +14,10 @@
 //! - when the lease lapses (the judge died or hangs), a follower takes it and resumes from
 //!   the stored states: verdicts carry on, with no burst of events.
 
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
-
-use std::collections::HashMap;
 
 use serde_json::Value;
 use vantage_core::health::engine::LocationContact;
@@ -64,7 +63,7 @@ pub(crate) struct Role {
     rtts_published: std::sync::Mutex<HashMap<PoolId, PoolRtt>>,
     rtts_given: std::sync::Mutex<Arc<HashMap<PoolId, PoolRtt>>>,
     /// The probe-location contacts the judge published last.
-    contacts: std::sync::Mutex<Vec<(vantage_core::health::Location, LocationContact)>>,
+    contacts_published: std::sync::Mutex<Vec<(vantage_core::health::Location, LocationContact)>>,
 }
 
 impl Role {
@@ -132,7 +131,7 @@ impl Controller {
                         .unwrap_or_else(|p| p.into_inner())
                         .clear();
                     self.role
-                        .contacts
+                        .contacts_published
                         .lock()
                         .unwrap_or_else(|p| p.into_inner())
                         .clear();
@@ -248,7 +247,11 @@ impl Controller {
             .locations()
             .map(|(l, c)| (l.clone(), *c))
             .collect();
-        let mut published = self.role.contacts.lock().unwrap_or_else(|p| p.into_inner());
+        let mut published = self
+            .role
+            .contacts_published
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         if *published != contacts {
             self.store.publish_contacts(&contacts)?;
             *published = contacts;
@@ -418,7 +421,7 @@ impl Controller {
 
     /// A follower's engine rebuilt from every stored location state (their per-location
     /// detail; its verdicts stay the judge's), when it has none yet or its last rebuild is
-    /// older than [`REBUILD_EVERY`] (states the judge deleted go then); otherwise only the
+    /// older than [`REBUILD_EVERY_MICROS`] (states the judge deleted go then); otherwise only the
     /// states written since it last looked. Blocking (the store).
     pub fn follow_judge(&self) -> Result<(), StoreError> {
         if self.judges() {

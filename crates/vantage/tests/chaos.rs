@@ -63,6 +63,18 @@ async fn proxied(http: &reqwest::Client, edge: &EdgeProc) -> Option<String> {
     common::edge::proxied(http, edge, "web.example.com").await
 }
 
+/// A replica's whole routing snapshot, as an edge with `token` reads it.
+async fn snapshot(http: &reqwest::Client, replica: &str, token: &str) -> Value {
+    http.get(format!("{replica}/edge/v1/snapshot?after=0"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 /// Every origin's identity in affinity cookies, by address, as a replica's routing snapshot
 /// gives it to edges.
 async fn cookie_keys(
@@ -84,15 +96,7 @@ async fn cookie_keys(
             _ => {}
         }
     }
-    let v: Value = http
-        .get(format!("{replica}/edge/v1/snapshot?after=0"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v = snapshot(http, replica, token).await;
     let mut out = std::collections::BTreeMap::new();
     walk(&v, &mut out);
     out
@@ -104,15 +108,7 @@ async fn snapshot_rtts(
     replica: &str,
     token: &str,
 ) -> std::collections::BTreeMap<String, Value> {
-    let v: Value = http
-        .get(format!("{replica}/edge/v1/snapshot?after=0"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v = snapshot(http, replica, token).await;
     let mut out = std::collections::BTreeMap::new();
     for p in v["pools"].as_array().into_iter().flatten() {
         if let Some(ms) = p.get("rtt_ms") {
