@@ -1,9 +1,10 @@
 //! The controller's state: the catalog in memory and the store behind it.
 //!
-//! Reads take the catalog's read lock briefly and never touch the disk. Writes run one at a
-//! time on the [`Writer`] thread: check against the catalog, commit to the store, then apply to
-//! the catalog. A job, once queued, runs to completion, so a client hanging up mid-request can
-//! never leave memory and disk disagreeing.
+//! Reads take the catalog's read lock briefly and never touch the disk. Writes run on the
+//! [`Writer`] thread, the commands queued behind one another as one group: check against the
+//! catalog, commit to the store in one transaction, then apply to the catalog (see
+//! [`crate::writer`]). A job, once queued, runs to completion, so a client hanging up
+//! mid-request can never leave memory and disk disagreeing.
 
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 
@@ -13,14 +14,13 @@ use vantage_core::Timestamp;
 use vantage_store::{Store, StoreError};
 
 use crate::clock::{Clock, SystemClock};
+use crate::writer::{Job, Pending, Writer};
 
 #[derive(Debug)]
 struct WriterState {
     /// The store's external version when the catalog was last loaded.
     seen_version: u64,
 }
-
-type Job = Box<dyn FnOnce(&Controller) + Send>;
 
 pub struct Controller {
     catalog: RwLock<Catalog>,
@@ -103,31 +103,6 @@ impl Default for Installation {
             previews_total: 32,
             builtin_location: None,
             forget_silent_after_micros: 3600 * 1_000_000,
-        }
-    }
-}
-
-/// The one thread that commits. The binary runs it with [`Writer::run`] on a thread of its own.
-pub struct Writer {
-    state: Arc<Controller>,
-    jobs: tokio::sync::mpsc::UnboundedReceiver<Job>,
-}
-
-impl std::fmt::Debug for Writer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Writer").finish_non_exhaustive()
-    }
-}
-
-impl Writer {
-    /// Runs queued write jobs until every [`Controller`] handle is gone.
-    pub fn run(self) {
-        let Writer { state, mut jobs } = self;
-        let weak = Arc::downgrade(&state);
-        drop(state);
-        while let Some(job) = jobs.blocking_recv() {
-            let Some(state) = weak.upgrade() else { break };
-            job(&state);
         }
     }
 }
@@ -272,10 +247,8 @@ impl Controller {
         F: FnOnce(&Catalog, Timestamp) -> Result<Vec<Change>, E> + Send + 'static,
         E: Send + 'static,
     {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let job: Job = Box::new(move |state| {
-            let _ = tx.send(state.commit_blocking(command));
-        });
+        let (command, rx) = crate::writer::Command::new(command);
+        let job = Job::Commit(Box::new(command));
         if self.jobs.send(job).is_err() {
             return Err(CommitError::Store(StoreError::Io(
                 "the writer has stopped".into(),
@@ -290,38 +263,65 @@ impl Controller {
 
     /// Queues work for the writer thread without waiting for it.
     pub(crate) fn enqueue(&self, job: impl FnOnce(&Controller) + Send + 'static) {
-        if self.jobs.send(Box::new(job)).is_err() {
+        if self.jobs.send(Job::Other(Box::new(job))).is_err() {
             tracing::warn!("the writer has stopped; a queued write was dropped");
         }
     }
 
-    fn commit_blocking<F, E>(&self, command: F) -> Result<Vec<Change>, CommitError<E>>
-    where
-        F: FnOnce(&Catalog, Timestamp) -> Result<Vec<Change>, E>,
-    {
+    /// Commits a group of queued commands in one transaction (see [`crate::writer`]).
+    pub(crate) fn commit_group(&self, group: Vec<Box<dyn Pending>>) {
         let mut writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        // Validate against what the store holds now: another process (the CLI) may have
-        // committed since the last look.
-        self.reload_locked(&mut writer)
-            .map_err(CommitError::Store)?;
-        let changes = command(&self.catalog(), self.now()).map_err(CommitError::Command)?;
+        // Check against what the store holds now: another process (the CLI, another
+        // replica) may have committed since the last look.
+        if let Err(e) = self.reload_locked(&mut writer) {
+            for pending in group {
+                pending.finish(Err(e.clone()));
+            }
+            return;
+        }
+        let checked = if group.len() == 1 {
+            // Alone, a command needs no changes undone: readers wait for nothing.
+            let catalog = self.catalog();
+            group
+                .into_iter()
+                .filter_map(|mut p| Some((p.check(&catalog, self.now())?, p)))
+                .map(|(changes, p)| (p, changes))
+                .collect()
+        } else {
+            let mut catalog = self.catalog.write().unwrap_or_else(|p| p.into_inner());
+            crate::writer::check_group(&mut catalog, group, || self.now())
+        };
+        let mut lengths = Vec::with_capacity(checked.len());
+        let mut all = Vec::new();
+        let mut waiting = Vec::with_capacity(checked.len());
+        for (pending, changes) in checked {
+            lengths.push(changes.len());
+            all.extend(changes);
+            waiting.push(pending);
+        }
         // And write only if nobody committed in between (a store that can check it).
-        if let Err(e) = self.store.commit_at(&changes, writer.seen_version) {
-            if matches!(e, vantage_store::StoreError::Conflict(_)) {
-                // The next write validates against the fresh catalog.
+        if let Err(e) = self.store.commit_at(&all, writer.seen_version) {
+            if matches!(e, StoreError::Conflict(_)) {
+                // The next write checks against the fresh catalog.
                 let _ = self.reload_locked(&mut writer);
             }
-            return Err(CommitError::Store(e));
+            for pending in waiting {
+                pending.finish(Err(e.clone()));
+            }
+            return;
         }
         let mut catalog = self.catalog.write().unwrap_or_else(|p| p.into_inner());
-        for change in &changes {
+        for change in &all {
             catalog.apply(change.clone());
         }
         drop(catalog);
-        if !changes.is_empty() {
+        if !all.is_empty() {
             self.config_version.send_modify(|v| *v += 1);
         }
-        Ok(changes)
+        let mut all = all.into_iter();
+        for (pending, n) in waiting.into_iter().zip(lengths) {
+            pending.finish(Ok(all.by_ref().take(n).collect()));
+        }
     }
 
     /// Reloads the catalog if another process (the CLI) committed to the store since the

@@ -20,7 +20,9 @@ pub mod judge;
 pub mod preview;
 mod rtt;
 pub mod secrets;
+mod writer;
 
 pub use clock::{Clock, SystemClock};
-pub use controller::{CommitError, Controller, Installation, Writer};
+pub use controller::{CommitError, Controller, Installation};
 pub use ids::{IdSource, RandomIds};
+pub use writer::Writer;

@@ -22,6 +22,9 @@ use crate::{
     UserId, WebhookId, ZoneId,
 };
 
+mod undo;
+pub use undo::Undo;
+
 /// One durable mutation.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Change {
@@ -132,63 +135,7 @@ fn name_taken(field: &str, name: &str) -> Violations {
 
 impl Catalog {
     pub fn apply(&mut self, change: Change) {
-        match change {
-            Change::PutAccount(a) => {
-                self.accounts.insert(a.id, a);
-            }
-            Change::PutZone(z) => {
-                self.zones.insert(z.id, z);
-            }
-            Change::DeleteZone(id) => {
-                self.zones.remove(&id);
-            }
-            Change::PutMonitor(m) => {
-                self.monitors.insert(m.id, m);
-            }
-            Change::DeleteMonitor(id) => {
-                self.monitors.remove(&id);
-            }
-            Change::PutMonitorGroup(g) => {
-                self.monitor_groups.insert(g.id, g);
-            }
-            Change::DeleteMonitorGroup(id) => {
-                self.monitor_groups.remove(&id);
-            }
-            Change::PutPool(p) => {
-                self.pools.insert(p.id, p);
-            }
-            Change::DeletePool(id) => {
-                self.pools.remove(&id);
-            }
-            Change::PutLoadBalancer(lb) => {
-                self.load_balancers.insert(lb.id, lb);
-            }
-            Change::DeleteLoadBalancer(id) => {
-                self.load_balancers.remove(&id);
-            }
-            Change::PutToken(t) => {
-                if let Some(old) = self.tokens.get(&t.id) {
-                    self.token_by_digest.remove(&old.digest);
-                }
-                self.token_by_digest.insert(t.digest, t.id);
-                self.tokens.insert(t.id, t);
-            }
-            Change::PutUser(u) => {
-                self.users.insert(u.id, u);
-            }
-            Change::PutWebhook(w) => {
-                self.webhooks.insert(w.id, w);
-            }
-            Change::DeleteWebhook(id) => {
-                self.webhooks.remove(&id);
-            }
-            Change::PutPolicy(p) => {
-                self.policies.insert(p.id, p);
-            }
-            Change::DeletePolicy(id) => {
-                self.policies.remove(&id);
-            }
-        }
+        drop(self.apply_undoable(change));
     }
 
     // ----- notifications -----------------------------------------------------------------
@@ -1470,5 +1417,68 @@ mod tests {
             ),
             Err(CatalogError::Invalid(_))
         ));
+    }
+
+    /// Everything a catalog holds, in a stable order (its token index included).
+    fn contents(c: &Catalog) -> String {
+        let mut digests: Vec<_> = c.token_by_digest.iter().map(|(d, t)| (d.0, *t)).collect();
+        digests.sort();
+        format!(
+            "{:?}{:?}{:?}{:?}{:?}{:?}{:?}{:?}{:?}{:?}{digests:?}",
+            c.accounts,
+            c.zones,
+            c.monitors,
+            c.monitor_groups,
+            c.pools,
+            c.load_balancers,
+            c.tokens,
+            c.users,
+            c.webhooks,
+            c.policies
+        )
+    }
+
+    #[test]
+    fn undos_given_back_newest_first_restore_the_catalog() {
+        use crate::auth::{SecretDigest, TokenKind, TokenStatus};
+        let (mut c, m, p, z) = setup();
+        let token = |digest: u8| Token {
+            id: TokenId::from_bytes([5; 16]),
+            name: "t".into(),
+            digest: SecretDigest([digest; 32]),
+            status: TokenStatus::Active,
+            grants: vec![],
+            issued_on: T0,
+            modified_on: T0,
+            expires_on: None,
+            kind: TokenKind::Api,
+            agent: None,
+        };
+        applied(&mut c, |_| Ok(vec![Change::PutToken(token(1))]));
+        let before = contents(&c);
+        let second = PoolId::from_bytes([6; 16]);
+        let (spec, _) = pool_draft("p2").validate().unwrap();
+        let mut changes = c
+            .create_pool(A, second, spec, CheckRefs::monitor(m), T1)
+            .unwrap();
+        changes.extend([
+            Change::DeletePool(p),
+            Change::DeleteZone(z),
+            Change::PutToken(token(2)),
+            Change::DeletePool(second),
+            Change::DeleteMonitor(m),
+        ]);
+        let undos: Vec<Undo> = changes.into_iter().map(|ch| c.apply_undoable(ch)).collect();
+        assert_ne!(contents(&c), before);
+        assert!(c.token_by_digest(&SecretDigest([1; 32])).is_none());
+        for undo in undos.into_iter().rev() {
+            c.undo(undo);
+        }
+        assert_eq!(contents(&c), before);
+        assert!(c.token_by_digest(&SecretDigest([2; 32])).is_none());
+        assert_eq!(
+            c.token_by_digest(&SecretDigest([1; 32])).unwrap().id,
+            token(1).id
+        );
     }
 }

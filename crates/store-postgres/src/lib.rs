@@ -13,7 +13,7 @@
 mod migrations;
 pub mod testing;
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -54,6 +54,8 @@ pub struct PostgresStore {
     connect: Box<(Config, MakeRustlsConnect)>,
     /// Set when the store is dropped: its listener stops.
     closed: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// The server process of the store's connection ([`Connection::own_pid`]).
+    own_pid: std::sync::Arc<AtomicI32>,
 }
 
 impl Drop for PostgresStore {
@@ -84,6 +86,9 @@ struct Connection {
     fence: Fence,
     /// Statements prepared on this connection (gone with it).
     prepared: std::collections::HashMap<&'static str, postgres::Statement>,
+    /// The server process of this connection (0 while there is none): its own notifications
+    /// are not news to this store.
+    own_pid: std::sync::Arc<AtomicI32>,
 }
 
 impl Connection {
@@ -92,6 +97,7 @@ impl Connection {
             self.client = None;
         }
         if self.client.is_none() {
+            self.own_pid.store(0, Ordering::SeqCst);
             let mut client = self
                 .config
                 .connect(self.tls.clone())
@@ -105,6 +111,11 @@ impl Connection {
                     ));
                 }
             }
+            let pid: i32 = client
+                .query_one("SELECT pg_backend_pid()", &[])
+                .map_err(pg)?
+                .get(0);
+            self.own_pid.store(pid, Ordering::SeqCst);
             self.client = Some(client);
             self.prepared.clear();
         }
@@ -271,7 +282,9 @@ impl PostgresStore {
             controller: None,
             fence: Fence::Unasked,
             prepared: std::collections::HashMap::new(),
+            own_pid: std::sync::Arc::default(),
         };
+        let own_pid = std::sync::Arc::clone(&connection.own_pid);
         let (jobs, rx) = mpsc::channel::<Job>();
         std::thread::Builder::new()
             .name("vantage-postgres".into())
@@ -287,6 +300,7 @@ impl PostgresStore {
             shown,
             connect: Box::new((config, tls)),
             closed: std::sync::Arc::default(),
+            own_pid,
         };
         // Connecting and migrating happen on the store's thread too, so opening is safe from
         // any thread, async or not.
@@ -502,6 +516,7 @@ impl Store for PostgresStore {
     fn on_external_change(&self, wake: Box<dyn Fn(External) + Send + Sync>) {
         let (config, tls) = (*self.connect).clone();
         let closed = std::sync::Arc::clone(&self.closed);
+        let own_pid = std::sync::Arc::clone(&self.own_pid);
         // A connection of its own, LISTENing; remade a second after it breaks. Every
         // (re)connection wakes the caller once, for what was committed while not listening.
         let listen = move || {
@@ -521,6 +536,10 @@ impl Store for PostgresStore {
                             match next {
                                 Ok(Some(n)) if n.channel() == "vantage_verdicts" => {
                                     wake(External::Verdicts);
+                                }
+                                // This store's own commit: it knows, and a look at the head
+                                // would queue behind its next write for nothing.
+                                Ok(Some(n)) if n.process_id() == own_pid.load(Ordering::SeqCst) => {
                                 }
                                 Ok(Some(_)) => wake(External::Catalog),
                                 Ok(None) if !client.is_closed() => {}

@@ -12,7 +12,7 @@ use vantage_core::health::{Location, LocationState, ProbeKey};
 pub use vantage_core::notification::{Delivery, NewDelivery};
 use vantage_core::{AccountId, PoolId, Timestamp};
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// The store cannot be used at all (unreadable file, newer schema, …). Startup stops here.
     #[error("{0}")]

@@ -4,6 +4,7 @@
 //! Nothing survives the value.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use vantage_core::catalog::Change;
@@ -30,6 +31,9 @@ struct Inner {
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     inner: Mutex<Inner>,
+    /// Catalog transactions committed, and whether commits fail (for tests of group commit).
+    commits: AtomicUsize,
+    refusing: AtomicBool,
 }
 
 /// Where a change lands: its kind's index, the object's id, and whether it is kept.
@@ -45,6 +49,16 @@ impl MemoryStore {
     fn inner(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
+
+    /// How many catalog transactions were committed (empty ones are not transactions).
+    pub fn commits(&self) -> usize {
+        self.commits.load(Ordering::SeqCst)
+    }
+
+    /// Makes every catalog commit fail, as a lost disk would, until told otherwise.
+    pub fn refuse_commits(&self, refuse: bool) {
+        self.refusing.store(refuse, Ordering::SeqCst);
+    }
 }
 
 fn pending(d: &Delivery) -> bool {
@@ -57,6 +71,12 @@ impl Store for MemoryStore {
     }
 
     fn commit(&self, changes: &[Change]) -> Result<(), StoreError> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        if self.refusing.load(Ordering::SeqCst) {
+            return Err(StoreError::Io("commits are refused (a test)".into()));
+        }
         // Under one lock: all of them or, since nothing here can fail half-way, none.
         let mut inner = self.inner();
         let slots = changes.iter().map(slot).collect::<Result<Vec<_>, _>>()?;
@@ -67,6 +87,7 @@ impl Store for MemoryStore {
                 inner.objects.remove(&(kind, id));
             }
         }
+        self.commits.fetch_add(1, Ordering::SeqCst);
         Ok(())
     }
 

@@ -1,0 +1,275 @@
+//! The one thread that commits, and group commit.
+//!
+//! Commands queued behind one another are committed together: each is checked against the
+//! catalog with the changes of the ones before it (applied, then taken back before the
+//! catalog's write lock is let go, so no reader sees them early), and all of their changes go
+//! to the store in one transaction: one round trip and one flush for the group instead of one
+//! per write. A command the catalog refuses is answered at once and leaves the group; a store
+//! failure refuses the whole group, and nothing of it was changed.
+
+use std::sync::Arc;
+
+use vantage_core::catalog::{Catalog, Change, Undo};
+use vantage_core::Timestamp;
+use vantage_store::StoreError;
+
+use crate::controller::{CommitError, Controller};
+
+/// The most commands one transaction carries: a group is checked under the catalog's write
+/// lock, and readers wait that long.
+pub(crate) const MAX_GROUP: usize = 64;
+
+pub(crate) enum Job {
+    /// A command for group commit.
+    Commit(Box<dyn Pending>),
+    /// Anything else that must run in order with writes (health records, publications).
+    Other(Box<dyn FnOnce(&Controller) + Send>),
+}
+
+/// A queued command, typed away: the writer checks it, then tells it how the commit went.
+pub(crate) trait Pending: Send {
+    /// Checks the command against `catalog`: its changes, or `None` when it was refused (and
+    /// already answered).
+    fn check(&mut self, catalog: &Catalog, now: Timestamp) -> Option<Vec<Change>>;
+    /// Answers the caller: its changes are durable and applied, or the store refused them.
+    fn finish(self: Box<Self>, outcome: Result<Vec<Change>, StoreError>);
+}
+
+/// How a commit went, for the caller waiting on it.
+pub(crate) type Outcome<E> = Result<Vec<Change>, CommitError<E>>;
+
+/// A command and where its caller waits.
+pub(crate) struct Command<F, E> {
+    command: Option<F>,
+    answer: Option<tokio::sync::oneshot::Sender<Outcome<E>>>,
+}
+
+impl<F, E> Command<F, E> {
+    pub(crate) fn new(command: F) -> (Self, tokio::sync::oneshot::Receiver<Outcome<E>>) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let pending = Self {
+            command: Some(command),
+            answer: Some(tx),
+        };
+        (pending, rx)
+    }
+
+    fn answer(&mut self, outcome: Outcome<E>) {
+        if let Some(tx) = self.answer.take() {
+            let _ = tx.send(outcome);
+        }
+    }
+}
+
+impl<F, E> Pending for Command<F, E>
+where
+    F: FnOnce(&Catalog, Timestamp) -> Result<Vec<Change>, E> + Send,
+    E: Send,
+{
+    fn check(&mut self, catalog: &Catalog, now: Timestamp) -> Option<Vec<Change>> {
+        let command = self.command.take()?;
+        match command(catalog, now) {
+            Ok(changes) => Some(changes),
+            Err(e) => {
+                self.answer(Err(CommitError::Command(e)));
+                None
+            }
+        }
+    }
+
+    fn finish(mut self: Box<Self>, outcome: Result<Vec<Change>, StoreError>) {
+        self.answer(outcome.map_err(CommitError::Store));
+    }
+}
+
+/// The one thread that commits. The binary runs it with [`Writer::run`] on a thread of its own.
+pub struct Writer {
+    pub(crate) state: Arc<Controller>,
+    pub(crate) jobs: tokio::sync::mpsc::UnboundedReceiver<Job>,
+}
+
+impl std::fmt::Debug for Writer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Writer").finish_non_exhaustive()
+    }
+}
+
+impl Writer {
+    /// Runs queued jobs until every [`Controller`] handle is gone. Commands queued one behind
+    /// another are committed as one group; any other job runs after the group before it and
+    /// before the commands after it, in the order queued.
+    pub fn run(self) {
+        let Writer { state, mut jobs } = self;
+        let weak = Arc::downgrade(&state);
+        drop(state);
+        let mut next = None;
+        while let Some(job) = next.take().or_else(|| jobs.blocking_recv()) {
+            let Some(state) = weak.upgrade() else { break };
+            match job {
+                Job::Other(job) => job(&state),
+                Job::Commit(first) => {
+                    let mut group = vec![first];
+                    while group.len() < MAX_GROUP {
+                        match jobs.try_recv() {
+                            Ok(Job::Commit(more)) => group.push(more),
+                            Ok(other) => {
+                                next = Some(other);
+                                break;
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    state.commit_group(group);
+                }
+            }
+        }
+    }
+}
+
+/// Checks `group` in order on `catalog`, each command against the changes of those before
+/// it, and leaves `catalog` as it found it. Returns the commands with changes to commit.
+pub(crate) fn check_group(
+    catalog: &mut Catalog,
+    group: Vec<Box<dyn Pending>>,
+    now: impl Fn() -> Timestamp,
+) -> Vec<(Box<dyn Pending>, Vec<Change>)> {
+    let last = group.len().saturating_sub(1);
+    let mut undos: Vec<Undo> = Vec::new();
+    let mut checked = Vec::with_capacity(group.len());
+    for (i, mut pending) in group.into_iter().enumerate() {
+        let Some(changes) = pending.check(catalog, now()) else {
+            continue;
+        };
+        // The last command has nobody after it to see its changes.
+        if i < last {
+            undos.extend(changes.iter().map(|c| catalog.apply_undoable(c.clone())));
+        }
+        checked.push((pending, changes));
+    }
+    for undo in undos.into_iter().rev() {
+        catalog.undo(undo);
+    }
+    checked
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use vantage_core::catalog::{Catalog, CatalogError};
+    use vantage_core::zone::Overlap;
+    use vantage_core::{AccountId, Timestamp, ZoneId};
+    use vantage_store::memory::MemoryStore;
+    use vantage_store::Store;
+
+    use crate::{CommitError, Controller};
+
+    const A: AccountId = AccountId::from_bytes([1; 16]);
+
+    /// A controller over an in-memory store holding one account, whose writer is held by a
+    /// job until `release` is sent: commands queued meanwhile form one group.
+    fn held() -> (
+        Arc<Controller>,
+        Arc<MemoryStore>,
+        std::sync::mpsc::Sender<()>,
+    ) {
+        let store = Arc::new(MemoryStore::default());
+        let account = Catalog::default()
+            .create_account(A, "a".into(), Timestamp::from_unix_micros(0))
+            .unwrap();
+        store.commit(&account).unwrap();
+        let (c, writer) = Controller::load(store.clone()).unwrap();
+        let (release, hold) = std::sync::mpsc::channel::<()>();
+        c.enqueue(move |_| {
+            let _ = hold.recv();
+        });
+        std::thread::spawn(move || writer.run());
+        (c, store, release)
+    }
+
+    async fn create_zone(
+        c: &Controller,
+        id: u8,
+        name: &'static str,
+    ) -> Result<(), CommitError<CatalogError>> {
+        let id = ZoneId::from_bytes([id; 16]);
+        c.commit(move |cat, now| cat.create_zone(A, id, name, Overlap::Refuse, now))
+            .await
+            .map(drop)
+    }
+
+    /// Sends `release` once every other future joined beside it has queued its command.
+    async fn release_after_queued(release: std::sync::mpsc::Sender<()>) {
+        tokio::task::yield_now().await;
+        release.send(()).unwrap();
+    }
+
+    #[tokio::test]
+    async fn queued_commands_commit_in_one_transaction_each_seeing_those_before() {
+        let (c, store, release) = held();
+        let before = store.commits();
+        let (first, same_name, other, ()) = tokio::join!(
+            create_zone(&c, 2, "example.com"),
+            create_zone(&c, 3, "example.com"),
+            create_zone(&c, 4, "example.org"),
+            release_after_queued(release),
+        );
+        assert!(first.is_ok());
+        assert!(
+            matches!(
+                same_name,
+                Err(CommitError::Command(CatalogError::Invalid(_)))
+            ),
+            "the second command saw the first one's zone: {same_name:?}"
+        );
+        assert!(other.is_ok());
+        assert_eq!(store.commits(), before + 1, "one transaction for the group");
+        let names: Vec<_> = c.catalog().zones().map(|z| z.name.clone()).collect();
+        assert_eq!(names, ["example.com", "example.org"]);
+    }
+
+    #[tokio::test]
+    async fn a_store_failure_refuses_the_whole_group_and_changes_nothing() {
+        let (c, store, release) = held();
+        store.refuse_commits(true);
+        let (first, second, ()) = tokio::join!(
+            create_zone(&c, 2, "example.com"),
+            create_zone(&c, 3, "example.org"),
+            release_after_queued(release),
+        );
+        assert!(matches!(first, Err(CommitError::Store(_))));
+        assert!(matches!(second, Err(CommitError::Store(_))));
+        assert_eq!(
+            c.catalog().zones().count(),
+            0,
+            "nothing of the group is applied"
+        );
+        store.refuse_commits(false);
+        create_zone(&c, 2, "example.com").await.unwrap();
+        assert_eq!(c.catalog().zones().count(), 1);
+    }
+
+    #[tokio::test]
+    async fn other_jobs_run_between_the_groups_around_them() {
+        let (c, store, release) = held();
+        let before = store.commits();
+        let (seen_tx, seen_rx) = std::sync::mpsc::channel();
+        let between = async {
+            c.enqueue(move |c| seen_tx.send(c.catalog().zones().count()).unwrap());
+        };
+        let (first, (), second, ()) = tokio::join!(
+            create_zone(&c, 2, "example.com"),
+            between,
+            create_zone(&c, 3, "example.org"),
+            release_after_queued(release),
+        );
+        first.unwrap();
+        second.unwrap();
+        assert_eq!(
+            seen_rx.recv().unwrap(),
+            1,
+            "the job ran after the first write only"
+        );
+        assert_eq!(store.commits(), before + 2);
+    }
+}
