@@ -241,10 +241,11 @@ impl Controller {
 
     /// Runs `command` against the current catalog and makes its changes durable and visible,
     /// or changes nothing. Writers are serialised, so read-modify-write commands (PATCH)
-    /// never lose a concurrent update.
+    /// never lose a concurrent update. The command may run more than once: again on a fresh
+    /// catalog when another process committed first.
     pub async fn commit<F, E>(&self, command: F) -> Result<Vec<Change>, CommitError<E>>
     where
-        F: FnOnce(&Catalog, Timestamp) -> Result<Vec<Change>, E> + Send + 'static,
+        F: FnMut(&Catalog, Timestamp) -> Result<Vec<Change>, E> + Send + 'static,
         E: Send + 'static,
     {
         let (command, rx) = crate::writer::Command::new(command);
@@ -269,47 +270,66 @@ impl Controller {
     }
 
     /// Commits a group of queued commands in one transaction (see [`crate::writer`]).
-    pub(crate) fn commit_group(&self, group: Vec<Box<dyn Pending>>) {
+    pub(crate) fn commit_group(&self, mut group: Vec<Box<dyn Pending>>) {
         let mut writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        // Check against what the store holds now: another process (the CLI, another
-        // replica) may have committed since the last look.
-        if let Err(e) = self.reload_locked(&mut writer) {
-            for pending in group {
-                pending.finish(Err(e.clone()));
+        let fenced = self.store.fences_commits();
+        let mut attempt = 0;
+        let outcome = loop {
+            // Check against what the store holds now: another process (the CLI, another
+            // replica) may have committed since the last look. A fencing store says so at the
+            // commit instead.
+            if !fenced || attempt > 0 {
+                if let Err(e) = self.reload_locked(&mut writer) {
+                    break Err(e);
+                }
             }
-            return;
-        }
-        let checked = if group.len() == 1 {
-            // Alone, a command needs no changes undone: readers wait for nothing.
-            let catalog = self.catalog();
-            group
-                .into_iter()
-                .filter_map(|mut p| Some((p.check(&catalog, self.now())?, p)))
-                .map(|(changes, p)| (p, changes))
-                .collect()
-        } else {
-            let mut catalog = self.catalog.write().unwrap_or_else(|p| p.into_inner());
-            crate::writer::check_group(&mut catalog, group, || self.now())
+            let checked = if group.len() == 1 {
+                // Alone, a command needs no changes undone: readers wait for nothing.
+                let catalog = self.catalog();
+                vec![group[0].check(&catalog, self.now())]
+            } else {
+                let mut catalog = self.catalog.write().unwrap_or_else(|p| p.into_inner());
+                crate::writer::check_group(&mut catalog, &mut group, || self.now())
+            };
+            let lengths: Vec<Option<usize>> =
+                checked.iter().map(|c| c.as_ref().map(Vec::len)).collect();
+            let all: Vec<Change> = checked.into_iter().flatten().flatten().collect();
+            let committed = if !all.is_empty() {
+                // Written only if nobody committed in between (a store that can check it).
+                self.store.commit_at(&all, writer.seen_version)
+            } else if fenced {
+                // Nothing to write: the refusals stand if the catalog was the latest.
+                match self.store.external_version() {
+                    Ok(v) if v == writer.seen_version => Ok(()),
+                    Ok(_) => Err(StoreError::Conflict("the catalog moved".into())),
+                    Err(e) => Err(e),
+                }
+            } else {
+                Ok(())
+            };
+            match committed {
+                Ok(()) => break Ok((all, lengths)),
+                Err(StoreError::Conflict(_)) if fenced && attempt < crate::writer::RETRIES => {
+                    attempt += 1;
+                }
+                Err(e) => {
+                    if matches!(e, StoreError::Conflict(_)) {
+                        // The next write checks against the fresh catalog.
+                        let _ = self.reload_locked(&mut writer);
+                    }
+                    break Err(e);
+                }
+            }
         };
-        let mut lengths = Vec::with_capacity(checked.len());
-        let mut all = Vec::new();
-        let mut waiting = Vec::with_capacity(checked.len());
-        for (pending, changes) in checked {
-            lengths.push(changes.len());
-            all.extend(changes);
-            waiting.push(pending);
-        }
-        // And write only if nobody committed in between (a store that can check it).
-        if let Err(e) = self.store.commit_at(&all, writer.seen_version) {
-            if matches!(e, StoreError::Conflict(_)) {
-                // The next write checks against the fresh catalog.
-                let _ = self.reload_locked(&mut writer);
+        let (all, lengths) = match outcome {
+            Ok(done) => done,
+            Err(e) => {
+                for pending in group {
+                    pending.finish(Err(e.clone()));
+                }
+                return;
             }
-            for pending in waiting {
-                pending.finish(Err(e.clone()));
-            }
-            return;
-        }
+        };
         let mut catalog = self.catalog.write().unwrap_or_else(|p| p.into_inner());
         for change in &all {
             catalog.apply(change.clone());
@@ -319,8 +339,8 @@ impl Controller {
             self.config_version.send_modify(|v| *v += 1);
         }
         let mut all = all.into_iter();
-        for (pending, n) in waiting.into_iter().zip(lengths) {
-            pending.finish(Ok(all.by_ref().take(n).collect()));
+        for (pending, n) in group.into_iter().zip(lengths) {
+            pending.finish(Ok(all.by_ref().take(n.unwrap_or(0)).collect()));
         }
     }
 

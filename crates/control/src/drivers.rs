@@ -216,6 +216,7 @@ mod tests {
         .unwrap();
         let p = PoolId::from_bytes([3; 16]);
         c.commit(move |cat, now| {
+            let (spec, pool, monitor) = (spec.clone(), pool.clone(), monitor.clone());
             chain(
                 cat,
                 vec![
@@ -297,6 +298,7 @@ mod tests {
                 fallback_pool: Some(p.to_string()),
                 ..Default::default()
             };
+            let pool = pool.clone();
             chain(
                 cat,
                 vec![

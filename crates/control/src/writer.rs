@@ -4,8 +4,13 @@
 //! catalog with the changes of the ones before it (applied, then taken back before the
 //! catalog's write lock is let go, so no reader sees them early), and all of their changes go
 //! to the store in one transaction: one round trip and one flush for the group instead of one
-//! per write. A command the catalog refuses is answered at once and leaves the group; a store
-//! failure refuses the whole group, and nothing of it was changed.
+//! per write. A store failure refuses the whole group, and nothing of it was changed.
+//!
+//! Every answer, a refusal too, is given against the store's latest catalog. A store that
+//! fences commits (PostgreSQL: the commit names the catalog version it was checked against)
+//! is not asked before: when another replica committed first, the commit is refused, the
+//! catalog reloaded and the whole group checked again ([`RETRIES`] times at most). Other
+//! stores are asked for their version before each group.
 
 use std::sync::Arc;
 
@@ -19,6 +24,10 @@ use crate::controller::{CommitError, Controller};
 /// lock, and readers wait that long.
 pub(crate) const MAX_GROUP: usize = 64;
 
+/// How many times a group is checked again after another process committed first, before
+/// its commands are answered with the conflict.
+pub(crate) const RETRIES: usize = 3;
+
 pub(crate) enum Job {
     /// A command for group commit.
     Commit(Box<dyn Pending>),
@@ -26,59 +35,67 @@ pub(crate) enum Job {
     Other(Box<dyn FnOnce(&Controller) + Send>),
 }
 
-/// A queued command, typed away: the writer checks it, then tells it how the commit went.
+/// A queued command, typed away: the writer checks it (again, after another process
+/// committed first), then tells it how the commit went.
 pub(crate) trait Pending: Send {
-    /// Checks the command against `catalog`: its changes, or `None` when it was refused (and
-    /// already answered).
+    /// Checks the command against `catalog`: its changes, or `None` when it refused. A
+    /// refusal is kept, not answered: it stands only once the commit shows that `catalog` was
+    /// the store's latest.
     fn check(&mut self, catalog: &Catalog, now: Timestamp) -> Option<Vec<Change>>;
-    /// Answers the caller: its changes are durable and applied, or the store refused them.
+    /// Answers the caller: its changes (or its refusal) stand, or the store failed.
     fn finish(self: Box<Self>, outcome: Result<Vec<Change>, StoreError>);
 }
 
 /// How a commit went, for the caller waiting on it.
 pub(crate) type Outcome<E> = Result<Vec<Change>, CommitError<E>>;
 
-/// A command and where its caller waits.
+/// A command, its latest refusal, and where its caller waits.
 pub(crate) struct Command<F, E> {
-    command: Option<F>,
-    answer: Option<tokio::sync::oneshot::Sender<Outcome<E>>>,
+    command: F,
+    refusal: Option<E>,
+    answer: tokio::sync::oneshot::Sender<Outcome<E>>,
 }
 
 impl<F, E> Command<F, E> {
     pub(crate) fn new(command: F) -> (Self, tokio::sync::oneshot::Receiver<Outcome<E>>) {
-        let (tx, rx) = tokio::sync::oneshot::channel();
+        let (answer, rx) = tokio::sync::oneshot::channel();
         let pending = Self {
-            command: Some(command),
-            answer: Some(tx),
+            command,
+            refusal: None,
+            answer,
         };
         (pending, rx)
-    }
-
-    fn answer(&mut self, outcome: Outcome<E>) {
-        if let Some(tx) = self.answer.take() {
-            let _ = tx.send(outcome);
-        }
     }
 }
 
 impl<F, E> Pending for Command<F, E>
 where
-    F: FnOnce(&Catalog, Timestamp) -> Result<Vec<Change>, E> + Send,
+    F: FnMut(&Catalog, Timestamp) -> Result<Vec<Change>, E> + Send,
     E: Send,
 {
     fn check(&mut self, catalog: &Catalog, now: Timestamp) -> Option<Vec<Change>> {
-        let command = self.command.take()?;
-        match command(catalog, now) {
-            Ok(changes) => Some(changes),
+        match (self.command)(catalog, now) {
+            Ok(changes) => {
+                self.refusal = None;
+                Some(changes)
+            }
             Err(e) => {
-                self.answer(Err(CommitError::Command(e)));
+                self.refusal = Some(e);
                 None
             }
         }
     }
 
-    fn finish(mut self: Box<Self>, outcome: Result<Vec<Change>, StoreError>) {
-        self.answer(outcome.map_err(CommitError::Store));
+    fn finish(self: Box<Self>, outcome: Result<Vec<Change>, StoreError>) {
+        let Self {
+            refusal, answer, ..
+        } = *self;
+        let outcome = match (outcome, refusal) {
+            (Err(e), _) => Err(CommitError::Store(e)),
+            (Ok(_), Some(refusal)) => Err(CommitError::Command(refusal)),
+            (Ok(changes), None) => Ok(changes),
+        };
+        let _ = answer.send(outcome);
     }
 }
 
@@ -127,24 +144,22 @@ impl Writer {
 }
 
 /// Checks `group` in order on `catalog`, each command against the changes of those before
-/// it, and leaves `catalog` as it found it. Returns the commands with changes to commit.
+/// it, and leaves `catalog` as it found it. Returns each command's changes (`None`: refused).
 pub(crate) fn check_group(
     catalog: &mut Catalog,
-    group: Vec<Box<dyn Pending>>,
+    group: &mut [Box<dyn Pending>],
     now: impl Fn() -> Timestamp,
-) -> Vec<(Box<dyn Pending>, Vec<Change>)> {
+) -> Vec<Option<Vec<Change>>> {
     let last = group.len().saturating_sub(1);
     let mut undos: Vec<Undo> = Vec::new();
     let mut checked = Vec::with_capacity(group.len());
-    for (i, mut pending) in group.into_iter().enumerate() {
-        let Some(changes) = pending.check(catalog, now()) else {
-            continue;
-        };
+    for (i, pending) in group.iter_mut().enumerate() {
+        let changes = pending.check(catalog, now());
         // The last command has nobody after it to see its changes.
-        if i < last {
+        if let Some(changes) = changes.as_ref().filter(|_| i < last) {
             undos.extend(changes.iter().map(|c| catalog.apply_undoable(c.clone())));
         }
-        checked.push((pending, changes));
+        checked.push(changes);
     }
     for undo in undos.into_iter().rev() {
         catalog.undo(undo);

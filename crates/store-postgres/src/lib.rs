@@ -583,6 +583,10 @@ impl Store for PostgresStore {
         self.commit_expecting(changes, Some(expected))
     }
 
+    fn fences_commits(&self) -> bool {
+        true
+    }
+
     fn external_version(&self) -> Result<u64, StoreError> {
         let head: i64 = self.call(|conn| {
             conn.client()?

@@ -50,6 +50,13 @@ pub trait Store: Send + Sync + 'static {
         self.commit(changes)
     }
 
+    /// Whether [`Store::commit_at`] refuses (a [`StoreError::Conflict`]) a commit when another
+    /// process committed since `seen`: then the writer need not ask for the version before
+    /// each write, and checks again only when refused.
+    fn fences_commits(&self) -> bool {
+        false
+    }
+
     /// Every stored per-location health state, to resume verdicts after a restart.
     fn load_health(&self) -> Result<Vec<(ProbeKey, Location, LocationState)>, StoreError>;
 

@@ -370,3 +370,75 @@ async fn a_follower_serves_the_judges_verdicts_even_when_no_state_changes() {
     )
     .await;
 }
+
+/// Two controllers in one process on one database, the second never told of the first's
+/// writes (no store watcher): its writes, and its refusals, are checked again on the fresh
+/// catalog when its commit shows that another committed first, never answered with a
+/// conflict or from a stale catalog.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_replica_checks_its_writes_again_on_the_latest_catalog() {
+    use std::sync::Arc;
+    use vantage_control::{CommitError, Controller};
+    use vantage_core::catalog::{Catalog, CatalogError};
+    use vantage_core::zone::Overlap;
+    use vantage_core::{AccountId, ZoneId};
+    use vantage_store::Store;
+    use vantage_store_postgres::PostgresStore;
+
+    const A: AccountId = AccountId::from_bytes([1; 16]);
+    let cluster = Cluster::start();
+    let url = cluster.database("vantage");
+    let store = PostgresStore::open(&url).unwrap();
+    let account = Catalog::default()
+        .create_account(A, "a".into(), vantage_control::clock::now())
+        .unwrap();
+    store.commit(&account).unwrap();
+    let controller = |store: PostgresStore| {
+        let (c, writer) = Controller::load(Arc::new(store)).unwrap();
+        std::thread::spawn(move || writer.run());
+        c
+    };
+    let (fresh, stale) = (
+        controller(store),
+        controller(PostgresStore::open(&url).unwrap()),
+    );
+    let zone = |c: &Arc<Controller>, id: u8, name: &'static str| {
+        let id = ZoneId::from_bytes([id; 16]);
+        let c = Arc::clone(c);
+        async move {
+            c.commit(move |cat, now| cat.create_zone(A, id, name, Overlap::Refuse, now))
+                .await
+                .map(drop)
+        }
+    };
+    let names = |c: &Controller| {
+        let mut names: Vec<String> = c.catalog().zones().map(|z| z.name.clone()).collect();
+        names.sort();
+        names
+    };
+
+    zone(&fresh, 2, "example.com").await.unwrap();
+    assert!(names(&stale).is_empty(), "the second controller is behind");
+    zone(&stale, 3, "example.org")
+        .await
+        .expect("checked again after the first controller's commit, not refused");
+    assert_eq!(names(&stale), ["example.com", "example.org"]);
+
+    // Valid on the stale catalog, refused on the latest: the refusal is what counts.
+    zone(&fresh, 4, "example.net").await.unwrap();
+    let taken = zone(&stale, 5, "example.net").await;
+    assert!(
+        matches!(taken, Err(CommitError::Command(CatalogError::Invalid(_)))),
+        "{taken:?}"
+    );
+
+    // Refused on the stale catalog, valid on the latest: the write is made.
+    fresh
+        .commit(move |cat, _| cat.delete_zone(ZoneId::from_bytes([4; 16])))
+        .await
+        .unwrap();
+    zone(&stale, 6, "example.net")
+        .await
+        .expect("the name was free again in the latest catalog");
+    assert_eq!(names(&stale), ["example.com", "example.net", "example.org"]);
+}

@@ -19,7 +19,7 @@ use vantage_control::Controller;
 pub(crate) trait AccountObject: 'static {
     type Id: FromStr + Display + Copy + Send + 'static;
     /// A validated complete document.
-    type Spec: Send + 'static;
+    type Spec: Clone + Send + 'static;
 
     /// Parses and validates a complete document; `st` carries installation policy (which
     /// webhook targets are allowed).
@@ -61,8 +61,10 @@ pub async fn create<T: AccountObject>(
     let account = account(&p, &a, Permission::MonitorsPoolsWrite)?;
     let spec = T::parse(&st, Value::Object(body))?;
     let id = T::id_from(st.fresh_id());
-    let changes =
-        super::commit(&st, move |c, now| Ok(T::create(c, account, id, spec, now)?)).await?;
+    let changes = super::commit(&st, move |c, now| {
+        Ok(T::create(c, account, id, spec.clone(), now)?)
+    })
+    .await?;
     ok(stored(changes, |c| T::rendered(&st, c))?)
 }
 
@@ -89,9 +91,9 @@ async fn update<T: AccountObject>(
     let changes = super::commit(&st, move |c, now| {
         let current = T::current(c, account, id).ok_or_else(ApiError::not_found)?;
         let doc = if merge {
-            parse::merge(current, body)
+            parse::merge(current, body.clone())
         } else {
-            Value::Object(body)
+            Value::Object(body.clone())
         };
         Ok(T::replace(c, account, id, T::parse(&policy, doc)?, now)?)
     })

@@ -80,7 +80,7 @@ async fn create_in(st: &Arc<Controller>, zone_id: ZoneId, body: Map<String, Valu
     let draft = draft_of(Value::Object(body))?;
     let id = LoadBalancerId::from_bytes(st.fresh_id());
     let changes = super::commit(st, move |c, now| {
-        Ok(c.create_load_balancer(zone_id, id, draft, now)?)
+        Ok(c.create_load_balancer(zone_id, id, draft.clone(), now)?)
     })
     .await?;
     render_stored(st, changes)
@@ -112,9 +112,9 @@ async fn update_in(
             .ok_or_else(ApiError::not_found)?;
         let zone = c.zone(zone_id).ok_or_else(ApiError::not_found)?;
         let doc = if merge {
-            parse::merge(load_balancer::render(old, zone), body)
+            parse::merge(load_balancer::render(old, zone), body.clone())
         } else {
-            Value::Object(body)
+            Value::Object(body.clone())
         };
         Ok(c.replace_load_balancer(zone_id, id, draft_of(doc)?, now)?)
     })

@@ -209,11 +209,12 @@ async fn security_headers(mut response: axum::response::Response) -> axum::respo
     response
 }
 
-/// Runs `command` through the controller's writer; its refusal or a storage failure comes
-/// back as the envelope (see `failure::store_failure`).
+/// Runs `command` through the controller's writer (again, when another replica committed
+/// first); its refusal or a storage failure comes back as the envelope (see
+/// `failure::store_failure`).
 pub(crate) async fn commit<F>(st: &Controller, command: F) -> Result<Vec<Change>, ApiError>
 where
-    F: FnOnce(&Catalog, vantage_core::Timestamp) -> Result<Vec<Change>, ApiError> + Send + 'static,
+    F: FnMut(&Catalog, vantage_core::Timestamp) -> Result<Vec<Change>, ApiError> + Send + 'static,
 {
     st.commit(command).await.map_err(|e| match e {
         CommitError::Command(e) => e,
