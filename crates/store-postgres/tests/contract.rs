@@ -482,6 +482,33 @@ fn followers_read_the_judges_verdicts_by_sequence() {
         [contract::location_state(2)],
         "an update moves its number"
     );
+    // Many rows go in one statement: the last state of a key in one record wins, and
+    // events are numbered in the order given.
+    judge
+        .record_health(
+            &[contract::location_state(3), contract::location_state(4)],
+            &[contract::event(20), contract::event(10)],
+            &[],
+        )
+        .unwrap();
+    let (_, got) = follower.states_since(later).unwrap();
+    assert_eq!(got, [contract::location_state(4)]);
+    let events = follower
+        .events(&vantage_store::EventFilter {
+            since: None,
+            until: None,
+            pools: None,
+            limit: 100,
+        })
+        .unwrap();
+    let seq_of = |at: i64| {
+        events
+            .iter()
+            .find(|(_, e)| e.at.unix_micros() == at)
+            .map(|(seq, _)| *seq)
+            .unwrap()
+    };
+    assert!(seq_of(20) < seq_of(10), "{events:?}");
 
     // Probe-location contacts: the last published set, whole.
     assert!(follower.contacts().unwrap().is_empty());
