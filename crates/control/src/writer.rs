@@ -18,7 +18,7 @@ use vantage_core::catalog::{Catalog, Change, Undo};
 use vantage_core::Timestamp;
 use vantage_store::StoreError;
 
-use crate::controller::{CommitError, Controller};
+use crate::{CommitError, Controller};
 
 /// The most commands one transaction carries: a group is checked under the catalog's write
 /// lock, and readers wait that long.
