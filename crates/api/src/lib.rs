@@ -9,6 +9,7 @@ pub mod auth;
 mod extract;
 mod failure;
 pub mod openapi;
+mod rendered;
 mod routes;
 
 pub use routes::router;

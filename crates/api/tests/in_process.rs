@@ -157,6 +157,14 @@ async fn patch_merges_onto_the_stored_object() {
     .await;
     assert_eq!(st, 200, "{created}");
     let id = created["result"]["id"].as_str().unwrap();
+    let read = || async {
+        as_admin(&app, Method::GET, &format!("{pools}/{id}"), None)
+            .await
+            .1
+    };
+    // Read twice: the second answer is the rendering kept, the same bytes.
+    assert_eq!(read().await, read().await);
+    assert_eq!(read().await["result"]["description"], "first");
     let (st, patched) = as_admin(
         &app,
         Method::PATCH,
@@ -169,6 +177,7 @@ async fn patch_merges_onto_the_stored_object() {
     assert_eq!(r["description"], "second");
     assert_eq!(r["minimum_origins"], 2, "fields the PATCH left out stay");
     assert_eq!(r["origins"].as_array().unwrap().len(), 2);
+    assert_eq!(read().await["result"], *r, "a read after a write shows it");
     // PUT replaces: what it leaves out takes its default.
     let (st, put) = as_admin(
         &app,
@@ -180,6 +189,7 @@ async fn patch_merges_onto_the_stored_object() {
     assert_eq!(st, 200, "{put}");
     assert_eq!(put["result"]["minimum_origins"], 1);
     assert_eq!(put["result"]["description"], "");
+    assert_eq!(read().await["result"], put["result"]);
 }
 
 #[tokio::test]

@@ -232,6 +232,12 @@ impl Controller {
         let _ = self.previewer.set(runner);
     }
 
+    /// How many times the catalog changed since it was loaded. Read before the catalog, a
+    /// rendering of what the catalog holds stays current for as long as this number does.
+    pub fn catalog_generation(&self) -> u64 {
+        *self.config_version.borrow()
+    }
+
     /// A read view of the catalog. Hold it briefly and never across an `.await`.
     pub fn catalog(&self) -> RwLockReadGuard<'_, Catalog> {
         // A panic while holding the lock cannot leave the catalog half-updated (apply is

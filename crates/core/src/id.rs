@@ -57,6 +57,12 @@ macro_rules! define_id {
             }
         }
 
+        impl From<$name> for [u8; 16] {
+            fn from(id: $name) -> [u8; 16] {
+                id.0
+            }
+        }
+
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str(&hex::encode(self.0))

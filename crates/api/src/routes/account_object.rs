@@ -5,19 +5,26 @@ use std::fmt::Display;
 use std::str::FromStr;
 use std::sync::Arc;
 
+use axum::body::Bytes;
 use axum::extract::State;
+use axum::response::IntoResponse;
+use axum::Extension;
 use serde_json::{Map, Value};
 use vantage_core::auth::Permission;
 use vantage_core::catalog::{Catalog, Change, Outcome, Reference};
+use vantage_core::health::PoolVerdicts;
 use vantage_core::{AccountId, Timestamp};
 use vantage_wire::{parse, reference, ApiError, Page};
 
 use super::{account, deleted, object_id, ok, ok_list, stored, Reply};
 use crate::extract::{Caller, JsonObject, PathParams as Path};
+use crate::rendered::Rendered;
 use vantage_control::Controller;
 
 pub(crate) trait AccountObject: 'static {
-    type Id: FromStr + Display + Copy + Send + 'static;
+    type Id: FromStr + Display + Copy + Send + Into<[u8; 16]> + 'static;
+    /// The kind's name, for the rendered answers kept ([`crate::rendered`]).
+    const KIND: &'static str;
     /// A validated complete document.
     type Spec: Clone + Send + 'static;
 
@@ -37,6 +44,12 @@ pub(crate) trait AccountObject: 'static {
     fn current(c: &Catalog, account: AccountId, id: Self::Id) -> Option<Value>;
     /// The full response, with read-only fields such as health.
     fn render(st: &Controller, c: &Catalog, account: AccountId, id: Self::Id) -> Option<Value>;
+    /// The health verdicts [`AccountObject::render`] shows, if it shows any: a kept rendering
+    /// is current while they are the same.
+    fn health(st: &Controller, id: Self::Id) -> Option<Arc<PoolVerdicts>> {
+        let _ = (st, id);
+        None
+    }
     fn rendered(st: &Controller, change: Change) -> Option<Value>;
     fn replace(
         c: &Catalog,
@@ -70,12 +83,40 @@ pub async fn create<T: AccountObject>(
 
 pub async fn get<T: AccountObject>(
     State(st): State<Arc<Controller>>,
+    Extension(rendered): Extension<Arc<Rendered>>,
     Caller(p): Caller,
     Path((a, id)): Ids,
 ) -> Reply {
     let account = account(&p, &a, Permission::MonitorsPoolsRead)?;
     let id: T::Id = object_id(&id)?;
-    ok(T::render(&st, &st.catalog(), account, id).ok_or_else(ApiError::not_found)?)
+    // Both stamps are read before the object, so what is kept is never older than them.
+    let generation = st.catalog_generation();
+    let health = T::health(&st, id);
+    let key = (T::KIND, *account.as_bytes(), id.into());
+    if let Some(body) = rendered.get(&key, generation, health.as_ref()) {
+        return Ok(json_bytes(body));
+    }
+    let value = T::render(&st, &st.catalog(), account, id).ok_or_else(ApiError::not_found)?;
+    let doc = vantage_wire::envelope::success(value);
+    match serde_json::to_vec(&doc) {
+        Ok(body) => {
+            let body = Bytes::from(body);
+            rendered.put(key, generation, health, body.clone());
+            Ok(json_bytes(body))
+        }
+        // A JSON tree always serializes; were it not to, it is answered as every other is.
+        Err(_) => Ok(axum::Json(doc).into_response()),
+    }
+}
+
+/// A JSON answer of bytes already rendered.
+fn json_bytes(body: Bytes) -> axum::response::Response {
+    use axum::http::header::{HeaderValue, CONTENT_TYPE};
+    (
+        [(CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        body,
+    )
+        .into_response()
 }
 
 async fn update<T: AccountObject>(

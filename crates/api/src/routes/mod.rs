@@ -189,7 +189,10 @@ pub fn router(state: Arc<Controller>) -> Router {
         )
         .fallback(|| async { Failure(ApiError::no_route()) })
         .method_not_allowed_fallback(|| async { Failure(ApiError::method_not_allowed()) })
-        .layer(axum::middleware::map_response(security_headers));
+        .layer(axum::middleware::map_response(security_headers))
+        .layer(axum::Extension(Arc::new(
+            crate::rendered::Rendered::default(),
+        )));
     r.with_state(state)
 }
 

@@ -19,6 +19,8 @@ use vantage_control::Controller;
 pub struct MonitorGroups;
 
 impl AccountObject for MonitorGroups {
+    const KIND: &'static str = "monitor_group";
+
     type Id = MonitorGroupId;
     type Spec = MonitorGroupSpec;
 

@@ -28,6 +28,8 @@ pub(crate) fn spec_of(doc: Value) -> Result<MonitorSpec, ApiError> {
 pub struct Monitors;
 
 impl AccountObject for Monitors {
+    const KIND: &'static str = "monitor";
+
     type Id = MonitorId;
     type Spec = MonitorSpec;
 

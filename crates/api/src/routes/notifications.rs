@@ -21,6 +21,8 @@ use vantage_control::Controller;
 pub struct Webhooks;
 
 impl AccountObject for Webhooks {
+    const KIND: &'static str = "webhook";
+
     type Id = WebhookId;
     type Spec = WebhookSpec;
 
@@ -84,6 +86,8 @@ impl AccountObject for Webhooks {
 pub struct Policies;
 
 impl AccountObject for Policies {
+    const KIND: &'static str = "policy";
+
     type Id = PolicyId;
     type Spec = PolicySpec;
 

@@ -27,6 +27,8 @@ fn spec_of(doc: Value) -> Result<(PoolSpec, CheckRefs), ApiError> {
 pub struct Pools;
 
 impl AccountObject for Pools {
+    const KIND: &'static str = "pool";
+
     type Id = PoolId;
     /// The spec and the monitor or group reference, resolved against the catalog on commit.
     type Spec = (PoolSpec, CheckRefs);
@@ -55,6 +57,10 @@ impl AccountObject for Pools {
 
     fn render(st: &Controller, c: &Catalog, account: AccountId, id: PoolId) -> Option<Value> {
         c.pool(account, id).map(|p| with_health(st, p))
+    }
+
+    fn health(st: &Controller, id: PoolId) -> Option<Arc<vantage_core::health::PoolVerdicts>> {
+        st.health_view().pool(id).cloned()
     }
 
     fn rendered(st: &Controller, change: Change) -> Option<Value> {
