@@ -121,6 +121,10 @@ pub struct Catalog {
     tokens: BTreeMap<TokenId, Token>,
     users: BTreeMap<UserId, User>,
     token_by_digest: HashMap<SecretDigest, TokenId>,
+    /// Pools by account and name: a new pool's name is checked in one lookup, not by visiting
+    /// every pool (the writer checks a group of commands under the catalog's write lock).
+    /// Several ids only if a store written before names were unique holds duplicates.
+    pool_names: HashMap<(AccountId, String), Vec<PoolId>>,
     webhooks: BTreeMap<WebhookId, Webhook>,
     policies: BTreeMap<PolicyId, Policy>,
 }
@@ -880,8 +884,9 @@ impl Catalog {
             }
         }
         if self
-            .pools_of(account)
-            .any(|p| p.spec.name == spec.name && Some(p.id) != self_id)
+            .pool_names
+            .get(&(account, spec.name.clone()))
+            .is_some_and(|ids| ids.iter().any(|id| Some(*id) != self_id))
         {
             return Err(CatalogError::Invalid(name_taken("name", &spec.name)));
         }
@@ -1429,13 +1434,44 @@ mod tests {
             c.zones,
             c.monitors,
             c.monitor_groups,
-            c.pools,
+            (c.pools.clone(), {
+                let mut names: Vec<_> = c.pool_names.iter().collect();
+                names.sort();
+                format!("{names:?}")
+            }),
             c.load_balancers,
             c.tokens,
             c.users,
             c.webhooks,
             c.policies
         )
+    }
+
+    #[test]
+    fn pool_names_are_unique_per_account_and_freed_by_renames_and_deletes() {
+        let (mut c, m, p, _) = setup();
+        let other = PoolId::from_bytes([6; 16]);
+        let named = |name: &str| pool_draft(name).validate().unwrap().0;
+        let create = |c: &Catalog, account, name: &str| {
+            c.create_pool(account, other, named(name), CheckRefs::default(), T1)
+        };
+        assert!(create(&c, A, "p1").is_err(), "taken in this account");
+        assert!(
+            create(&c, B, "p1").is_ok(),
+            "another account's names are its own"
+        );
+        // A pool replaced under its own name keeps it.
+        applied(&mut c, |c| {
+            c.replace_pool(A, p, named("p1"), CheckRefs::monitor(m), T1)
+        });
+        assert!(create(&c, A, "p1").is_err());
+        applied(&mut c, |c| {
+            c.replace_pool(A, p, named("p2"), CheckRefs::monitor(m), T1)
+        });
+        assert!(create(&c, A, "p1").is_ok(), "a rename frees the old name");
+        assert!(create(&c, A, "p2").is_err());
+        applied(&mut c, |c| c.delete_pool(A, p));
+        assert!(create(&c, A, "p2").is_ok(), "a delete frees the name");
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! them, and applies them for good once the store holds the whole group (group commit: one
 //! transaction, one flush for many writes).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use super::{Catalog, Change};
 use crate::account::Account;
@@ -45,6 +45,25 @@ fn put_back<K: Ord, V>(map: &mut BTreeMap<K, V>, id: K, prior: Option<V>) {
     };
 }
 
+type PoolNames = HashMap<(AccountId, String), Vec<PoolId>>;
+
+fn index_pool(names: &mut PoolNames, pool: &Pool) {
+    names
+        .entry((pool.account, pool.spec.name.clone()))
+        .or_default()
+        .push(pool.id);
+}
+
+fn unindex_pool(names: &mut PoolNames, pool: &Pool) {
+    let key = (pool.account, pool.spec.name.clone());
+    if let Some(ids) = names.get_mut(&key) {
+        ids.retain(|id| *id != pool.id);
+        if ids.is_empty() {
+            names.remove(&key);
+        }
+    }
+}
+
 impl Catalog {
     /// Applies `change` and returns how to take it back with [`Catalog::undo`]. Undos given
     /// back in reverse order restore the catalog exactly.
@@ -61,8 +80,20 @@ impl Catalog {
             Change::DeleteMonitorGroup(id) => {
                 Prior::MonitorGroup(id, self.monitor_groups.remove(&id))
             }
-            Change::PutPool(p) => Prior::Pool(p.id, self.pools.insert(p.id, p)),
-            Change::DeletePool(id) => Prior::Pool(id, self.pools.remove(&id)),
+            Change::PutPool(p) => {
+                if let Some(old) = self.pools.get(&p.id) {
+                    unindex_pool(&mut self.pool_names, old);
+                }
+                index_pool(&mut self.pool_names, &p);
+                Prior::Pool(p.id, self.pools.insert(p.id, p))
+            }
+            Change::DeletePool(id) => {
+                let prior = self.pools.remove(&id);
+                if let Some(old) = &prior {
+                    unindex_pool(&mut self.pool_names, old);
+                }
+                Prior::Pool(id, prior)
+            }
             Change::PutLoadBalancer(lb) => {
                 Prior::LoadBalancer(lb.id, self.load_balancers.insert(lb.id, lb))
             }
@@ -95,7 +126,15 @@ impl Catalog {
             Prior::Zone(id, p) => put_back(&mut self.zones, id, p),
             Prior::Monitor(id, p) => put_back(&mut self.monitors, id, p),
             Prior::MonitorGroup(id, p) => put_back(&mut self.monitor_groups, id, p),
-            Prior::Pool(id, p) => put_back(&mut self.pools, id, p),
+            Prior::Pool(id, p) => {
+                if let Some(now) = self.pools.get(&id) {
+                    unindex_pool(&mut self.pool_names, now);
+                }
+                if let Some(old) = &p {
+                    index_pool(&mut self.pool_names, old);
+                }
+                put_back(&mut self.pools, id, p);
+            }
             Prior::LoadBalancer(id, p) => put_back(&mut self.load_balancers, id, p),
             Prior::Token(id, p) => {
                 if let Some(now) = self.tokens.get(&id) {
