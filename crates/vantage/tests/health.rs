@@ -59,14 +59,22 @@ async fn an_origin_dies_and_comes_back() {
         .ends_with("ms"));
     assert_eq!(pop["WNAM"]["healthy"], true, "{h}");
     assert_eq!(pop["locations"][0]["location"], "local");
-    let (_, locs) = s
-        .call(
+    let locations = || async {
+        s.call(
             Method::GET,
             &format!("/accounts/{a}/load_balancers/probe_locations"),
             None,
         )
-        .await;
-    assert_eq!(locs["result"][0]["region"], "WNAM", "{locs}");
+        .await
+        .1
+    };
+    // A follower (the replica pass of the test command) lists the locations the judge
+    // published, within a second of the verdict the pool's health shows.
+    eventually(limit, "the probe location is listed", || async {
+        locations().await["result"][0]["region"] == "WNAM"
+    })
+    .await;
+    let locs = locations().await;
     assert_eq!(
         (
             locs["result"][0]["location"].as_str(),
@@ -129,13 +137,22 @@ async fn an_origin_dies_and_comes_back() {
         pool_healthy(&health(&s, &a, &pid).await.1) == Some(true)
     })
     .await;
-    let (_, all) = s
-        .call(
+    let events = || async {
+        s.call(
             Method::GET,
             &format!("/user/load_balancing_analytics/events?pool_id={pid}"),
             None,
         )
-        .await;
+        .await
+        .1
+    };
+    // The verdict is served as soon as the engine has it; its event once the judge has
+    // written it, milliseconds later (on a replica, through the database).
+    eventually(limit, "the recovery is recorded", || async {
+        events().await["result"].as_array().map(Vec::len) == Some(3)
+    })
+    .await;
+    let all = events().await;
     let verdicts: Vec<Option<bool>> = all["result"]
         .as_array()
         .unwrap()
