@@ -143,6 +143,22 @@ impl Writer {
     }
 }
 
+/// Changes applied to the catalog for the commands after them to see, taken back when
+/// dropped: at the end of a check, and as well when a command panics, so the catalog never
+/// keeps a change the store does not have.
+struct Trial<'a> {
+    catalog: &'a mut Catalog,
+    undos: Vec<Undo>,
+}
+
+impl Drop for Trial<'_> {
+    fn drop(&mut self) {
+        for undo in self.undos.drain(..).rev() {
+            self.catalog.undo(undo);
+        }
+    }
+}
+
 /// Checks `group` in order on `catalog`, each command against the changes of those before
 /// it, and leaves `catalog` as it found it. Returns each command's changes (`None`: refused).
 pub(crate) fn check_group(
@@ -151,18 +167,21 @@ pub(crate) fn check_group(
     now: impl Fn() -> Timestamp,
 ) -> Vec<Option<Vec<Change>>> {
     let last = group.len().saturating_sub(1);
-    let mut undos: Vec<Undo> = Vec::new();
+    let mut trial = Trial {
+        catalog,
+        undos: Vec::new(),
+    };
     let mut checked = Vec::with_capacity(group.len());
     for (i, pending) in group.iter_mut().enumerate() {
-        let changes = pending.check(catalog, now());
+        let changes = pending.check(trial.catalog, now());
         // The last command has nobody after it to see its changes.
         if let Some(changes) = changes.as_ref().filter(|_| i < last) {
-            undos.extend(changes.iter().map(|c| catalog.apply_undoable(c.clone())));
+            for change in changes {
+                let undo = trial.catalog.apply_undoable(change.clone());
+                trial.undos.push(undo);
+            }
         }
         checked.push(changes);
-    }
-    for undo in undos.into_iter().rev() {
-        catalog.undo(undo);
     }
     checked
 }
@@ -241,6 +260,26 @@ mod tests {
         assert_eq!(store.commits(), before + 1, "one transaction for the group");
         let names: Vec<_> = c.catalog().zones().map(|z| z.name.clone()).collect();
         assert_eq!(names, ["example.com", "example.org"]);
+    }
+
+    #[test]
+    fn a_command_that_panics_leaves_the_catalog_as_it_was() {
+        use super::{check_group, Command, Pending};
+        let mut catalog = Catalog::default();
+        let first =
+            Command::new(|cat: &Catalog, now| cat.create_account(A, "a".into(), now).map_err(drop))
+                .0;
+        let second =
+            Command::new(|_: &Catalog, _| -> Result<Vec<_>, ()> { panic!("a command's bug") }).0;
+        let mut group: Vec<Box<dyn Pending>> = vec![Box::new(first), Box::new(second)];
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            check_group(&mut catalog, &mut group, || Timestamp::from_unix_micros(0))
+        }));
+        assert!(caught.is_err());
+        assert!(
+            catalog.account(A).is_none(),
+            "the first command's change was taken back"
+        );
     }
 
     #[tokio::test]

@@ -736,9 +736,7 @@ impl Store for PostgresStore {
         let events: Columns<_, _, _> = events
             .iter()
             .map(|e| Ok((micros(e.at), e.pool.to_string(), rows::encode_event(e)?)))
-            .collect::<Result<Vec<_>, StoreError>>()?
-            .into_iter()
-            .collect();
+            .collect::<Result<_, StoreError>>()?;
         let alerts = alerts.to_vec();
         self.call(move |conn| {
             let fence = conn.fence.clone();
@@ -756,7 +754,7 @@ impl Store for PostgresStore {
                 )
                 .map_err(pg)?;
             }
-            if !events.0.is_empty() {
+            if !events.is_empty() {
                 // Rows are numbered in the order given (unnest keeps it).
                 tx.execute(
                     "INSERT INTO health_events (at, pool, doc)
