@@ -11,6 +11,7 @@
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,7 +22,7 @@ use hickory_proto::rr::rdata::{A, AAAA, NS, SOA};
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, UdpSocket};
+use tokio::net::TcpListener;
 
 use vantage_core::routing::{DnsAnswer, DnsLookup, Route, RoutingTable, ZoneView};
 use vantage_core::rules::{DnsFacts, Facts, Ruled};
@@ -464,28 +465,41 @@ impl Dns {
         }
     }
 
-    /// Answers UDP queries until `shutdown`. Several of these may share one socket.
-    pub async fn serve_udp(
-        self: Arc<Self>,
-        socket: Arc<UdpSocket>,
-        shutdown: impl Future<Output = ()>,
-    ) {
-        tokio::pin!(shutdown);
-        let mut buf = vec![0u8; 4096];
-        loop {
-            let (n, peer) = tokio::select! {
-                got = socket.recv_from(&mut buf) => match got {
-                    Ok(x) => x,
-                    Err(e) => {
-                        tracing::debug!(error = %e, "dns recv failed");
-                        continue;
-                    }
-                },
-                () = &mut shutdown => return,
+    /// Answers UDP queries on the calling thread, blocking on `socket`, until `stop` is set
+    /// (looked at whenever a read times out: give the socket a read timeout). Several
+    /// threads may share one socket; the kernel wakes one of them per datagram.
+    ///
+    /// A thread of its own, not a task, that takes every queued query in one call
+    /// ([`crate::datagrams`]): a runtime added a readiness poll, a wake-up and a context
+    /// switch per query (profiled: those were most of the time, hickory's encoding under 5 %).
+    pub fn serve_udp_blocking(&self, socket: &std::net::UdpSocket, stop: &AtomicBool) {
+        let mut receiver = crate::datagrams::Receiver::default();
+        let mut sender = crate::datagrams::Sender::default();
+        let mut answers = Vec::with_capacity(crate::datagrams::BATCH);
+        while !stop.load(Ordering::Relaxed) {
+            let batch = match receiver.receive(socket) {
+                Ok(batch) => batch,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock
+                            | std::io::ErrorKind::TimedOut
+                            | std::io::ErrorKind::Interrupted
+                    ) =>
+                {
+                    continue
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "dns recv failed");
+                    continue;
+                }
             };
-            if let Some(out) = self.answer_udp(&buf[..n], peer.ip(), Instant::now()) {
-                let _ = socket.send_to(&out, peer).await;
-            }
+            let now = Instant::now();
+            answers.extend(batch.filter_map(|(packet, peer)| {
+                Some((self.answer_udp(packet, peer.ip(), now)?, peer))
+            }));
+            sender.send(socket, &answers);
+            answers.clear();
         }
     }
 

@@ -3,6 +3,7 @@
 //! traffic goes; neither ever touches the catalog, the engine or the store.
 
 pub mod affinity;
+pub mod datagrams;
 pub mod dns;
 pub mod geo;
 pub mod limit;

@@ -4,6 +4,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -156,11 +157,7 @@ pub struct DataPlane {
         Vec<std::net::TcpListener>,
         Option<tokio_rustls::TlsAcceptor>,
     )>,
-    dns: Option<(
-        Arc<Dns>,
-        Arc<tokio::net::UdpSocket>,
-        tokio::net::TcpListener,
-    )>,
+    dns: Option<(Arc<Dns>, std::net::UdpSocket, tokio::net::TcpListener)>,
 }
 
 impl std::fmt::Debug for DataPlane {
@@ -264,11 +261,7 @@ impl DataPlane {
                     nameservers: args.dns_nameservers.clone(),
                     ..DnsConfig::default()
                 };
-                Some((
-                    Arc::new(Dns::new(Arc::clone(&routes), config)),
-                    Arc::new(udp),
-                    tcp,
-                ))
+                Some((Arc::new(Dns::new(Arc::clone(&routes), config)), udp, tcp))
             }
             None => None,
         };
@@ -327,13 +320,24 @@ impl DataPlane {
         }
         if let Some((dns, udp, tcp)) = self.dns {
             tracing::info!("dns serving on {} (udp and tcp)", udp.local_addr()?);
-            // One receiver per core on the same socket keeps both cores answering.
+            // One blocking reader thread per core on the same socket keeps both cores
+            // answering; each looks at `stop` between reads (the socket's read timeout).
+            udp.set_read_timeout(Some(Duration::from_millis(200)))?;
+            let stop = Arc::new(AtomicBool::new(false));
             let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
-            for _ in 0..workers {
-                listeners.push(tokio::spawn(
-                    Arc::clone(&dns).serve_udp(Arc::clone(&udp), crate::process::shutdown_signal()),
-                ));
+            for i in 0..workers {
+                let (dns, socket, stop) = (Arc::clone(&dns), udp.try_clone()?, Arc::clone(&stop));
+                let thread = std::thread::Builder::new()
+                    .name(format!("vantage-dns-{i}"))
+                    .spawn(move || dns.serve_udp_blocking(&socket, &stop))?;
+                listeners.push(tokio::task::spawn_blocking(move || {
+                    let _ = thread.join();
+                }));
             }
+            listeners.push(tokio::spawn(async move {
+                crate::process::shutdown_signal().await;
+                stop.store(true, Ordering::Relaxed);
+            }));
             listeners.push(tokio::spawn(
                 dns.serve_tcp(tcp, crate::process::shutdown_signal()),
             ));
@@ -365,7 +369,7 @@ pub fn affinity_secret(dir: &std::path::Path) -> anyhow::Result<Arc<[u8]>> {
 /// for TCP by someone else: then both are tried again on another (a few times).
 async fn dns_sockets(
     addr: SocketAddr,
-) -> anyhow::Result<(tokio::net::UdpSocket, tokio::net::TcpListener)> {
+) -> anyhow::Result<(std::net::UdpSocket, tokio::net::TcpListener)> {
     let mut attempts = if addr.port() == 0 { 10 } else { 1 };
     loop {
         let udp = udp_socket(addr).with_context(|| format!("binding DNS (UDP) to {addr}"))?;
@@ -382,7 +386,7 @@ async fn dns_sockets(
 
 /// The DNS socket, with buffers big enough for a burst of queries (the default 208 KiB holds
 /// only a couple of hundred datagrams; the kernel caps the request at `rmem_max`).
-fn udp_socket(addr: SocketAddr) -> anyhow::Result<tokio::net::UdpSocket> {
+fn udp_socket(addr: SocketAddr) -> anyhow::Result<std::net::UdpSocket> {
     let socket = socket2::Socket::new(
         socket2::Domain::for_address(addr),
         socket2::Type::DGRAM,
@@ -391,8 +395,7 @@ fn udp_socket(addr: SocketAddr) -> anyhow::Result<tokio::net::UdpSocket> {
     let _ = socket.set_recv_buffer_size(4 << 20);
     let _ = socket.set_send_buffer_size(4 << 20);
     socket.bind(&addr.into())?;
-    socket.set_nonblocking(true)?;
-    Ok(tokio::net::UdpSocket::from_std(socket.into())?)
+    Ok(socket.into())
 }
 
 /// A listening socket on `addr` that others may share (SO_REUSEPORT), not yet tied to a
