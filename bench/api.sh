@@ -29,29 +29,7 @@ POOL_BODY='{"name":"bench","origins":[{"name":"o1","address":"192.0.2.1"},{"name
 POOL=$(api -X POST "$BASE/accounts/$ACCOUNT/load_balancers/pools" -d "$POOL_BODY" | json 'd["result"]["id"]')
 POOL_PATH=/client/v4/accounts/$ACCOUNT/load_balancers/pools/$POOL
 
-# nginx serves the very bytes Vantage answers, from a file, at the same path.
-mkdir -p "$WORK/www$(dirname "$POOL_PATH")" "$WORK/nginx"
-api "http://$VADDR$POOL_PATH" > "$WORK/www$POOL_PATH"
-NGINX_PORT=$((20000 + RANDOM % 20000))
-cat > "$WORK/nginx/nginx.conf" <<CONF
-worker_processes auto;
-pid $WORK/nginx/nginx.pid;
-error_log $WORK/nginx/error.log;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  default_type application/json;
-  client_body_temp_path $WORK/nginx; proxy_temp_path $WORK/nginx; fastcgi_temp_path $WORK/nginx;
-  uwsgi_temp_path $WORK/nginx; scgi_temp_path $WORK/nginx;
-  server { listen 127.0.0.1:$NGINX_PORT; root $WORK/www; }
-}
-CONF
-chmod -R a+rX "$WORK/www"   # nginx workers run unprivileged
-nginx -c "$WORK/nginx/nginx.conf" -p "$WORK/nginx"
-PIDS+=("$(cat "$WORK/nginx/nginx.pid")")
-# Both must serve the same bytes, or the comparison means nothing.
-cmp <(curl -sf "http://127.0.0.1:$NGINX_PORT$POOL_PATH") <(api "http://$VADDR$POOL_PATH") \
-  || { echo "nginx and vantage do not serve the same bytes" >&2; exit 1; }
+start_nginx_mirror "$POOL_PATH"
 
 echo "== GET pool: wrk -t1 -c64 -d10s --latency"
 echo "-- nginx $(nginx -v 2>&1 | sed 's/.*\///') (static file, same bytes)"

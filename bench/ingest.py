@@ -1,16 +1,16 @@
 #!/usr/bin/env python3
-"""Result ingestion load: 39 locations (13 regions x 3), each reporting on 10,000 origins at a
-60 s interval through the agent protocol (POST /agent/v1/results, one batch per second), for two
-minutes. Prints the controllers' CPU and the POSTs' durations (a POST returns once its verdicts
+"""Result ingestion load: every location of TOKENS.json (39 in bench/regions.sh: 13 regions x 3),
+each reporting on 10,000 origins at a 60 s interval through the agent protocol
+(POST /agent/v1/results, one batch per second), for two minutes (INGEST_SECONDS). Prints the controllers' CPU and the POSTs' durations (a POST returns once its verdicts
 are recorded) for the first interval (every result changes a verdict) and the second (steady).
 
 Usage: ingest.py BASE[,BASE...] TOKENS.json MONITOR_ID PID[,PID...]
-(locations are spread over the bases in turn; CPU is summed over the PIDs)."""
+(locations are spread over the bases in turn; CPU is summed over the PIDs). A location is named
+after its region and a number (`weu0`), as its token was made."""
 import json, os, sys, threading, time, urllib.request
 bases, tokens, monitor, pids = sys.argv[1].split(","), json.load(open(sys.argv[2])), sys.argv[3], sys.argv[4].split(",")
 tck = float(os.sysconf("SC_CLK_TCK"))
-REGIONS = ["WNAM", "ENAM", "WEU", "EEU", "NSAM", "SSAM", "OC", "ME", "NAF", "SAF", "SAS", "SEAS", "NEAS"]
-N, INTERVAL, SECONDS = 10000, 60, 120
+N, INTERVAL, SECONDS = 10000, 60, int(os.environ.get("INGEST_SECONDS", "120"))
 def address(i): return f"127.{1 + i // 65536}.{(i // 256) % 256}.{i % 256}"
 keys = [{"monitor": monitor, "address": address(i), "port": 0, "host": None} for i in range(N)]
 # Index 0: the first interval (every pair's first check: every result changes a verdict);
@@ -44,7 +44,8 @@ def location(region, name, offset, base):
                 marks.append((cpu(), time.time()))
         time.sleep(max(0.0, start + second + 1 - time.time()))
 # Locations are spread over the controllers in turn (a follower hands its results to the judge).
-threads = [threading.Thread(target=location, args=(r, f"{r.lower()}{k}", 3 * j + k, bases[(3 * j + k) % len(bases)])) for j, r in enumerate(REGIONS) for k in range(3)]
+threads = [threading.Thread(target=location, args=(name.rstrip("0123456789").upper(), name, i, bases[i % len(bases)]))
+           for i, name in enumerate(tokens)]
 c0, w0 = cpu(), time.time()
 for t in threads: t.start()
 for t in threads: t.join()
@@ -53,6 +54,6 @@ cm, wm = marks[0]
 for phase, (name, a, b, ca, cb) in enumerate([("first interval", w0, wm, c0, cm), ("steady state", wm, w1, cm, c1)]):
     lat = sorted(latencies[phase])
     pick = lambda q: lat[int((len(lat) - 1) * q)] * 1000
-    print(f"RESULT ingestion {name}: controllers={len(bases)} locations=39 results={sent[phase]} results_per_s={sent[phase] / (b - a):.0f} "
-          f"controllers_cpu={(cb - ca) / (b - a) * 100:.0f}% of one core (goal <= 100%) "
+    print(f"RESULT ingestion {name}: controllers={len(bases)} locations={len(tokens)} results={sent[phase]} results_per_s={sent[phase] / (b - a):.0f} "
+          f"controllers_cpu={(cb - ca) / (b - a) * 100:.1f}% of one core (goal <= 100%) "
           f"verdict_applied_after p50={pick(0.5):.1f}ms p99={pick(0.99):.1f}ms (goal <= 200 ms; a batch's POST returns once its verdicts are recorded)")

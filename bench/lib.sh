@@ -85,6 +85,33 @@ CONF
   PIDS+=("$(cat "$dir/nginx.pid")")
 }
 
+# start_nginx_mirror PATH: nginx (a worker per core) serving at PATH the very bytes Vantage
+# answers there, from a file, on NGINX_PORT; fails unless both serve the same bytes.
+start_nginx_mirror() {
+  mkdir -p "$WORK/www$(dirname "$1")" "$WORK/nginx"
+  api "http://$VADDR$1" > "$WORK/www$1"
+  NGINX_PORT=$((20000 + RANDOM % 20000))
+  cat > "$WORK/nginx/nginx.conf" <<CONF
+worker_processes auto;
+pid $WORK/nginx/nginx.pid;
+error_log $WORK/nginx/error.log;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  default_type application/json;
+  client_body_temp_path $WORK/nginx; proxy_temp_path $WORK/nginx; fastcgi_temp_path $WORK/nginx;
+  uwsgi_temp_path $WORK/nginx; scgi_temp_path $WORK/nginx;
+  server { listen 127.0.0.1:$NGINX_PORT; root $WORK/www; }
+}
+CONF
+  chmod -R a+rX "$WORK/www"   # nginx workers run unprivileged
+  nginx -c "$WORK/nginx/nginx.conf" -p "$WORK/nginx"
+  PIDS+=("$(cat "$WORK/nginx/nginx.pid")")
+  # Both must serve the same bytes, or the comparison means nothing.
+  cmp <(curl -sf "http://127.0.0.1:$NGINX_PORT$1") <(api "http://$VADDR$1") \
+    || { echo "nginx and vantage do not serve the same bytes" >&2; exit 1; }
+}
+
 # create_zone NAME: sets ACCOUNT (the bootstrap account) and ZONE (a new zone NAME) on Vantage.
 create_zone() {
   BASE=http://$VADDR/client/v4

@@ -63,6 +63,8 @@ pub struct Controller {
     pub(crate) rtt: Mutex<crate::rtt::RttHistory>,
     /// Prometheus counters, shared with the data plane.
     pub metrics: Arc<vantage_metrics::Metrics>,
+    /// The built-in agent's own series (backlog, lateness), shown beside the controller's.
+    pub(crate) agent_metrics: std::sync::OnceLock<Arc<vantage_metrics::AgentMetrics>>,
     /// What the operator set for the whole installation (`serve` flags); defaults until set.
     pub(crate) installation: std::sync::OnceLock<Installation>,
     clock: Arc<dyn Clock>,
@@ -155,6 +157,7 @@ impl Controller {
             routing: crate::edges::Routing::default(),
             outbox_version: tokio::sync::watch::Sender::new(0),
             previewer: std::sync::OnceLock::new(),
+            agent_metrics: std::sync::OnceLock::new(),
             previews: crate::preview::Previews::default(),
             remote_previews: crate::preview::remote::RemoteChecks::default(),
             role: crate::judge::Role::default(),
@@ -230,6 +233,12 @@ impl Controller {
     /// Lets previews run checks (set once, by the binary, when it runs a probe agent).
     pub fn set_preview_runner(&self, runner: Arc<dyn crate::preview::PreviewRunner>) {
         let _ = self.previewer.set(runner);
+    }
+
+    /// The built-in agent's metrics, made once: its backlog and lateness are this server's
+    /// overload signal, shown with the controller's own series.
+    pub fn agent_metrics(&self) -> Arc<vantage_metrics::AgentMetrics> {
+        Arc::clone(self.agent_metrics.get_or_init(Arc::default))
     }
 
     /// How many times the catalog changed since it was loaded. Read before the catalog, a

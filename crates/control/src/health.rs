@@ -489,6 +489,7 @@ impl Controller {
                 .collect(),
             store_bytes: None,
             routing: None,
+            agent: self.agent_metrics.get().cloned(),
         };
         // Read without the engine's lock: the store may be busy with a write.
         snapshot.store_bytes = self.store.size_bytes().ok();

@@ -204,6 +204,8 @@ pub struct Snapshot {
     pub store_bytes: Option<u64>,
     /// On an edge: the routing snapshot it serves.
     pub routing: Option<RoutingState>,
+    /// The built-in agent's own series (`vantage_agent_…`: backlog, lateness), when it runs.
+    pub agent: Option<Arc<AgentMetrics>>,
 }
 
 /// An edge's routing snapshot at scrape time.
@@ -376,6 +378,9 @@ impl Metrics {
             "Results from probe agents refused, by location and reason",
             self.results_refused.clone(),
         );
+        if let Some(agent) = &snapshot.agent {
+            agent.register(registry.sub_registry_with_prefix("agent"), detailed);
+        }
         if let Some(r) = &snapshot.routing {
             registry.register(
                 "routing_snapshots_applied",
@@ -546,6 +551,7 @@ mod tests {
                 age_seconds: Some(2.5),
                 contact_seconds: Some(0.5),
             }),
+            agent: None,
         };
         let text = m.render(&snapshot, Scope::Detailed);
         for line in [
@@ -584,6 +590,34 @@ mod tests {
         }
         assert!(public.contains(r#"vantage_probe_location_up{region="WNAM",location="local"} 1"#));
         assert!(public.contains(r#"vantage_dns_queries_total{rcode="NoError"} 1"#));
+    }
+
+    #[test]
+    fn the_built_in_agents_backlog_is_shown_with_the_servers_series() {
+        let m = Metrics::new();
+        let agent = Arc::new(AgentMetrics::default());
+        agent.backlog.set(1234);
+        agent.late.inc();
+        agent.check("m1", true);
+        let snapshot = Snapshot {
+            agent: Some(agent),
+            ..Default::default()
+        };
+        let text = m.render(&snapshot, Scope::Detailed);
+        for line in [
+            "vantage_agent_backlog 1234",
+            "vantage_agent_checks_late_total 1",
+            r#"vantage_agent_checks_total{monitor="m1",outcome="completed"} 1"#,
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in\n{text}"
+            );
+        }
+        assert_eq!(text.matches("# EOF").count(), 1, "one exposition");
+        let public = m.render(&snapshot, Scope::Installation);
+        assert!(public.contains("vantage_agent_backlog 1234"));
+        assert!(!public.contains("monitor="), "{public}");
     }
 }
 
@@ -634,13 +668,17 @@ impl AgentMetrics {
             .inc();
     }
 
-    pub fn render(&self) -> String {
-        let mut registry = Registry::with_prefix("vantage_agent");
-        registry.register(
-            "checks",
-            "Checks run, by monitor and outcome (the controller judges them)",
-            self.checks.clone(),
-        );
+    /// Registers the series in `registry`; the checks by monitor only when `detailed` (they
+    /// name tenants' monitors).
+    pub fn register(&self, registry: &mut Registry, detailed: bool) {
+        if detailed {
+            registry.register(
+                "checks",
+                "Checks run, by monitor and outcome (the controller judges them)",
+                self.checks.clone(),
+            );
+        }
+
         registry.register(
             "check_lateness_seconds",
             "How late checks started against their schedule",
@@ -671,6 +709,11 @@ impl AgentMetrics {
             "Checks that started more than a second after they were due",
             self.late.clone(),
         );
+    }
+
+    pub fn render(&self) -> String {
+        let mut registry = Registry::with_prefix("vantage_agent");
+        self.register(&mut registry, true);
         let mut out = String::new();
         if prometheus_client::encoding::text::encode(&mut out, &registry).is_err() {
             out.clear();

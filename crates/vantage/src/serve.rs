@@ -373,7 +373,7 @@ async fn serve(
             prober,
             location,
             100_000,
-            None,
+            Some(state.agent_metrics()),
         )));
     }
     background.extend(metrics);

@@ -262,6 +262,10 @@ async fn failover_fallback_and_530_for_the_proxy_and_dns() {
     assert!(value(r#"vantage_dns_queries_total{rcode="NXDOMAIN"}"#) >= 1.0);
     assert!(value(r#"vantage_dns_queries_total{rcode="REFUSED"}"#) >= 1.0);
     assert!(value(r#"vantage_dns_queries_total{rcode="NOERROR"}"#) >= 5.0);
+    // The built-in agent's overload signal is on the operator's listener (`value` panics on
+    // a missing series; the values depend on this machine's load).
+    assert!(value("vantage_agent_backlog ") >= 0.0);
+    assert!(value("vantage_agent_checks_late_total ") >= 0.0);
     // Verdicts, checks and probe locations are counted where health is judged (in replica
     // mode, the replica beside this one).
     let judging = t.server.judging();
