@@ -1,6 +1,8 @@
 //! A short RTT history per probe target, for the dashboard's charts: one sample per 30 s,
 //! the last 30 minutes, for at most 20,000 targets (about 13 MB at most; past that, targets
-//! not yet tracked get no history until old ones expire).
+//! not yet tracked get no history until old ones expire). Expired targets are looked for at
+//! most once per sample period: a scan per check of an untracked target took 15 % of a
+//! server probing 75,000 targets (perf).
 
 use std::collections::{HashMap, VecDeque};
 
@@ -15,6 +17,8 @@ const MAX_TARGETS: usize = 20_000;
 pub struct RttHistory {
     /// (unix seconds, RTT in microseconds), oldest first.
     series: HashMap<ProbeKey, VecDeque<(i64, u32)>>,
+    /// When the last look for expired targets was (unix seconds).
+    swept: Option<i64>,
 }
 
 impl RttHistory {
@@ -22,6 +26,13 @@ impl RttHistory {
         let secs = at.unix_micros() / 1_000_000;
         if !self.series.contains_key(key) {
             if self.series.len() >= MAX_TARGETS {
+                if self
+                    .swept
+                    .is_some_and(|at| (at..at + SAMPLE_EVERY_SECS).contains(&secs))
+                {
+                    return;
+                }
+                self.swept = Some(secs);
                 let horizon = secs - SAMPLE_EVERY_SECS * KEEP as i64;
                 self.series
                     .retain(|_, s| s.back().is_some_and(|(t, _)| *t >= horizon));
@@ -77,5 +88,35 @@ mod tests {
         assert!(s.windows(2).all(|w| w[1].0 - w[0].0 >= SAMPLE_EVERY_SECS));
         // Points every 30 s from samples every 10 s: the last kept is i = 999.
         assert_eq!(s.last().map(|x| x.1), Some(1999));
+    }
+
+    fn key(i: usize) -> ProbeKey {
+        ProbeKey {
+            monitor: vantage_core::MonitorId::from_bytes([1; 16]),
+            address: format!("10.{}.{}.{}", i >> 16, (i >> 8) & 255, i & 255),
+            port: 0,
+            host: None,
+        }
+    }
+
+    #[test]
+    fn a_full_history_looks_for_expired_targets_once_per_sample_period() {
+        let at = |secs: i64| Timestamp::from_unix_micros(secs * 1_000_000);
+        let mut h = RttHistory::default();
+        for i in 0..MAX_TARGETS {
+            h.note(&key(i), at(0), 1);
+        }
+        let span = SAMPLE_EVERY_SECS * KEEP as i64;
+        // Nothing has expired yet: the newcomer gets no history, and the look is remembered.
+        h.note(&key(MAX_TARGETS), at(span), 1);
+        assert!(h.series(&key(MAX_TARGETS)).is_empty());
+        // Everything has expired now, but the last look was less than a period ago.
+        h.note(&key(MAX_TARGETS), at(span + 1), 1);
+        assert!(h.series(&key(MAX_TARGETS)).is_empty());
+        assert_eq!(h.series.len(), MAX_TARGETS);
+        // A period later the expired targets go and the newcomer is tracked.
+        h.note(&key(MAX_TARGETS), at(span + SAMPLE_EVERY_SECS), 1);
+        assert_eq!(h.series(&key(MAX_TARGETS)).len(), 1);
+        assert_eq!(h.series.len(), 1);
     }
 }
