@@ -47,10 +47,24 @@ def save(fig, name, title):
     print(f"wrote {path}")
 
 
-def both_legends(ax, ax2):
+def two_axes(xlabel, ylabel, ylabel2):
+    """A figure with a second y axis on the right."""
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax2 = ax.twinx()
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax2.set_ylabel(ylabel2)
+    return fig, ax, ax2
+
+
+def save_two_axes(fig, ax, ax2, name, title):
+    """Both axes from zero, one legend for both, saved."""
+    ax.set_ylim(bottom=0)
+    ax2.set_ylim(bottom=0)
     handles, labels = ax.get_legend_handles_labels()
     h2, l2 = ax2.get_legend_handles_labels()
     ax.legend(handles + h2, labels + l2, fontsize=8, loc="upper left")
+    save(fig, name, title)
 
 
 t = table("pairs")
@@ -60,17 +74,10 @@ if t is not None:
     cpu = t["cpu_share"] * 100
     s_rss, i_rss = fit(x, t["rss_bytes"])
     s_cpu, i_cpu = fit(x, cpu)
-    fig, ax = plt.subplots(figsize=(7, 4))
-    ax2 = ax.twinx()
+    fig, ax, ax2 = two_axes("(monitor, origin) pairs, checked every 60 s", "server RSS (MB)", "server CPU (% of one core)")
     line(ax, x, rss_mb, s_rss / 1e6, i_rss / 1e6, f"RSS: {s_rss:.0f} bytes/pair + {i_rss / 1e6:.0f} MB", "o-", "tab:blue")
     line(ax2, x, cpu, s_cpu, i_cpu, f"CPU: {s_cpu * 1e4:.2f} % of a core per 10k pairs", "s-", "tab:red")
-    ax.set_xlabel("(monitor, origin) pairs, checked every 60 s")
-    ax.set_ylabel("server RSS (MB)")
-    ax2.set_ylabel("server CPU (% of one core)")
-    ax.set_ylim(bottom=0)
-    ax2.set_ylim(bottom=0)
-    both_legends(ax, ax2)
-    save(fig, "pairs", "One server, built-in agent: memory and CPU against pairs")
+    save_two_axes(fig, ax, ax2, "pairs", "One server, built-in agent: memory and CPU against pairs")
     print(f"RESULT curve pairs rss_bytes_per_pair={s_rss:.0f} rss_at_zero_mb={i_rss / 1e6:.1f} "
           f"cpu_percent_per_10k_pairs={s_cpu * 1e4:.2f} lateness_p99_ms_max={t['lateness_p99_ms'].max():.1f}")
 
@@ -96,18 +103,11 @@ if t is not None:
     s_b, i_b = fit(x, t["build_us"])
     s_t, i_t = fit(x, t["table_us"])
     s_s, i_s = fit(x, t["snapshot_bytes"])
-    fig, ax = plt.subplots(figsize=(7, 4))
-    ax2 = ax.twinx()
+    fig, ax, ax2 = two_axes("load balancers (each with a pool of its own)", "time (ms)", "snapshot as sent to an edge (MB of JSON)")
     line(ax, x, t["build_us"] / 1e3, s_b / 1e3, i_b / 1e3, f"snapshot build: {s_b:.2f} µs per load balancer", "o-", "tab:blue")
     line(ax, x, t["table_us"] / 1e3, s_t / 1e3, i_t / 1e3, f"edge's routing table: {s_t:.2f} µs per load balancer", "^-", "tab:green")
     line(ax2, x, t["snapshot_bytes"] / 1e6, s_s / 1e6, i_s / 1e6, f"snapshot size: {s_s:.0f} bytes per load balancer", "s-", "tab:red")
-    ax.set_xlabel("load balancers (each with a pool of its own)")
-    ax.set_ylabel("time (ms)")
-    ax2.set_ylabel("snapshot as sent to an edge (MB of JSON)")
-    ax.set_ylim(bottom=0)
-    ax2.set_ylim(bottom=0)
-    both_legends(ax, ax2)
-    save(fig, "routing", "Routing snapshot: build time and size against load balancers")
+    save_two_axes(fig, ax, ax2, "routing", "Routing snapshot: build time and size against load balancers")
     print(f"RESULT curve routing build_us_per_lb={s_b:.2f} table_us_per_lb={s_t:.2f} bytes_per_lb={s_s:.0f}")
 
 t = table("clients")
