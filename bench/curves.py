@@ -47,6 +47,19 @@ def save(fig, name, title):
     print(f"wrote {path}")
 
 
+def one_axis(xlabel, ylabel):
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    return fig, ax
+
+
+def save_one_axis(fig, ax, name, title):
+    ax.set_ylim(bottom=0)
+    ax.legend(fontsize=8, loc="upper left")
+    save(fig, name, title)
+
+
 def two_axes(xlabel, ylabel, ylabel2):
     """A figure with a second y axis on the right."""
     fig, ax = plt.subplots(figsize=(7, 4))
@@ -87,13 +100,9 @@ if t is not None:
     cpu = t["cpu_share"] * 100
     s_cpu, i_cpu = fit(x, cpu)
     per_result = t["cpu_share"] / t["results_per_s"] * 1e6
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, ax = one_axis("probe locations, each reporting on 10,000 origins every 60 s", "controller CPU (% of one core)")
     line(ax, x, cpu, s_cpu, i_cpu, f"controller CPU: {s_cpu:.2f} % of a core per location", "o-", "tab:red")
-    ax.set_xlabel("probe locations, each reporting on 10,000 origins every 60 s")
-    ax.set_ylabel("controller CPU (% of one core)")
-    ax.set_ylim(bottom=0)
-    ax.legend(fontsize=8, loc="upper left")
-    save(fig, "locations", "Result ingestion: controller CPU against probe locations")
+    save_one_axis(fig, ax, "locations", "Result ingestion: controller CPU against probe locations")
     print(f"RESULT curve locations cpu_percent_per_location={s_cpu:.2f} cpu_percent_at_zero={i_cpu:.1f} "
           f"cpu_us_per_result_median={np.median(per_result):.1f} applied_p99_ms_max={t['applied_p99_ms'].max():.1f}")
 
@@ -115,14 +124,10 @@ if t is not None:
     x = t["clients"]
     s_v, i_v = fit(x, t["vantage_p99_ms"])
     s_n, i_n = fit(x, t["nginx_p99_ms"])
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, ax = one_axis("concurrent clients (wrk connections)", "p99 latency (ms)")
     ax.plot(x, t["vantage_p99_ms"], "o-", color="tab:blue", label=f"Vantage p99: {s_v * 1e3:.0f} µs per client")
     ax.plot(x, t["nginx_p99_ms"], "s-", color="tab:gray", label=f"nginx, same bytes from a file, p99: {s_n * 1e3:.0f} µs per client")
     ax.set_xscale("log", base=2)
-    ax.set_xlabel("concurrent clients (wrk connections)")
-    ax.set_ylabel("p99 latency (ms)")
-    ax.set_ylim(bottom=0)
-    ax.legend(fontsize=8, loc="upper left")
-    save(fig, "clients", "API: GET one pool with a token, p99 against concurrent clients")
+    save_one_axis(fig, ax, "clients", "API: GET one pool with a token, p99 against concurrent clients")
     print(f"RESULT curve clients vantage_p99_us_per_client={s_v * 1e3:.0f} nginx_p99_us_per_client={s_n * 1e3:.0f} "
           f"vantage_rps_max={t['vantage_rps'].max():.0f} nginx_rps_max={t['nginx_rps'].max():.0f}")

@@ -35,7 +35,6 @@ if [[ ${CURVES[*]} == plot ]]; then
   python3 bench/curves.py "$OUT" docs; exit 0
 fi
 source bench/lib.sh
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 TCK=$(getconf CLK_TCK)
 
 if wants pairs; then
@@ -72,10 +71,7 @@ if wants locations; then
   printf 'locations\tresults_per_s\tcpu_share\tapplied_p99_ms\n' > "$OUT/locations.tsv"
   for l in $LOCATIONS; do
     DATA=$WORK/ingest-$l
-    VANTAGE_BOOTSTRAP_TOKEN=$TOKEN VANTAGE_LOG=warn,vantage=info \
-      "$BIN" serve --no-agent --listen 127.0.0.1:0 --data-dir "$DATA" 2>"$WORK/ingest-$l.log" &
-    VPID=$!; PIDS+=("$VPID")
-    until VADDR=$(grep -o 'listening on [0-9.:]*' "$WORK/ingest-$l.log" | awk '{print $3}') && [[ -n $VADDR ]]; do sleep 0.05; done
+    start_vantage "$DATA" "$WORK/ingest-$l.log" --no-agent
     BASE=http://$VADDR/client/v4
     ACCOUNT=$(api "$BASE/accounts" | json 'd["result"][0]["id"]')
     MON=$(api -X POST "$BASE/accounts/$ACCOUNT/load_balancers/monitors" -d '{"expected_codes":"200","interval":60}' | json 'd["result"]["id"]')

@@ -59,12 +59,11 @@ CREATE_PEAK=$(awk '/^VmHWM/ {print $2}' /proc/$VPID/status)
 kill -TERM "$VPID"; wait "$VPID" 2>/dev/null || true
 start_vantage "$WORK/scale" "$WORK/scale-run.log"
 BASE=http://$VADDR/client/v4
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$VPID/stat"; }
 # Measure over two full minutes after the first minute of warm-up.
 until [[ $(grep -c 'probes:' "$WORK/scale-run.log") -ge 1 ]]; do sleep 1; done
-C0=$(cpu_ticks); S0=$(date +%s.%N)
+C0=$(cpu_ticks "$VPID"); S0=$(date +%s.%N)
 until [[ $(grep -c 'probes:' "$WORK/scale-run.log") -ge 3 ]]; do sleep 1; done
-C1=$(cpu_ticks); S1=$(date +%s.%N)
+C1=$(cpu_ticks "$VPID"); S1=$(date +%s.%N)
 grep 'probes:' "$WORK/scale-run.log" | sed 's/.*probes:/probes:/'
 LAST=$(grep 'probes:' "$WORK/scale-run.log" | tail -1)
 SAMPLE=$(api "$BASE/accounts/$ACCOUNT/load_balancers/pools?per_page=3" | json 'sum(1 for p in d["result"] for o in p["origins"] if o.get("healthy"))')

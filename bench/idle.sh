@@ -8,7 +8,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/lib.sh
 [[ -n ${1:-} ]] && BIN=$1
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 start_vantage "$WORK/d" "$WORK/create.log" --no-agent
 BASE=http://$VADDR/client/v4
 ACCOUNT=$(api "$BASE/accounts" | json 'd["result"][0]["id"]')

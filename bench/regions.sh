@@ -20,7 +20,6 @@ start_controller() { # data dir, log -> VPID, VADDR (no built-in agent)
   VPID=$!; PIDS+=("$VPID")
   until VADDR=$(grep -o 'listening on [0-9.:]*' "$2" | awk '{print $3}') && [[ -n $VADDR ]]; do sleep 0.05; done
 }
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
 if [[ $SKIP_AGENT != --only-agent ]]; then
 echo "== 1. ingestion: 39 locations x 10,000 origins at 60 s"

@@ -35,7 +35,8 @@ impl Default for Receiver {
 
 impl Receiver {
     /// Waits for a datagram on `socket` (blocking, up to its read timeout), takes it and
-    /// every other one already queued, and returns them with their senders.
+    /// every other one already queued, and returns them with their senders. Empty datagrams
+    /// and those without an IP sender are left out: nothing can be answered to them.
     pub fn receive<'a>(
         &'a mut self,
         socket: &UdpSocket,
@@ -46,6 +47,7 @@ impl Receiver {
             .got
             .iter()
             .zip(&self.buffers)
+            .filter(|((len, _), _)| *len > 0)
             .map(|(&(len, from), buffer)| (&buffer[..len.min(SIZE)], from)))
     }
 
@@ -77,7 +79,7 @@ impl Receiver {
                     a.as_sockaddr_in6().map(|v6| SocketAddr::V6((*v6).into()))
                 }
             });
-            // A datagram with no IP sender cannot be answered; its slot is kept (empty) so
+            // A datagram with no IP sender keeps its slot, empty (left out by `receive`), so
             // the others stay matched to their buffers.
             self.got.push(match from {
                 Some(from) => (message.bytes, from),
@@ -174,6 +176,7 @@ mod tests {
         let to = server.local_addr().unwrap();
         a.send_to(b"first", to).unwrap();
         b.send_to(b"second, longer", to).unwrap();
+        b.send_to(b"", to).unwrap(); // nothing to answer: left out
         a.send_to(b"third", to).unwrap();
         let mut receiver = Receiver::default();
         let mut seen = Vec::new();

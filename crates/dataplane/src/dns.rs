@@ -490,7 +490,9 @@ impl Dns {
                     continue
                 }
                 Err(e) => {
+                    // A lasting error (out of buffers) must not spin the core.
                     tracing::debug!(error = %e, "dns recv failed");
+                    std::thread::sleep(Duration::from_millis(50));
                     continue;
                 }
             };
