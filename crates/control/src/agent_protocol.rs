@@ -18,8 +18,10 @@ pub const PREVIEW_CHECKS_PATH: &str = "/agent/v1/preview_checks";
 /// without it is version 1 (agents from before the header). Version 2: agent tokens are
 /// bound to one location, and the results answer says what was refused and why. Version 3:
 /// agents run previews' checks ([`PREVIEW_CHECKS_PATH`]); a version 2 agent simply never asks
-/// for them, and previews run from the locations that do.
-pub const VERSION: u32 = 3;
+/// for them, and previews run from the locations that do. Version 4: assignments come as
+/// deltas ([`Assignment::changes`]) to an agent that names the [`Assignment::epoch`] of the
+/// version it holds; an older agent never names one, and is always sent the whole.
+pub const VERSION: u32 = 4;
 pub const VERSION_HEADER: &str = "vantage-agent-protocol";
 /// The oldest agent a controller still serves: every version since only added to what the
 /// one before said (version 2 a binding and a fuller answer, version 3 endpoints), so an older
@@ -235,35 +237,86 @@ pub struct Target {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Assignment {
     pub version: u64,
+    /// Version 4: the controller's numbering of versions (drawn when it starts, and again
+    /// when it starts or stops judging). A version means something only within its epoch;
+    /// an agent asks for a delta by naming both (`?version=&epoch=`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epoch: Option<u64>,
     pub monitors: BTreeMap<MonitorId, Monitor>,
+    /// Every target (no `changes`), or the targets new or changed since `changes.since`,
+    /// each replacing what the agent held.
     pub targets: Vec<Target>,
+    /// Version 4: present when this message is a delta on the version the agent named.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changes: Option<Changes>,
+}
+
+/// What makes an [`Assignment`] a delta.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Changes {
+    /// The version it applies to.
+    pub since: u64,
+    /// Targets no longer assigned, removed before `targets` are applied (a target removed and
+    /// assigned again since is in both).
+    pub removed: Vec<TargetKey>,
 }
 
 impl Assignment {
-    /// Builds the message from the engine's assignment.
+    /// Builds the whole message from the engine's assignment.
     pub fn from_engine(
         version: u64,
+        epoch: u64,
         assigned: Vec<vantage_core::health::engine::Assignment>,
     ) -> Self {
-        let mut monitors = BTreeMap::new();
-        let targets = assigned
-            .into_iter()
-            .map(|a| {
-                monitors
-                    .entry(a.key.monitor)
-                    .or_insert_with(|| Monitor::from(&*a.spec));
-                Target {
-                    key: TargetKey::from(&a.key),
-                    pools: a.pools,
-                }
-            })
-            .collect();
+        let (monitors, targets) = targets(assigned);
         Self {
             version,
+            epoch: Some(epoch),
             monitors,
             targets,
+            changes: None,
         }
     }
+
+    /// Builds a delta on version `since` from the engine's.
+    pub fn delta_from_engine(
+        version: u64,
+        epoch: u64,
+        since: u64,
+        delta: vantage_core::health::engine::AssignmentDelta,
+    ) -> Self {
+        let (monitors, targets) = targets(delta.assigned);
+        Self {
+            version,
+            epoch: Some(epoch),
+            monitors,
+            targets,
+            changes: Some(Changes {
+                since,
+                removed: delta.removed.iter().map(TargetKey::from).collect(),
+            }),
+        }
+    }
+}
+
+/// The targets of an assignment, with each of their monitors once.
+fn targets(
+    assigned: Vec<vantage_core::health::engine::Assignment>,
+) -> (BTreeMap<MonitorId, Monitor>, Vec<Target>) {
+    let mut monitors = BTreeMap::new();
+    let targets = assigned
+        .into_iter()
+        .map(|a| {
+            monitors
+                .entry(a.key.monitor)
+                .or_insert_with(|| Monitor::from(&*a.spec));
+            Target {
+                key: TargetKey::from(&a.key),
+                pools: a.pools,
+            }
+        })
+        .collect();
+    (monitors, targets)
 }
 
 /// One check's facts, with when it ran.
@@ -327,7 +380,7 @@ mod tests {
         let old = accepts(OLDEST - 1).unwrap_err();
         assert!(
             old.contains("version 0")
-                && old.contains("speaks 3")
+                && old.contains("speaks 4")
                 && old.contains("upgrade the agent"),
             "{old}"
         );

@@ -45,6 +45,11 @@ pub struct Controller {
     pub(crate) config_version: tokio::sync::watch::Sender<u64>,
     /// Bumped after the engine has followed a catalog change (probe assignments may differ).
     pub(crate) assignment_version: tokio::sync::watch::Sender<u64>,
+    /// The numbering of assignment versions agents are sent: drawn at start, moved on when
+    /// this controller starts or stops judging (its built-in location's assignment changes
+    /// wholesale), so an agent's version from before, or from another controller, is never
+    /// taken for one of these.
+    pub(crate) assignment_epoch: std::sync::atomic::AtomicU64,
     /// Bumped after any origin's or pool's verdict changed (routing snapshots follow it).
     pub(crate) verdict_version: tokio::sync::watch::Sender<u64>,
     /// The routing snapshot as last published, and where every follower (the built-in data
@@ -153,6 +158,7 @@ impl Controller {
             health_flush: tokio::sync::Notify::new(),
             config_version: tokio::sync::watch::Sender::new(0),
             assignment_version: tokio::sync::watch::Sender::new(0),
+            assignment_epoch: std::sync::atomic::AtomicU64::new(rand::random()),
             verdict_version: tokio::sync::watch::Sender::new(0),
             routing: crate::edges::Routing::default(),
             outbox_version: tokio::sync::watch::Sender::new(0),

@@ -133,6 +133,44 @@ impl Controller {
         n
     }
 
+    /// Every location's assignment starts over (this controller started or stopped judging):
+    /// agents are sent the whole of it next.
+    pub(crate) fn assignments_replaced(&self) {
+        self.assignment_epoch.fetch_add(1, Ordering::AcqRel);
+        self.assignment_version.send_modify(|v| *v += 1);
+    }
+
+    /// Where the assignment stands: the epoch of its numbering and its latest version.
+    pub fn assignment_at(&self) -> (u64, u64) {
+        let seq = self.engine().assignment_seq();
+        (self.assignment_epoch.load(Ordering::Acquire), seq)
+    }
+
+    /// A location's assignment as the agent protocol sends it: a delta on `held` (the epoch
+    /// and version the location holds) when the engine can make one, else the whole.
+    pub fn assignment_message(
+        &self,
+        region: RegionCode,
+        accounts: Option<&[vantage_core::AccountId]>,
+        held: Option<(u64, u64)>,
+    ) -> crate::agent_protocol::Assignment {
+        use crate::agent_protocol::Assignment;
+        let engine = self.engine();
+        let (epoch, seq) = (
+            self.assignment_epoch.load(Ordering::Acquire),
+            engine.assignment_seq(),
+        );
+        if let Some((_, since)) = held.filter(|(e, _)| *e == epoch) {
+            if let Some(delta) = engine.assignment_delta(region, accounts, since) {
+                drop(engine);
+                return Assignment::delta_from_engine(seq, epoch, since, delta);
+            }
+        }
+        let whole = engine.assignment_for(region, accounts);
+        drop(engine);
+        Assignment::from_engine(seq, epoch, whole)
+    }
+
     /// Advances health time: votes that went stale stop counting. Only the pools the engine
     /// asked to be woken for (`Engine::poll_timeout`) are looked at; the driver calls it when
     /// that time comes ([`Controller::plan_wake`]).
@@ -177,11 +215,6 @@ impl Controller {
             self.contacts_moved();
         }
         Ok(())
-    }
-
-    /// The current assignment version, to long-poll on.
-    pub fn assignment_version(&self) -> u64 {
-        *self.assignment_version.borrow()
     }
 
     /// Every probe location heard from: where it is, when it was last heard, whether silent.

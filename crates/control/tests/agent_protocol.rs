@@ -9,7 +9,7 @@ mod common;
 use std::collections::BTreeMap;
 
 use vantage_control::agent_protocol::{
-    Assignment, Monitor, PreviewCheck, PreviewChecks, PreviewFacts, PreviewReport, Report,
+    Assignment, Changes, Monitor, PreviewCheck, PreviewChecks, PreviewFacts, PreviewReport, Report,
     Reported, Target, VERSION,
 };
 use vantage_core::health::{Facts, FailureReason, Outcome, ProbeKey};
@@ -37,13 +37,33 @@ fn the_assignment_message_is_pinned() {
     .unwrap();
     let message = Assignment {
         version: 42,
+        epoch: Some(7),
         monitors: BTreeMap::from([(key().monitor, Monitor::from(&spec))]),
         targets: vec![Target {
             key: (&key()).into(),
             pools: vec!["primary".into()],
         }],
+        changes: None,
     };
     common::pinned("assignment", &message);
+    // A version 3 controller's message (no epoch) is still read: as a whole assignment.
+    let mut older = serde_json::to_value(&message).unwrap();
+    older.as_object_mut().unwrap().remove("epoch");
+    let older: Assignment = serde_json::from_value(older).unwrap();
+    assert_eq!((older.epoch, older.changes), (None, None));
+    // A delta: what changed since version 41.
+    let delta = Assignment {
+        version: 43,
+        changes: Some(Changes {
+            since: 42,
+            removed: vec![vantage_control::agent_protocol::TargetKey {
+                address: "192.0.2.11".into(),
+                ..(&key()).into()
+            }],
+        }),
+        ..message.clone()
+    };
+    common::pinned("assignment_delta", &delta);
     // What the agent reads back is the core's value again.
     let back = message.monitors.into_values().next().unwrap();
     assert_eq!(MonitorSpec::try_from(back).unwrap(), spec);
@@ -91,7 +111,7 @@ fn the_results_message_is_pinned() {
     let back: Vec<Facts> = report.results.into_iter().map(|r| r.facts.into()).collect();
     assert_eq!(back, facts);
     assert_eq!(
-        VERSION, 3,
+        VERSION, 4,
         "a new version needs its golden messages reviewed"
     );
 }

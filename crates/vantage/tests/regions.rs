@@ -376,3 +376,120 @@ async fn previews_run_from_remote_agents() {
     assert_eq!(origin["locations"][0]["region"], "WEU", "{result}");
     assert_eq!(origin["locations"][0]["location"], "ams");
 }
+
+/// Protocol version 4: an agent naming the version it holds (and its epoch) is sent only what
+/// changed since; one naming another epoch, or an agent of version 3, the whole assignment.
+#[tokio::test]
+async fn an_agent_is_sent_only_what_changed() {
+    if common::replica_mode("an_agent_is_sent_only_what_changed") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let env = [
+        ("VANTAGE_BOOTSTRAP_TOKEN", TOKEN),
+        ("VANTAGE_BOOTSTRAP_EMAIL", EMAIL),
+        ("VANTAGE_BOOTSTRAP_KEY", KEY),
+        ("VANTAGE_BOOTSTRAP_AGENT_TOKEN", AGENT_TOKEN),
+        ("VANTAGE_BOOTSTRAP_AGENT_LOCATION", "WEU/ams"),
+    ];
+    let s = Server::start_with(&tmp.path().join("data"), &env, &["--no-agent"]).unwrap();
+    let acct = s.account_id().await;
+    let assignment = |query: String, version: &'static str| {
+        let s = &s;
+        async move {
+            let r = s
+                .http
+                .get(format!("http://{}/agent/v1/assignment?{query}", s.addr))
+                .bearer_auth(AGENT_TOKEN)
+                .header("vantage-agent-protocol", version)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+            r.json::<Value>().await.unwrap()["result"].clone()
+        }
+    };
+    let addresses = |a: &Value| -> Vec<String> {
+        let mut out: Vec<String> = a
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| {
+                t["address"]
+                    .as_str()
+                    .or(t["key"]["address"].as_str())
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect();
+        out.sort();
+        out
+    };
+    let mid = s
+        .create(
+            &format!("/accounts/{acct}/load_balancers/monitors"),
+            json!({"expected_codes": "200", "interval": 60}),
+        )
+        .await;
+    let pool = |name: &str, address: &str| json!({"name": name, "monitor": mid, "origins": [{"name": "o", "address": address, "port": 9}]});
+    let first = s
+        .create(
+            &format!("/accounts/{acct}/load_balancers/pools"),
+            pool("a", "192.0.2.1"),
+        )
+        .await;
+    eventually(
+        Duration::from_secs(10),
+        "the first pool is assigned",
+        || async { addresses(&assignment(String::new(), "4").await["targets"]) == ["192.0.2.1"] },
+    )
+    .await;
+    let whole = assignment(String::new(), "4").await;
+    assert!(whole.get("changes").is_none(), "{whole}");
+    let (epoch, version) = (
+        whole["epoch"].as_u64().unwrap(),
+        whole["version"].as_u64().unwrap(),
+    );
+
+    // A pool added: the delta holds its target alone (the long poll waits for the re-plan).
+    s.create(
+        &format!("/accounts/{acct}/load_balancers/pools"),
+        pool("b", "192.0.2.2"),
+    )
+    .await;
+    let delta = assignment(format!("version={version}&epoch={epoch}"), "4").await;
+    assert_eq!(delta["changes"]["since"], version, "{delta}");
+    assert_eq!(addresses(&delta["targets"]), ["192.0.2.2"], "{delta}");
+    assert_eq!(delta["changes"]["removed"], json!([]), "{delta}");
+    assert_eq!(delta["epoch"], epoch);
+    let version = delta["version"].as_u64().unwrap();
+
+    // A pool deleted: its target is removed, nothing is sent whole.
+    let (st, _) = s
+        .call(
+            Method::DELETE,
+            &format!("/accounts/{acct}/load_balancers/pools/{first}"),
+            None,
+        )
+        .await;
+    assert_eq!(st, 200);
+    let delta = assignment(format!("version={version}&epoch={epoch}"), "4").await;
+    assert_eq!(
+        addresses(&delta["changes"]["removed"]),
+        ["192.0.2.1"],
+        "{delta}"
+    );
+    assert_eq!(delta["targets"], json!([]), "{delta}");
+    let version = delta["version"].as_u64().unwrap();
+
+    // Another epoch's version, or an agent that cannot read deltas: the whole assignment.
+    let other = epoch.wrapping_add(1);
+    for (query, protocol) in [
+        (format!("version={version}&epoch={other}"), "4"),
+        (format!("version={}", version - 1), "3"),
+    ] {
+        let a = assignment(query, protocol).await;
+        assert!(a.get("changes").is_none(), "{a}");
+        assert_eq!(addresses(&a["targets"]), ["192.0.2.2"], "{a}");
+    }
+}

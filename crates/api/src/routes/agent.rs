@@ -18,7 +18,7 @@ use vantage_wire::{parse, ApiError};
 use super::{ok, Reply};
 use crate::extract::{JsonObject, Params, RawBody};
 use vantage_control::agent_protocol::{
-    accepts, Assignment, PreviewChecks, PreviewReport, Report, VERSION_HEADER,
+    accepts, PreviewChecks, PreviewReport, Report, VERSION_HEADER,
 };
 use vantage_control::Controller;
 
@@ -86,20 +86,25 @@ fn authorize(
     Ok((loc, binding))
 }
 
-/// `GET /agent/v1/assignment?region=&location=&version=`: answers at once if the assignment
-/// moved past `version`, else when it does, else after [`LONG_POLL`]. `region` and `location`
-/// may be left out: the token names them.
+/// `GET /agent/v1/assignment?region=&location=&version=&epoch=`: answers at once if the
+/// assignment moved past `version` (of `epoch`, when named), else when it does, else after
+/// [`LONG_POLL`]. With both named (protocol version 4), the answer is a delta on them when
+/// the controller can make one. `region` and `location` may be left out: the token names them.
 pub async fn assignment(State(st): State<Arc<Controller>>, headers: HeaderMap, q: Params) -> Reply {
     let (loc, binding) = authorize(&st, &headers, q.get("region"), q.get("location"))?;
-    let known: Option<u64> = q.get("version").and_then(|v| v.parse().ok());
+    let number = |name: &str| q.get(name).and_then(|v| v.parse::<u64>().ok());
+    let (version, epoch) = (number("version"), number("epoch"));
+    let unchanged = |(e, v): (u64, u64)| version == Some(v) && epoch.is_none_or(|k| k == e);
     let mut changes = st.assignment_changes();
-    if known == Some(*changes.borrow_and_update()) {
-        let _ = tokio::time::timeout(LONG_POLL, changes.changed()).await;
+    changes.borrow_and_update();
+    if unchanged(st.assignment_at()) {
+        let _ = tokio::time::timeout(LONG_POLL, async {
+            // Woken by every re-plan; only one that moved the assignment answers.
+            while unchanged(st.assignment_at()) && changes.changed().await.is_ok() {}
+        })
+        .await;
     }
-    let message = Assignment::from_engine(
-        st.assignment_version(),
-        st.assignment(loc.region, binding.accounts()),
-    );
+    let message = st.assignment_message(loc.region, binding.accounts(), epoch.zip(version));
     let body = serde_json::to_value(message).map_err(|_| ApiError::failed("The assignment"))?;
     ok(body)
 }

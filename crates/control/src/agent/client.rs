@@ -135,17 +135,22 @@ impl Client {
         }
     }
 
+    /// The assignment once it moved past `held` (long-poll): a delta on it when the
+    /// controller can make one.
     pub async fn assignment(
         &self,
         location: &Location,
-        known: Option<u64>,
+        held: Option<super::Held>,
     ) -> anyhow::Result<Assignment> {
         let mut query = vec![
             ("region", location.region.code().to_owned()),
             ("location", location.name.clone()),
         ];
-        if let Some(v) = known {
-            query.push(("version", v.to_string()));
+        if let Some(h) = held {
+            query.push(("version", h.version.to_string()));
+            if let Some(e) = h.epoch {
+                query.push(("epoch", e.to_string()));
+            }
         }
         self.send(|base| {
             self.client

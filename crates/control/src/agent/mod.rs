@@ -111,32 +111,51 @@ impl std::fmt::Debug for Link {
     }
 }
 
+/// The assignment version an agent holds, and its epoch (absent from a controller older
+/// than protocol version 4: then only whole assignments).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Held {
+    pub version: u64,
+    pub epoch: Option<u64>,
+}
+
+impl Held {
+    fn of(a: &Assignment) -> Self {
+        Self {
+            version: a.version,
+            epoch: a.epoch,
+        }
+    }
+}
+
 impl Link {
-    /// The assignment once it differs from `known` (long-poll).
+    /// The assignment once it moved past `held` (long-poll): a delta on it when possible.
     async fn assignment(
         &self,
         location: &Location,
-        known: Option<u64>,
+        held: Option<Held>,
     ) -> anyhow::Result<Assignment> {
         match self {
             Link::Local(state) => {
                 let mut changes = state.assignment_changes();
-                if known == Some(*changes.borrow_and_update()) {
+                changes.borrow_and_update();
+                let at = |(epoch, version)| Held {
+                    version,
+                    epoch: Some(epoch),
+                };
+                while held == Some(at(state.assignment_at())) {
                     changes.changed().await?;
                 }
+                let held = held.and_then(|h| Some((h.epoch?, h.version)));
                 // A follower's built-in location rests: the judge's own probes, and remote
                 // agents, feed the verdicts (its results would be refused).
-                let assigned = if state.judges() {
-                    state.assignment(location.region, None)
-                } else {
-                    Vec::new()
-                };
-                Ok(Assignment::from_engine(
-                    state.assignment_version(),
-                    assigned,
-                ))
+                if !state.judges() {
+                    let (epoch, version) = state.assignment_at();
+                    return Ok(Assignment::from_engine(version, epoch, Vec::new()));
+                }
+                Ok(state.assignment_message(location.region, None, held))
             }
-            Link::Remote(c) => c.assignment(location, known).await,
+            Link::Remote(c) => c.assignment(location, held).await,
         }
     }
 
@@ -189,14 +208,14 @@ async fn follow_assignment(
     location: Location,
     tx: tokio::sync::mpsc::Sender<Assignment>,
 ) {
-    let mut known = None;
+    let mut held = None;
     let mut backoff = Backoff::new();
     loop {
-        match link.assignment(&location, known).await {
+        match link.assignment(&location, held).await {
             Ok(a) => {
                 backoff.reset();
-                if known != Some(a.version) {
-                    known = Some(a.version);
+                if held != Some(Held::of(&a)) {
+                    held = Some(Held::of(&a));
                     // Handed over, not kept: at 100,000 targets a second copy is real memory.
                     if tx.send(a).await.is_err() {
                         return;
@@ -325,33 +344,10 @@ pub async fn run(
         tokio::select! {
             received = assignments.recv() => {
                 let Some(a) = received else { break };
-                let version = a.version;
-                let monitors: HashMap<_, Arc<MonitorSpec>> = a
-                    .monitors
-                    .into_iter()
-                    .filter_map(|(id, m)| match MonitorSpec::try_from(m) {
-                        Ok(spec) => Some((id, Arc::new(spec))),
-                        Err(e) => {
-                            tracing::warn!(monitor = %id, "monitor of the assignment refused, its targets are not probed: {e}");
-                            None
-                        }
-                    })
-                    .collect();
-                targets = a
-                    .targets
-                    .into_iter()
-                    .filter_map(|t| {
-                        let monitor = Arc::clone(monitors.get(&t.key.monitor)?);
-                        let user_agent = user_agent(&t.pools);
-                        let key = ProbeKey::from(t.key);
-                        Some((key.clone(), Arc::new(Probe { key, monitor, user_agent })))
-                    })
-                    .collect();
-                schedule.set(targets.values().map(|p| (p.key.clone(), p.monitor.interval)), now());
+                load(&mut targets, &mut schedule, a);
                 if let Some(m) = &metrics {
                     m.targets.set(i64::try_from(targets.len()).unwrap_or(i64::MAX));
                 }
-                tracing::debug!(targets = targets.len(), version, "assignment loaded");
             }
             () = crate::drivers::sleep_or_forever(wait) => {
                 let due = schedule.due(now());
@@ -411,6 +407,69 @@ pub async fn run(
     if let Some(p) = previews {
         p.abort();
     }
+}
+
+/// Takes an assignment in: a whole one replaces every target, a delta changes only those it
+/// names (each target keeps its place in the schedule unless its interval changed).
+fn load(targets: &mut HashMap<ProbeKey, Arc<Probe>>, schedule: &mut Schedule, a: Assignment) {
+    let monitors: HashMap<_, Arc<MonitorSpec>> = a
+        .monitors
+        .into_iter()
+        .filter_map(|(id, m)| match MonitorSpec::try_from(m) {
+            Ok(spec) => Some((id, Arc::new(spec))),
+            Err(e) => {
+                tracing::warn!(monitor = %id, "monitor of the assignment refused, its targets are not probed: {e}");
+                None
+            }
+        })
+        .collect();
+    let probes = a.targets.into_iter().filter_map(|t| {
+        let monitor = Arc::clone(monitors.get(&t.key.monitor)?);
+        let user_agent = user_agent(&t.pools);
+        let key = ProbeKey::from(t.key);
+        Some((
+            key.clone(),
+            Arc::new(Probe {
+                key,
+                monitor,
+                user_agent,
+            }),
+        ))
+    });
+    let Some(changes) = a.changes else {
+        *targets = probes.collect();
+        schedule.set(
+            targets
+                .values()
+                .map(|p| (p.key.clone(), p.monitor.interval)),
+            now(),
+        );
+        tracing::debug!(
+            targets = targets.len(),
+            version = a.version,
+            "assignment loaded"
+        );
+        return;
+    };
+    let removed: Vec<ProbeKey> = changes.removed.into_iter().map(ProbeKey::from).collect();
+    for key in &removed {
+        targets.remove(key);
+    }
+    let changed: Vec<(ProbeKey, u16)> = probes
+        .map(|(key, probe)| {
+            let interval = probe.monitor.interval;
+            targets.insert(key.clone(), probe);
+            (key, interval)
+        })
+        .collect();
+    tracing::debug!(
+        removed = removed.len(),
+        changed = changed.len(),
+        version = a.version,
+        since = changes.since,
+        "assignment delta loaded"
+    );
+    schedule.update(removed, changed, now());
 }
 
 /// Preview checks at once, at most: a preview's checks beyond it wait their turn.

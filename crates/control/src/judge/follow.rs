@@ -143,7 +143,10 @@ impl Controller {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clear();
+        let numbered = engine.assignment_seq();
         *engine = Engine::new(&catalog.health_plan(), states, self.now());
+        // Versions keep rising: an agent holding one from before is sent the whole again.
+        engine.continue_assignments_after(numbered);
         self.adopt_judged(&mut engine);
         let view = engine.view();
         drop((engine, catalog));

@@ -149,7 +149,7 @@ impl Controller {
                         .lock()
                         .unwrap_or_else(|p| p.into_inner())
                         .clear();
-                    self.assignment_version.send_modify(|v| *v += 1);
+                    self.assignments_replaced();
                     self.wake.notify_one();
                 }
                 // Also retries a publication that failed.
@@ -180,7 +180,7 @@ impl Controller {
         self.role.states_seen.store(0, Ordering::Release);
         self.role.rebuilt_at.store(0, Ordering::Release);
         if !self.role.following.swap(true, Ordering::AcqRel) {
-            self.assignment_version.send_modify(|v| *v += 1);
+            self.assignments_replaced();
         }
     }
 

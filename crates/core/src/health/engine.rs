@@ -4,9 +4,10 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+use super::changes::{Change, ChangeLog};
 use super::check::{CheckResult, FailureReason};
 use super::latency::Smoothed;
-use super::plan::HealthPlan;
+use super::plan::{HealthPlan, PlannedPool};
 use super::verdict::{
     group_verdict, majority, pool_verdict, LocationState, RegionVerdicts, Verdict,
 };
@@ -32,6 +33,8 @@ struct OriginPlan {
 struct TargetPlan {
     spec: Arc<MonitorSpec>,
     users: Vec<PoolId>,
+    /// The assignment change that last touched it (its note in the change log).
+    seq: u64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -43,6 +46,9 @@ struct PoolPlan {
     check_regions: CheckRegions,
     /// Judged by a monitor group: its health shows each member.
     grouped: bool,
+    /// The longest a location may wait between two of this pool's results (µs): its slowest
+    /// monitor's interval plus one check.
+    gap: i64,
     origins: Vec<OriginPlan>,
 }
 
@@ -159,6 +165,18 @@ pub struct Engine {
     quiet: HashMap<RegionCode, i64>,
     /// Every pool's verdicts as last evaluated, kept current by each evaluation.
     view: HealthView,
+    /// What moved in the assignment, so locations are sent deltas.
+    changes: ChangeLog,
+}
+
+/// What changed in one location's assignment since a version it knows.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AssignmentDelta {
+    /// No longer probed there. Applied before `assigned`: a target removed and added again
+    /// since is in both.
+    pub removed: Vec<ProbeKey>,
+    /// New, or changed (monitor or pools): each replaces what the location held.
+    pub assigned: Vec<Assignment>,
 }
 
 /// A probe location as the controller knows it.
@@ -219,6 +237,8 @@ impl Engine {
             *e.states.entry(Arc::new(key)).or_default().entry(&loc) = state;
         }
         e.plan(plan);
+        // A new engine's first assignment is sent whole; deltas start from it.
+        e.changes.restart(e.changes.seq());
         e.states.retain(|k, _| e.targets.contains_key(k));
         let ids: Vec<PoolId> = e.pools.keys().copied().collect();
         for id in ids {
@@ -276,34 +296,35 @@ impl Engine {
         SILENT_AFTER.max(quiet + SILENCE_SLACK)
     }
 
-    fn plan(&mut self, plan: &HealthPlan) {
-        self.pools.clear();
-        self.targets.clear();
-        self.quiet.clear();
-        let mut view: HashMap<PoolId, Arc<PoolVerdicts>> = HashMap::new();
+    /// Follows `plan`: a pool whose plan moved is planned again, its targets noted in the
+    /// change log; the others are kept as they are, verdicts, wake-ups and all. Returns the
+    /// pools planned again (to evaluate and reschedule).
+    fn plan(&mut self, plan: &HealthPlan) -> Vec<PoolId> {
+        let seq = self.changes.next();
+        let mut view = Arc::clone(&self.view.pools);
+        let entries = Arc::make_mut(&mut view);
+        let mut listed = std::collections::HashSet::with_capacity(plan.pools.len());
+        let mut replanned = Vec::new();
+        let mut orphans = Vec::new();
         for p in &plan.pools {
+            listed.insert(p.id);
             if p.checks.is_empty() {
+                self.unplan(p.id, seq, &mut orphans);
                 let entry = unmonitored(p);
-                let kept = self.view.pools.get(&p.id).filter(|b| ***b == entry);
-                view.insert(p.id, kept.map_or_else(|| Arc::new(entry), Arc::clone));
+                if entries.get(&p.id).is_none_or(|b| **b != entry) {
+                    entries.insert(p.id, Arc::new(entry));
+                }
                 continue;
             }
-            // Until evaluated, the last verdicts stand (a configuration change keeps them).
-            if let Some(before) = self.view.pools.get(&p.id) {
-                view.insert(p.id, Arc::clone(before));
+            if self
+                .pools
+                .get(&p.id)
+                .is_some_and(|old| self.planned_as(old, p))
+            {
+                continue;
             }
-            for check in &p.checks {
-                let spec = &check.spec;
-                let gap = (i64::from(spec.interval)
-                    + i64::from(spec.timeout) * (i64::from(spec.retries) + 1))
-                    * 1_000_000;
-                for region in RegionCode::ALL {
-                    if checks_from(&p.check_regions, region) {
-                        let q = self.quiet.entry(region).or_insert(0);
-                        *q = (*q).max(gap);
-                    }
-                }
-            }
+            self.unplan(p.id, seq, &mut orphans);
+            // Until evaluated, the last verdicts stand (the view's entry is kept).
             let origins = p
                 .origins
                 .iter()
@@ -321,6 +342,7 @@ impl Engine {
                                     },
                                     &check.spec,
                                     p.id,
+                                    seq,
                                 ),
                                 role: check.role,
                             })
@@ -345,17 +367,108 @@ impl Engine {
                     minimum: p.minimum,
                     check_regions: p.check_regions.clone(),
                     grouped: p.grouped,
+                    gap: gap(p),
                     origins,
                 },
             );
+            replanned.push(p.id);
         }
-        self.view = HealthView {
-            pools: Arc::new(view),
-        };
+        let gone: Vec<PoolId> = self
+            .pools
+            .keys()
+            .filter(|id| !listed.contains(*id))
+            .copied()
+            .collect();
+        for id in gone {
+            self.unplan(id, seq, &mut orphans);
+        }
+        entries.retain(|id, _| listed.contains(id));
+        // A target no pool probes any more goes, with its votes.
+        for key in orphans {
+            if self.targets.get(&key).is_some_and(|t| t.users.is_empty()) {
+                if let Some(t) = self.targets.remove(&key) {
+                    self.changes.note(&key, t.seq, seq, Change::Removed);
+                }
+                self.states.remove(&key);
+            }
+        }
+        self.quiet.clear();
+        for plan in self.pools.values() {
+            for region in RegionCode::ALL {
+                if checks_from(&plan.check_regions, region) {
+                    let q = self.quiet.entry(region).or_insert(0);
+                    *q = (*q).max(plan.gap);
+                }
+            }
+        }
+        self.view = HealthView { pools: view };
+        self.changes.commit(seq);
+        replanned
     }
 
-    /// The shared key of a target `pool` probes with `spec`, noting the pool as its user.
-    fn target(&mut self, key: ProbeKey, spec: &Arc<MonitorSpec>, pool: PoolId) -> Arc<ProbeKey> {
+    /// Whether `old` is what planning `p` would give again: then nothing about the pool
+    /// moved, and it is kept as it is.
+    fn planned_as(&self, old: &PoolPlan, p: &PlannedPool) -> bool {
+        old.account == p.account
+            && old.name == p.name
+            && old.enabled == p.enabled
+            && old.minimum == p.minimum
+            && old.check_regions == p.check_regions
+            && old.grouped == p.grouped
+            && old.gap == gap(p)
+            && old.origins.len() == p.origins.len()
+            && old.origins.iter().zip(&p.origins).all(|(o, n)| {
+                let probed = p.enabled && n.enabled;
+                *o.name == *n.name
+                    && *o.address == *n.address
+                    && o.enabled == n.enabled
+                    && o.probes.len() == if probed { p.checks.len() } else { 0 }
+                    && o.probes.iter().zip(&p.checks).all(|(probe, check)| {
+                        let k = &probe.key;
+                        probe.role == check.role
+                            && k.monitor == check.monitor
+                            && k.address == n.address
+                            && k.port == n.port
+                            && k.host == n.host
+                            && self
+                                .targets
+                                .get(&**k)
+                                .is_some_and(|t| *t.spec == *check.spec)
+                    })
+            })
+    }
+
+    /// Forgets `pool`'s plan and wake-up, and takes it off the targets it probed, noting them
+    /// at `seq` (their pools changed). Those left with no pool are added to `orphans`: they
+    /// go once planning is over, unless another pool takes them on meanwhile.
+    fn unplan(&mut self, pool: PoolId, seq: u64, orphans: &mut Vec<Arc<ProbeKey>>) {
+        if let Some(at) = self.wake.remove(&pool) {
+            self.wakes.remove(&(at, pool));
+        }
+        let Some(old) = self.pools.remove(&pool) else {
+            return;
+        };
+        for probe in old.origins.iter().flat_map(|o| o.probes.iter()) {
+            if let Some(t) = self.targets.get_mut(&*probe.key) {
+                t.users.retain(|u| *u != pool);
+                self.changes.note(&probe.key, t.seq, seq, Change::Assigned);
+                t.seq = seq;
+                if t.users.is_empty() {
+                    orphans.push(Arc::clone(&probe.key));
+                }
+            }
+        }
+    }
+
+    /// The shared key of a target `pool` probes with `spec`, noting the pool as its user and
+    /// the target as changed at `seq`.
+    fn target(
+        &mut self,
+        key: ProbeKey,
+        spec: &Arc<MonitorSpec>,
+        pool: PoolId,
+        seq: u64,
+    ) -> Arc<ProbeKey> {
         // One allocation per target, whoever saw it first.
         let shared = match self.targets.get_key_value(&key) {
             Some((k, _)) => Arc::clone(k),
@@ -370,10 +483,17 @@ impl Engine {
             .or_insert_with(|| TargetPlan {
                 spec: Arc::clone(spec),
                 users: Vec::new(),
+                seq: 0,
             });
+        if *target.spec != **spec {
+            target.spec = Arc::clone(spec);
+        }
         if !target.users.contains(&pool) {
             target.users.push(pool);
         }
+        self.changes
+            .note(&shared, target.seq, seq, Change::Assigned);
+        target.seq = seq;
         shared
     }
 
@@ -401,20 +521,77 @@ impl Engine {
     /// and verdicts that the change itself alters (a threshold, a disabled origin) are events.
     pub fn configure(&mut self, plan: &HealthPlan, now: Timestamp) -> Vec<Event> {
         self.clock = self.clock.max(now);
-        self.plan(plan);
-        let targets = &self.targets;
-        self.states.retain(|k, _| targets.contains_key(k));
-        let ids: Vec<PoolId> = self.pools.keys().copied().collect();
-        self.wake.clear();
-        self.wakes.clear();
-        let events = ids
+        let replanned = self.plan(plan);
+        let events = replanned
             .iter()
             .filter_map(|id| self.evaluate(*id, now, None))
             .collect();
-        for id in ids {
+        for id in replanned {
             self.reschedule(id);
         }
         events
+    }
+
+    /// The latest assignment change: what a location holds once it has every change so far.
+    pub fn assignment_seq(&self) -> u64 {
+        self.changes.seq()
+    }
+
+    /// Continues assignment numbers after `seq` (an engine built again in place of one that
+    /// gave numbers up to it): a location holding one of those gets the whole assignment
+    /// again, never a delta against what this engine cannot know.
+    pub fn continue_assignments_after(&mut self, seq: u64) {
+        self.changes.restart(seq + 1);
+    }
+
+    /// What changed for a location in `region` (for pools of `accounts`, if given) since
+    /// assignment change `since`; `None` when the engine cannot say (too far behind, or a
+    /// number it never gave): then the location needs the whole assignment.
+    pub fn assignment_delta(
+        &self,
+        region: RegionCode,
+        accounts: Option<&[AccountId]>,
+        since: u64,
+    ) -> Option<AssignmentDelta> {
+        let mut delta = AssignmentDelta::default();
+        for (key, change) in self.changes.since(since)? {
+            let target = self.targets.get(key);
+            match (change, target) {
+                (Change::Assigned, Some(t)) if self.assigned_to(t, region, accounts) => {
+                    delta.assigned.push(self.assignment_of(key, t));
+                }
+                _ => delta.removed.push((**key).clone()),
+            }
+        }
+        Some(delta)
+    }
+
+    /// Whether a location in `region` probes `t` (for pools of `accounts`, if given).
+    fn assigned_to(
+        &self,
+        t: &TargetPlan,
+        region: RegionCode,
+        accounts: Option<&[AccountId]>,
+    ) -> bool {
+        t.users.iter().any(|p| {
+            self.pools.get(p).is_some_and(|pp| {
+                checks_from(&pp.check_regions, region)
+                    && accounts.is_none_or(|a| a.contains(&pp.account))
+            })
+        })
+    }
+
+    fn assignment_of(&self, key: &ProbeKey, t: &TargetPlan) -> Assignment {
+        Assignment {
+            key: key.clone(),
+            spec: Arc::clone(&t.spec),
+            pools: t
+                .users
+                .iter()
+                .filter_map(|p| self.pools.get(p))
+                .map(|p| p.name.clone())
+                .collect(),
+        }
     }
 
     /// Every target a location in `region` must probe.
@@ -431,27 +608,8 @@ impl Engine {
         let mut out: Vec<Assignment> = self
             .targets
             .iter()
-            .filter(|(_, t)| {
-                t.users.iter().any(|p| {
-                    self.pools.get(p).is_some_and(|pp| {
-                        checks_from(&pp.check_regions, region)
-                            && accounts.is_none_or(|a| a.contains(&pp.account))
-                    })
-                })
-            })
-            .map(|(key, t)| {
-                let names = t
-                    .users
-                    .iter()
-                    .filter_map(|p| self.pools.get(p))
-                    .map(|p| p.name.clone())
-                    .collect();
-                Assignment {
-                    key: (**key).clone(),
-                    spec: Arc::clone(&t.spec),
-                    pools: names,
-                }
-            })
+            .filter(|(_, t)| self.assigned_to(t, region, accounts))
+            .map(|(key, t)| self.assignment_of(key, t))
             .collect();
         out.sort_by(|a, b| a.key.cmp(&b.key));
         out
@@ -682,13 +840,7 @@ impl Engine {
         }
         let target = self.targets.get(key).ok_or(Refusal::Unassigned)?;
         let spec = &target.spec;
-        let assigned = target.users.iter().any(|p| {
-            self.pools.get(p).is_some_and(|plan| {
-                checks_from(&plan.check_regions, location.region)
-                    && accounts.is_none_or(|a| a.contains(&plan.account))
-            })
-        });
-        if !assigned {
+        if !self.assigned_to(target, location.region, accounts) {
             return Err(Refusal::Unassigned);
         }
         let (at, now) = (at.unix_micros(), now.unix_micros());
@@ -717,8 +869,8 @@ impl Engine {
     fn evaluate(&mut self, pool: PoolId, now: Timestamp, only: Option<&ProbeKey>) -> Option<Event> {
         let plan = self.pools.get(&pool)?;
         // Everything is re-derived when asked, or when the view has no entry of this pool's
-        // shape to update (a configuration change re-derives every pool at once, so this is a
-        // safeguard, not a path).
+        // shape to update (a configuration change re-derives every pool it planned again, so
+        // this is a safeguard, not a path).
         let full = only.is_none()
             || self
                 .view
@@ -1251,6 +1403,20 @@ impl LocationStates {
 }
 
 /// Whether a location in `region` checks for a pool with these `check_regions`.
+/// The longest a location may wait between two results for `p` (µs): its slowest monitor's
+/// interval plus one check.
+fn gap(p: &PlannedPool) -> i64 {
+    p.checks
+        .iter()
+        .map(|c| {
+            let spec = &c.spec;
+            (i64::from(spec.interval) + i64::from(spec.timeout) * (i64::from(spec.retries) + 1))
+                * 1_000_000
+        })
+        .max()
+        .unwrap_or(0)
+}
+
 fn checks_from(check: &CheckRegions, region: RegionCode) -> bool {
     match check {
         CheckRegions::AllLocations | CheckRegions::AllRegions => true,

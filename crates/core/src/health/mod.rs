@@ -10,6 +10,7 @@
 //!
 //! All of it is sans-IO: time arrives as [`Timestamp`](crate::Timestamp) arguments.
 
+pub mod changes;
 pub mod check;
 pub mod engine;
 pub mod latency;

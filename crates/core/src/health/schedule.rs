@@ -9,7 +9,7 @@ use std::collections::{BTreeSet, HashMap};
 use super::ProbeKey;
 use crate::Timestamp;
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 struct Entry {
     interval: i64,
     next: i64,
@@ -46,14 +46,8 @@ impl Schedule {
         let now = now.unix_micros();
         let mut next_entries = HashMap::new();
         for (key, interval_secs) in targets {
-            let interval = i64::from(interval_secs.max(1)) * 1_000_000;
-            let next = match self.entries.get(&key) {
-                Some(e) if e.interval == interval => e.next,
-                Some(e) => e.next.min(now + interval),
-                None if self.started => now + phase(&key, interval.min(FIRST_CHECK_WITHIN)),
-                None => now + phase(&key, interval),
-            };
-            next_entries.insert(key, Entry { interval, next });
+            let entry = self.entry_for(&key, interval_secs, now);
+            next_entries.insert(key, entry);
         }
         self.queue = next_entries
             .iter()
@@ -61,6 +55,45 @@ impl Schedule {
             .collect();
         self.entries = next_entries;
         self.started = true;
+    }
+
+    /// Changes part of the set: takes out `removed`, then adds or updates `changed` by the
+    /// rules of [`Schedule::set`]; every other target keeps its time. What an assignment's
+    /// delta asks, at the cost of what it names rather than of every target.
+    pub fn update(
+        &mut self,
+        removed: impl IntoIterator<Item = ProbeKey>,
+        changed: impl IntoIterator<Item = (ProbeKey, u16)>,
+        now: Timestamp,
+    ) {
+        let now = now.unix_micros();
+        for key in removed {
+            if let Some(e) = self.entries.remove(&key) {
+                self.queue.remove(&(e.next, key));
+            }
+        }
+        for (key, interval_secs) in changed {
+            let entry = self.entry_for(&key, interval_secs, now);
+            self.queue.insert((entry.next, key.clone()));
+            if let Some(before) = self.entries.insert(key.clone(), entry) {
+                if before.next != entry.next {
+                    self.queue.remove(&(before.next, key));
+                }
+            }
+        }
+        self.started = true;
+    }
+
+    /// When `key`, checked every `interval_secs`, is next due, given what is known of it.
+    fn entry_for(&self, key: &ProbeKey, interval_secs: u16, now: i64) -> Entry {
+        let interval = i64::from(interval_secs.max(1)) * 1_000_000;
+        let next = match self.entries.get(key) {
+            Some(e) if e.interval == interval => e.next,
+            Some(e) => e.next.min(now + interval),
+            None if self.started => now + phase(key, interval.min(FIRST_CHECK_WITHIN)),
+            None => now + phase(key, interval),
+        };
+        Entry { interval, next }
     }
 
     /// Takes every target due at `now`, with the time it was due, and schedules its next check
@@ -141,6 +174,29 @@ mod tests {
             "{:?}",
             &per_second[..10]
         );
+    }
+
+    #[test]
+    fn a_delta_schedules_as_the_whole_set_would() {
+        let (mut whole, mut delta) = (Schedule::default(), Schedule::default());
+        let start: Vec<(ProbeKey, u16)> = (0..100).map(|i| (key(i), 60)).collect();
+        whole.set(start.clone(), t(0.0));
+        delta.set(start, t(0.0));
+        // At 20 s: 0..10 go, 10..20 move to a 10 s interval, 100..110 are new, the rest stay.
+        let after: Vec<(ProbeKey, u16)> = (10..110)
+            .map(|i| (key(i), if i < 20 { 10 } else { 60 }))
+            .collect();
+        whole.set(after, t(20.0));
+        delta.update(
+            (0..10).map(key),
+            (10..20)
+                .map(|i| (key(i), 10))
+                .chain((100..110).map(|i| (key(i), 60))),
+            t(20.0),
+        );
+        assert_eq!(delta.entries, whole.entries);
+        assert_eq!(delta.queue, whole.queue);
+        assert_eq!(delta.entries.len(), 100);
     }
 
     #[test]
