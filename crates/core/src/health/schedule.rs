@@ -25,6 +25,9 @@ pub struct Schedule {
 /// A target added to a running schedule is first checked within this long (spread by its
 /// phase), so a new origin gets a verdict promptly without a herd of simultaneous checks.
 const FIRST_CHECK_WITHIN: i64 = 1_000_000;
+/// Targets added together are spread this far apart at least (up to their interval): a bulk
+/// load of 100,000 is not due within one second, it is spread like a starting location's.
+const NEW_SPACING: i64 = 1_000;
 
 /// FNV-1a: a stable spread of keys over an interval.
 fn phase(key: &ProbeKey, interval: i64) -> i64 {
@@ -44,9 +47,11 @@ impl Schedule {
     /// configuration change takes effect at once).
     pub fn set(&mut self, targets: impl IntoIterator<Item = (ProbeKey, u16)>, now: Timestamp) {
         let now = now.unix_micros();
-        let mut next_entries = HashMap::new();
+        let targets: Vec<(ProbeKey, u16)> = targets.into_iter().collect();
+        let window = self.first_check_window(&targets);
+        let mut next_entries = HashMap::with_capacity(targets.len());
         for (key, interval_secs) in targets {
-            let entry = self.entry_for(&key, interval_secs, now);
+            let entry = self.entry_for(&key, interval_secs, now, window);
             next_entries.insert(key, entry);
         }
         self.queue = next_entries
@@ -72,8 +77,10 @@ impl Schedule {
                 self.queue.remove(&(e.next, key));
             }
         }
+        let changed: Vec<(ProbeKey, u16)> = changed.into_iter().collect();
+        let window = self.first_check_window(&changed);
         for (key, interval_secs) in changed {
-            let entry = self.entry_for(&key, interval_secs, now);
+            let entry = self.entry_for(&key, interval_secs, now, window);
             self.queue.insert((entry.next, key.clone()));
             if let Some(before) = self.entries.insert(key.clone(), entry) {
                 if before.next != entry.next {
@@ -84,13 +91,28 @@ impl Schedule {
         self.started = true;
     }
 
-    /// When `key`, checked every `interval_secs`, is next due, given what is known of it.
-    fn entry_for(&self, key: &ProbeKey, interval_secs: u16, now: i64) -> Entry {
+    /// Within how long the targets of `targets` that are new here get their first check
+    /// (each no later than its interval): a second for a few, more for many.
+    fn first_check_window(&self, targets: &[(ProbeKey, u16)]) -> i64 {
+        let new = targets
+            .iter()
+            .filter(|(k, _)| !self.entries.contains_key(k))
+            .count();
+        FIRST_CHECK_WITHIN.max(
+            i64::try_from(new)
+                .unwrap_or(i64::MAX)
+                .saturating_mul(NEW_SPACING),
+        )
+    }
+
+    /// When `key`, checked every `interval_secs`, is next due, given what is known of it; if
+    /// new to a running schedule, within `window`.
+    fn entry_for(&self, key: &ProbeKey, interval_secs: u16, now: i64, window: i64) -> Entry {
         let interval = i64::from(interval_secs.max(1)) * 1_000_000;
         let next = match self.entries.get(key) {
             Some(e) if e.interval == interval => e.next,
             Some(e) => e.next.min(now + interval),
-            None if self.started => now + phase(key, interval.min(FIRST_CHECK_WITHIN)),
+            None if self.started => now + phase(key, interval.min(window)),
             None => now + phase(key, interval),
         };
         Entry { interval, next }
@@ -197,6 +219,30 @@ mod tests {
         assert_eq!(delta.entries, whole.entries);
         assert_eq!(delta.queue, whole.queue);
         assert_eq!(delta.entries.len(), 100);
+    }
+
+    #[test]
+    fn a_bulk_addition_is_spread_not_due_at_once() {
+        let mut s = Schedule::default();
+        s.set([(key(0), 60)], t(0.0));
+        // 30,000 targets added at once: spread over 30 s (a millisecond apart on average),
+        // where a handful would all be due within the second.
+        s.update([], (1..=30_000).map(|i| (key(i), 60)), t(10.0));
+        let new =
+            |due: Vec<(ProbeKey, Timestamp)>| due.into_iter().filter(|(k, _)| *k != key(0)).count();
+        let first_second = new(s.due(t(11.0)));
+        assert!(
+            first_second < 3_000,
+            "{first_second} due in the first second"
+        );
+        let within = new(s.due(t(40.0))) + first_second;
+        assert_eq!(within, 30_000, "all due within 30 s");
+        s.update([], (30_001..=30_010).map(|i| (key(i), 60)), t(50.0));
+        let soon: Vec<ProbeKey> = s.due(t(51.0)).into_iter().map(|(k, _)| k).collect();
+        assert!(
+            (30_001..=30_010).all(|i| soon.contains(&key(i))),
+            "a few new targets are due within a second"
+        );
     }
 
     #[test]
