@@ -60,9 +60,9 @@ python3 bench/create_pairs.py "$BASE" "$ACCOUNT" "$MON" "$TOKEN" 100000
 T1=$(date +%s.%N)
 # Until every new pair has had its first check (at most 90 s): that is part of the load.
 checks() { curl -sf "http://$METRICS/metrics" | awk '/^vantage_agent_check_lateness_seconds_count/ {print $2}'; }
-for _ in $(seq 900); do
+for _ in $(seq 90); do
   [[ $(checks) -ge 100000 ]] && break
-  sleep 0.1
+  sleep 1
 done
 curl -sf "http://$METRICS/metrics" > "$WORK/lateness-after.txt"
 CREATE_PEAK=$(awk '/^VmHWM/ {print $2}' /proc/$VPID/status)
@@ -80,9 +80,12 @@ def buckets(path):
 before, after = buckets(sys.argv[1]), buckets(sys.argv[2])
 counts = sorted((le, after[le] - before.get(le, 0)) for le in after)
 total = counts[-1][1]
-p = lambda q: next(le for le, n in counts if n >= q * total)
+top = max(le for le, _ in counts if le != float("inf"))
+def p(q):
+    le = next(le for le, n in counts if n >= q * total)
+    return f"<={le * 1000:g}ms" if le != float("inf") else f">{top * 1000:g}ms"
 print(f"RESULT bulk_load creating_seconds={float(sys.argv[4]) - float(sys.argv[3]):.0f} first_checks={total} "
-      f"lateness_p50<={p(0.5) * 1000:g}ms p99<={p(0.99) * 1000:g}ms (goal p99 <= 50 ms)")
+      f"lateness_p50{p(0.5)} p99{p(0.99)} (goal p99 <= 50 ms)")
 PY
 # Measure the server as it runs 100,000 pairs: restarted on that data, as after any deploy.
 kill -TERM "$VPID"; wait "$VPID" 2>/dev/null || true

@@ -120,9 +120,12 @@ impl Controller {
     /// recorded as events. Returns how many.
     pub fn reconfigure(&self) -> usize {
         let events = {
-            let plan = self.catalog().health_plan();
+            // Catalog before engine, as everywhere; the plan is made pool by pool as the engine
+            // takes it.
+            let catalog = self.catalog();
             let mut engine = self.engine();
-            let events = engine.configure(&plan, self.now());
+            let events = engine.configure_pools(catalog.planned_pools(), self.now());
+            drop(catalog);
             self.adopt_judged(&mut engine);
             self.publish_health(&engine);
             events

@@ -348,44 +348,48 @@ impl Catalog {
     /// A monitor by id, whichever account owns it (for the health engine, which serves all).
     /// What the health engine judges: every pool, with its monitor when it has one.
     pub fn health_plan(&self) -> crate::health::HealthPlan {
+        crate::health::HealthPlan {
+            pools: self.planned_pools().collect(),
+        }
+    }
+
+    /// The pools of [`Catalog::health_plan`], one at a time: the engine follows them without
+    /// the whole plan ever being in memory at once (at 100,000 origins, tens of megabytes).
+    pub fn planned_pools(&self) -> impl Iterator<Item = crate::health::plan::PlannedPool> + '_ {
         use crate::health::plan::{PlannedCheck, PlannedPool};
         let mut shared: HashMap<MonitorId, Arc<MonitorSpec>> = HashMap::new();
-        let mut spec_of = |m: MonitorId| {
+        let mut spec_of = move |m: MonitorId| {
             let monitor = self.any_monitor(m)?;
             let spec = shared
                 .entry(m)
                 .or_insert_with(|| Arc::new(monitor.spec.clone()));
             Some(Arc::clone(spec))
         };
-        let pools = self
-            .all_pools()
-            .map(|p| {
-                let group = p
-                    .spec
-                    .monitor_group
-                    .and_then(|g| self.monitor_groups.get(&g));
-                let checks: Vec<PlannedCheck> = match group {
-                    Some(g) => g
-                        .enabled_members()
-                        .filter_map(|m| {
-                            Some(PlannedCheck {
-                                monitor: m.monitor,
-                                spec: spec_of(m.monitor)?,
-                                role: m.role,
-                            })
+        self.all_pools().map(move |p| {
+            let group = p
+                .spec
+                .monitor_group
+                .and_then(|g| self.monitor_groups.get(&g));
+            let checks: Vec<PlannedCheck> = match group {
+                Some(g) => g
+                    .enabled_members()
+                    .filter_map(|m| {
+                        Some(PlannedCheck {
+                            monitor: m.monitor,
+                            spec: spec_of(m.monitor)?,
+                            role: m.role,
                         })
-                        .collect(),
-                    None => p
-                        .spec
-                        .monitor
-                        .and_then(|m| Some(PlannedCheck::sole(m, spec_of(m)?)))
-                        .into_iter()
-                        .collect(),
-                };
-                PlannedPool::of(p, checks, group.is_some())
-            })
-            .collect();
-        crate::health::HealthPlan { pools }
+                    })
+                    .collect(),
+                None => p
+                    .spec
+                    .monitor
+                    .and_then(|m| Some(PlannedCheck::sole(m, spec_of(m)?)))
+                    .into_iter()
+                    .collect(),
+            };
+            PlannedPool::of(p, checks, group.is_some())
+        })
     }
 
     pub fn any_monitor(&self, id: MonitorId) -> Option<&Monitor> {

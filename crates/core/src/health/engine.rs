@@ -236,7 +236,7 @@ impl Engine {
         for (key, loc, state) in restored {
             *e.states.entry(Arc::new(key)).or_default().entry(&loc) = state;
         }
-        e.plan(plan);
+        e.plan(&plan.pools);
         // A new engine's first assignment is sent whole; deltas start from it.
         e.changes.restart(e.changes.seq());
         e.states.retain(|k, _| e.targets.contains_key(k));
@@ -299,14 +299,18 @@ impl Engine {
     /// Follows `plan`: a pool whose plan moved is planned again, its targets noted in the
     /// change log; the others are kept as they are, verdicts, wake-ups and all. Returns the
     /// pools planned again (to evaluate and reschedule).
-    fn plan(&mut self, plan: &HealthPlan) -> Vec<PoolId> {
+    fn plan<P: std::borrow::Borrow<PlannedPool>>(
+        &mut self,
+        plan: impl IntoIterator<Item = P>,
+    ) -> Vec<PoolId> {
         let seq = self.changes.next();
         let mut view = Arc::clone(&self.view.pools);
         let entries = Arc::make_mut(&mut view);
-        let mut listed = std::collections::HashSet::with_capacity(plan.pools.len());
+        let mut listed = std::collections::HashSet::with_capacity(self.pools.len());
         let mut replanned = Vec::new();
         let mut orphans = Vec::new();
-        for p in &plan.pools {
+        for p in plan {
+            let p = p.borrow();
             listed.insert(p.id);
             if p.checks.is_empty() {
                 self.unplan(p.id, seq, &mut orphans);
@@ -520,8 +524,18 @@ impl Engine {
     /// Follows a configuration change: new targets start unknown, removed ones are forgotten,
     /// and verdicts that the change itself alters (a threshold, a disabled origin) are events.
     pub fn configure(&mut self, plan: &HealthPlan, now: Timestamp) -> Vec<Event> {
+        self.configure_pools(&plan.pools, now)
+    }
+
+    /// [`Engine::configure`] with the plan's pools one at a time, as
+    /// [`crate::catalog::Catalog::planned_pools`] makes them.
+    pub fn configure_pools<P: std::borrow::Borrow<PlannedPool>>(
+        &mut self,
+        pools: impl IntoIterator<Item = P>,
+        now: Timestamp,
+    ) -> Vec<Event> {
         self.clock = self.clock.max(now);
-        let replanned = self.plan(plan);
+        let replanned = self.plan(pools);
         let events = replanned
             .iter()
             .filter_map(|id| self.evaluate(*id, now, None))
