@@ -23,6 +23,19 @@ async fn origin(deny: &[&str]) -> common::origin::Origin {
     origin
 }
 
+/// A controller without a built-in location, whose agent token (`AGENT_TOKEN`) speaks for
+/// WEU/ams.
+fn controller(tmp: &std::path::Path) -> Server {
+    let env = [
+        ("VANTAGE_BOOTSTRAP_TOKEN", TOKEN),
+        ("VANTAGE_BOOTSTRAP_EMAIL", EMAIL),
+        ("VANTAGE_BOOTSTRAP_KEY", KEY),
+        ("VANTAGE_BOOTSTRAP_AGENT_TOKEN", AGENT_TOKEN),
+        ("VANTAGE_BOOTSTRAP_AGENT_LOCATION", "WEU/ams"),
+    ];
+    Server::start_with(&tmp.join("data"), &env, &["--no-agent"]).unwrap()
+}
+
 struct Agent(Child);
 
 impl Agent {
@@ -67,15 +80,7 @@ async fn four_agents_two_regions_vote() {
         origin(&["127.0.0.2", "127.0.0.3"]).await,
     );
     let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("data");
-    let env = [
-        ("VANTAGE_BOOTSTRAP_TOKEN", TOKEN),
-        ("VANTAGE_BOOTSTRAP_EMAIL", EMAIL),
-        ("VANTAGE_BOOTSTRAP_KEY", KEY),
-        ("VANTAGE_BOOTSTRAP_AGENT_TOKEN", AGENT_TOKEN),
-        ("VANTAGE_BOOTSTRAP_AGENT_LOCATION", "WEU/ams"),
-    ];
-    let s = Server::start_with(&dir, &env, &["--no-agent"]).unwrap();
+    let s = controller(tmp.path());
     let controller = format!("http://{}", s.addr);
     let acct = s.account_id().await;
 
@@ -385,14 +390,7 @@ async fn an_agent_is_sent_only_what_changed() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
-    let env = [
-        ("VANTAGE_BOOTSTRAP_TOKEN", TOKEN),
-        ("VANTAGE_BOOTSTRAP_EMAIL", EMAIL),
-        ("VANTAGE_BOOTSTRAP_KEY", KEY),
-        ("VANTAGE_BOOTSTRAP_AGENT_TOKEN", AGENT_TOKEN),
-        ("VANTAGE_BOOTSTRAP_AGENT_LOCATION", "WEU/ams"),
-    ];
-    let s = Server::start_with(&tmp.path().join("data"), &env, &["--no-agent"]).unwrap();
+    let s = controller(tmp.path());
     let acct = s.account_id().await;
     let assignment = |query: String, version: &'static str| {
         let s = &s;
