@@ -148,9 +148,11 @@ impl Link {
                 }
                 let held = held.and_then(|h| Some((h.epoch?, h.version)));
                 // A follower's built-in location rests: the judge's own probes, and remote
-                // agents, feed the verdicts (its results would be refused).
+                // agents, feed the verdicts (its results would be refused). Where the
+                // assignment stands is read first: a role change in between moves the epoch
+                // past it, so the next answer is whole again.
+                let (epoch, version) = state.assignment_at();
                 if !state.judges() {
-                    let (epoch, version) = state.assignment_at();
                     return Ok(Assignment::from_engine(version, epoch, Vec::new()));
                 }
                 Ok(state.assignment_message(location.region, None, held))
@@ -423,8 +425,13 @@ fn load(targets: &mut HashMap<ProbeKey, Arc<Probe>>, schedule: &mut Schedule, a:
             }
         })
         .collect();
+    // A target whose monitor was refused is not probed: in a delta, it goes.
+    let mut refused = Vec::new();
     let probes = a.targets.into_iter().filter_map(|t| {
-        let monitor = Arc::clone(monitors.get(&t.key.monitor)?);
+        let Some(monitor) = monitors.get(&t.key.monitor).map(Arc::clone) else {
+            refused.push(ProbeKey::from(t.key));
+            return None;
+        };
         let user_agent = user_agent(&t.pools);
         let key = ProbeKey::from(t.key);
         Some((
@@ -451,7 +458,7 @@ fn load(targets: &mut HashMap<ProbeKey, Arc<Probe>>, schedule: &mut Schedule, a:
         );
         return;
     };
-    let removed: Vec<ProbeKey> = changes.removed.into_iter().map(ProbeKey::from).collect();
+    let mut removed: Vec<ProbeKey> = changes.removed.into_iter().map(ProbeKey::from).collect();
     for key in &removed {
         targets.remove(key);
     }
@@ -462,6 +469,10 @@ fn load(targets: &mut HashMap<ProbeKey, Arc<Probe>>, schedule: &mut Schedule, a:
             (key, interval)
         })
         .collect();
+    for key in refused {
+        targets.remove(&key);
+        removed.push(key);
+    }
     tracing::debug!(
         removed = removed.len(),
         changed = changed.len(),

@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::ProbeKey;
+use crate::AccountId;
 
 /// The most notes the log keeps. A location that follows its assignment is rarely more than
 /// one re-plan behind (a second's worth of writes); one further behind is sent everything.
@@ -30,8 +31,9 @@ pub(super) struct ChangeLog {
     seq: u64,
     /// Deltas can be made since this change or any later one (every note after it is kept).
     horizon: u64,
-    /// By change, the targets noted at it.
-    notes: BTreeMap<u64, BTreeMap<Arc<ProbeKey>, Change>>,
+    /// By change, the targets noted at it, each with the account whose pools probe it (a
+    /// target's monitor belongs to one account, so does the target).
+    notes: BTreeMap<u64, BTreeMap<Arc<ProbeKey>, (Change, AccountId)>>,
     /// How many notes in all.
     len: usize,
 }
@@ -46,8 +48,16 @@ impl ChangeLog {
         self.seq + 1
     }
 
-    /// Notes `key` at `seq` (a change not yet committed), replacing its note at `before`.
-    pub(super) fn note(&mut self, key: &Arc<ProbeKey>, before: u64, seq: u64, change: Change) {
+    /// Notes `key` (of `account`) at `seq` (a change not yet committed), replacing its note at
+    /// `before`.
+    pub(super) fn note(
+        &mut self,
+        key: &Arc<ProbeKey>,
+        before: u64,
+        seq: u64,
+        change: Change,
+        account: AccountId,
+    ) {
         if let Some(at) = self.notes.get_mut(&before) {
             if at.remove(key).is_some() {
                 self.len -= 1;
@@ -60,17 +70,20 @@ impl ChangeLog {
             .notes
             .entry(seq)
             .or_default()
-            .insert(Arc::clone(key), change)
+            .insert(Arc::clone(key), (change, account))
             .is_none()
         {
             self.len += 1;
         }
     }
 
-    /// Ends the change numbered `seq`: it is the latest from now on, and the oldest notes go
-    /// if the log is over its bound.
+    /// Ends the change numbered `seq`: if it noted anything, it is the latest from now on (a
+    /// re-plan that moved nothing leaves the version, and waiting agents, alone), and the
+    /// oldest notes go if the log is over its bound.
     pub(super) fn commit(&mut self, seq: u64) {
-        self.seq = self.seq.max(seq);
+        if self.notes.contains_key(&seq) {
+            self.seq = self.seq.max(seq);
+        }
         while self.len > MAX_CHANGES {
             let Some((dropped, notes)) = self.notes.pop_first() else {
                 break;
@@ -94,14 +107,14 @@ impl ChangeLog {
     pub(super) fn since(
         &self,
         since: u64,
-    ) -> Option<impl Iterator<Item = (&Arc<ProbeKey>, Change)> + '_> {
+    ) -> Option<impl Iterator<Item = (&Arc<ProbeKey>, Change, AccountId)> + '_> {
         if since < self.horizon || since > self.seq {
             return None;
         }
         Some(
             self.notes
                 .range(since + 1..)
-                .flat_map(|(_, at)| at.iter().map(|(k, c)| (k, *c))),
+                .flat_map(|(_, at)| at.iter().map(|(k, (c, a))| (k, *c, *a))),
         )
     }
 }
@@ -110,6 +123,8 @@ impl ChangeLog {
 mod tests {
     use super::*;
     use crate::MonitorId;
+
+    const A: AccountId = AccountId::from_bytes([9; 16]);
 
     fn key(i: u8) -> Arc<ProbeKey> {
         Arc::new(ProbeKey {
@@ -123,7 +138,7 @@ mod tests {
     fn changes(log: &ChangeLog, since: u64) -> Option<Vec<(String, Change)>> {
         Some(
             log.since(since)?
-                .map(|(k, c)| (k.address.clone(), c))
+                .map(|(k, c, _)| (k.address.clone(), c))
                 .collect(),
         )
     }
@@ -132,12 +147,12 @@ mod tests {
     fn a_delta_holds_each_target_once_at_its_latest_change() {
         let mut log = ChangeLog::default();
         let (a, b) = (key(1), key(2));
-        log.note(&a, 0, 1, Change::Assigned);
-        log.note(&b, 0, 1, Change::Assigned);
+        log.note(&a, 0, 1, Change::Assigned, A);
+        log.note(&b, 0, 1, Change::Assigned, A);
         log.commit(1);
-        log.note(&a, 1, 2, Change::Assigned);
+        log.note(&a, 1, 2, Change::Assigned, A);
         log.commit(2);
-        log.note(&b, 1, 3, Change::Removed);
+        log.note(&b, 1, 3, Change::Removed, A);
         log.commit(3);
         assert_eq!(
             changes(&log, 0).unwrap(),
@@ -165,7 +180,7 @@ mod tests {
                 port: 0,
                 host: None,
             });
-            log.note(&k, 0, seq, Change::Assigned);
+            log.note(&k, 0, seq, Change::Assigned, A);
             log.commit(seq);
         }
         // The two oldest changes went: a location that knows only change 1 is behind what is
@@ -177,9 +192,12 @@ mod tests {
     #[test]
     fn a_restarted_log_knows_nothing_before_it() {
         let mut log = ChangeLog::default();
-        log.note(&key(1), 0, 1, Change::Assigned);
+        log.note(&key(1), 0, 1, Change::Assigned, A);
         log.commit(1);
         log.restart(7);
+        // A re-plan that noted nothing is no new version.
+        log.commit(8);
+        assert_eq!(log.seq(), 7);
         assert!(changes(&log, 1).is_none());
         assert_eq!(changes(&log, 7).unwrap(), vec![]);
         assert_eq!(log.next(), 8);

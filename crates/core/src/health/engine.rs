@@ -309,6 +309,9 @@ impl Engine {
         let mut listed = std::collections::HashSet::with_capacity(self.pools.len());
         let mut replanned = Vec::new();
         let mut orphans = Vec::new();
+        // Targets whose monitor changed: every pool probing one is looked at again, also one
+        // whose own plan compares equal because another pool already took the new monitor.
+        let mut respecified = Vec::new();
         for p in plan {
             let p = p.borrow();
             listed.insert(p.id);
@@ -345,8 +348,9 @@ impl Engine {
                                         host: o.host.clone(),
                                     },
                                     &check.spec,
-                                    p.id,
+                                    (p.id, p.account),
                                     seq,
+                                    &mut respecified,
                                 ),
                                 role: check.role,
                             })
@@ -388,12 +392,26 @@ impl Engine {
         }
         entries.retain(|id, _| listed.contains(id));
         // A target no pool probes any more goes, with its votes.
-        for key in orphans {
+        for (key, account) in orphans {
             if self.targets.get(&key).is_some_and(|t| t.users.is_empty()) {
                 if let Some(t) = self.targets.remove(&key) {
-                    self.changes.note(&key, t.seq, seq, Change::Removed);
+                    self.changes
+                        .note(&key, t.seq, seq, Change::Removed, account);
                 }
                 self.states.remove(&key);
+            }
+        }
+        let mut looked: std::collections::HashSet<PoolId> = replanned.iter().copied().collect();
+        for key in respecified {
+            for pool in self
+                .targets
+                .get(&key)
+                .map(|t| t.users.clone())
+                .unwrap_or_default()
+            {
+                if looked.insert(pool) {
+                    replanned.push(pool);
+                }
             }
         }
         self.quiet.clear();
@@ -445,7 +463,7 @@ impl Engine {
     /// Forgets `pool`'s plan and wake-up, and takes it off the targets it probed, noting them
     /// at `seq` (their pools changed). Those left with no pool are added to `orphans`: they
     /// go once planning is over, unless another pool takes them on meanwhile.
-    fn unplan(&mut self, pool: PoolId, seq: u64, orphans: &mut Vec<Arc<ProbeKey>>) {
+    fn unplan(&mut self, pool: PoolId, seq: u64, orphans: &mut Vec<(Arc<ProbeKey>, AccountId)>) {
         if let Some(at) = self.wake.remove(&pool) {
             self.wakes.remove(&(at, pool));
         }
@@ -455,23 +473,26 @@ impl Engine {
         for probe in old.origins.iter().flat_map(|o| o.probes.iter()) {
             if let Some(t) = self.targets.get_mut(&*probe.key) {
                 t.users.retain(|u| *u != pool);
-                self.changes.note(&probe.key, t.seq, seq, Change::Assigned);
+                self.changes
+                    .note(&probe.key, t.seq, seq, Change::Assigned, old.account);
                 t.seq = seq;
                 if t.users.is_empty() {
-                    orphans.push(Arc::clone(&probe.key));
+                    orphans.push((Arc::clone(&probe.key), old.account));
                 }
             }
         }
     }
 
-    /// The shared key of a target `pool` probes with `spec`, noting the pool as its user and
-    /// the target as changed at `seq`.
+    /// The shared key of a target `pool` (of its account) probes with `spec`, noting the pool
+    /// as its user and the target as changed at `seq`; added to `respecified` if its monitor
+    /// changed.
     fn target(
         &mut self,
         key: ProbeKey,
         spec: &Arc<MonitorSpec>,
-        pool: PoolId,
+        (pool, account): (PoolId, AccountId),
         seq: u64,
+        respecified: &mut Vec<Arc<ProbeKey>>,
     ) -> Arc<ProbeKey> {
         // One allocation per target, whoever saw it first.
         let shared = match self.targets.get_key_value(&key) {
@@ -491,12 +512,13 @@ impl Engine {
             });
         if *target.spec != **spec {
             target.spec = Arc::clone(spec);
+            respecified.push(Arc::clone(&shared));
         }
         if !target.users.contains(&pool) {
             target.users.push(pool);
         }
         self.changes
-            .note(&shared, target.seq, seq, Change::Assigned);
+            .note(&shared, target.seq, seq, Change::Assigned, account);
         target.seq = seq;
         shared
     }
@@ -568,12 +590,15 @@ impl Engine {
         since: u64,
     ) -> Option<AssignmentDelta> {
         let mut delta = AssignmentDelta::default();
-        for (key, change) in self.changes.since(since)? {
+        for (key, change, account) in self.changes.since(since)? {
             let target = self.targets.get(key);
             match (change, target) {
                 (Change::Assigned, Some(t)) if self.assigned_to(t, region, accounts) => {
                     delta.assigned.push(self.assignment_of(key, t));
                 }
+                // Another account's targets do not exist for an agent bound to some: it is
+                // never told of them, not even that they went.
+                _ if accounts.is_some_and(|a| !a.contains(&account)) => {}
                 _ => delta.removed.push((**key).clone()),
             }
         }
