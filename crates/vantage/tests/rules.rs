@@ -136,6 +136,14 @@ async fn rules_steer_proxied_requests() {
         || async { send(t.proxy, "/", &[]).await.0 == 200 },
     )
     .await;
+    // Every pool the rules name has reached the routing snapshot (the first answer may come
+    // from one published before the last pool's verdict).
+    eventually(
+        Duration::from_secs(10),
+        "the rules' pools are routed",
+        || async { origin_of(t.proxy, "/api/users", &[]).await == "late" },
+    )
+    .await;
     // No rule: the load balancer's own pools; the disabled rule (always true, a 500) is
     // never evaluated.
     assert_eq!(origin_of(t.proxy, "/", &[]).await, "web");
