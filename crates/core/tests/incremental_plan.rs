@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use proptest::prelude::*;
 use vantage_core::health::check::{CheckResult, FailureReason};
+use vantage_core::health::engine::{Assignment, AssignmentDelta};
 use vantage_core::health::plan::{HealthPlan, PlannedCheck, PlannedOrigin, PlannedPool};
 use vantage_core::health::{Engine, Location, ProbeKey};
 use vantage_core::monitor::{MonitorDraft, MonitorSpec};
@@ -99,14 +100,25 @@ fn plan(pools: &[Option<PoolChoice>], variant: bool) -> HealthPlan {
 type Held = BTreeMap<ProbeKey, (MonitorSpec, Vec<String>)>;
 
 fn whole(engine: &Engine, region: RegionCode) -> Held {
-    engine
-        .assignment(region)
+    holding(engine.assignment(region))
+}
+
+fn holding(assigned: Vec<Assignment>) -> Held {
+    assigned
         .into_iter()
         .map(|mut a| {
             a.pools.sort();
             (a.key, ((*a.spec).clone(), a.pools))
         })
         .collect()
+}
+
+/// What a location holds once it applied `delta`.
+fn apply(held: &mut Held, delta: AssignmentDelta) {
+    for key in delta.removed {
+        held.remove(&key);
+    }
+    held.extend(holding(delta.assigned));
 }
 
 fn choice() -> impl Strategy<Value = Option<PoolChoice>> {
@@ -155,16 +167,9 @@ proptest! {
                 engine.record(&location, &key, result, now);
             }
             // Every location that applies its delta holds the whole assignment.
-            for (region, (since, holding)) in REGIONS.iter().zip(&mut held) {
-                let delta = engine.assignment_delta(*region, None, *since).unwrap();
-                for key in delta.removed {
-                    holding.remove(&key);
-                }
-                for mut a in delta.assigned {
-                    a.pools.sort();
-                    holding.insert(a.key, ((*a.spec).clone(), a.pools));
-                }
-                prop_assert_eq!(&*holding, &whole(&engine, *region));
+            for (region, (since, holds)) in REGIONS.iter().zip(&mut held) {
+                apply(holds, engine.assignment_delta(*region, None, *since).unwrap());
+                prop_assert_eq!(&*holds, &whole(&engine, *region));
                 *since = engine.assignment_seq();
             }
             // A bound agent applying its deltas holds what its accounts' pools ask, and is never
@@ -172,21 +177,8 @@ proptest! {
             let delta = engine.assignment_delta(RegionCode::Weu, Some(&bound), held_bound.0).unwrap();
             let own: Vec<MonitorId> = (0..3).map(|m| monitor(0, m, variant).0).collect();
             prop_assert!(delta.removed.iter().all(|k| own.contains(&k.monitor)), "{:?}", delta.removed);
-            for key in delta.removed {
-                held_bound.1.remove(&key);
-            }
-            for mut a in delta.assigned {
-                a.pools.sort();
-                held_bound.1.insert(a.key, ((*a.spec).clone(), a.pools));
-            }
-            let bound_whole: Held = engine
-                .assignment_for(RegionCode::Weu, Some(&bound))
-                .into_iter()
-                .map(|mut a| {
-                    a.pools.sort();
-                    (a.key, ((*a.spec).clone(), a.pools))
-                })
-                .collect();
+            apply(&mut held_bound.1, delta);
+            let bound_whole = holding(engine.assignment_for(RegionCode::Weu, Some(&bound)));
             prop_assert_eq!(&held_bound.1, &bound_whole);
             held_bound.0 = engine.assignment_seq();
             // The votes the engine keeps, read back through each pool's health.

@@ -490,4 +490,22 @@ async fn an_agent_is_sent_only_what_changed() {
         assert!(a.get("changes").is_none(), "{a}");
         assert_eq!(addresses(&a["targets"]), ["192.0.2.2"], "{a}");
     }
+
+    // A version or epoch that is not a number is refused, with where.
+    for (query, pointer) in [
+        ("version=soon", "/version"),
+        ("version=1&epoch=-3", "/epoch"),
+    ] {
+        let r = s
+            .http
+            .get(format!("http://{}/agent/v1/assignment?{query}", s.addr))
+            .bearer_auth(AGENT_TOKEN)
+            .header("vantage-agent-protocol", "4")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "{query}");
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(common::pointer(&body), pointer, "{body}");
+    }
 }

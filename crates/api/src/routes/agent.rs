@@ -92,8 +92,19 @@ fn authorize(
 /// the controller can make one. `region` and `location` may be left out: the token names them.
 pub async fn assignment(State(st): State<Arc<Controller>>, headers: HeaderMap, q: Params) -> Reply {
     let (loc, binding) = authorize(&st, &headers, q.get("region"), q.get("location"))?;
-    let number = |name: &str| q.get(name).and_then(|v| v.parse::<u64>().ok());
-    let (version, epoch) = (number("version"), number("epoch"));
+    let number = |name: &str| {
+        q.get(name)
+            .map(|v| {
+                v.parse::<u64>().map_err(|_| {
+                    ApiError::field(
+                        &format!("/{name}"),
+                        format!("{name} {v:?} is not a whole number"),
+                    )
+                })
+            })
+            .transpose()
+    };
+    let (version, epoch) = (number("version")?, number("epoch")?);
     let unchanged = |(e, v): (u64, u64)| version == Some(v) && epoch.is_none_or(|k| k == e);
     let mut changes = st.assignment_changes();
     changes.borrow_and_update();
