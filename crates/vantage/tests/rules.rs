@@ -229,6 +229,16 @@ async fn rules_steer_dns_answers_and_bad_rules_are_refused() {
     })
     .await;
     let subnet: IpAddr = "203.0.113.0".parse().unwrap();
+    // The rule's pool is judged on its own schedule: awaited too, as the default pool was.
+    eventually(
+        Duration::from_secs(10),
+        "the rule's pool answers",
+        || async {
+            common::dns::query_ecs(t.dns, "dns.example.com.", RecordType::A, subnet, 24)
+                .is_some_and(|(_, ips, _)| ips == ip(&far))
+        },
+    )
+    .await;
     let (_, ips, answer) =
         common::dns::query_ecs(t.dns, "dns.example.com.", RecordType::A, subnet, 24).unwrap();
     assert_eq!(ips, ip(&far));
