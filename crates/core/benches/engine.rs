@@ -10,6 +10,8 @@
 
 use std::time::Instant;
 
+mod common;
+
 use vantage_core::catalog::Catalog;
 use vantage_core::health::check::{CheckResult, FailureReason};
 use vantage_core::health::{Engine, Location, ProbeKey};
@@ -82,7 +84,7 @@ fn main() {
         .collect();
 
     // A deterministic stream: mostly passes, with a failing streak now and then so verdicts flip.
-    let rounds = 30;
+    let rounds = common::repeat(30, 2);
     let mut flips = 0usize;
     let start = Instant::now();
     for round in 0..rounds {

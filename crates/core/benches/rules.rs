@@ -15,6 +15,8 @@ use std::borrow::Cow;
 use std::hint::black_box;
 use std::time::Instant;
 
+mod common;
+
 use vantage_core::load_balancer::LoadBalancerDraft;
 use vantage_core::rules::{Facts, HttpFacts, OverridesDraft, RuleDraft};
 use vantage_core::PoolId;
@@ -77,7 +79,7 @@ fn main() {
     for (what, uri) in requests {
         let mut per_request = Vec::new();
         let mut matched = 0usize;
-        for _ in 0..2_000 {
+        for _ in 0..common::repeat(2_000, 10) {
             let start = Instant::now();
             for _ in 0..1_000 {
                 let facts = Facts {

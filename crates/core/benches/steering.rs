@@ -11,6 +11,8 @@ use std::collections::HashMap;
 use std::hint::black_box;
 use std::time::Instant;
 
+mod common;
+
 use vantage_core::load_balancer::LoadBalancerDraft;
 use vantage_core::pool::{LoadShedding, OriginSteeringPolicy, Weight};
 use vantage_core::steering::{steer, Context, Decision, OriginView, PoolView};
@@ -52,7 +54,7 @@ fn main() {
         })
         .collect();
     let mut ctx = Context::default();
-    let n = 5_000_000u64;
+    let n = common::repeat(5_000_000, 20_000) as u64;
     let mut seed = 0x2545_f491_4f6c_dd1du64;
     let mut picked = 0u64;
     let start = Instant::now();
