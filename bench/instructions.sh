@@ -18,7 +18,7 @@ if ! command -v valgrind >/dev/null; then
 fi
 
 # The benchmark executables, as cargo names them.
-EXES=$(cargo bench -p vantage-core --no-run --locked --message-format=json 2>/dev/null | python3 -c '
+EXES=$(cargo bench -p vantage-core --no-run --locked --message-format=json | python3 -c '
 import json, sys
 for line in sys.stdin:
     m = json.loads(line)
