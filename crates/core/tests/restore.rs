@@ -157,3 +157,31 @@ fn loc2() -> Location {
         name: "fra".into(),
     }
 }
+
+#[test]
+fn a_refreshed_vote_counts_again_but_only_a_changed_verdict_is_stored() {
+    // What the shell persists is the verdict; freshness lives in memory (a restored engine
+    // counts every stored vote fresh from its restart), so an overloaded prober whose votes go
+    // stale between checks does not write every check.
+    let (c, key) = world(CheckRegions::AllLocations);
+    let loc = Location {
+        region: RegionCode::Weu,
+        name: "ams".into(),
+    };
+    let mut e = Engine::new(&c.health_plan(), [], secs(0));
+    let (stored, events) = e.record(&loc, &key, ok(), secs(10));
+    assert!(stored.is_some(), "the first verdict is stored");
+    assert_eq!(events.len(), 1);
+    let (stored, events) = e.record(&loc, &key, ok(), secs(70));
+    assert!(stored.is_none() && events.is_empty(), "nothing moved");
+    // The vote goes stale (265 s): the pool goes unknown.
+    let (events, _) = e.handle_timeout(secs(266));
+    assert_eq!(events.len(), 1);
+    assert_eq!(e.pool_health(p).unwrap().healthy.known(), None);
+    // Refreshed with the same verdict: it counts again at once, and that is an event, but the
+    // location's verdict did not change, so there is nothing new to store.
+    let (stored, events) = e.record(&loc, &key, ok(), secs(300));
+    assert_eq!(stored, None);
+    assert_eq!(events.len(), 1, "the pool is healthy again");
+    assert_eq!(e.pool_health(p).unwrap().healthy.known(), Some(true));
+}

@@ -696,7 +696,7 @@ impl Engine {
         let was_stale = state
             .last_at
             .is_none_or(|t| t.max(restored_at).unix_micros() + limit < clock);
-        let changed = state.record(result, up, down, now).is_some() || was_stale;
+        let changed = state.record(result, up, down, now).is_some();
         let snapshot = state.clone();
         let pools: Vec<PoolId> = self
             .targets
@@ -709,14 +709,17 @@ impl Engine {
                 self.wake_by(*p, at);
             }
         }
-        if !changed {
+        if !changed && !was_stale {
             return (None, vec![]);
         }
         let events = pools
             .into_iter()
             .filter_map(|p| self.evaluate(p, now, Some(key)))
             .collect();
-        (Some(snapshot), events)
+        // Only a verdict's change is persisted: a refreshed vote's freshness is kept in memory
+        // (a restored engine counts every stored vote fresh from its restart anyway), so an
+        // overloaded prober whose votes go stale between checks does not write every check.
+        (changed.then_some(snapshot), events)
     }
 
     /// When the engine next needs [`Engine::handle_timeout`]: the first instant a counted
