@@ -290,6 +290,14 @@ impl Controller {
         }
     }
 
+    /// Queues health for the store: written with the health writes queued right behind it,
+    /// in one transaction (see [`crate::writer`]).
+    pub(crate) fn enqueue_health(&self, write: crate::writer::HealthWrite) {
+        if self.jobs.send(Job::Health(write)).is_err() {
+            tracing::warn!("the writer has stopped; a health write was dropped");
+        }
+    }
+
     /// Commits a group of queued commands in one transaction (see [`crate::writer`]).
     pub(crate) fn commit_group(&self, mut group: Vec<Box<dyn Pending>>) {
         let mut writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());

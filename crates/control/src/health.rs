@@ -310,7 +310,7 @@ impl Controller {
                 return Err(refusal);
             }
             let at = at.min(now);
-            let Some(spec) = engine.spec(key) else {
+            let Some((shared, spec)) = engine.spec(key) else {
                 return Err(Refusal::Unassigned);
             };
             let result = judge(spec, facts);
@@ -319,7 +319,7 @@ impl Controller {
                 self.rtt
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
-                    .note(key, at, us);
+                    .note(shared, at, us);
             }
             self.metrics.check(
                 &key.monitor.to_string(),
@@ -357,24 +357,38 @@ impl Controller {
             }
         }
         let alerts = self.alerts_for(&events);
-        self.enqueue(
-            move |st| match st.store.record_health(&states, &events, &alerts) {
-                Ok(left_out) => {
-                    if left_out > 0 {
-                        st.metrics.notifications_left_out.inc_by(left_out as u64);
-                        tracing::warn!(
-                            left_out,
-                            "alerts not queued: their destinations already have {} notifications waiting",
-                            vantage_store::PENDING_PER_DESTINATION
-                        );
-                    }
-                    if alerts.len() > left_out {
-                        st.outbox_version.send_modify(|v| *v += 1);
-                    }
+        let write = crate::writer::HealthWrite {
+            states,
+            events,
+            alerts,
+        };
+        self.enqueue_health(write);
+    }
+
+    /// Writes health the writer gathered (one transaction for consecutive writes). Runs on
+    /// the writer's thread.
+    pub(crate) fn write_health(&self, write: crate::writer::HealthWrite) {
+        let crate::writer::HealthWrite {
+            states,
+            events,
+            alerts,
+        } = write;
+        match self.store.record_health(&states, &events, &alerts) {
+            Ok(left_out) => {
+                if left_out > 0 {
+                    self.metrics.notifications_left_out.inc_by(left_out as u64);
+                    tracing::warn!(
+                        left_out,
+                        "alerts not queued: their destinations already have {} notifications waiting",
+                        vantage_store::PENDING_PER_DESTINATION
+                    );
                 }
-                Err(e) => tracing::error!(error = %e, "health changes could not be stored"),
-            },
-        );
+                if alerts.len() > left_out {
+                    self.outbox_version.send_modify(|v| *v += 1);
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "health changes could not be stored"),
+        }
     }
 
     /// The notifications `events` call for under the current policies, rendered.

@@ -6,6 +6,11 @@
 //! to the store in one transaction: one round trip and one flush for the group instead of one
 //! per write. A store failure refuses the whole group, and nothing of it was changed.
 //!
+//! Health writes (location states, events, alerts) queued behind one another are written
+//! together too, in one transaction of at most [`MAX_HEALTH_GROUP`]: a bulk load's first
+//! checks are each a verdict change, and one transaction each kept commands waiting behind
+//! them (creating 100,000 pairs through the API took 40 s, against 1 s for 30,000).
+//!
 //! Every answer, a refusal too, is given against the store's latest catalog. A store that
 //! fences commits (PostgreSQL: the commit names the catalog version it was checked against)
 //! is not asked before: when another replica committed first, the commit is refused, the
@@ -15,8 +20,9 @@
 use std::sync::Arc;
 
 use vantage_core::catalog::{Catalog, Change, Undo};
+use vantage_core::health::{Event, Location, LocationState, ProbeKey};
 use vantage_core::Timestamp;
-use vantage_store::StoreError;
+use vantage_store::{NewDelivery, StoreError};
 
 use crate::{CommitError, Controller};
 
@@ -28,11 +34,33 @@ pub(crate) const MAX_GROUP: usize = 64;
 /// its commands are answered with the conflict.
 pub(crate) const RETRIES: usize = 3;
 
+/// The most health writes one transaction carries.
+pub(crate) const MAX_HEALTH_GROUP: usize = 1024;
+
 pub(crate) enum Job {
     /// A command for group commit.
     Commit(Box<dyn Pending>),
+    /// What the judge's engine gave the store; consecutive ones are written together.
+    Health(HealthWrite),
     /// Anything else that must run in order with writes (health records, publications).
     Other(Box<dyn FnOnce(&Controller) + Send>),
+}
+
+/// Location states to keep, events and their alerts: what one check (or one wake-up) changed.
+#[derive(Debug, Default)]
+pub(crate) struct HealthWrite {
+    pub(crate) states: Vec<(ProbeKey, Location, LocationState)>,
+    pub(crate) events: Vec<Event>,
+    pub(crate) alerts: Vec<NewDelivery>,
+}
+
+impl HealthWrite {
+    /// Adds `later`'s writes after these, in the order they were queued.
+    fn append(&mut self, mut later: HealthWrite) {
+        self.states.append(&mut later.states);
+        self.events.append(&mut later.events);
+        self.alerts.append(&mut later.alerts);
+    }
 }
 
 /// A queued command, typed away: the writer checks it (again, after another process
@@ -124,6 +152,23 @@ impl Writer {
             let Some(state) = weak.upgrade() else { break };
             match job {
                 Job::Other(job) => job(&state),
+                Job::Health(mut batch) => {
+                    let mut n = 1;
+                    while n < MAX_HEALTH_GROUP {
+                        match jobs.try_recv() {
+                            Ok(Job::Health(more)) => {
+                                batch.append(more);
+                                n += 1;
+                            }
+                            Ok(other) => {
+                                next = Some(other);
+                                break;
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    state.write_health(batch);
+                }
                 Job::Commit(first) => {
                     let mut group = vec![first];
                     while group.len() < MAX_GROUP {
@@ -301,6 +346,68 @@ mod tests {
         store.refuse_commits(false);
         create_zone(&c, 2, "example.com").await.unwrap();
         assert_eq!(c.catalog().zones().count(), 1);
+    }
+
+    #[test]
+    fn queued_health_writes_go_in_one_transaction_in_order() {
+        use vantage_core::health::{Location, LocationState, ProbeKey, Verdict};
+        use vantage_core::region::RegionCode;
+
+        let (c, store, release) = held();
+        let before = store.health_writes();
+        let key = ProbeKey {
+            monitor: vantage_core::MonitorId::from_bytes([2; 16]),
+            address: "192.0.2.1".into(),
+            port: 0,
+            host: None,
+        };
+        let loc = Location {
+            region: RegionCode::Weu,
+            name: "ams".into(),
+        };
+        let write = |verdict| super::HealthWrite {
+            states: vec![(
+                key.clone(),
+                loc.clone(),
+                LocationState {
+                    verdict,
+                    ..Default::default()
+                },
+            )],
+            ..Default::default()
+        };
+        // Three queued together, then another job, then one more: two transactions.
+        c.enqueue_health(write(Verdict::Healthy));
+        c.enqueue_health(write(Verdict::Unhealthy));
+        c.enqueue_health(write(Verdict::Healthy));
+        let (between_tx, between_rx) = std::sync::mpsc::channel();
+        let s = Arc::clone(&store);
+        c.enqueue(move |_| {
+            between_tx
+                .send((s.health_writes(), s.load_health().unwrap()))
+                .unwrap();
+        });
+        c.enqueue_health(write(Verdict::Unhealthy));
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        c.enqueue(move |_| done_tx.send(()).unwrap());
+        release.send(()).unwrap();
+        let (writes, states) = between_rx.recv().unwrap();
+        assert_eq!(
+            writes,
+            before + 1,
+            "the three queued together: one transaction"
+        );
+        assert_eq!(
+            states[0].2.verdict,
+            Verdict::Healthy,
+            "written in the order queued: the last one stands"
+        );
+        done_rx.recv().unwrap();
+        assert_eq!(store.health_writes(), before + 2);
+        assert_eq!(
+            store.load_health().unwrap()[0].2.verdict,
+            Verdict::Unhealthy
+        );
     }
 
     #[tokio::test]

@@ -34,6 +34,8 @@ pub struct MemoryStore {
     /// Catalog transactions committed, and whether commits fail (for tests of group commit).
     commits: AtomicUsize,
     refusing: AtomicBool,
+    /// Health transactions written (for tests of their batching).
+    health_writes: AtomicUsize,
 }
 
 /// Where a change lands: its kind's index, the object's id, and whether it is kept.
@@ -53,6 +55,11 @@ impl MemoryStore {
     /// How many catalog transactions were committed (empty ones are not transactions).
     pub fn commits(&self) -> usize {
         self.commits.load(Ordering::SeqCst)
+    }
+
+    /// How many health transactions were written ([`Store::record_health`] calls).
+    pub fn health_writes(&self) -> usize {
+        self.health_writes.load(Ordering::SeqCst)
     }
 
     /// Makes every catalog commit fail, as a lost disk would, until told otherwise.
@@ -111,6 +118,7 @@ impl Store for MemoryStore {
         events: &[Event],
         alerts: &[NewDelivery],
     ) -> Result<usize, StoreError> {
+        self.health_writes.fetch_add(1, Ordering::SeqCst);
         let mut inner = self.inner();
         for (k, l, s) in states {
             inner.states.insert((k.clone(), l.clone()), s.clone());

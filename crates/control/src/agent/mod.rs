@@ -22,12 +22,12 @@ use vantage_probe::{Prober, Target as ProbeTarget};
 /// Checks in flight at once; beyond it the schedule waits (and lateness shows in metrics).
 const MAX_IN_FLIGHT: usize = 4096;
 
-fn user_agent(pools: &[String]) -> String {
-    format!(
+fn user_agent(pools: &[String]) -> Arc<str> {
+    Arc::from(format!(
         "Mozilla/5.0 (compatible; Vantage-Health-Check/{}; pool: {})",
         env!("CARGO_PKG_VERSION"),
         pools.join(",")
-    )
+    ))
 }
 
 /// How late checks start against their schedule, summarised in the log once a minute.
@@ -293,9 +293,11 @@ async fn report_results(
 
 /// One assigned target, ready to probe; targets of one monitor share its spec.
 struct Probe {
-    key: ProbeKey,
+    /// The one copy of the key, shared with the targets' map and the schedule.
+    key: Arc<ProbeKey>,
     monitor: Arc<MonitorSpec>,
-    user_agent: String,
+    /// Shared by the targets of the same pools (a pool's origins all send the same).
+    user_agent: Arc<str>,
 }
 
 /// One probe location: follows its assignment, checks every target on schedule, reports
@@ -335,7 +337,7 @@ pub async fn run(
     };
 
     let mut schedule = Schedule::default();
-    let mut targets: HashMap<ProbeKey, Arc<Probe>> = HashMap::new();
+    let mut targets: HashMap<Arc<ProbeKey>, Arc<Probe>> = HashMap::new();
     let limit = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
     let mut lateness = Lateness::default();
     let mut behind = Behind::default();
@@ -394,7 +396,7 @@ pub async fn run(
                             }
                             return;
                         }
-                        let _ = results.send(Reported { key: (&t.key).into(), facts: (&facts).into(), at: started });
+                        let _ = results.send(Reported { key: (&*t.key).into(), facts: (&facts).into(), at: started });
                         drop(permit);
                     });
                 }
@@ -413,7 +415,7 @@ pub async fn run(
 
 /// Takes an assignment in: a whole one replaces every target, a delta changes only those it
 /// names (each target keeps its place in the schedule unless its interval changed).
-fn load(targets: &mut HashMap<ProbeKey, Arc<Probe>>, schedule: &mut Schedule, a: Assignment) {
+fn load(targets: &mut HashMap<Arc<ProbeKey>, Arc<Probe>>, schedule: &mut Schedule, a: Assignment) {
     let monitors: HashMap<_, Arc<MonitorSpec>> = a
         .monitors
         .into_iter()
@@ -427,15 +429,23 @@ fn load(targets: &mut HashMap<ProbeKey, Arc<Probe>>, schedule: &mut Schedule, a:
         .collect();
     // A target whose monitor was refused is not probed: in a delta, it goes.
     let mut refused = Vec::new();
+    let mut agents: HashMap<Vec<String>, Arc<str>> = HashMap::new();
     let probes = a.targets.into_iter().filter_map(|t| {
         let Some(monitor) = monitors.get(&t.key.monitor).map(Arc::clone) else {
             refused.push(ProbeKey::from(t.key));
             return None;
         };
-        let user_agent = user_agent(&t.pools);
-        let key = ProbeKey::from(t.key);
+        let user_agent = match agents.get(&t.pools) {
+            Some(ua) => Arc::clone(ua),
+            None => {
+                let ua = user_agent(&t.pools);
+                agents.insert(t.pools, Arc::clone(&ua));
+                ua
+            }
+        };
+        let key = Arc::new(ProbeKey::from(t.key));
         Some((
-            key.clone(),
+            Arc::clone(&key),
             Arc::new(Probe {
                 key,
                 monitor,
@@ -448,7 +458,7 @@ fn load(targets: &mut HashMap<ProbeKey, Arc<Probe>>, schedule: &mut Schedule, a:
         schedule.set(
             targets
                 .values()
-                .map(|p| (p.key.clone(), p.monitor.interval)),
+                .map(|p| (Arc::clone(&p.key), p.monitor.interval)),
             now(),
         );
         tracing::debug!(
@@ -462,10 +472,10 @@ fn load(targets: &mut HashMap<ProbeKey, Arc<Probe>>, schedule: &mut Schedule, a:
     for key in &removed {
         targets.remove(key);
     }
-    let changed: Vec<(ProbeKey, u16)> = probes
+    let changed: Vec<(Arc<ProbeKey>, u16)> = probes
         .map(|(key, probe)| {
             let interval = probe.monitor.interval;
-            targets.insert(key.clone(), probe);
+            targets.insert(Arc::clone(&key), probe);
             (key, interval)
         })
         .collect();

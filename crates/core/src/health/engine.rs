@@ -659,9 +659,10 @@ impl Engine {
         self.targets.keys().map(|k| &**k)
     }
 
-    /// The monitor of a target, if it is still assigned.
-    pub fn spec(&self, key: &ProbeKey) -> Option<&MonitorSpec> {
-        self.targets.get(key).map(|t| &*t.spec)
+    /// The monitor of a target, if it is still assigned, and the engine's one copy of its
+    /// key (a shell keeping something per target shares it rather than copying the key).
+    pub fn spec(&self, key: &ProbeKey) -> Option<(&Arc<ProbeKey>, &MonitorSpec)> {
+        self.targets.get_key_value(key).map(|(k, t)| (k, &*t.spec))
     }
 
     /// Records one check from one location. Returns the new location state when its verdict

@@ -5,6 +5,7 @@
 //! same target keeps its rhythm across reassignments — without drawing random numbers.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 
 use super::ProbeKey;
 use crate::Timestamp;
@@ -17,8 +18,10 @@ struct Entry {
 
 #[derive(Debug, Clone, Default)]
 pub struct Schedule {
-    entries: HashMap<ProbeKey, Entry>,
-    queue: BTreeSet<(i64, ProbeKey)>,
+    /// Each key is one allocation, shared by the entry and its place in the queue (and with
+    /// whoever handed it in): a location holding 100,000 targets holds each key once.
+    entries: HashMap<Arc<ProbeKey>, Entry>,
+    queue: BTreeSet<(i64, Arc<ProbeKey>)>,
     started: bool,
 }
 
@@ -45,9 +48,14 @@ impl Schedule {
     /// New targets are due at their phase within the coming interval on the first call (a
     /// starting location spreads its whole load), and within a second on later calls (a
     /// configuration change takes effect at once).
-    pub fn set(&mut self, targets: impl IntoIterator<Item = (ProbeKey, u16)>, now: Timestamp) {
+    pub fn set<K: Into<Arc<ProbeKey>>>(
+        &mut self,
+        targets: impl IntoIterator<Item = (K, u16)>,
+        now: Timestamp,
+    ) {
         let now = now.unix_micros();
-        let targets: Vec<(ProbeKey, u16)> = targets.into_iter().collect();
+        let targets: Vec<(Arc<ProbeKey>, u16)> =
+            targets.into_iter().map(|(k, i)| (k.into(), i)).collect();
         let window = self.first_check_window(&targets);
         let mut next_entries = HashMap::with_capacity(targets.len());
         for (key, interval_secs) in targets {
@@ -56,7 +64,7 @@ impl Schedule {
         }
         self.queue = next_entries
             .iter()
-            .map(|(k, e)| (e.next, k.clone()))
+            .map(|(k, e)| (e.next, Arc::clone(k)))
             .collect();
         self.entries = next_entries;
         self.started = true;
@@ -65,24 +73,25 @@ impl Schedule {
     /// Changes part of the set: takes out `removed`, then adds or updates `changed` by the
     /// rules of [`Schedule::set`]; every other target keeps its time. What an assignment's
     /// delta asks, at the cost of what it names rather than of every target.
-    pub fn update(
+    pub fn update<K: Into<Arc<ProbeKey>>>(
         &mut self,
         removed: impl IntoIterator<Item = ProbeKey>,
-        changed: impl IntoIterator<Item = (ProbeKey, u16)>,
+        changed: impl IntoIterator<Item = (K, u16)>,
         now: Timestamp,
     ) {
         let now = now.unix_micros();
         for key in removed {
-            if let Some(e) = self.entries.remove(&key) {
+            if let Some((key, e)) = self.entries.remove_entry(&key) {
                 self.queue.remove(&(e.next, key));
             }
         }
-        let changed: Vec<(ProbeKey, u16)> = changed.into_iter().collect();
+        let changed: Vec<(Arc<ProbeKey>, u16)> =
+            changed.into_iter().map(|(k, i)| (k.into(), i)).collect();
         let window = self.first_check_window(&changed);
         for (key, interval_secs) in changed {
             let entry = self.entry_for(&key, interval_secs, now, window);
-            self.queue.insert((entry.next, key.clone()));
-            if let Some(before) = self.entries.insert(key.clone(), entry) {
+            self.queue.insert((entry.next, Arc::clone(&key)));
+            if let Some(before) = self.entries.insert(Arc::clone(&key), entry) {
                 if before.next != entry.next {
                     self.queue.remove(&(before.next, key));
                 }
@@ -93,7 +102,7 @@ impl Schedule {
 
     /// Within how long the targets of `targets` that are new here get their first check
     /// (each no later than its interval): a second for a few, more for many.
-    fn first_check_window(&self, targets: &[(ProbeKey, u16)]) -> i64 {
+    fn first_check_window(&self, targets: &[(Arc<ProbeKey>, u16)]) -> i64 {
         let new = targets
             .iter()
             .filter(|(k, _)| !self.entries.contains_key(k))
@@ -107,7 +116,7 @@ impl Schedule {
 
     /// When `key`, checked every `interval_secs`, is next due, given what is known of it; if
     /// new to a running schedule, within `window`.
-    fn entry_for(&self, key: &ProbeKey, interval_secs: u16, now: i64, window: i64) -> Entry {
+    fn entry_for(&self, key: &Arc<ProbeKey>, interval_secs: u16, now: i64, window: i64) -> Entry {
         let interval = i64::from(interval_secs.max(1)) * 1_000_000;
         let next = match self.entries.get(key) {
             Some(e) if e.interval == interval => e.next,
@@ -121,7 +130,7 @@ impl Schedule {
     /// Takes every target due at `now`, with the time it was due, and schedules its next check
     /// one interval later. A target that fell more than an interval behind is not checked twice
     /// to catch up.
-    pub fn due(&mut self, now: Timestamp) -> Vec<(ProbeKey, Timestamp)> {
+    pub fn due(&mut self, now: Timestamp) -> Vec<(Arc<ProbeKey>, Timestamp)> {
         let now = now.unix_micros();
         let mut out = Vec::new();
         while let Some((at, _)) = self.queue.first() {
@@ -137,7 +146,7 @@ impl Schedule {
                     next += ((now - next) / e.interval + 1) * e.interval;
                 }
                 e.next = next;
-                self.queue.insert((next, key.clone()));
+                self.queue.insert((next, Arc::clone(&key)));
             }
             out.push((key, Timestamp::from_unix_micros(at)));
         }
@@ -183,7 +192,7 @@ mod tests {
         for (sec, count) in per_second.iter_mut().enumerate() {
             for (k, _) in s.due(t(sec as f64)) {
                 *count += 1;
-                seen.entry(k).or_default().push(sec);
+                seen.entry((*k).clone()).or_default().push(sec);
             }
         }
         assert_eq!(seen.len(), 6000);
@@ -228,8 +237,9 @@ mod tests {
         // 30,000 targets added at once: spread over 30 s (a millisecond apart on average),
         // where a handful would all be due within the second.
         s.update([], (1..=30_000).map(|i| (key(i), 60)), t(10.0));
-        let new =
-            |due: Vec<(ProbeKey, Timestamp)>| due.into_iter().filter(|(k, _)| *k != key(0)).count();
+        let new = |due: Vec<(Arc<ProbeKey>, Timestamp)>| {
+            due.into_iter().filter(|(k, _)| **k != key(0)).count()
+        };
         let first_second = new(s.due(t(11.0)));
         assert!(
             first_second < 3_000,
@@ -238,7 +248,11 @@ mod tests {
         let within = new(s.due(t(40.0))) + first_second;
         assert_eq!(within, 30_000, "all due within 30 s");
         s.update([], (30_001..=30_010).map(|i| (key(i), 60)), t(50.0));
-        let soon: Vec<ProbeKey> = s.due(t(51.0)).into_iter().map(|(k, _)| k).collect();
+        let soon: Vec<ProbeKey> = s
+            .due(t(51.0))
+            .into_iter()
+            .map(|(k, _)| (*k).clone())
+            .collect();
         assert!(
             (30_001..=30_010).all(|i| soon.contains(&key(i))),
             "a few new targets are due within a second"
@@ -259,14 +273,14 @@ mod tests {
         assert!(s
             .due(first)
             .iter()
-            .any(|(k, at)| *k == key(1) && *at == first));
+            .any(|(k, at)| **k == key(1) && *at == first));
         s.set([(key(1), 10)], t(first.unix_micros() as f64 / 1e6 + 1.0));
         let next = s.next_deadline().unwrap();
         assert!(
             next.unix_micros() - first.unix_micros() <= 11_000_000,
             "interval change honoured"
         );
-        s.set([], t(100.0));
+        s.set::<ProbeKey>([], t(100.0));
         assert!(
             s.is_empty() && s.next_deadline().is_none(),
             "removed targets are no longer probed"
