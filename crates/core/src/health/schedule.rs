@@ -23,6 +23,11 @@ pub struct Schedule {
     entries: HashMap<Arc<ProbeKey>, Entry>,
     queue: BTreeSet<(i64, Arc<ProbeKey>)>,
     started: bool,
+    /// Until when the targets added so far have their first checks spread (µs): a new
+    /// addition is spread after them, so additions in quick succession (a bulk load through
+    /// the API, one pool at a time) add at most one first check per [`NEW_SPACING`] between
+    /// them instead of each its own burst within a second.
+    fresh_until: i64,
 }
 
 /// A target added to a running schedule is first checked within this long (spread by its
@@ -31,6 +36,13 @@ const FIRST_CHECK_WITHIN: i64 = 1_000_000;
 /// Targets added together are spread this far apart at least (up to their interval): a bulk
 /// load of 100,000 is not due within one second, it is spread like a starting location's.
 const NEW_SPACING: i64 = 1_000;
+
+/// Where the first checks of an addition's new targets go.
+#[derive(Debug, Clone, Copy)]
+struct Window {
+    from: i64,
+    within: i64,
+}
 
 /// FNV-1a: a stable spread of keys over an interval.
 fn phase(key: &ProbeKey, interval: i64) -> i64 {
@@ -56,7 +68,7 @@ impl Schedule {
         let now = now.unix_micros();
         let targets: Vec<(Arc<ProbeKey>, u16)> =
             targets.into_iter().map(|(k, i)| (k.into(), i)).collect();
-        let window = self.first_check_window(&targets);
+        let window = self.first_check_window(&targets, now);
         let mut next_entries = HashMap::with_capacity(targets.len());
         for (key, interval_secs) in targets {
             let entry = self.entry_for(&key, interval_secs, now, window);
@@ -87,7 +99,7 @@ impl Schedule {
         }
         let changed: Vec<(Arc<ProbeKey>, u16)> =
             changed.into_iter().map(|(k, i)| (k.into(), i)).collect();
-        let window = self.first_check_window(&changed);
+        let window = self.first_check_window(&changed, now);
         for (key, interval_secs) in changed {
             let entry = self.entry_for(&key, interval_secs, now, window);
             self.queue.insert((entry.next, Arc::clone(&key)));
@@ -102,26 +114,57 @@ impl Schedule {
 
     /// Within how long the targets of `targets` that are new here get their first check
     /// (each no later than its interval): a second for a few, more for many.
-    fn first_check_window(&self, targets: &[(Arc<ProbeKey>, u16)]) -> i64 {
+    /// Where the first checks of `targets`' new ones go: from when (after the additions
+    /// before them) and within how long (a second for a few, more for many). Takes that
+    /// stretch for them.
+    fn first_check_window(&mut self, targets: &[(Arc<ProbeKey>, u16)], now: i64) -> Window {
         let new = targets
             .iter()
             .filter(|(k, _)| !self.entries.contains_key(k))
             .count();
-        FIRST_CHECK_WITHIN.max(
-            i64::try_from(new)
-                .unwrap_or(i64::MAX)
-                .saturating_mul(NEW_SPACING),
-        )
+        let spread = i64::try_from(new)
+            .unwrap_or(i64::MAX)
+            .saturating_mul(NEW_SPACING);
+        // A starting location spreads its whole load by phase over each interval instead.
+        if !self.started {
+            return Window {
+                from: now,
+                within: FIRST_CHECK_WITHIN.max(spread),
+            };
+        }
+        let from = self.fresh_until.max(now);
+        self.fresh_until = from.saturating_add(spread);
+        Window {
+            from,
+            within: FIRST_CHECK_WITHIN.max(spread),
+        }
     }
 
     /// When `key`, checked every `interval_secs`, is next due, given what is known of it; if
     /// new to a running schedule, within `window`.
-    fn entry_for(&self, key: &Arc<ProbeKey>, interval_secs: u16, now: i64, window: i64) -> Entry {
+    /// A new target is never due later than one interval from now, however long the
+    /// additions before it: past that, it takes its phase in the coming interval as a starting
+    /// location's targets do (capping it at one interval from now instead piled the rest of a
+    /// bulk load onto the instants they were added, a burst of seconds of lateness).
+    fn entry_for(
+        &self,
+        key: &Arc<ProbeKey>,
+        interval_secs: u16,
+        now: i64,
+        window: Window,
+    ) -> Entry {
         let interval = i64::from(interval_secs.max(1)) * 1_000_000;
         let next = match self.entries.get(key) {
             Some(e) if e.interval == interval => e.next,
             Some(e) => e.next.min(now + interval),
-            None if self.started => now + phase(key, interval.min(window)),
+            None if self.started => {
+                let spread = window.from + phase(key, interval.min(window.within));
+                if spread <= now + interval {
+                    spread
+                } else {
+                    now + phase(key, interval)
+                }
+            }
             None => now + phase(key, interval),
         };
         Entry { interval, next }
@@ -205,6 +248,49 @@ mod tests {
             "{:?}",
             &per_second[..10]
         );
+    }
+
+    #[test]
+    fn additions_in_quick_succession_are_spread_after_one_another() {
+        let mut s = Schedule::default();
+        // A location starting with 20,000 targets: that is no addition to spread after.
+        let initial = 20_000;
+        s.set((0..initial).map(|i| (key(i), 60)), t(0.0));
+        // A pool of 64 origins every 25 ms for 10 s (25,600 targets), as a bulk load through
+        // the API makes them: each pool alone would be due within its second.
+        let initial_keys: std::collections::HashSet<ProbeKey> = (0..initial).map(key).collect();
+        let mut seen: std::collections::HashSet<ProbeKey> = std::collections::HashSet::new();
+        let mut first_checks = vec![0usize; 80];
+        let mut count = |due: Vec<(Arc<ProbeKey>, Timestamp)>| {
+            for (k, at) in due {
+                if !initial_keys.contains(&*k) && seen.insert((*k).clone()) {
+                    let sec = usize::try_from(at.unix_micros() / 1_000_000).unwrap_or(0);
+                    first_checks[sec.min(79)] += 1;
+                }
+            }
+        };
+        for step in 0..400 {
+            let now = t(1.0 + f64::from(step) * 0.025);
+            s.update(
+                [],
+                (initial + 64 * step as usize..initial + 64 * (step as usize + 1))
+                    .map(|i| (key(i), 60)),
+                now,
+            );
+            count(s.due(now));
+        }
+        for sec in 11..80 {
+            count(s.due(t(f64::from(sec))));
+        }
+        assert_eq!(seen.len(), 25_600, "each new target checked");
+        // About one first check per millisecond: never the 2,560 a second that were added.
+        assert!(
+            first_checks.iter().all(|&n| n <= 1_100),
+            "first checks per second: {first_checks:?}"
+        );
+        // Once the additions are spread, a new one is checked within the second again.
+        s.update([], [(key(900_000), 60)], t(120.0));
+        assert!(s.due(t(121.0)).iter().any(|(k, _)| **k == key(900_000)));
     }
 
     #[test]
