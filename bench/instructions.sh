@@ -18,7 +18,7 @@ if ! command -v valgrind >/dev/null; then
 fi
 
 # The benchmark executables, as cargo names them.
-EXES=$(cargo bench -p vantage-core --no-run --locked --message-format=json | python3 -c '
+EXES=$(cargo bench -p vantage-core --no-run --locked --message-format=json-render-diagnostics | python3 -c '
 import json, sys
 for line in sys.stdin:
     m = json.loads(line)
@@ -31,13 +31,15 @@ trap 'rm -rf "$OUT"' EXIT
 failed=0
 counts=()
 while read -r name exe; do
-  VANTAGE_BENCH_COUNT=1 valgrind --tool=callgrind --callgrind-out-file="$OUT/$name" "$exe" >/dev/null 2>"$OUT/$name.log" \
+  VANTAGE_BENCH_COUNT=1 valgrind --tool=callgrind --callgrind-out-file="$OUT/$name" "$exe" </dev/null >/dev/null 2>"$OUT/$name.log" \
     || { echo "$name: failed under valgrind"; cat "$OUT/$name.log"; exit 1; }
   count=$(awk '/^(summary|totals):/ {print $2; exit}' "$OUT/$name")
   counts+=("$name $count")
   base=$(awk -v n="$name" '$1 == n {print $2}' "$BASELINE" 2>/dev/null || true)
   if [[ -z $base ]]; then
     echo "$name: $count instructions (no baseline)"
+    # A benchmark without a baseline is unguarded: only --update may leave it so.
+    [[ ${1:-} == --update ]] || failed=1
     continue
   fi
   verdict=$(python3 -c "
@@ -57,6 +59,6 @@ if [[ ${1:-} == --update ]]; then
   exit 0
 fi
 if [[ $failed == 1 ]]; then
-  echo "instruction counts regressed past ${MARGIN}x the baseline (bench/instructions.baseline)" >&2
+  echo "instruction counts regressed past ${MARGIN}x the baseline, or a benchmark has none (bench/instructions.baseline)" >&2
   exit 1
 fi

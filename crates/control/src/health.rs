@@ -119,7 +119,7 @@ impl Controller {
     /// Brings the engine up to date with the catalog. Verdicts the change alters are
     /// recorded as events. Returns how many.
     pub fn reconfigure(&self) -> usize {
-        let events = {
+        let n = {
             // Catalog before engine, as everywhere; the plan is made pool by pool as the engine
             // takes it.
             let catalog = self.catalog();
@@ -127,11 +127,11 @@ impl Controller {
             let events = engine.configure_pools(catalog.planned_pools(), self.now());
             drop(catalog);
             self.adopt_judged(&mut engine);
+            let n = events.len();
+            self.persist(vec![], events);
             self.publish_health(&engine);
-            events
+            n
         };
-        let n = events.len();
-        self.persist(vec![], events);
         self.assignment_version.send_modify(|v| *v += 1);
         n
     }
@@ -182,16 +182,16 @@ impl Controller {
             return;
         }
         self.ticks.fetch_add(1, Ordering::Relaxed);
-        let (events, silent) = {
+        let silent = {
             let mut engine = self.engine();
-            let moved = engine.handle_timeout(self.now());
+            let (events, silent) = engine.handle_timeout(self.now());
+            self.persist(vec![], events);
             self.publish_health(&engine);
-            moved
+            silent
         };
         for location in silent {
             tracing::warn!(%location, "probe location fell silent (no contact for 30 s); its votes expire after three intervals");
         }
-        self.persist(vec![], events);
     }
 
     /// Notes contact from a location. A location name belongs to one region: the same name
@@ -267,9 +267,9 @@ impl Controller {
             tracing::info!(location = %l, "probe location forgotten (retired, revoked or silent too long); its votes are gone");
             events.extend(engine.forget(l, now));
         }
+        self.persist(vec![], events);
         self.publish_health(&engine);
         drop(engine);
-        self.persist(vec![], events);
         let forgotten = retired;
         self.enqueue(move |st| {
             let keep_all = vantage_store::Retention {
@@ -296,7 +296,7 @@ impl Controller {
         at: vantage_core::Timestamp,
     ) -> Result<(), Refusal> {
         let now = self.now();
-        let (state, events) = {
+        {
             let mut engine = self.engine();
             if let Err(refusal) = engine.admit(location, accounts, key, at, facts, now) {
                 drop(engine);
@@ -327,18 +327,22 @@ impl Controller {
                 result.healthy,
                 seconds,
             );
-            let recorded = engine.record(location, key, result, at);
+            let (state, events) = engine.record(location, key, result, at);
+            let states: Vec<(ProbeKey, Location, LocationState)> = state
+                .into_iter()
+                .map(|s| (key.clone(), location.clone(), s))
+                .collect();
+            self.persist(states, events);
             self.publish_health(&engine);
-            recorded
-        };
-        let states: Vec<(ProbeKey, Location, LocationState)> = state
-            .into_iter()
-            .map(|s| (key.clone(), location.clone(), s))
-            .collect();
-        self.persist(states, events);
+        }
         Ok(())
     }
 
+    /// Queues what the engine just changed for the store. Called with the engine locked and
+    /// before [`Controller::publish_health`]: a judge's publication of the new verdicts to
+    /// other replicas is queued after it, so a follower never reads a verdict before its
+    /// event is stored. Never takes the catalog (catalog before engine, as everywhere): the
+    /// alerts are made on the writer's thread.
     fn persist(&self, states: Vec<(ProbeKey, Location, LocationState)>, events: Vec<Event>) {
         // Only the judge writes health (the store would refuse a follower anyway).
         if (states.is_empty() && events.is_empty()) || !self.judges() {
@@ -356,24 +360,24 @@ impl Controller {
                 self.metrics.verdict_change("origin", o.healthy.known());
             }
         }
-        let alerts = self.alerts_for(&events);
-        let write = crate::writer::HealthWrite {
-            states,
-            events,
-            alerts,
-        };
-        self.enqueue_health(write);
+        self.enqueue_health(crate::writer::HealthWrite { states, events });
     }
 
     /// Writes health the writer gathered (one transaction for consecutive writes). Runs on
     /// the writer's thread.
     pub(crate) fn write_health(&self, write: crate::writer::HealthWrite) {
-        let crate::writer::HealthWrite {
-            states,
-            events,
-            alerts,
-        } = write;
-        match self.store.record_health(&states, &events, &alerts) {
+        let crate::writer::HealthWrite { states, events } = write;
+        let alerts = self.alerts_for(&events);
+        // Once more on a failure: a batch carries up to a thousand checks' writes, and a
+        // connection the store remakes on its next call (PostgreSQL) should not lose them all.
+        let written = self
+            .store
+            .record_health(&states, &events, &alerts)
+            .or_else(|e| {
+                tracing::warn!(error = %e, "health changes could not be stored; trying once more");
+                self.store.record_health(&states, &events, &alerts)
+            });
+        match written {
             Ok(left_out) => {
                 if left_out > 0 {
                     self.metrics.notifications_left_out.inc_by(left_out as u64);
@@ -387,7 +391,13 @@ impl Controller {
                     self.outbox_version.send_modify(|v| *v += 1);
                 }
             }
-            Err(e) => tracing::error!(error = %e, "health changes could not be stored"),
+            Err(e) => tracing::error!(
+                error = %e,
+                states = states.len(),
+                events = events.len(),
+                alerts = alerts.len(),
+                "health changes could not be stored; these are lost"
+            ),
         }
     }
 

@@ -22,7 +22,7 @@ use std::sync::Arc;
 use vantage_core::catalog::{Catalog, Change, Undo};
 use vantage_core::health::{Event, Location, LocationState, ProbeKey};
 use vantage_core::Timestamp;
-use vantage_store::{NewDelivery, StoreError};
+use vantage_store::StoreError;
 
 use crate::{CommitError, Controller};
 
@@ -46,12 +46,12 @@ pub(crate) enum Job {
     Other(Box<dyn FnOnce(&Controller) + Send>),
 }
 
-/// Location states to keep, events and their alerts: what one check (or one wake-up) changed.
+/// Location states to keep and events: what one check (or one wake-up) changed. Their
+/// alerts are made when written.
 #[derive(Debug, Default)]
 pub(crate) struct HealthWrite {
     pub(crate) states: Vec<(ProbeKey, Location, LocationState)>,
     pub(crate) events: Vec<Event>,
-    pub(crate) alerts: Vec<NewDelivery>,
 }
 
 impl HealthWrite {
@@ -59,7 +59,6 @@ impl HealthWrite {
     fn append(&mut self, mut later: HealthWrite) {
         self.states.append(&mut later.states);
         self.events.append(&mut later.events);
-        self.alerts.append(&mut later.alerts);
     }
 }
 

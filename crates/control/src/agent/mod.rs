@@ -430,31 +430,40 @@ fn load(targets: &mut HashMap<Arc<ProbeKey>, Arc<Probe>>, schedule: &mut Schedul
     // A target whose monitor was refused is not probed: in a delta, it goes.
     let mut refused = Vec::new();
     let mut agents: HashMap<Vec<String>, Arc<str>> = HashMap::new();
-    let probes = a.targets.into_iter().filter_map(|t| {
-        let Some(monitor) = monitors.get(&t.key.monitor).map(Arc::clone) else {
-            refused.push(ProbeKey::from(t.key));
-            return None;
-        };
-        let user_agent = match agents.get(&t.pools) {
-            Some(ua) => Arc::clone(ua),
-            None => {
-                let ua = user_agent(&t.pools);
-                agents.insert(t.pools, Arc::clone(&ua));
-                ua
-            }
-        };
-        let key = Arc::new(ProbeKey::from(t.key));
-        Some((
-            Arc::clone(&key),
-            Arc::new(Probe {
-                key,
-                monitor,
-                user_agent,
-            }),
-        ))
-    });
+    let probes: Vec<(Arc<ProbeKey>, Arc<Probe>)> = a
+        .targets
+        .into_iter()
+        .filter_map(|t| {
+            let Some(monitor) = monitors.get(&t.key.monitor).map(Arc::clone) else {
+                refused.push(ProbeKey::from(t.key));
+                return None;
+            };
+            let user_agent = match agents.get(&t.pools) {
+                Some(ua) => Arc::clone(ua),
+                None => {
+                    let ua = user_agent(&t.pools);
+                    agents.insert(t.pools, Arc::clone(&ua));
+                    ua
+                }
+            };
+            let key = ProbeKey::from(t.key);
+            // A target already held keeps its key: the map, the probe and the schedule share one.
+            let key = match targets.get_key_value(&key) {
+                Some((held, _)) => Arc::clone(held),
+                None => Arc::new(key),
+            };
+            Some((
+                Arc::clone(&key),
+                Arc::new(Probe {
+                    key,
+                    monitor,
+                    user_agent,
+                }),
+            ))
+        })
+        .collect();
     let Some(changes) = a.changes else {
-        *targets = probes.collect();
+        *targets = probes.into_iter().collect();
         schedule.set(
             targets
                 .values()
@@ -473,6 +482,7 @@ fn load(targets: &mut HashMap<Arc<ProbeKey>, Arc<Probe>>, schedule: &mut Schedul
         targets.remove(key);
     }
     let changed: Vec<(Arc<ProbeKey>, u16)> = probes
+        .into_iter()
         .map(|(key, probe)| {
             let interval = probe.monitor.interval;
             targets.insert(Arc::clone(&key), probe);

@@ -102,6 +102,11 @@ impl Schedule {
         let window = self.first_check_window(&changed, now);
         for (key, interval_secs) in changed {
             let entry = self.entry_for(&key, interval_secs, now, window);
+            // A target already here keeps its key: the queue and the entry share one.
+            let key = match self.entries.get_key_value(&key) {
+                Some((held, _)) => Arc::clone(held),
+                None => key,
+            };
             self.queue.insert((entry.next, Arc::clone(&key)));
             if let Some(before) = self.entries.insert(Arc::clone(&key), entry) {
                 if before.next != entry.next {
@@ -112,16 +117,18 @@ impl Schedule {
         self.started = true;
     }
 
-    /// Within how long the targets of `targets` that are new here get their first check
-    /// (each no later than its interval): a second for a few, more for many.
     /// Where the first checks of `targets`' new ones go: from when (after the additions
     /// before them) and within how long (a second for a few, more for many). Takes that
-    /// stretch for them.
+    /// stretch for them, never further than their longest interval from now: what would go
+    /// past it takes its phase in the coming interval instead (see [`Schedule::entry_for`]),
+    /// so a later addition never waits more than one interval behind a bulk load.
     fn first_check_window(&mut self, targets: &[(Arc<ProbeKey>, u16)], now: i64) -> Window {
-        let new = targets
+        let (new, longest) = targets
             .iter()
             .filter(|(k, _)| !self.entries.contains_key(k))
-            .count();
+            .fold((0usize, 0i64), |(n, longest), (_, secs)| {
+                (n + 1, longest.max(i64::from(*secs) * 1_000_000))
+            });
         let spread = i64::try_from(new)
             .unwrap_or(i64::MAX)
             .saturating_mul(NEW_SPACING);
@@ -133,7 +140,9 @@ impl Schedule {
             };
         }
         let from = self.fresh_until.max(now);
-        self.fresh_until = from.saturating_add(spread);
+        if new > 0 {
+            self.fresh_until = from.saturating_add(spread).min(now + longest);
+        }
         Window {
             from,
             within: FIRST_CHECK_WITHIN.max(spread),
@@ -141,9 +150,8 @@ impl Schedule {
     }
 
     /// When `key`, checked every `interval_secs`, is next due, given what is known of it; if
-    /// new to a running schedule, within `window`.
-    /// A new target is never due later than one interval from now, however long the
-    /// additions before it: past that, it takes its phase in the coming interval as a starting
+    /// new to a running schedule, within `window`. A new target is never due later than one
+    /// interval from now, however long the additions before it: past that, it takes its phase in the coming interval as a starting
     /// location's targets do (capping it at one interval from now instead piled the rest of a
     /// bulk load onto the instants they were added, a burst of seconds of lateness).
     fn entry_for(
@@ -291,6 +299,20 @@ mod tests {
         // Once the additions are spread, a new one is checked within the second again.
         s.update([], [(key(900_000), 60)], t(120.0));
         assert!(s.due(t(121.0)).iter().any(|(k, _)| **k == key(900_000)));
+        // Behind a bulk load longer than the interval, a new target waits at most one interval.
+        s.update([], (1_000_000..1_100_000).map(|i| (key(i), 60)), t(200.0));
+        s.update([], [(key(2_000_000), 60)], t(215.0));
+        let waited = (215..=275)
+            .find(|sec| {
+                s.due(t(f64::from(*sec)))
+                    .iter()
+                    .any(|(k, _)| **k == key(2_000_000))
+            })
+            .map(|sec| sec - 215);
+        assert!(
+            waited.is_some(),
+            "checked within one interval of being added"
+        );
     }
 
     #[test]
