@@ -132,27 +132,22 @@ impl Schedule {
         let spread = i64::try_from(new)
             .unwrap_or(i64::MAX)
             .saturating_mul(NEW_SPACING);
+        let within = FIRST_CHECK_WITHIN.max(spread);
         // A starting location spreads its whole load by phase over each interval instead.
         if !self.started {
-            return Window {
-                from: now,
-                within: FIRST_CHECK_WITHIN.max(spread),
-            };
+            return Window { from: now, within };
         }
         let from = self.fresh_until.max(now);
         if new > 0 {
             self.fresh_until = from.saturating_add(spread).min(now + longest);
         }
-        Window {
-            from,
-            within: FIRST_CHECK_WITHIN.max(spread),
-        }
+        Window { from, within }
     }
 
     /// When `key`, checked every `interval_secs`, is next due, given what is known of it; if
     /// new to a running schedule, within `window`. A new target is never due later than one
-    /// interval from now, however long the additions before it: past that, it takes its phase in the coming interval as a starting
-    /// location's targets do (capping it at one interval from now instead piled the rest of a
+    /// interval from now, however long the additions before it: past that, it takes its
+    /// phase in the coming interval as a starting location's targets do (capping it at one interval from now instead piled the rest of a
     /// bulk load onto the instants they were added, a burst of seconds of lateness).
     fn entry_for(
         &self,
