@@ -72,10 +72,13 @@ impl Controller {
         }
     }
 
+    /// Publishes `view`, then tells whoever follows verdicts (routing, the dashboard): in
+    /// that order, or a follower woken early reads the old view and sleeps through the new.
     fn store_health(&self, view: HealthView, now: i64) {
         self.health.store(Arc::new(view));
         self.health_published_at.store(now, Ordering::Release);
         self.hand_verdicts_on();
+        self.verdict_version.send_modify(|v| *v += 1);
     }
 
     /// Publishes the engine's view now if a change is waiting (the publishing driver calls
@@ -86,7 +89,6 @@ impl Controller {
         }
         let view = self.engine().view();
         self.store_health(view, self.now().unix_micros());
-        self.verdict_version.send_modify(|v| *v += 1);
     }
 
     /// Resolves when a changed view waits to be published.
@@ -347,9 +349,6 @@ impl Controller {
         // Only the judge writes health (the store would refuse a follower anyway).
         if (states.is_empty() && events.is_empty()) || !self.judges() {
             return;
-        }
-        if !events.is_empty() {
-            self.verdict_version.send_modify(|v| *v += 1);
         }
         for e in &events {
             tracing::info!(pool = %e.pool_name, healthy = ?e.pool_healthy, origins = e.origins.len(), "health changed");
