@@ -495,47 +495,40 @@ impl Controller {
     }
 
     /// The Prometheus exposition: counters plus the engine's verdicts and probe locations as
-    /// gauges (blocking: it reads every monitored pool's health). `scope` says whether
-    /// series naming tenants' objects are included.
+    /// gauges. `scope` says whether series naming tenants' objects are included.
     pub fn render_metrics(&self, scope: vantage_metrics::Scope) -> String {
-        use vantage_metrics::{LocationState, OriginState, PoolState, Snapshot};
+        self.metrics.render(&self.metrics_snapshot(scope), scope)
+    }
+
+    /// The same exposition in pieces (see [`vantage_metrics::Metrics::render_chunks`]): a
+    /// scrape of 100,000 origins never holds its whole text. Blocking: it reads the store's
+    /// size and visits every monitored pool's verdicts.
+    pub fn render_metrics_chunks(
+        &self,
+        scope: vantage_metrics::Scope,
+        chunk: &mut dyn FnMut(String) -> bool,
+    ) -> bool {
+        self.metrics
+            .render_chunks(&self.metrics_snapshot(scope), scope, chunk)
+    }
+
+    fn metrics_snapshot(&self, scope: vantage_metrics::Scope) -> vantage_metrics::Snapshot {
+        use vantage_metrics::{LocationState, Snapshot};
         let clock = self.now().unix_micros();
-        let health = self.health_view();
-        let pools: Vec<(PoolId, String)> = if scope == vantage_metrics::Scope::Detailed {
-            self.catalog()
+        let verdicts = (scope == vantage_metrics::Scope::Detailed).then(|| {
+            let pools = self
+                .catalog()
                 .all_pools()
                 .filter(|p| p.spec.monitor.is_some())
                 .map(|p| (p.id, p.spec.name.clone()))
-                .collect()
-        } else {
-            Vec::new()
-        };
-        let mut snapshot = Snapshot {
-            pools: pools
-                .into_iter()
-                .filter_map(|(id, name)| {
-                    let h = health.pool(id)?;
-                    Some(PoolState {
-                        id: id.to_string(),
-                        name,
-                        healthy: h.healthy.known(),
-                        origins: h
-                            .origins
-                            .iter()
-                            .map(|o| OriginState {
-                                name: o.name.to_string(),
-                                address: o.address.to_string(),
-                                healthy: o.healthy.known(),
-                                regions: o
-                                    .regions
-                                    .iter()
-                                    .map(|(r, v)| (r.to_string(), v.known()))
-                                    .collect(),
-                            })
-                            .collect(),
-                    })
-                })
-                .collect(),
+                .collect();
+            Arc::new(ScrapedVerdicts {
+                health: self.health_view(),
+                pools,
+            }) as Arc<dyn vantage_metrics::Verdicts>
+        });
+        Snapshot {
+            verdicts,
             locations: self
                 .probe_locations()
                 .into_iter()
@@ -546,13 +539,11 @@ impl Controller {
                     seconds_since_contact: (clock - c.last_seen.unix_micros()).max(0) as f64 / 1e6,
                 })
                 .collect(),
-            store_bytes: None,
+            // Read without the engine's lock: the store may be busy with a write.
+            store_bytes: self.store.size_bytes().ok(),
             routing: None,
             agent: self.agent_metrics.get().cloned(),
-        };
-        // Read without the engine's lock: the store may be busy with a write.
-        snapshot.store_bytes = self.store.size_bytes().ok();
-        self.metrics.render(&snapshot, scope)
+        }
     }
 
     /// Applies `retention` to the store: old events and finished deliveries, and the
@@ -603,5 +594,47 @@ impl Controller {
     /// A monitored pool's health; `None` for a pool without a monitor.
     pub fn pool_health(&self, pool: PoolId) -> Option<PoolHealth> {
         self.engine().pool_health(pool)
+    }
+}
+
+/// The monitored pools' verdicts as one published view shows them, visited by the metrics
+/// exposition without copying them.
+struct ScrapedVerdicts {
+    health: Arc<HealthView>,
+    /// Monitored pools, with their names at scrape time.
+    pools: Vec<(PoolId, String)>,
+}
+
+impl vantage_metrics::Verdicts for ScrapedVerdicts {
+    fn visit(&self, f: &mut dyn FnMut(vantage_metrics::Verdict<'_>)) {
+        use vantage_metrics::Verdict;
+        for (id, name) in &self.pools {
+            let Some(h) = self.health.pool(*id) else {
+                continue;
+            };
+            if let Some(healthy) = h.healthy.known() {
+                f(Verdict::Pool { id, name, healthy });
+            }
+            for o in h.origins.iter() {
+                if let Some(healthy) = o.healthy.known() {
+                    f(Verdict::Origin {
+                        pool: name,
+                        origin: &o.name,
+                        address: &o.address,
+                        healthy,
+                    });
+                }
+                for (region, v) in o.regions.iter() {
+                    if let Some(healthy) = v.known() {
+                        f(Verdict::Region {
+                            pool: name,
+                            origin: &o.name,
+                            region,
+                            healthy,
+                        });
+                    }
+                }
+            }
+        }
     }
 }

@@ -16,6 +16,9 @@ use prometheus_client::registry::Registry;
 
 pub use prometheus_client::metrics::counter::Counter as CounterHandle;
 pub use prometheus_client::metrics::histogram::Histogram as HistogramHandle;
+pub use verdicts::{OriginState, PoolState, Verdict, Verdicts};
+
+pub mod verdicts;
 
 /// The content type of [`Metrics::render`]'s output.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -74,26 +77,6 @@ pub struct KindLabels {
 pub struct RefusedLabels {
     pub location: String,
     pub reason: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct PoolLabels {
-    pool: String,
-    pool_id: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct OriginLabels {
-    pool: String,
-    origin: String,
-    address: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct OriginRegionLabels {
-    pool: String,
-    origin: String,
-    region: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -168,24 +151,6 @@ pub enum Scope {
     Detailed,
 }
 
-/// One pool's verdicts at scrape time (`None`: unknown, not exported).
-#[derive(Debug, Clone, Default)]
-pub struct PoolState {
-    pub id: String,
-    pub name: String,
-    pub healthy: Option<bool>,
-    pub origins: Vec<OriginState>,
-}
-
-#[derive(Debug, Clone, Default)]
-pub struct OriginState {
-    pub name: String,
-    pub address: String,
-    pub healthy: Option<bool>,
-    /// Per checking region.
-    pub regions: Vec<(String, Option<bool>)>,
-}
-
 /// A probe location at scrape time.
 #[derive(Debug, Clone, Default)]
 pub struct LocationState {
@@ -195,10 +160,33 @@ pub struct LocationState {
     pub seconds_since_contact: f64,
 }
 
+/// About how many bytes [`Metrics::render_chunks`] hands over at a time.
+pub const CHUNK: usize = 64 * 1024;
+
+/// A writer that hands its text over in pieces of about [`CHUNK`] bytes.
+struct Chunks<'s> {
+    buf: String,
+    sink: &'s mut dyn FnMut(String) -> bool,
+}
+
+impl std::fmt::Write for Chunks<'_> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.buf.push_str(s);
+        if self.buf.len() >= CHUNK {
+            let full = std::mem::replace(&mut self.buf, String::with_capacity(CHUNK + CHUNK / 8));
+            if !(self.sink)(full) {
+                return Err(std::fmt::Error);
+            }
+        }
+        Ok(())
+    }
+}
+
 /// What the engine says at scrape time.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct Snapshot {
-    pub pools: Vec<PoolState>,
+    /// The verdicts, visited while the exposition is written (see [`verdicts`]).
+    pub verdicts: Option<Arc<dyn Verdicts>>,
     pub locations: Vec<LocationState>,
     /// Bytes the store takes on disk, when it could be read.
     pub store_bytes: Option<u64>,
@@ -206,6 +194,18 @@ pub struct Snapshot {
     pub routing: Option<RoutingState>,
     /// The built-in agent's own series (`vantage_agent_…`: backlog, lateness), when it runs.
     pub agent: Option<Arc<AgentMetrics>>,
+}
+
+impl std::fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Snapshot")
+            .field("verdicts", &self.verdicts.as_ref().map(|_| ".."))
+            .field("locations", &self.locations)
+            .field("store_bytes", &self.store_bytes)
+            .field("routing", &self.routing)
+            .field("agent", &self.agent)
+            .finish()
+    }
 }
 
 /// An edge's routing snapshot at scrape time.
@@ -311,6 +311,38 @@ impl Metrics {
     /// out every series that names a tenant's objects (monitors, pools, origins, load
     /// balancers): what the API listener may show anyone.
     pub fn render(&self, snapshot: &Snapshot, scope: Scope) -> String {
+        let mut out = String::new();
+        if self.write(&mut out, snapshot, scope).is_err() {
+            // Writing to a String cannot fail; keep the exposition well-formed regardless.
+            out.clear();
+            let _ = writeln!(out, "# EOF");
+        }
+        out
+    }
+
+    /// The same exposition in pieces of about [`CHUNK`] bytes, each handed to `chunk` as it
+    /// fills, so a scrape of a large configuration never holds its whole text. `chunk`
+    /// returns `false` to stop (the scraper went away); so does this, unless every piece was
+    /// taken.
+    pub fn render_chunks(
+        &self,
+        snapshot: &Snapshot,
+        scope: Scope,
+        chunk: &mut dyn FnMut(String) -> bool,
+    ) -> bool {
+        let mut chunks = Chunks {
+            buf: String::with_capacity(CHUNK + CHUNK / 8),
+            sink: chunk,
+        };
+        self.write(&mut chunks, snapshot, scope).is_ok() && (chunks.sink)(chunks.buf)
+    }
+
+    fn write(
+        &self,
+        out: &mut dyn std::fmt::Write,
+        snapshot: &Snapshot,
+        scope: Scope,
+    ) -> std::fmt::Result {
         let detailed = scope == Scope::Detailed;
         let mut registry = Registry::with_prefix("vantage");
         if detailed {
@@ -429,59 +461,6 @@ impl Metrics {
             registry.register("store_bytes", "Bytes the store takes on disk", g);
         }
 
-        if detailed {
-            let pools = Family::<PoolLabels, Gauge>::default();
-            let origins = Family::<OriginLabels, Gauge>::default();
-            let regions = Family::<OriginRegionLabels, Gauge>::default();
-            for p in &snapshot.pools {
-                if let Some(h) = p.healthy {
-                    pools
-                        .get_or_create(&PoolLabels {
-                            pool: p.name.clone(),
-                            pool_id: p.id.clone(),
-                        })
-                        .set(flag(h));
-                }
-                for o in &p.origins {
-                    if let Some(h) = o.healthy {
-                        origins
-                            .get_or_create(&OriginLabels {
-                                pool: p.name.clone(),
-                                origin: o.name.clone(),
-                                address: o.address.clone(),
-                            })
-                            .set(flag(h));
-                    }
-                    for (region, h) in &o.regions {
-                        if let Some(h) = h {
-                            regions
-                                .get_or_create(&OriginRegionLabels {
-                                    pool: p.name.clone(),
-                                    origin: o.name.clone(),
-                                    region: region.clone(),
-                                })
-                                .set(flag(*h));
-                        }
-                    }
-                }
-            }
-            registry.register(
-                "pool_healthy",
-                "1 when the pool is healthy, 0 when not (unknown pools are absent)",
-                pools,
-            );
-            registry.register(
-                "origin_healthy",
-                "1 when the origin is healthy, 0 when not",
-                origins,
-            );
-            registry.register(
-                "origin_region_healthy",
-                "An origin's verdict from one checking region (majority of its locations)",
-                regions,
-            );
-        }
-
         let up = Family::<ProbeLocationLabels, Gauge>::default();
         let seen =
             Family::<ProbeLocationLabels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
@@ -504,13 +483,11 @@ impl Metrics {
             seen,
         );
 
-        let mut out = String::new();
-        if prometheus_client::encoding::text::encode(&mut out, &registry).is_err() {
-            // Writing to a String cannot fail; keep the exposition well-formed regardless.
-            out.clear();
-            let _ = writeln!(out, "# EOF");
+        prometheus_client::encoding::text::encode_registry(&mut &mut *out, &registry)?;
+        if let (true, Some(verdicts)) = (detailed, &snapshot.verdicts) {
+            verdicts::write(out, verdicts.as_ref())?;
         }
-        out
+        prometheus_client::encoding::text::encode_eof(&mut &mut *out)
     }
 }
 
@@ -528,7 +505,7 @@ mod tests {
         m.dns_answer("www.example.com", "primary");
         m.snapshot_applied(0.004);
         let snapshot = Snapshot {
-            pools: vec![PoolState {
+            verdicts: Some(Arc::new(vec![PoolState {
                 id: "p1".into(),
                 name: "primary".into(),
                 healthy: Some(true),
@@ -538,7 +515,7 @@ mod tests {
                     healthy: Some(false),
                     regions: vec![("WNAM".into(), Some(false)), ("ENAM".into(), None)],
                 }],
-            }],
+            }])),
             locations: vec![LocationState {
                 region: "WNAM".into(),
                 name: "local".into(),
@@ -590,6 +567,47 @@ mod tests {
         }
         assert!(public.contains(r#"vantage_probe_location_up{region="WNAM",location="local"} 1"#));
         assert!(public.contains(r#"vantage_dns_queries_total{rcode="NoError"} 1"#));
+    }
+
+    #[test]
+    fn a_large_exposition_comes_in_pieces_that_make_the_whole_and_can_be_stopped() {
+        let m = Metrics::new();
+        let pools: Vec<PoolState> = (0..40)
+            .map(|p| PoolState {
+                id: format!("{p:032x}"),
+                name: format!("pool-{p}"),
+                healthy: Some(p % 2 == 0),
+                origins: (0..100)
+                    .map(|o| OriginState {
+                        name: format!("origin-{o}"),
+                        address: format!("10.0.{p}.{o}"),
+                        healthy: Some(o % 3 != 0),
+                        regions: vec![("WNAM".into(), Some(true))],
+                    })
+                    .collect(),
+            })
+            .collect();
+        let snapshot = Snapshot {
+            verdicts: Some(Arc::new(pools)),
+            ..Default::default()
+        };
+        let whole = m.render(&snapshot, Scope::Detailed);
+        assert_eq!(whole.matches("vantage_origin_healthy{").count(), 4000);
+        let mut pieces = Vec::new();
+        assert!(m.render_chunks(&snapshot, Scope::Detailed, &mut |c| {
+            pieces.push(c);
+            true
+        }));
+        assert!(pieces.len() > 4, "{} pieces", pieces.len());
+        assert!(pieces.iter().all(|c| c.len() < 2 * CHUNK));
+        assert_eq!(pieces.concat(), whole);
+
+        let mut taken = 0;
+        assert!(!m.render_chunks(&snapshot, Scope::Detailed, &mut |_| {
+            taken += 1;
+            taken < 2
+        }));
+        assert_eq!(taken, 2, "nothing is written after the scraper went away");
     }
 
     #[test]

@@ -415,6 +415,9 @@ async fn serve(
     Ok(())
 }
 
+/// How long a metrics scrape may leave a piece of the exposition unread before it is dropped.
+const SCRAPE_STALL: Duration = Duration::from_secs(30);
+
 /// Binds the operator's metrics listener and serves the detailed exposition there.
 async fn serve_metrics(
     addr: SocketAddr,
@@ -430,17 +433,27 @@ async fn serve_metrics(
         axum::routing::get(move || {
             let st = Arc::clone(&state);
             async move {
-                let text = tokio::task::spawn_blocking(move || {
-                    st.render_metrics(vantage_metrics::Scope::Detailed)
-                })
-                .await
-                .unwrap_or_default();
+                // The exposition is sent as it is written, a piece at a time: at 100,000
+                // origins the whole text and the copies made to write it were ~70 MB a scrape.
+                let (tx, rx) = tokio::sync::mpsc::channel::<String>(4);
+                let runtime = tokio::runtime::Handle::current();
+                tokio::task::spawn_blocking(move || {
+                    st.render_metrics_chunks(vantage_metrics::Scope::Detailed, &mut |chunk| {
+                        // A scraper that stops reading is given up on, not waited for.
+                        let sent = tokio::time::timeout(SCRAPE_STALL, tx.send(chunk));
+                        matches!(runtime.block_on(sent), Ok(Ok(())))
+                    })
+                });
+                let body = futures_util::stream::unfold(rx, |mut rx| async move {
+                    let chunk = rx.recv().await?;
+                    Some((Ok::<_, std::convert::Infallible>(chunk), rx))
+                });
                 (
                     [(
                         axum::http::header::CONTENT_TYPE,
                         vantage_metrics::CONTENT_TYPE,
                     )],
-                    text,
+                    axum::body::Body::from_stream(body),
                 )
             }
         }),
