@@ -16,7 +16,7 @@ use prometheus_client::registry::Registry;
 
 pub use prometheus_client::metrics::counter::Counter as CounterHandle;
 pub use prometheus_client::metrics::histogram::Histogram as HistogramHandle;
-pub use verdicts::{OriginState, PoolState, Verdict, Verdicts};
+pub use verdicts::{Verdict, Verdicts};
 
 pub mod verdicts;
 
@@ -493,6 +493,7 @@ impl Metrics {
 
 #[cfg(test)]
 mod tests {
+    use super::verdicts::plain::{OriginState, PoolState};
     use super::*;
 
     #[test]

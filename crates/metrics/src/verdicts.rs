@@ -58,93 +58,43 @@ pub trait Verdicts: Send + Sync {
     fn visit(&self, f: &mut dyn FnMut(Verdict<'_>));
 }
 
-/// One pool's verdicts as plain values (`None`: unknown, not exported): a simple
-/// [`Verdicts`] for tests and callers with few pools.
-#[derive(Debug, Clone, Default)]
-pub struct PoolState {
-    pub id: String,
-    pub name: String,
-    pub healthy: Option<bool>,
-    pub origins: Vec<OriginState>,
-}
-
-#[derive(Debug, Clone, Default)]
-pub struct OriginState {
-    pub name: String,
-    pub address: String,
-    pub healthy: Option<bool>,
-    /// Per checking region.
-    pub regions: Vec<(String, Option<bool>)>,
-}
-
-impl Verdicts for Vec<PoolState> {
-    fn visit(&self, f: &mut dyn FnMut(Verdict<'_>)) {
-        for p in self {
-            if let Some(healthy) = p.healthy {
-                f(Verdict::Pool {
-                    id: &p.id,
-                    name: &p.name,
-                    healthy,
-                });
-            }
-            for o in &p.origins {
-                if let Some(healthy) = o.healthy {
-                    f(Verdict::Origin {
-                        pool: &p.name,
-                        origin: &o.name,
-                        address: &o.address,
-                        healthy,
-                    });
-                }
-                for (region, healthy) in &o.regions {
-                    if let Some(healthy) = *healthy {
-                        f(Verdict::Region {
-                            pool: &p.name,
-                            origin: &o.name,
-                            region,
-                            healthy,
-                        });
-                    }
-                }
-            }
+impl Verdict<'_> {
+    /// Its family's index in [`FAMILIES`].
+    fn family(&self) -> usize {
+        match self {
+            Verdict::Pool { .. } => 0,
+            Verdict::Origin { .. } => 1,
+            Verdict::Region { .. } => 2,
         }
     }
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Family {
-    Pool,
-    Origin,
-    Region,
-}
-
-const FAMILIES: [(Family, &str, &str); 3] = [
+/// Each family's name and help, in the order [`Verdict::family`] numbers them.
+const FAMILIES: [(&str, &str); 3] = [
     (
-        Family::Pool,
         "vantage_pool_healthy",
         "1 when the pool is healthy, 0 when not (unknown pools are absent)",
     ),
     (
-        Family::Origin,
         "vantage_origin_healthy",
         "1 when the origin is healthy, 0 when not",
     ),
     (
-        Family::Region,
         "vantage_origin_region_healthy",
         "An origin's verdict from one checking region (majority of its locations)",
     ),
 ];
 
-/// Writes the three families of `verdicts` to `out`, each with its `HELP` and `TYPE` lines.
+/// Writes the three families of `verdicts` to `out`, each with its `HELP` and `TYPE` lines:
+/// a family's samples must be together, so the verdicts are visited once per family.
 pub(crate) fn write(out: &mut dyn Write, verdicts: &dyn Verdicts) -> fmt::Result {
-    for (family, name, help) in FAMILIES {
+    for (family, (name, help)) in FAMILIES.into_iter().enumerate() {
         writeln!(out, "# HELP {name} {help}.")?;
         writeln!(out, "# TYPE {name} gauge")?;
         let mut result = Ok(());
         verdicts.visit(&mut |v| {
-            if result.is_ok() {
-                result = sample(out, family, name, v);
+            if result.is_ok() && v.family() == family {
+                result = sample(out, name, v);
             }
         });
         result?;
@@ -152,44 +102,32 @@ pub(crate) fn write(out: &mut dyn Write, verdicts: &dyn Verdicts) -> fmt::Result
     Ok(())
 }
 
-fn sample(out: &mut dyn Write, family: Family, name: &str, v: Verdict<'_>) -> fmt::Result {
-    let (labels, healthy): ([(&str, &dyn Display); 3], bool) = match (family, &v) {
-        (Family::Pool, Verdict::Pool { id, name, healthy }) => {
-            ([("pool", name), ("pool_id", *id), ("", &"")], *healthy)
-        }
-        (
-            Family::Origin,
-            Verdict::Origin {
-                pool,
-                origin,
-                address,
-                healthy,
-            },
-        ) => (
-            [("pool", pool), ("origin", origin), ("address", address)],
+fn sample(out: &mut dyn Write, family: &str, v: Verdict<'_>) -> fmt::Result {
+    let (labels, healthy): (&[(&str, &dyn Display)], bool) = match &v {
+        Verdict::Pool { id, name, healthy } => (&[("pool", name), ("pool_id", *id)], *healthy),
+        Verdict::Origin {
+            pool,
+            origin,
+            address,
+            healthy,
+        } => (
+            &[("pool", pool), ("origin", origin), ("address", address)],
             *healthy,
         ),
-        (
-            Family::Region,
-            Verdict::Region {
-                pool,
-                origin,
-                region,
-                healthy,
-            },
-        ) => (
-            [("pool", pool), ("origin", origin), ("region", *region)],
+        Verdict::Region {
+            pool,
+            origin,
+            region,
+            healthy,
+        } => (
+            &[("pool", pool), ("origin", origin), ("region", *region)],
             *healthy,
         ),
-        _ => return Ok(()),
     };
-    out.write_str(name)?;
-    let mut separator = '{';
-    for (label, value) in labels.into_iter().filter(|(l, _)| !l.is_empty()) {
-        out.write_char(separator)?;
-        separator = ',';
-        out.write_str(label)?;
-        out.write_str("=\"")?;
+    out.write_str(family)?;
+    for (i, (label, value)) in labels.iter().enumerate() {
+        out.write_char(if i == 0 { '{' } else { ',' })?;
+        write!(out, "{label}=\"")?;
         write!(Escaped(&mut *out), "{value}")?;
         out.write_char('"')?;
     }
@@ -215,6 +153,63 @@ impl Write for Escaped<'_> {
     }
 }
 
+/// Verdicts as plain values (`None`: unknown, not exported), for tests.
+#[cfg(test)]
+pub(crate) mod plain {
+    use super::{Verdict, Verdicts};
+
+    #[derive(Debug, Clone, Default)]
+    pub struct PoolState {
+        pub id: String,
+        pub name: String,
+        pub healthy: Option<bool>,
+        pub origins: Vec<OriginState>,
+    }
+
+    #[derive(Debug, Clone, Default)]
+    pub struct OriginState {
+        pub name: String,
+        pub address: String,
+        pub healthy: Option<bool>,
+        /// Per checking region.
+        pub regions: Vec<(String, Option<bool>)>,
+    }
+
+    impl Verdicts for Vec<PoolState> {
+        fn visit(&self, f: &mut dyn FnMut(Verdict<'_>)) {
+            for p in self {
+                if let Some(healthy) = p.healthy {
+                    f(Verdict::Pool {
+                        id: &p.id,
+                        name: &p.name,
+                        healthy,
+                    });
+                }
+                for o in &p.origins {
+                    if let Some(healthy) = o.healthy {
+                        f(Verdict::Origin {
+                            pool: &p.name,
+                            origin: &o.name,
+                            address: &o.address,
+                            healthy,
+                        });
+                    }
+                    for (region, healthy) in &o.regions {
+                        if let Some(healthy) = *healthy {
+                            f(Verdict::Region {
+                                pool: &p.name,
+                                origin: &o.name,
+                                region,
+                                healthy,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use prometheus_client::encoding::EncodeLabelSet;
@@ -222,6 +217,7 @@ mod tests {
     use prometheus_client::metrics::gauge::Gauge;
     use prometheus_client::registry::Registry;
 
+    use super::plain::{OriginState, PoolState};
     use super::*;
 
     #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -273,9 +269,9 @@ mod tests {
                 region: region.clone(),
             })
             .set(i64::from(in_region.unwrap()));
-        registry.register("pool_healthy", FAMILIES[0].2, pools);
-        registry.register("origin_healthy", FAMILIES[1].2, origins);
-        registry.register("origin_region_healthy", FAMILIES[2].2, regions);
+        registry.register("pool_healthy", FAMILIES[0].1, pools);
+        registry.register("origin_healthy", FAMILIES[1].1, origins);
+        registry.register("origin_region_healthy", FAMILIES[2].1, regions);
         let mut out = String::new();
         prometheus_client::encoding::text::encode_registry(&mut out, &registry).unwrap();
         out
