@@ -170,7 +170,7 @@ pub fn follow_snapshots(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use vantage_core::catalog::Catalog;
     use vantage_core::monitor::MonitorDraft;
@@ -180,7 +180,7 @@ mod tests {
     use vantage_store::Store;
 
     /// A controller over an in-memory store holding one account, its writer running.
-    fn controller() -> (Arc<Controller>, AccountId) {
+    pub(crate) fn controller() -> (Arc<Controller>, AccountId) {
         controller_on(Arc::new(crate::SystemClock))
     }
 
@@ -199,7 +199,7 @@ mod tests {
     }
 
     /// Commits monitor `spec` (id 2) and pool `p` (id 3) of one origin at 192.0.2.1 under it.
-    async fn monitored_pool(c: &Controller, a: AccountId, spec: MonitorDraft) -> PoolId {
+    pub(crate) async fn monitored_pool(c: &Controller, a: AccountId, spec: MonitorDraft) -> PoolId {
         let m = MonitorId::from_bytes([2; 16]);
         let spec = spec.validate().unwrap();
         let (pool, monitor) = PoolDraft {

@@ -161,6 +161,14 @@ impl Link {
         }
     }
 
+    /// `key` as this agent holds it: in the controller's process, the engine's own allocation.
+    fn share(&self, key: ProbeKey) -> Arc<ProbeKey> {
+        match self {
+            Link::Local(state) => state.shared_probe_key(key),
+            Link::Remote(_) => Arc::new(key),
+        }
+    }
+
     async fn report(&self, location: &Location, results: Vec<Reported>) -> anyhow::Result<()> {
         match self {
             Link::Local(state) => {
@@ -348,7 +356,7 @@ pub async fn run(
         tokio::select! {
             received = assignments.recv() => {
                 let Some(a) = received else { break };
-                load(&mut targets, &mut schedule, a);
+                load(&link, &mut targets, &mut schedule, a);
                 if let Some(m) = &metrics {
                     m.targets.set(i64::try_from(targets.len()).unwrap_or(i64::MAX));
                 }
@@ -415,7 +423,12 @@ pub async fn run(
 
 /// Takes an assignment in: a whole one replaces every target, a delta changes only those it
 /// names (each target keeps its place in the schedule unless its interval changed).
-fn load(targets: &mut HashMap<Arc<ProbeKey>, Arc<Probe>>, schedule: &mut Schedule, a: Assignment) {
+fn load(
+    link: &Link,
+    targets: &mut HashMap<Arc<ProbeKey>, Arc<Probe>>,
+    schedule: &mut Schedule,
+    a: Assignment,
+) {
     let monitors: HashMap<_, Arc<MonitorSpec>> = a
         .monitors
         .into_iter()
@@ -450,7 +463,7 @@ fn load(targets: &mut HashMap<Arc<ProbeKey>, Arc<Probe>>, schedule: &mut Schedul
             // A target already held keeps its key: the map, the probe and the schedule share one.
             let key = match targets.get_key_value(&key) {
                 Some((held, _)) => Arc::clone(held),
-                None => Arc::new(key),
+                None => link.share(key),
             };
             Some((
                 Arc::clone(&key),
@@ -623,5 +636,48 @@ mod behind_tests {
             .started(4_000_000, 9, 31_000_001)
             .expect("after thirty seconds");
         assert!(again.contains("3 late since the last warning"), "{again}");
+    }
+}
+
+#[cfg(test)]
+mod load_tests {
+    use super::*;
+    use crate::drivers::tests::{controller, monitored_pool};
+    use vantage_core::monitor::MonitorDraft;
+    use vantage_core::region::RegionCode;
+
+    /// The built-in agent holds each target's key in the engine's own allocation, not a copy
+    /// of it (at 100,000 targets a copy was 10 MB).
+    #[tokio::test(start_paused = true)]
+    async fn the_built_in_agent_shares_the_engines_keys() {
+        let (c, a) = controller();
+        tokio::spawn(crate::drivers::follow_config(Arc::clone(&c)));
+        let mut assignments = c.assignment_changes();
+        let spec = MonitorDraft {
+            expected_codes: Some("200".into()),
+            ..Default::default()
+        };
+        monitored_pool(&c, a, spec).await;
+        assignments.changed().await.unwrap();
+        let link = Link::Local(Arc::clone(&c));
+        let (mut targets, mut schedule) = (HashMap::new(), Schedule::default());
+        load(
+            &link,
+            &mut targets,
+            &mut schedule,
+            c.assignment_message(RegionCode::Weu, None, None),
+        );
+        assert_eq!(targets.len(), 1);
+        let (held, probe) = targets.iter().next().unwrap();
+        let engines = c.engine().shared_key(held).expect("the engine probes it");
+        assert!(Arc::ptr_eq(held, &engines));
+        assert!(Arc::ptr_eq(&probe.key, &engines));
+        // A key the engine does not probe is the caller's own.
+        let other = ProbeKey {
+            address: "192.0.2.9".into(),
+            ..ProbeKey::clone(held)
+        };
+        assert!(c.engine().shared_key(&other).is_none());
+        assert_eq!(*c.shared_probe_key(other.clone()), other);
     }
 }

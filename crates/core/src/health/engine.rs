@@ -526,6 +526,12 @@ impl Engine {
         shared
     }
 
+    /// The engine's own allocation of `key`, while it probes that target: whoever else in the
+    /// process holds the key (the built-in agent) can share it instead of keeping a copy.
+    pub fn shared_key(&self, key: &ProbeKey) -> Option<Arc<ProbeKey>> {
+        self.targets.get_key_value(key).map(|(k, _)| Arc::clone(k))
+    }
+
     /// A target's smoothed RTT in ms as seen from `region`; from a region that has none,
     /// the mean over the regions that have one.
     pub fn latency_ms(&self, key: &ProbeKey, region: Option<RegionCode>) -> Option<f64> {
