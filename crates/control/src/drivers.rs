@@ -199,7 +199,7 @@ pub(crate) mod tests {
     }
 
     /// Commits monitor `spec` (id 2) and pool `p` (id 3) of one origin at 192.0.2.1 under it.
-    pub(crate) async fn monitored_pool(c: &Controller, a: AccountId, spec: MonitorDraft) -> PoolId {
+    async fn monitored_pool(c: &Controller, a: AccountId, spec: MonitorDraft) -> PoolId {
         let m = MonitorId::from_bytes([2; 16]);
         let spec = spec.validate().unwrap();
         let (pool, monitor) = PoolDraft {
@@ -230,6 +230,22 @@ pub(crate) mod tests {
         p
     }
 
+    /// Commits a pool of one origin under an HTTP monitor, with the configuration follower
+    /// running, and returns once the probe assignment moved.
+    pub(crate) async fn assigned_pool(c: &Arc<Controller>, a: AccountId) -> PoolId {
+        tokio::spawn(follow_config(Arc::clone(c)));
+        let mut assignments = c.assignment_changes();
+        let spec = MonitorDraft {
+            expected_codes: Some("200".into()),
+            ..Default::default()
+        };
+        let p = monitored_pool(c, a, spec).await;
+        // Whether the driver already ran depends on the machine's speed; only the outcome is
+        // asserted.
+        assignments.changed().await.unwrap();
+        p
+    }
+
     /// Runs catalog commands one after another on a copy, each seeing the ones before: their
     /// changes, to commit at once.
     type Command<'a> = Box<dyn FnOnce(&Catalog) -> vantage_core::catalog::Outcome + 'a>;
@@ -252,16 +268,7 @@ pub(crate) mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_configuration_change_reaches_the_assignment() {
         let (c, a) = controller();
-        tokio::spawn(follow_config(Arc::clone(&c)));
-        let mut assignments = c.assignment_changes();
-        let spec = MonitorDraft {
-            expected_codes: Some("200".into()),
-            ..Default::default()
-        };
-        monitored_pool(&c, a, spec).await;
-        // Whether the driver already ran depends on the machine's speed; only the outcome is
-        // asserted.
-        assignments.changed().await.unwrap();
+        assigned_pool(&c, a).await;
         let assigned = c.assignment(vantage_core::region::RegionCode::Weu, None);
         assert_eq!(assigned.len(), 1);
         assert_eq!(assigned[0].key.address, "192.0.2.1");

@@ -689,8 +689,7 @@ mod lateness_tests {
 #[cfg(test)]
 mod load_tests {
     use super::*;
-    use crate::drivers::tests::{controller, monitored_pool};
-    use vantage_core::monitor::MonitorDraft;
+    use crate::drivers::tests::{assigned_pool, controller};
     use vantage_core::region::RegionCode;
 
     /// The built-in agent holds each target's key in the engine's own allocation, not a copy
@@ -698,14 +697,7 @@ mod load_tests {
     #[tokio::test(start_paused = true)]
     async fn the_built_in_agent_shares_the_engines_keys() {
         let (c, a) = controller();
-        tokio::spawn(crate::drivers::follow_config(Arc::clone(&c)));
-        let mut assignments = c.assignment_changes();
-        let spec = MonitorDraft {
-            expected_codes: Some("200".into()),
-            ..Default::default()
-        };
-        monitored_pool(&c, a, spec).await;
-        assignments.changed().await.unwrap();
+        assigned_pool(&c, a).await;
         let link = Link::Local(Arc::clone(&c));
         let (mut targets, mut schedule) = (HashMap::new(), Schedule::default());
         load(
