@@ -116,7 +116,7 @@ pub fn run(args: EdgeArgs) -> anyhow::Result<()> {
                     vantage_control::agent::Link::Remote(client),
                     prober,
                     location,
-                    100_000,
+                    vantage_control::agent::Capacity::default(),
                     None,
                 )))
             }

@@ -32,6 +32,10 @@ pub struct AgentArgs {
     /// Results kept while the controller is unreachable; beyond it the oldest are dropped.
     #[arg(long, default_value_t = 100_000)]
     buffer: usize,
+    /// Checks in flight at most; beyond it checks wait and run late (logged, and
+    /// `vantage_agent_backlog` on --metrics-listen).
+    #[arg(long, env = "VANTAGE_PROBE_MAX_IN_FLIGHT", default_value_t = agent::Capacity::IN_FLIGHT, value_parser = crate::process::parse_in_flight)]
+    max_in_flight: usize,
     /// Serve this agent's Prometheus metrics at `/metrics` on this address.
     #[arg(long, env = "VANTAGE_METRICS_LISTEN")]
     metrics_listen: Option<std::net::SocketAddr>,
@@ -89,7 +93,7 @@ pub fn run(args: AgentArgs) -> anyhow::Result<()> {
             None => None,
         };
         tokio::select! {
-            () = agent::run(Link::Remote(controller), prober, location, args.buffer, metrics) => {}
+            () = agent::run(Link::Remote(controller), prober, location, agent::Capacity { in_flight: args.max_in_flight, buffer: args.buffer }, metrics) => {}
             () = crate::process::shutdown_signal() => {}
         }
         Ok(())

@@ -46,6 +46,10 @@ pub struct ServeArgs {
     /// Extra CA certificates (PEM) that HTTPS checks trust, besides the Mozilla roots.
     #[arg(long, env = "VANTAGE_PROBE_CA_FILE")]
     probe_ca_file: Option<PathBuf>,
+    /// The built-in agent's checks in flight at most; beyond it checks wait and run late
+    /// (logged, and `vantage_agent_backlog` on the metrics listener).
+    #[arg(long, env = "VANTAGE_PROBE_MAX_IN_FLIGHT", default_value_t = vantage_control::agent::Capacity::IN_FLIGHT, value_parser = crate::process::parse_in_flight)]
+    probe_max_in_flight: usize,
     /// Serve the detailed Prometheus metrics (every pool, origin, monitor and load balancer:
     /// names tenants' objects) at `/metrics` on this address, for the operator's scraper. The
     /// API's own `/metrics` shows only installation-wide series.
@@ -258,12 +262,16 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
                 region: args.region,
                 name: args.location.clone(),
             },
+            vantage_control::agent::Capacity {
+                in_flight: args.probe_max_in_flight,
+                ..Default::default()
+            },
         ))
     };
     let (state, writer) = Controller::load(store)?;
     state.set_installation(
         args.limits
-            .installation(agent.as_ref().map(|(_, l)| l.clone())),
+            .installation(agent.as_ref().map(|(_, l, _)| l.clone())),
     );
     let writer = std::thread::Builder::new()
         .name("vantage-writer".into())
@@ -300,7 +308,7 @@ async fn serve(
     metrics_listen: Option<SocketAddr>,
     listen: SocketAddr,
     state: Arc<Controller>,
-    agent: Option<(Prober, Location)>,
+    agent: Option<(Prober, Location, vantage_control::agent::Capacity)>,
     tls: Option<tokio_rustls::TlsAcceptor>,
     dataplane: &crate::dataplane::DataPlaneArgs,
     data_dir: &Path,
@@ -372,7 +380,7 @@ async fn serve(
             Arc::clone(&state),
         )));
     }
-    if let Some((prober, location)) = agent {
+    if let Some((prober, location, capacity)) = agent {
         state.set_preview_runner(Arc::new(vantage_control::agent::LocalPreviews {
             prober: prober.clone(),
             location: location.clone(),
@@ -381,7 +389,7 @@ async fn serve(
             vantage_control::agent::Link::Local(Arc::clone(&state)),
             prober,
             location,
-            100_000,
+            capacity,
             Some(state.agent_metrics()),
         )));
     }

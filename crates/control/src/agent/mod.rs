@@ -19,8 +19,34 @@ use vantage_core::health::{Location, ProbeKey, Schedule};
 use vantage_core::monitor::MonitorSpec;
 use vantage_probe::{Prober, Target as ProbeTarget};
 
-/// Checks in flight at once; beyond it the schedule waits (and lateness shows in metrics).
-const MAX_IN_FLIGHT: usize = 4096;
+/// How much an agent takes on: checks in flight at once (beyond it the schedule waits, and
+/// lateness shows in the log and metrics), and results kept while the controller is
+/// unreachable (beyond it the oldest are dropped, and counted).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capacity {
+    pub in_flight: usize,
+    pub buffer: usize,
+}
+
+const IN_FLIGHT_DEFAULT: usize = 1024;
+
+impl Capacity {
+    /// Enough for checks that wait on the network (100,000 targets at 60 s with a second
+    /// each needs ~1,700); few enough that a machine short of CPU does not spend it on
+    /// thousands of half-done checks at once (`bench/probes.sh`: 4,096 in flight ran 0.46×
+    /// the checks/s of 1,024 or fewer on loopback; BENCHMARKS.md).
+    pub const IN_FLIGHT: usize = IN_FLIGHT_DEFAULT;
+    pub const BUFFER: usize = 100_000;
+}
+
+impl Default for Capacity {
+    fn default() -> Self {
+        Self {
+            in_flight: Self::IN_FLIGHT,
+            buffer: Self::BUFFER,
+        }
+    }
+}
 
 fn user_agent(pools: &[String]) -> Arc<str> {
     Arc::from(format!(
@@ -84,6 +110,8 @@ impl Lateness {
 struct Behind {
     late_since_warning: u64,
     warned_at: Option<i64>,
+    /// The agent's checks in flight at most, for the warning.
+    in_flight: usize,
 }
 
 impl Behind {
@@ -105,8 +133,9 @@ impl Behind {
         Some(format!(
             "probes are falling behind: {waiting} due checks waiting, this one started {:.1} s late, \
              {late_checks} late since the last warning; this machine cannot run every check on \
-             time (at most {MAX_IN_FLIGHT} at once): add probe locations or lengthen intervals",
-            late as f64 / 1e6
+             time (at most {} at once): add probe locations or lengthen intervals",
+            late as f64 / 1e6,
+            self.in_flight
         ))
     }
 }
@@ -330,7 +359,7 @@ pub async fn run(
     link: Link,
     prober: Prober,
     location: Location,
-    buffer_capacity: usize,
+    capacity: Capacity,
     metrics: Option<Arc<AgentMetrics>>,
 ) {
     tracing::info!(%location, "probe agent started");
@@ -346,7 +375,7 @@ pub async fn run(
         Arc::clone(&link),
         location.clone(),
         results_rx,
-        buffer_capacity,
+        capacity.buffer,
         metrics.clone(),
     ));
     // The built-in agent's previews run in-process (LocalPreviews); a remote one asks for
@@ -362,9 +391,12 @@ pub async fn run(
 
     let mut schedule = Schedule::default();
     let mut targets: HashMap<Arc<ProbeKey>, Arc<Probe>> = HashMap::new();
-    let limit = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+    let limit = Arc::new(Semaphore::new(capacity.in_flight.max(1)));
     let mut lateness = Lateness::default();
-    let mut behind = Behind::default();
+    let mut behind = Behind {
+        in_flight: capacity.in_flight,
+        ..Behind::default()
+    };
     loop {
         let wait = schedule.next_deadline().map(|d| {
             Duration::from_micros(u64::try_from(d.unix_micros() - now().unix_micros()).unwrap_or(0))
@@ -666,11 +698,16 @@ mod lateness_tests {
 
     #[test]
     fn warns_with_the_backlog_at_most_every_thirty_seconds() {
-        let mut b = Behind::default();
+        let mut b = Behind {
+            in_flight: 512,
+            ..Behind::default()
+        };
         assert_eq!(b.started(999_999, 10, 0), None, "a second late is on time");
         let first = b.started(2_500_000, 7, 1_000_000).expect("a warning");
         assert!(
-            first.contains("7 due checks waiting") && first.contains("2.5 s late"),
+            first.contains("7 due checks waiting")
+                && first.contains("2.5 s late")
+                && first.contains("at most 512 at once"),
             "{first}"
         );
         assert_eq!(
