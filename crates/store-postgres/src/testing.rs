@@ -83,10 +83,7 @@ impl Cluster {
                  postgresql package creates it)"
             );
         }
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
+        let port = free_port();
         let tls = tls.map(|(cert, key)| {
             let (cert_file, key_file) =
                 (dir.path().join("server.crt"), dir.path().join("server.key"));
@@ -111,7 +108,7 @@ impl Cluster {
                 key_file.display()
             )
         });
-        let cluster = Cluster {
+        let mut cluster = Cluster {
             bin: find_bin(),
             dir,
             port,
@@ -132,8 +129,29 @@ impl Cluster {
                 "--no-sync",
             ],
         );
+        // The port was free when picked, but another process (a test running beside this one)
+        // may take it before the server binds it: then the server exits at once. Another port
+        // is tried, with what the server said on the test's output.
+        for _ in 1..Self::START_ATTEMPTS {
+            match cluster.try_start_server() {
+                Ok(()) => return cluster,
+                Err(e) => {
+                    eprintln!(
+                        "test cluster did not start, trying another port: {e}\nserver log:\n{}",
+                        cluster.server_log()
+                    );
+                    cluster.port = free_port();
+                }
+            }
+        }
         cluster.start_server();
         cluster
+    }
+
+    const START_ATTEMPTS: usize = 5;
+
+    fn server_log(&self) -> String {
+        std::fs::read_to_string(self.log()).unwrap_or_default()
     }
 
     fn data(&self) -> PathBuf {
@@ -141,6 +159,12 @@ impl Cluster {
     }
 
     fn run(&self, program: &str, args: &[&str]) {
+        if let Err(e) = self.try_run(program, args) {
+            panic!("{e}");
+        }
+    }
+
+    fn try_run(&self, program: &str, args: &[&str]) -> Result<(), String> {
         let path = self.bin.join(program);
         let mut cmd = if self.as_postgres {
             let mut c = Command::new("runuser");
@@ -149,19 +173,29 @@ impl Cluster {
         } else {
             Command::new(&path)
         };
-        let out = cmd.args(args).output().unwrap_or_else(|e| {
-            panic!("running {}: {e}", path.display());
-        });
-        assert!(
-            out.status.success(),
-            "{program} failed: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let out = cmd
+            .args(args)
+            .output()
+            .map_err(|e| format!("running {}: {e}", path.display()))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "{program} failed: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ))
+        }
     }
 
     /// Starts the server again (after [`Cluster::stop`]), on the same port and data.
     pub fn start_server(&self) {
+        if let Err(e) = self.try_start_server() {
+            panic!("{e}\nserver log:\n{}", self.server_log());
+        }
+    }
+
+    fn try_start_server(&self) -> Result<(), String> {
         let options = format!(
             "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200{}",
             self.port,
@@ -169,7 +203,7 @@ impl Cluster {
             self.tls.as_deref().unwrap_or_default()
         );
         let log = self.dir.path().join("server.log");
-        self.run(
+        self.try_run(
             "pg_ctl",
             &[
                 "-D",
@@ -181,7 +215,7 @@ impl Cluster {
                 "-w",
                 "start",
             ],
-        );
+        )
     }
 
     /// Stops the server at once (as a crash would: no checkpoint); the data stays.
@@ -257,4 +291,11 @@ pub fn create_database(url: &str, name: &str) -> String {
         .expect("creating a database");
     });
     format!("{server}/{name}")
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
 }

@@ -28,14 +28,12 @@ pub struct Capacity {
     pub buffer: usize,
 }
 
-const IN_FLIGHT_DEFAULT: usize = 1024;
-
 impl Capacity {
     /// Enough for checks that wait on the network (100,000 targets at 60 s with a second
     /// each needs ~1,700); few enough that a machine short of CPU does not spend it on
-    /// thousands of half-done checks at once (`bench/probes.sh`: 4,096 in flight ran 0.46×
-    /// the checks/s of 1,024 or fewer on loopback; BENCHMARKS.md).
-    pub const IN_FLIGHT: usize = IN_FLIGHT_DEFAULT;
+    /// thousands of half-done checks at once (`bench/probes.sh` on loopback: 4,096 in flight
+    /// ran about 0.7× the checks/s of 1,024 or 256; BENCHMARKS.md).
+    pub const IN_FLIGHT: usize = 1024;
     pub const BUFFER: usize = 100_000;
 }
 
