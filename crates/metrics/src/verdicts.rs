@@ -240,35 +240,47 @@ mod tests {
         region: String,
     }
 
+    /// A family of one gauge: `labels` at the known verdict `healthy`.
+    fn one<L>(labels: L, healthy: Option<bool>) -> Series<L, Gauge>
+    where
+        L: Clone + std::hash::Hash + Eq + prometheus_client::encoding::EncodeLabelSet,
+    {
+        let family = Series::<L, Gauge>::default();
+        family
+            .get_or_create(&labels)
+            .set(i64::from(healthy.expect("a known verdict")));
+        family
+    }
+
     /// What `prometheus_client` writes for the same verdicts (one sample per family, so its
     /// map's order cannot differ from the visit's).
     fn reference(p: &PoolState) -> String {
         let o = &p.origins[0];
         let (region, in_region) = &o.regions[0];
         let mut registry = Registry::with_prefix("vantage");
-        let pools = Series::<PoolLabels, Gauge>::default();
-        pools
-            .get_or_create(&PoolLabels {
+        let pools = one(
+            PoolLabels {
                 pool: p.name.clone(),
                 pool_id: p.id.clone(),
-            })
-            .set(i64::from(p.healthy.unwrap()));
-        let origins = Series::<OriginLabels, Gauge>::default();
-        origins
-            .get_or_create(&OriginLabels {
+            },
+            p.healthy,
+        );
+        let origins = one(
+            OriginLabels {
                 pool: p.name.clone(),
                 origin: o.name.clone(),
                 address: o.address.clone(),
-            })
-            .set(i64::from(o.healthy.unwrap()));
-        let regions = Series::<RegionLabels, Gauge>::default();
-        regions
-            .get_or_create(&RegionLabels {
+            },
+            o.healthy,
+        );
+        let regions = one(
+            RegionLabels {
                 pool: p.name.clone(),
                 origin: o.name.clone(),
                 region: region.clone(),
-            })
-            .set(i64::from(in_region.unwrap()));
+            },
+            *in_region,
+        );
         registry.register("pool_healthy", FAMILIES[0].1, pools);
         registry.register("origin_healthy", FAMILIES[1].1, origins);
         registry.register("origin_region_healthy", FAMILIES[2].1, regions);

@@ -29,15 +29,6 @@ pub fn parse_region(s: &str) -> Result<RegionCode, String> {
     })
 }
 
-/// A probe agent's checks in flight at most: 1 to 65,536 (each holds a socket, so more would
-/// only meet the descriptor limit).
-pub fn parse_in_flight(s: &str) -> Result<usize, String> {
-    match s.parse::<usize>() {
-        Ok(n) if (1..=65_536).contains(&n) => Ok(n),
-        _ => Err("checks in flight at most: a whole number from 1 to 65536".to_owned()),
-    }
-}
-
 pub fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("VANTAGE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -161,20 +152,5 @@ impl ControllerArgs {
             .as_ref()
             .map(|path| std::fs::read(path).with_context(|| format!("reading {}", path.display())))
             .transpose()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_in_flight;
-
-    #[test]
-    fn checks_in_flight_are_bounded_both_ways() {
-        assert_eq!(parse_in_flight("1"), Ok(1));
-        assert_eq!(parse_in_flight("65536"), Ok(65_536));
-        for bad in ["0", "65537", "-1", "many", ""] {
-            let e = parse_in_flight(bad).expect_err(bad);
-            assert!(e.contains("1 to 65536"), "{e}");
-        }
     }
 }

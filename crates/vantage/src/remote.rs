@@ -34,7 +34,7 @@ pub struct AgentArgs {
     buffer: usize,
     /// Checks in flight at most; beyond it checks wait and run late (logged, and
     /// `vantage_agent_backlog` on --metrics-listen).
-    #[arg(long, env = "VANTAGE_PROBE_MAX_IN_FLIGHT", default_value_t = agent::Capacity::IN_FLIGHT, value_parser = crate::process::parse_in_flight)]
+    #[arg(long, env = "VANTAGE_PROBE_MAX_IN_FLIGHT", default_value_t = agent::Capacity::IN_FLIGHT, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=65_536))]
     max_in_flight: usize,
     /// Serve this agent's Prometheus metrics at `/metrics` on this address.
     #[arg(long, env = "VANTAGE_METRICS_LISTEN")]
