@@ -6,8 +6,14 @@ if ! command -v wrk >/dev/null || ! command -v nginx >/dev/null; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq && apt-get install -y -qq wrk nginx-light >/dev/null
 fi
-cargo build --release -q -p vantage
-BIN=$(pwd)/target/release/vantage
+# VANTAGE_BENCH_BIN=PATH runs another build (say, the last commit's, copied aside) for an A/B
+# comparison in the same conditions.
+if [[ -n ${VANTAGE_BENCH_BIN:-} ]]; then
+  BIN=$VANTAGE_BENCH_BIN
+else
+  cargo build --release -q -p vantage
+  BIN=$(pwd)/target/release/vantage
+fi
 
 WORK=$(mktemp -d); chmod 755 "$WORK"   # nginx workers run unprivileged
 PIDS=()

@@ -9,7 +9,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use url::Url;
 use vantage_core::health::{FailureReason, Outcome};
 
-use crate::net::{connect, io_failure, resolve};
+use crate::net::{connect, io_failure, resolve, Reset};
 use crate::{Prober, Progress, Target};
 
 /// How much of a body is searched for `expected_body`, and the most ever read.
@@ -146,13 +146,17 @@ async fn exchange(
     let addr = resolve(&hop.connect_host, hop.port, prober.source).await?;
     let tcp = connect(addr, prober.source, progress).await?;
     if hop.https {
+        // The TLS client may write twice before it reads (its last handshake flight, then
+        // the request): without this the second would wait for the first's ACK. Plain HTTP
+        // writes its request once.
+        let _ = tcp.set_nodelay(true);
         let tls = prober
             .tls
             .connect(tcp, host_only(&hop.host), target.spec.allow_insecure)
             .await?;
         request(tls, target, hop).await
     } else {
-        request(tcp, target, hop).await
+        request(Reset(tcp), target, hop).await
     }
 }
 

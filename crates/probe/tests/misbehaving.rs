@@ -173,6 +173,46 @@ async fn resets_the_connection() {
     assert_fails(&r, "Connection reset by peer");
 }
 
+/// What the server read after it answered: a reset, or an orderly end of stream.
+async fn read_after_answer(kind: &str, answer: &'static str) -> std::io::Result<usize> {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let addr = serve(move |mut s| {
+        let tx = tx.clone();
+        async move {
+            if !answer.is_empty() {
+                read_head(&mut s).await;
+                s.write_all(answer.as_bytes()).await.unwrap();
+            }
+            let _ = tx.send(s.read(&mut [0u8; 64]).await);
+        }
+    })
+    .await;
+    let port = addr.port().to_string();
+    local(&monitor(&[("type", kind), ("port", &port)]), 0).await;
+    let mut rx = rx;
+    rx.recv().await.unwrap()
+}
+
+/// A check's connection ends with a reset, so neither side keeps a TIME_WAIT socket per
+/// check; an orderly close would show here as the end of the stream (`Ok(0)`).
+#[tokio::test]
+async fn checks_end_their_connections_with_a_reset() {
+    let http = read_after_answer(
+        "http",
+        "HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(
+        http.map_err(|e| e.kind()),
+        Err(std::io::ErrorKind::ConnectionReset)
+    );
+    let tcp = read_after_answer("tcp", "").await;
+    assert_eq!(
+        tcp.map_err(|e| e.kind()),
+        Err(std::io::ErrorKind::ConnectionReset)
+    );
+}
+
 #[tokio::test]
 async fn trickles_bytes_slowloris() {
     let addr = serve(|mut s| async move {
