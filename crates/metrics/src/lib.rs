@@ -616,6 +616,7 @@ mod tests {
         let m = Metrics::new();
         let agent = Arc::new(AgentMetrics::default());
         agent.backlog.set(1234);
+        agent.in_flight_limit.set(128);
         agent.late.inc();
         agent.check("m1", true);
         let snapshot = Snapshot {
@@ -625,6 +626,7 @@ mod tests {
         let text = m.render(&snapshot, Scope::Detailed);
         for line in [
             "vantage_agent_backlog 1234",
+            "vantage_agent_in_flight_limit 128",
             "vantage_agent_checks_late_total 1",
             r#"vantage_agent_checks_total{monitor="m1",outcome="completed"} 1"#,
         ] {
@@ -660,6 +662,8 @@ pub struct AgentMetrics {
     pub backlog: Gauge,
     /// Checks that started more than a second after they were due.
     pub late: Counter,
+    /// Checks run at once at most now: the ceiling, lower while the machine is the bottleneck.
+    pub in_flight_limit: Gauge,
 }
 
 impl Default for AgentMetrics {
@@ -673,6 +677,7 @@ impl Default for AgentMetrics {
             targets: Gauge::default(),
             backlog: Gauge::default(),
             late: Counter::default(),
+            in_flight_limit: Gauge::default(),
         }
     }
 }
@@ -717,6 +722,11 @@ impl AgentMetrics {
             "targets",
             "Targets in the current assignment",
             self.targets.clone(),
+        );
+        registry.register(
+            "in_flight_limit",
+            "Checks this agent runs at once at most now: its ceiling (--max-in-flight), lower while this machine's cores are the bottleneck",
+            self.in_flight_limit.clone(),
         );
         registry.register(
             "backlog",

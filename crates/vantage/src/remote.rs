@@ -32,8 +32,9 @@ pub struct AgentArgs {
     /// Results kept while the controller is unreachable; beyond it the oldest are dropped.
     #[arg(long, default_value_t = 100_000)]
     buffer: usize,
-    /// Checks in flight at most; beyond it checks wait and run late (logged, and
-    /// `vantage_agent_backlog` on --metrics-listen).
+    /// Checks in flight at most (the agent goes lower while this machine's cores are the
+    /// bottleneck); beyond it checks wait and run late (logged, and `vantage_agent_backlog`
+    /// on --metrics-listen).
     #[arg(long, env = "VANTAGE_PROBE_MAX_IN_FLIGHT", default_value_t = agent::Capacity::IN_FLIGHT, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=65_536))]
     max_in_flight: usize,
     /// Serve this agent's Prometheus metrics at `/metrics` on this address.

@@ -46,8 +46,9 @@ pub struct ServeArgs {
     /// Extra CA certificates (PEM) that HTTPS checks trust, besides the Mozilla roots.
     #[arg(long, env = "VANTAGE_PROBE_CA_FILE")]
     probe_ca_file: Option<PathBuf>,
-    /// The built-in agent's checks in flight at most; beyond it checks wait and run late
-    /// (logged, and `vantage_agent_backlog` on the metrics listener).
+    /// The built-in agent's checks in flight at most (it goes lower while this machine's
+    /// cores are the bottleneck); beyond it checks wait and run late (logged, and
+    /// `vantage_agent_backlog` on the metrics listener).
     #[arg(long, env = "VANTAGE_PROBE_MAX_IN_FLIGHT", default_value_t = vantage_control::agent::Capacity::IN_FLIGHT, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=65_536))]
     probe_max_in_flight: usize,
     /// Serve the detailed Prometheus metrics (every pool, origin, monitor and load balancer:

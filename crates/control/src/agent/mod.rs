@@ -6,6 +6,7 @@
 pub mod client;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use std::time::Duration;
@@ -14,8 +15,8 @@ use vantage_metrics::AgentMetrics;
 use crate::agent_protocol::{Assignment, PreviewFacts, Reported};
 use crate::clock::now;
 use crate::Controller;
-use tokio::sync::Semaphore;
-use vantage_core::health::{Location, ProbeKey, Schedule};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use vantage_core::health::{InFlightLimit, Location, ProbeKey, Schedule};
 use vantage_core::monitor::MonitorSpec;
 use vantage_probe::{Prober, Target as ProbeTarget};
 
@@ -29,10 +30,11 @@ pub struct Capacity {
 }
 
 impl Capacity {
-    /// Enough for checks that wait on the network (100,000 targets at 60 s with a second
-    /// each needs ~1,700); few enough that a machine short of CPU does not spend it on
-    /// thousands of half-done checks at once (`bench/probes.sh` on loopback: 4,096 in flight
-    /// ran about 0.7× the checks/s of 1,024 or 256; BENCHMARKS.md).
+    /// The ceiling: enough for checks that wait on the network (100,000 targets at 60 s with
+    /// a second each needs ~1,700). Below it [`InFlightLimit`] takes the limit down while
+    /// this machine's cores are the bottleneck (`bench/probes.sh` on loopback: 4,096 in
+    /// flight ran about 0.7× the checks/s of 1,024, which ran about 0.9× the adaptive limit's;
+    /// BENCHMARKS.md).
     pub const IN_FLIGHT: usize = 1024;
     pub const BUFFER: usize = 100_000;
 }
@@ -135,6 +137,90 @@ impl Behind {
             late as f64 / 1e6,
             self.in_flight
         ))
+    }
+}
+
+/// The agent's slots for checks: a semaphore at the configured ceiling, of which the
+/// adaptive limit ([`InFlightLimit`]) holds back what it took away.
+struct Slots {
+    semaphore: Arc<Semaphore>,
+    limit: InFlightLimit,
+    /// Permits still to forget as checks give them back, for a limit that went down.
+    owed: usize,
+    queue: Arc<Queued>,
+}
+
+/// How long started checks waited for a core, summed by the checks themselves.
+#[derive(Debug, Default)]
+struct Queued {
+    checks: AtomicU64,
+    micros: AtomicU64,
+}
+
+impl Queued {
+    /// A check handed its slot at `handed` is running now.
+    fn started(&self, handed: std::time::Instant) {
+        let waited = u64::try_from(handed.elapsed().as_micros()).unwrap_or(u64::MAX);
+        self.checks.fetch_add(1, Ordering::Relaxed);
+        self.micros.fetch_add(waited, Ordering::Relaxed);
+    }
+}
+
+impl Slots {
+    fn new(ceiling: usize, now: vantage_core::Timestamp) -> Self {
+        let limit = InFlightLimit::new(ceiling, now);
+        Self {
+            semaphore: Arc::new(Semaphore::new(limit.ceiling())),
+            limit,
+            owed: 0,
+            queue: Arc::default(),
+        }
+    }
+
+    /// A slot for one check, once one is free under the current limit. `None` once closed.
+    async fn acquire(&mut self) -> Option<OwnedSemaphorePermit> {
+        self.settle();
+        if let Ok(permit) = Arc::clone(&self.semaphore).try_acquire_owned() {
+            return Some(permit);
+        }
+        self.limit.starved();
+        loop {
+            let permit = Arc::clone(&self.semaphore).acquire_owned().await.ok()?;
+            if self.owed == 0 {
+                return Some(permit);
+            }
+            permit.forget();
+            self.owed -= 1;
+        }
+    }
+
+    fn settle(&mut self) {
+        if self.owed > 0 {
+            self.owed -= self.semaphore.forget_permits(self.owed);
+        }
+    }
+
+    /// Ends the limit's window when it is due. Returns the new limit when it moved.
+    fn tick(&mut self, now: vantage_core::Timestamp) -> Option<usize> {
+        if now < self.limit.poll_timeout() {
+            return None;
+        }
+        self.limit.started(
+            self.queue.checks.swap(0, Ordering::Relaxed),
+            self.queue.micros.swap(0, Ordering::Relaxed),
+        );
+        let before = self.limit.limit();
+        let after = self.limit.handle_timeout(now)?;
+        if after < before {
+            self.owed += before - after;
+            self.settle();
+        } else {
+            let back = after - before;
+            let unowed = back.min(self.owed);
+            self.owed -= unowed;
+            self.semaphore.add_permits(back - unowed);
+        }
+        Some(after)
     }
 }
 
@@ -389,12 +475,16 @@ pub async fn run(
 
     let mut schedule = Schedule::default();
     let mut targets: HashMap<Arc<ProbeKey>, Arc<Probe>> = HashMap::new();
-    let limit = Arc::new(Semaphore::new(capacity.in_flight.max(1)));
+    let mut slots = Slots::new(capacity.in_flight, now());
     let mut lateness = Lateness::default();
     let mut behind = Behind {
-        in_flight: capacity.in_flight,
+        in_flight: slots.limit.limit(),
         ..Behind::default()
     };
+    if let Some(m) = &metrics {
+        m.in_flight_limit
+            .set(i64::try_from(slots.limit.limit()).unwrap_or(i64::MAX));
+    }
     loop {
         let wait = schedule.next_deadline().map(|d| {
             Duration::from_micros(u64::try_from(d.unix_micros() - now().unix_micros()).unwrap_or(0))
@@ -415,8 +505,15 @@ pub async fn run(
                     if let Some(m) = &metrics {
                         m.backlog.set(i64::try_from(total - i).unwrap_or(i64::MAX));
                     }
-                    let Ok(permit) = Arc::clone(&limit).acquire_owned().await else { break };
+                    let Some(permit) = slots.acquire().await else { break };
                     let started = now();
+                    if let Some(limit) = slots.tick(started) {
+                        tracing::debug!(limit, "checks at once at most");
+                        behind.in_flight = limit;
+                        if let Some(m) = &metrics {
+                            m.in_flight_limit.set(i64::try_from(limit).unwrap_or(i64::MAX));
+                        }
+                    }
                     let late = u64::try_from(started.unix_micros() - due_at.unix_micros()).unwrap_or(0);
                     if let Some(summary) = lateness.add(late, started.unix_micros()) {
                         tracing::info!("{summary}");
@@ -433,7 +530,9 @@ pub async fn run(
                     if let Some(m) = &metrics {
                         m.lateness.observe(late as f64 / 1e6);
                     }
+                    let (queue, handed) = (Arc::clone(&slots.queue), std::time::Instant::now());
                     tokio::spawn(async move {
+                        queue.started(handed);
                         let t = &*target;
                         let probe = ProbeTarget { spec: &t.monitor, address: &t.key.address, port: t.key.port, host: t.key.host.as_deref(), user_agent: &t.user_agent };
                         let facts = prober.check(&probe).await;
@@ -753,5 +852,43 @@ mod load_tests {
         };
         assert!(c.engine().shared_key(&other).is_none());
         assert_eq!(*c.shared_probe_key(other.clone()), other);
+    }
+}
+
+#[cfg(test)]
+mod slots_tests {
+    use super::*;
+
+    fn at(seconds: i64) -> vantage_core::Timestamp {
+        vantage_core::Timestamp::from_unix_micros(seconds * 1_000_000)
+    }
+
+    /// One window in which every slot was taken and started checks queued `micros` each.
+    fn busy_window(slots: &mut Slots, micros: u64) {
+        slots.limit.starved();
+        slots.queue.checks.fetch_add(10, Ordering::Relaxed);
+        slots.queue.micros.fetch_add(10 * micros, Ordering::Relaxed);
+    }
+
+    #[tokio::test]
+    async fn a_lower_limit_takes_slots_back_as_checks_return_them_and_a_higher_one_gives_them_back()
+    {
+        let mut slots = Slots::new(1024, at(0));
+        let mut held = Vec::new();
+        for _ in 0..1024 {
+            held.push(slots.acquire().await.unwrap());
+        }
+        busy_window(&mut slots, 10_000);
+        assert_eq!(slots.tick(at(1)), Some(922));
+        // Every slot is out: the 102 taken away are owed until checks return them.
+        assert_eq!(slots.owed, 102);
+        held.clear();
+        slots.settle();
+        assert_eq!((slots.semaphore.available_permits(), slots.owed), (922, 0));
+        busy_window(&mut slots, 10);
+        assert_eq!(slots.tick(at(2)), Some(1015));
+        assert_eq!(slots.semaphore.available_permits(), 1015);
+        // Nothing due: the window ends without moving anything before its time.
+        assert_eq!(slots.tick(at(2)), None);
     }
 }

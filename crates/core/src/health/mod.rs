@@ -3,6 +3,7 @@
 //! - [`check`]: one check's facts (what a prober saw) judged against its monitor.
 //! - [`verdict`]: per-location hysteresis, region and origin majorities, pool thresholds.
 //! - [`schedule`]: when each assigned probe is due at one location (agent side).
+//! - [`in_flight`]: how many checks one agent runs at once (agent side).
 //! - [`plan`]: what the engine judges, a plain value the catalog derives.
 //! - [`engine`]: every location's results for every pool, and the events they cause
 //!   (controller side).
@@ -13,6 +14,7 @@
 pub mod changes;
 pub mod check;
 pub mod engine;
+pub mod in_flight;
 pub mod latency;
 pub mod plan;
 pub mod schedule;
@@ -21,6 +23,7 @@ pub mod view;
 
 pub use check::{CheckResult, Facts, FailureReason, Outcome};
 pub use engine::{Engine, Event, OriginHealth, PoolHealth};
+pub use in_flight::InFlightLimit;
 pub use plan::HealthPlan;
 pub use schedule::Schedule;
 pub use verdict::{LocationState, RegionVerdicts, Verdict};
