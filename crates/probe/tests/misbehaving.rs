@@ -175,7 +175,7 @@ async fn resets_the_connection() {
 
 /// What the server read after it answered: a reset, or an orderly end of stream.
 async fn read_after_answer(kind: &str, answer: &'static str) -> std::io::Result<usize> {
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let addr = serve(move |mut s| {
         let tx = tx.clone();
         async move {
@@ -189,7 +189,6 @@ async fn read_after_answer(kind: &str, answer: &'static str) -> std::io::Result<
     .await;
     let port = addr.port().to_string();
     local(&monitor(&[("type", kind), ("port", &port)]), 0).await;
-    let mut rx = rx;
     rx.recv().await.unwrap()
 }
 

@@ -888,7 +888,7 @@ mod slots_tests {
         busy_window(&mut slots, 10);
         assert_eq!(slots.tick(at(2)), Some(1015));
         assert_eq!(slots.semaphore.available_permits(), 1015);
-        // Nothing due: the window ends without moving anything before its time.
+        // The window that just began moves nothing before it ends.
         assert_eq!(slots.tick(at(2)), None);
     }
 }

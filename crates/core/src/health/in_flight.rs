@@ -10,8 +10,8 @@
 //! runs. It is near zero while the machine keeps up, whatever the origins' round trips, and
 //! grows with the queue for the cores. So while checks are waiting for a slot (the limit
 //! binds), each window the limit steps down when started checks queued for a core longer
-//! than [`InFlightLimit::BUSY_MICROS`] on average, and back up when they did not (or when no
-//! check waited for a slot), never below
+//! than [`InFlightLimit::BUSY_MICROS`] on average, and back up when they queued less than
+//! [`InFlightLimit::IDLE_MICROS`] (or when no check waited for a slot). It never goes below
 //! [`InFlightLimit::FLOOR`] (or the ceiling, if lower), so that a machine busy with other
 //! work still keeps that many network waits going.
 
@@ -93,19 +93,18 @@ impl InFlightLimit {
         self.queued_micros = 0;
         let floor = Self::FLOOR.min(self.ceiling);
         let before = self.limit;
-        if starved && started > 0 {
-            let mean = queued / started;
-            if mean > Self::BUSY_MICROS {
-                // A tenth at a time: the queue drains over a few windows, not at once.
-                self.limit = (self.limit - self.limit / 10).max(floor);
-            } else if mean < Self::IDLE_MICROS {
-                self.limit = (self.limit + self.limit / 10 + 1).min(self.ceiling);
-            }
-        } else if !starved {
+        // A tenth a window either way: the queue drains over a few windows, not at once.
+        let grown = (before + before / 10 + 1).min(self.ceiling);
+        let shrunk = (before - before / 10).max(floor);
+        self.limit = match (starved, queued.checked_div(started)) {
             // Every due check found a slot: the limit did not bind. It grows back, so a
             // burst of slow (network-bound) checks finds room.
-            self.limit = (self.limit + self.limit / 10 + 1).min(self.ceiling);
-        }
+            (false, _) => grown,
+            (true, Some(mean)) if mean > Self::BUSY_MICROS => shrunk,
+            (true, Some(mean)) if mean < Self::IDLE_MICROS => grown,
+            // Between the two, or no check started: nothing to learn.
+            (true, _) => before,
+        };
         (self.limit != before).then_some(self.limit)
     }
 }
@@ -116,6 +115,13 @@ mod tests {
 
     fn at(seconds: i64) -> Timestamp {
         Timestamp::from_unix_micros(seconds * 1_000_000)
+    }
+
+    /// Busy windows (slots all taken, checks queued 10 ms) from second `from` to `to`.
+    fn busy(l: &mut InFlightLimit, from: i64, to: i64) {
+        for s in from..to {
+            window(l, s, true, 10_000);
+        }
     }
 
     /// One window in which every started check queued `queued` µs for a core.
@@ -132,9 +138,7 @@ mod tests {
         let mut l = InFlightLimit::new(1024, at(0));
         assert_eq!(window(&mut l, 1, true, 10_000), Some(922));
         assert_eq!(window(&mut l, 2, true, 10_000), Some(830));
-        for s in 3..60 {
-            window(&mut l, s, true, 10_000);
-        }
+        busy(&mut l, 3, 60);
         assert_eq!(l.limit(), InFlightLimit::FLOOR);
         assert_eq!(window(&mut l, 60, true, 10_000), None);
     }
@@ -142,9 +146,7 @@ mod tests {
     #[test]
     fn a_machine_with_room_grows_back_to_the_ceiling_and_no_higher() {
         let mut l = InFlightLimit::new(1024, at(0));
-        for s in 1..60 {
-            window(&mut l, s, true, 10_000);
-        }
+        busy(&mut l, 1, 60);
         assert_eq!(window(&mut l, 60, true, 100), Some(141));
         for s in 61..120 {
             window(&mut l, s, true, 100);
@@ -153,10 +155,13 @@ mod tests {
     }
 
     #[test]
-    fn between_busy_and_idle_the_limit_holds() {
+    fn between_busy_and_idle_or_with_no_check_started_the_limit_holds() {
         let mut l = InFlightLimit::new(1024, at(0));
-        window(&mut l, 1, true, 10_000);
+        busy(&mut l, 1, 2);
         assert_eq!(window(&mut l, 2, true, 500), None);
+        // Every slot held all window (say, by dead origins' timeouts): no wait to read.
+        l.starved();
+        assert_eq!(l.handle_timeout(at(3)), None);
         assert_eq!(l.limit(), 922);
     }
 
@@ -173,9 +178,7 @@ mod tests {
     #[test]
     fn a_limit_that_stops_binding_grows_back() {
         let mut l = InFlightLimit::new(1024, at(0));
-        for s in 1..60 {
-            window(&mut l, s, true, 10_000);
-        }
+        busy(&mut l, 1, 60);
         // Busy, but no check waited for a slot: the limit is not what holds checks back.
         assert_eq!(window(&mut l, 60, false, 10_000), Some(141));
         assert_eq!(window(&mut l, 61, false, 10_000), Some(156));
@@ -195,9 +198,7 @@ mod tests {
     #[test]
     fn a_ceiling_below_the_floor_is_kept() {
         let mut l = InFlightLimit::new(16, at(0));
-        for s in 1..10 {
-            window(&mut l, s, true, 10_000);
-        }
+        busy(&mut l, 1, 10);
         assert_eq!(l.limit(), 16);
         assert_eq!(InFlightLimit::new(0, at(0)).limit(), 1);
     }
