@@ -1,6 +1,8 @@
 //! Completed HTTP checks per second: 64 checks in flight, each on a new connection (as real
 //! health checks are), for 10 seconds against `VANTAGE_BENCH_TARGET` (`host:port`, e.g. a local
 //! nginx `return 200`). `bench/health.sh` runs it beside `wrk -H "Connection: close"`.
+//! With `VANTAGE_BENCH_CHECKS=N` it stops after N checks instead, a fixed workload whose
+//! instructions `bench/probe_instructions.sh` counts.
 #![allow(clippy::unwrap_used)]
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -35,12 +37,22 @@ fn main() {
         let prober = Prober::new(None, None).unwrap();
         let (ok, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
         let deadline = Instant::now() + Duration::from_secs(secs);
+        let budget: Option<u64> = std::env::var("VANTAGE_BENCH_CHECKS").ok().and_then(|n| n.parse().ok());
+        let started = Arc::new(AtomicU64::new(0));
         let start = Instant::now();
         let workers: Vec<_> = (0..concurrency)
             .map(|_| {
                 let (prober, spec, host, ok, failed) = (prober.clone(), Arc::clone(&spec), host.clone(), Arc::clone(&ok), Arc::clone(&failed));
+                let started = Arc::clone(&started);
                 tokio::spawn(async move {
-                    while Instant::now() < deadline {
+                    loop {
+                        let more = match budget {
+                            Some(n) => started.fetch_add(1, Ordering::Relaxed) < n,
+                            None => Instant::now() < deadline,
+                        };
+                        if !more {
+                            break;
+                        }
                         let t = Target { spec: &spec, address: &host, port, host: None, user_agent: "vantage-bench" };
                         match prober.check(&t).await.outcome {
                             Outcome::Http { status: 200, .. } => ok.fetch_add(1, Ordering::Relaxed),

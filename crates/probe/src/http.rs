@@ -1,19 +1,13 @@
 //! HTTP and HTTPS checks: one fresh connection per hop, as real health checks do.
 
-use http_body_util::{BodyExt, Empty};
-use hyper::body::Bytes;
-use hyper::client::conn::http1;
-use hyper::Request;
-use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use url::Url;
 use vantage_core::health::{FailureReason, Outcome};
 
-use crate::net::{connect, io_failure, resolve, Reset};
+use crate::http1;
+use crate::net::{connect, resolve, Reset};
 use crate::{Prober, Progress, Target};
 
-/// How much of a body is searched for `expected_body`, and the most ever read.
-pub(crate) const BODY_WINDOW: usize = 10 * 1024;
 const MAX_HOPS: usize = 10;
 
 /// One hop's destination.
@@ -25,21 +19,6 @@ struct Hop {
     /// `Host` header and TLS server name.
     host: String,
     path_and_query: String,
-}
-
-fn hyper_failure(e: &hyper::Error) -> FailureReason {
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        if let Some(io) = s.downcast_ref::<std::io::Error>() {
-            return io_failure(io);
-        }
-        source = s.source();
-    }
-    if e.is_timeout() {
-        FailureReason::HttpTimeout
-    } else {
-        FailureReason::HttpInvalidResponse
-    }
 }
 
 fn host_only(host: &str) -> &str {
@@ -136,7 +115,7 @@ fn next_hop(current: &Hop, location: &str) -> Option<Hop> {
 }
 
 /// One request on a fresh connection: status, `Location`, and whether the expected body was
-/// found in the first [`BODY_WINDOW`] bytes.
+/// found in the first [`http1::BODY_WINDOW`] bytes.
 async fn exchange(
     prober: &Prober,
     target: &Target<'_>,
@@ -161,87 +140,24 @@ async fn exchange(
 }
 
 async fn request<S>(
-    stream: S,
+    mut stream: S,
     target: &Target<'_>,
     hop: &Hop,
 ) -> Result<(u16, Option<String>, bool), FailureReason>
 where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: AsyncRead + AsyncWrite + Unpin,
 {
     let spec = target.spec;
-    let (mut sender, conn) = http1::handshake::<_, Empty<Bytes>>(TokioIo::new(stream))
-        .await
-        .map_err(|e| hyper_failure(&e))?;
-    let mut req = Request::builder()
-        .method(spec.method.as_str())
-        .uri(&hop.path_and_query);
-    for (name, values) in &spec.header {
-        if !name.eq_ignore_ascii_case("host") {
-            for v in values {
-                req = req.header(name.as_str(), v.as_str());
-            }
-        }
-    }
-    let req = req
-        .header(http::header::HOST, &hop.host)
-        .header(http::header::USER_AGENT, target.user_agent)
-        .header(http::header::CONNECTION, "close")
-        .body(Empty::<Bytes>::new())
-        .map_err(|_| FailureReason::Other)?;
-
-    let expected = spec.expected_body.to_ascii_lowercase().into_bytes();
-    let exchange = async move {
-        let resp = sender
-            .send_request(req)
-            .await
-            .map_err(|e| hyper_failure(&e))?;
-        let status = resp.status().as_u16();
-        let location = resp
-            .headers()
-            .get(http::header::LOCATION)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        if expected.is_empty() {
-            return Ok((status, location, true));
-        }
-        let mut body = resp.into_body();
-        let mut window: Vec<u8> = Vec::with_capacity(BODY_WINDOW.min(4096));
-        while window.len() < BODY_WINDOW {
-            match body.frame().await {
-                None => break,
-                Some(Err(e)) => return Err(hyper_failure(&e)),
-                Some(Ok(frame)) => {
-                    if let Some(data) = frame.data_ref() {
-                        let room = BODY_WINDOW - window.len();
-                        window.extend(data.iter().take(room).map(u8::to_ascii_lowercase));
-                        if contains(&window, &expected) {
-                            return Ok((status, location, true));
-                        }
-                    }
-                }
-            }
-        }
-        // Never read further: the rest of a large body is dropped with the connection.
-        Ok((status, location, contains(&window, &expected)))
+    let request = http1::Request {
+        method: &spec.method,
+        path_and_query: &hop.path_and_query,
+        host: &hop.host,
+        user_agent: target.user_agent,
+        headers: &spec.header,
     };
-    // The connection is driven here rather than on a spawned task, so a check owns all of
-    // its I/O and ends with it.
-    tokio::pin!(exchange);
-    tokio::pin!(conn);
-    let mut conn_done = false;
-    loop {
-        tokio::select! {
-            result = &mut exchange => return result,
-            closed = &mut conn, if !conn_done => {
-                conn_done = true;
-                if let Err(e) = closed {
-                    return Err(hyper_failure(&e));
-                }
-            }
-        }
-    }
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    needle.is_empty() || haystack.windows(needle.len()).any(|w| w == needle)
+    let expected = spec.expected_body.to_ascii_lowercase().into_bytes();
+    let answer = http1::exchange(&mut stream, &request, &expected).await?;
+    // Ends TLS with close_notify; a plain stream's close is the drop's reset ([`Reset`]).
+    let _ = stream.shutdown().await;
+    Ok((answer.status, answer.location, answer.body_matched))
 }

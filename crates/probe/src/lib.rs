@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 mod http;
+mod http1;
 mod icmp;
 mod net;
 mod smtp;

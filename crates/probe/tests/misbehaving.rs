@@ -136,6 +136,76 @@ async fn missing_body_text() {
     assert_fails(&r, "Response body mismatch error");
 }
 
+/// A server that reads the request head, then writes `pieces` one at a time (each its own
+/// segment) and closes.
+async fn answer_in_pieces(pieces: &'static [&'static [u8]]) -> SocketAddr {
+    serve(move |mut s| async move {
+        read_head(&mut s).await;
+        for piece in pieces {
+            if s.write_all(piece).await.is_err() {
+                return;
+            }
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+}
+
+#[tokio::test]
+async fn interim_answers_and_chunked_bodies() {
+    let addr = answer_in_pieces(&[
+        b"HTTP/1.1 103 Early Hints\r\nLink: </s.css>\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nall S\r\n",
+        b"6;ext=1\r\nYSTEMS\r\n4\r\n GO!\r\n0\r\n\r\n",
+    ])
+    .await;
+    let r = local(&monitor(&[("body", "systems go")]), addr.port()).await;
+    assert!(r.healthy, "{r:?}");
+    assert_eq!(r.response_code, Some(200));
+    let r = local(&monitor(&[("body", "absent")]), addr.port()).await;
+    assert_fails(&r, "Response body mismatch error");
+}
+
+#[tokio::test]
+async fn bodies_cut_short_or_misframed_are_invalid() {
+    let short =
+        answer_in_pieces(&[b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nten bytes."]).await;
+    let r = local(&monitor(&[("body", "absent")]), short.port()).await;
+    assert_fails(&r, "HTTP invalid response");
+    // Found before the cut: the rest is never waited for.
+    let r = local(&monitor(&[("body", "ten")]), short.port()).await;
+    assert!(r.healthy, "{r:?}");
+    let chunks =
+        answer_in_pieces(&[b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"]).await;
+    let r = local(&monitor(&[("body", "absent")]), chunks.port()).await;
+    assert_fails(&r, "HTTP invalid response");
+    // Until the close, when neither a length nor chunks frame it.
+    let close = answer_in_pieces(&[b"HTTP/1.0 200 OK\r\n\r\nall ", b"systems go"]).await;
+    assert!(
+        local(&monitor(&[("body", "systems go")]), close.port())
+            .await
+            .healthy
+    );
+}
+
+#[tokio::test]
+async fn a_head_past_64_kib_is_invalid() {
+    static HUGE: std::sync::LazyLock<Vec<u8>> = std::sync::LazyLock::new(|| {
+        let mut head = b"HTTP/1.1 200 OK\r\nX-Big: ".to_vec();
+        head.resize(head.len() + 70 * 1024, b'a');
+        head
+    });
+    let addr = serve(|mut s| async move {
+        read_head(&mut s).await;
+        let _ = s.write_all(&HUGE).await;
+        // Held open: the check must give up on the size, not on the end of the stream.
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    })
+    .await;
+    let r = local(&monitor(&[]), addr.port()).await;
+    assert_fails(&r, "HTTP invalid response");
+}
+
 #[tokio::test]
 async fn slow_answer_past_the_timeout() {
     let addr = serve(|mut s| async move {
