@@ -555,9 +555,8 @@ mod tls {
             .unwrap();
         let addr = https_server(leaf.der().clone(), key_der(&leaf_key)).await;
 
-        let dir = std::env::temp_dir().join(format!("vantage-ca-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let ca_file = dir.join("ca.pem");
+        let dir = tempfile::tempdir().unwrap();
+        let ca_file = dir.path().join("ca.pem");
         std::fs::write(&ca_file, ca.pem()).unwrap();
         let prober = Prober::new(Some(&ca_file), None).unwrap();
         let spec = monitor(&[("type", "https")]);
