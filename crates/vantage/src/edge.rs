@@ -37,6 +37,15 @@ pub struct EdgeArgs {
     /// With --agent-token: this probe location's name, unique per controller.
     #[arg(long, env = "VANTAGE_LOCATION", requires = "agent_token", value_parser = crate::process::parse_location)]
     location: Option<String>,
+    /// With --agent-token: extra CA certificates (PEM) that HTTPS checks trust, besides the
+    /// Mozilla roots.
+    #[arg(long, env = "VANTAGE_PROBE_CA_FILE")]
+    probe_ca_file: Option<PathBuf>,
+    /// With --agent-token: checks in flight at most (the agent goes lower while this
+    /// machine's cores are the bottleneck); beyond it checks wait and run late (logged, and
+    /// `vantage_agent_backlog` on --metrics-listen).
+    #[arg(long, env = "VANTAGE_PROBE_MAX_IN_FLIGHT", default_value_t = vantage_control::agent::Capacity::IN_FLIGHT, value_parser = crate::process::in_flight_parser())]
+    probe_max_in_flight: usize,
     #[command(flatten)]
     dataplane: DataPlaneArgs,
 }
@@ -90,8 +99,20 @@ pub fn run(args: EdgeArgs) -> anyhow::Result<()> {
             Ok(None) => tracing::info!("no routing snapshot kept yet; waiting for a controller"),
             Err(e) => tracing::error!("{e:#}; serving nothing until a controller answers"),
         }
+        // With --agent-token its series (backlog, lateness, the in-flight limit) are the
+        // edge's too.
+        let agent_metrics = args
+            .agent_token
+            .is_some()
+            .then(|| Arc::new(vantage_metrics::AgentMetrics::default()));
         if let Some(addr) = args.metrics_listen {
-            serve_metrics(addr, Arc::clone(&metrics), edge.status()).await?;
+            serve_metrics(
+                addr,
+                Arc::clone(&metrics),
+                edge.status(),
+                agent_metrics.clone(),
+            )
+            .await?;
         }
         tracing::info!(
             controllers = %args.controller.controllers.join(", "),
@@ -105,8 +126,8 @@ pub fn run(args: EdgeArgs) -> anyhow::Result<()> {
                     token.clone(),
                     ca.as_deref(),
                 )?;
-                let prober =
-                    vantage_probe::Prober::new(None, None).context("setting up the probe agent")?;
+                let prober = vantage_probe::Prober::new(args.probe_ca_file.as_deref(), None)
+                    .context("setting up the probe agent")?;
                 let location = vantage_core::health::Location {
                     region,
                     name: name.clone(),
@@ -116,8 +137,11 @@ pub fn run(args: EdgeArgs) -> anyhow::Result<()> {
                     vantage_control::agent::Link::Remote(client),
                     prober,
                     location,
-                    vantage_control::agent::Capacity::default(),
-                    None,
+                    vantage_control::agent::Capacity {
+                        in_flight: args.probe_max_in_flight,
+                        ..vantage_control::agent::Capacity::default()
+                    },
+                    agent_metrics,
                 )))
             }
             _ => None,
@@ -146,6 +170,7 @@ async fn serve_metrics(
     addr: SocketAddr,
     metrics: Arc<vantage_metrics::Metrics>,
     status: Arc<Status>,
+    agent: Option<Arc<vantage_metrics::AgentMetrics>>,
 ) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -161,6 +186,7 @@ async fn serve_metrics(
                     age_seconds: status.age_seconds(now),
                     contact_seconds: status.contact_seconds(now),
                 }),
+                agent: agent.clone(),
                 ..Default::default()
             };
             let text = metrics.render(&snapshot, vantage_metrics::Scope::Detailed);

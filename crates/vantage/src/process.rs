@@ -14,6 +14,12 @@ use vantage_store_sqlite::{Durability, SqliteStore};
 
 use crate::DataDir;
 
+/// How many checks a probe agent runs at once at most (`--max-in-flight`,
+/// `--probe-max-in-flight`): its error names the range.
+pub fn in_flight_parser() -> clap::builder::RangedU64ValueParser<usize> {
+    clap::builder::RangedU64ValueParser::<usize>::new().range(1..=65_536)
+}
+
 pub fn parse_location(s: &str) -> Result<String, String> {
     if Location::is_valid_name(s) {
         Ok(s.to_owned())

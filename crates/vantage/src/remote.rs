@@ -30,12 +30,12 @@ pub struct AgentArgs {
     #[arg(long, env = "VANTAGE_PROBE_CA_FILE")]
     probe_ca_file: Option<PathBuf>,
     /// Results kept while the controller is unreachable; beyond it the oldest are dropped.
-    #[arg(long, default_value_t = 100_000)]
+    #[arg(long, default_value_t = agent::Capacity::BUFFER)]
     buffer: usize,
     /// Checks in flight at most (the agent goes lower while this machine's cores are the
     /// bottleneck); beyond it checks wait and run late (logged, and `vantage_agent_backlog`
     /// on --metrics-listen).
-    #[arg(long, env = "VANTAGE_PROBE_MAX_IN_FLIGHT", default_value_t = agent::Capacity::IN_FLIGHT, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=65_536))]
+    #[arg(long, env = "VANTAGE_PROBE_MAX_IN_FLIGHT", default_value_t = agent::Capacity::IN_FLIGHT, value_parser = crate::process::in_flight_parser())]
     max_in_flight: usize,
     /// Serve this agent's Prometheus metrics at `/metrics` on this address.
     #[arg(long, env = "VANTAGE_METRICS_LISTEN")]

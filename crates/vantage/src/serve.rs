@@ -49,7 +49,7 @@ pub struct ServeArgs {
     /// The built-in agent's checks in flight at most (it goes lower while this machine's
     /// cores are the bottleneck); beyond it checks wait and run late (logged, and
     /// `vantage_agent_backlog` on the metrics listener).
-    #[arg(long, env = "VANTAGE_PROBE_MAX_IN_FLIGHT", default_value_t = vantage_control::agent::Capacity::IN_FLIGHT, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=65_536))]
+    #[arg(long, env = "VANTAGE_PROBE_MAX_IN_FLIGHT", default_value_t = vantage_control::agent::Capacity::IN_FLIGHT, value_parser = crate::process::in_flight_parser())]
     probe_max_in_flight: usize,
     /// Serve the detailed Prometheus metrics (every pool, origin, monitor and load balancer:
     /// names tenants' objects) at `/metrics` on this address, for the operator's scraper. The

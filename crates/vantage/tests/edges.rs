@@ -186,7 +186,16 @@ async fn edges_fail_over_survive_their_controller_and_converge() {
     let file1: PathBuf = files.path().join("edge1.snapshot");
     let file2: PathBuf = files.path().join("edge2.snapshot");
     // The first edge is also the probe agent: one process that serves and votes.
-    let probes = ["--agent-token", AGENT_TOKEN, "--location", "probe"];
+    let probes = [
+        "--agent-token",
+        AGENT_TOKEN,
+        "--location",
+        "probe",
+        "--probe-max-in-flight",
+        "300",
+        "--metrics-listen",
+        "127.0.0.2:0",
+    ];
     let edge1 = EdgeProc::start_with(&controller, &token1, "127.0.0.2", &file1, &probes).unwrap();
     let edge2 = EdgeProc::start(&controller, &token2, "127.0.0.3", &file2).unwrap();
 
@@ -209,6 +218,27 @@ async fn edges_fail_over_survive_their_controller_and_converge() {
         .await;
     assert_eq!(v["result"][0]["location"], "probe", "{v}");
     assert_eq!(v["result"][0]["region"], "WEU", "{v}");
+    // The edge's metrics carry its agent's series, with the ceiling it was given.
+    let log = edge1.log();
+    let metrics_addr = log
+        .split("metrics serving on ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no metrics listener in\n{log}"));
+    let text = http
+        .get(format!("http://{metrics_addr}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        "vantage_agent_in_flight_limit 300",
+        "vantage_agent_targets 2",
+    ] {
+        assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
+    }
 
     // The apex names the fleet, with glue.
     let (_, _, ns) = dns(edge1.dns, "example.com.", RecordType::NS).unwrap();
