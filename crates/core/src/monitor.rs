@@ -259,6 +259,15 @@ impl MonitorDraft {
             if name.eq_ignore_ascii_case("user-agent") {
                 v.push(at.clone(), "the User-Agent header cannot be overridden");
             }
+            // A check's request has no body: these would make the origin wait for one.
+            if name.eq_ignore_ascii_case("transfer-encoding")
+                || (name.eq_ignore_ascii_case("content-length") && values.iter().any(|v| v != "0"))
+            {
+                v.push(
+                    at.clone(),
+                    format!("a check's request has no body, so {name} cannot be set (Content-Length may only be 0)"),
+                );
+            }
             for (i, value) in values.iter().enumerate() {
                 if !is_header_value(value) {
                     v.push(
@@ -500,6 +509,19 @@ mod tests {
                 "/retries"
             ]
         );
+    }
+
+    #[test]
+    fn headers_that_promise_a_body_are_refused() {
+        let with = |name: &str, value: &str| MonitorDraft {
+            header: Some([(name.to_owned(), vec![value.to_owned()])].into()),
+            ..http("2xx")
+        };
+        for (name, value) in [("Transfer-Encoding", "chunked"), ("content-length", "5")] {
+            let p = pointers(with(name, value).validate().unwrap_err());
+            assert_eq!(p, [format!("/header/{name}")]);
+        }
+        assert!(with("Content-Length", "0").validate().is_ok());
     }
 
     #[test]

@@ -122,14 +122,15 @@ fn encode(r: &Request<'_>) -> Option<Vec<u8>> {
     }
     let mut has_length = false;
     for (name, values) in r.headers {
-        if name.eq_ignore_ascii_case("host") {
+        // A request without a body cannot be chunked (the API refuses the header; a monitor
+        // stored before it did is sent without it, as hyper's client did).
+        if name.eq_ignore_ascii_case("host") || name.eq_ignore_ascii_case("transfer-encoding") {
             continue;
         }
         if !is_http_token(name) || !values.iter().all(|v| is_header_value(v)) {
             return None;
         }
-        has_length |= name.eq_ignore_ascii_case("content-length")
-            || name.eq_ignore_ascii_case("transfer-encoding");
+        has_length |= name.eq_ignore_ascii_case("content-length");
         for value in values {
             for part in [name.as_str(), ": ", value.as_str(), "\r\n"] {
                 out.extend_from_slice(part.as_bytes());
@@ -175,7 +176,10 @@ fn parse_head(buf: &[u8], to_head: bool) -> Result<Option<Head>, FailureReason> 
         Ok(httparse::Status::Partial) => return Ok(None),
         Err(_) => return Err(FailureReason::HttpInvalidResponse),
     };
-    let status = response.code.ok_or(FailureReason::HttpInvalidResponse)?;
+    let status = response
+        .code
+        .filter(|code| *code >= 100)
+        .ok_or(FailureReason::HttpInvalidResponse)?;
     let mut location = None;
     let mut chunked = None;
     let mut length: Option<u64> = None;
@@ -281,6 +285,10 @@ impl Chunk {
         while !window.settled() {
             let rest = &raw[at..];
             match *self {
+                // httparse reads a line without digits as size 0, the last chunk.
+                Chunk::Size if rest.first().is_some_and(|b| !b.is_ascii_hexdigit()) => {
+                    return Err(FailureReason::HttpInvalidResponse)
+                }
                 Chunk::Size => match httparse::parse_chunk_size(rest) {
                     Ok(httparse::Status::Complete((n, size))) => {
                         at += n;
@@ -419,6 +427,7 @@ mod tests {
         for bad in [
             "\x15\x03\x03\x00\x02\x02\x46",
             "HTTP/1.1 2000 OK\r\n\r\n",
+            "HTTP/1.1 042 X\r\n\r\n",
             "HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
             "HTTP/1.1 200 OK\r\nContent-Length: 1, 2\r\n\r\n",
             "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
@@ -475,8 +484,15 @@ mod tests {
         }
         let bad = matched(Framing::Chunked(Chunk::Size), b"4\r\nabcdXY", "absent", 3);
         assert_eq!(bad, Err(FailureReason::HttpInvalidResponse));
-        let bad = matched(Framing::Chunked(Chunk::Size), b"zz\r\n", "absent", 3);
-        assert_eq!(bad, Err(FailureReason::HttpInvalidResponse));
+        for bad in [
+            &b"zz\r\n"[..],
+            b"\r\n5\r\nhello\r\n0\r\n\r\n",
+            b";x\r\n",
+            b"5\r\nhello\r\n \r\n",
+        ] {
+            let r = matched(Framing::Chunked(Chunk::Size), bad, "hello!", 3);
+            assert_eq!(r, Err(FailureReason::HttpInvalidResponse), "{bad:?}");
+        }
     }
 
     #[test]
@@ -527,6 +543,11 @@ mod tests {
             post.ends_with("Content-Length: 0\r\nConnection: close\r\n\r\n"),
             "{post}"
         );
+        let chunked: Headers =
+            [("Transfer-Encoding".to_owned(), vec!["chunked".to_owned()])].into();
+        let post = String::from_utf8(encode(&request("POST", &chunked)).unwrap()).unwrap();
+        assert!(!post.contains("Transfer-Encoding"), "{post}");
+        assert!(post.contains("Content-Length: 0\r\n"), "{post}");
         let injected: Headers = [("X".to_owned(), vec!["a\r\nEvil: 1".to_owned()])].into();
         assert_eq!(encode(&request("GET", &injected)), None);
         assert_eq!(encode(&request("GET /x", &headers)), None);
