@@ -117,9 +117,20 @@ fn encode(r: &Request<'_>) -> Option<Vec<u8>> {
         return None;
     }
     let mut out = Vec::with_capacity(256);
-    for part in [r.method, " ", r.path_and_query, " HTTP/1.1\r\n"] {
-        out.extend_from_slice(part.as_bytes());
+    out.extend_from_slice(r.method.as_bytes());
+    out.push(b' ');
+    // A fragment is never sent, and bytes past ASCII go percent-encoded, as URL parsers and
+    // browsers send them (the API takes a monitor's path as written).
+    let target = r.path_and_query.split('#').next().unwrap_or_default();
+    for b in target.bytes() {
+        if b.is_ascii() {
+            out.push(b);
+        } else {
+            const HEX: &[u8; 16] = b"0123456789ABCDEF";
+            out.extend_from_slice(&[b'%', HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]]);
+        }
     }
+    out.extend_from_slice(b" HTTP/1.1\r\n");
     let mut has_length = false;
     for (name, values) in r.headers {
         // A request without a body cannot be chunked (the API refuses the header; a monitor
@@ -548,6 +559,16 @@ mod tests {
         let post = String::from_utf8(encode(&request("POST", &chunked)).unwrap()).unwrap();
         assert!(!post.contains("Transfer-Encoding"), "{post}");
         assert!(post.contains("Content-Length: 0\r\n"), "{post}");
+        let none = Headers::new();
+        let odd = Request {
+            path_and_query: "/caf\u{e9}?q=1#part",
+            ..request("GET", &none)
+        };
+        let line = String::from_utf8(encode(&odd).unwrap()).unwrap();
+        assert!(
+            line.starts_with("GET /caf%C3%A9?q=1 HTTP/1.1\r\n"),
+            "{line}"
+        );
         let injected: Headers = [("X".to_owned(), vec!["a\r\nEvil: 1".to_owned()])].into();
         assert_eq!(encode(&request("GET", &injected)), None);
         assert_eq!(encode(&request("GET /x", &headers)), None);
