@@ -157,7 +157,13 @@ where
     };
     let expected = spec.expected_body.to_ascii_lowercase().into_bytes();
     let answer = http1::exchange(&mut stream, &request, &expected).await?;
-    // Ends TLS with close_notify; a plain stream's close is the drop's reset ([`Reset`]).
-    let _ = stream.shutdown().await;
+    // Ends TLS with close_notify when it can be written at once: the answer is in hand, and a
+    // peer that stopped reading must not turn it into a timeout. A plain stream's close is the
+    // drop's reset ([`Reset`]).
+    tokio::select! {
+        biased;
+        _ = stream.shutdown() => {}
+        () = std::future::ready(()) => {}
+    }
     Ok((answer.status, answer.location, answer.body_matched))
 }
