@@ -131,7 +131,7 @@ async fn exchange(
         let _ = tcp.set_nodelay(true);
         let tls = prober
             .tls
-            .connect(tcp, host_only(&hop.host), target.spec.allow_insecure)
+            .connect(Reset(tcp), host_only(&hop.host), target.spec.allow_insecure)
             .await?;
         request(tls, target, hop).await
     } else {
@@ -158,8 +158,8 @@ where
     let expected = spec.expected_body.to_ascii_lowercase().into_bytes();
     let answer = http1::exchange(&mut stream, &request, &expected).await?;
     // Ends TLS with close_notify when it can be written at once: the answer is in hand, and a
-    // peer that stopped reading must not turn it into a timeout. A plain stream's close is the
-    // drop's reset ([`Reset`]).
+    // peer that stopped reading must not turn it into a timeout. The TCP connection's close
+    // is the drop's reset, under TLS too ([`Reset`]).
     tokio::select! {
         biased;
         _ = stream.shutdown() => {}

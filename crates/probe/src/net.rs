@@ -127,7 +127,7 @@ pub(crate) async fn connect(
     Ok(stream)
 }
 
-/// A check's plain connection, for the HTTP client: it ends with a reset when dropped, never
+/// A check's TCP connection under HTTP or TLS: it ends with a reset when dropped, never
 /// with an orderly shutdown first. A check has its answer by then, and at thousands of
 /// checks a second an orderly close leaves a TIME_WAIT socket per check on whichever side
 /// closed first (a minute each on Linux, the prober's side for a TCP check) and costs a FIN

@@ -37,8 +37,11 @@ pub(crate) async fn check(
     progress: &Progress,
 ) -> Result<Outcome, FailureReason> {
     let addr = resolve(target.address, target.port(), source).await?;
-    let stream = connect(addr, source, progress).await?;
-    let (read, mut write) = stream.into_split();
+    let mut stream = connect(addr, source, progress).await?;
+    // Borrowed halves: an owned write half shuts its side down when dropped, and the
+    // connection would end with a FIN exchange instead of the reset every check ends with
+    // (SO_LINGER 0, set at connect).
+    let (read, mut write) = stream.split();
     let mut read = BufReader::new(read);
     match reply(&mut read).await? {
         Some(220) => {}

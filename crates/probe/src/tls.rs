@@ -5,13 +5,13 @@ use std::io;
 use std::path::Path;
 use std::sync::Arc;
 
+use crate::net::Reset;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{
     CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
 };
-use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 use vantage_core::health::FailureReason;
@@ -95,10 +95,10 @@ impl Configs {
     /// Runs the handshake with `sni` as the server name.
     pub(crate) async fn connect(
         &self,
-        stream: TcpStream,
+        stream: Reset,
         sni: &str,
         insecure: bool,
-    ) -> Result<TlsStream<TcpStream>, FailureReason> {
+    ) -> Result<TlsStream<Reset>, FailureReason> {
         let name = ServerName::try_from(sni.to_owned()).map_err(|_| FailureReason::TlsHandshake)?;
         let connector = if insecure {
             &self.insecure

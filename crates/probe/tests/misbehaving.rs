@@ -475,10 +475,7 @@ mod tls {
     use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
     use tokio_rustls::TlsAcceptor;
 
-    async fn https_server(
-        cert: CertificateDer<'static>,
-        key: PrivateKeyDer<'static>,
-    ) -> SocketAddr {
+    fn acceptor(cert: CertificateDer<'static>, key: PrivateKeyDer<'static>) -> TlsAcceptor {
         let cfg = rustls::ServerConfig::builder_with_provider(Arc::new(
             rustls::crypto::ring::default_provider(),
         ))
@@ -487,7 +484,14 @@ mod tls {
         .with_no_client_auth()
         .with_single_cert(vec![cert], key)
         .unwrap();
-        let acceptor = TlsAcceptor::from(Arc::new(cfg));
+        TlsAcceptor::from(Arc::new(cfg))
+    }
+
+    async fn https_server(
+        cert: CertificateDer<'static>,
+        key: PrivateKeyDer<'static>,
+    ) -> SocketAddr {
+        let acceptor = acceptor(cert, key);
         serve(move |s| {
             let acceptor = acceptor.clone();
             async move {
@@ -507,6 +511,46 @@ mod tls {
 
     fn key_der(k: &KeyPair) -> PrivateKeyDer<'static> {
         PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(k.serialize_der()))
+    }
+
+    /// An HTTPS check ends TLS with close_notify, then its connection with a reset, as a
+    /// plain one does: read on the server's TCP side, what follows the alert is the end.
+    #[tokio::test]
+    async fn ends_with_close_notify_then_a_reset() {
+        let key = KeyPair::generate().unwrap();
+        let cert = CertificateParams::new(vec!["localhost".to_owned()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let acceptor = acceptor(cert.der().clone(), key_der(&key));
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let addr = serve(move |s| {
+            let (acceptor, tx) = (acceptor.clone(), tx.clone());
+            async move {
+                let mut tls = acceptor.accept(s).await.unwrap();
+                let mut buf = vec![0u8; 4096];
+                let _ = tls.read(&mut buf).await;
+                tls.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                    .await
+                    .unwrap();
+                let (mut tcp, _) = tls.into_inner();
+                let mut alert = 0;
+                let end = loop {
+                    match tcp.read(&mut buf).await {
+                        Ok(0) => break Ok(0),
+                        Ok(n) => alert += n,
+                        Err(e) => break Err(e.kind()),
+                    }
+                };
+                let _ = tx.send((alert, end));
+            }
+        })
+        .await;
+        let spec = monitor(&[("type", "https"), ("insecure", "true")]);
+        assert!(local(&spec, addr.port()).await.healthy);
+        let (alert, end) = rx.recv().await.unwrap();
+        assert!(alert > 0, "no close_notify before the end");
+        assert_eq!(end, Err(std::io::ErrorKind::ConnectionReset));
     }
 
     #[tokio::test]
@@ -625,6 +669,32 @@ mod smtp {
             }
         })
         .await
+    }
+
+    /// Like an HTTP check's, an SMTP check's connection ends with a reset once `QUIT` is
+    /// answered, not with an orderly close first.
+    #[tokio::test]
+    async fn ends_with_a_reset_after_quit() {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let addr = serve(move |mut s| {
+            let tx = tx.clone();
+            async move {
+                s.write_all(b"220 ready\r\n").await.unwrap();
+                let mut buf = [0u8; 256];
+                for reply in [&b"250 hello\r\n"[..], b"221 bye\r\n"] {
+                    let _ = s.read(&mut buf).await;
+                    s.write_all(reply).await.unwrap();
+                }
+                let _ = tx.send(s.read(&mut buf).await.map_err(|e| e.kind()));
+            }
+        })
+        .await;
+        let spec = monitor(&[("type", "smtp"), ("port", &addr.port().to_string())]);
+        assert!(local(&spec, 0).await.healthy);
+        assert_eq!(
+            rx.recv().await.unwrap(),
+            Err(std::io::ErrorKind::ConnectionReset)
+        );
     }
 
     #[tokio::test]
