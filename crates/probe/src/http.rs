@@ -44,9 +44,10 @@ pub(crate) async fn check(
     };
     let mut hops = 0;
     loop {
-        let (status, location, body_matched) = exchange(prober, target, &hop, progress).await?;
+        let answer = exchange(prober, target, &hop, progress).await?;
+        let status = answer.status;
         let redirect = (300..400).contains(&status) && spec.follow_redirects && hops < MAX_HOPS;
-        match (redirect, location) {
+        match (redirect, answer.location) {
             (true, Some(location)) => {
                 hops += 1;
                 hop = next_hop(&hop, &location).ok_or(FailureReason::HttpInvalidResponse)?;
@@ -54,7 +55,7 @@ pub(crate) async fn check(
             _ => {
                 return Ok(Outcome::Http {
                     status,
-                    body_matched,
+                    body_matched: answer.body_matched,
                 })
             }
         }
@@ -114,14 +115,13 @@ fn next_hop(current: &Hop, location: &str) -> Option<Hop> {
     })
 }
 
-/// One request on a fresh connection: status, `Location`, and whether the expected body was
-/// found in the first [`http1::BODY_WINDOW`] bytes.
+/// One request on a fresh connection.
 async fn exchange(
     prober: &Prober,
     target: &Target<'_>,
     hop: &Hop,
     progress: &Progress,
-) -> Result<(u16, Option<String>, bool), FailureReason> {
+) -> Result<http1::Answer, FailureReason> {
     let addr = resolve(&hop.connect_host, hop.port, prober.source).await?;
     let tcp = connect(addr, prober.source, progress).await?;
     if hop.https {
@@ -143,7 +143,7 @@ async fn request<S>(
     mut stream: S,
     target: &Target<'_>,
     hop: &Hop,
-) -> Result<(u16, Option<String>, bool), FailureReason>
+) -> Result<http1::Answer, FailureReason>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -165,5 +165,5 @@ where
         _ = stream.shutdown() => {}
         () = std::future::ready(()) => {}
     }
-    Ok((answer.status, answer.location, answer.body_matched))
+    Ok(answer)
 }

@@ -36,7 +36,7 @@ pub(crate) struct Request<'a> {
 }
 
 /// What a check reads.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub(crate) struct Answer {
     pub(crate) status: u16,
     pub(crate) location: Option<String>,
@@ -107,28 +107,28 @@ where
 /// The request head, or `None` when a part would not be one token or one line (the API
 /// validates all of them; a redirect's `Location` is normalised by the URL parser).
 fn encode(r: &Request<'_>) -> Option<Vec<u8>> {
-    let line = |s: &str| is_header_value(s) && !s.is_empty();
     let path_ok = r.path_and_query.starts_with('/')
         && !r
             .path_and_query
             .bytes()
             .any(|b| b.is_ascii_control() || b == b' ');
-    if !is_http_token(r.method) || !path_ok || !line(r.host) || !is_header_value(r.user_agent) {
+    if !is_http_token(r.method)
+        || !path_ok
+        || r.host.is_empty()
+        || !is_header_value(r.host)
+        || !is_header_value(r.user_agent)
+    {
         return None;
     }
     let mut out = Vec::with_capacity(256);
     out.extend_from_slice(r.method.as_bytes());
     out.push(b' ');
     // A fragment is never sent, and bytes past ASCII go percent-encoded, as URL parsers and
-    // browsers send them (the API takes a monitor's path as written).
+    // browsers send them (the API takes a monitor's path as written; controls are refused
+    // above, so the set only encodes those bytes).
     let target = r.path_and_query.split('#').next().unwrap_or_default();
-    for b in target.bytes() {
-        if b.is_ascii() {
-            out.push(b);
-        } else {
-            const HEX: &[u8; 16] = b"0123456789ABCDEF";
-            out.extend_from_slice(&[b'%', HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]]);
-        }
+    for piece in percent_encoding::percent_encode(target.as_bytes(), percent_encoding::CONTROLS) {
+        out.extend_from_slice(piece.as_bytes());
     }
     out.extend_from_slice(b" HTTP/1.1\r\n");
     let mut has_length = false;

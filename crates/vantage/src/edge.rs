@@ -39,12 +39,12 @@ pub struct EdgeArgs {
     location: Option<String>,
     /// With --agent-token: extra CA certificates (PEM) that HTTPS checks trust, besides the
     /// Mozilla roots.
-    #[arg(long, env = "VANTAGE_PROBE_CA_FILE")]
+    #[arg(long, env = "VANTAGE_PROBE_CA_FILE", requires = "agent_token")]
     probe_ca_file: Option<PathBuf>,
     /// With --agent-token: checks in flight at most (the agent goes lower while this
     /// machine's cores are the bottleneck); beyond it checks wait and run late (logged, and
     /// `vantage_agent_backlog` on --metrics-listen).
-    #[arg(long, env = "VANTAGE_PROBE_MAX_IN_FLIGHT", default_value_t = vantage_control::agent::Capacity::IN_FLIGHT, value_parser = crate::process::in_flight_parser())]
+    #[arg(long, env = "VANTAGE_PROBE_MAX_IN_FLIGHT", requires = "agent_token", default_value_t = vantage_control::agent::Capacity::IN_FLIGHT, value_parser = crate::process::in_flight_parser())]
     probe_max_in_flight: usize,
     #[command(flatten)]
     dataplane: DataPlaneArgs,

@@ -36,6 +36,30 @@ fn args(list: &[&str]) -> Vec<String> {
     list.iter().map(|s| (*s).to_owned()).collect()
 }
 
+/// An edge's probe flags without `--agent-token` would be accepted and do nothing: refused,
+/// naming the flag they need (clap's usage error, exit 2).
+#[tokio::test]
+async fn an_edges_probe_flags_need_an_agent_token() {
+    for flag in [
+        ["--probe-max-in-flight", "300"],
+        ["--probe-ca-file", "ca.pem"],
+    ] {
+        let mut list = vec![
+            "edge",
+            "--controller",
+            "http://127.0.0.1:1",
+            "--token",
+            "t",
+            "--proxy-listen",
+            "127.0.0.1:0",
+        ];
+        list.extend(flag);
+        let (code, _, err) = vantage(args(&list)).await;
+        assert_eq!(code, 2, "{err}");
+        assert!(err.contains("--agent-token"), "{err}");
+    }
+}
+
 #[tokio::test]
 async fn check_judges_like_a_monitor() {
     let origin = Origin::start("ok").await;
