@@ -100,6 +100,8 @@ pub struct Installation {
     pub builtin_location: Option<vantage_core::health::Location>,
     /// A probe location silent this long is forgotten (dropped from lists, its votes gone).
     pub forget_silent_after_micros: i64,
+    /// The most objects of each kind one account may hold.
+    pub quotas: vantage_core::catalog::Quotas,
 }
 
 impl Default for Installation {
@@ -110,6 +112,7 @@ impl Default for Installation {
             previews_total: 32,
             builtin_location: None,
             forget_silent_after_micros: 3600 * 1_000_000,
+            quotas: vantage_core::catalog::Quotas::default(),
         }
     }
 }
@@ -218,7 +221,11 @@ impl Controller {
 
     /// Sets the installation's policy (once, by the binary, before serving).
     pub fn set_installation(&self, installation: Installation) {
-        let _ = self.installation.set(installation);
+        let quotas = installation.quotas;
+        if self.installation.set(installation).is_ok() {
+            let mut catalog = self.catalog.write().unwrap_or_else(|p| p.into_inner());
+            catalog.set_quotas(quotas);
+        }
     }
 
     pub fn installation(&self) -> &Installation {
@@ -385,7 +392,8 @@ impl Controller {
         if version == writer.seen_version {
             return Ok(false);
         }
-        let fresh = self.store.load_catalog()?;
+        let mut fresh = self.store.load_catalog()?;
+        fresh.set_quotas(self.installation().quotas);
         *self.catalog.write().unwrap_or_else(|p| p.into_inner()) = fresh;
         writer.seen_version = version;
         self.config_version.send_modify(|v| *v += 1);

@@ -22,7 +22,9 @@ use crate::{
     UserId, WebhookId, ZoneId,
 };
 
+pub mod quota;
 mod undo;
+pub use quota::{Quota, Quotas, Usage};
 pub use undo::Undo;
 
 /// One durable mutation.
@@ -127,6 +129,9 @@ pub struct Catalog {
     pool_names: HashMap<(AccountId, String), Vec<PoolId>>,
     webhooks: BTreeMap<WebhookId, Webhook>,
     policies: BTreeMap<PolicyId, Policy>,
+    /// What each account holds, kept as changes apply (see [`quota`]).
+    usage: HashMap<AccountId, Usage>,
+    quotas: Quotas,
 }
 
 fn name_taken(field: &str, name: &str) -> Violations {
@@ -140,6 +145,41 @@ fn name_taken(field: &str, name: &str) -> Violations {
 impl Catalog {
     pub fn apply(&mut self, change: Change) {
         drop(self.apply_undoable(change));
+    }
+
+    // ----- quotas ------------------------------------------------------------------------
+
+    /// Sets the quotas commands are checked against (the operator's `--quota`; the defaults
+    /// until set).
+    pub fn set_quotas(&mut self, quotas: Quotas) {
+        self.quotas = quotas;
+    }
+
+    pub fn quotas(&self) -> Quotas {
+        self.quotas
+    }
+
+    /// What `account` holds of each kind counted against its quotas.
+    pub fn usage(&self, account: AccountId) -> Usage {
+        self.usage.get(&account).copied().unwrap_or_default()
+    }
+
+    /// Refuses `more` where it would grow `account` past a quota; `path` says where the
+    /// request asks for each kind.
+    fn within_quotas(
+        &self,
+        account: AccountId,
+        more: Usage,
+        path: impl Fn(Quota) -> Path,
+    ) -> Result<(), CatalogError> {
+        self.usage(account)
+            .allows(&more, &self.quotas, path)
+            .map_err(|v| CatalogError::Invalid(v.into()))
+    }
+
+    /// One more object of `quota`'s kind in `account`.
+    fn one_more(&self, account: AccountId, quota: Quota) -> Result<(), CatalogError> {
+        self.within_quotas(account, Usage::one(quota), |_| Path::root())
     }
 
     // ----- notifications -----------------------------------------------------------------
@@ -167,6 +207,7 @@ impl Catalog {
         spec: WebhookSpec,
         now: Timestamp,
     ) -> Outcome {
+        self.one_more(account, Quota::Webhooks)?;
         Ok(vec![Change::PutWebhook(Webhook {
             id,
             account,
@@ -240,6 +281,7 @@ impl Catalog {
         now: Timestamp,
     ) -> Outcome {
         self.check_policy(account, &spec)?;
+        self.one_more(account, Quota::NotificationPolicies)?;
         Ok(vec![Change::PutPolicy(Policy {
             id,
             account,
@@ -675,6 +717,7 @@ impl Catalog {
         let overlaps = self.zones.values().any(|z| {
             z.account != account && (is_within(&name, &z.name) || is_within(&z.name, &name))
         });
+        self.one_more(account, Quota::Zones)?;
         if overlaps && overlap == Overlap::Refuse {
             return Err(CatalogError::Invalid(
                 Violation::new(
@@ -751,6 +794,7 @@ impl Catalog {
         spec: MonitorSpec,
         now: Timestamp,
     ) -> Outcome {
+        self.one_more(account, Quota::Monitors)?;
         Ok(vec![Change::PutMonitor(Monitor {
             id,
             account,
@@ -819,6 +863,7 @@ impl Catalog {
         now: Timestamp,
     ) -> Outcome {
         self.check_monitor_group(account, &spec)?;
+        self.one_more(account, Quota::MonitorGroups)?;
         Ok(vec![Change::PutMonitorGroup(MonitorGroup {
             id,
             account,
@@ -906,6 +951,9 @@ impl Catalog {
         now: Timestamp,
     ) -> Outcome {
         let mut spec = self.finish_pool(account, None, spec, checks)?;
+        let origins = count(spec.origins.len());
+        let more = Usage::one(Quota::Pools).plus(Quota::Origins, origins);
+        self.within_quotas(account, more, origins_at)?;
         stamp_disabled_origins(&mut spec, &[], now);
         let disabled_at = (!spec.enabled).then_some(now);
         Ok(vec![Change::PutPool(Pool {
@@ -928,6 +976,9 @@ impl Catalog {
     ) -> Outcome {
         let old = self.pool(account, id).ok_or(CatalogError::NotFound)?;
         let mut spec = self.finish_pool(account, Some(id), spec, checks)?;
+        let added = count(spec.origins.len()).saturating_sub(count(old.spec.origins.len()));
+        let more = Usage::default().plus(Quota::Origins, added);
+        self.within_quotas(account, more, origins_at)?;
         stamp_disabled_origins(&mut spec, &old.spec.origins, now);
         let disabled_at = match (old.spec.enabled, spec.enabled) {
             (_, true) => None,
@@ -1013,6 +1064,8 @@ impl Catalog {
         now: Timestamp,
     ) -> Outcome {
         let spec = self.check_load_balancer(zone, None, draft)?;
+        let account = self.zones.get(&zone).ok_or(CatalogError::NotFound)?.account;
+        self.one_more(account, Quota::LoadBalancers)?;
         Ok(vec![Change::PutLoadBalancer(LoadBalancer {
             id,
             zone,
@@ -1089,6 +1142,18 @@ impl Catalog {
             }
         }
         out
+    }
+}
+
+fn count(n: usize) -> u64 {
+    u64::try_from(n).unwrap_or(u64::MAX)
+}
+
+/// Where a pool request asks for origins, and for the pool itself.
+fn origins_at(quota: Quota) -> Path {
+    match quota {
+        Quota::Origins => Path::root().key("origins"),
+        _ => Path::root(),
     }
 }
 
@@ -1520,5 +1585,114 @@ mod tests {
             c.token_by_digest(&SecretDigest([1; 32])).unwrap().id,
             token(1).id
         );
+    }
+
+    fn pool_of(name: &str, origins: usize) -> PoolSpec {
+        let draft = PoolDraft {
+            name: Some(name.into()),
+            origins: Some(
+                (0..origins)
+                    .map(|i| OriginDraft {
+                        name: Some(format!("o{i}")),
+                        address: Some(format!("192.0.2.{}", i + 1)),
+                        ..Default::default()
+                    })
+                    .collect(),
+            ),
+            ..Default::default()
+        };
+        draft.validate().unwrap().0
+    }
+
+    fn pointer(outcome: Outcome) -> String {
+        match outcome {
+            Err(CatalogError::Invalid(v)) => v.into_vec()[0].path.to_pointer(),
+            other => panic!("not refused: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn quotas_count_each_account_and_refuse_only_growth() {
+        let (mut c, _, p, z) = setup();
+        assert_eq!(c.usage(A).of(Quota::Pools), 1);
+        assert_eq!(c.usage(A).of(Quota::Origins), 1);
+        assert_eq!(c.usage(A).of(Quota::Monitors), 1);
+        assert_eq!(c.usage(A).of(Quota::Zones), 1);
+        assert_eq!(c.usage(B), Usage::default());
+        c.set_quotas(
+            Quotas::default()
+                .with(Quota::Pools, 2)
+                .with(Quota::Origins, 4)
+                .with(Quota::LoadBalancers, 1),
+        );
+        // Three more origins fit; four do not, and the refusal points at them.
+        let p2 = PoolId::from_bytes([5; 16]);
+        let four = pool_of("p2", 4);
+        assert_eq!(
+            pointer(c.create_pool(A, p2, four, CheckRefs::default(), T1)),
+            "/origins"
+        );
+        applied(&mut c, |c| {
+            c.create_pool(A, p2, pool_of("p2", 3), CheckRefs::default(), T1)
+        });
+        assert_eq!(c.usage(A).of(Quota::Origins), 4);
+        // A third pool is one too many, with origins to spare.
+        c.set_quotas(c.quotas().with(Quota::Origins, 100));
+        let p3 = PoolId::from_bytes([6; 16]);
+        let refused = c.create_pool(A, p3, pool_of("p3", 1), CheckRefs::default(), T1);
+        assert_eq!(pointer(refused), "");
+        c.set_quotas(c.quotas().with(Quota::Origins, 4));
+        // Growing a pool is refused; shrinking and keeping are not.
+        let grown = c.replace_pool(A, p, pool_of("p1", 2), CheckRefs::default(), T1);
+        assert_eq!(pointer(grown), "/origins");
+        applied(&mut c, |c| {
+            c.replace_pool(A, p2, pool_of("p2", 1), CheckRefs::default(), T1)
+        });
+        assert_eq!(c.usage(A).of(Quota::Origins), 2);
+        // Another account's usage is its own.
+        applied(&mut c, |c| {
+            c.create_pool(B, p3, pool_of("p3", 4), CheckRefs::default(), T1)
+        });
+        assert_eq!(c.usage(B).of(Quota::Origins), 4);
+        assert_eq!(c.usage(A).of(Quota::Origins), 2);
+        // Load balancers count for their zone's account.
+        let lb = LoadBalancerId::from_bytes([7; 16]);
+        applied(&mut c, |c| c.create_load_balancer(z, lb, lb_draft(p), T1));
+        assert_eq!(c.usage(A).of(Quota::LoadBalancers), 1);
+        let mut second = lb_draft(p);
+        second.name = Some("api.example.com".into());
+        let lb2 = LoadBalancerId::from_bytes([8; 16]);
+        assert!(c.create_load_balancer(z, lb2, second, T1).is_err());
+        applied(&mut c, |c| c.delete_load_balancer(z, lb));
+        assert_eq!(c.usage(A).of(Quota::LoadBalancers), 0);
+        // Over a lowered quota, deleting still works and frees room.
+        c.set_quotas(Quotas::default().with(Quota::Pools, 1));
+        applied(&mut c, |c| c.delete_pool(A, p2));
+        assert_eq!(c.usage(A).of(Quota::Pools), 1);
+        assert_eq!(c.usage(A).of(Quota::Origins), 1);
+    }
+
+    #[test]
+    fn undone_changes_give_their_counts_back() {
+        let (mut c, m, p, _) = setup();
+        let before = c.usage(A);
+        let p2 = PoolId::from_bytes([5; 16]);
+        let mut undos = Vec::new();
+        let changes = c
+            .create_pool(A, p2, pool_of("p2", 3), CheckRefs::monitor(m), T1)
+            .unwrap()
+            .into_iter()
+            .chain(
+                c.replace_pool(A, p, pool_of("p1", 5), CheckRefs::default(), T1)
+                    .unwrap(),
+            );
+        for change in changes {
+            undos.push(c.apply_undoable(change));
+        }
+        assert_eq!(c.usage(A).of(Quota::Origins), 1 + 3 + 4);
+        for undo in undos.into_iter().rev() {
+            c.undo(undo);
+        }
+        assert_eq!(c.usage(A), before);
     }
 }

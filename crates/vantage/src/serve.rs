@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use fs4::fs_std::FileExt;
 use vantage_control::Controller;
+use vantage_core::catalog::{Quota, Quotas};
 use vantage_core::routing::RoutingTable;
 use vantage_store::Store;
 use vantage_store_sqlite::Durability;
@@ -110,6 +111,33 @@ pub struct LimitArgs {
     /// Forget a probe location silent this many seconds: it leaves the lists, its votes go.
     #[arg(long, env = "VANTAGE_FORGET_SILENT_AFTER", default_value_t = 3600, value_parser = clap::value_parser!(u64).range(60..=31_536_000))]
     forget_silent_after: u64,
+    /// The most objects of a kind one account may hold, as KIND=N (repeat, or comma-separate
+    /// in the environment): zones, monitors, monitor_groups, pools, origins (over all its
+    /// pools), load_balancers, webhooks, notification_policies. Kinds not named keep their
+    /// defaults (README: "Limits").
+    #[arg(long = "quota", env = "VANTAGE_QUOTA", value_delimiter = ',', value_name = "KIND=N", value_parser = parse_quota)]
+    quotas: Vec<(Quota, u64)>,
+}
+
+/// `KIND=N` of `--quota`.
+fn parse_quota(s: &str) -> Result<(Quota, u64), String> {
+    let kinds = || {
+        Quota::ALL
+            .iter()
+            .map(|q| q.name())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let (kind, n) = s
+        .split_once('=')
+        .ok_or_else(|| format!("expected KIND=N, where KIND is one of {}", kinds()))?;
+    let quota = Quota::from_name(kind.trim())
+        .ok_or_else(|| format!("no quota {kind:?}; the kinds are {}", kinds()))?;
+    let n = n
+        .trim()
+        .parse()
+        .map_err(|_| format!("{n:?} is not a whole number of {}", quota.name()))?;
+    Ok((quota, n))
 }
 
 impl LimitArgs {
@@ -122,6 +150,7 @@ impl LimitArgs {
             forget_silent_after_micros: i64::try_from(self.forget_silent_after)
                 .unwrap_or(i64::MAX / 1_000_000)
                 * 1_000_000,
+            quotas: (self.quotas.iter()).fold(Quotas::default(), |q, &(kind, n)| q.with(kind, n)),
         }
     }
 

@@ -425,3 +425,84 @@ async fn the_controller_never_probes_its_own_listeners() {
     assert_eq!(health["result"]["pop_health"]["healthy"], false, "{text}");
     assert!(text.contains("TCP connection failed"), "{text}");
 }
+
+/// A tenant cannot grow past its quotas, and hitting one is a clear refusal that loses
+/// nothing: the pool it tried to grow is as it was, and another tenant is not held back.
+#[tokio::test]
+async fn a_tenant_cannot_grow_past_its_quotas() {
+    let s = Server::start_flags(&["--quota", "pools=2", "--quota", "origins=3"]);
+    let a = s.account_id().await;
+    let pools = format!("/accounts/{a}/load_balancers/pools");
+    let origins = |n: usize| -> Value {
+        (0..n)
+            .map(|i| json!({"name": format!("o{i}"), "address": format!("192.0.2.{}", i + 1)}))
+            .collect()
+    };
+    let first = s
+        .create(&pools, json!({"name": "first", "origins": origins(2)}))
+        .await;
+    // Two more origins would make four.
+    let (st, v) = s
+        .call(
+            Method::POST,
+            &pools,
+            Some(json!({"name": "second", "origins": origins(2)})),
+        )
+        .await;
+    assert_eq!(st, 400, "{v}");
+    assert_eq!(common::error_code(&v), 1002, "{v}");
+    assert_eq!(common::pointer(&v), "/origins", "{v}");
+    let message = v["errors"][0]["message"].as_str().unwrap();
+    assert!(message.contains("quota origins"), "{message}");
+    assert!(message.contains("at most 3"), "{message}");
+    s.create(&pools, json!({"name": "second", "origins": origins(1)}))
+        .await;
+    // A third pool is past the pool quota.
+    let (st, v) = s
+        .call(
+            Method::POST,
+            &pools,
+            Some(json!({"name": "third", "origins": origins(1)})),
+        )
+        .await;
+    assert_eq!(st, 400, "{v}");
+    assert!(
+        v["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("quota pools"),
+        "{v}"
+    );
+    // Growing a pool past the origin quota is refused and changes nothing.
+    let one = format!("{pools}/{first}");
+    let (st, v) = s
+        .call(
+            Method::PUT,
+            &one,
+            Some(json!({"name": "first", "origins": origins(3)})),
+        )
+        .await;
+    assert_eq!(st, 400, "{v}");
+    assert_eq!(common::pointer(&v), "/origins", "{v}");
+    let (_, v) = s.call(Method::GET, &one, None).await;
+    assert_eq!(v["result"]["origins"].as_array().unwrap().len(), 2, "{v}");
+    let (_, v) = s.call(Method::GET, &pools, None).await;
+    assert_eq!(v["result"].as_array().unwrap().len(), 2, "{v}");
+    // Another tenant has quotas of its own.
+    let b = s.cli(&["account", "create", "--name", "tenant-b"]);
+    let b_token = s.cli_token(&b, "b", "all").await;
+    let (st, v) = s
+        .call_as(
+            &b_token,
+            Method::POST,
+            &format!("/accounts/{b}/load_balancers/pools"),
+            Some(json!({"name": "b", "origins": origins(3)})),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    // Deleting makes room again.
+    let (st, v) = s.call(Method::DELETE, &one, None).await;
+    assert_eq!(st, 200, "{v}");
+    s.create(&pools, json!({"name": "third", "origins": origins(2)}))
+        .await;
+}

@@ -466,3 +466,16 @@ async fn a_remote_agent_serves_its_own_metrics() {
     let _ = agent.kill();
     let _ = agent.wait();
 }
+
+#[tokio::test]
+async fn an_unknown_quota_is_refused_with_the_kinds() {
+    for (quota, says) in [
+        ("pool=5", "the kinds are zones, monitors"),
+        ("pools", "expected KIND=N"),
+        ("pools=many", "not a whole number of pools"),
+    ] {
+        let (code, _, err) = vantage(args(&["serve", "--quota", quota])).await;
+        assert_eq!(code, 2, "{err}");
+        assert!(err.contains(says), "{quota}: {err}");
+    }
+}

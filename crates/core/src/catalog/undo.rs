@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use super::quota::{Quota, Usage};
 use super::{Catalog, Change};
 use crate::account::Account;
 use crate::auth::{Token, User};
@@ -64,10 +65,118 @@ fn unindex_pool(names: &mut PoolNames, pool: &Pool) {
     }
 }
 
+/// An object counted against its account's quotas, by kind and id.
+#[derive(Debug, Clone, Copy)]
+enum Counted {
+    Zone(ZoneId),
+    Monitor(MonitorId),
+    MonitorGroup(MonitorGroupId),
+    Pool(PoolId),
+    LoadBalancer(LoadBalancerId),
+    Webhook(WebhookId),
+    Policy(PolicyId),
+}
+
+impl Change {
+    fn counted(&self) -> Option<Counted> {
+        Some(match self {
+            Change::PutZone(z) => Counted::Zone(z.id),
+            Change::DeleteZone(id) => Counted::Zone(*id),
+            Change::PutMonitor(m) => Counted::Monitor(m.id),
+            Change::DeleteMonitor(id) => Counted::Monitor(*id),
+            Change::PutMonitorGroup(g) => Counted::MonitorGroup(g.id),
+            Change::DeleteMonitorGroup(id) => Counted::MonitorGroup(*id),
+            Change::PutPool(p) => Counted::Pool(p.id),
+            Change::DeletePool(id) => Counted::Pool(*id),
+            Change::PutLoadBalancer(lb) => Counted::LoadBalancer(lb.id),
+            Change::DeleteLoadBalancer(id) => Counted::LoadBalancer(*id),
+            Change::PutWebhook(w) => Counted::Webhook(w.id),
+            Change::DeleteWebhook(id) => Counted::Webhook(*id),
+            Change::PutPolicy(p) => Counted::Policy(p.id),
+            Change::DeletePolicy(id) => Counted::Policy(*id),
+            Change::PutAccount(_) | Change::PutToken(_) | Change::PutUser(_) => return None,
+        })
+    }
+}
+
+impl Prior {
+    fn counted(&self) -> Option<Counted> {
+        Some(match self {
+            Prior::Zone(id, _) => Counted::Zone(*id),
+            Prior::Monitor(id, _) => Counted::Monitor(*id),
+            Prior::MonitorGroup(id, _) => Counted::MonitorGroup(*id),
+            Prior::Pool(id, _) => Counted::Pool(*id),
+            Prior::LoadBalancer(id, _) => Counted::LoadBalancer(*id),
+            Prior::Webhook(id, _) => Counted::Webhook(*id),
+            Prior::Policy(id, _) => Counted::Policy(*id),
+            Prior::Account(..) | Prior::Token(..) | Prior::User(..) => return None,
+        })
+    }
+}
+
 impl Catalog {
+    /// What the object under `counted` counts for, and against which account.
+    fn footprint(&self, counted: Counted) -> Option<(AccountId, Usage)> {
+        match counted {
+            Counted::Zone(id) => self
+                .zones
+                .get(&id)
+                .map(|z| (z.account, Usage::one(Quota::Zones))),
+            Counted::Monitor(id) => {
+                (self.monitors.get(&id)).map(|m| (m.account, Usage::one(Quota::Monitors)))
+            }
+            Counted::MonitorGroup(id) => (self.monitor_groups.get(&id))
+                .map(|g| (g.account, Usage::one(Quota::MonitorGroups))),
+            Counted::Pool(id) => self.pools.get(&id).map(|p| {
+                let origins = super::count(p.spec.origins.len());
+                (
+                    p.account,
+                    Usage::one(Quota::Pools).plus(Quota::Origins, origins),
+                )
+            }),
+            // A load balancer counts for the account of its zone (zones outlive them).
+            Counted::LoadBalancer(id) => {
+                let lb = self.load_balancers.get(&id)?;
+                let account = self.zones.get(&lb.zone)?.account;
+                Some((account, Usage::one(Quota::LoadBalancers)))
+            }
+            Counted::Webhook(id) => {
+                (self.webhooks.get(&id)).map(|w| (w.account, Usage::one(Quota::Webhooks)))
+            }
+            Counted::Policy(id) => (self.policies.get(&id))
+                .map(|p| (p.account, Usage::one(Quota::NotificationPolicies))),
+        }
+    }
+
+    /// Moves the counts from what the object counted for before a change to what it counts
+    /// for after.
+    fn recount(&mut self, before: Option<(AccountId, Usage)>, counted: Counted) {
+        let after = self.footprint(counted);
+        if let Some((account, usage)) = before {
+            let held = self.usage.entry(account).or_default();
+            held.subtract(&usage);
+            if held.is_empty() {
+                self.usage.remove(&account);
+            }
+        }
+        if let Some((account, usage)) = after {
+            self.usage.entry(account).or_default().add(&usage);
+        }
+    }
+
     /// Applies `change` and returns how to take it back with [`Catalog::undo`]. Undos given
     /// back in reverse order restore the catalog exactly.
     pub fn apply_undoable(&mut self, change: Change) -> Undo {
+        let counted = change.counted();
+        let before = counted.and_then(|c| self.footprint(c));
+        let undo = self.apply_uncounted(change);
+        if let Some(counted) = counted {
+            self.recount(before, counted);
+        }
+        undo
+    }
+
+    fn apply_uncounted(&mut self, change: Change) -> Undo {
         Undo(match change {
             Change::PutAccount(a) => Prior::Account(a.id, self.accounts.insert(a.id, a)),
             Change::PutZone(z) => Prior::Zone(z.id, self.zones.insert(z.id, z)),
@@ -121,6 +230,15 @@ impl Catalog {
 
     /// Takes back the change `undo` came from; give undos back newest first.
     pub fn undo(&mut self, undo: Undo) {
+        let counted = undo.0.counted();
+        let before = counted.and_then(|c| self.footprint(c));
+        self.undo_uncounted(undo);
+        if let Some(counted) = counted {
+            self.recount(before, counted);
+        }
+    }
+
+    fn undo_uncounted(&mut self, undo: Undo) {
         match undo.0 {
             Prior::Account(id, p) => put_back(&mut self.accounts, id, p),
             Prior::Zone(id, p) => put_back(&mut self.zones, id, p),
