@@ -473,3 +473,67 @@ async fn a_tcp_client_that_never_reads_its_answers_is_cut_off() {
     )
     .await;
 }
+
+/// Requests one after another reach the origin over one pooled connection, and a pooled
+/// connection the origin closed while idle is replaced without the client seeing it.
+#[tokio::test]
+async fn origin_connections_are_reused_and_replaced_when_closed() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let origin = listener.local_addr().unwrap();
+    let (accepted_tx, mut accepted) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            let (stop_tx, stop) = tokio::sync::oneshot::channel::<()>();
+            let (closed_tx, closed) = tokio::sync::oneshot::channel::<()>();
+            accepted_tx.send((stop_tx, closed)).unwrap();
+            let service = hyper::service::service_fn(|_req| async {
+                Ok::<_, hyper::Error>(http::Response::new(Full::new(Bytes::from("ok"))))
+            });
+            tokio::spawn(async move {
+                let conn = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service);
+                // The origin closes this connection when told to, and says when it has.
+                tokio::select! {
+                    _ = conn => {}
+                    _ = stop => {}
+                }
+                let _ = closed_tx.send(());
+            });
+        }
+    });
+    let proxy = start_proxy(ProxyConfig::default(), origin).await;
+    let stream = TcpStream::connect(proxy).await.unwrap();
+    let (mut client, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let mut get = || {
+        let req = http::Request::get("/")
+            .header("host", "www.example.com")
+            .body(Empty::<Bytes>::new())
+            .unwrap();
+        let sent = client.send_request(req);
+        async move {
+            let resp = guard("a proxied answer", sent).await.unwrap();
+            let status = resp.status().as_u16();
+            let body = resp.into_body().collect().await.unwrap().to_bytes();
+            (status, body)
+        }
+    };
+    for _ in 0..20 {
+        assert_eq!(get().await, (200, Bytes::from("ok")));
+    }
+    let (stop, closed) = guard("the first connection", accepted.recv())
+        .await
+        .unwrap();
+    assert!(
+        accepted.try_recv().is_err(),
+        "a second origin connection was made"
+    );
+    // The origin closes the idle pooled connection: the next request gets a new one.
+    stop.send(()).unwrap();
+    guard("the origin's close", closed).await.unwrap();
+    assert_eq!(get().await, (200, Bytes::from("ok")));
+    guard("a new connection", accepted.recv()).await.unwrap();
+}
