@@ -128,7 +128,10 @@ impl Upstreams {
 
     /// Sends `req` (origin-form URI, `Host` set) to `authority`. When no connection can be
     /// made, the request comes back with the failure, unsent. A pooled connection that the
-    /// origin closed before the request was written is replaced once, transparently.
+    /// origin closed before the request was written is replaced once, transparently; so is
+    /// one that failed after it was written but before any answer, when the request is safe
+    /// to send again (an idempotent method, no body), as nginx and HAProxy do: an origin
+    /// closing an idle connection just as it is reused is a race, not a failure.
     pub async fn send(
         self: &Arc<Self>,
         authority: &Arc<str>,
@@ -139,11 +142,15 @@ impl Upstreams {
             Ok(s) => s,
             Err(f) => return Err((f, Some(req))),
         };
+        let mut replay = pooled.then(|| Replay::of(&req)).flatten();
         let mut req = req;
         let response = loop {
             match sender.try_send_request(req).await {
                 Ok(r) => break r,
-                Err(mut e) => match e.take_message() {
+                Err(mut e) => match e
+                    .take_message()
+                    .or_else(|| replay.take().map(Replay::again))
+                {
                     Some(back) if pooled => {
                         req = back;
                         pooled = false;
@@ -166,6 +173,47 @@ impl Upstreams {
             _in_flight: in_flight,
         };
         Ok(Response::from_parts(parts, Body::new(body)))
+    }
+}
+
+/// What it takes to send a request again after its connection failed before any answer:
+/// only a request without a body whose method is idempotent (RFC 9110 §9.2.2) can be.
+struct Replay {
+    method: http::Method,
+    uri: http::Uri,
+    version: http::Version,
+    headers: http::HeaderMap,
+}
+
+impl Replay {
+    fn of(req: &Request<Body>) -> Option<Replay> {
+        use http::Method;
+        let idempotent = matches!(
+            *req.method(),
+            Method::GET
+                | Method::HEAD
+                | Method::OPTIONS
+                | Method::TRACE
+                | Method::PUT
+                | Method::DELETE
+        );
+        (idempotent && req.body().is_end_stream()).then(|| Replay {
+            method: req.method().clone(),
+            uri: req.uri().clone(),
+            version: req.version(),
+            headers: req.headers().clone(),
+        })
+    }
+
+    fn again(self) -> Request<Body> {
+        use http_body_util::BodyExt;
+        let empty = http_body_util::Empty::new().map_err(|never| match never {});
+        let mut req = Request::new(empty.boxed_unsync());
+        *req.method_mut() = self.method;
+        *req.uri_mut() = self.uri;
+        *req.version_mut() = self.version;
+        *req.headers_mut() = self.headers;
+        req
     }
 }
 

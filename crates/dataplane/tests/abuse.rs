@@ -537,3 +537,83 @@ async fn origin_connections_are_reused_and_replaced_when_closed() {
     assert_eq!(get().await, (200, Bytes::from("ok")));
     guard("a new connection", accepted.recv()).await.unwrap();
 }
+
+/// An origin that answers the first request on its first connection, then reads the second
+/// and closes without a word (as an origin closing an idle connection just as it is reused
+/// looks); every later connection answers `ok`. Counts the connections it accepted.
+async fn origin_closing_on_second_request() -> (SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    async fn read_head(stream: &mut TcpStream) -> bool {
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return false,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+        true
+    }
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = Arc::clone(&accepted);
+    tokio::spawn(async move {
+        loop {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let nth = count.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut answered = 0;
+                while read_head(&mut stream).await {
+                    if nth == 0 && answered == 1 {
+                        return;
+                    }
+                    let ok = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                    stream.write_all(ok).await.unwrap();
+                    answered += 1;
+                }
+            });
+        }
+    });
+    (addr, accepted)
+}
+
+/// A request through the proxy on a kept-alive client connection: the status.
+async fn through(
+    client: &mut hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+    method: &str,
+    body: &'static str,
+) -> u16 {
+    let req = http::Request::builder()
+        .method(method)
+        .uri("/")
+        .header("host", "www.example.com")
+        .body(Full::new(Bytes::from(body)))
+        .unwrap();
+    let resp = guard("a proxied answer", client.send_request(req))
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    resp.into_body().collect().await.unwrap();
+    status
+}
+
+/// A pooled connection that fails after the request was written and before any answer: a
+/// GET is sent again on a new connection and the client never sees the failure; a POST
+/// (not idempotent: the origin may have acted on it) is answered 502, never sent twice.
+#[tokio::test]
+async fn an_idempotent_request_is_sent_again_when_its_reused_connection_fails() {
+    use std::sync::atomic::Ordering;
+    for (method, body, status, connections) in [("GET", "", 200, 2), ("POST", "x", 502, 1)] {
+        let (origin, accepted) = origin_closing_on_second_request().await;
+        let proxy = start_proxy(ProxyConfig::default(), origin).await;
+        let stream = TcpStream::connect(proxy).await.unwrap();
+        let (mut client, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        assert_eq!(through(&mut client, "GET", "").await, 200);
+        assert_eq!(through(&mut client, method, body).await, status, "{method}");
+        assert_eq!(accepted.load(Ordering::SeqCst), connections, "{method}");
+    }
+}
