@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use vantage_core::health::{check, Facts, Outcome, ProbeKey};
 use vantage_core::monitor::{self, ExpectedCodes, MonitorSpec};
-use vantage_core::{mirror_enum, MonitorId, Timestamp};
+use vantage_core::{mirror_enum, AccountId, MonitorId, Timestamp};
 
 pub const ASSIGNMENT_PATH: &str = "/agent/v1/assignment";
 pub const RESULTS_PATH: &str = "/agent/v1/results";
@@ -20,8 +20,11 @@ pub const PREVIEW_CHECKS_PATH: &str = "/agent/v1/preview_checks";
 /// agents run previews' checks ([`PREVIEW_CHECKS_PATH`]); a version 2 agent simply never asks
 /// for them, and previews run from the locations that do. Version 4: assignments come as
 /// deltas ([`Assignment::changes`]) to an agent that names the [`Assignment::epoch`] of the
-/// version it holds; an older agent never names one, and is always sent the whole.
-pub const VERSION: u32 = 4;
+/// version it holds; an older agent never names one, and is always sent the whole. Version 5:
+/// each monitor of an assignment names its account ([`Monitor::account`]), so an agent short
+/// of slots gives the accounts turns; an older agent ignores it, and an agent of an older
+/// controller runs its checks in due order, as before.
+pub const VERSION: u32 = 5;
 pub const VERSION_HEADER: &str = "vantage-agent-protocol";
 /// The oldest agent a controller still serves: every version since only added to what the
 /// one before said (version 2 a binding and a fuller answer, version 3 endpoints), so an older
@@ -76,6 +79,9 @@ pub struct Monitor {
     pub consecutive_down: u8,
     pub probe_zone: String,
     pub description: String,
+    /// Version 5, in assignments: the account whose pools the monitor's targets serve.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<AccountId>,
 }
 
 impl From<&MonitorSpec> for Monitor {
@@ -97,6 +103,7 @@ impl From<&MonitorSpec> for Monitor {
             consecutive_down: s.consecutive_down,
             probe_zone: s.probe_zone.clone(),
             description: s.description.clone(),
+            account: None,
         }
     }
 }
@@ -307,9 +314,10 @@ fn targets(
     let targets = assigned
         .into_iter()
         .map(|a| {
-            monitors
-                .entry(a.key.monitor)
-                .or_insert_with(|| Monitor::from(&*a.spec));
+            monitors.entry(a.key.monitor).or_insert_with(|| Monitor {
+                account: a.account,
+                ..Monitor::from(&*a.spec)
+            });
             Target {
                 key: TargetKey::from(&a.key),
                 pools: a.pools,
@@ -380,7 +388,7 @@ mod tests {
         let old = accepts(OLDEST - 1).unwrap_err();
         assert!(
             old.contains("version 0")
-                && old.contains("speaks 4")
+                && old.contains("speaks 5")
                 && old.contains("upgrade the agent"),
             "{old}"
         );

@@ -15,7 +15,7 @@ use vantage_control::agent_protocol::{
 use vantage_core::health::{Facts, FailureReason, Outcome, ProbeKey};
 use vantage_core::monitor::MonitorDraft;
 use vantage_core::monitor::MonitorSpec;
-use vantage_core::{MonitorId, Timestamp};
+use vantage_core::{AccountId, MonitorId, Timestamp};
 
 fn key() -> ProbeKey {
     ProbeKey {
@@ -38,7 +38,13 @@ fn the_assignment_message_is_pinned() {
     let message = Assignment {
         version: 42,
         epoch: Some(7),
-        monitors: BTreeMap::from([(key().monitor, Monitor::from(&spec))]),
+        monitors: BTreeMap::from([(
+            key().monitor,
+            Monitor {
+                account: Some(AccountId::from_bytes([3; 16])),
+                ..Monitor::from(&spec)
+            },
+        )]),
         targets: vec![Target {
             key: (&key()).into(),
             pools: vec!["primary".into()],
@@ -51,6 +57,13 @@ fn the_assignment_message_is_pinned() {
     older.as_object_mut().unwrap().remove("epoch");
     let older: Assignment = serde_json::from_value(older).unwrap();
     assert_eq!((older.epoch, older.changes), (None, None));
+    // A version 4 controller's monitors name no account: the agent reads them without.
+    let mut v4 = serde_json::to_value(&message).unwrap();
+    for m in v4["monitors"].as_object_mut().unwrap().values_mut() {
+        m.as_object_mut().unwrap().remove("account");
+    }
+    let v4: Assignment = serde_json::from_value(v4).unwrap();
+    assert_eq!(v4.monitors.values().next().unwrap().account, None);
     // A delta: what changed since version 41.
     let delta = Assignment {
         version: 43,
@@ -111,7 +124,7 @@ fn the_results_message_is_pinned() {
     let back: Vec<Facts> = report.results.into_iter().map(|r| r.facts.into()).collect();
     assert_eq!(back, facts);
     assert_eq!(
-        VERSION, 4,
+        VERSION, 5,
         "a new version needs its golden messages reviewed"
     );
 }

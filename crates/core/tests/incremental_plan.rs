@@ -96,8 +96,9 @@ fn plan(pools: &[Option<PoolChoice>], variant: bool) -> HealthPlan {
     HealthPlan { pools }
 }
 
-/// An assignment as a location holds it: each target's monitor and pools (in any order).
-type Held = BTreeMap<ProbeKey, (MonitorSpec, Vec<String>)>;
+/// An assignment as a location holds it: each target's monitor, pools (in any order) and
+/// account.
+type Held = BTreeMap<ProbeKey, (MonitorSpec, Vec<String>, Option<AccountId>)>;
 
 fn whole(engine: &Engine, region: RegionCode) -> Held {
     holding(engine.assignment(region))
@@ -108,7 +109,7 @@ fn holding(assigned: Vec<Assignment>) -> Held {
         .into_iter()
         .map(|mut a| {
             a.pools.sort();
-            (a.key, ((*a.spec).clone(), a.pools))
+            (a.key, ((*a.spec).clone(), a.pools, a.account))
         })
         .collect()
 }
@@ -180,6 +181,8 @@ proptest! {
             apply(&mut held_bound.1, delta);
             let bound_whole = holding(engine.assignment_for(RegionCode::Weu, Some(&bound)));
             prop_assert_eq!(&held_bound.1, &bound_whole);
+            // Each target names its account, for the agent's turns.
+            prop_assert!(bound_whole.values().all(|(_, _, a)| a.is_some_and(|a| bound.contains(&a))));
             held_bound.0 = engine.assignment_seq();
             // The votes the engine keeps, read back through each pool's health.
             votes.clear();

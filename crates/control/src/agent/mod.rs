@@ -16,8 +16,9 @@ use crate::agent_protocol::{Assignment, PreviewFacts, Reported};
 use crate::clock::now;
 use crate::Controller;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use vantage_core::health::{InFlightLimit, Location, ProbeKey, Schedule};
+use vantage_core::health::{FairQueue, InFlightLimit, Location, ProbeKey, Schedule};
 use vantage_core::monitor::MonitorSpec;
+use vantage_core::AccountId;
 use vantage_probe::{Prober, Target as ProbeTarget};
 
 /// How much an agent takes on: checks in flight at once (beyond it the schedule waits, and
@@ -175,6 +176,16 @@ impl Slots {
             owed: 0,
             queue: Arc::default(),
         }
+    }
+
+    /// A slot for one check if one is free now under the current limit.
+    fn try_acquire(&mut self) -> Option<OwnedSemaphorePermit> {
+        self.settle();
+        let permit = Arc::clone(&self.semaphore).try_acquire_owned().ok();
+        if permit.is_none() {
+            self.limit.starved();
+        }
+        permit
     }
 
     /// A slot for one check, once one is free under the current limit. `None` once closed.
@@ -435,6 +446,111 @@ struct Probe {
     monitor: Arc<MonitorSpec>,
     /// Shared by the targets of the same pools (a pool's origins all send the same).
     user_agent: Arc<str>,
+    /// Whose turn it is when checks wait for a slot (`None`: a controller older than
+    /// protocol version 5 did not say; such targets share one turn).
+    account: Option<AccountId>,
+}
+
+/// Due checks waiting for a slot: (target, when it was due), by account.
+type Waiting = FairQueue<Option<AccountId>, (Arc<ProbeKey>, vantage_core::Timestamp)>;
+
+/// What starting a check takes: its slot, the accounting of how late checks start, and
+/// where its facts go.
+struct Starter {
+    slots: Slots,
+    lateness: Lateness,
+    behind: Behind,
+    prober: Prober,
+    results: tokio::sync::mpsc::UnboundedSender<Reported>,
+    metrics: Option<Arc<AgentMetrics>>,
+}
+
+impl Starter {
+    /// Starts the check whose turn it is, in `permit`'s slot (given back at once when every
+    /// waiting target has since left the assignment).
+    fn start_next(
+        &mut self,
+        permit: OwnedSemaphorePermit,
+        waiting: &mut Waiting,
+        targets: &HashMap<Arc<ProbeKey>, Arc<Probe>>,
+    ) {
+        let Some((target, due_at)) = std::iter::from_fn(|| waiting.pop())
+            .find_map(|(key, due_at)| Some((Arc::clone(targets.get(&key)?), due_at)))
+        else {
+            return;
+        };
+        let started = now();
+        if let Some(limit) = self.slots.tick(started) {
+            tracing::debug!(limit, "checks at once at most");
+            self.behind.in_flight = limit;
+            if let Some(m) = &self.metrics {
+                m.in_flight_limit
+                    .set(i64::try_from(limit).unwrap_or(i64::MAX));
+            }
+        }
+        let late = u64::try_from(started.unix_micros() - due_at.unix_micros()).unwrap_or(0);
+        if let Some(summary) = self.lateness.add(late, started.unix_micros()) {
+            tracing::info!("{summary}");
+        }
+        if let Some(m) = &self.metrics {
+            m.lateness.observe(late as f64 / 1e6);
+            if late > Behind::LATE {
+                m.late.inc();
+            }
+        }
+        if let Some(warning) = self
+            .behind
+            .started(late, waiting.len(), started.unix_micros())
+        {
+            tracing::warn!("{warning}");
+        }
+        let (prober, results, metrics) = (
+            self.prober.clone(),
+            self.results.clone(),
+            self.metrics.clone(),
+        );
+        let (queue, handed) = (Arc::clone(&self.slots.queue), std::time::Instant::now());
+        tokio::spawn(async move {
+            queue.started(handed);
+            let t = &*target;
+            let probe = ProbeTarget {
+                spec: &t.monitor,
+                address: &t.key.address,
+                port: t.key.port,
+                host: t.key.host.as_deref(),
+                user_agent: &t.user_agent,
+            };
+            let facts = prober.check(&probe).await;
+            if let Some(m) = &metrics {
+                let completed = !matches!(facts.outcome, vantage_core::health::Outcome::Error(_));
+                m.check(&t.key.monitor.to_string(), completed);
+            }
+            // This machine could not run the check: no fact about the origin to
+            // report (the controller would refuse it as no vote anyway).
+            if facts.outcome
+                == vantage_core::health::Outcome::Error(
+                    vantage_core::health::FailureReason::LocalResources,
+                )
+            {
+                static NOT_RUN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+                let n = NOT_RUN.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                // Logged at 1, 2, 4, 8, … so exhaustion is seen but cannot flood the log.
+                if n.is_power_of_two() {
+                    tracing::warn!(
+                        not_run = n,
+                        "checks not run: this machine is out of descriptors, buffers or ports"
+                    );
+                }
+                return;
+            }
+            let _ = results.send(Reported {
+                key: (&*t.key).into(),
+                facts: (&facts).into(),
+                at: started,
+            });
+            drop(permit);
+        });
+    }
 }
 
 /// One probe location: follows its assignment, checks every target on schedule, reports
@@ -475,17 +591,33 @@ pub async fn run(
 
     let mut schedule = Schedule::default();
     let mut targets: HashMap<Arc<ProbeKey>, Arc<Probe>> = HashMap::new();
-    let mut slots = Slots::new(capacity.in_flight, now());
-    let mut lateness = Lateness::default();
-    let mut behind = Behind {
-        in_flight: slots.limit.limit(),
-        ..Behind::default()
+    // Due checks waiting for a slot, taking turns by account.
+    let mut waiting: Waiting = FairQueue::default();
+    let mut starter = Starter {
+        slots: Slots::new(capacity.in_flight, now()),
+        lateness: Lateness::default(),
+        behind: Behind::default(),
+        prober,
+        results: results_tx,
+        metrics,
     };
-    if let Some(m) = &metrics {
+    starter.behind.in_flight = starter.slots.limit.limit();
+    if let Some(m) = &starter.metrics {
         m.in_flight_limit
-            .set(i64::try_from(slots.limit.limit()).unwrap_or(i64::MAX));
+            .set(i64::try_from(starter.slots.limit.limit()).unwrap_or(i64::MAX));
     }
     loop {
+        // Everything waiting that a free slot can take starts now.
+        while !waiting.is_empty() {
+            let Some(permit) = starter.slots.try_acquire() else {
+                break;
+            };
+            starter.start_next(permit, &mut waiting, &targets);
+        }
+        if let Some(m) = &starter.metrics {
+            m.backlog
+                .set(i64::try_from(waiting.len()).unwrap_or(i64::MAX));
+        }
         let wait = schedule.next_deadline().map(|d| {
             Duration::from_micros(u64::try_from(d.unix_micros() - now().unix_micros()).unwrap_or(0))
         });
@@ -493,71 +625,20 @@ pub async fn run(
             received = assignments.recv() => {
                 let Some(a) = received else { break };
                 load(&link, &mut targets, &mut schedule, a);
-                if let Some(m) = &metrics {
+                if let Some(m) = &starter.metrics {
                     m.targets.set(i64::try_from(targets.len()).unwrap_or(i64::MAX));
                 }
             }
             () = crate::drivers::sleep_or_forever(wait) => {
-                let due = schedule.due(now());
-                let total = due.len();
-                for (i, (key, due_at)) in due.into_iter().enumerate() {
-                    let Some(target) = targets.get(&key).cloned() else { continue };
-                    if let Some(m) = &metrics {
-                        m.backlog.set(i64::try_from(total - i).unwrap_or(i64::MAX));
+                for (key, due_at) in schedule.due(now()) {
+                    if let Some(target) = targets.get(&key) {
+                        waiting.push(target.account, (key, due_at));
                     }
-                    let Some(permit) = slots.acquire().await else { break };
-                    let started = now();
-                    if let Some(limit) = slots.tick(started) {
-                        tracing::debug!(limit, "checks at once at most");
-                        behind.in_flight = limit;
-                        if let Some(m) = &metrics {
-                            m.in_flight_limit.set(i64::try_from(limit).unwrap_or(i64::MAX));
-                        }
-                    }
-                    let late = u64::try_from(started.unix_micros() - due_at.unix_micros()).unwrap_or(0);
-                    if let Some(summary) = lateness.add(late, started.unix_micros()) {
-                        tracing::info!("{summary}");
-                    }
-                    if late > Behind::LATE {
-                        if let Some(m) = &metrics {
-                            m.late.inc();
-                        }
-                    }
-                    if let Some(warning) = behind.started(late, total - i - 1, started.unix_micros()) {
-                        tracing::warn!("{warning}");
-                    }
-                    let (prober, results, metrics) = (prober.clone(), results_tx.clone(), metrics.clone());
-                    if let Some(m) = &metrics {
-                        m.lateness.observe(late as f64 / 1e6);
-                    }
-                    let (queue, handed) = (Arc::clone(&slots.queue), std::time::Instant::now());
-                    tokio::spawn(async move {
-                        queue.started(handed);
-                        let t = &*target;
-                        let probe = ProbeTarget { spec: &t.monitor, address: &t.key.address, port: t.key.port, host: t.key.host.as_deref(), user_agent: &t.user_agent };
-                        let facts = prober.check(&probe).await;
-                        if let Some(m) = &metrics {
-                            let completed = !matches!(facts.outcome, vantage_core::health::Outcome::Error(_));
-                            m.check(&t.key.monitor.to_string(), completed);
-                        }
-                        // This machine could not run the check: no fact about the origin to
-                        // report (the controller would refuse it as no vote anyway).
-                        if facts.outcome == vantage_core::health::Outcome::Error(vantage_core::health::FailureReason::LocalResources) {
-                            static NOT_RUN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-                            let n = NOT_RUN.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-                            // Logged at 1, 2, 4, 8, … so exhaustion is seen but cannot flood the log.
-                            if n.is_power_of_two() {
-                                tracing::warn!(not_run = n, "checks not run: this machine is out of descriptors, buffers or ports");
-                            }
-                            return;
-                        }
-                        let _ = results.send(Reported { key: (&*t.key).into(), facts: (&facts).into(), at: started });
-                        drop(permit);
-                    });
                 }
-                if let Some(m) = &metrics {
-                    m.backlog.set(0);
-                }
+            }
+            permit = starter.slots.acquire(), if !waiting.is_empty() => {
+                let Some(permit) = permit else { break };
+                starter.start_next(permit, &mut waiting, &targets);
             }
         }
     }
@@ -576,14 +657,17 @@ fn load(
     schedule: &mut Schedule,
     a: Assignment,
 ) {
-    let monitors: HashMap<_, Arc<MonitorSpec>> = a
+    let monitors: HashMap<_, (Arc<MonitorSpec>, Option<AccountId>)> = a
         .monitors
         .into_iter()
-        .filter_map(|(id, m)| match MonitorSpec::try_from(m) {
-            Ok(spec) => Some((id, Arc::new(spec))),
-            Err(e) => {
-                tracing::warn!(monitor = %id, "monitor of the assignment refused, its targets are not probed: {e}");
-                None
+        .filter_map(|(id, m)| {
+            let account = m.account;
+            match MonitorSpec::try_from(m) {
+                Ok(spec) => Some((id, (Arc::new(spec), account))),
+                Err(e) => {
+                    tracing::warn!(monitor = %id, "monitor of the assignment refused, its targets are not probed: {e}");
+                    None
+                }
             }
         })
         .collect();
@@ -594,7 +678,10 @@ fn load(
         .targets
         .into_iter()
         .filter_map(|t| {
-            let Some(monitor) = monitors.get(&t.key.monitor).map(Arc::clone) else {
+            let Some((monitor, account)) = monitors
+                .get(&t.key.monitor)
+                .map(|(m, a)| (Arc::clone(m), *a))
+            else {
                 refused.push(ProbeKey::from(t.key));
                 return None;
             };
@@ -618,6 +705,7 @@ fn load(
                     key,
                     monitor,
                     user_agent,
+                    account,
                 }),
             ))
         })

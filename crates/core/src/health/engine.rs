@@ -138,6 +138,9 @@ pub struct Assignment {
     /// Shared by every target of the monitor.
     pub spec: Arc<MonitorSpec>,
     pub pools: Vec<String>,
+    /// The account whose pools the target serves (a monitor and the pools using it are one
+    /// account's): an agent short of slots gives its accounts turns.
+    pub account: Option<AccountId>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -630,15 +633,12 @@ impl Engine {
     }
 
     fn assignment_of(&self, key: &ProbeKey, t: &TargetPlan) -> Assignment {
+        let users = || t.users.iter().filter_map(|p| self.pools.get(p));
         Assignment {
             key: key.clone(),
             spec: Arc::clone(&t.spec),
-            pools: t
-                .users
-                .iter()
-                .filter_map(|p| self.pools.get(p))
-                .map(|p| p.name.clone())
-                .collect(),
+            pools: users().map(|p| p.name.clone()).collect(),
+            account: users().next().map(|p| p.account),
         }
     }
 

@@ -14,6 +14,7 @@
 pub mod changes;
 pub mod check;
 pub mod engine;
+pub mod fair;
 pub mod in_flight;
 pub mod latency;
 pub mod plan;
@@ -23,6 +24,7 @@ pub mod view;
 
 pub use check::{CheckResult, Facts, FailureReason, Outcome};
 pub use engine::{Engine, Event, OriginHealth, PoolHealth};
+pub use fair::FairQueue;
 pub use in_flight::InFlightLimit;
 pub use plan::HealthPlan;
 pub use schedule::Schedule;
