@@ -452,7 +452,7 @@ struct Probe {
 }
 
 /// Due checks waiting for a slot: (target, when it was due), by account.
-type Waiting = FairQueue<Option<AccountId>, (Arc<ProbeKey>, vantage_core::Timestamp)>;
+type Waiting = FairQueue<Option<AccountId>, Arc<ProbeKey>, vantage_core::Timestamp>;
 
 /// What starting a check takes: its slot, the accounting of how late checks start, and
 /// where its facts go.
@@ -632,7 +632,8 @@ pub async fn run(
             () = crate::drivers::sleep_or_forever(wait) => {
                 for (key, due_at) in schedule.due(now()) {
                     if let Some(target) = targets.get(&key) {
-                        waiting.push(target.account, (key, due_at));
+                        // A target still waiting from before keeps its place.
+                        waiting.push(target.account, key, due_at);
                     }
                 }
             }

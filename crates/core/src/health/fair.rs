@@ -7,43 +7,52 @@
 //!
 //! Turns count starts, not slot time: a tenant whose checks are slow still starts one check
 //! per turn, so others' checks wait at most for one slot to free between turns.
+//!
+//! A target waits at most once: one falling behind comes due again before its last check
+//! started, and queuing it twice would run the same check twice and let the queue grow past
+//! the assignment without bound. It keeps its first place (and its lateness counts from it).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::Hash;
 
-/// Items waiting for a slot, in one queue per share (tenant), served round robin.
+/// Keys waiting for a slot with a value each (when they came due), in one queue per share
+/// (tenant), served round robin; a key waits at most once.
 #[derive(Debug, Clone)]
-pub struct FairQueue<S, T> {
-    queues: HashMap<S, VecDeque<T>>,
+pub struct FairQueue<S, K, V> {
+    queues: HashMap<S, VecDeque<(K, V)>>,
     /// The shares with something waiting, in the order of their next turns.
     turns: VecDeque<S>,
-    len: usize,
+    waiting: HashSet<K>,
 }
 
-impl<S, T> Default for FairQueue<S, T> {
+impl<S, K, V> Default for FairQueue<S, K, V> {
     fn default() -> Self {
         Self {
             queues: HashMap::new(),
             turns: VecDeque::new(),
-            len: 0,
+            waiting: HashSet::new(),
         }
     }
 }
 
-impl<S: Hash + Eq + Clone, T> FairQueue<S, T> {
-    /// Queues `item` behind the others of `share`.
-    pub fn push(&mut self, share: S, item: T) {
+impl<S: Hash + Eq + Clone, K: Hash + Eq + Clone, V> FairQueue<S, K, V> {
+    /// Queues `key` behind the others of `share`, unless it is waiting already. Returns
+    /// whether it was queued.
+    pub fn push(&mut self, share: S, key: K, value: V) -> bool {
+        if !self.waiting.insert(key.clone()) {
+            return false;
+        }
         let queue = self.queues.entry(share.clone()).or_default();
         if queue.is_empty() {
             self.turns.push_back(share);
         }
-        queue.push_back(item);
-        self.len += 1;
+        queue.push_back((key, value));
+        true
     }
 
-    /// The oldest item of the share whose turn it is; that share's next turn comes after
+    /// The oldest key of the share whose turn it is; that share's next turn comes after
     /// every other share waiting.
-    pub fn pop(&mut self) -> Option<T> {
+    pub fn pop(&mut self) -> Option<(K, V)> {
         let share = self.turns.pop_front()?;
         let queue = self.queues.get_mut(&share)?;
         let item = queue.pop_front();
@@ -52,17 +61,19 @@ impl<S: Hash + Eq + Clone, T> FairQueue<S, T> {
         } else {
             self.turns.push_back(share);
         }
-        self.len -= usize::from(item.is_some());
+        if let Some((key, _)) = &item {
+            self.waiting.remove(key);
+        }
         item
     }
 
-    /// Items waiting, over every share.
+    /// Keys waiting, over every share.
     pub fn len(&self) -> usize {
-        self.len
+        self.waiting.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.waiting.is_empty()
     }
 
     /// Shares with something waiting.
@@ -75,22 +86,22 @@ impl<S: Hash + Eq + Clone, T> FairQueue<S, T> {
 mod tests {
     use super::*;
 
-    fn drain(q: &mut FairQueue<char, u32>) -> Vec<u32> {
-        std::iter::from_fn(|| q.pop()).collect()
+    fn drain(q: &mut FairQueue<char, u32, ()>) -> Vec<u32> {
+        std::iter::from_fn(|| q.pop()).map(|(k, ())| k).collect()
     }
 
     #[test]
     fn a_tenant_with_a_backlog_does_not_hold_back_the_others() {
         let mut q = FairQueue::default();
         for i in 0..1000 {
-            q.push('a', i);
+            q.push('a', i, ());
         }
-        q.push('b', 5000);
-        q.push('c', 6000);
-        q.push('c', 6001);
+        q.push('b', 5000, ());
+        q.push('c', 6000, ());
+        q.push('c', 6001, ());
         assert_eq!((q.len(), q.shares()), (1003, 3));
         // b's and c's checks start among the first few, not after a's thousand.
-        let first: Vec<u32> = (0..6).map(|_| q.pop().unwrap()).collect();
+        let first: Vec<u32> = (0..6).map(|_| q.pop().unwrap().0).collect();
         assert_eq!(first, [0, 5000, 6000, 1, 6001, 2]);
         assert_eq!((q.len(), q.shares()), (997, 1));
         assert_eq!(drain(&mut q), (3..1000).collect::<Vec<_>>());
@@ -100,13 +111,29 @@ mod tests {
     #[test]
     fn a_share_that_empties_and_returns_queues_at_the_back() {
         let mut q = FairQueue::default();
-        q.push('a', 1);
-        q.push('b', 2);
-        assert_eq!(q.pop(), Some(1));
-        q.push('a', 3);
-        q.push('a', 4);
+        q.push('a', 1, ());
+        q.push('b', 2, ());
+        assert_eq!(q.pop(), Some((1, ())));
+        q.push('a', 3, ());
+        q.push('a', 4, ());
         assert_eq!(drain(&mut q), [2, 3, 4]);
-        q.push('z', 9);
-        assert_eq!((q.len(), q.pop(), q.len()), (1, Some(9), 0));
+        q.push('z', 9, ());
+        assert_eq!((q.len(), q.pop(), q.len()), (1, Some((9, ())), 0));
+    }
+
+    #[test]
+    fn a_key_waits_once_and_keeps_its_first_place() {
+        let mut q = FairQueue::default();
+        assert!(q.push('a', 1, "due at 0 s"));
+        assert!(q.push('a', 2, "due at 1 s"));
+        // Due again before its check started: not queued twice.
+        assert!(!q.push('a', 1, "due at 5 s"));
+        assert_eq!(q.len(), 2);
+        assert_eq!(q.pop(), Some((1, "due at 0 s")));
+        // Once started, it may wait again.
+        assert!(q.push('a', 1, "due at 10 s"));
+        assert_eq!(q.pop(), Some((2, "due at 1 s")));
+        assert_eq!(q.pop(), Some((1, "due at 10 s")));
+        assert!(q.is_empty());
     }
 }
