@@ -193,7 +193,8 @@ fn parse_head(buf: &[u8], to_head: bool) -> Result<Option<Head>, FailureReason> 
         .ok_or(FailureReason::HttpInvalidResponse)?;
     let mut location = None;
     let mut chunked = None;
-    let mut length: Option<u64> = None;
+    // `Err`: an invalid or conflicting Content-Length, which matters only if it frames the body.
+    let mut length: Result<Option<u64>, ()> = Ok(None);
     for field in response.headers.iter() {
         let value = field.value;
         if field.name.eq_ignore_ascii_case("location") && location.is_none() {
@@ -211,23 +212,30 @@ fn parse_head(buf: &[u8], to_head: bool) -> Result<Option<Head>, FailureReason> 
                 let n = std::str::from_utf8(part.trim_ascii())
                     .ok()
                     .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
-                    .and_then(|s| s.parse::<u64>().ok())
-                    .ok_or(FailureReason::HttpInvalidResponse)?;
-                if length.is_some_and(|l| l != n) {
-                    return Err(FailureReason::HttpInvalidResponse);
-                }
-                length = Some(n);
+                    .and_then(|s| s.parse::<u64>().ok());
+                length = match (length, n) {
+                    (Ok(None), Some(n)) => Ok(Some(n)),
+                    (Ok(Some(l)), Some(n)) if l == n => Ok(Some(n)),
+                    _ => Err(()),
+                };
             }
         }
     }
+    // As hyper's client framed answers (RFC 9112 §6.3): an answer that cannot have a body
+    // has none, whatever its fields say; Transfer-Encoding overrides Content-Length, but an
+    // HTTP/1.0 answer cannot use it; only then must Content-Length be valid.
     let framing = if to_head || matches!(status, 100..=199 | 204 | 304) {
         Framing::Length(0)
     } else {
         match (chunked, length) {
+            (Some(_), _) if response.version == Some(0) => {
+                return Err(FailureReason::HttpInvalidResponse)
+            }
             (Some(true), _) => Framing::Chunked(Chunk::Size),
             (Some(false), _) => Framing::UntilClose,
-            (None, Some(n)) => Framing::Length(n),
-            (None, None) => Framing::UntilClose,
+            (None, Ok(Some(n))) => Framing::Length(n),
+            (None, Ok(None)) => Framing::UntilClose,
+            (None, Err(())) => return Err(FailureReason::HttpInvalidResponse),
         }
     };
     Ok(Some(Head {
@@ -429,6 +437,23 @@ mod tests {
         assert_eq!(head(empty).unwrap().unwrap().framing, Framing::Length(0));
         let to_head = parse_head(b"HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\n", true);
         assert_eq!(to_head.unwrap().unwrap().framing, Framing::Length(0));
+        // A Content-Length that frames nothing is not judged: no body can follow, or
+        // Transfer-Encoding frames it.
+        for bodiless in [
+            "HTTP/1.1 204 No Content\r\nContent-Length: banana\r\n\r\n",
+            "HTTP/1.1 304 Not Modified\r\nContent-Length: 1, 2\r\n\r\n",
+        ] {
+            let h = head(bodiless).unwrap().unwrap();
+            assert_eq!(h.framing, Framing::Length(0), "{bodiless:?}");
+        }
+        let to_head = parse_head(b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n", true);
+        assert_eq!(to_head.unwrap().unwrap().framing, Framing::Length(0));
+        let overridden =
+            "HTTP/1.1 200 OK\r\nContent-Length: x\r\nTransfer-Encoding: chunked\r\n\r\n";
+        assert_eq!(
+            head(overridden).unwrap().unwrap().framing,
+            Framing::Chunked(Chunk::Size)
+        );
     }
 
     #[test]
@@ -442,6 +467,8 @@ mod tests {
             "HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
             "HTTP/1.1 200 OK\r\nContent-Length: 1, 2\r\n\r\n",
             "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+            // HTTP/1.0 has no Transfer-Encoding (hyper refused such an answer).
+            "HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
         ] {
             assert_eq!(
                 head(bad),
