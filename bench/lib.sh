@@ -22,10 +22,14 @@ trap cleanup EXIT
 
 TOKEN=bench-token-0123456789abcdefghijklmnopqrstuvwxyzABCD
 
+# Benchmarks build one account far past the default quotas (api.sh: 10,001 pools; edges.sh:
+# 20,000): they measure scale, not the quotas.
+BENCH_QUOTA=${VANTAGE_QUOTA:-pools=1000000,origins=10000000,monitors=1000000,load_balancers=1000000}
+
 # start_vantage DATA_DIR LOG [serve flags...]: starts a server, sets VPID and VADDR once it
 # listens.
 start_vantage() {
-  VANTAGE_BOOTSTRAP_TOKEN=$TOKEN VANTAGE_LOG=${VANTAGE_LOG:-warn,vantage=info} "$BIN" serve --listen 127.0.0.1:0 --data-dir "$1" "${@:3}" 2>"$2" &
+  VANTAGE_QUOTA=$BENCH_QUOTA VANTAGE_BOOTSTRAP_TOKEN=$TOKEN VANTAGE_LOG=${VANTAGE_LOG:-warn,vantage=info} "$BIN" serve --listen 127.0.0.1:0 --data-dir "$1" "${@:3}" 2>"$2" &
   VPID=$!; PIDS+=("$VPID")
   for _ in $(seq 200); do
     VADDR=$(grep -o 'listening on [0-9.:]*' "$2" | awk '{print $3}' || true)

@@ -22,8 +22,8 @@ pub const PREVIEW_CHECKS_PATH: &str = "/agent/v1/preview_checks";
 /// deltas ([`Assignment::changes`]) to an agent that names the [`Assignment::epoch`] of the
 /// version it holds; an older agent never names one, and is always sent the whole. Version 5:
 /// each monitor of an assignment names its account ([`Monitor::account`]), so an agent short
-/// of slots gives the accounts turns; an older agent ignores it, and an agent of an older
-/// controller runs its checks in due order, as before.
+/// of slots gives the accounts turns; an older agent ignores it. (A controller refuses
+/// agents newer than itself, so the controllers are upgraded first.)
 pub const VERSION: u32 = 5;
 pub const VERSION_HEADER: &str = "vantage-agent-protocol";
 /// The oldest agent a controller still serves: every version since only added to what the

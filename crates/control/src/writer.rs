@@ -306,6 +306,31 @@ mod tests {
         assert_eq!(names, ["example.com", "example.org"]);
     }
 
+    /// Two creates queued in one group against a quota with room for one: the second sees
+    /// the first's count and is refused, and the quota holds after the group too.
+    #[tokio::test]
+    async fn a_group_counts_its_own_commands_against_the_quotas() {
+        use vantage_core::catalog::{Quota, Quotas};
+        let (c, _store, release) = held();
+        c.set_installation(crate::Installation {
+            quotas: Quotas::default().with(Quota::Zones, 1),
+            ..Default::default()
+        });
+        let (first, second, ()) = tokio::join!(
+            create_zone(&c, 2, "example.com"),
+            create_zone(&c, 3, "example.org"),
+            release_after_queued(release),
+        );
+        assert!(first.is_ok(), "{first:?}");
+        let Err(CommitError::Command(CatalogError::Invalid(v))) = second else {
+            panic!("the second zone was not refused: {second:?}");
+        };
+        assert!(v.iter().any(|v| v.detail.contains("quota zones")), "{v:?}");
+        assert_eq!(c.catalog().usage(A).of(Quota::Zones), 1);
+        let third = create_zone(&c, 4, "example.net").await;
+        assert!(third.is_err(), "{third:?}");
+    }
+
     #[test]
     fn a_command_that_panics_leaves_the_catalog_as_it_was() {
         use super::{check_group, Command, Pending};

@@ -717,7 +717,6 @@ impl Catalog {
         let overlaps = self.zones.values().any(|z| {
             z.account != account && (is_within(&name, &z.name) || is_within(&z.name, &name))
         });
-        self.one_more(account, Quota::Zones)?;
         if overlaps && overlap == Overlap::Refuse {
             return Err(CatalogError::Invalid(
                 Violation::new(
@@ -730,6 +729,7 @@ impl Catalog {
                 .into(),
             ));
         }
+        self.one_more(account, Quota::Zones)?;
         Ok(vec![Change::PutZone(Zone {
             id,
             account,

@@ -147,23 +147,34 @@ impl Upstreams {
         let response = loop {
             match sender.try_send_request(req).await {
                 Ok(r) => break r,
-                Err(mut e) => match e
-                    .take_message()
-                    .or_else(|| replay.take().map(Replay::again))
-                {
-                    Some(back) if pooled => {
-                        req = back;
-                        pooled = false;
-                        sender = match self.connect(authority).await {
-                            Ok(s) => s,
-                            Err(f) => return Err((f, Some(req))),
-                        };
+                Err(mut e) => {
+                    // Never written: it may go anywhere, once more here or to another origin.
+                    let unsent = e.take_message();
+                    let again = match unsent {
+                        Some(back) => Some((back, true)),
+                        None if pooled && closed_before_answer(e.error()) => {
+                            replay.take().map(|r| (r.again(), false))
+                        }
+                        None => None,
+                    };
+                    match again {
+                        Some((back, unsent)) if pooled => {
+                            req = back;
+                            pooled = false;
+                            sender = match self.connect(authority).await {
+                                Ok(s) => s,
+                                // A request already written once is never handed back for
+                                // another origin.
+                                Err(f) => return Err((f, unsent.then_some(req))),
+                            };
+                        }
+                        back => {
+                            tracing::debug!(origin = &**authority, error = %e.into_error(), "upstream request failed");
+                            let unsent = back.filter(|(_, unsent)| *unsent);
+                            return Err((Failure { status: 502 }, unsent.map(|(req, _)| req)));
+                        }
                     }
-                    back => {
-                        tracing::debug!(origin = &**authority, error = %e.into_error(), "upstream request failed");
-                        return Err((Failure { status: 502 }, back));
-                    }
-                },
+                }
             }
         };
         let (parts, body) = response.into_parts();
@@ -174,6 +185,16 @@ impl Upstreams {
         };
         Ok(Response::from_parts(parts, Body::new(body)))
     }
+}
+
+/// Whether a written request's connection ended before any answer began: the origin closed
+/// or reset it. Anything else (a malformed answer, a timeout) is the origin's answer.
+fn closed_before_answer(e: &hyper::Error) -> bool {
+    use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset};
+    let io = std::error::Error::source(e).and_then(|s| s.downcast_ref::<std::io::Error>());
+    e.is_incomplete_message()
+        || io
+            .is_some_and(|io| matches!(io.kind(), ConnectionReset | BrokenPipe | ConnectionAborted))
 }
 
 /// What it takes to send a request again after its connection failed before any answer:

@@ -540,8 +540,11 @@ async fn origin_connections_are_reused_and_replaced_when_closed() {
 
 /// An origin that answers the first request on its first connection, then reads the second
 /// and closes without a word (as an origin closing an idle connection just as it is reused
-/// looks); every later connection answers `ok`. Counts the connections it accepted.
-async fn origin_closing_on_second_request() -> (SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
+/// looks); every later connection answers `ok`, or with `fresh_fail` closes as well. Counts
+/// the connections it accepted.
+async fn origin_closing_on_second_request(
+    fresh_fail: bool,
+) -> (SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
     use std::sync::atomic::{AtomicUsize, Ordering};
     async fn read_head(stream: &mut TcpStream) -> bool {
         let mut got = Vec::new();
@@ -565,7 +568,7 @@ async fn origin_closing_on_second_request() -> (SocketAddr, Arc<std::sync::atomi
             tokio::spawn(async move {
                 let mut answered = 0;
                 while read_head(&mut stream).await {
-                    if nth == 0 && answered == 1 {
+                    if (nth == 0 && answered == 1) || (nth > 0 && fresh_fail) {
                         return;
                     }
                     let ok = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
@@ -599,13 +602,22 @@ async fn through(
 }
 
 /// A pooled connection that fails after the request was written and before any answer: a
-/// GET is sent again on a new connection and the client never sees the failure; a POST
-/// (not idempotent: the origin may have acted on it) is answered 502, never sent twice.
+/// GET without a body is sent again on a new connection and the client never sees the
+/// failure; a POST (not idempotent: the origin may have acted on it) or a request with a body
+/// is answered 502, never sent twice; and a GET whose second connection fails too is not
+/// sent a third time.
 #[tokio::test]
 async fn an_idempotent_request_is_sent_again_when_its_reused_connection_fails() {
     use std::sync::atomic::Ordering;
-    for (method, body, status, connections) in [("GET", "", 200, 2), ("POST", "x", 502, 1)] {
-        let (origin, accepted) = origin_closing_on_second_request().await;
+    for (method, body, fresh_fail, status, connections) in [
+        ("GET", "", false, 200, 2),
+        ("HEAD", "", false, 200, 2),
+        ("POST", "x", false, 502, 1),
+        ("POST", "", false, 502, 1),
+        ("PUT", "x", false, 502, 1),
+        ("GET", "", true, 502, 2),
+    ] {
+        let (origin, accepted) = origin_closing_on_second_request(fresh_fail).await;
         let proxy = start_proxy(ProxyConfig::default(), origin).await;
         let stream = TcpStream::connect(proxy).await.unwrap();
         let (mut client, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
@@ -613,7 +625,8 @@ async fn an_idempotent_request_is_sent_again_when_its_reused_connection_fails() 
             .unwrap();
         tokio::spawn(conn);
         assert_eq!(through(&mut client, "GET", "").await, 200);
-        assert_eq!(through(&mut client, method, body).await, status, "{method}");
-        assert_eq!(accepted.load(Ordering::SeqCst), connections, "{method}");
+        let case = format!("{method} {body:?} fresh_fail={fresh_fail}");
+        assert_eq!(through(&mut client, method, body).await, status, "{case}");
+        assert_eq!(accepted.load(Ordering::SeqCst), connections, "{case}");
     }
 }

@@ -446,8 +446,8 @@ struct Probe {
     monitor: Arc<MonitorSpec>,
     /// Shared by the targets of the same pools (a pool's origins all send the same).
     user_agent: Arc<str>,
-    /// Whose turn it is when checks wait for a slot (`None`: a controller older than
-    /// protocol version 5 did not say; such targets share one turn).
+    /// Whose turn it is when checks wait for a slot (`None` if the controller did not say;
+    /// such targets share one turn).
     account: Option<AccountId>,
 }
 

@@ -6,7 +6,9 @@
 //! would run late. Within one tenant, checks keep their due order.
 //!
 //! Turns count starts, not slot time: a tenant whose checks are slow still starts one check
-//! per turn, so others' checks wait at most for one slot to free between turns.
+//! per turn, so others' checks wait for one slot to free between turns rather than for the
+//! whole backlog; while its slow checks fill the slots, they still slow everyone down. A cap
+//! on the slots one tenant holds would be the next step.
 //!
 //! A target waits at most once: one falling behind comes due again before its last check
 //! started, and queuing it twice would run the same check twice and let the queue grow past
