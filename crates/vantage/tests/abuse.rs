@@ -491,6 +491,15 @@ async fn a_tenant_cannot_grow_past_its_quotas() {
     // Another tenant has quotas of its own.
     let b = s.cli(&["account", "create", "--name", "tenant-b"]);
     let b_token = s.cli_token(&b, "b", "all").await;
+    // The server reloaded the catalog the CLI wrote (it sees the new token): the quotas hold.
+    let (st, v) = s
+        .call(
+            Method::POST,
+            &pools,
+            Some(json!({"name": "third", "origins": origins(1)})),
+        )
+        .await;
+    assert_eq!(st, 400, "after a reload: {v}");
     let (st, v) = s
         .call_as(
             &b_token,
