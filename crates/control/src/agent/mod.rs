@@ -463,6 +463,20 @@ struct Starter {
     prober: Prober,
     results: tokio::sync::mpsc::UnboundedSender<Reported>,
     metrics: Option<Arc<AgentMetrics>>,
+    /// Where a check's task says it gave its slot back, for the accounts' parts of them.
+    finished: tokio::sync::mpsc::UnboundedSender<Option<AccountId>>,
+}
+
+/// Tells the agent loop that a check of `account` gave its slot back, however its task ends.
+struct Finished {
+    account: Option<AccountId>,
+    tx: tokio::sync::mpsc::UnboundedSender<Option<AccountId>>,
+}
+
+impl Drop for Finished {
+    fn drop(&mut self) {
+        let _ = self.tx.send(self.account);
+    }
 }
 
 impl Starter {
@@ -474,10 +488,18 @@ impl Starter {
         waiting: &mut Waiting,
         targets: &HashMap<Arc<ProbeKey>, Arc<Probe>>,
     ) {
-        let Some((target, due_at)) = std::iter::from_fn(|| waiting.pop())
-            .find_map(|(key, due_at)| Some((Arc::clone(targets.get(&key)?), due_at)))
+        let slots = self.slots.limit.limit();
+        let Some((account, target, due_at)) =
+            std::iter::from_fn(|| waiting.pop(slots)).find_map(|(account, key, due_at)| {
+                Some((account, Arc::clone(targets.get(&key)?), due_at))
+            })
         else {
             return;
+        };
+        waiting.started(account);
+        let finished = Finished {
+            account,
+            tx: self.finished.clone(),
         };
         let started = now();
         if let Some(limit) = self.slots.tick(started) {
@@ -511,6 +533,7 @@ impl Starter {
         );
         let (queue, handed) = (Arc::clone(&self.slots.queue), std::time::Instant::now());
         tokio::spawn(async move {
+            let _finished = finished;
             queue.started(handed);
             let t = &*target;
             let probe = ProbeTarget {
@@ -593,7 +616,9 @@ pub async fn run(
     let mut targets: HashMap<Arc<ProbeKey>, Arc<Probe>> = HashMap::new();
     // Due checks waiting for a slot, taking turns by account.
     let mut waiting: Waiting = FairQueue::default();
+    let (finished, mut slots_back) = tokio::sync::mpsc::unbounded_channel();
     let mut starter = Starter {
+        finished,
         slots: Slots::new(capacity.in_flight, now()),
         lateness: Lateness::default(),
         behind: Behind::default(),
@@ -607,8 +632,11 @@ pub async fn run(
             .set(i64::try_from(starter.slots.limit.limit()).unwrap_or(i64::MAX));
     }
     loop {
-        // Everything waiting that a free slot can take starts now.
-        while !waiting.is_empty() {
+        while let Ok(account) = slots_back.try_recv() {
+            waiting.finished(&account);
+        }
+        // Everything waiting that a free slot can take (within its account's part) starts now.
+        while waiting.can_start(starter.slots.limit.limit()) {
             let Some(permit) = starter.slots.try_acquire() else {
                 break;
             };
@@ -637,10 +665,11 @@ pub async fn run(
                     }
                 }
             }
-            permit = starter.slots.acquire(), if !waiting.is_empty() => {
+            permit = starter.slots.acquire(), if waiting.can_start(starter.slots.limit.limit()) => {
                 let Some(permit) = permit else { break };
                 starter.start_next(permit, &mut waiting, &targets);
             }
+            Some(account) = slots_back.recv() => waiting.finished(&account),
         }
     }
     follower.abort();

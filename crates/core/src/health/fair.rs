@@ -5,10 +5,13 @@
 //! would fill the queue ahead of everybody else, and every tenant's checks on that agent
 //! would run late. Within one tenant, checks keep their due order.
 //!
-//! Turns count starts, not slot time: a tenant whose checks are slow still starts one check
-//! per turn, so others' checks wait for one slot to free between turns rather than for the
-//! whole backlog; while its slow checks fill the slots, they still slow everyone down. A cap
-//! on the slots one tenant holds would be the next step.
+//! Turns alone count starts, not slot time: a tenant whose checks are slow (each holding its
+//! slot for the whole timeout) would, one start per turn, end up holding nearly every slot,
+//! and the others would get only the slots that happen to free. So a tenant also holds at
+//! most its part of the slots while others are active (checks waiting or running): with
+//! `n` active tenants, each may hold seven eighths of the slots divided by `n - 1`, so
+//! however the others use theirs, every active tenant finds at least an eighth of the slots
+//! to take ([`RESERVED`]). Alone, a tenant may use every slot.
 //!
 //! A target waits at most once: one falling behind comes due again before its last check
 //! started, and queuing it twice would run the same check twice and let the queue grow past
@@ -16,6 +19,10 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::Hash;
+
+/// The part of the slots (eighths) that the tenants holding the rest can never take from
+/// the last active one.
+pub const RESERVED: usize = 1;
 
 /// Keys waiting for a slot with a value each (when they came due), in one queue per share
 /// (tenant), served round robin; a key waits at most once.
@@ -25,6 +32,8 @@ pub struct FairQueue<S, K, V> {
     /// The shares with something waiting, in the order of their next turns.
     turns: VecDeque<S>,
     waiting: HashSet<K>,
+    /// Checks started and not yet finished, per share.
+    running: HashMap<S, usize>,
 }
 
 impl<S, K, V> Default for FairQueue<S, K, V> {
@@ -33,6 +42,7 @@ impl<S, K, V> Default for FairQueue<S, K, V> {
             queues: HashMap::new(),
             turns: VecDeque::new(),
             waiting: HashSet::new(),
+            running: HashMap::new(),
         }
     }
 }
@@ -52,21 +62,66 @@ impl<S: Hash + Eq + Clone, K: Hash + Eq + Clone, V> FairQueue<S, K, V> {
         true
     }
 
-    /// The oldest key of the share whose turn it is; that share's next turn comes after
-    /// every other share waiting.
-    pub fn pop(&mut self) -> Option<(K, V)> {
-        let share = self.turns.pop_front()?;
+    /// The most slots one share may hold out of `slots` while the others active are.
+    pub fn cap(&self, slots: usize) -> usize {
+        let others = self
+            .running
+            .keys()
+            .filter(|s| !self.queues.contains_key(*s));
+        let active = self.queues.len() + others.count();
+        if active <= 1 {
+            return slots;
+        }
+        (slots * (8 - RESERVED) / 8 / (active - 1)).max(1)
+    }
+
+    fn may_start(&self, share: &S, cap: usize) -> bool {
+        self.running.get(share).copied().unwrap_or(0) < cap
+    }
+
+    /// Whether some share waiting may start a check in one of `slots`.
+    pub fn can_start(&self, slots: usize) -> bool {
+        let cap = self.cap(slots);
+        self.turns.iter().any(|s| self.may_start(s, cap))
+    }
+
+    /// The oldest key of the first share in turn that holds less than its part of `slots`;
+    /// that share's next turn comes after every other share waiting, and the shares passed
+    /// over keep their places. Call [`FairQueue::started`] when its check starts.
+    pub fn pop(&mut self, slots: usize) -> Option<(S, K, V)> {
+        let cap = self.cap(slots);
+        let turn = self.turns.iter().position(|s| self.may_start(s, cap))?;
+        let share = self.turns.remove(turn)?;
         let queue = self.queues.get_mut(&share)?;
         let item = queue.pop_front();
         if queue.is_empty() {
             self.queues.remove(&share);
         } else {
-            self.turns.push_back(share);
+            self.turns.push_back(share.clone());
         }
-        if let Some((key, _)) = &item {
-            self.waiting.remove(key);
+        let (key, value) = item?;
+        self.waiting.remove(&key);
+        Some((share, key, value))
+    }
+
+    /// A check of `share` started: it holds a slot until [`FairQueue::finished`].
+    pub fn started(&mut self, share: S) {
+        *self.running.entry(share).or_default() += 1;
+    }
+
+    /// A check of `share` gave its slot back.
+    pub fn finished(&mut self, share: &S) {
+        if let Some(n) = self.running.get_mut(share) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.running.remove(share);
+            }
         }
-        item
+    }
+
+    /// Checks running, over every share.
+    pub fn running(&self) -> usize {
+        self.running.values().sum()
     }
 
     /// Keys waiting, over every share.
@@ -88,8 +143,12 @@ impl<S: Hash + Eq + Clone, K: Hash + Eq + Clone, V> FairQueue<S, K, V> {
 mod tests {
     use super::*;
 
+    const ALL: usize = usize::MAX / 8;
+
     fn drain(q: &mut FairQueue<char, u32, ()>) -> Vec<u32> {
-        std::iter::from_fn(|| q.pop()).map(|(k, ())| k).collect()
+        std::iter::from_fn(|| q.pop(ALL))
+            .map(|(_, k, ())| k)
+            .collect()
     }
 
     #[test]
@@ -103,11 +162,11 @@ mod tests {
         q.push('c', 6001, ());
         assert_eq!((q.len(), q.shares()), (1003, 3));
         // b's and c's checks start among the first few, not after a's thousand.
-        let first: Vec<u32> = (0..6).map(|_| q.pop().unwrap().0).collect();
+        let first: Vec<u32> = (0..6).map(|_| q.pop(ALL).unwrap().1).collect();
         assert_eq!(first, [0, 5000, 6000, 1, 6001, 2]);
         assert_eq!((q.len(), q.shares()), (997, 1));
         assert_eq!(drain(&mut q), (3..1000).collect::<Vec<_>>());
-        assert!(q.is_empty() && q.pop().is_none());
+        assert!(q.is_empty() && q.pop(ALL).is_none());
     }
 
     #[test]
@@ -115,12 +174,12 @@ mod tests {
         let mut q = FairQueue::default();
         q.push('a', 1, ());
         q.push('b', 2, ());
-        assert_eq!(q.pop(), Some((1, ())));
+        assert_eq!(q.pop(ALL), Some(('a', 1, ())));
         q.push('a', 3, ());
         q.push('a', 4, ());
         assert_eq!(drain(&mut q), [2, 3, 4]);
         q.push('z', 9, ());
-        assert_eq!((q.len(), q.pop(), q.len()), (1, Some((9, ())), 0));
+        assert_eq!((q.len(), q.pop(ALL), q.len()), (1, Some(('z', 9, ())), 0));
     }
 
     #[test]
@@ -131,11 +190,67 @@ mod tests {
         // Due again before its check started: not queued twice.
         assert!(!q.push('a', 1, "due at 5 s"));
         assert_eq!(q.len(), 2);
-        assert_eq!(q.pop(), Some((1, "due at 0 s")));
+        assert_eq!(q.pop(ALL), Some(('a', 1, "due at 0 s")));
         // Once started, it may wait again.
         assert!(q.push('a', 1, "due at 10 s"));
-        assert_eq!(q.pop(), Some((2, "due at 1 s")));
-        assert_eq!(q.pop(), Some((1, "due at 10 s")));
+        assert_eq!(q.pop(ALL), Some(('a', 2, "due at 1 s")));
+        assert_eq!(q.pop(ALL), Some(('a', 1, "due at 10 s")));
         assert!(q.is_empty());
+    }
+
+    #[test]
+    fn a_tenant_holding_slots_leaves_the_others_their_part() {
+        let mut q: FairQueue<char, u32, ()> = FairQueue::default();
+        // Alone, 'a' may take every one of 16 slots.
+        for i in 0..100 {
+            q.push('a', i, ());
+        }
+        for _ in 0..16 {
+            let (share, _, ()) = q.pop(16).unwrap();
+            q.started(share);
+        }
+        assert_eq!((q.running(), q.cap(16)), (16, 16));
+        // 'b' comes due: 'a' may hold 14 of 16 now, so every slot that frees goes to 'b'
+        // until 'a' is under its part.
+        q.push('b', 1000, ());
+        q.push('b', 1001, ());
+        q.push('b', 1002, ());
+        assert_eq!(q.cap(16), 14);
+        q.finished(&'a');
+        assert_eq!(q.pop(16).map(|(s, k, ())| (s, k)), Some(('b', 1000)));
+        q.started('b');
+        q.finished(&'a');
+        assert_eq!(q.pop(16).map(|(s, k, ())| (s, k)), Some(('b', 1001)));
+        q.started('b');
+        // 'a' holds 14: at its part, it waits even with a slot free and 'b' done waiting.
+        q.finished(&'b');
+        assert_eq!(q.pop(16).map(|(s, k, ())| (s, k)), Some(('b', 1002)));
+        q.started('b');
+        q.finished(&'b');
+        assert!(!q.can_start(16));
+        assert_eq!(q.pop(16), None);
+        // Once 'b' has nothing running or waiting, 'a' is alone again.
+        q.finished(&'b');
+        assert!(q.can_start(16));
+        assert_eq!(q.pop(16).map(|(s, _, ())| s), Some('a'));
+    }
+
+    #[test]
+    fn many_tenants_holding_slots_leave_the_last_an_eighth() {
+        let mut q: FairQueue<u8, u32, ()> = FairQueue::default();
+        for share in 0..4u8 {
+            q.push(share, u32::from(share), ());
+        }
+        // Four active: each of the three others may hold 7/8 / 3 of 96 slots = 28.
+        assert_eq!(q.cap(96), 28);
+        for share in 0..3u8 {
+            for _ in 0..28 {
+                q.started(share);
+            }
+        }
+        assert_eq!(q.pop(96).map(|(s, _, ())| s), Some(3));
+        assert!(96 - q.running() >= 96 / 8);
+        // A cap never falls under one slot.
+        assert_eq!(q.cap(2), 1);
     }
 }
