@@ -503,15 +503,11 @@ async fn origin_connections_are_reused_and_replaced_when_closed() {
         }
     });
     let proxy = start_proxy(ProxyConfig::default(), origin).await;
-    let stream = TcpStream::connect(proxy).await.unwrap();
-    let (mut client, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .unwrap();
-    tokio::spawn(conn);
+    let mut client = kept_alive(proxy).await;
     let mut get = || {
         let req = http::Request::get("/")
             .header("host", "www.example.com")
-            .body(Empty::<Bytes>::new())
+            .body(Full::new(Bytes::new()))
             .unwrap();
         let sent = client.send_request(req);
         async move {
@@ -581,6 +577,16 @@ async fn origin_closing_on_second_request(
     (addr, accepted)
 }
 
+/// One client connection to `proxy`, kept alive across requests.
+async fn kept_alive(proxy: SocketAddr) -> hyper::client::conn::http1::SendRequest<Full<Bytes>> {
+    let stream = TcpStream::connect(proxy).await.unwrap();
+    let (client, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    client
+}
+
 /// A request through the proxy on a kept-alive client connection: the status.
 async fn through(
     client: &mut hyper::client::conn::http1::SendRequest<Full<Bytes>>,
@@ -619,11 +625,7 @@ async fn an_idempotent_request_is_sent_again_when_its_reused_connection_fails() 
     ] {
         let (origin, accepted) = origin_closing_on_second_request(fresh_fail).await;
         let proxy = start_proxy(ProxyConfig::default(), origin).await;
-        let stream = TcpStream::connect(proxy).await.unwrap();
-        let (mut client, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .unwrap();
-        tokio::spawn(conn);
+        let mut client = kept_alive(proxy).await;
         assert_eq!(through(&mut client, "GET", "").await, 200);
         let case = format!("{method} {body:?} fresh_fail={fresh_fail}");
         assert_eq!(through(&mut client, method, body).await, status, "{case}");

@@ -438,18 +438,21 @@ async fn a_tenant_cannot_grow_past_its_quotas() {
             .map(|i| json!({"name": format!("o{i}"), "address": format!("192.0.2.{}", i + 1)}))
             .collect()
     };
+    // A create the quotas refuse: its answer.
+    let refused = |name: &'static str, n: usize| {
+        let body = json!({"name": name, "origins": origins(n)});
+        let call = s.call(Method::POST, &pools, Some(body));
+        async move {
+            let (st, v) = call.await;
+            assert_eq!(st, 400, "{name}: {v}");
+            v
+        }
+    };
     let first = s
         .create(&pools, json!({"name": "first", "origins": origins(2)}))
         .await;
     // Two more origins would make four.
-    let (st, v) = s
-        .call(
-            Method::POST,
-            &pools,
-            Some(json!({"name": "second", "origins": origins(2)})),
-        )
-        .await;
-    assert_eq!(st, 400, "{v}");
+    let v = refused("second", 2).await;
     assert_eq!(common::error_code(&v), 1002, "{v}");
     assert_eq!(common::pointer(&v), "/origins", "{v}");
     let message = v["errors"][0]["message"].as_str().unwrap();
@@ -458,14 +461,7 @@ async fn a_tenant_cannot_grow_past_its_quotas() {
     s.create(&pools, json!({"name": "second", "origins": origins(1)}))
         .await;
     // A third pool is past the pool quota.
-    let (st, v) = s
-        .call(
-            Method::POST,
-            &pools,
-            Some(json!({"name": "third", "origins": origins(1)})),
-        )
-        .await;
-    assert_eq!(st, 400, "{v}");
+    let v = refused("third", 1).await;
     assert!(
         v["errors"][0]["message"]
             .as_str()
@@ -492,14 +488,7 @@ async fn a_tenant_cannot_grow_past_its_quotas() {
     let b = s.cli(&["account", "create", "--name", "tenant-b"]);
     let b_token = s.cli_token(&b, "b", "all").await;
     // The server reloaded the catalog the CLI wrote (it sees the new token): the quotas hold.
-    let (st, v) = s
-        .call(
-            Method::POST,
-            &pools,
-            Some(json!({"name": "third", "origins": origins(1)})),
-        )
-        .await;
-    assert_eq!(st, 400, "after a reload: {v}");
+    refused("third", 1).await;
     let (st, v) = s
         .call_as(
             &b_token,
