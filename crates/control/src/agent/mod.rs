@@ -617,20 +617,23 @@ pub async fn run(
     // Due checks waiting for a slot, taking turns by account.
     let mut waiting: Waiting = FairQueue::default();
     let (finished, mut slots_back) = tokio::sync::mpsc::unbounded_channel();
+    let slots = Slots::new(capacity.in_flight, now());
+    if let Some(m) = &metrics {
+        m.in_flight_limit
+            .set(i64::try_from(slots.limit.limit()).unwrap_or(i64::MAX));
+    }
     let mut starter = Starter {
-        finished,
-        slots: Slots::new(capacity.in_flight, now()),
+        behind: Behind {
+            in_flight: slots.limit.limit(),
+            ..Behind::default()
+        },
+        slots,
         lateness: Lateness::default(),
-        behind: Behind::default(),
         prober,
         results: results_tx,
         metrics,
+        finished,
     };
-    starter.behind.in_flight = starter.slots.limit.limit();
-    if let Some(m) = &starter.metrics {
-        m.in_flight_limit
-            .set(i64::try_from(starter.slots.limit.limit()).unwrap_or(i64::MAX));
-    }
     loop {
         while let Ok(account) = slots_back.try_recv() {
             waiting.finished(&account);

@@ -9,6 +9,9 @@
 
 use crate::violation::{Path, Violation};
 
+/// How many kinds of things are counted.
+const KINDS: usize = 8;
+
 /// A kind of thing an account holds, counted against its quota.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Quota {
@@ -24,7 +27,7 @@ pub enum Quota {
 }
 
 impl Quota {
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; KINDS] = [
         Self::Zones,
         Self::Monitors,
         Self::MonitorGroups,
@@ -75,7 +78,7 @@ impl Quota {
 
 /// The most of each kind one account may hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Quotas([u64; 8]);
+pub struct Quotas([u64; KINDS]);
 
 impl Default for Quotas {
     fn default() -> Self {
@@ -86,7 +89,7 @@ impl Default for Quotas {
 impl Quotas {
     /// No quota at all: for benchmarks that build one account far past the defaults.
     pub const fn unlimited() -> Self {
-        Self([u64::MAX; 8])
+        Self([u64::MAX; KINDS])
     }
 
     pub const fn limit(&self, quota: Quota) -> u64 {
@@ -102,7 +105,7 @@ impl Quotas {
 
 /// How many of each kind one account holds, or one object counts for.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Usage([u64; 8]);
+pub struct Usage([u64; KINDS]);
 
 impl Usage {
     pub const fn of(&self, quota: Quota) -> u64 {
@@ -111,11 +114,7 @@ impl Usage {
 
     /// One object of `quota`'s kind.
     pub(crate) const fn one(quota: Quota) -> Self {
-        Self::default_const().plus(quota, 1)
-    }
-
-    const fn default_const() -> Self {
-        Self([0; 8])
+        Self([0; KINDS]).plus(quota, 1)
     }
 
     #[must_use]
@@ -137,7 +136,7 @@ impl Usage {
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.0 == [0; 8]
+        self.0 == [0; KINDS]
     }
 
     /// Refuses `more` on top of this usage where it grows a kind past its quota. `path` is
