@@ -655,7 +655,10 @@ pub async fn run(
         tokio::select! {
             received = assignments.recv() => {
                 let Some(a) = received else { break };
-                load(&link, &mut targets, &mut schedule, a);
+                if load(&link, &mut targets, &mut schedule, a) && !waiting.is_empty() {
+                    // Targets that left stop counting in the backlog at once, not on their turn.
+                    waiting.retain(|key| targets.contains_key(key));
+                }
                 if let Some(m) = &starter.metrics {
                     m.targets.set(i64::try_from(targets.len()).unwrap_or(i64::MAX));
                 }
@@ -683,13 +686,14 @@ pub async fn run(
 }
 
 /// Takes an assignment in: a whole one replaces every target, a delta changes only those it
-/// names (each target keeps its place in the schedule unless its interval changed).
+/// names (each target keeps its place in the schedule unless its interval changed). Returns
+/// whether targets may have left.
 fn load(
     link: &Link,
     targets: &mut HashMap<Arc<ProbeKey>, Arc<Probe>>,
     schedule: &mut Schedule,
     a: Assignment,
-) {
+) -> bool {
     let monitors: HashMap<_, (Arc<MonitorSpec>, Option<AccountId>)> = a
         .monitors
         .into_iter()
@@ -756,7 +760,7 @@ fn load(
             version = a.version,
             "assignment loaded"
         );
-        return;
+        return true;
     };
     let mut removed: Vec<ProbeKey> = changes.removed.into_iter().map(ProbeKey::from).collect();
     for key in &removed {
@@ -781,7 +785,9 @@ fn load(
         since = changes.since,
         "assignment delta loaded"
     );
+    let left = !removed.is_empty();
     schedule.update(removed, changed, now());
+    left
 }
 
 /// Preview checks at once, at most: a preview's checks beyond it wait their turn.

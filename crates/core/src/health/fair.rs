@@ -104,6 +104,18 @@ impl<S: Hash + Eq + Clone, K: Hash + Eq + Clone, V> FairQueue<S, K, V> {
         Some((share, key, value))
     }
 
+    /// Forgets every waiting key `keep` refuses (targets that left the assignment), so they
+    /// neither count as waiting nor keep their share's turn. Shares keep their order.
+    pub fn retain(&mut self, mut keep: impl FnMut(&K) -> bool) {
+        let waiting = &mut self.waiting;
+        self.queues.retain(|_, queue| {
+            queue.retain(|(key, _)| keep(key) || !waiting.remove(key));
+            !queue.is_empty()
+        });
+        let queues = &self.queues;
+        self.turns.retain(|s| queues.contains_key(s));
+    }
+
     /// A check of `share` started: it holds a slot until [`FairQueue::finished`].
     pub fn started(&mut self, share: S) {
         *self.running.entry(share).or_default() += 1;
@@ -180,6 +192,21 @@ mod tests {
         assert_eq!(drain(&mut q), [2, 3, 4]);
         q.push('z', 9, ());
         assert_eq!((q.len(), q.pop(ALL), q.len()), (1, Some(('z', 9, ())), 0));
+    }
+
+    #[test]
+    fn keys_that_left_are_forgotten_and_their_turns_with_them() {
+        let mut q = FairQueue::default();
+        for (share, key) in [('a', 1), ('b', 2), ('a', 3), ('c', 4), ('b', 5)] {
+            q.push(share, key, ());
+        }
+        q.retain(|k| *k != 2 && *k != 5 && *k != 3);
+        // b has nothing left: it no longer counts, nor holds a turn.
+        assert_eq!((q.len(), q.shares()), (2, 2));
+        assert_eq!(drain(&mut q), [1, 4]);
+        // A key forgotten may wait again.
+        assert!(q.push('b', 2, ()));
+        assert_eq!(q.pop(ALL), Some(('b', 2, ())));
     }
 
     #[test]
