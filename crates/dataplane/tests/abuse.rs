@@ -38,6 +38,12 @@ async fn guard<F: std::future::Future>(what: &str, f: F) -> F::Output {
 
 /// Zone example.com: `www.example.com`, proxied, to one pool `p` of one origin, `origin`.
 fn routes(origin: SocketAddr) -> Arc<ArcSwap<RoutingTable>> {
+    routes_to(origin, None)
+}
+
+/// As [`routes`]; with `next`, a second pool `q` of that one origin is the fallback, and a
+/// request whose connection to `origin` fails may fail over to it.
+fn routes_to(origin: SocketAddr, next: Option<SocketAddr>) -> Arc<ArcSwap<RoutingTable>> {
     let now = Timestamp::from_unix_micros(1_700_000_000_000_000);
     let account = AccountId::from_bytes([1; 16]);
     let zone = ZoneId::from_bytes([2; 16]);
@@ -52,25 +58,34 @@ fn routes(origin: SocketAddr) -> Arc<ArcSwap<RoutingTable>> {
     apply(&mut c, &|c| {
         c.create_zone(account, zone, "example.com", Overlap::Refuse, now)
     });
-    let (spec, monitor) = PoolDraft {
-        name: Some("p".into()),
-        origins: Some(vec![OriginDraft {
-            name: Some("o".into()),
-            address: Some(origin.ip().to_string()),
-            port: Some(i64::from(origin.port())),
+    let mut add_pool = |id: PoolId, name: &str, origin: SocketAddr| {
+        let (spec, monitor) = PoolDraft {
+            name: Some(name.into()),
+            origins: Some(vec![OriginDraft {
+                name: Some("o".into()),
+                address: Some(origin.ip().to_string()),
+                port: Some(i64::from(origin.port())),
+                ..Default::default()
+            }]),
             ..Default::default()
-        }]),
-        ..Default::default()
-    }
-    .validate()
-    .unwrap();
-    apply(&mut c, &|c| {
-        c.create_pool(account, pool, spec.clone(), monitor.clone(), now)
+        }
+        .validate()
+        .unwrap();
+        apply(&mut c, &|c| {
+            c.create_pool(account, id, spec.clone(), monitor.clone(), now)
+        });
+    };
+    add_pool(pool, "p", origin);
+    let fallback = next.map_or(pool, |next| {
+        let q = PoolId::from_bytes([5; 16]);
+        add_pool(q, "q", next);
+        q
     });
     let lb = LoadBalancerDraft {
         name: Some("www.example.com".into()),
         default_pools: Some(vec![pool.to_string()]),
-        fallback_pool: Some(pool.to_string()),
+        fallback_pool: Some(fallback.to_string()),
+        failover_across_pools: next.map(|_| true),
         proxied: Some(true),
         ..Default::default()
     };
@@ -83,9 +98,13 @@ fn routes(origin: SocketAddr) -> Arc<ArcSwap<RoutingTable>> {
 }
 
 async fn start_proxy(config: ProxyConfig, origin: SocketAddr) -> SocketAddr {
+    start_proxy_on(config, routes(origin)).await
+}
+
+async fn start_proxy_on(config: ProxyConfig, routes: Arc<ArcSwap<RoutingTable>>) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let proxy = Arc::new(Proxy::new(routes(origin), config));
+    let proxy = Arc::new(Proxy::new(routes, config));
     tokio::spawn(proxy.serve(listener, None, std::future::pending()));
     addr
 }
@@ -534,12 +553,22 @@ async fn origin_connections_are_reused_and_replaced_when_closed() {
     guard("a new connection", accepted.recv()).await.unwrap();
 }
 
+/// What an origin of [`origin_closing_on_second_request`] does after its first connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Later {
+    /// Every later connection answers `ok`.
+    Answers,
+    /// Every later connection closes on its first request as well.
+    Closes,
+    /// It stops listening before the first connection closes: no later connection is made.
+    Refuses,
+}
+
 /// An origin that answers the first request on its first connection, then reads the second
 /// and closes without a word (as an origin closing an idle connection just as it is reused
-/// looks); every later connection answers `ok`, or with `fresh_fail` closes as well. Counts
-/// the connections it accepted.
+/// looks); later connections go as `later` says. Counts the connections it accepted.
 async fn origin_closing_on_second_request(
-    fresh_fail: bool,
+    later: Later,
 ) -> (SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
     use std::sync::atomic::{AtomicUsize, Ordering};
     async fn read_head(stream: &mut TcpStream) -> bool {
@@ -553,25 +582,32 @@ async fn origin_closing_on_second_request(
         }
         true
     }
+    async fn serve(mut stream: TcpStream, nth: usize, later: Later, listener: Option<TcpListener>) {
+        let mut answered = 0;
+        while read_head(&mut stream).await {
+            if (nth == 0 && answered == 1) || (nth > 0 && later == Later::Closes) {
+                // The listener goes first, so the proxy's next connection is refused.
+                drop(listener);
+                return;
+            }
+            let ok = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+            stream.write_all(ok).await.unwrap();
+            answered += 1;
+        }
+    }
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let accepted = Arc::new(AtomicUsize::new(0));
     let count = Arc::clone(&accepted);
     tokio::spawn(async move {
         loop {
-            let (mut stream, _) = listener.accept().await.unwrap();
+            let (stream, _) = listener.accept().await.unwrap();
             let nth = count.fetch_add(1, Ordering::SeqCst);
-            tokio::spawn(async move {
-                let mut answered = 0;
-                while read_head(&mut stream).await {
-                    if (nth == 0 && answered == 1) || (nth > 0 && fresh_fail) {
-                        return;
-                    }
-                    let ok = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
-                    stream.write_all(ok).await.unwrap();
-                    answered += 1;
-                }
-            });
+            if later == Later::Refuses {
+                serve(stream, nth, later, Some(listener)).await;
+                return;
+            }
+            tokio::spawn(serve(stream, nth, later, None));
         }
     });
     (addr, accepted)
@@ -610,25 +646,64 @@ async fn through(
 /// A pooled connection that fails after the request was written and before any answer: a
 /// GET without a body is sent again on a new connection and the client never sees the
 /// failure; a POST (not idempotent: the origin may have acted on it) or a request with a body
-/// is answered 502, never sent twice; and a GET whose second connection fails too is not
-/// sent a third time.
+/// is answered 502, never sent twice; a GET whose second connection fails too is not sent a
+/// third time; and one whose second connection cannot be made gets 521 (origin down).
 #[tokio::test]
 async fn an_idempotent_request_is_sent_again_when_its_reused_connection_fails() {
     use std::sync::atomic::Ordering;
-    for (method, body, fresh_fail, status, connections) in [
-        ("GET", "", false, 200, 2),
-        ("HEAD", "", false, 200, 2),
-        ("POST", "x", false, 502, 1),
-        ("POST", "", false, 502, 1),
-        ("PUT", "x", false, 502, 1),
-        ("GET", "", true, 502, 2),
+    for (method, body, later, status, connections) in [
+        ("GET", "", Later::Answers, 200, 2),
+        ("HEAD", "", Later::Answers, 200, 2),
+        ("POST", "x", Later::Answers, 502, 1),
+        ("POST", "", Later::Answers, 502, 1),
+        ("PUT", "x", Later::Answers, 502, 1),
+        ("GET", "", Later::Closes, 502, 2),
+        ("GET", "", Later::Refuses, 521, 1),
     ] {
-        let (origin, accepted) = origin_closing_on_second_request(fresh_fail).await;
+        let (origin, accepted) = origin_closing_on_second_request(later).await;
         let proxy = start_proxy(ProxyConfig::default(), origin).await;
         let mut client = kept_alive(proxy).await;
         assert_eq!(through(&mut client, "GET", "").await, 200);
-        let case = format!("{method} {body:?} fresh_fail={fresh_fail}");
+        let case = format!("{method} {body:?} then {later:?}");
         assert_eq!(through(&mut client, method, body).await, status, "{case}");
         assert_eq!(accepted.load(Ordering::SeqCst), connections, "{case}");
+    }
+}
+
+/// A request written to an origin is never handed to another, even where a failed connection
+/// may fail over to the next pool: the origin may have acted on it. Only a connection never
+/// made fails over (the control case, which shows the failover is live).
+#[tokio::test]
+async fn a_written_request_never_goes_to_another_origin() {
+    use std::sync::atomic::Ordering;
+    let unreachable = {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        l.local_addr().unwrap()
+    };
+    let (next, next_accepted) = origin_closing_on_second_request(Later::Answers).await;
+    let proxy = start_proxy_on(ProxyConfig::default(), routes_to(unreachable, Some(next))).await;
+    let mut client = kept_alive(proxy).await;
+    assert_eq!(through(&mut client, "GET", "").await, 200, "failed over");
+    assert_eq!(next_accepted.load(Ordering::SeqCst), 1);
+
+    for (method, body, later, status) in [
+        ("POST", "x", Later::Answers, 502),
+        ("GET", "", Later::Closes, 502),
+        ("GET", "", Later::Refuses, 521),
+        ("GET", "", Later::Answers, 200),
+    ] {
+        let (origin, accepted) = origin_closing_on_second_request(later).await;
+        let (next, next_accepted) = origin_closing_on_second_request(Later::Answers).await;
+        let proxy = start_proxy_on(ProxyConfig::default(), routes_to(origin, Some(next))).await;
+        let mut client = kept_alive(proxy).await;
+        assert_eq!(through(&mut client, "GET", "").await, 200);
+        let case = format!("{method} {body:?} then {later:?}");
+        assert_eq!(through(&mut client, method, body).await, status, "{case}");
+        assert_eq!(
+            next_accepted.load(Ordering::SeqCst),
+            0,
+            "{case}: the next pool's origin was reached"
+        );
+        assert!(accepted.load(Ordering::SeqCst) >= 1, "{case}");
     }
 }
