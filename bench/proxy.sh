@@ -8,6 +8,9 @@
 #   vantage_rules     the same, through a second load balancer with 10 rules of typical
 #                     conditions (paths, headers, methods, a regular expression, networks);
 #                     none matches wrk's request, so every condition is evaluated on each
+# Each 64-connection round also reads the CPU time the proxy's processes used per request (user
+# and kernel, µs, from /proc/PID/stat): on two shared cores a proxy's req/s depends on what the
+# others left it, while its CPU per request is its own.
 # Added latency = proxy p99 − direct p99 (same round), twice: under that saturating load (three
 # busy processes on two cores: queueing dominates), and for one connection at a time
 # (`wrk -t1 -c1 -d10s`: the cost of the hop itself).
@@ -83,9 +86,11 @@ if [[ ${1:-} == --edge ]]; then
   start_vantage "$WORK/data" "$WORK/vantage.log" --no-agent
   start_edge "$WORK/data" "$WORK/edge.log" --proxy-listen 127.0.0.1:0
   PROXY=$(serving_addr "$WORK/edge.log" proxy)
+  PROXY_PID=${PIDS[-1]}
 else
   start_vantage "$WORK/data" "$WORK/vantage.log" --proxy-listen 127.0.0.1:0 --no-agent
   PROXY=$(serving_addr "$WORK/vantage.log" proxy)
+  PROXY_PID=$VPID
 fi
 create_zone example.com
 POOL=$(api -X POST "$BASE/accounts/$ACCOUNT/load_balancers/pools" \
@@ -124,9 +129,34 @@ for url in "http://127.0.0.1:$BACKEND_PORT/" "http://127.0.0.1:$NGINX_PROXY_PORT
   [[ $(curl -s -H 'Host: bench.example.com' "$url") == ok ]] || { echo "$url does not answer ok" >&2; exit 1; }
 done
 
+# The processes doing each contender's work (nginx's workers, not its idle master).
+BACKEND_WORKERS=$(pgrep -P "$(cat "$WORK/nginx-$BACKEND_PORT/nginx.pid")" | tr '\n' ' ')
+FRONT_WORKERS=$(pgrep -P "$(cat "$WORK/front/nginx.pid")" | tr '\n' ' ')
+pids_of() {
+  case $1 in
+    direct) echo "$BACKEND_WORKERS" ;; nginx) echo "$FRONT_WORKERS" ;;
+    haproxy) cat "$WORK/haproxy.pid" ;; *) echo "$PROXY_PID" ;;
+  esac
+}
+ticks() { local u=0 s=0 a b p; for p in "$@"; do read -r a b < <(awk '{print $14, $15}' "/proc/$p/stat"); u=$((u + a)); s=$((s + b)); done; echo "$u $s"; }
 run() { # NAME URL ROUND [HOST]
+  local u0 s0 u1 s1
+  # shellcheck disable=SC2046
+  read -r u0 s0 < <(ticks $(pids_of "$1"))
   wrk -t1 -c64 -d10s --latency -H "Host: ${4:-bench.example.com}" "$2" > "$WORK/$1.$3.out"
-  printf '%-8s round %s: %8.0f req/s  p99 %6.3f ms\n' "$1" "$3" "$(wrk_rps "$WORK/$1.$3.out")" "$(wrk_p99_ms "$WORK/$1.$3.out")"
+  # shellcheck disable=SC2046
+  read -r u1 s1 < <(ticks $(pids_of "$1"))
+  echo "$((u1 - u0)) $((s1 - s0))" > "$WORK/$1.$3.cpu"
+  printf '%-8s round %s: %8.0f req/s  p99 %6.3f ms  CPU/request %s\n' "$1" "$3" "$(wrk_rps "$WORK/$1.$3.out")" "$(wrk_p99_ms "$WORK/$1.$3.out")" \
+    "$(python3 - "$WORK/$1.$3" <<'PY'
+import os, re, sys
+f = sys.argv[1]
+n = int(re.search(r"(\d+) requests in", open(f + ".out").read()).group(1))
+u, s = map(int, open(f + ".cpu").read().split())
+tick = 1e6 / os.sysconf("SC_CLK_TCK")  # /proc/PID/stat counts clock ticks
+print(f"user {u * tick / n:.2f} us + kernel {s * tick / n:.2f} us")
+PY
+)"
 }
 echo "== wrk -t1 -c64 -d10s through each proxy to the same backend ($(nproc) cores)"
 for round in 1 2; do
@@ -152,7 +182,7 @@ for name in direct nginx haproxy vantage; do
 done
 VRSS=$(rss_kb "$VPID")
 python3 - "$WORK" "$VRSS" <<'PY'
-import re, sys, statistics
+import os, re, sys, statistics
 work, rss = sys.argv[1], int(sys.argv[2])
 def read(name, r):
     t = open(f"{work}/{name}.{r}.out").read()
@@ -170,6 +200,18 @@ plain = statistics.mean(read("vantage", r)[0] for r in (1, 2, 3, 4))
 ruled = statistics.mean(read("vantage_rules", r)[0] for r in (1, 2, 3, 4))
 print(f"RESULT rules vantage_rps={plain:.0f} vantage_10_rules_rps={ruled:.0f} "
       f"ratio={ruled/plain:.2f} (goal >= 0.95; four alternating rounds each)")
+def cpu(n):
+    u = s = reqs = 0
+    for r in (1, 2):
+        a, b = map(int, open(f"{work}/{n}.{r}.cpu").read().split())
+        u, s = u + a, s + b
+        reqs += int(re.search(r"(\d+) requests in", open(f"{work}/{n}.{r}.out").read()).group(1))
+    tick = 1e6 / os.sysconf("SC_CLK_TCK")
+    return u * tick / reqs, s * tick / reqs
+cpus = {n: cpu(n) for n in ("nginx", "haproxy", "vantage")}
+print("RESULT cpu_us_per_request " + " ".join(
+    f"{n}={u + s:.2f}(user={u:.2f},kernel={s:.2f})" for n, (u, s) in cpus.items())
+    + f" vantage_vs_nginx={sum(cpus['vantage']) / sum(cpus['nginx']):.2f}")
 print(f"RESULT added_p99_ms_c64 nginx={added('nginx'):.3f} haproxy={added('haproxy'):.3f} "
       f"vantage={added('vantage'):.3f} (goal <= 1 ms) vantage_rss_mb={rss/1024:.1f}")
 c1 = {n: read(n, "c1") for n in ("direct", "nginx", "haproxy", "vantage")}
