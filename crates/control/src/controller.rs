@@ -27,6 +27,10 @@ pub struct Controller {
     writer: Mutex<WriterState>,
     pub(crate) store: Arc<dyn Store>,
     jobs: tokio::sync::mpsc::UnboundedSender<Job>,
+    /// Location states and events queued for the writer and not yet written (bounded by
+    /// [`crate::writer::MAX_QUEUED_HEALTH`]), and when dropping them was last logged (µs).
+    pub(crate) health_queued: std::sync::atomic::AtomicUsize,
+    health_dropped_logged: std::sync::atomic::AtomicI64,
     /// The health engine; lock after the catalog, never before it.
     pub(crate) engine: Mutex<Engine>,
     /// The engine's verdicts as last published: what every reader of health reads.
@@ -151,6 +155,8 @@ impl Controller {
             writer: Mutex::new(WriterState { seen_version }),
             store,
             jobs: tx,
+            health_queued: std::sync::atomic::AtomicUsize::new(0),
+            health_dropped_logged: std::sync::atomic::AtomicI64::new(i64::MIN),
             engine: Mutex::new(engine),
             health,
             planned_wake: std::sync::atomic::AtomicI64::new(i64::MAX),
@@ -300,7 +306,32 @@ impl Controller {
     /// Queues health for the store: written with the health writes queued right behind it,
     /// in one transaction (see [`crate::writer`]).
     pub(crate) fn enqueue_health(&self, write: crate::writer::HealthWrite) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let n = write.len();
+        let before = self.health_queued.fetch_add(n, Relaxed);
+        if before + n > crate::writer::MAX_QUEUED_HEALTH {
+            self.health_queued.fetch_sub(n, Relaxed);
+            self.metrics.health_writes_dropped.inc_by(n as u64);
+            // Once a minute at most: a stalled store would otherwise log once per check.
+            let now = self.now().unix_micros();
+            let last = self.health_dropped_logged.load(Relaxed);
+            if now.saturating_sub(last) >= 60_000_000
+                && self
+                    .health_dropped_logged
+                    .compare_exchange(last, now, Relaxed, Relaxed)
+                    .is_ok()
+            {
+                tracing::warn!(
+                    queued = before,
+                    limit = crate::writer::MAX_QUEUED_HEALTH,
+                    "the store is behind: health changes are not being recorded (verdicts still \
+                     follow the checks); see vantage_health_writes_dropped_total"
+                );
+            }
+            return;
+        }
         if self.jobs.send(Job::Health(write)).is_err() {
+            self.health_queued.fetch_sub(n, Relaxed);
             tracing::warn!("the writer has stopped; a health write was dropped");
         }
     }

@@ -373,6 +373,7 @@ impl Controller {
     /// Writes health the writer gathered (one transaction for consecutive writes). Runs on
     /// the writer's thread.
     pub(crate) fn write_health(&self, write: crate::writer::HealthWrite) {
+        let queued = write.len();
         let crate::writer::HealthWrite { states, events } = write;
         let alerts = self.alerts_for(&events);
         // Once more on a failure: a batch carries up to a thousand checks' writes, and a
@@ -406,6 +407,8 @@ impl Controller {
                 "health changes could not be stored; these are lost"
             ),
         }
+        self.health_queued
+            .fetch_sub(queued, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The notifications `events` call for under the current policies, rendered.

@@ -37,6 +37,12 @@ pub(crate) const RETRIES: usize = 3;
 /// The most health writes one transaction carries.
 pub(crate) const MAX_HEALTH_GROUP: usize = 1024;
 
+/// The most location states and events waiting for the store at once. Past it (a store
+/// that has stalled for long while origins keep changing), new ones are dropped, counted and
+/// logged rather than held in memory without bound: the engine keeps the verdicts, only
+/// their record is lost.
+pub(crate) const MAX_QUEUED_HEALTH: usize = 100_000;
+
 pub(crate) enum Job {
     /// A command for group commit.
     Commit(Box<dyn Pending>),
@@ -55,6 +61,11 @@ pub(crate) struct HealthWrite {
 }
 
 impl HealthWrite {
+    /// Location states and events, counted against [`MAX_QUEUED_HEALTH`].
+    pub(crate) fn len(&self) -> usize {
+        self.states.len() + self.events.len()
+    }
+
     /// Adds `later`'s writes after these, in the order they were queued.
     fn append(&mut self, mut later: HealthWrite) {
         self.states.append(&mut later.states);
@@ -432,6 +443,55 @@ mod tests {
             store.load_health().unwrap()[0].2.verdict,
             Verdict::Unhealthy
         );
+    }
+
+    #[test]
+    fn health_past_the_queue_bound_is_dropped_counted_and_room_comes_back() {
+        use super::MAX_QUEUED_HEALTH;
+        use std::sync::atomic::Ordering::Relaxed;
+        use vantage_core::health::{Location, LocationState, ProbeKey};
+        use vantage_core::region::RegionCode;
+
+        let (c, store, release) = held();
+        let before = store.health_writes();
+        let state = |i: usize| {
+            let key = ProbeKey {
+                monitor: vantage_core::MonitorId::from_bytes([2; 16]),
+                address: format!("origin-{i}.example"),
+                port: 0,
+                host: None,
+            };
+            let loc = Location {
+                region: RegionCode::Weu,
+                name: "ams".into(),
+            };
+            (key, loc, LocationState::default())
+        };
+        let write = |range: std::ops::Range<usize>| super::HealthWrite {
+            states: range.map(state).collect(),
+            ..Default::default()
+        };
+        let written = || {
+            let (tx, rx) = std::sync::mpsc::channel();
+            c.enqueue(move |_| tx.send(()).unwrap());
+            rx
+        };
+        // The store is held: the queue fills to the bound, and one more is dropped.
+        c.enqueue_health(write(0..MAX_QUEUED_HEALTH));
+        c.enqueue_health(write(0..1));
+        assert_eq!(c.metrics.health_writes_dropped.get(), 1);
+        assert_eq!(c.health_queued.load(Relaxed), MAX_QUEUED_HEALTH);
+        let first = written();
+        release.send(()).unwrap();
+        first.recv().unwrap();
+        assert_eq!(store.health_writes(), before + 1);
+        assert_eq!(store.load_health().unwrap().len(), MAX_QUEUED_HEALTH);
+        // Written, the queue has room again.
+        assert_eq!(c.health_queued.load(Relaxed), 0);
+        c.enqueue_health(write(MAX_QUEUED_HEALTH..MAX_QUEUED_HEALTH + 1));
+        written().recv().unwrap();
+        assert_eq!(c.metrics.health_writes_dropped.get(), 1);
+        assert_eq!(store.load_health().unwrap().len(), MAX_QUEUED_HEALTH + 1);
     }
 
     #[tokio::test]

@@ -104,6 +104,8 @@ pub struct Metrics {
     pub dns_queries: Family<DnsLabels, Counter>,
     /// Alerts not queued because their destination's backlog was full.
     pub notifications_left_out: Counter,
+    /// Location states and events not recorded because the store was too far behind.
+    pub health_writes_dropped: Counter,
     /// Rows deleted by retention, by kind (events, deliveries, states).
     pub pruned: Family<KindLabels, Counter>,
     /// Agent results refused, by location and reason.
@@ -130,6 +132,7 @@ impl Default for Metrics {
             proxy_duration: Family::new_with_constructor(latency),
             dns_queries: Family::default(),
             notifications_left_out: Counter::default(),
+            health_writes_dropped: Counter::default(),
             pruned: Family::default(),
             results_refused: Family::default(),
             dns_answers: Family::default(),
@@ -399,6 +402,11 @@ impl Metrics {
             "notifications_left_out",
             "Alerts not queued because their destination already had the most notifications waiting",
             self.notifications_left_out.clone(),
+        );
+        registry.register(
+            "health_writes_dropped",
+            "Location states and events not recorded because the store was too far behind",
+            self.health_writes_dropped.clone(),
         );
         registry.register(
             "retention_pruned",
