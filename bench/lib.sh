@@ -70,6 +70,8 @@ api() { curl -sf -H "Authorization: Bearer $TOKEN" -H "Content-Type: application
 json() { python3 -c "import json,sys; d=json.load(sys.stdin); print(eval(sys.argv[1]))" "$1"; }
 # cpu_ticks PID: user + system CPU of PID so far, in clock ticks (getconf CLK_TCK per second).
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# cpu_ticks_of PID...: "user,kernel" clock ticks summed over the processes.
+cpu_ticks_of() { cat $(printf '/proc/%s/stat ' "$@") | awk '{u += $14; s += $15} END {print u "," s}'; }
 rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 hwm_kb() { awk '/^VmHWM/ {print $2}' "/proc/$1/status"; }
 
