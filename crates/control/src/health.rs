@@ -332,7 +332,7 @@ impl Controller {
                     .note(shared, at, us);
             }
             self.metrics.check(
-                &key.monitor.to_string(),
+                *key.monitor.as_bytes(),
                 &location.to_string(),
                 result.healthy,
                 seconds,

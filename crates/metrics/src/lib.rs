@@ -7,7 +7,7 @@
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -23,11 +23,24 @@ pub mod verdicts;
 /// The content type of [`Metrics::render`]'s output.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
+/// An object's id as a label value: its 16 bytes, written as the id's 32 hex digits only when
+/// scraped, so counting a check formats nothing and hashes 16 bytes.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub struct IdLabel(pub [u8; 16]);
+
+impl EncodeLabelValue for IdLabel {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        let mut digits = [0u8; 32];
+        hex::encode_to_slice(self.0, &mut digits).map_err(|_| std::fmt::Error)?;
+        encoder.write_str(std::str::from_utf8(&digits).map_err(|_| std::fmt::Error)?)
+    }
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CheckLabels {
-    pub monitor: String,
+    pub monitor: IdLabel,
     pub location: String,
-    pub result: String,
+    pub result: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -263,13 +276,12 @@ impl Metrics {
     }
 
     /// Counts one judged check.
-    pub fn check(&self, monitor: &str, location: &str, healthy: bool, seconds: Option<f64>) {
-        let result = if healthy { "healthy" } else { "unhealthy" };
+    pub fn check(&self, monitor: [u8; 16], location: &str, healthy: bool, seconds: Option<f64>) {
         self.checks
             .get_or_create(&CheckLabels {
-                monitor: monitor.to_owned(),
+                monitor: IdLabel(monitor),
                 location: location.to_owned(),
-                result: result.to_owned(),
+                result: if healthy { "healthy" } else { "unhealthy" },
             })
             .inc();
         if let Some(s) = seconds {
@@ -504,11 +516,17 @@ mod tests {
     use super::verdicts::plain::{OriginState, PoolState};
     use super::*;
 
+    /// A monitor id: its label is its 32 hex digits, as the API writes it.
+    const M1: [u8; 16] = [
+        0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef, 0, 0, 0, 0, 0, 0, 0, 0xff,
+    ];
+    const M1_HEX: &str = "0123456789abcdef00000000000000ff";
+
     #[test]
     fn renders_counters_and_gauges() {
         let m = Metrics::new();
-        m.check("m1", "WNAM/local", true, Some(0.012));
-        m.check("m1", "WNAM/local", false, None);
+        m.check(M1, "WNAM/local", true, Some(0.012));
+        m.check(M1, "WNAM/local", false, None);
         m.verdict_change("pool", Some(false));
         m.dns_query("NoError");
         m.dns_answer("www.example.com", "primary");
@@ -541,8 +559,12 @@ mod tests {
         };
         let text = m.render(&snapshot, Scope::Detailed);
         for line in [
-            r#"vantage_checks_total{monitor="m1",location="WNAM/local",result="healthy"} 1"#,
-            r#"vantage_checks_total{monitor="m1",location="WNAM/local",result="unhealthy"} 1"#,
+            &format!(
+                r#"vantage_checks_total{{monitor="{M1_HEX}",location="WNAM/local",result="healthy"}} 1"#
+            ),
+            &format!(
+                r#"vantage_checks_total{{monitor="{M1_HEX}",location="WNAM/local",result="unhealthy"}} 1"#
+            ),
             r#"vantage_check_duration_seconds_count{location="WNAM/local"} 1"#,
             r#"vantage_verdict_changes_total{kind="pool",healthy="false"} 1"#,
             r#"vantage_dns_queries_total{rcode="NoError"} 1"#,
@@ -626,7 +648,7 @@ mod tests {
         agent.backlog.set(1234);
         agent.in_flight_limit.set(128);
         agent.late.inc();
-        agent.check("m1", true);
+        agent.check(M1, true);
         let snapshot = Snapshot {
             agent: Some(agent),
             ..Default::default()
@@ -636,7 +658,7 @@ mod tests {
             "vantage_agent_backlog 1234",
             "vantage_agent_in_flight_limit 128",
             "vantage_agent_checks_late_total 1",
-            r#"vantage_agent_checks_total{monitor="m1",outcome="completed"} 1"#,
+            &format!(r#"vantage_agent_checks_total{{monitor="{M1_HEX}",outcome="completed"}} 1"#),
         ] {
             assert!(
                 text.lines().any(|l| l == line),
@@ -652,9 +674,9 @@ mod tests {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct AgentCheckLabels {
-    pub monitor: String,
+    pub monitor: IdLabel,
     /// `completed` (the check ran to a result the controller will judge) or `error`.
-    pub outcome: String,
+    pub outcome: &'static str,
 }
 
 /// A remote probe agent's own metrics (`vantage agent --metrics-listen`): what it ran, how
@@ -691,11 +713,11 @@ impl Default for AgentMetrics {
 }
 
 impl AgentMetrics {
-    pub fn check(&self, monitor: &str, completed: bool) {
+    pub fn check(&self, monitor: [u8; 16], completed: bool) {
         self.checks
             .get_or_create(&AgentCheckLabels {
-                monitor: monitor.to_owned(),
-                outcome: if completed { "completed" } else { "error" }.to_owned(),
+                monitor: IdLabel(monitor),
+                outcome: if completed { "completed" } else { "error" },
             })
             .inc();
     }

@@ -546,7 +546,7 @@ impl Starter {
             let facts = prober.check(&probe).await;
             if let Some(m) = &metrics {
                 let completed = !matches!(facts.outcome, vantage_core::health::Outcome::Error(_));
-                m.check(&t.key.monitor.to_string(), completed);
+                m.check(*t.key.monitor.as_bytes(), completed);
             }
             // This machine could not run the check: no fact about the origin to
             // report (the controller would refuse it as no vote anyway).
