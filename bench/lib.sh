@@ -71,7 +71,10 @@ json() { python3 -c "import json,sys; d=json.load(sys.stdin); print(eval(sys.arg
 # cpu_ticks PID: user + system CPU of PID so far, in clock ticks (getconf CLK_TCK per second).
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 # cpu_ticks_of PID...: "user,kernel" clock ticks summed over the processes.
-cpu_ticks_of() { cat $(printf '/proc/%s/stat ' "$@") | awk '{u += $14; s += $15} END {print u "," s}'; }
+cpu_ticks_of() {
+  [[ $# -gt 0 ]] || { echo "cpu_ticks_of: no process given" >&2; exit 1; }
+  cat $(printf '/proc/%s/stat ' "$@") | awk '{u += $14; s += $15} END {print u "," s}'
+}
 rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 hwm_kb() { awk '/^VmHWM/ {print $2}' "/proc/$1/status"; }
 
@@ -97,6 +100,15 @@ http {
 CONF
   nginx -c "$dir/nginx.conf" -p "$dir"
   PIDS+=("$(cat "$dir/nginx.pid")")
+  # The master writes its pid file before it forks the workers; scripts that read the workers'
+  # CPU time must see them all.
+  local want=${1:-auto}
+  [[ $want == auto ]] && want=$(nproc)
+  for _ in $(seq 100); do
+    [[ $(pgrep -c -P "$(cat "$dir/nginx.pid")" || true) -ge $want ]] && return 0
+    sleep 0.05
+  done
+  echo "nginx did not start its $want workers" >&2; exit 1
 }
 
 # start_nginx_mirror PATH: nginx (a worker per core) serving at PATH the very bytes Vantage

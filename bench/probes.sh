@@ -8,7 +8,8 @@
 # "probes are falling behind" warning with its backlog, and the `vantage_agent_backlog` and
 # `vantage_agent_checks_late` series on the operator's metrics listener (and the adaptive
 # `vantage_agent_in_flight_limit`); and the CPU time per connection of wrk, the server and nginx.
-# Usage: bench/probes.sh   (PAIRS=N to change the count; installs wrk and nginx if missing)
+# Usage: bench/probes.sh   (PAIRS=N to change the count; installs wrk, nginx and GNU time if
+# missing)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/lib.sh

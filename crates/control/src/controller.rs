@@ -28,8 +28,10 @@ pub struct Controller {
     pub(crate) store: Arc<dyn Store>,
     jobs: tokio::sync::mpsc::UnboundedSender<Job>,
     /// Location states and events queued for the writer and not yet written (bounded by
-    /// [`crate::writer::MAX_QUEUED_HEALTH`]), and when dropping them was last logged (µs).
+    /// [`crate::writer::MAX_QUEUED_HEALTH`]).
     pub(crate) health_queued: std::sync::atomic::AtomicUsize,
+    /// When dropping health writes was last logged (µs), so a stalled store logs once a
+    /// minute, not once a check.
     health_dropped_logged: std::sync::atomic::AtomicI64,
     /// The health engine; lock after the catalog, never before it.
     pub(crate) engine: Mutex<Engine>,
@@ -309,7 +311,9 @@ impl Controller {
         use std::sync::atomic::Ordering::Relaxed;
         let n = write.len();
         let before = self.health_queued.fetch_add(n, Relaxed);
-        if before + n > crate::writer::MAX_QUEUED_HEALTH {
+        // Judged on what waits already, so one write larger than the bound (a reconfiguration
+        // that changes every pool) still goes through a store that keeps up.
+        if before >= crate::writer::MAX_QUEUED_HEALTH {
             self.health_queued.fetch_sub(n, Relaxed);
             self.metrics.health_writes_dropped.inc_by(n as u64);
             // Once a minute at most: a stalled store would otherwise log once per check.

@@ -37,10 +37,10 @@ pub(crate) const RETRIES: usize = 3;
 /// The most health writes one transaction carries.
 pub(crate) const MAX_HEALTH_GROUP: usize = 1024;
 
-/// The most location states and events waiting for the store at once. Past it (a store
-/// that has stalled for long while origins keep changing), new ones are dropped, counted and
-/// logged rather than held in memory without bound: the engine keeps the verdicts, only
-/// their record is lost.
+/// The most location states and events waiting for the store at once (one write may go
+/// past it). Once it is reached (a store that has stalled for long while origins keep
+/// changing), new ones are dropped, counted and logged rather than held in memory without
+/// bound: the engine keeps the verdicts, only their record is lost.
 pub(crate) const MAX_QUEUED_HEALTH: usize = 100_000;
 
 pub(crate) enum Job {
@@ -477,18 +477,19 @@ mod tests {
             rx
         };
         // The store is held: the queue fills to the bound, and one more is dropped.
-        c.enqueue_health(write(0..MAX_QUEUED_HEALTH));
+        c.enqueue_health(write(0..MAX_QUEUED_HEALTH - 1));
+        c.enqueue_health(write(0..2));
         c.enqueue_health(write(0..1));
         assert_eq!(c.metrics.health_writes_dropped.get(), 1);
-        assert_eq!(c.health_queued.load(Relaxed), MAX_QUEUED_HEALTH);
+        assert_eq!(c.health_queued.load(Relaxed), MAX_QUEUED_HEALTH + 1);
         let first = written();
         release.send(()).unwrap();
         first.recv().unwrap();
         assert_eq!(store.health_writes(), before + 1);
-        assert_eq!(store.load_health().unwrap().len(), MAX_QUEUED_HEALTH);
-        // Written, the queue has room again.
+        assert_eq!(store.load_health().unwrap().len(), MAX_QUEUED_HEALTH - 1);
+        // Written, the queue has room again, even for one write larger than the bound.
         assert_eq!(c.health_queued.load(Relaxed), 0);
-        c.enqueue_health(write(MAX_QUEUED_HEALTH..MAX_QUEUED_HEALTH + 1));
+        c.enqueue_health(write(0..MAX_QUEUED_HEALTH + 1));
         written().recv().unwrap();
         assert_eq!(c.metrics.health_writes_dropped.get(), 1);
         assert_eq!(store.load_health().unwrap().len(), MAX_QUEUED_HEALTH + 1);

@@ -109,7 +109,13 @@ impl<S: Hash + Eq + Clone, K: Hash + Eq + Clone, V> FairQueue<S, K, V> {
     pub fn retain(&mut self, mut keep: impl FnMut(&K) -> bool) {
         let waiting = &mut self.waiting;
         self.queues.retain(|_, queue| {
-            queue.retain(|(key, _)| keep(key) || !waiting.remove(key));
+            queue.retain(|(key, _)| {
+                let kept = keep(key);
+                if !kept {
+                    waiting.remove(key);
+                }
+                kept
+            });
             !queue.is_empty()
         });
         let queues = &self.queues;
