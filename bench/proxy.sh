@@ -138,14 +138,13 @@ pids_of() {
     haproxy) cat "$WORK/haproxy.pid" ;; *) echo "$PROXY_PID" ;;
   esac
 }
-ticks() { local u=0 s=0 a b p; for p in "$@"; do read -r a b < <(awk '{print $14, $15}' "/proc/$p/stat"); u=$((u + a)); s=$((s + b)); done; echo "$u $s"; }
 run() { # NAME URL ROUND [HOST]
   local u0 s0 u1 s1
   # shellcheck disable=SC2046
-  read -r u0 s0 < <(ticks $(pids_of "$1"))
+  IFS=, read -r u0 s0 < <(cpu_ticks_of $(pids_of "$1"))
   wrk -t1 -c64 -d10s --latency -H "Host: ${4:-bench.example.com}" "$2" > "$WORK/$1.$3.out"
   # shellcheck disable=SC2046
-  read -r u1 s1 < <(ticks $(pids_of "$1"))
+  IFS=, read -r u1 s1 < <(cpu_ticks_of $(pids_of "$1"))
   echo "$((u1 - u0)) $((s1 - s0))" > "$WORK/$1.$3.cpu"
   printf '%-8s round %s: %8.0f req/s  p99 %6.3f ms  CPU/request %s\n' "$1" "$3" "$(wrk_rps "$WORK/$1.$3.out")" "$(wrk_p99_ms "$WORK/$1.$3.out")" \
     "$(python3 - "$WORK/$1.$3" <<'PY'

@@ -148,30 +148,29 @@ impl Upstreams {
             match sender.try_send_request(req).await {
                 Ok(r) => break r,
                 Err(mut e) => {
-                    // Never written: it may go anywhere, once more here or to another origin.
-                    let unsent = e.take_message();
-                    let again = match unsent {
-                        Some(back) => Some((back, true)),
+                    // A request never written may go anywhere: once more here, or to another
+                    // origin. One written may only be replayed here, on a new connection.
+                    let (back, written) = match e.take_message() {
+                        Some(back) => (Some(back), false),
                         None if pooled && closed_before_answer(e.error()) => {
-                            replay.take().map(|r| (r.again(), false))
+                            (replay.take().map(Replay::again), true)
                         }
-                        None => None,
+                        None => (None, true),
                     };
-                    match again {
-                        Some((back, unsent)) if pooled => {
+                    match back {
+                        Some(back) if pooled => {
                             req = back;
                             pooled = false;
                             sender = match self.connect(authority).await {
                                 Ok(s) => s,
-                                // A request already written once is never handed back for
-                                // another origin.
-                                Err(f) => return Err((f, unsent.then_some(req))),
+                                Err(f) => return Err((f, (!written).then_some(req))),
                             };
                         }
+                        // Only a request never written comes back here: a replay needs a
+                        // pooled connection.
                         back => {
                             tracing::debug!(origin = &**authority, error = %e.into_error(), "upstream request failed");
-                            let unsent = back.filter(|(_, unsent)| *unsent);
-                            return Err((Failure { status: 502 }, unsent.map(|(req, _)| req)));
+                            return Err((Failure { status: 502 }, back));
                         }
                     }
                 }

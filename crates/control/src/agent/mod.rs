@@ -111,17 +111,15 @@ impl Lateness {
 struct Behind {
     late_since_warning: u64,
     warned_at: Option<i64>,
-    /// The agent's checks in flight at most, for the warning.
-    in_flight: usize,
 }
 
 impl Behind {
     const LATE: u64 = 1_000_000;
     const EVERY: i64 = 30_000_000;
 
-    /// A check started `late` µs after it was due, with `waiting` more due behind it. Returns
-    /// the warning to log, when one is due.
-    fn started(&mut self, late: u64, waiting: usize, now: i64) -> Option<String> {
+    /// A check started `late` µs after it was due, with `waiting` more due behind it and at
+    /// most `in_flight` running at once. Returns the warning to log, when one is due.
+    fn started(&mut self, late: u64, waiting: usize, in_flight: usize, now: i64) -> Option<String> {
         if late <= Self::LATE {
             return None;
         }
@@ -136,7 +134,7 @@ impl Behind {
              {late_checks} late since the last warning; this machine cannot run every check on \
              time (at most {} at once): add probe locations or lengthen intervals",
             late as f64 / 1e6,
-            self.in_flight
+            in_flight
         ))
     }
 }
@@ -504,7 +502,6 @@ impl Starter {
         let started = now();
         if let Some(limit) = self.slots.tick(started) {
             tracing::debug!(limit, "checks at once at most");
-            self.behind.in_flight = limit;
             if let Some(m) = &self.metrics {
                 m.in_flight_limit
                     .set(i64::try_from(limit).unwrap_or(i64::MAX));
@@ -520,10 +517,12 @@ impl Starter {
                 m.late.inc();
             }
         }
-        if let Some(warning) = self
-            .behind
-            .started(late, waiting.len(), started.unix_micros())
-        {
+        if let Some(warning) = self.behind.started(
+            late,
+            waiting.len(),
+            self.slots.limit.limit(),
+            started.unix_micros(),
+        ) {
             tracing::warn!("{warning}");
         }
         let (prober, results, metrics) = (
@@ -623,10 +622,7 @@ pub async fn run(
             .set(i64::try_from(slots.limit.limit()).unwrap_or(i64::MAX));
     }
     let mut starter = Starter {
-        behind: Behind {
-            in_flight: slots.limit.limit(),
-            ..Behind::default()
-        },
+        behind: Behind::default(),
         slots,
         lateness: Lateness::default(),
         prober,
@@ -922,12 +918,13 @@ mod lateness_tests {
 
     #[test]
     fn warns_with_the_backlog_at_most_every_thirty_seconds() {
-        let mut b = Behind {
-            in_flight: 512,
-            ..Behind::default()
-        };
-        assert_eq!(b.started(999_999, 10, 0), None, "a second late is on time");
-        let first = b.started(2_500_000, 7, 1_000_000).expect("a warning");
+        let mut b = Behind::default();
+        assert_eq!(
+            b.started(999_999, 10, 512, 0),
+            None,
+            "a second late is on time"
+        );
+        let first = b.started(2_500_000, 7, 512, 1_000_000).expect("a warning");
         assert!(
             first.contains("7 due checks waiting")
                 && first.contains("2.5 s late")
@@ -935,13 +932,13 @@ mod lateness_tests {
             "{first}"
         );
         assert_eq!(
-            b.started(3_000_000, 6, 2_000_000),
+            b.started(3_000_000, 6, 512, 2_000_000),
             None,
             "not again so soon"
         );
-        assert_eq!(b.started(3_000_000, 5, 20_000_000), None);
+        assert_eq!(b.started(3_000_000, 5, 512, 20_000_000), None);
         let again = b
-            .started(4_000_000, 9, 31_000_001)
+            .started(4_000_000, 9, 512, 31_000_001)
             .expect("after thirty seconds");
         assert!(again.contains("3 late since the last warning"), "{again}");
     }
