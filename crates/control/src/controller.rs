@@ -33,6 +33,9 @@ pub struct Controller {
     /// When dropping health writes was last logged (µs), so a stalled store logs once a
     /// minute, not once a check.
     health_dropped_logged: std::sync::atomic::AtomicI64,
+    /// Some health changes were dropped or failed to store: the engine's states are written
+    /// again once the store takes writes ([`Controller::rewrite_lost_health`]).
+    pub(crate) health_lost: std::sync::atomic::AtomicBool,
     /// The health engine; lock after the catalog, never before it.
     pub(crate) engine: Mutex<Engine>,
     /// The engine's verdicts as last published: what every reader of health reads.
@@ -159,6 +162,7 @@ impl Controller {
             jobs: tx,
             health_queued: std::sync::atomic::AtomicUsize::new(0),
             health_dropped_logged: std::sync::atomic::AtomicI64::new(i64::MIN),
+            health_lost: std::sync::atomic::AtomicBool::new(false),
             engine: Mutex::new(engine),
             health,
             planned_wake: std::sync::atomic::AtomicI64::new(i64::MAX),
@@ -316,6 +320,7 @@ impl Controller {
         if before >= crate::writer::MAX_QUEUED_HEALTH {
             self.health_queued.fetch_sub(n, Relaxed);
             self.metrics.health_writes_dropped.inc_by(n as u64);
+            self.health_lost.store(true, Relaxed);
             // Once a minute at most: a stalled store would otherwise log once per check.
             let now = self.now().unix_micros();
             let last = self.health_dropped_logged.load(Relaxed);
@@ -329,7 +334,8 @@ impl Controller {
                     queued = before,
                     limit = crate::writer::MAX_QUEUED_HEALTH,
                     "the store is behind: health changes are not being recorded (verdicts still \
-                     follow the checks); see vantage_health_writes_dropped_total"
+                     follow the checks, and their states are written again once it catches \
+                     up); see vantage_health_writes_dropped_total"
                 );
             }
             return;

@@ -186,7 +186,14 @@ pub(crate) mod tests {
 
     /// The same, reading time from `clock`.
     fn controller_on(clock: Arc<dyn crate::Clock>) -> (Arc<Controller>, AccountId) {
-        let store = Arc::new(MemoryStore::default());
+        controller_over(Arc::new(MemoryStore::default()), clock)
+    }
+
+    /// The same, over `store`.
+    fn controller_over(
+        store: Arc<MemoryStore>,
+        clock: Arc<dyn crate::Clock>,
+    ) -> (Arc<Controller>, AccountId) {
         let a = AccountId::from_bytes([1; 16]);
         let changes = Catalog::default()
             .create_account(a, "a".into(), clock.now())
@@ -384,5 +391,172 @@ pub(crate) mod tests {
             "{} engine wake-ups over {waited:?} of virtual time",
             c.ticks()
         );
+    }
+
+    /// Waits until the writer has run everything queued before this call.
+    async fn written(c: &Controller) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        c.enqueue(move |_| {
+            let _ = tx.send(());
+        });
+        rx.await.unwrap();
+    }
+
+    /// Holds the writer until the returned sender sends (or is dropped).
+    fn hold_writer(c: &Controller) -> std::sync::mpsc::Sender<()> {
+        let (release, hold) = std::sync::mpsc::channel::<()>();
+        c.enqueue(move |_| {
+            let _ = hold.recv();
+        });
+        release
+    }
+
+    /// One origin, probed here: its key, the pool and the place it is probed from.
+    async fn probed_origin(
+        c: &Arc<Controller>,
+        a: AccountId,
+    ) -> (
+        vantage_core::health::ProbeKey,
+        PoolId,
+        vantage_core::health::Location,
+    ) {
+        let here = vantage_core::health::Location {
+            region: vantage_core::region::RegionCode::Weu,
+            name: "here".into(),
+        };
+        c.set_installation(crate::Installation {
+            builtin_location: Some(here.clone()),
+            ..Default::default()
+        });
+        let mut assignments = c.assignment_changes();
+        tokio::spawn(follow_config(Arc::clone(c)));
+        let spec = MonitorDraft {
+            kind: Some("tcp".into()),
+            port: Some(80),
+            interval: Some(60),
+            ..Default::default()
+        };
+        let p = monitored_pool(c, a, spec).await;
+        assignments.changed().await.unwrap();
+        let key = c.assignment(here.region, None)[0].key.clone();
+        (key, p, here)
+    }
+
+    fn facts(reached: bool) -> vantage_core::health::Facts {
+        use vantage_core::health::{Facts, FailureReason, Outcome};
+        Facts {
+            outcome: if reached {
+                Outcome::Reached
+            } else {
+                Outcome::Error(FailureReason::TcpConnectionFailed)
+            },
+            rtt_micros: reached.then_some(1_000),
+        }
+    }
+
+    /// The stored verdict of `key` as probed from `at`, once the writer has caught up with
+    /// whatever it queued itself (a rewrite goes behind the write that triggered it).
+    async fn stored_verdict(
+        c: &Controller,
+        store: &MemoryStore,
+        key: &vantage_core::health::ProbeKey,
+        at: &vantage_core::health::Location,
+    ) -> Option<vantage_core::health::Verdict> {
+        use std::sync::atomic::Ordering::Relaxed;
+        written(c).await;
+        while c.health_queued.load(Relaxed) > 0 {
+            written(c).await;
+        }
+        store
+            .load_health()
+            .unwrap()
+            .into_iter()
+            .find(|(k, l, _)| k == key && l == at)
+            .map(|(_, _, s)| s.verdict)
+    }
+
+    /// A verdict change dropped while the store was behind is not lost for good: once the
+    /// store takes writes again, every location state is written anew, and a restart resumes
+    /// from the verdict the engine held, not the stale one.
+    #[tokio::test]
+    async fn states_dropped_while_the_store_was_behind_are_written_again() {
+        use vantage_core::health::{LocationState, ProbeKey, Verdict};
+        let store = Arc::new(MemoryStore::default());
+        let (c, a) = controller_over(Arc::clone(&store), Arc::new(crate::SystemClock));
+        let (key, p, here) = probed_origin(&c, a).await;
+        // Checked 40 s ago: the next result, now, is more than half the interval later.
+        let earlier = Timestamp::from_unix_micros(c.now().unix_micros() - 40_000_000);
+        c.record(&here, None, &key, &facts(true), earlier).unwrap();
+        let stored = stored_verdict(&c, &store, &key, &here).await;
+        assert_eq!(stored, Some(Verdict::Healthy));
+
+        // The store falls behind: the queue reaches its bound, and the change is dropped.
+        let release = hold_writer(&c);
+        let other = |i: usize| {
+            let key = ProbeKey {
+                monitor: MonitorId::from_bytes([9; 16]),
+                address: format!("other-{i}.example"),
+                port: 0,
+                host: None,
+            };
+            (key, here.clone(), LocationState::default())
+        };
+        c.enqueue_health(crate::writer::HealthWrite {
+            states: (0..crate::writer::MAX_QUEUED_HEALTH).map(other).collect(),
+            events: Vec::new(),
+        });
+        c.record(&here, None, &key, &facts(false), c.now()).unwrap();
+        assert_eq!(
+            c.metrics.health_writes_dropped.get(),
+            2,
+            "a state and its event"
+        );
+        c.flush_health();
+        assert_eq!(
+            c.health_view().pool(p).map(|v| v.healthy),
+            Some(Verdict::Unhealthy),
+            "the verdict follows the check all the same"
+        );
+
+        release.send(()).unwrap();
+        let stored = stored_verdict(&c, &store, &key, &here).await;
+        assert_eq!(stored, Some(Verdict::Unhealthy), "written again");
+        drop(c);
+        let (restarted, _writer) = Controller::load(store).unwrap();
+        assert_eq!(
+            restarted.health_view().pool(p).map(|v| v.healthy),
+            Some(Verdict::Unhealthy)
+        );
+    }
+
+    /// The same when the store refused the write: the states are written again on the next
+    /// retention pass, even though no verdict changed since.
+    #[tokio::test]
+    async fn states_the_store_refused_are_written_with_the_next_retention_pass() {
+        use vantage_core::health::Verdict;
+        let store = Arc::new(MemoryStore::default());
+        let (c, a) = controller_over(Arc::clone(&store), Arc::new(crate::SystemClock));
+        let (key, _, here) = probed_origin(&c, a).await;
+        // Checked 40 s ago: the next result, now, is more than half the interval later.
+        let earlier = Timestamp::from_unix_micros(c.now().unix_micros() - 40_000_000);
+        c.record(&here, None, &key, &facts(true), earlier).unwrap();
+        let stored = stored_verdict(&c, &store, &key, &here).await;
+        assert_eq!(stored, Some(Verdict::Healthy));
+
+        store.refuse_writes(true);
+        c.record(&here, None, &key, &facts(false), c.now()).unwrap();
+        let stored = stored_verdict(&c, &store, &key, &here).await;
+        assert_eq!(
+            stored,
+            Some(Verdict::Healthy),
+            "refused: the stale one stays"
+        );
+        store.refuse_writes(false);
+        c.prune(vantage_store::Retention {
+            max_age_micros: i64::MAX,
+            max_rows: usize::MAX,
+        });
+        let stored = stored_verdict(&c, &store, &key, &here).await;
+        assert_eq!(stored, Some(Verdict::Unhealthy), "written again");
     }
 }

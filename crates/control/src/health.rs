@@ -385,6 +385,7 @@ impl Controller {
                 tracing::warn!(error = %e, "health changes could not be stored; trying once more");
                 self.store.record_health(&states, &events, &alerts)
             });
+        let stored = written.is_ok();
         match written {
             Ok(left_out) => {
                 if left_out > 0 {
@@ -399,16 +400,55 @@ impl Controller {
                     self.outbox_version.send_modify(|v| *v += 1);
                 }
             }
-            Err(e) => tracing::error!(
-                error = %e,
-                states = states.len(),
-                events = events.len(),
-                alerts = alerts.len(),
-                "health changes could not be stored; these are lost"
-            ),
+            Err(e) => {
+                tracing::error!(
+                    error = %e,
+                    states = states.len(),
+                    events = events.len(),
+                    alerts = alerts.len(),
+                    "health changes could not be stored; their events and alerts are lost, \
+                     the states are written again once the store takes writes"
+                );
+                self.health_lost
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
+            }
         }
         self.health_queued
             .fetch_sub(queued, std::sync::atomic::Ordering::Relaxed);
+        if stored {
+            self.rewrite_lost_health();
+        }
+    }
+
+    /// Once health changes were lost (dropped past the queue's bound, or refused by the
+    /// store), queues every location state the engine holds, so the store's record matches
+    /// the verdicts again: a restart in between would otherwise resume from stale states.
+    /// Taken under the engine, the one lock every health write is queued under: the copy is
+    /// newer than every write queued before it, and older than every write queued after.
+    /// Lost events (and their alerts) are not made again: they are history, and the states
+    /// say where it led. Runs on the writer's thread after a write the store took, and with
+    /// each retention pass (a store that recovered while no verdict changed).
+    pub(crate) fn rewrite_lost_health(&self) {
+        use std::sync::atomic::Ordering::Relaxed;
+        if !self.health_lost.load(Relaxed) || !self.judges() {
+            return;
+        }
+        let engine = self.engine();
+        if !self.health_lost.swap(false, Relaxed) {
+            return;
+        }
+        let states: Vec<_> = engine
+            .location_states()
+            .map(|(k, l, s)| (k.clone(), l.clone(), s.clone()))
+            .collect();
+        tracing::info!(
+            states = states.len(),
+            "writing every location state again: some health changes were not stored"
+        );
+        self.enqueue_health(crate::writer::HealthWrite {
+            states,
+            events: Vec::new(),
+        });
     }
 
     /// The notifications `events` call for under the current policies, rendered.
@@ -599,6 +639,7 @@ impl Controller {
                 }
                 Err(e) => tracing::warn!(error = %e, "retention could not prune the store"),
             }
+            st.rewrite_lost_health();
         });
     }
 

@@ -40,7 +40,9 @@ pub(crate) const MAX_HEALTH_GROUP: usize = 1024;
 /// The most location states and events waiting for the store at once (one write may go
 /// past it). Once it is reached (a store that has stalled for long while origins keep
 /// changing), new ones are dropped, counted and logged rather than held in memory without
-/// bound: the engine keeps the verdicts, only their record is lost.
+/// bound: the engine keeps the verdicts, and once the store takes writes again every location
+/// state is written anew ([`Controller::rewrite_lost_health`]); only the events (and their
+/// alerts) are lost.
 pub(crate) const MAX_QUEUED_HEALTH: usize = 100_000;
 
 pub(crate) enum Job {
@@ -365,7 +367,7 @@ mod tests {
     #[tokio::test]
     async fn a_store_failure_refuses_the_whole_group_and_changes_nothing() {
         let (c, store, release) = held();
-        store.refuse_commits(true);
+        store.refuse_writes(true);
         let (first, second, ()) = tokio::join!(
             create_zone(&c, 2, "example.com"),
             create_zone(&c, 3, "example.org"),
@@ -378,7 +380,7 @@ mod tests {
             0,
             "nothing of the group is applied"
         );
-        store.refuse_commits(false);
+        store.refuse_writes(false);
         create_zone(&c, 2, "example.com").await.unwrap();
         assert_eq!(c.catalog().zones().count(), 1);
     }

@@ -62,8 +62,9 @@ impl MemoryStore {
         self.health_writes.load(Ordering::SeqCst)
     }
 
-    /// Makes every catalog commit fail, as a lost disk would, until told otherwise.
-    pub fn refuse_commits(&self, refuse: bool) {
+    /// Makes every catalog commit and health write fail, as a lost disk would, until told
+    /// otherwise.
+    pub fn refuse_writes(&self, refuse: bool) {
         self.refusing.store(refuse, Ordering::SeqCst);
     }
 }
@@ -118,6 +119,9 @@ impl Store for MemoryStore {
         events: &[Event],
         alerts: &[NewDelivery],
     ) -> Result<usize, StoreError> {
+        if self.refusing.load(Ordering::SeqCst) {
+            return Err(StoreError::Io("health writes are refused (a test)".into()));
+        }
         self.health_writes.fetch_add(1, Ordering::SeqCst);
         let mut inner = self.inner();
         for (k, l, s) in states {

@@ -668,6 +668,15 @@ impl Engine {
         self.targets.keys().map(|k| &**k)
     }
 
+    /// Every location state of the targets probed now: what a shell writes again when its
+    /// record of some changes was lost (a store that fell behind or failed).
+    pub fn location_states(&self) -> impl Iterator<Item = (&ProbeKey, &Location, &LocationState)> {
+        self.states
+            .iter()
+            .filter(|(key, _)| self.targets.contains_key(&***key))
+            .flat_map(|(key, states)| states.iter().map(move |(l, s)| (&**key, l, s)))
+    }
+
     /// The monitor of a target, if it is still assigned, and the engine's one copy of its
     /// key (a shell keeping something per target shares it rather than copying the key).
     pub fn spec(&self, key: &ProbeKey) -> Option<(&Arc<ProbeKey>, &MonitorSpec)> {
