@@ -1016,3 +1016,118 @@ mod slots_tests {
         assert_eq!(slots.tick(at(2)), None);
     }
 }
+
+#[cfg(test)]
+mod loop_tests {
+    use super::*;
+    use crate::drivers::{follow_config, tests::controller};
+    use vantage_core::monitor::MonitorDraft;
+    use vantage_core::pool::{OriginDraft, PoolDraft};
+    use vantage_core::region::RegionCode;
+    use vantage_core::{MonitorId, PoolId};
+
+    /// Checks waiting for a slot leave the agent's queue as soon as their targets leave its
+    /// assignment, not on their turn: the backlog empties while the one check in flight (an
+    /// origin that never answers) still holds the only slot.
+    #[tokio::test]
+    async fn targets_that_leave_stop_waiting_at_once() {
+        // Accepts and never answers: a check on it holds its slot until its timeout.
+        let origin = tokio::net::TcpListener::bind("0.0.0.0:0").await.unwrap();
+        let port = origin.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((s, _)) = origin.accept().await {
+                held.push(s);
+            }
+        });
+
+        let (c, a) = controller();
+        let here = Location {
+            region: RegionCode::Weu,
+            name: "here".into(),
+        };
+        c.set_installation(crate::Installation {
+            builtin_location: Some(here.clone()),
+            ..Default::default()
+        });
+        tokio::spawn(follow_config(Arc::clone(&c)));
+        let (m, p) = (MonitorId::from_bytes([2; 16]), PoolId::from_bytes([3; 16]));
+        let spec = MonitorDraft {
+            kind: Some("http".into()),
+            port: Some(i64::from(port)),
+            expected_codes: Some("200".into()),
+            timeout: Some(10),
+            retries: Some(0),
+            ..Default::default()
+        }
+        .validate()
+        .unwrap();
+        c.commit(move |cat, now| cat.create_monitor(a, m, spec.clone(), now))
+            .await
+            .unwrap();
+        // Five origins, one address each on loopback (127.0.0.0/8), all served above.
+        let (pool, checks) = PoolDraft {
+            name: Some("p".into()),
+            origins: Some(
+                (1..=5)
+                    .map(|i| OriginDraft {
+                        name: Some(format!("o{i}")),
+                        address: Some(format!("127.0.0.{i}")),
+                        ..Default::default()
+                    })
+                    .collect(),
+            ),
+            monitor: Some(m.to_string()),
+            ..Default::default()
+        }
+        .validate()
+        .unwrap();
+        c.commit(move |cat, now| cat.create_pool(a, p, pool.clone(), checks.clone(), now))
+            .await
+            .unwrap();
+
+        let metrics = Arc::new(AgentMetrics::default());
+        let capacity = Capacity {
+            in_flight: 1,
+            buffer: 100,
+        };
+        let prober = Prober::new(None, None).unwrap();
+        let agent = tokio::spawn(run(
+            Link::Local(Arc::clone(&c)),
+            prober,
+            here,
+            capacity,
+            Some(Arc::clone(&metrics)),
+        ));
+        let backlog = || metrics.backlog.get();
+        // Counted before a check gives its slot back.
+        let ended = || {
+            ["completed", "error"]
+                .map(|outcome| {
+                    let labels = vantage_metrics::AgentCheckLabels {
+                        monitor: vantage_metrics::IdLabel(*m.as_bytes()),
+                        outcome,
+                    };
+                    metrics.checks.get_or_create(&labels).get()
+                })
+                .iter()
+                .sum::<u64>()
+        };
+        // Polled: the gauge is set on each turn of the agent's loop.
+        while backlog() < 2 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(ended(), 0, "one check in flight, holding the only slot");
+        c.commit(move |cat, _| cat.delete_pool(a, p)).await.unwrap();
+        while backlog() > 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(
+            ended(),
+            0,
+            "the waiting checks left before the slot came back, not on their turn"
+        );
+        assert_eq!(metrics.targets.get(), 0);
+        agent.abort();
+    }
+}
