@@ -455,7 +455,8 @@ pub(crate) mod tests {
     }
 
     /// The stored verdict of `key` as probed from `at`, once the writer has caught up with
-    /// whatever it queued itself (a rewrite goes behind the write that triggered it).
+    /// whatever it queued itself: a rewrite is queued while the write (or retention pass)
+    /// that triggered it runs, so one more turn of the queue after those writes it.
     async fn stored_verdict(
         c: &Controller,
         store: &MemoryStore,
@@ -467,6 +468,7 @@ pub(crate) mod tests {
         while c.health_queued.load(Relaxed) > 0 {
             written(c).await;
         }
+        written(c).await;
         store
             .load_health()
             .unwrap()

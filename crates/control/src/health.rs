@@ -421,10 +421,13 @@ impl Controller {
     }
 
     /// Once health changes were lost (dropped past the queue's bound, or refused by the
-    /// store), queues every location state the engine holds, so the store's record matches
-    /// the verdicts again: a restart in between would otherwise resume from stale states.
-    /// Taken under the engine, the one lock every health write is queued under: the copy is
-    /// newer than every write queued before it, and older than every write queued after.
+    /// store), queues a write of every location state the engine holds, so the store's record
+    /// matches the verdicts again: a restart in between would otherwise resume from stale
+    /// states. Queued under the engine, the one lock every health write is queued under: the
+    /// copy is newer than every write queued before it, and older than every write queued
+    /// after. It is written alone and not counted against the queue's bound: it is as large
+    /// as the engine (more than the bound at a few hundred thousand states), and counted, it
+    /// would make every write queued behind it be dropped, and so the next rewrite due.
     /// Lost events (and their alerts) are not made again: they are history, and the states
     /// say where it led. Runs on the writer's thread after a write the store took, and with
     /// each retention pass (a store that recovered while no verdict changed).
@@ -441,14 +444,17 @@ impl Controller {
             .location_states()
             .map(|(k, l, s)| (k.clone(), l.clone(), s.clone()))
             .collect();
-        tracing::info!(
-            states = states.len(),
-            "writing every location state again: some health changes were not stored"
-        );
-        self.enqueue_health(crate::writer::HealthWrite {
-            states,
-            events: Vec::new(),
+        self.enqueue(move |st| match st.store.record_health(&states, &[], &[]) {
+            Ok(_) => tracing::info!(
+                states = states.len(),
+                "every location state written again: some health changes had not been stored"
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, "location states could not be written again; trying after the next write the store takes");
+                st.health_lost.store(true, Relaxed);
+            }
         });
+        drop(engine);
     }
 
     /// The notifications `events` call for under the current policies, rendered.
