@@ -16,12 +16,27 @@
 # (`wrk -t1 -c1 -d10s`: the cost of the hop itself).
 # With --edge, Vantage's proxy is a `vantage edge` following the controller (the controller
 # serves no traffic itself).
-# Usage: bench/proxy.sh [--edge]   (installs wrk, nginx and haproxy from Debian if missing)
+# With --pingora, a fifth contender: a minimal proxy on Cloudflare's pingora 0.9
+# (bench/peers/pingora, built here from crates.io; 2 threads without work stealing, one
+# runtime per thread as Vantage's proxy runs, upstream keep-alive), a Rust
+# proxy engine that is not hyper, with the same headers as nginx's configuration below.
+# Usage: bench/proxy.sh [--edge] [--pingora]   (installs wrk, nginx and haproxy from Debian if
+# missing, and cmake for pingora's zlib)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if ! command -v haproxy >/dev/null; then
+EDGE=0 PINGORA=0
+for arg in "$@"; do
+  case $arg in
+    --edge) EDGE=1 ;; --pingora) PINGORA=1 ;;
+    *) echo "usage: bench/proxy.sh [--edge] [--pingora]" >&2; exit 2 ;;
+  esac
+done
+if ! command -v haproxy >/dev/null || { ((PINGORA)) && ! command -v cmake >/dev/null; }; then
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq && apt-get install -y -qq haproxy >/dev/null
+  apt-get update -qq && apt-get install -y -qq haproxy cmake >/dev/null
+fi
+if ((PINGORA)); then
+  cargo build --release --quiet --manifest-path bench/peers/pingora/Cargo.toml
 fi
 source bench/lib.sh
 
@@ -81,8 +96,27 @@ CONF
 haproxy -f "$WORK/haproxy.cfg" -D -p "$WORK/haproxy.pid"
 PIDS+=("$(cat "$WORK/haproxy.pid")")
 
+CONTENDERS=(nginx haproxy)
+if ((PINGORA)); then
+  PINGORA_PORT=$((BACKEND_PORT + 3))
+  cat > "$WORK/pingora.yaml" <<CONF
+version: 1
+threads: 2
+work_stealing: false
+pid_file: $WORK/pingora.pid
+upgrade_sock: $WORK/pingora.sock
+CONF
+  LISTEN=127.0.0.1:$PINGORA_PORT BACKEND=127.0.0.1:$BACKEND_PORT \
+    bench/peers/pingora/target/release/pingora-bench-proxy -c "$WORK/pingora.yaml" \
+    > "$WORK/pingora.log" 2>&1 &
+  PINGORA_PID=$!
+  PIDS+=("$PINGORA_PID")
+  CONTENDERS+=(pingora)
+fi
+CONTENDERS+=(vantage)
+
 # Vantage: a zone, a pool of the backend (no monitor: it takes traffic at once), a proxied LB.
-if [[ ${1:-} == --edge ]]; then
+if ((EDGE)); then
   start_vantage "$WORK/data" "$WORK/vantage.log" --no-agent
   start_edge "$WORK/data" "$WORK/edge.log" --proxy-listen 127.0.0.1:0
   PROXY=$(serving_addr "$WORK/edge.log" proxy)
@@ -125,8 +159,19 @@ for host in bench.example.com rules.example.com; do
     sleep 0.05
   done
 done
-for url in "http://127.0.0.1:$BACKEND_PORT/" "http://127.0.0.1:$NGINX_PROXY_PORT/" "http://127.0.0.1:$HAPROXY_PORT/" "http://$PROXY/"; do
-  [[ $(curl -s -H 'Host: bench.example.com' "$url") == ok ]] || { echo "$url does not answer ok" >&2; exit 1; }
+url_of() {
+  case $1 in
+    direct) echo "http://127.0.0.1:$BACKEND_PORT/" ;; nginx) echo "http://127.0.0.1:$NGINX_PROXY_PORT/" ;;
+    haproxy) echo "http://127.0.0.1:$HAPROXY_PORT/" ;; pingora) echo "http://127.0.0.1:$PINGORA_PORT/" ;;
+    *) echo "http://$PROXY/" ;;
+  esac
+}
+for name in direct "${CONTENDERS[@]}"; do
+  for _ in $(seq 100); do
+    [[ $(curl -s -H 'Host: bench.example.com' "$(url_of "$name")") == ok ]] && continue 2
+    sleep 0.05
+  done
+  echo "$name ($(url_of "$name")) does not answer ok" >&2; exit 1
 done
 
 # The processes doing each contender's work (nginx's workers, not its idle master).
@@ -135,7 +180,7 @@ FRONT_WORKERS=$(pgrep -P "$(cat "$WORK/front/nginx.pid")" | tr '\n' ' ')
 pids_of() {
   case $1 in
     direct) echo "$BACKEND_WORKERS" ;; nginx) echo "$FRONT_WORKERS" ;;
-    haproxy) cat "$WORK/haproxy.pid" ;; *) echo "$PROXY_PID" ;;
+    haproxy) cat "$WORK/haproxy.pid" ;; pingora) echo "$PINGORA_PID" ;; *) echo "$PROXY_PID" ;;
   esac
 }
 run() { # NAME URL ROUND [HOST]
@@ -159,10 +204,9 @@ PY
 }
 echo "== wrk -t1 -c64 -d10s through each proxy to the same backend ($(nproc) cores)"
 for round in 1 2; do
-  run direct "http://127.0.0.1:$BACKEND_PORT/" $round
-  run nginx "http://127.0.0.1:$NGINX_PROXY_PORT/" $round
-  run haproxy "http://127.0.0.1:$HAPROXY_PORT/" $round
-  run vantage "http://$PROXY/" $round
+  for name in direct "${CONTENDERS[@]}"; do
+    run "$name" "$(url_of "$name")" $round
+  done
   run vantage_rules "http://$PROXY/" $round rules.example.com
 done
 echo "== two more rounds of Vantage without and with rules, alternating (machine noise moves single runs by ±5 %)"
@@ -171,30 +215,31 @@ for round in 3 4; do
   run vantage_rules "http://$PROXY/" $round rules.example.com
 done
 echo "== wrk -t1 -c1 -d10s (one request at a time: the hop's own latency)"
-for name in direct nginx haproxy vantage; do
-  case $name in
-    direct) url="http://127.0.0.1:$BACKEND_PORT/" ;; nginx) url="http://127.0.0.1:$NGINX_PROXY_PORT/" ;;
-    haproxy) url="http://127.0.0.1:$HAPROXY_PORT/" ;; vantage) url="http://$PROXY/" ;;
-  esac
-  wrk -t1 -c1 -d10s --latency -H 'Host: bench.example.com' "$url" > "$WORK/$name.c1.out"
+for name in direct "${CONTENDERS[@]}"; do
+  wrk -t1 -c1 -d10s --latency -H 'Host: bench.example.com' "$(url_of "$name")" > "$WORK/$name.c1.out"
   printf '%-8s c1: %8.0f req/s  p99 %6.3f ms\n' "$name" "$(wrk_rps "$WORK/$name.c1.out")" "$(wrk_p99_ms "$WORK/$name.c1.out")"
 done
 VRSS=$(rss_kb "$VPID")
-python3 - "$WORK" "$VRSS" <<'PY'
+python3 - "$WORK" "$VRSS" "${CONTENDERS[@]}" <<'PY'
 import os, re, sys, statistics
-work, rss = sys.argv[1], int(sys.argv[2])
+work, rss, contenders = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
 def read(name, r):
     t = open(f"{work}/{name}.{r}.out").read()
     rps = float(re.search(r"Requests/sec:\s+([0-9.]+)", t).group(1))
     v, u = re.search(r"\s99%\s+([0-9.]+)(us|ms|s)", t).groups()
     p99 = float(v) * {"us": 0.001, "ms": 1, "s": 1000}[u]
     return rps, p99
-res = {n: [read(n, r) for r in (1, 2)] for n in ("direct", "nginx", "haproxy", "vantage")}
+res = {n: [read(n, r) for r in (1, 2)] for n in ["direct"] + contenders}
 med = lambda n, i: statistics.mean(x[i] for x in res[n])
 added = lambda n: statistics.mean(res[n][r][1] - res["direct"][r][1] for r in (0, 1))
 print(f"RESULT proxy nginx_rps={med('nginx',0):.0f} haproxy_rps={med('haproxy',0):.0f} "
-      f"vantage_rps={med('vantage',0):.0f} ratio_vs_nginx={med('vantage',0)/med('nginx',0):.2f} (goal >= 0.9) "
+      f"vantage_rps={med('vantage',0):.0f} ratio_vs_nginx={med('vantage',0)/med('nginx',0):.2f} (goal >= 1.0) "
       f"ratio_vs_haproxy={med('vantage',0)/med('haproxy',0):.2f}")
+if "pingora" in contenders:
+    print(f"RESULT pingora pingora_rps={med('pingora',0):.0f} "
+          f"pingora_vs_nginx={med('pingora',0)/med('nginx',0):.2f} "
+          f"pingora_vs_haproxy={med('pingora',0)/med('haproxy',0):.2f} "
+          f"vantage_vs_pingora={med('vantage',0)/med('pingora',0):.2f}")
 plain = statistics.mean(read("vantage", r)[0] for r in (1, 2, 3, 4))
 ruled = statistics.mean(read("vantage_rules", r)[0] for r in (1, 2, 3, 4))
 print(f"RESULT rules vantage_rps={plain:.0f} vantage_10_rules_rps={ruled:.0f} "
@@ -207,14 +252,14 @@ def cpu(n):
         reqs += int(re.search(r"(\d+) requests in", open(f"{work}/{n}.{r}.out").read()).group(1))
     tick = 1e6 / os.sysconf("SC_CLK_TCK")
     return u * tick / reqs, s * tick / reqs
-cpus = {n: cpu(n) for n in ("nginx", "haproxy", "vantage")}
+cpus = {n: cpu(n) for n in contenders}
 print("RESULT cpu_us_per_request " + " ".join(
     f"{n}={u + s:.2f}(user={u:.2f},kernel={s:.2f})" for n, (u, s) in cpus.items())
     + f" vantage_vs_nginx={sum(cpus['vantage']) / sum(cpus['nginx']):.2f}")
-print(f"RESULT added_p99_ms_c64 nginx={added('nginx'):.3f} haproxy={added('haproxy'):.3f} "
-      f"vantage={added('vantage'):.3f} (goal <= 1 ms) vantage_rss_mb={rss/1024:.1f}")
-c1 = {n: read(n, "c1") for n in ("direct", "nginx", "haproxy", "vantage")}
+print("RESULT added_p99_ms_c64 " + " ".join(f"{n}={added(n):.3f}" for n in contenders)
+      + f" (goal <= 1 ms) vantage_rss_mb={rss/1024:.1f}")
+c1 = {n: read(n, "c1") for n in ["direct"] + contenders}
 add1 = lambda n: c1[n][1] - c1["direct"][1]
-print(f"RESULT added_p99_ms_c1 nginx={add1('nginx'):.3f} haproxy={add1('haproxy'):.3f} "
-      f"vantage={add1('vantage'):.3f} (goal <= 1 ms)")
+print("RESULT added_p99_ms_c1 " + " ".join(f"{n}={add1(n):.3f}" for n in contenders)
+      + " (goal <= 1 ms)")
 PY
