@@ -27,9 +27,8 @@ pub struct Controller {
     writer: Mutex<WriterState>,
     pub(crate) store: Arc<dyn Store>,
     jobs: tokio::sync::mpsc::UnboundedSender<Job>,
-    /// Location states and events queued for the writer and not yet written (bounded by
-    /// [`crate::writer::MAX_QUEUED_HEALTH`]).
-    pub(crate) health_queued: std::sync::atomic::AtomicUsize,
+    /// Location states and events queued for the writer and not yet written, and its bound.
+    pub(crate) health_queue: crate::health_queue::HealthQueue,
     /// When dropping health writes was last logged (µs), so a stalled store logs once a
     /// minute, not once a check.
     health_dropped_logged: std::sync::atomic::AtomicI64,
@@ -160,7 +159,7 @@ impl Controller {
             writer: Mutex::new(WriterState { seen_version }),
             store,
             jobs: tx,
-            health_queued: std::sync::atomic::AtomicUsize::new(0),
+            health_queue: crate::health_queue::HealthQueue::default(),
             health_dropped_logged: std::sync::atomic::AtomicI64::new(i64::MIN),
             health_lost: std::sync::atomic::AtomicBool::new(false),
             engine: Mutex::new(engine),
@@ -310,17 +309,17 @@ impl Controller {
     }
 
     /// Queues health for the store: written with the health writes queued right behind it,
-    /// in one transaction (see [`crate::writer`]).
-    pub(crate) fn enqueue_health(&self, write: crate::writer::HealthWrite) {
+    /// in one transaction (see [`crate::writer`]), or what the queue's bound leaves of it
+    /// ([`crate::health_queue`]).
+    pub(crate) fn enqueue_health(&self, mut write: crate::writer::HealthWrite) {
         use std::sync::atomic::Ordering::Relaxed;
-        let n = write.len();
-        let before = self.health_queued.fetch_add(n, Relaxed);
-        // Judged on what waits already, so one write larger than the bound (a reconfiguration
-        // that changes every pool) still goes through a store that keeps up.
-        if before >= crate::writer::MAX_QUEUED_HEALTH {
-            self.health_queued.fetch_sub(n, Relaxed);
-            self.metrics.health_writes_dropped.inc_by(n as u64);
-            self.health_lost.store(true, Relaxed);
+        if let Some(dropped) = self.health_queue.admit(&mut write) {
+            self.metrics
+                .health_writes_dropped
+                .inc_by((dropped.states + dropped.events) as u64);
+            if dropped.states > 0 {
+                self.health_lost.store(true, Relaxed);
+            }
             // Once a minute at most: a stalled store would otherwise log once per check.
             let now = self.now().unix_micros();
             let last = self.health_dropped_logged.load(Relaxed);
@@ -331,17 +330,22 @@ impl Controller {
                     .is_ok()
             {
                 tracing::warn!(
-                    queued = before,
-                    limit = crate::writer::MAX_QUEUED_HEALTH,
+                    queued = dropped.waiting,
+                    limit = crate::health_queue::MAX_QUEUED_HEALTH,
                     "the store is behind: health changes are not being recorded (verdicts still \
                      follow the checks, and their states are written again once it catches \
-                     up); see vantage_health_writes_dropped_total"
+                     up; each account's events keep an equal share of the queue); see \
+                     vantage_health_writes_dropped_total"
                 );
             }
-            return;
+            if write.len() == 0 {
+                return;
+            }
         }
-        if self.jobs.send(Job::Health(write)).is_err() {
-            self.health_queued.fetch_sub(n, Relaxed);
+        if let Err(refused) = self.jobs.send(Job::Health(write)) {
+            if let Job::Health(w) = refused.0 {
+                self.health_queue.done(w.states.len(), &w.events);
+            }
             tracing::warn!("the writer has stopped; a health write was dropped");
         }
     }

@@ -463,9 +463,8 @@ pub(crate) mod tests {
         key: &vantage_core::health::ProbeKey,
         at: &vantage_core::health::Location,
     ) -> Option<vantage_core::health::Verdict> {
-        use std::sync::atomic::Ordering::Relaxed;
         written(c).await;
-        while c.health_queued.load(Relaxed) > 0 {
+        while c.health_queue.len() > 0 {
             written(c).await;
         }
         written(c).await;
@@ -492,7 +491,7 @@ pub(crate) mod tests {
         let stored = stored_verdict(&c, &store, &key, &here).await;
         assert_eq!(stored, Some(Verdict::Healthy));
 
-        // The store falls behind: the queue reaches its bound, and the change is dropped.
+        // The store falls behind: the queue reaches its bound, and the state is dropped.
         let release = hold_writer(&c);
         let other = |i: usize| {
             let key = ProbeKey {
@@ -504,14 +503,16 @@ pub(crate) mod tests {
             (key, here.clone(), LocationState::default())
         };
         c.enqueue_health(crate::writer::HealthWrite {
-            states: (0..crate::writer::MAX_QUEUED_HEALTH).map(other).collect(),
+            states: (0..crate::health_queue::MAX_QUEUED_HEALTH)
+                .map(other)
+                .collect(),
             events: Vec::new(),
         });
         c.record(&here, None, &key, &facts(false), c.now()).unwrap();
         assert_eq!(
             c.metrics.health_writes_dropped.get(),
-            2,
-            "a state and its event"
+            1,
+            "the state; its event is kept, the account having none waiting"
         );
         c.flush_health();
         assert_eq!(
@@ -523,6 +524,20 @@ pub(crate) mod tests {
         release.send(()).unwrap();
         let stored = stored_verdict(&c, &store, &key, &here).await;
         assert_eq!(stored, Some(Verdict::Unhealthy), "written again");
+        let events = store
+            .events(&vantage_store::EventFilter {
+                since: None,
+                until: None,
+                pools: Some(vec![p]),
+                limit: 10,
+            })
+            .unwrap();
+        assert!(
+            events
+                .iter()
+                .any(|(_, e)| e.pool_healthy == Verdict::Unhealthy),
+            "the pool's event was kept: {events:?}"
+        );
         drop(c);
         let (restarted, _writer) = Controller::load(store).unwrap();
         assert_eq!(

@@ -373,7 +373,6 @@ impl Controller {
     /// Writes health the writer gathered (one transaction for consecutive writes). Runs on
     /// the writer's thread.
     pub(crate) fn write_health(&self, write: crate::writer::HealthWrite) {
-        let queued = write.len();
         let crate::writer::HealthWrite { states, events } = write;
         let alerts = self.alerts_for(&events);
         // Once more on a failure: a batch carries up to a thousand checks' writes, and a
@@ -413,8 +412,7 @@ impl Controller {
                     .store(true, std::sync::atomic::Ordering::Relaxed);
             }
         }
-        self.health_queued
-            .fetch_sub(queued, std::sync::atomic::Ordering::Relaxed);
+        self.health_queue.done(states.len(), &events);
         if stored {
             self.rewrite_lost_health();
         }

@@ -15,6 +15,7 @@ pub mod edge;
 pub mod edge_protocol;
 pub mod edges;
 mod health;
+mod health_queue;
 pub mod ids;
 pub mod judge;
 pub mod preview;

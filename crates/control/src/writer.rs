@@ -37,14 +37,6 @@ pub(crate) const RETRIES: usize = 3;
 /// The most health writes one transaction carries.
 pub(crate) const MAX_HEALTH_GROUP: usize = 1024;
 
-/// The most location states and events waiting for the store at once (one write may go
-/// past it). Once it is reached (a store that has stalled for long while origins keep
-/// changing), new ones are dropped, counted and logged rather than held in memory without
-/// bound: the engine keeps the verdicts, and once the store takes writes again every location
-/// state is written anew ([`Controller::rewrite_lost_health`]); only the events (and their
-/// alerts) are lost.
-pub(crate) const MAX_QUEUED_HEALTH: usize = 100_000;
-
 pub(crate) enum Job {
     /// A command for group commit.
     Commit(Box<dyn Pending>),
@@ -63,7 +55,8 @@ pub(crate) struct HealthWrite {
 }
 
 impl HealthWrite {
-    /// Location states and events, counted against [`MAX_QUEUED_HEALTH`].
+    /// Location states and events, counted against
+    /// [`crate::health_queue::MAX_QUEUED_HEALTH`].
     pub(crate) fn len(&self) -> usize {
         self.states.len() + self.events.len()
     }
@@ -449,8 +442,7 @@ mod tests {
 
     #[test]
     fn health_past_the_queue_bound_is_dropped_counted_and_room_comes_back() {
-        use super::MAX_QUEUED_HEALTH;
-        use std::sync::atomic::Ordering::Relaxed;
+        use crate::health_queue::MAX_QUEUED_HEALTH;
         use vantage_core::health::{Location, LocationState, ProbeKey};
         use vantage_core::region::RegionCode;
 
@@ -483,14 +475,14 @@ mod tests {
         c.enqueue_health(write(0..2));
         c.enqueue_health(write(0..1));
         assert_eq!(c.metrics.health_writes_dropped.get(), 1);
-        assert_eq!(c.health_queued.load(Relaxed), MAX_QUEUED_HEALTH + 1);
+        assert_eq!(c.health_queue.len(), MAX_QUEUED_HEALTH + 1);
         let first = written();
         release.send(()).unwrap();
         first.recv().unwrap();
         assert_eq!(store.health_writes(), before + 1);
         assert_eq!(store.load_health().unwrap().len(), MAX_QUEUED_HEALTH - 1);
         // Written, the queue has room again, even for one write larger than the bound.
-        assert_eq!(c.health_queued.load(Relaxed), 0);
+        assert_eq!(c.health_queue.len(), 0);
         c.enqueue_health(write(0..MAX_QUEUED_HEALTH + 1));
         written().recv().unwrap();
         assert_eq!(c.metrics.health_writes_dropped.get(), 1);

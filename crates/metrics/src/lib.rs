@@ -117,7 +117,7 @@ pub struct Metrics {
     pub dns_queries: Family<DnsLabels, Counter>,
     /// Alerts not queued because their destination's backlog was full.
     pub notifications_left_out: Counter,
-    /// Location states and events not recorded because the store was too far behind.
+    /// Location states and events not queued because the store was too far behind.
     pub health_writes_dropped: Counter,
     /// Rows deleted by retention, by kind (events, deliveries, states).
     pub pruned: Family<KindLabels, Counter>,
@@ -417,7 +417,7 @@ impl Metrics {
         );
         registry.register(
             "health_writes_dropped",
-            "Location states and events not recorded because the store was too far behind",
+            "Location states and events not queued for the store because it was too far behind (states are written again once it catches up)",
             self.health_writes_dropped.clone(),
         );
         registry.register(

@@ -1,0 +1,177 @@
+//! What waits for the store of health, and its bound.
+//!
+//! At most [`MAX_QUEUED_HEALTH`] location states and events wait (one write may go past it).
+//! Once that many wait (a store that has stalled for long while origins keep changing), a new
+//! write's states are dropped: the engine keeps them, and once the store takes writes again
+//! every one is written anew ([`crate::Controller::rewrite_lost_health`]). Its events, which
+//! cannot be made again, are kept for accounts holding less than an equal share of the bound
+//! among the accounts with events waiting, and dropped for the others: one account whose
+//! origins flap while the store stalls cannot crowd another's events (and their alerts) out.
+//! Past the bound, events are thus at most one more bound's worth.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::Mutex;
+
+use vantage_core::health::Event;
+use vantage_core::AccountId;
+
+use crate::writer::HealthWrite;
+
+/// The most location states and events waiting for the store at once, shared by every
+/// account (see the module's documentation for what happens past it).
+pub(crate) const MAX_QUEUED_HEALTH: usize = 100_000;
+
+#[derive(Debug, Default)]
+pub(crate) struct HealthQueue {
+    /// States and events queued and not yet written.
+    queued: AtomicUsize,
+    /// Events queued and not yet written, by account; an account with none has no entry.
+    events: Mutex<HashMap<AccountId, usize>>,
+}
+
+/// What [`HealthQueue::admit`] left out of a write, and how much waited before it.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Dropped {
+    pub(crate) states: usize,
+    pub(crate) events: usize,
+    pub(crate) waiting: usize,
+}
+
+impl HealthQueue {
+    /// States and events queued and not yet written.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.queued.load(Relaxed)
+    }
+
+    /// Counts `write` in, all of it while fewer than the bound wait (judged on what waits
+    /// already, so one write larger than the bound, a reconfiguration changing every pool,
+    /// still goes through a store that keeps up). At the bound, leaves out its states and the
+    /// events of accounts at their share, and says what it left out.
+    pub(crate) fn admit(&self, write: &mut HealthWrite) -> Option<Dropped> {
+        let waiting = self.queued.load(Relaxed);
+        let mut by_account = self.events.lock().unwrap_or_else(|p| p.into_inner());
+        let dropped = if waiting >= MAX_QUEUED_HEALTH {
+            let states = std::mem::take(&mut write.states).len();
+            let offered = write.events.len();
+            write.events.retain(|e| {
+                let newcomer = !by_account.contains_key(&e.account);
+                let share = MAX_QUEUED_HEALTH / (by_account.len() + usize::from(newcomer));
+                let held = by_account.get(&e.account).copied().unwrap_or(0);
+                let kept = held < share;
+                if kept {
+                    *by_account.entry(e.account).or_default() += 1;
+                }
+                kept
+            });
+            Some(Dropped {
+                states,
+                events: offered - write.events.len(),
+                waiting,
+            })
+        } else {
+            for e in &write.events {
+                *by_account.entry(e.account).or_default() += 1;
+            }
+            None
+        };
+        self.queued.fetch_add(write.len(), Relaxed);
+        dropped
+    }
+
+    /// Counts out what [`HealthQueue::admit`] counted in: `states` states and `events`,
+    /// written (or lost).
+    pub(crate) fn done(&self, states: usize, events: &[Event]) {
+        let mut by_account = self.events.lock().unwrap_or_else(|p| p.into_inner());
+        for e in events {
+            if let Some(n) = by_account.get_mut(&e.account) {
+                *n -= 1;
+                if *n == 0 {
+                    by_account.remove(&e.account);
+                }
+            }
+        }
+        drop(by_account);
+        self.queued.fetch_sub(states + events.len(), Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vantage_core::health::{Location, LocationState, ProbeKey, Verdict};
+    use vantage_core::region::RegionCode;
+    use vantage_core::{PoolId, Timestamp};
+
+    fn event(account: u8) -> Event {
+        Event {
+            at: Timestamp::from_unix_micros(0),
+            account: AccountId::from_bytes([account; 16]),
+            pool: PoolId::from_bytes([account; 16]),
+            pool_name: "p".into(),
+            pool_healthy: Verdict::Unhealthy,
+            pool_was: Verdict::Healthy,
+            pool_changed: true,
+            minimum_origins: 1,
+            origins: Vec::new(),
+        }
+    }
+
+    fn events(account: u8, n: usize) -> HealthWrite {
+        HealthWrite {
+            states: Vec::new(),
+            events: (0..n).map(|_| event(account)).collect(),
+        }
+    }
+
+    fn state() -> (ProbeKey, Location, LocationState) {
+        let key = ProbeKey {
+            monitor: vantage_core::MonitorId::from_bytes([1; 16]),
+            address: "192.0.2.1".into(),
+            port: 0,
+            host: None,
+        };
+        let at = Location {
+            region: RegionCode::Weu,
+            name: "ams".into(),
+        };
+        (key, at, LocationState::default())
+    }
+
+    #[test]
+    fn at_the_bound_an_account_past_its_share_loses_its_events_and_the_others_keep_theirs() {
+        let q = HealthQueue::default();
+        let mut flood = events(1, MAX_QUEUED_HEALTH);
+        assert_eq!(q.admit(&mut flood), None, "under the bound: all of it");
+        assert_eq!(q.len(), MAX_QUEUED_HEALTH);
+
+        // The flooding account holds the whole bound: its next event goes, and a state too.
+        let mut more = events(1, 1);
+        more.states.push(state());
+        let dropped = q.admit(&mut more).unwrap();
+        assert_eq!((dropped.states, dropped.events), (1, 1));
+        assert_eq!(more.len(), 0);
+
+        // Another account's events are kept, up to its share (half the bound, for two).
+        let mut quiet = events(2, 3);
+        assert_eq!(q.admit(&mut quiet).unwrap().events, 0);
+        assert_eq!(quiet.events.len(), 3);
+        assert_eq!(q.len(), MAX_QUEUED_HEALTH + 3);
+        let mut big = events(2, MAX_QUEUED_HEALTH);
+        let dropped = q.admit(&mut big).unwrap();
+        assert_eq!(big.events.len(), MAX_QUEUED_HEALTH / 2 - 3);
+        assert_eq!(dropped.events, MAX_QUEUED_HEALTH / 2 + 3);
+
+        // Written, the counts come back down, and room with them.
+        q.done(0, &flood.events);
+        q.done(0, &quiet.events);
+        q.done(0, &big.events);
+        assert_eq!(q.len(), 0);
+        assert!(q.events.lock().unwrap().is_empty());
+        let mut after = events(1, 1);
+        after.states.push(state());
+        assert_eq!(q.admit(&mut after), None);
+        assert_eq!(q.len(), 2);
+    }
+}
