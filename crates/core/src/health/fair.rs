@@ -7,11 +7,17 @@
 //!
 //! Turns alone count starts, not slot time: a tenant whose checks are slow (each holding its
 //! slot for the whole timeout) would, one start per turn, end up holding nearly every slot,
-//! and the others would get only the slots that happen to free. So a tenant also holds at
-//! most its part of the slots while others are active (checks waiting or running): with
-//! `n` active tenants, each may hold seven eighths of the slots divided by `n - 1`, so
-//! however the others use theirs, every active tenant finds at least an eighth of the slots
-//! to take ([`RESERVED`]). Alone, a tenant may use every slot.
+//! and the others would get only the slots that happen to free. So the tenants with checks
+//! waiting may each hold an equal part of the slots that quiet tenants (checks running, none
+//! waiting) do not hold, less what is kept free for those quiet ones: while any is active,
+//! they hold or find free at least an eighth of the slots together ([`RESERVED`]), so the next
+//! check of one starts at once, whatever the busy tenants' checks hold. A quiet tenant comes
+//! due into a part of its own, and slots that free go to it until it has that part.
+//!
+//! Nothing more is held back (work-conserving): a tenant below its part takes any free slot,
+//! a quiet tenant with one check running takes one slot, and a tenant alone may use every
+//! slot. A slot stands idle only while every tenant waiting is at its part, and then only the
+//! quiet tenants' eighth.
 //!
 //! A target waits at most once: one falling behind comes due again before its last check
 //! started, and queuing it twice would run the same check twice and let the queue grow past
@@ -20,8 +26,8 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::Hash;
 
-/// The part of the slots (eighths) that the tenants holding the rest can never take from
-/// the last active one.
+/// The part of the slots (eighths) that tenants with checks running and none waiting hold or
+/// find free together, while the others take the rest.
 pub const RESERVED: usize = 1;
 
 /// Keys waiting for a slot with a value each (when they came due), in one queue per share
@@ -62,35 +68,41 @@ impl<S: Hash + Eq + Clone, K: Hash + Eq + Clone, V> FairQueue<S, K, V> {
         true
     }
 
-    /// The most slots one share may hold out of `slots` while the others active are.
-    pub fn cap(&self, slots: usize) -> usize {
-        let others = self
-            .running
-            .keys()
-            .filter(|s| !self.queues.contains_key(*s));
-        let active = self.queues.len() + others.count();
-        if active <= 1 {
-            return slots;
+    /// The most slots one share with keys waiting may hold, out of `slots`.
+    pub fn part(&self, slots: usize) -> usize {
+        let mut quiet = false;
+        let mut quiet_held = 0;
+        for (share, n) in &self.running {
+            if !self.queues.contains_key(share) {
+                quiet = true;
+                quiet_held += n;
+            }
         }
-        (slots * (8 - RESERVED) / 8 / (active - 1)).max(1)
+        let kept_free = if quiet {
+            (slots * RESERVED / 8).saturating_sub(quiet_held)
+        } else {
+            0
+        };
+        let waiting = self.queues.len().max(1);
+        (slots.saturating_sub(quiet_held + kept_free) / waiting).max(1)
     }
 
-    fn may_start(&self, share: &S, cap: usize) -> bool {
-        self.running.get(share).copied().unwrap_or(0) < cap
+    fn may_start(&self, share: &S, part: usize) -> bool {
+        self.running.get(share).copied().unwrap_or(0) < part
     }
 
     /// Whether some share waiting may start a check in one of `slots`.
     pub fn can_start(&self, slots: usize) -> bool {
-        let cap = self.cap(slots);
-        self.turns.iter().any(|s| self.may_start(s, cap))
+        let part = self.part(slots);
+        self.turns.iter().any(|s| self.may_start(s, part))
     }
 
     /// The oldest key of the first share in turn that holds less than its part of `slots`;
     /// that share's next turn comes after every other share waiting, and the shares passed
     /// over keep their places. Call [`FairQueue::started`] when its check starts.
     pub fn pop(&mut self, slots: usize) -> Option<(S, K, V)> {
-        let cap = self.cap(slots);
-        let turn = self.turns.iter().position(|s| self.may_start(s, cap))?;
+        let part = self.part(slots);
+        let turn = self.turns.iter().position(|s| self.may_start(s, part))?;
         let share = self.turns.remove(turn)?;
         let queue = self.queues.get_mut(&share)?;
         let item = queue.pop_front();
@@ -231,6 +243,14 @@ mod tests {
         assert!(q.is_empty());
     }
 
+    /// Pops and starts checks until none may start; what each share then holds.
+    fn fill(q: &mut FairQueue<char, u32, ()>, slots: usize) -> HashMap<char, usize> {
+        while let Some((share, _, ())) = q.pop(slots) {
+            q.started(share);
+        }
+        q.running.clone()
+    }
+
     #[test]
     fn a_tenant_holding_slots_leaves_the_others_their_part() {
         let mut q: FairQueue<char, u32, ()> = FairQueue::default();
@@ -242,24 +262,26 @@ mod tests {
             let (share, _, ()) = q.pop(16).unwrap();
             q.started(share);
         }
-        assert_eq!((q.running(), q.cap(16)), (16, 16));
-        // 'b' comes due: 'a' may hold 14 of 16 now, so every slot that frees goes to 'b'
-        // until 'a' is under its part.
+        assert_eq!((q.running(), q.part(16)), (16, 16));
+        // 'b' comes due: two waiting, half each, so every slot that frees goes to 'b' until
+        // 'a' is under its part.
         q.push('b', 1000, ());
         q.push('b', 1001, ());
         q.push('b', 1002, ());
-        assert_eq!(q.cap(16), 14);
+        assert_eq!(q.part(16), 8);
         q.finished(&'a');
         assert_eq!(q.pop(16).map(|(s, k, ())| (s, k)), Some(('b', 1000)));
         q.started('b');
         q.finished(&'a');
         assert_eq!(q.pop(16).map(|(s, k, ())| (s, k)), Some(('b', 1001)));
         q.started('b');
-        // 'a' holds 14: at its part, it waits even with a slot free and 'b' done waiting.
         q.finished(&'b');
         assert_eq!(q.pop(16).map(|(s, k, ())| (s, k)), Some(('b', 1002)));
         q.started('b');
+        // 'b' is quiet now (running, none waiting), holding one slot after this: 'a' may hold
+        // all but that one and the one kept free (with it, the quiet tenants' eighth).
         q.finished(&'b');
+        assert_eq!((q.running(), q.part(16)), (15, 14));
         assert!(!q.can_start(16));
         assert_eq!(q.pop(16), None);
         // Once 'b' has nothing running or waiting, 'a' is alone again.
@@ -269,21 +291,48 @@ mod tests {
     }
 
     #[test]
-    fn many_tenants_holding_slots_leave_the_last_an_eighth() {
-        let mut q: FairQueue<u8, u32, ()> = FairQueue::default();
-        for share in 0..4u8 {
-            q.push(share, u32::from(share), ());
+    fn the_parts_quiet_tenants_leave_unused_are_taken() {
+        let mut q: FairQueue<char, u32, ()> = FairQueue::default();
+        // 'b' and 'c' have one check running each and none waiting.
+        for share in ['b', 'c'] {
+            q.push(share, 0, ());
+            let (share, _, ()) = q.pop(96).unwrap();
+            q.started(share);
         }
-        // Four active: each of the three others may hold 7/8 / 3 of 96 slots = 28.
-        assert_eq!(q.cap(96), 28);
-        for share in 0..3u8 {
-            for _ in 0..28 {
-                q.started(share);
+        for i in 1..=200 {
+            q.push('a', i, ());
+        }
+        // 'a' takes every slot but theirs and the ten that keep their eighth (12) free.
+        let held = fill(&mut q, 96);
+        assert_eq!(held[&'a'], 84);
+        assert_eq!(96 - q.running() + held[&'b'] + held[&'c'], 96 / 8);
+        // Two of 'b' come due: the first starts at once, in the slots kept free; while the
+        // other waits, 'a' and 'b' have half each of what 'c' does not hold or keep free,
+        // and 'a', over its part, starts nothing more.
+        q.push('b', 1000, ());
+        q.push('b', 1001, ());
+        assert_eq!(q.pop(96).map(|(s, k, ())| (s, k)), Some(('b', 1000)));
+        q.started('b');
+        assert_eq!(q.part(96), (96 - 1 - 11) / 2);
+        q.finished(&'a');
+        assert_eq!(q.pop(96).map(|(s, k, ())| (s, k)), Some(('b', 1001)));
+    }
+
+    #[test]
+    fn tenants_waiting_share_the_slots_equally() {
+        let mut q: FairQueue<char, u32, ()> = FairQueue::default();
+        for share in ['a', 'b', 'c', 'd'] {
+            for i in 0..100 {
+                q.push(share, u32::from(share) * 1000 + i, ());
             }
         }
-        assert_eq!(q.pop(96).map(|(s, _, ())| s), Some(3));
-        assert!(96 - q.running() >= 96 / 8);
-        // A cap never falls under one slot.
-        assert_eq!(q.cap(2), 1);
+        let held = fill(&mut q, 96);
+        assert!(held.values().all(|n| *n == 24), "{held:?}");
+        // A part never falls under one slot: two tenants on one slot take turns.
+        let mut two: FairQueue<char, u32, ()> = FairQueue::default();
+        two.push('a', 1, ());
+        two.push('b', 2, ());
+        assert_eq!(two.part(1), 1);
+        assert!(two.can_start(1));
     }
 }
