@@ -655,6 +655,10 @@ pub async fn run(
                     // Targets that left stop counting in the backlog at once, not on their turn.
                     waiting.retain(|key| targets.contains_key(key));
                 }
+                // Accounts with nothing due yet are kept room in the slots too.
+                let accounts: std::collections::HashSet<_> =
+                    targets.values().map(|p| p.account).collect();
+                waiting.set_shares(accounts.len());
                 if let Some(m) = &starter.metrics {
                     m.targets.set(i64::try_from(targets.len()).unwrap_or(i64::MAX));
                 }
@@ -1026,22 +1030,52 @@ mod loop_tests {
     use vantage_core::region::RegionCode;
     use vantage_core::{MonitorId, PoolId};
 
-    /// Checks waiting for a slot leave the agent's queue as soon as their targets leave its
-    /// assignment, not on their turn: the backlog empties while the one check in flight (an
-    /// origin that never answers) still holds the only slot.
-    #[tokio::test]
-    async fn targets_that_leave_stop_waiting_at_once() {
-        // Accepts and never answers: a check on it holds its slot until its timeout.
+    /// An origin that accepts and never answers: a check on it holds its slot until its
+    /// timeout. Says the address each connection was made to.
+    async fn silent_origin() -> (u16, tokio::sync::mpsc::UnboundedReceiver<std::net::IpAddr>) {
         let origin = tokio::net::TcpListener::bind("0.0.0.0:0").await.unwrap();
         let port = origin.local_addr().unwrap().port();
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         tokio::spawn(async move {
             let mut held = Vec::new();
             while let Ok((s, _)) = origin.accept().await {
+                let _ = tx.send(s.local_addr().unwrap().ip());
                 held.push(s);
             }
         });
+        (port, rx)
+    }
 
-        let (c, a) = controller();
+    /// An origin that answers `200` at once. Says the address each request was made to.
+    async fn answering_origin() -> (u16, tokio::sync::mpsc::UnboundedReceiver<std::net::IpAddr>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let origin = tokio::net::TcpListener::bind("0.0.0.0:0").await.unwrap();
+        let port = origin.local_addr().unwrap().port();
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = origin.accept().await {
+                let tx = tx.clone();
+                tokio::spawn(async move {
+                    let mut head = Vec::new();
+                    let mut buf = [0u8; 1024];
+                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match s.read(&mut buf).await {
+                            Ok(n) if n > 0 => head.extend_from_slice(&buf[..n]),
+                            _ => return,
+                        }
+                    }
+                    let _ = tx.send(s.local_addr().unwrap().ip());
+                    let _ = s
+                        .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+                        .await;
+                });
+            }
+        });
+        (port, rx)
+    }
+
+    /// The built-in location, probing for the controller's engine.
+    fn here(c: &Arc<Controller>) -> Location {
         let here = Location {
             region: RegionCode::Weu,
             name: "here".into(),
@@ -1050,8 +1084,13 @@ mod loop_tests {
             builtin_location: Some(here.clone()),
             ..Default::default()
         });
-        tokio::spawn(follow_config(Arc::clone(&c)));
-        let (m, p) = (MonitorId::from_bytes([2; 16]), PoolId::from_bytes([3; 16]));
+        tokio::spawn(follow_config(Arc::clone(c)));
+        here
+    }
+
+    /// Commits an HTTP monitor on `port` (a 10 s timeout, no retries) for `account`.
+    async fn http_monitor(c: &Controller, account: AccountId, id: u8, port: u16) -> MonitorId {
+        let m = MonitorId::from_bytes([id; 16]);
         let spec = MonitorDraft {
             kind: Some("http".into()),
             port: Some(i64::from(port)),
@@ -1062,17 +1101,30 @@ mod loop_tests {
         }
         .validate()
         .unwrap();
-        c.commit(move |cat, now| cat.create_monitor(a, m, spec.clone(), now))
+        c.commit(move |cat, now| cat.create_monitor(account, m, spec.clone(), now))
             .await
             .unwrap();
-        // Five origins, one address each on loopback (127.0.0.0/8), all served above.
+        m
+    }
+
+    /// Commits a pool of `account` with an origin at each of `addresses`, checked by `m`.
+    async fn pool(
+        c: &Controller,
+        account: AccountId,
+        id: u8,
+        m: MonitorId,
+        addresses: &[String],
+    ) -> PoolId {
+        let p = PoolId::from_bytes([id; 16]);
         let (pool, checks) = PoolDraft {
-            name: Some("p".into()),
+            name: Some(format!("p{id}")),
             origins: Some(
-                (1..=5)
-                    .map(|i| OriginDraft {
+                addresses
+                    .iter()
+                    .enumerate()
+                    .map(|(i, address)| OriginDraft {
                         name: Some(format!("o{i}")),
-                        address: Some(format!("127.0.0.{i}")),
+                        address: Some(address.clone()),
                         ..Default::default()
                     })
                     .collect(),
@@ -1082,52 +1134,124 @@ mod loop_tests {
         }
         .validate()
         .unwrap();
-        c.commit(move |cat, now| cat.create_pool(a, p, pool.clone(), checks.clone(), now))
+        c.commit(move |cat, now| cat.create_pool(account, p, pool.clone(), checks.clone(), now))
             .await
             .unwrap();
+        p
+    }
 
+    /// Checks of monitor `m` that ended (counted before a check gives its slot back).
+    fn ended(metrics: &AgentMetrics, m: MonitorId) -> u64 {
+        ["completed", "error"]
+            .map(|outcome| {
+                let labels = vantage_metrics::AgentCheckLabels {
+                    monitor: vantage_metrics::IdLabel(*m.as_bytes()),
+                    outcome,
+                };
+                metrics.checks.get_or_create(&labels).get()
+            })
+            .iter()
+            .sum::<u64>()
+    }
+
+    fn agent(
+        c: &Arc<Controller>,
+        here: Location,
+        in_flight: usize,
+    ) -> (Arc<AgentMetrics>, tokio::task::JoinHandle<()>) {
         let metrics = Arc::new(AgentMetrics::default());
         let capacity = Capacity {
-            in_flight: 1,
+            in_flight,
             buffer: 100,
         };
         let prober = Prober::new(None, None).unwrap();
-        let agent = tokio::spawn(run(
-            Link::Local(Arc::clone(&c)),
+        let task = tokio::spawn(run(
+            Link::Local(Arc::clone(c)),
             prober,
             here,
             capacity,
             Some(Arc::clone(&metrics)),
         ));
+        (metrics, task)
+    }
+
+    /// Checks waiting for a slot leave the agent's queue as soon as their targets leave its
+    /// assignment, not on their turn: the backlog empties while the one check in flight (an
+    /// origin that never answers) still holds the only slot.
+    #[tokio::test]
+    async fn targets_that_leave_stop_waiting_at_once() {
+        let (port, _) = silent_origin().await;
+        let (c, a) = controller();
+        let here = here(&c);
+        let m = http_monitor(&c, a, 2, port).await;
+        // Five origins, one address each on loopback (127.0.0.0/8), all served above.
+        let addresses: Vec<String> = (1..=5).map(|i| format!("127.0.0.{i}")).collect();
+        let p = pool(&c, a, 3, m, &addresses).await;
+        let (metrics, agent) = agent(&c, here, 1);
         let backlog = || metrics.backlog.get();
-        // Counted before a check gives its slot back.
-        let ended = || {
-            ["completed", "error"]
-                .map(|outcome| {
-                    let labels = vantage_metrics::AgentCheckLabels {
-                        monitor: vantage_metrics::IdLabel(*m.as_bytes()),
-                        outcome,
-                    };
-                    metrics.checks.get_or_create(&labels).get()
-                })
-                .iter()
-                .sum::<u64>()
-        };
         // Polled: the gauge is set on each turn of the agent's loop.
         while backlog() < 2 {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        assert_eq!(ended(), 0, "one check in flight, holding the only slot");
+        assert_eq!(
+            ended(&metrics, m),
+            0,
+            "one check in flight, holding the only slot"
+        );
         c.commit(move |cat, _| cat.delete_pool(a, p)).await.unwrap();
         while backlog() > 0 {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         assert_eq!(
-            ended(),
+            ended(&metrics, m),
             0,
             "the waiting checks left before the slot came back, not on their turn"
         );
         assert_eq!(metrics.targets.get(), 0);
+        agent.abort();
+    }
+
+    /// One account whose origins never answer fills the agent's slots and keeps checks
+    /// waiting; another account's check, coming due, starts at once all the same, in the
+    /// eighth of the slots kept for accounts with nothing running or waiting.
+    #[tokio::test]
+    async fn a_busy_account_leaves_room_for_another_to_start_at_once() {
+        let (silent, mut dead) = silent_origin().await;
+        let (answering, mut served) = answering_origin().await;
+        let (c, a) = controller();
+        let b = AccountId::from_bytes([9; 16]);
+        c.commit(move |cat, now| cat.create_account(b, "b".into(), now))
+            .await
+            .unwrap();
+        let here = here(&c);
+        let (metrics, agent) = agent(&c, here, 8);
+
+        // 'b' has one origin that answers: checked once, it has nothing running or waiting.
+        let mb = http_monitor(&c, b, 2, answering).await;
+        pool(&c, b, 3, mb, &["127.0.1.1".to_owned()]).await;
+        served.recv().await.unwrap();
+        // 'a' has twenty that never answer: its checks take slots and wait for more.
+        let ma = http_monitor(&c, a, 4, silent).await;
+        let addresses: Vec<String> = (1..=20).map(|i| format!("127.0.0.{i}")).collect();
+        pool(&c, a, 5, ma, &addresses).await;
+        let mut held = 0;
+        while held < 7 {
+            dead.recv().await.unwrap();
+            held += 1;
+        }
+        while metrics.backlog.get() < 1 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        // Another origin of 'b' comes due.
+        pool(&c, b, 6, mb, &["127.0.1.2".to_owned()]).await;
+        let to = served.recv().await.unwrap();
+        assert_eq!(to.to_string(), "127.0.1.2");
+        assert_eq!(ended(&metrics, ma), 0, "no check of 'a' gave its slot back");
+        assert!(
+            dead.try_recv().is_err(),
+            "'a' held seven of the eight slots, not the eighth"
+        );
+        assert!(metrics.backlog.get() > 0, "'a' still has checks waiting");
         agent.abort();
     }
 }

@@ -9,15 +9,16 @@
 //! slot for the whole timeout) would, one start per turn, end up holding nearly every slot,
 //! and the others would get only the slots that happen to free. So the tenants with checks
 //! waiting may each hold an equal part of the slots that quiet tenants (checks running, none
-//! waiting) do not hold, less what is kept free for those quiet ones: while any is active,
-//! they hold or find free at least an eighth of the slots together ([`RESERVED`]), so the next
-//! check of one starts at once, whatever the busy tenants' checks hold. A quiet tenant comes
-//! due into a part of its own, and slots that free go to it until it has that part.
+//! waiting) do not hold, less what is kept free for the others: while a quiet tenant is active,
+//! or a tenant the agent probes for has nothing running or waiting ([`FairQueue::set_shares`]),
+//! those hold or find free at least an eighth of the slots together ([`RESERVED`]), so their
+//! next check starts at once, whatever the busy tenants' checks hold. A tenant coming due
+//! gets a part of its own, and slots that free go to it until it has that part.
 //!
 //! Nothing more is held back (work-conserving): a tenant below its part takes any free slot,
 //! a quiet tenant with one check running takes one slot, and a tenant alone may use every
 //! slot. A slot stands idle only while every tenant waiting is at its part, and then only the
-//! quiet tenants' eighth.
+//! others' eighth.
 //!
 //! A target waits at most once: one falling behind comes due again before its last check
 //! started, and queuing it twice would run the same check twice and let the queue grow past
@@ -40,6 +41,8 @@ pub struct FairQueue<S, K, V> {
     waiting: HashSet<K>,
     /// Checks started and not yet finished, per share.
     running: HashMap<S, usize>,
+    /// How many shares there are in all, active or not (0: unknown, taken as only those active).
+    shares: usize,
 }
 
 impl<S, K, V> Default for FairQueue<S, K, V> {
@@ -49,6 +52,7 @@ impl<S, K, V> Default for FairQueue<S, K, V> {
             turns: VecDeque::new(),
             waiting: HashSet::new(),
             running: HashMap::new(),
+            shares: 0,
         }
     }
 }
@@ -70,15 +74,15 @@ impl<S: Hash + Eq + Clone, K: Hash + Eq + Clone, V> FairQueue<S, K, V> {
 
     /// The most slots one share with keys waiting may hold, out of `slots`.
     pub fn part(&self, slots: usize) -> usize {
-        let mut quiet = false;
-        let mut quiet_held = 0;
+        let (mut quiet, mut quiet_held) = (0, 0);
         for (share, n) in &self.running {
             if !self.queues.contains_key(share) {
-                quiet = true;
+                quiet += 1;
                 quiet_held += n;
             }
         }
-        let kept_free = if quiet {
+        let idle = self.shares > self.queues.len() + quiet;
+        let kept_free = if quiet > 0 || idle {
             (slots * RESERVED / 8).saturating_sub(quiet_held)
         } else {
             0
@@ -89,6 +93,12 @@ impl<S: Hash + Eq + Clone, K: Hash + Eq + Clone, V> FairQueue<S, K, V> {
 
     fn may_start(&self, share: &S, part: usize) -> bool {
         self.running.get(share).copied().unwrap_or(0) < part
+    }
+
+    /// Says how many shares there are in all (the tenants an agent probes for), so that an
+    /// eighth of the slots is kept for those with nothing running or waiting too.
+    pub fn set_shares(&mut self, shares: usize) {
+        self.shares = shares;
     }
 
     /// Whether some share waiting may start a check in one of `slots`.
@@ -316,6 +326,26 @@ mod tests {
         assert_eq!(q.part(96), (96 - 1 - 11) / 2);
         q.finished(&'a');
         assert_eq!(q.pop(96).map(|(s, k, ())| (s, k)), Some(('b', 1001)));
+    }
+
+    #[test]
+    fn an_eighth_is_kept_for_tenants_not_yet_due() {
+        let mut q: FairQueue<char, u32, ()> = FairQueue::default();
+        q.set_shares(2);
+        for i in 0..100 {
+            q.push('a', i, ());
+        }
+        // 'b' has nothing running or waiting: 'a' leaves it an eighth of 96.
+        assert_eq!(fill(&mut q, 96)[&'a'], 84);
+        q.push('b', 1000, ());
+        assert_eq!(q.pop(96).map(|(s, k, ())| (s, k)), Some(('b', 1000)));
+        // The only tenant there is: every slot.
+        let mut alone: FairQueue<char, u32, ()> = FairQueue::default();
+        alone.set_shares(1);
+        for i in 0..100 {
+            alone.push('a', i, ());
+        }
+        assert_eq!(fill(&mut alone, 96)[&'a'], 96);
     }
 
     #[test]
