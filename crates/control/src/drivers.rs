@@ -343,28 +343,10 @@ pub(crate) mod tests {
     #[tokio::test(start_paused = true)]
     async fn the_engine_is_woken_when_it_asks_not_every_second() {
         use crate::clock::TokioClock;
-        use vantage_core::health::{Facts, Location, Outcome, Verdict};
+        use vantage_core::health::{Facts, Outcome, Verdict};
         let start = Timestamp::from_unix_micros(1_700_000_000_000_000);
         let (c, a) = controller_on(Arc::new(TokioClock::starting_at(start)));
-        let here = Location {
-            region: vantage_core::region::RegionCode::Weu,
-            name: "here".into(),
-        };
-        c.set_installation(crate::Installation {
-            builtin_location: Some(here.clone()),
-            ..Default::default()
-        });
-        let mut assignments = c.assignment_changes();
-        tokio::spawn(follow_config(Arc::clone(&c)));
-        let spec = MonitorDraft {
-            kind: Some("tcp".into()),
-            port: Some(80),
-            interval: Some(60),
-            ..Default::default()
-        };
-        let p = monitored_pool(&c, a, spec).await;
-        assignments.changed().await.unwrap();
-        let key = c.assignment(here.region, None)[0].key.clone();
+        let (key, p, here) = probed_origin(&c, a).await;
         let reached = Facts {
             outcome: Outcome::Reached,
             rtt_micros: Some(1_000),
@@ -476,20 +458,32 @@ pub(crate) mod tests {
             .map(|(_, _, s)| s.verdict)
     }
 
+    /// A controller over a store of its own, probing one origin from its built-in location,
+    /// whose healthy verdict (checked 40 s ago, so that a result now counts) is stored.
+    async fn healthy_and_stored() -> (
+        Arc<Controller>,
+        Arc<MemoryStore>,
+        vantage_core::health::ProbeKey,
+        PoolId,
+        vantage_core::health::Location,
+    ) {
+        let store = Arc::new(MemoryStore::default());
+        let (c, a) = controller_over(Arc::clone(&store), Arc::new(crate::SystemClock));
+        let (key, p, here) = probed_origin(&c, a).await;
+        let earlier = Timestamp::from_unix_micros(c.now().unix_micros() - 40_000_000);
+        c.record(&here, None, &key, &facts(true), earlier).unwrap();
+        let stored = stored_verdict(&c, &store, &key, &here).await;
+        assert_eq!(stored, Some(vantage_core::health::Verdict::Healthy));
+        (c, store, key, p, here)
+    }
+
     /// A verdict change dropped while the store was behind is not lost for good: once the
     /// store takes writes again, every location state is written anew, and a restart resumes
     /// from the verdict the engine held, not the stale one.
     #[tokio::test]
     async fn states_dropped_while_the_store_was_behind_are_written_again() {
         use vantage_core::health::{LocationState, ProbeKey, Verdict};
-        let store = Arc::new(MemoryStore::default());
-        let (c, a) = controller_over(Arc::clone(&store), Arc::new(crate::SystemClock));
-        let (key, p, here) = probed_origin(&c, a).await;
-        // Checked 40 s ago: the next result, now, is more than half the interval later.
-        let earlier = Timestamp::from_unix_micros(c.now().unix_micros() - 40_000_000);
-        c.record(&here, None, &key, &facts(true), earlier).unwrap();
-        let stored = stored_verdict(&c, &store, &key, &here).await;
-        assert_eq!(stored, Some(Verdict::Healthy));
+        let (c, store, key, p, here) = healthy_and_stored().await;
 
         // The store falls behind: the queue reaches its bound, and the state is dropped.
         let release = hold_writer(&c);
@@ -551,14 +545,7 @@ pub(crate) mod tests {
     #[tokio::test]
     async fn states_the_store_refused_are_written_with_the_next_retention_pass() {
         use vantage_core::health::Verdict;
-        let store = Arc::new(MemoryStore::default());
-        let (c, a) = controller_over(Arc::clone(&store), Arc::new(crate::SystemClock));
-        let (key, _, here) = probed_origin(&c, a).await;
-        // Checked 40 s ago: the next result, now, is more than half the interval later.
-        let earlier = Timestamp::from_unix_micros(c.now().unix_micros() - 40_000_000);
-        c.record(&here, None, &key, &facts(true), earlier).unwrap();
-        let stored = stored_verdict(&c, &store, &key, &here).await;
-        assert_eq!(stored, Some(Verdict::Healthy));
+        let (c, store, key, _, here) = healthy_and_stored().await;
 
         store.refuse_writes(true);
         c.record(&here, None, &key, &facts(false), c.now()).unwrap();
