@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Proxy benchmark (issue: traffic). The same backend (nginx answering `200 ok`, one worker) is
-# reached four ways in one run, `wrk -t1 -c64 -d10s --latency` each, two rounds alternating:
+# reached four ways (five with --pingora, below) in one run, `wrk -t1 -c64 -d10s --latency`
+# each, two rounds alternating:
 #   direct            wrk → backend (the baseline for added latency)
 #   nginx proxy_pass  upstream keepalive 64, worker_processes auto
 #   HAProxy           mode http, nbthread 2, http-reuse always
@@ -31,12 +32,16 @@ for arg in "$@"; do
     *) echo "usage: bench/proxy.sh [--edge] [--pingora]" >&2; exit 2 ;;
   esac
 done
-if ! command -v haproxy >/dev/null || { ((PINGORA)) && ! command -v cmake >/dev/null; }; then
+NEED=()
+command -v haproxy >/dev/null || NEED+=(haproxy)
+((PINGORA)) && ! command -v cmake >/dev/null && NEED+=(cmake)
+if ((${#NEED[@]})); then
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq && apt-get install -y -qq haproxy cmake >/dev/null
+  apt-get update -qq && apt-get install -y -qq "${NEED[@]}" >/dev/null
 fi
 if ((PINGORA)); then
-  cargo build --release --quiet --manifest-path bench/peers/pingora/Cargo.toml
+  CARGO_TARGET_DIR=bench/peers/pingora/target \
+    cargo build --release --quiet --manifest-path bench/peers/pingora/Cargo.toml
 fi
 source bench/lib.sh
 
@@ -103,6 +108,8 @@ if ((PINGORA)); then
 version: 1
 threads: 2
 work_stealing: false
+grace_period_seconds: 0
+graceful_shutdown_timeout_seconds: 1
 pid_file: $WORK/pingora.pid
 upgrade_sock: $WORK/pingora.sock
 CONF

@@ -35,6 +35,8 @@ pub struct Controller {
     /// Some health changes were dropped or failed to store: the engine's states are written
     /// again once the store takes writes ([`Controller::rewrite_lost_health`]).
     pub(crate) health_lost: std::sync::atomic::AtomicBool,
+    /// A copy of every location state is queued and not yet written: one at a time.
+    pub(crate) health_rewrite_queued: std::sync::atomic::AtomicBool,
     /// The health engine; lock after the catalog, never before it.
     pub(crate) engine: Mutex<Engine>,
     /// The engine's verdicts as last published: what every reader of health reads.
@@ -162,6 +164,7 @@ impl Controller {
             health_queue: crate::health_queue::HealthQueue::default(),
             health_dropped_logged: std::sync::atomic::AtomicI64::new(i64::MIN),
             health_lost: std::sync::atomic::AtomicBool::new(false),
+            health_rewrite_queued: std::sync::atomic::AtomicBool::new(false),
             engine: Mutex::new(engine),
             health,
             planned_wake: std::sync::atomic::AtomicI64::new(i64::MAX),

@@ -423,15 +423,23 @@ impl Controller {
     /// matches the verdicts again: a restart in between would otherwise resume from stale
     /// states. Queued under the engine, the one lock every health write is queued under: the
     /// copy is newer than every write queued before it, and older than every write queued
-    /// after. It is written alone and not counted against the queue's bound: it is as large
-    /// as the engine (more than the bound at a few hundred thousand states), and counted, it
-    /// would make every write queued behind it be dropped, and so the next rewrite due.
-    /// Lost events (and their alerts) are not made again: they are history, and the states
-    /// say where it led. Runs on the writer's thread after a write the store took, and with
-    /// each retention pass (a store that recovered while no verdict changed).
+    /// after. Lost events (and their alerts) are not made again: they are history, and the
+    /// states say where it led.
+    ///
+    /// Runs on the writer's thread after a write the store took, and with each retention
+    /// pass (a store that recovered while no verdict changed), but only once the store has
+    /// caught up (less than a tenth of the queue's bound waiting) and with no copy already
+    /// queued: a store still behind would otherwise be handed an engine-sized write after
+    /// every batch, each held in memory until its turn. The copy is written alone and not
+    /// counted against the bound (counted, at more than the bound's states, it would make
+    /// every write behind it be dropped, and so the next copy due).
     pub(crate) fn rewrite_lost_health(&self) {
         use std::sync::atomic::Ordering::Relaxed;
-        if !self.health_lost.load(Relaxed) || !self.judges() {
+        if !self.health_lost.load(Relaxed)
+            || self.health_rewrite_queued.load(Relaxed)
+            || self.health_queue.len() >= crate::health_queue::MAX_QUEUED_HEALTH / 10
+            || !self.judges()
+        {
             return;
         }
         let engine = self.engine();
@@ -442,14 +450,21 @@ impl Controller {
             .location_states()
             .map(|(k, l, s)| (k.clone(), l.clone(), s.clone()))
             .collect();
-        self.enqueue(move |st| match st.store.record_health(&states, &[], &[]) {
-            Ok(_) => tracing::info!(
-                states = states.len(),
-                "every location state written again: some health changes had not been stored"
-            ),
-            Err(e) => {
-                tracing::warn!(error = %e, "location states could not be written again; trying after the next write the store takes");
-                st.health_lost.store(true, Relaxed);
+        if states.is_empty() {
+            return;
+        }
+        self.health_rewrite_queued.store(true, Relaxed);
+        self.enqueue(move |st| {
+            st.health_rewrite_queued.store(false, Relaxed);
+            match st.store.record_health(&states, &[], &[]) {
+                Ok(_) => tracing::info!(
+                    states = states.len(),
+                    "every location state written again: some health changes had not been stored"
+                ),
+                Err(e) => {
+                    tracing::warn!(error = %e, "location states could not be written again; trying after the next write the store takes");
+                    st.health_lost.store(true, Relaxed);
+                }
             }
         });
         drop(engine);

@@ -7,7 +7,8 @@
 //! cannot be made again, are kept for accounts holding less than an equal share of the bound
 //! among the accounts with events waiting, and dropped for the others: one account whose
 //! origins flap while the store stalls cannot crowd another's events (and their alerts) out.
-//! Past the bound, events are thus at most one more bound's worth.
+//! Past twice the bound, nothing more is queued (many accounts, each filling its share as it
+//! comes, would otherwise add up past any multiple of it).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
@@ -40,7 +41,6 @@ pub(crate) struct Dropped {
 
 impl HealthQueue {
     /// States and events queued and not yet written.
-    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.queued.load(Relaxed)
     }
@@ -55,13 +55,15 @@ impl HealthQueue {
         let dropped = if waiting >= MAX_QUEUED_HEALTH {
             let states = std::mem::take(&mut write.states).len();
             let offered = write.events.len();
+            let mut room = (2 * MAX_QUEUED_HEALTH).saturating_sub(waiting);
             write.events.retain(|e| {
                 let newcomer = !by_account.contains_key(&e.account);
                 let share = MAX_QUEUED_HEALTH / (by_account.len() + usize::from(newcomer));
                 let held = by_account.get(&e.account).copied().unwrap_or(0);
-                let kept = held < share;
+                let kept = held < share && room > 0;
                 if kept {
                     *by_account.entry(e.account).or_default() += 1;
+                    room -= 1;
                 }
                 kept
             });
@@ -163,7 +165,20 @@ mod tests {
         assert_eq!(big.events.len(), MAX_QUEUED_HEALTH / 2 - 3);
         assert_eq!(dropped.events, MAX_QUEUED_HEALTH / 2 + 3);
 
+        // Newcomers each fill their share (a third, then a quarter of the bound), but never
+        // past twice the bound; then nothing more, even for an account with none waiting.
+        let mut third = events(3, MAX_QUEUED_HEALTH);
+        q.admit(&mut third);
+        assert_eq!(third.events.len(), MAX_QUEUED_HEALTH / 3);
+        let mut fourth = events(4, MAX_QUEUED_HEALTH);
+        q.admit(&mut fourth);
+        assert_eq!(q.len(), 2 * MAX_QUEUED_HEALTH);
+        let mut fifth = events(5, 1);
+        assert_eq!(q.admit(&mut fifth).unwrap().events, 1);
+
         // Written, the counts come back down, and room with them.
+        q.done(0, &third.events);
+        q.done(0, &fourth.events);
         q.done(0, &flood.events);
         q.done(0, &quiet.events);
         q.done(0, &big.events);

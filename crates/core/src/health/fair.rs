@@ -11,9 +11,11 @@
 //! waiting may each hold an equal part of the slots that quiet tenants (checks running, none
 //! waiting) do not hold, less what is kept free for the others: while a quiet tenant is active,
 //! or a tenant the agent probes for has nothing running or waiting ([`FairQueue::set_shares`]),
-//! those hold or find free at least an eighth of the slots together ([`RESERVED`]), so their
-//! next check starts at once, whatever the busy tenants' checks hold. A tenant coming due
-//! gets a part of its own, and slots that free go to it until it has that part.
+//! those hold or find free at least an eighth of the slots together (one slot at least,
+//! [`RESERVED`]): while they hold less than that, the next check of one finds a free slot at
+//! once, whatever the busy tenants' checks hold (once they hold that much, it waits for a slot
+//! to free). A tenant coming due gets a part of its own, and slots that free go to it until
+//! it has that part.
 //!
 //! Nothing more is held back (work-conserving): a tenant below its part takes any free slot,
 //! a quiet tenant with one check running takes one slot, and a tenant alone may use every
@@ -83,7 +85,7 @@ impl<S: Hash + Eq + Clone, K: Hash + Eq + Clone, V> FairQueue<S, K, V> {
         }
         let idle = self.shares > self.queues.len() + quiet;
         let kept_free = if quiet > 0 || idle {
-            (slots * RESERVED / 8).saturating_sub(quiet_held)
+            (slots * RESERVED / 8).max(1).saturating_sub(quiet_held)
         } else {
             0
         };
