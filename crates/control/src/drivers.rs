@@ -563,4 +563,35 @@ pub(crate) mod tests {
         let stored = stored_verdict(&c, &store, &key, &here).await;
         assert_eq!(stored, Some(Verdict::Unhealthy), "written again");
     }
+
+    /// One copy of the states is queued at a time: states lost again while one waits are
+    /// left for the next trigger after it, not copied again behind it.
+    #[tokio::test]
+    async fn one_copy_of_the_states_waits_at_a_time() {
+        use std::sync::atomic::Ordering::Relaxed;
+        let (c, store, key, _, here) = healthy_and_stored().await;
+        store.refuse_writes(true);
+        c.record(&here, None, &key, &facts(false), c.now()).unwrap();
+        written(&c).await;
+        store.refuse_writes(false);
+        let before = store.health_writes();
+        let keep_all = vantage_store::Retention {
+            max_age_micros: i64::MAX,
+            max_rows: usize::MAX,
+        };
+        // The first pass queues a copy; states are lost again before it is written; the
+        // second pass finds it queued.
+        let release = hold_writer(&c);
+        c.prune(keep_all);
+        c.enqueue(|c| c.health_lost.store(true, Relaxed));
+        c.prune(keep_all);
+        release.send(()).unwrap();
+        written(&c).await;
+        written(&c).await;
+        assert_eq!(store.health_writes(), before + 1, "one copy written");
+        assert!(
+            c.health_lost.load(Relaxed),
+            "the loss after it is left for the next trigger"
+        );
+    }
 }
