@@ -613,6 +613,7 @@ pub async fn run(
 
     let mut schedule = Schedule::default();
     let mut targets: HashMap<Arc<ProbeKey>, Arc<Probe>> = HashMap::new();
+    let mut accounts = Accounts::default();
     // Due checks waiting for a slot, taking turns by account.
     let mut waiting: Waiting = FairQueue::default();
     let (finished, mut slots_back) = tokio::sync::mpsc::unbounded_channel();
@@ -651,13 +652,11 @@ pub async fn run(
         tokio::select! {
             received = assignments.recv() => {
                 let Some(a) = received else { break };
-                if load(&link, &mut targets, &mut schedule, a) && !waiting.is_empty() {
+                if load(&link, &mut targets, &mut accounts, &mut schedule, a) && !waiting.is_empty() {
                     // Targets that left stop counting in the backlog at once, not on their turn.
                     waiting.retain(|key| targets.contains_key(key));
                 }
                 // Accounts with nothing due yet are kept room in the slots too.
-                let accounts: std::collections::HashSet<_> =
-                    targets.values().map(|p| p.account).collect();
                 waiting.set_shares(accounts.len());
                 if let Some(m) = &starter.metrics {
                     m.targets.set(i64::try_from(targets.len()).unwrap_or(i64::MAX));
@@ -685,12 +684,41 @@ pub async fn run(
     }
 }
 
+/// How many targets each account has at this location: the accounts its slots keep room for
+/// ([`FairQueue::set_shares`]), kept as targets come and go rather than counted again.
+#[derive(Debug, Default)]
+struct Accounts(HashMap<Option<AccountId>, usize>);
+
+impl Accounts {
+    fn add(&mut self, account: Option<AccountId>) {
+        *self.0.entry(account).or_default() += 1;
+    }
+
+    /// Counts out the target that left, if one did.
+    fn remove(&mut self, left: Option<Arc<Probe>>) {
+        let Some(account) = left.map(|p| p.account) else {
+            return;
+        };
+        if let std::collections::hash_map::Entry::Occupied(mut n) = self.0.entry(account) {
+            *n.get_mut() -= 1;
+            if *n.get() == 0 {
+                n.remove();
+            }
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+}
+
 /// Takes an assignment in: a whole one replaces every target, a delta changes only those it
 /// names (each target keeps its place in the schedule unless its interval changed). Returns
 /// whether targets may have left.
 fn load(
     link: &Link,
     targets: &mut HashMap<Arc<ProbeKey>, Arc<Probe>>,
+    accounts: &mut Accounts,
     schedule: &mut Schedule,
     a: Assignment,
 ) -> bool {
@@ -749,6 +777,10 @@ fn load(
         .collect();
     let Some(changes) = a.changes else {
         *targets = probes.into_iter().collect();
+        *accounts = Accounts::default();
+        for p in targets.values() {
+            accounts.add(p.account);
+        }
         schedule.set(
             targets
                 .values()
@@ -764,18 +796,19 @@ fn load(
     };
     let mut removed: Vec<ProbeKey> = changes.removed.into_iter().map(ProbeKey::from).collect();
     for key in &removed {
-        targets.remove(key);
+        accounts.remove(targets.remove(key));
     }
     let changed: Vec<(Arc<ProbeKey>, u16)> = probes
         .into_iter()
         .map(|(key, probe)| {
             let interval = probe.monitor.interval;
-            targets.insert(Arc::clone(&key), probe);
+            accounts.add(probe.account);
+            accounts.remove(targets.insert(Arc::clone(&key), probe));
             (key, interval)
         })
         .collect();
     for key in refused {
-        targets.remove(&key);
+        accounts.remove(targets.remove(&key));
         removed.push(key);
     }
     tracing::debug!(
@@ -965,6 +998,7 @@ mod load_tests {
         load(
             &link,
             &mut targets,
+            &mut Accounts::default(),
             &mut schedule,
             c.assignment_message(RegionCode::Weu, None, None),
         );
@@ -1253,5 +1287,43 @@ mod loop_tests {
         );
         assert!(metrics.backlog.get() > 0, "'a' still has checks waiting");
         agent.abort();
+    }
+
+    /// The accounts an agent keeps room for follow its targets through deltas: an account
+    /// whose last target left is no longer one of them.
+    #[tokio::test]
+    async fn the_accounts_kept_room_for_follow_the_assignment() {
+        let (c, a) = controller();
+        let b = AccountId::from_bytes([9; 16]);
+        c.commit(move |cat, now| cat.create_account(b, "b".into(), now))
+            .await
+            .unwrap();
+        let mut changes = c.assignment_changes();
+        let here = here(&c);
+        let ma = http_monitor(&c, a, 2, 80).await;
+        pool(&c, a, 3, ma, &["192.0.2.1".to_owned()]).await;
+        let mb = http_monitor(&c, b, 4, 80).await;
+        let pb = pool(&c, b, 5, mb, &["192.0.2.2".to_owned()]).await;
+        while c.assignment(here.region, None).len() != 2 {
+            changes.changed().await.unwrap();
+        }
+        let link = Link::Local(Arc::clone(&c));
+        let (mut targets, mut accounts, mut schedule) =
+            (HashMap::new(), Accounts::default(), Schedule::default());
+        let whole = c.assignment_message(here.region, None, None);
+        load(&link, &mut targets, &mut accounts, &mut schedule, whole);
+        assert_eq!(accounts.len(), 2);
+
+        let held = c.assignment_at();
+        c.commit(move |cat, _| cat.delete_pool(b, pb))
+            .await
+            .unwrap();
+        while c.assignment(here.region, None).len() != 1 {
+            changes.changed().await.unwrap();
+        }
+        let delta = c.assignment_message(here.region, None, Some(held));
+        assert!(delta.changes.is_some(), "a delta, not the whole");
+        load(&link, &mut targets, &mut accounts, &mut schedule, delta);
+        assert_eq!((targets.len(), accounts.len()), (1, 1));
     }
 }
