@@ -3,7 +3,7 @@
 //! exponential backoff, each attempt in the delivery log. The outbox rows were written with
 //! the health events that called for them, so a restart neither loses nor re-creates one.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -25,31 +25,25 @@ const DUE_WINDOW: usize = 1024;
 #[derive(Debug, Default)]
 struct Busy {
     destinations: HashSet<WebhookId>,
-    per_account: HashMap<AccountId, usize>,
+    per_account: vantage_core::tally::Tally<AccountId>,
 }
 
 impl Busy {
     /// Takes a place for `webhook` of `account`, if one is free.
     fn take(&mut self, webhook: WebhookId, account: AccountId) -> bool {
-        let mine = self.per_account.get(&account).copied().unwrap_or(0);
         if self.destinations.len() >= IN_FLIGHT
-            || mine >= IN_FLIGHT_PER_ACCOUNT
+            || self.per_account.get(&account) >= IN_FLIGHT_PER_ACCOUNT
             || !self.destinations.insert(webhook)
         {
             return false;
         }
-        self.per_account.insert(account, mine + 1);
+        self.per_account.add(account);
         true
     }
 
     fn give_back(&mut self, webhook: WebhookId, account: AccountId) {
         self.destinations.remove(&webhook);
-        if let Some(n) = self.per_account.get_mut(&account) {
-            *n -= 1;
-            if *n == 0 {
-                self.per_account.remove(&account);
-            }
-        }
+        self.per_account.remove_one(&account);
     }
 }
 /// How long one attempt may take.

@@ -437,7 +437,7 @@ impl Controller {
         use std::sync::atomic::Ordering::Relaxed;
         if !self.health_lost.load(Relaxed)
             || self.health_rewrite_queued.load(Relaxed)
-            || self.health_queue.len() >= crate::health_queue::MAX_QUEUED_HEALTH / 10
+            || !self.health_queue.caught_up()
             || !self.judges()
         {
             return;

@@ -10,11 +10,11 @@
 //! Past twice the bound, nothing more is queued (many accounts, each filling its share as it
 //! comes, would otherwise add up past any multiple of it).
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::Mutex;
 
 use vantage_core::health::Event;
+use vantage_core::tally::Tally;
 use vantage_core::AccountId;
 
 use crate::writer::HealthWrite;
@@ -27,8 +27,8 @@ pub(crate) const MAX_QUEUED_HEALTH: usize = 100_000;
 pub(crate) struct HealthQueue {
     /// States and events queued and not yet written.
     queued: AtomicUsize,
-    /// Events queued and not yet written, by account; an account with none has no entry.
-    events: Mutex<HashMap<AccountId, usize>>,
+    /// Events queued and not yet written, by account.
+    events: Mutex<Tally<AccountId>>,
 }
 
 /// What [`HealthQueue::admit`] left out of a write, and how much waited before it.
@@ -45,6 +45,11 @@ impl HealthQueue {
         self.queued.load(Relaxed)
     }
 
+    /// Whether the store has caught up: less than a tenth of the bound waits.
+    pub(crate) fn caught_up(&self) -> bool {
+        self.len() < MAX_QUEUED_HEALTH / 10
+    }
+
     /// Counts `write` in, all of it while fewer than the bound wait (judged on what waits
     /// already, so one write larger than the bound, a reconfiguration changing every pool,
     /// still goes through a store that keeps up). At the bound, leaves out its states and the
@@ -57,12 +62,11 @@ impl HealthQueue {
             let offered = write.events.len();
             let mut room = (2 * MAX_QUEUED_HEALTH).saturating_sub(waiting);
             write.events.retain(|e| {
-                let newcomer = !by_account.contains_key(&e.account);
+                let newcomer = !by_account.contains(&e.account);
                 let share = MAX_QUEUED_HEALTH / (by_account.len() + usize::from(newcomer));
-                let held = by_account.get(&e.account).copied().unwrap_or(0);
-                let kept = held < share && room > 0;
+                let kept = by_account.get(&e.account) < share && room > 0;
                 if kept {
-                    *by_account.entry(e.account).or_default() += 1;
+                    by_account.add(e.account);
                     room -= 1;
                 }
                 kept
@@ -74,7 +78,7 @@ impl HealthQueue {
             })
         } else {
             for e in &write.events {
-                *by_account.entry(e.account).or_default() += 1;
+                by_account.add(e.account);
             }
             None
         };
@@ -87,12 +91,7 @@ impl HealthQueue {
     pub(crate) fn done(&self, states: usize, events: &[Event]) {
         let mut by_account = self.events.lock().unwrap_or_else(|p| p.into_inner());
         for e in events {
-            if let Some(n) = by_account.get_mut(&e.account) {
-                *n -= 1;
-                if *n == 0 {
-                    by_account.remove(&e.account);
-                }
-            }
+            by_account.remove_one(&e.account);
         }
         drop(by_account);
         self.queued.fetch_sub(states + events.len(), Relaxed);
@@ -102,8 +101,7 @@ impl HealthQueue {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use vantage_core::health::{Location, LocationState, ProbeKey, Verdict};
-    use vantage_core::region::RegionCode;
+    use vantage_core::health::Verdict;
     use vantage_core::{PoolId, Timestamp};
 
     fn event(account: u8) -> Event {
@@ -127,20 +125,6 @@ mod tests {
         }
     }
 
-    fn state() -> (ProbeKey, Location, LocationState) {
-        let key = ProbeKey {
-            monitor: vantage_core::MonitorId::from_bytes([1; 16]),
-            address: "192.0.2.1".into(),
-            port: 0,
-            host: None,
-        };
-        let at = Location {
-            region: RegionCode::Weu,
-            name: "ams".into(),
-        };
-        (key, at, LocationState::default())
-    }
-
     #[test]
     fn at_the_bound_an_account_past_its_share_loses_its_events_and_the_others_keep_theirs() {
         let q = HealthQueue::default();
@@ -150,7 +134,7 @@ mod tests {
 
         // The flooding account holds the whole bound: its next event goes, and a state too.
         let mut more = events(1, 1);
-        more.states.push(state());
+        more.states.push(vantage_store::contract::location_state(0));
         let dropped = q.admit(&mut more).unwrap();
         assert_eq!((dropped.states, dropped.events), (1, 1));
         assert_eq!(more.len(), 0);
@@ -185,7 +169,9 @@ mod tests {
         assert_eq!(q.len(), 0);
         assert!(q.events.lock().unwrap().is_empty());
         let mut after = events(1, 1);
-        after.states.push(state());
+        after
+            .states
+            .push(vantage_store::contract::location_state(0));
         assert_eq!(q.admit(&mut after), None);
         assert_eq!(q.len(), 2);
     }

@@ -21,6 +21,7 @@ pub mod region;
 pub mod region_map;
 pub mod routing;
 pub mod steering;
+pub mod tally;
 pub mod time;
 pub mod violation;
 pub mod zone;

@@ -686,29 +686,12 @@ pub async fn run(
 
 /// How many targets each account has at this location: the accounts its slots keep room for
 /// ([`FairQueue::set_shares`]), kept as targets come and go rather than counted again.
-#[derive(Debug, Default)]
-struct Accounts(HashMap<Option<AccountId>, usize>);
+type Accounts = vantage_core::tally::Tally<Option<AccountId>>;
 
-impl Accounts {
-    fn add(&mut self, account: Option<AccountId>) {
-        *self.0.entry(account).or_default() += 1;
-    }
-
-    /// Counts out the target that left, if one did.
-    fn remove(&mut self, left: Option<Arc<Probe>>) {
-        let Some(account) = left.map(|p| p.account) else {
-            return;
-        };
-        if let std::collections::hash_map::Entry::Occupied(mut n) = self.0.entry(account) {
-            *n.get_mut() -= 1;
-            if *n.get() == 0 {
-                n.remove();
-            }
-        }
-    }
-
-    fn len(&self) -> usize {
-        self.0.len()
+/// Counts out of `accounts` the target that left, if one did.
+fn left(accounts: &mut Accounts, target: Option<Arc<Probe>>) {
+    if let Some(t) = target {
+        accounts.remove_one(&t.account);
     }
 }
 
@@ -796,19 +779,19 @@ fn load(
     };
     let mut removed: Vec<ProbeKey> = changes.removed.into_iter().map(ProbeKey::from).collect();
     for key in &removed {
-        accounts.remove(targets.remove(key));
+        left(accounts, targets.remove(key));
     }
     let changed: Vec<(Arc<ProbeKey>, u16)> = probes
         .into_iter()
         .map(|(key, probe)| {
             let interval = probe.monitor.interval;
             accounts.add(probe.account);
-            accounts.remove(targets.insert(Arc::clone(&key), probe));
+            left(accounts, targets.insert(Arc::clone(&key), probe));
             (key, interval)
         })
         .collect();
     for key in refused {
-        accounts.remove(targets.remove(&key));
+        left(accounts, targets.remove(&key));
         removed.push(key);
     }
     tracing::debug!(

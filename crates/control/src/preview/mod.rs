@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use serde_json::Value;
 use vantage_core::health::{Facts, Location};
 use vantage_core::monitor::MonitorSpec;
+use vantage_core::tally::Tally;
 use vantage_core::{AccountId, Timestamp};
 
 /// One check, with the monitor given; the binary provides it from its probe locations.
@@ -46,25 +47,20 @@ pub(crate) struct Previews {
     results: Mutex<HashMap<String, (AccountId, Timestamp, Value)>>,
     /// Previews running now, per account: each holds sockets for every origin × location,
     /// so one account's burst must not exhaust the descriptors everyone's probes need.
-    running: Arc<Mutex<HashMap<AccountId, usize>>>,
+    running: Arc<Mutex<Tally<AccountId>>>,
 }
 
 /// A running preview's place, held by its background task; freed when the task ends.
 #[derive(Debug)]
 pub(crate) struct Slot {
-    running: Arc<Mutex<HashMap<AccountId, usize>>>,
+    running: Arc<Mutex<Tally<AccountId>>>,
     account: AccountId,
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
         let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(n) = running.get_mut(&self.account) {
-            *n -= 1;
-            if *n == 0 {
-                running.remove(&self.account);
-            }
-        }
+        running.remove_one(&self.account);
     }
 }
 
@@ -78,14 +74,14 @@ impl Previews {
         total: usize,
     ) -> Result<Slot, PreviewError> {
         let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
-        let mine = running.get(&account).copied().unwrap_or(0);
+        let mine = running.get(&account);
         if mine >= per_account {
             return Err(PreviewError::Busy {
                 message: format!("this account already runs {mine} previews (at most {per_account} at once); retry when one ends"),
                 retry_after: 5,
             });
         }
-        if running.values().sum::<usize>() >= total {
+        if running.total() >= total {
             return Err(PreviewError::Busy {
                 message: format!(
                     "this installation already runs {total} previews at once; retry shortly"
@@ -93,7 +89,7 @@ impl Previews {
                 retry_after: 5,
             });
         }
-        *running.entry(account).or_default() += 1;
+        running.add(account);
         Ok(Slot {
             running: Arc::clone(&self.running),
             account,

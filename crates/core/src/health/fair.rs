@@ -29,6 +29,8 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::Hash;
 
+use crate::tally::Tally;
+
 /// The part of the slots (eighths) that tenants with checks running and none waiting hold or
 /// find free together, while the others take the rest.
 pub const RESERVED: usize = 1;
@@ -42,7 +44,7 @@ pub struct FairQueue<S, K, V> {
     turns: VecDeque<S>,
     waiting: HashSet<K>,
     /// Checks started and not yet finished, per share.
-    running: HashMap<S, usize>,
+    running: Tally<S>,
     /// How many shares there are in all, active or not (0: unknown, taken as only those active).
     shares: usize,
 }
@@ -53,7 +55,7 @@ impl<S, K, V> Default for FairQueue<S, K, V> {
             queues: HashMap::new(),
             turns: VecDeque::new(),
             waiting: HashSet::new(),
-            running: HashMap::new(),
+            running: Tally::default(),
             shares: 0,
         }
     }
@@ -77,7 +79,7 @@ impl<S: Hash + Eq + Clone, K: Hash + Eq + Clone, V> FairQueue<S, K, V> {
     /// The most slots one share with keys waiting may hold, out of `slots`.
     pub fn part(&self, slots: usize) -> usize {
         let (mut quiet, mut quiet_held) = (0, 0);
-        for (share, n) in &self.running {
+        for (share, n) in self.running.iter() {
             if !self.queues.contains_key(share) {
                 quiet += 1;
                 quiet_held += n;
@@ -94,7 +96,7 @@ impl<S: Hash + Eq + Clone, K: Hash + Eq + Clone, V> FairQueue<S, K, V> {
     }
 
     fn may_start(&self, share: &S, part: usize) -> bool {
-        self.running.get(share).copied().unwrap_or(0) < part
+        self.running.get(share) < part
     }
 
     /// Says how many shares there are in all (the tenants an agent probes for), so that an
@@ -148,22 +150,17 @@ impl<S: Hash + Eq + Clone, K: Hash + Eq + Clone, V> FairQueue<S, K, V> {
 
     /// A check of `share` started: it holds a slot until [`FairQueue::finished`].
     pub fn started(&mut self, share: S) {
-        *self.running.entry(share).or_default() += 1;
+        self.running.add(share);
     }
 
     /// A check of `share` gave its slot back.
     pub fn finished(&mut self, share: &S) {
-        if let Some(n) = self.running.get_mut(share) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                self.running.remove(share);
-            }
-        }
+        self.running.remove_one(share);
     }
 
     /// Checks running, over every share.
     pub fn running(&self) -> usize {
-        self.running.values().sum()
+        self.running.total()
     }
 
     /// Keys waiting, over every share.
@@ -260,7 +257,7 @@ mod tests {
         while let Some((share, _, ())) = q.pop(slots) {
             q.started(share);
         }
-        q.running.clone()
+        q.running.iter().map(|(s, n)| (*s, n)).collect()
     }
 
     #[test]
